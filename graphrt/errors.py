@@ -1,0 +1,136 @@
+"""Exceptions raised by graphrt, with LangGraph's class names, bases and message stems.
+
+The tree::
+
+    Exception
+    ├── GraphBubbleUp                  signals, not errors: never swallowed, never wrapped
+    │   ├── GraphInterrupt             a node called `interrupt()`
+    │   │   └── NodeInterrupt          (deprecated spelling)
+    │   └── ParentCommand              a `Command(graph=Command.PARENT)` travelling up
+    ├── InvalidUpdateError             a step produced writes a channel cannot accept
+    ├── EmptyChannelError              a channel was read before it was written
+    ├── EmptyInputError
+    ├── TaskNotFound
+    ├── ThreadConflictError            another run advanced the thread (graphrt only)
+    └── GraphRtError                   base of graphrt's own usage errors
+    RecursionError
+    └── GraphRecursionError            `recursion_limit` reached
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from graphrt.types import Command, Interrupt
+
+__all__ = (
+    "EmptyChannelError",
+    "EmptyInputError",
+    "ErrorCode",
+    "GraphBubbleUp",
+    "GraphInterrupt",
+    "GraphRecursionError",
+    "GraphRtError",
+    "InvalidUpdateError",
+    "NodeInterrupt",
+    "ParentCommand",
+    "TaskNotFound",
+    "ThreadConflictError",
+    "create_error_message",
+)
+
+
+class ErrorCode(Enum):
+    GRAPH_RECURSION_LIMIT = "GRAPH_RECURSION_LIMIT"
+    INVALID_CONCURRENT_GRAPH_UPDATE = "INVALID_CONCURRENT_GRAPH_UPDATE"
+    INVALID_GRAPH_NODE_RETURN_VALUE = "INVALID_GRAPH_NODE_RETURN_VALUE"
+    MULTIPLE_SUBGRAPHS = "MULTIPLE_SUBGRAPHS"
+    INVALID_CHAT_HISTORY = "INVALID_CHAT_HISTORY"
+
+
+def create_error_message(*, message: str, error_code: ErrorCode) -> str:
+    """Append the troubleshooting pointer LangGraph puts after its messages."""
+    return f"{message}\nFor troubleshooting, visit: https://docs.langchain.com/oss/python/langgraph/errors/{error_code.value}"
+
+
+class GraphRtError(Exception):
+    """Base of graphrt's own usage errors (those LangGraph has no class for)."""
+
+
+class GraphBubbleUp(Exception):
+    """A signal travelling up the call stack; graphrt never swallows or wraps it."""
+
+
+class GraphRecursionError(RecursionError):
+    """The graph ran `recursion_limit` supersteps without finishing.
+
+    Raise the limit with `graph.invoke(inputs, {"recursion_limit": 100})`.
+    """
+
+
+class InvalidUpdateError(Exception):
+    """A step produced writes a channel cannot accept."""
+
+
+class EmptyChannelError(Exception):
+    """A channel was read before anything was written to it."""
+
+
+class GraphInterrupt(GraphBubbleUp):
+    """A node interrupted the run; the root graph turns it into `__interrupt__` output."""
+
+    def __init__(self, interrupts: Sequence[Interrupt] = ()) -> None:
+        super().__init__(interrupts)
+
+    @property
+    def interrupts(self) -> Sequence[Interrupt]:
+        value: Sequence[Interrupt] = self.args[0]
+        return value
+
+
+class NodeInterrupt(GraphInterrupt):
+    """Deprecated: call `graphrt.types.interrupt` instead."""
+
+    def __init__(self, value: Any, id: str | None = None) -> None:
+        from graphrt.types import Interrupt
+
+        super().__init__([Interrupt(value=value) if id is None else Interrupt(value=value, id=id)])
+
+
+class ParentCommand(GraphBubbleUp):
+    """A `Command(graph=Command.PARENT)` on its way to the parent graph."""
+
+    args: tuple[Command]  # type: ignore[assignment]
+
+    def __init__(self, command: Command) -> None:
+        super().__init__(command)
+
+
+class EmptyInputError(Exception):
+    """The graph received an empty input."""
+
+
+class TaskNotFound(Exception):
+    """The executor could not find a task."""
+
+
+class ThreadConflictError(GraphRtError):
+    """Another run advanced this thread after this run started; this run wrote nothing more.
+
+    LangGraph silently forks the history in this case and one run's update is lost.
+    """
+
+    def __init__(self, thread_id: str, checkpoint_ns: str = "", *, expected: str | None, found: str | None):
+        self.thread_id = thread_id
+        self.checkpoint_ns = checkpoint_ns
+        self.expected = expected
+        self.found = found
+        where = f"thread '{thread_id}'" + (f" (namespace '{checkpoint_ns}')" if checkpoint_ns else "")
+        super().__init__(
+            f"Concurrent run on {where}: its newest checkpoint is {found!r}, but this run started from "
+            f"{expected!r}. Only one run may write a thread at a time; retry this run after the other "
+            "finishes, or use a different thread_id."
+        )

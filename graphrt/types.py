@@ -1,0 +1,226 @@
+"""Public value types: `Send`, `Command`, `Interrupt`, `RetryPolicy`, `StateSnapshot` and kin, plus `interrupt()`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, Protocol, TypeVar, final
+
+if TYPE_CHECKING:
+    from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointMetadata
+    from graphrt.config import RunnableConfig
+
+__all__ = (
+    "All",
+    "CachePolicy",
+    "Checkpointer",
+    "Command",
+    "Durability",
+    "Interrupt",
+    "Overwrite",
+    "PregelTask",
+    "RetryPolicy",
+    "Send",
+    "StateSnapshot",
+    "StateUpdate",
+    "StreamMode",
+    "StreamWriter",
+    "default_retry_on",
+    "interrupt",
+)
+
+N = TypeVar("N")
+
+All = Literal["*"]
+"""Interrupt before or after every node."""
+
+StreamMode = Literal["values", "updates", "checkpoints", "tasks", "debug", "messages", "custom"]
+"""How `stream` emits: whole state, per-node updates, checkpoints, task events, or custom data."""
+
+Durability = Literal["sync", "async", "exit"]
+"""When checkpoints are written: before the next step starts, while it runs, or only when the run exits."""
+
+Checkpointer = "BaseCheckpointSaver[Any] | bool | None"
+"""What `compile(checkpointer=...)` accepts: a saver, True (inherit the parent's), False (none), or None."""
+
+
+class StreamWriter(Protocol):
+    """Writes a chunk to the `custom` stream."""
+
+    def __call__(self, chunk: Any, /) -> None: ...
+
+
+def default_retry_on(exc: Exception) -> bool:
+    """LangGraph's default: retry anything but common programming errors; HTTP 5xx responses retry."""
+    if isinstance(exc, ConnectionError):
+        return True
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int) and type(exc).__name__ in ("HTTPStatusError", "HTTPError"):
+        return 500 <= status < 600
+    return not isinstance(
+        exc,
+        (
+            ValueError,
+            TypeError,
+            ArithmeticError,
+            ImportError,
+            LookupError,
+            NameError,
+            SyntaxError,
+            RuntimeError,
+            ReferenceError,
+            StopIteration,
+            StopAsyncIteration,
+            OSError,
+        ),
+    )
+
+
+class RetryPolicy(NamedTuple):
+    """How a failing node is retried: exponential backoff with optional jitter."""
+
+    initial_interval: float = 0.5
+    """Seconds before the first retry."""
+    backoff_factor: float = 2.0
+    """Multiplier applied to the interval after each retry."""
+    max_interval: float = 128.0
+    """Upper bound on the interval, in seconds."""
+    max_attempts: int = 3
+    """Attempts in all, the first included."""
+    jitter: bool = True
+    """Add up to one second of random jitter to each interval."""
+    retry_on: type[Exception] | Sequence[type[Exception]] | Callable[[Exception], bool] = default_retry_on
+    """Exception class(es) to retry, or a predicate that says whether to retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """Cache a node's result, keyed by its input."""
+
+    key_func: Callable[..., str | bytes] | None = None
+    ttl: int | None = None
+
+
+_DEFAULT_INTERRUPT_ID = "placeholder-id"
+
+
+@final
+@dataclass(init=False, slots=True)
+class Interrupt:
+    """A value a node surfaced with `interrupt()`; answer it with `Command(resume=...)`."""
+
+    value: Any
+    """What the node asked."""
+    id: str
+    """Resume this interrupt directly with `Command(resume={id: answer})`."""
+
+    def __init__(self, value: Any, id: str = _DEFAULT_INTERRUPT_ID) -> None:
+        self.value = value
+        self.id = id
+
+
+class Send:
+    """Run `node` with `arg` as its input in the next step (map-reduce fan-out)."""
+
+    __slots__ = ("arg", "node")
+
+    node: str
+    arg: Any
+
+    def __init__(self, /, node: str, arg: Any) -> None:
+        self.node = node
+        self.arg = arg
+
+    def __hash__(self) -> int:
+        return hash((self.node, repr(self.arg)))
+
+    def __repr__(self) -> str:
+        return f"Send(node={self.node!r}, arg={self.arg!r})"
+
+    def __eq__(self, value: object) -> bool:
+        return isinstance(value, Send) and self.node == value.node and self.arg == value.arg
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class Command(Generic[N]):
+    """Update state, resume an interrupt and/or route to nodes, from a node or as a graph input."""
+
+    graph: str | None = None
+    """`None` for the current graph, `Command.PARENT` for the closest parent graph."""
+    update: Any | None = None
+    """State update to apply."""
+    resume: dict[str, Any] | Any | None = None
+    """Answer to the pending interrupt, or a map from interrupt ids to answers."""
+    goto: Send | Sequence[Send | N] | N = ()
+    """Node name(s) or `Send`s to run next."""
+
+    PARENT: ClassVar[Literal["__parent__"]] = "__parent__"
+
+    def __repr__(self) -> str:
+        parts = (
+            f"{name}={getattr(self, name)!r}"
+            for name in ("graph", "update", "resume", "goto")
+            if getattr(self, name)
+        )
+        return f"Command({', '.join(parts)})"
+
+
+@dataclass(frozen=True, slots=True)
+class Overwrite:
+    """Bypass a reducer: write `value` to the channel as is."""
+
+    value: Any
+
+
+class StateUpdate(NamedTuple):
+    """One update for `bulk_update_state`."""
+
+    values: dict[str, Any] | None
+    as_node: str | None = None
+    task_id: str | None = None
+
+
+class PregelTask(NamedTuple):
+    """A task of a snapshot: what is due to run, or ran and failed or interrupted."""
+
+    id: str
+    name: str
+    path: tuple[str | int | tuple[Any, ...], ...]
+    error: Exception | None = None
+    interrupts: tuple[Interrupt, ...] = ()
+    state: None | RunnableConfig | StateSnapshot = None
+    result: Any | None = None
+
+
+class StateSnapshot(NamedTuple):
+    """The state of a graph at one checkpoint."""
+
+    values: dict[str, Any] | Any
+    """Current values of the channels."""
+    next: tuple[str, ...]
+    """The nodes due to run in the next step."""
+    config: RunnableConfig
+    """The config that names this checkpoint."""
+    metadata: CheckpointMetadata | None
+    """Metadata saved with this checkpoint."""
+    created_at: str | None
+    """When the checkpoint was created (ISO 8601)."""
+    parent_config: RunnableConfig | None
+    """The config of the previous checkpoint, if any."""
+    tasks: tuple[PregelTask, ...]
+    """The tasks due in the next step, with errors and interrupts where they happened."""
+    interrupts: tuple[Interrupt, ...] = ()
+    """Interrupts waiting for an answer."""
+
+
+def interrupt(value: Any) -> Any:
+    """Pause the graph and surface `value` to the client; return the answer on resume.
+
+    The first call in a node raises `GraphInterrupt`; the run stops with `__interrupt__` in its output.
+    Resuming with `Command(resume=answer)` re-runs the node from the start, and this call then returns
+    `answer`. Several calls in one node are matched to answers in call order. Needs a checkpointer.
+    """
+    from graphrt.pregel._context import current_task
+
+    return current_task("interrupt").interrupt(value)
