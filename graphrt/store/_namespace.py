@@ -1,0 +1,80 @@
+"""Namespace validation and matching, shared by every store backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from graphrt.store.base import MatchCondition
+
+__all__ = (
+    "InvalidNamespaceError",
+    "check_put_namespace",
+    "check_labels",
+    "matches_condition",
+    "under_prefix",
+)
+
+
+class InvalidNamespaceError(ValueError):
+    """A namespace is empty or one of its labels is not allowed."""
+
+
+def check_labels(namespace: Sequence[Any]) -> None:
+    """Raise `InvalidNamespaceError` unless every label is a non-empty string free of `.` and NUL."""
+    for label in namespace:
+        if not isinstance(label, str):
+            raise InvalidNamespaceError(
+                f"Invalid namespace label '{label}' found in {namespace}. Namespace labels"
+                f" must be strings, but got {type(label).__name__}."
+            )
+        if "." in label:
+            raise InvalidNamespaceError(
+                f"Invalid namespace label '{label}' found in {namespace}. Namespace labels cannot"
+                " contain periods ('.')."
+            )
+        if "\x00" in label:
+            raise InvalidNamespaceError(
+                f"Invalid namespace label '{label}' found in {namespace}. Namespace labels cannot"
+                " contain NUL bytes ('\\x00')."
+            )
+        if not label:
+            raise InvalidNamespaceError(
+                f"Namespace labels cannot be empty strings. Got {label} in {namespace}"
+            )
+
+
+def check_put_namespace(namespace: Sequence[Any]) -> None:
+    """Validate a namespace an item is written under: non-empty, valid labels, not rooted at "langgraph"."""
+    if not isinstance(namespace, tuple):
+        raise InvalidNamespaceError(
+            f"Namespace must be a tuple of strings, got {type(namespace).__name__}: {namespace!r}."
+        )
+    if not namespace:
+        raise InvalidNamespaceError("Namespace cannot be empty.")
+    check_labels(namespace)
+    if namespace[0] == "langgraph":
+        raise InvalidNamespaceError(f'Root label for namespace cannot be "langgraph". Got: {namespace}')
+
+
+def under_prefix(namespace: tuple[str, ...], prefix: tuple[str, ...]) -> bool:
+    """Whether `namespace` starts with the whole labels of `prefix`.
+
+    ("acme",) matches ("acme", "x") but never ("acme-corp",).
+    """
+    return namespace[: len(prefix)] == prefix
+
+
+def matches_condition(namespace: tuple[str, ...], condition: MatchCondition) -> bool:
+    """Whether a namespace satisfies a prefix or suffix condition; `"*"` matches any one label."""
+    path = condition.path
+    if len(namespace) < len(path):
+        return False
+    if condition.match_type == "prefix":
+        pairs = zip(namespace, path, strict=False)
+    elif condition.match_type == "suffix":
+        pairs = zip(reversed(namespace), reversed(path), strict=False)
+    else:
+        raise ValueError(f"Unsupported match type: {condition.match_type!r}; use 'prefix' or 'suffix'.")
+    return all(want == "*" or have == want for have, want in pairs)

@@ -1,0 +1,199 @@
+"""`InMemoryStore`: the store in process memory, with numpy vector search and TTL."""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from graphrt.store._indexed import StoreCore, page, ttl_micros
+from graphrt.store._namespace import matches_condition, under_prefix
+from graphrt.store._plan import Delete, Get, ListNamespaces, Plan, Put, Search, to_datetime
+from graphrt.store._vectors import VectorIndex
+from graphrt.store.base import IndexConfig, Item, Result, SearchItem, TTLConfig
+
+__all__ = ("InMemoryStore",)
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One stored item; mutable only where TTL refresh and overwrites need it."""
+
+    id: int
+    namespace: tuple[str, ...]
+    key: str
+    value: dict[str, Any]
+    created: int
+    updated: int
+    seq: int
+    """Write order: larger is newer, unique within the store."""
+    ttl: float | None
+    expires: int | None
+
+    def live(self, now: int) -> bool:
+        return self.expires is None or self.expires > now
+
+    def item(self) -> Item:
+        return Item(
+            value=self.value,
+            key=self.key,
+            namespace=self.namespace,
+            created_at=to_datetime(self.created),
+            updated_at=to_datetime(self.updated),
+        )
+
+    def search_item(self, score: float | None) -> SearchItem:
+        created, updated = to_datetime(self.created), to_datetime(self.updated)
+        return SearchItem(self.namespace, self.key, self.value, created, updated, score)
+
+
+class InMemoryStore(StoreCore):
+    """A store kept in this process's memory; vector search is one numpy matrix product.
+
+    Values are copied on `put` (through JSON, as every backend stores them), so later changes to
+    the dict you passed do not reach the store. Items returned by reads share the stored dict:
+    treat them as read-only.
+    """
+
+    def __init__(self, *, index: IndexConfig | None = None, ttl: TTLConfig | None = None) -> None:
+        super().__init__(index=index, ttl=ttl)
+        self._spaces: dict[tuple[str, ...], dict[str, _Entry]] = {}
+        self._by_id: dict[int, _Entry] = {}
+        self._expiring: set[int] = set()
+        self._vectors = VectorIndex(self._index.embedder.dims) if self._index else None
+        self._next_id = 0
+        self._seq = 0
+        self._lock = threading.RLock()
+
+    async def _apply_async(self, plan: Plan) -> list[Result]:
+        # Everything here is quick CPU work on in-process data: no thread hop needed.
+        return self._apply(plan)
+
+    def _apply(self, plan: Plan) -> list[Result]:
+        with self._lock:
+            now = self._clock.now()
+            results: list[Result] = []
+            for step in plan.steps:
+                if isinstance(step, Get):
+                    results.append(self._get(step, now))
+                elif isinstance(step, Put):
+                    self._put(step, plan, now)
+                    results.append(None)
+                elif isinstance(step, Delete):
+                    self._remove(step.namespace, step.key)
+                    results.append(None)
+                elif isinstance(step, Search):
+                    results.append(self._search(step, plan, now))
+                else:
+                    results.append(self._list(step, now))
+            return results
+
+    def _live(self, namespace: tuple[str, ...], key: str, now: int) -> _Entry | None:
+        entry = self._spaces.get(namespace, {}).get(key)
+        return entry if entry is not None and entry.live(now) else None
+
+    def _touch(self, entry: _Entry, refresh: bool, now: int) -> None:
+        if refresh and entry.ttl is not None:
+            entry.expires = now + ttl_micros(entry.ttl)
+
+    def _get(self, step: Get, now: int) -> Item | None:
+        entry = self._live(step.namespace, step.key, now)
+        if entry is None:
+            return None
+        self._touch(entry, step.refresh, now)
+        return entry.item()
+
+    def _put(self, step: Put, plan: Plan, now: int) -> None:
+        previous = self._live(step.namespace, step.key, now)
+        created = previous.created if previous is not None else now
+        entry_id = self._remove(step.namespace, step.key)
+        if entry_id is None:
+            entry_id = self._next_id
+            self._next_id += 1
+        expires = None if step.ttl is None else now + ttl_micros(step.ttl)
+        self._seq += 1
+        entry = _Entry(
+            entry_id, step.namespace, step.key, step.value, created, now, self._seq, step.ttl, expires
+        )
+        self._spaces.setdefault(step.namespace, {})[step.key] = entry
+        self._by_id[entry_id] = entry
+        if expires is not None:
+            self._expiring.add(entry_id)
+        if self._vectors is not None and step.indexed:
+            self._vectors.set(entry_id, step.namespace, plan.vectors_of(step))
+
+    def _remove(self, namespace: tuple[str, ...], key: str) -> int | None:
+        """Drop an item (live or expired); return its id so an overwrite can reuse it."""
+        space = self._spaces.get(namespace)
+        entry = space.pop(key, None) if space is not None else None
+        if entry is None:
+            return None
+        if not space:
+            del self._spaces[namespace]
+        del self._by_id[entry.id]
+        self._expiring.discard(entry.id)
+        if self._vectors is not None:
+            self._vectors.discard(entry.id)
+        return entry.id
+
+    def _newest_first(self, prefix: tuple[str, ...]) -> Iterator[_Entry]:
+        """Items under `prefix`, most recently written first (each namespace dict is in write order)."""
+        spaces = [s for ns, s in self._spaces.items() if under_prefix(ns, prefix)]
+        if len(spaces) == 1:
+            return reversed(spaces[0].values())
+        return heapq.merge(*(reversed(s.values()) for s in spaces), key=lambda e: -e.seq)
+
+    def _search(self, step: Search, plan: Plan, now: int) -> list[SearchItem]:
+        predicate = step.predicate
+
+        def accept(entry: _Entry) -> bool:
+            return entry.live(now) and (predicate is None or predicate(entry.value))
+
+        found: list[tuple[_Entry, float | None]]
+        if step.query is None or self._vectors is None:
+            candidates = (e for e in self._newest_first(step.prefix) if accept(e))
+            found = [(e, None) for e in page(candidates, step.offset, step.limit)]
+        else:
+            vectors = self._vectors
+            scored = (
+                (entry, score)
+                for owner, score in vectors.ranked(plan.query_vectors[step.query], step.prefix)
+                if accept(entry := self._by_id[owner])
+            )
+            # Items without vectors (index=False) follow every scored one, newest first.
+            unscored = (
+                (e, None) for e in self._newest_first(step.prefix) if e.id not in vectors and accept(e)
+            )
+            found = page(_chain(scored, unscored), step.offset, step.limit)
+        for entry, _ in found:
+            self._touch(entry, step.refresh, now)
+        return [entry.search_item(score) for entry, score in found]
+
+    def _list(self, step: ListNamespaces, now: int) -> list[tuple[str, ...]]:
+        names = [
+            ns
+            for ns, space in self._spaces.items()
+            if all(matches_condition(ns, c) for c in step.conditions)
+            and any(e.live(now) for e in space.values())
+        ]
+        if step.max_depth is not None:
+            names = list({ns[: step.max_depth] for ns in names})
+        names.sort()
+        return names[step.offset : step.offset + step.limit]
+
+    def _sweep(self) -> int:
+        with self._lock:
+            now = self._clock.now()
+            expired = [self._by_id[i] for i in self._expiring if not self._by_id[i].live(now)]
+            for entry in expired:
+                self._remove(entry.namespace, entry.key)
+            return len(expired)
+
+
+def _chain(
+    first: Iterator[tuple[_Entry, float]], then: Iterator[tuple[_Entry, None]]
+) -> Iterator[tuple[_Entry, float | None]]:
+    yield from first
+    yield from then
