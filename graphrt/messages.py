@@ -1,0 +1,399 @@
+"""Chat messages with `langchain_core.messages`' names, fields and behaviour, as pydantic v2 models.
+
+Only the part people use with graph state is here: the five message classes, the `AnyMessage` union for
+state schemas, tool-call dicts and `convert_to_messages`. Messages are treated as immutable values once
+built; graphrt never mutates one it was given.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated, Any, Literal, NotRequired, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from typing_extensions import TypedDict  # pydantic needs this TypedDict before Python 3.12
+
+__all__ = (
+    "AIMessage",
+    "AnyMessage",
+    "BaseMessage",
+    "HumanMessage",
+    "InvalidToolCall",
+    "MessageLikeRepresentation",
+    "RemoveMessage",
+    "SystemMessage",
+    "ToolCall",
+    "ToolMessage",
+    "UsageMetadata",
+    "convert_to_messages",
+    "message_to_dict",
+    "messages_from_dict",
+    "tool_call",
+)
+
+MessageContent: TypeAlias = str | list[str | dict[Any, Any]]
+
+
+class ToolCall(TypedDict):
+    """A model's request to call a tool: `{"name", "args", "id", "type": "tool_call"}`."""
+
+    name: str
+    args: dict[str, Any]
+    id: str | None
+    type: NotRequired[Literal["tool_call"]]
+
+
+class InvalidToolCall(TypedDict):
+    """A tool call the model produced but that could not be parsed (e.g. arguments that are not JSON)."""
+
+    type: NotRequired[Literal["invalid_tool_call"]]
+    id: str | None
+    name: str | None
+    args: str | None
+    error: str | None
+
+
+class UsageMetadata(TypedDict):
+    """Token counts reported by a model for one response."""
+
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    input_token_details: NotRequired[dict[str, Any]]
+    output_token_details: NotRequired[dict[str, Any]]
+
+
+def tool_call(*, name: str, args: dict[str, Any], id: str | None) -> ToolCall:
+    """Build a `ToolCall` dict."""
+    return ToolCall(name=name, args=args, id=id, type="tool_call")
+
+
+class BaseMessage(BaseModel):
+    """Base of every message: content plus LangChain's metadata fields.
+
+    `HumanMessage("hi")` takes the content positionally, as LangChain does. Unknown keyword arguments are
+    kept as extra fields (LangChain allows them too).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    content: str | list[str | dict[Any, Any]]
+    """Text, or a list of strings and content blocks such as `{"type": "text", "text": ...}`."""
+    additional_kwargs: dict[Any, Any] = Field(default_factory=dict)
+    """Provider-specific payload that has no field of its own."""
+    response_metadata: dict[Any, Any] = Field(default_factory=dict)
+    """Response headers, token log-probabilities, model name and the like."""
+    type: str
+    """The message kind (`"human"`, `"ai"`, ...); fixed by each subclass."""
+    name: str | None = None
+    """Optional name of the speaker."""
+    id: str | None = Field(default=None, coerce_numbers_to_str=True)
+    """Unique id; `add_messages` assigns one when missing and uses it to replace or remove messages."""
+
+    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
+        super().__init__(content=content, **kwargs)
+
+    @property
+    def text(self) -> str:
+        """The text of the message: the content itself, or its strings and `text` blocks joined."""
+        content = self.content
+        if isinstance(content, str):
+            return content
+        parts: list[str] = []
+        for block in content:
+            if isinstance(block, str):
+                parts.append(block)
+            elif block.get("type") == "text" and isinstance(block.get("text"), str):
+                parts.append(block["text"])
+        return "".join(parts)
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        # Like LangChain, hide fields still at a plain default; default_factory fields are always shown.
+        fields = type(self).model_fields
+        for key, value in super().__repr_args__():
+            info = fields.get(key) if key is not None else None
+            if info is None or (
+                info.repr and (info.default_factory is not None or _differs(value, info.default))
+            ):
+                yield key, value
+
+    def pretty_repr(self, html: bool = False) -> str:
+        """The message under a banner such as `=== Human Message ===`; `html=True` bolds the title."""
+        title = _title(self.type.title() + " Message", bold=html)
+        if self.name is not None:
+            title += f"\nName: {self.name}"
+        return f"{title}\n\n{self.content}"
+
+    def pretty_print(self) -> None:
+        """Print `pretty_repr()`, with a bold title in an interactive session."""
+        print(self.pretty_repr(html=hasattr(sys, "ps1")))
+
+
+def _differs(value: Any, default: Any) -> bool:
+    try:
+        return bool(value != default)
+    except Exception:  # e.g. arrays, whose `!=` is not a bool
+        return True
+
+
+def _title(title: str, *, bold: bool) -> str:
+    padded = f" {title} "
+    side = (80 - len(padded)) // 2
+    left = "=" * side
+    right = left + "=" if len(padded) % 2 else left
+    if bold:
+        padded = f"\033[1m{padded}\033[0m"
+    return f"{left}{padded}{right}"
+
+
+class HumanMessage(BaseMessage):
+    """A message from the user."""
+
+    type: Literal["human"] = "human"
+
+    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+
+
+class SystemMessage(BaseMessage):
+    """Instructions for the model, usually first in the list."""
+
+    type: Literal["system"] = "system"
+
+    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+
+
+class AIMessage(BaseMessage):
+    """A model's reply, possibly asking for tool calls."""
+
+    type: Literal["ai"] = "ai"
+
+    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    """Tool calls requested by the model; each gets `type: "tool_call"` when it lacks one."""
+    invalid_tool_calls: list[InvalidToolCall] = Field(default_factory=list)
+    """Tool calls the model produced that could not be parsed."""
+    usage_metadata: UsageMetadata | None = None
+    """Token counts, when the provider reports them."""
+
+    @field_validator("tool_calls", mode="before")
+    @classmethod
+    def _tag_tool_calls(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [
+                {**call, "type": "tool_call"} if isinstance(call, dict) and "type" not in call else call
+                for call in value
+            ]
+        return value
+
+    @field_validator("invalid_tool_calls", mode="before")
+    @classmethod
+    def _tag_invalid_tool_calls(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [
+                {**call, "type": "invalid_tool_call"}
+                if isinstance(call, dict) and "type" not in call
+                else call
+                for call in value
+            ]
+        return value
+
+    def pretty_repr(self, html: bool = False) -> str:
+        """The banner and content, then the tool calls and invalid tool calls with their arguments."""
+        lines = [super().pretty_repr(html=html).strip()]
+        if self.tool_calls:
+            lines.append("Tool Calls:")
+            for call in self.tool_calls:
+                lines.extend(_call_lines(call))
+        if self.invalid_tool_calls:
+            lines.append("Invalid Tool Calls:")
+            for invalid in self.invalid_tool_calls:
+                lines.extend(_call_lines(invalid))
+        return "\n".join(lines).strip()
+
+
+def _call_lines(call: Mapping[str, Any]) -> list[str]:
+    lines = [f"  {call.get('name', 'Tool')} ({call.get('id')})", f" Call ID: {call.get('id')}"]
+    if call.get("error"):
+        lines.append(f"  Error: {call.get('error')}")
+    lines.append("  Args:")
+    args = call.get("args")
+    if isinstance(args, str):
+        lines.append(f"    {args}")
+    elif isinstance(args, dict):
+        lines.extend(f"    {key}: {value}" for key, value in args.items())
+    return lines
+
+
+class ToolMessage(BaseMessage):
+    """The result of one tool call, sent back to the model."""
+
+    additional_kwargs: dict[Any, Any] = Field(default_factory=dict, repr=False)
+    response_metadata: dict[Any, Any] = Field(default_factory=dict, repr=False)
+    type: Literal["tool"] = "tool"
+
+    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+
+    tool_call_id: str = Field(coerce_numbers_to_str=True)
+    """The `id` of the `ToolCall` this message answers."""
+    artifact: Any = None
+    """Full tool output not meant for the model (e.g. raw data behind a summary)."""
+    status: Literal["success", "error"] = "success"
+    """Whether the tool ran successfully."""
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _stringify_content(cls, value: Any) -> Any:
+        # Tools return anything; like LangChain, non-text content becomes its str().
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list):
+            return [item if isinstance(item, str | dict) else str(item) for item in value]
+        return str(value)
+
+
+class RemoveMessage(BaseMessage):
+    """An instruction to `add_messages` to delete the message with this id; never kept in state."""
+
+    type: Literal["remove"] = "remove"
+
+    def __init__(self, id: str, **kwargs: Any) -> None:
+        # An empty content is what validating a dumped RemoveMessage passes back in.
+        if kwargs.pop("content", ""):
+            raise ValueError("RemoveMessage does not support 'content' field.")
+        super().__init__("", id=id, **kwargs)
+
+
+def _message_type(value: Any) -> str | None:
+    found = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return found if isinstance(found, str) else None
+
+
+AnyMessage: TypeAlias = Annotated[
+    Annotated[AIMessage, Tag("ai")]
+    | Annotated[HumanMessage, Tag("human")]
+    | Annotated[SystemMessage, Tag("system")]
+    | Annotated[ToolMessage, Tag("tool")]
+    | Annotated[RemoveMessage, Tag("remove")],
+    Field(discriminator=Discriminator(_message_type)),
+]
+"""Any concrete message; pydantic picks the class from the `type` key, so dicts validate too."""
+
+MessageLikeRepresentation: TypeAlias = (
+    BaseMessage | list[str] | tuple[str, str | list[str | dict[str, Any]]] | str | dict[str, Any]
+)
+"""What `convert_to_messages` accepts for one message."""
+
+_KINDS: dict[str, type[BaseMessage]] = {
+    "human": HumanMessage,
+    "user": HumanMessage,
+    "ai": AIMessage,
+    "assistant": AIMessage,
+    "system": SystemMessage,
+    "developer": SystemMessage,
+    "tool": ToolMessage,
+    "remove": RemoveMessage,
+}
+
+
+def convert_to_messages(
+    messages: Iterable[MessageLikeRepresentation] | MessageLikeRepresentation,
+) -> list[BaseMessage]:
+    """Coerce message-like values to messages; message objects are returned as they are (same object).
+
+    Accepts messages, `(role, content)` pairs, plain strings (human messages) and dicts with a `role` (or
+    `type`) and `content` plus optional `id`, `name`, `tool_calls`, `tool_call_id` and any other message
+    field. A single message, string or dict is accepted in place of a list.
+
+    Raises:
+        ValueError: a role is unknown, or a dict lacks `role`/`content`.
+        NotImplementedError: a value is none of the above.
+    """
+    if isinstance(messages, BaseMessage | str | dict):
+        return [_to_message(messages)]
+    return [_to_message(message) for message in messages]
+
+
+def _to_message(message: Any) -> BaseMessage:
+    if isinstance(message, BaseMessage):
+        return message
+    if isinstance(message, str):
+        return HumanMessage(message)
+    if isinstance(message, dict):
+        return _from_dict(message)
+    if isinstance(message, Sequence):
+        try:
+            role, content = message
+        except ValueError as exc:
+            raise NotImplementedError("Message as a sequence must be (role string, template)") from exc
+        return _create(role, content, {})
+    raise NotImplementedError(f"Unsupported message type: {type(message)}")
+
+
+def _from_dict(message: dict[str, Any]) -> BaseMessage:
+    fields = dict(message)
+    role = fields.pop("role") if "role" in fields else fields.pop("type", None)
+    if role is None or "content" not in fields:
+        raise ValueError(f"Message dict must contain 'role' and 'content' keys, got {message}")
+    content = fields.pop("content")
+    return _create(role, "" if content is None else content, fields)
+
+
+def _create(role: Any, content: Any, fields: dict[str, Any]) -> BaseMessage:
+    cls = _KINDS.get(role) if isinstance(role, str) else None
+    if cls is None:
+        raise ValueError(
+            f"Unexpected message type: '{role}'. Use one of 'human', 'user', 'ai', 'assistant', 'tool', "
+            "'system', 'developer', or 'remove'."
+        )
+    kwargs: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    known = cls.model_fields
+    for key, value in fields.items():
+        if key in known and key not in ("type", "content", "additional_kwargs"):
+            if value is not None:
+                kwargs[key] = value
+        elif key != "additional_kwargs":
+            extra[key] = value
+    # Keys with no field of their own travel in additional_kwargs, as in LangChain.
+    if extra or fields.get("additional_kwargs") or role == "developer":
+        kwargs["additional_kwargs"] = {**extra, **(fields.get("additional_kwargs") or {})}
+        if role == "developer":
+            kwargs["additional_kwargs"]["__openai_role__"] = "developer"
+    if cls is AIMessage and kwargs.get("tool_calls"):
+        kwargs["tool_calls"] = [_from_openai_call(call) for call in kwargs["tool_calls"]]
+    if cls is RemoveMessage:
+        return RemoveMessage(**kwargs)
+    return cls(content, **kwargs)
+
+
+def _from_openai_call(call: Any) -> Any:
+    # OpenAI's shape: {"id", "type": "function", "function": {"name", "arguments": "<json>"}}.
+    if not (isinstance(call, dict) and "function" in call):
+        return call
+    args = call["function"]["arguments"]
+    if isinstance(args, str):
+        args = json.loads(args, strict=False)
+    return ToolCall(name=call["function"]["name"], args=args, id=call["id"], type="tool_call")
+
+
+def message_to_dict(message: BaseMessage) -> dict[str, Any]:
+    """The message as `{"type": ..., "data": {...fields}}`, LangChain's storage shape."""
+    return {"type": message.type, "data": message.model_dump()}
+
+
+def messages_from_dict(messages: Sequence[dict[str, Any]]) -> list[BaseMessage]:
+    """Rebuild messages from `message_to_dict` output."""
+    out: list[BaseMessage] = []
+    for item in messages:
+        cls = _KINDS.get(item["type"])
+        if cls is None:
+            raise ValueError(f"Got unexpected message type: {item['type']}")
+        out.append(cls.model_validate(item["data"]))
+    return out
