@@ -1,0 +1,159 @@
+"""The `add_messages` reducer and `MessagesState`, the usual state of a chat graph."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Annotated, Any, Literal, TypeAlias, overload
+
+from typing_extensions import TypedDict  # pydantic needs this TypedDict before Python 3.12
+
+from graphrt.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    MessageLikeRepresentation,
+    RemoveMessage,
+    SystemMessage,
+    ToolMessage,
+    convert_to_messages,
+)
+
+__all__ = ("REMOVE_ALL_MESSAGES", "Messages", "MessagesState", "add_messages")
+
+REMOVE_ALL_MESSAGES = "__remove_all__"
+"""Id for `RemoveMessage` that clears every message before it: `RemoveMessage(id=REMOVE_ALL_MESSAGES)`."""
+
+Messages: TypeAlias = list[MessageLikeRepresentation] | MessageLikeRepresentation
+"""One message-like value or a list of them."""
+
+Format: TypeAlias = Literal["langchain-openai"]
+
+_PLAIN_TYPES = frozenset((HumanMessage, AIMessage, SystemMessage, ToolMessage, RemoveMessage))
+_get_id = attrgetter("id")
+
+
+@overload
+def add_messages(left: Messages, right: Messages, *, format: Format | None = None) -> list[AnyMessage]: ...
+
+
+@overload
+def add_messages(
+    left: None = None, right: None = None, *, format: Format | None = None
+) -> Callable[[Messages, Messages], list[AnyMessage]]: ...
+
+
+def add_messages(
+    left: Messages | None = None, right: Messages | None = None, *, format: Format | None = None
+) -> list[AnyMessage] | Callable[[Messages, Messages], list[AnyMessage]]:
+    """Merge `right` into `left` by message id: append new ids, replace known ids in place, apply removals.
+
+    Both sides may be one message-like value or a list of them (see `convert_to_messages`). A message
+    without an id gets a fresh uuid4 string; the message given is copied for that, never changed.
+    `RemoveMessage(id=...)` deletes the message with that id, and `RemoveMessage(id=REMOVE_ALL_MESSAGES)`
+    drops everything before it (earlier history and earlier messages in `right`).
+
+    The result is a new list; the messages `right` leaves alone are the very objects of `left`, so callers
+    may compare by identity to find what changed. Neither input is modified.
+
+    Called with neither list (`add_messages()` or `add_messages(format=...)`), returns the reducer itself,
+    for use in `Annotated[list[AnyMessage], add_messages(...)]`.
+
+    Raises:
+        ValueError: a `RemoveMessage` names an id that is not in the list, or only one of `left` and
+            `right` was given.
+        NotImplementedError: `format="langchain-openai"`, which needs LangChain's converters.
+    """
+    _check_format(format)
+    if left is None and right is None:
+        return add_messages
+    if left is None or right is None:
+        given = "left" if left is not None else "right"
+        raise ValueError(
+            f"Must specify non-null arguments for both 'left' and 'right'. Only received: '{given}'."
+        )
+    history, history_ids = _coerce(left)
+    update, update_ids = _coerce(right)
+    return _merge(history, history_ids, update, update_ids)
+
+
+def _check_format(format: object) -> None:
+    if format is None:
+        return
+    if format == "langchain-openai":
+        raise NotImplementedError(
+            "add_messages(format='langchain-openai') is not supported by graphrt: it relies on LangChain's "
+            "OpenAI message converters. Remove the format argument; messages are then kept as given."
+        )
+    raise ValueError(f"Unrecognized {format=}. Expected one of 'langchain-openai', None.")
+
+
+def _coerce(value: Messages) -> tuple[list[BaseMessage], list[str]]:
+    """The messages in `value`, each with an id, and their ids; complete messages are kept as they are."""
+    items: list[Any] = value if isinstance(value, list) else [value]
+    # A history is all complete messages: check it with C-level loops and no copies. isinstance is slow
+    # on pydantic models, so exact types are compared; subclasses take the slower path to the same result.
+    if _PLAIN_TYPES.issuperset(map(type, items)):
+        ids: list[Any] = list(map(_get_id, items))
+        if None not in ids:
+            return items, ids
+    items = [_with_id(item) for item in items]
+    return items, list(map(_get_id, items))
+
+
+def _with_id(item: Any) -> BaseMessage:
+    [message] = convert_to_messages([item])
+    if message.id is not None:
+        return message
+    fresh = str(uuid.uuid4())
+    if message is item:
+        # The caller's object: give the id to a shallow copy instead.
+        copy: BaseMessage = message.model_copy(update={"id": fresh})
+        return copy
+    message.id = fresh
+    return message
+
+
+def _merge(
+    left: list[BaseMessage], left_ids: list[str], right: list[BaseMessage], right_ids: list[str]
+) -> list[AnyMessage]:
+    # Only the last REMOVE_ALL counts; it also discards whatever came before it in `right`.
+    for index in range(len(right) - 1, -1, -1):
+        message = right[index]
+        if isinstance(message, RemoveMessage) and message.id == REMOVE_ALL_MESSAGES:
+            left, left_ids, right, right_ids = [], [], right[index + 1 :], right_ids[index + 1 :]
+            break
+    # The usual update only appends new ids: then no index is needed, one membership scan suffices.
+    if not any(isinstance(message, RemoveMessage) for message in right):
+        new_ids = set(right_ids)
+        if len(new_ids) == len(right_ids) and new_ids.isdisjoint(left_ids):
+            appended: list[Any] = left + right
+            return appended
+    merged: list[Any] = list(left)
+    position = dict(zip(left_ids, range(len(left_ids)), strict=True))
+    removed: set[str] = set()
+    for message, message_id in zip(right, right_ids, strict=True):
+        found = position.get(message_id)
+        if found is not None:
+            if isinstance(message, RemoveMessage):
+                removed.add(message_id)
+            else:
+                # A replacement after a removal of the same id revives it, in its old place.
+                removed.discard(message_id)
+                merged[found] = message
+        elif isinstance(message, RemoveMessage):
+            raise ValueError(f"Attempting to delete a message with an ID that doesn't exist ('{message_id}')")
+        else:
+            position[message_id] = len(merged)
+            merged.append(message)
+    if removed:
+        merged = [message for message in merged if message.id not in removed]
+    return merged
+
+
+class MessagesState(TypedDict):
+    """State with one `messages` key merged by `add_messages`; subclass it to add keys."""
+
+    messages: Annotated[list[AnyMessage], add_messages]

@@ -1,0 +1,289 @@
+"""The `add_messages` reducer: LangGraph's merge rules, no mutation, identity of untouched messages."""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from typing import Annotated, Any, get_type_hints
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import graphrt.graph.message as message_module
+from graphrt.graph.message import REMOVE_ALL_MESSAGES, MessagesState, add_messages
+from graphrt.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    RemoveMessage,
+    SystemMessage,
+    ToolMessage,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def merge(left: Any, right: Any) -> list[AnyMessage]:
+    return add_messages(left, right)
+
+
+def ids(messages: list[AnyMessage]) -> list[str | None]:
+    return [m.id for m in messages]
+
+
+def test_public_surface() -> None:
+    assert isinstance(message_module.__all__, tuple)
+    for name in ("add_messages", "MessagesState", "REMOVE_ALL_MESSAGES"):
+        assert name in message_module.__all__
+    assert REMOVE_ALL_MESSAGES == "__remove_all__"
+
+
+def test_reducer_signature_has_two_positional_parameters() -> None:
+    # The graph builder recognises a reducer by its two positional parameters.
+    parameters = list(inspect.signature(add_messages).parameters.values())
+    positional = [p for p in parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    assert [p.name for p in positional] == ["left", "right"]
+
+
+def test_appends_and_assigns_uuid4_ids() -> None:
+    result = merge([HumanMessage("a", id="1")], [AIMessage("b")])
+    assert [m.content for m in result] == ["a", "b"]
+    assert result[0].id == "1"
+    assert result[1].id is not None
+    assert uuid.UUID(result[1].id).version == 4
+
+
+def test_single_messages_on_both_sides() -> None:
+    result = merge(HumanMessage("a", id="1"), AIMessage("b", id="2"))
+    assert result == [HumanMessage("a", id="1"), AIMessage("b", id="2")]
+
+
+def test_coerces_message_likes() -> None:
+    result = merge(
+        [{"role": "user", "content": "a", "id": "1"}],
+        [("assistant", "b"), "c", {"role": "system", "content": "d", "id": "4"}],
+    )
+    assert [type(m) for m in result] == [HumanMessage, AIMessage, HumanMessage, SystemMessage]
+    assert [m.content for m in result] == ["a", "b", "c", "d"]
+    assert all(m.id for m in result)
+
+
+def test_coerces_a_single_dict_or_string() -> None:
+    assert [m.content for m in merge([], "hi")] == ["hi"]
+    assert [m.content for m in merge([], {"role": "ai", "content": "x"})] == ["x"]
+
+
+def test_replaces_by_id_in_place() -> None:
+    left = [HumanMessage("a", id="1"), AIMessage("b", id="2"), HumanMessage("c", id="3")]
+    result = merge(left, [AIMessage("B", id="2"), HumanMessage("d", id="4")])
+    assert [(m.id, m.content) for m in result] == [("1", "a"), ("2", "B"), ("3", "c"), ("4", "d")]
+    assert result[0] is left[0]
+    assert result[2] is left[2]
+
+
+def test_removes_by_id() -> None:
+    left = [HumanMessage("a", id="1"), AIMessage("b", id="2")]
+    assert merge(left, [RemoveMessage(id="1")]) == [AIMessage("b", id="2")]
+
+
+def test_removing_an_unknown_id_fails() -> None:
+    with pytest.raises(ValueError) as info:
+        merge([HumanMessage("a", id="1")], [RemoveMessage(id="nope")])
+    assert str(info.value) == "Attempting to delete a message with an ID that doesn't exist ('nope')"
+
+
+def test_remove_then_replace_keeps_the_message_in_its_place() -> None:
+    left = [HumanMessage("a", id="1"), AIMessage("b", id="2")]
+    result = merge(left, [RemoveMessage(id="1"), HumanMessage("A", id="1")])
+    assert [(m.id, m.content) for m in result] == [("1", "A"), ("2", "b")]
+
+
+def test_add_then_remove_in_one_update() -> None:
+    result = merge([HumanMessage("a", id="1")], [AIMessage("b", id="2"), RemoveMessage(id="2")])
+    assert ids(result) == ["1"]
+
+
+def test_duplicate_ids_in_right_replace_each_other() -> None:
+    result = merge([], [AIMessage("first", id="x"), AIMessage("second", id="x")])
+    assert result == [AIMessage("second", id="x")]
+
+
+def test_remove_all_clears_everything_before_it() -> None:
+    left = [HumanMessage("a", id="1"), AIMessage("b", id="2")]
+    right = [
+        AIMessage("dropped", id="3"),
+        RemoveMessage(id=REMOVE_ALL_MESSAGES),
+        HumanMessage("kept", id="4"),
+    ]
+    assert merge(left, right) == [HumanMessage("kept", id="4")]
+    assert merge(left, [RemoveMessage(id=REMOVE_ALL_MESSAGES)]) == []
+
+
+def test_only_the_last_remove_all_counts() -> None:
+    right = [
+        RemoveMessage(id=REMOVE_ALL_MESSAGES),
+        HumanMessage("x", id="x"),
+        RemoveMessage(id=REMOVE_ALL_MESSAGES),
+        HumanMessage("y", id="y"),
+    ]
+    assert merge([HumanMessage("a", id="1")], right) == [HumanMessage("y", id="y")]
+
+
+def test_messages_after_remove_all_merge_onto_an_empty_list() -> None:
+    # LangGraph returns the tail as given; graphrt merges it, so ids stay unique and no RemoveMessage
+    # ends up in the state.
+    tail = [HumanMessage("x", id="x"), HumanMessage("X", id="x")]
+    assert merge([], [RemoveMessage(id=REMOVE_ALL_MESSAGES), *tail]) == [HumanMessage("X", id="x")]
+    with pytest.raises(ValueError, match="doesn't exist \\('1'\\)"):
+        merge([HumanMessage("a", id="1")], [RemoveMessage(id=REMOVE_ALL_MESSAGES), RemoveMessage(id="1")])
+
+
+def test_inputs_are_not_mutated() -> None:
+    without_id = HumanMessage("no id")
+    left: list[Any] = [HumanMessage("a", id="1"), without_id]
+    right: list[Any] = [AIMessage("b"), RemoveMessage(id="1")]
+    left_before, right_before = list(left), list(right)
+    result = merge(left, right)
+    assert left == left_before and right == right_before
+    assert all(a is b for a, b in zip(left, left_before, strict=True))
+    assert without_id.id is None and right[0].id is None
+    assert result[0] is not without_id and result[0].content == "no id" and result[0].id
+
+
+def test_result_is_a_new_list() -> None:
+    left = [HumanMessage("a", id="1")]
+    result = merge(left, [])
+    assert result == left and result is not left
+    result.append(HumanMessage("b", id="2"))
+    assert len(left) == 1
+
+
+def test_untouched_messages_keep_their_identity() -> None:
+    left = [HumanMessage(str(i), id=str(i)) for i in range(5)]
+    right = [AIMessage("new", id="n"), ToolMessage("r", tool_call_id="c", id="2")]
+    result = merge(left, right)
+    assert [result[i] is left[i] for i in range(5)] == [True, True, False, True, True]
+    assert result[2] is right[1] and result[5] is right[0]
+
+
+def test_reducer_factory_form() -> None:
+    assert add_messages() is add_messages
+    assert add_messages(format=None) is add_messages
+
+
+@pytest.mark.parametrize(("left", "right", "given"), [([], None, "left"), (None, [], "right")])
+def test_one_sided_call_fails(left: Any, right: Any, given: str) -> None:
+    with pytest.raises(ValueError) as info:
+        add_messages(left, right)
+    assert str(info.value) == (
+        f"Must specify non-null arguments for both 'left' and 'right'. Only received: '{given}'."
+    )
+
+
+def test_openai_format_is_not_supported() -> None:
+    with pytest.raises(
+        NotImplementedError, match=r"^add_messages\(format='langchain-openai'\) is not supported"
+    ):
+        add_messages(format="langchain-openai")
+    with pytest.raises(NotImplementedError):
+        add_messages([], [], format="langchain-openai")
+
+
+def test_unknown_format_fails() -> None:
+    with pytest.raises(ValueError) as info:
+        add_messages(format="xml")  # type: ignore[call-overload]
+    assert str(info.value) == "Unrecognized format='xml'. Expected one of 'langchain-openai', None."
+
+
+def test_messages_state_schema() -> None:
+    hints = get_type_hints(MessagesState, include_extras=True)
+    assert hints == {"messages": Annotated[list[AnyMessage], add_messages]}
+
+    class State(MessagesState):
+        summary: str
+
+    assert set(get_type_hints(State)) == {"messages", "summary"}
+
+
+def test_subclassed_messages_take_the_general_path() -> None:
+    class Note(HumanMessage):
+        pass
+
+    note = Note("n")
+    kept = Note("k", id="k")
+    result = merge([kept], [note])
+    assert result[0] is kept and isinstance(result[1], Note) and result[1].id and note.id is None
+
+
+# Property laws. Ids are drawn from a small alphabet so collisions happen often.
+
+small_ids = st.sampled_from([str(i) for i in range(8)])
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[BaseMessage]:
+    chosen = draw(st.lists(small_ids, unique=True, max_size=6))
+    return [HumanMessage(f"h{i}", id=i) if n % 2 else AIMessage(f"a{i}", id=i) for n, i in enumerate(chosen)]
+
+
+updates = st.lists(
+    st.one_of(
+        st.builds(lambda i: AIMessage(f"new{i}", id=i), small_ids),
+        st.builds(lambda: HumanMessage("no id")),
+    ),
+    max_size=6,
+)
+
+
+@given(histories(), st.lists(st.text(min_size=1, max_size=4), max_size=5, unique=True))
+def test_law_fresh_ids_append_in_order(left: list[BaseMessage], fresh: list[str]) -> None:
+    right = [AIMessage(text, id=f"fresh-{text}") for text in fresh]
+    result = merge(left, right)
+    assert len(result) == len(left) + len(right)
+    assert all(a is b for a, b in zip(result, left + right, strict=True))
+
+
+with_ids = st.lists(st.builds(lambda i: AIMessage(f"new{i}", id=i), small_ids), max_size=6)
+
+
+@given(histories(), with_ids)
+def test_law_applying_the_same_update_twice_is_idempotent(left: list[BaseMessage], right: list[Any]) -> None:
+    once = merge(left, right)
+    assert merge(once, right) == once
+
+
+@given(histories(), updates)
+def test_law_inputs_unchanged_and_ids_unique(left: list[BaseMessage], right: list[Any]) -> None:
+    left_snapshot = [(m, m.model_dump()) for m in left]
+    right_snapshot = [(m, m.model_dump()) for m in right]
+    result = merge(left, right)
+    assert [(m, m.model_dump()) for m in left] == left_snapshot
+    assert [(m, m.model_dump()) for m in right] == right_snapshot
+    assert len(set(ids(result))) == len(result)
+    assert None not in ids(result)
+    left_objects = {id(m) for m in left}
+    right_objects = {id(m) for m in right}
+    for m in result:
+        # Every result element is an input object, except copies made to attach a fresh id.
+        assert id(m) in left_objects or id(m) in right_objects or m.content == "no id"
+
+
+@given(histories(), with_ids)
+def test_law_last_write_per_id_wins_in_place(left: list[BaseMessage], right: list[Any]) -> None:
+    result = merge(left, right)
+    latest = {m.id: m for m in right}
+    for position, message in enumerate(left):
+        assert result[position] is latest.get(message.id, message)
+    left_ids = {m.id for m in left}
+    appended = list(dict.fromkeys(m.id for m in right if m.id not in left_ids))
+    assert ids(result)[len(left) :] == appended
+
+
+@given(histories(), st.data())
+def test_law_removing_drops_exactly_those_ids(left: list[BaseMessage], data: st.DataObject) -> None:
+    doomed = data.draw(st.lists(st.sampled_from([m.id for m in left]), unique=True)) if left else []
+    result = merge(left, [RemoveMessage(id=i) for i in doomed if i is not None])
+    assert result == [m for m in left if m.id not in doomed]
+    assert all(a is b for a, b in zip(result, [m for m in left if m.id not in doomed], strict=True))
