@@ -11,6 +11,7 @@ from typing import Any
 from graphrt.store._indexed import StoreCore, page, ttl_micros
 from graphrt.store._namespace import matches_condition, under_prefix
 from graphrt.store._plan import Delete, Get, ListNamespaces, Plan, Put, Search, to_datetime
+from graphrt.store._ttl import ThreadSweeper
 from graphrt.store._vectors import VectorIndex
 from graphrt.store.base import IndexConfig, Item, Result, SearchItem, TTLConfig
 
@@ -49,7 +50,7 @@ class _Entry:
         return SearchItem(self.namespace, self.key, self.value, created, updated, score)
 
 
-class InMemoryStore(StoreCore):
+class InMemoryStore(StoreCore, ThreadSweeper):
     """A store kept in this process's memory; vector search is one numpy matrix product.
 
     Values are copied on `put` (through JSON, as every backend stores them), so later changes to

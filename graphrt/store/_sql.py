@@ -1,0 +1,442 @@
+"""The SQL store, written once: schema, statements, row mapping and batch application.
+
+Dialect packages (`sqlite/`, later `postgres/`) only connect and say how their SQL differs. Values
+are JSON text; vectors are float32 blobs (unit length, all of an item's vectors in one blob) in a
+side table, scored in numpy from an in-process copy that is refreshed when another connection
+commits. Filters run in Python with the same compiled predicate as every other backend.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from graphrt.store._indexed import StoreCore, page, ttl_micros
+from graphrt.store._namespace import matches_condition
+from graphrt.store._plan import Delete, Get, ListNamespaces, Plan, Put, Search, Step, to_datetime
+from graphrt.store._vectors import VectorIndex
+from graphrt.store.base import IndexConfig, Item, Result, SearchItem, TTLConfig
+
+__all__ = ("Dialect", "MIGRATIONS", "SqlStore")
+
+_COLUMNS = "id, ns, key, value, created_at, updated_at, ttl_minutes, expires_at"
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+MIGRATIONS: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS graphrt_store (
+        id INTEGER PRIMARY KEY,
+        ns TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        ttl_minutes REAL,
+        expires_at INTEGER,
+        UNIQUE (ns, key)
+    )""",
+    "CREATE INDEX IF NOT EXISTS graphrt_store_seq ON graphrt_store (seq)",
+    "CREATE INDEX IF NOT EXISTS graphrt_store_expires ON graphrt_store (expires_at)"
+    " WHERE expires_at IS NOT NULL",
+    """CREATE TABLE IF NOT EXISTS graphrt_store_vectors (
+        item_id INTEGER PRIMARY KEY,
+        vectors BLOB NOT NULL
+    )""",
+)
+"""Schema steps in order; `setup()` runs those a database has not seen yet."""
+
+_UPSERT = """
+INSERT INTO graphrt_store (ns, key, value, created_at, updated_at, seq, ttl_minutes, expires_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (ns, key) DO UPDATE SET
+    value = excluded.value,
+    created_at = CASE WHEN graphrt_store.expires_at IS NOT NULL
+        AND graphrt_store.expires_at <= excluded.updated_at
+        THEN excluded.created_at ELSE graphrt_store.created_at END,
+    updated_at = excluded.updated_at,
+    seq = excluded.seq,
+    ttl_minutes = excluded.ttl_minutes,
+    expires_at = excluded.expires_at
+"""
+_SET_VECTORS = """
+INSERT INTO graphrt_store_vectors (item_id, vectors)
+SELECT id, ? FROM graphrt_store WHERE ns = ? AND key = ?
+ON CONFLICT (item_id) DO UPDATE SET vectors = excluded.vectors
+"""
+_DROP_VECTORS = (
+    "DELETE FROM graphrt_store_vectors"
+    " WHERE item_id IN (SELECT id FROM graphrt_store WHERE ns = ? AND key = ?)"
+)
+_DELETE = "DELETE FROM graphrt_store WHERE ns = ? AND key = ?"
+_REFRESH = (
+    "UPDATE graphrt_store SET expires_at = ? + CAST(ttl_minutes * 60000000 AS INTEGER) "
+    "WHERE id = ? AND ttl_minutes IS NOT NULL"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one database's SQL differs from the statements above."""
+
+    name: str
+    param: str
+    """Placeholder for a bound parameter (`?` for SQLite, `%s` for psycopg)."""
+    begin_write: str
+    """Statement starting a transaction that will write."""
+
+    def sql(self, statement: str) -> str:
+        return statement if self.param == "?" else statement.replace("?", self.param)
+
+
+def _ns_text(namespace: tuple[str, ...]) -> str:
+    # Labels never contain ".", so the joined text is unambiguous.
+    return ".".join(namespace)
+
+
+def _prefix_clause(prefix: tuple[str, ...]) -> tuple[str, list[Any]]:
+    """SQL matching a namespace and its descendants on whole labels, as an index range."""
+    if not prefix:
+        return "1 = 1", []
+    text = _ns_text(prefix)
+    # Every descendant's text starts with "<prefix>." and so sorts between "<prefix>." and "<prefix>/".
+    return "(ns = ? OR (ns > ? AND ns < ?))", [text, text + ".", text + "/"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    id: int
+    namespace: tuple[str, ...]
+    key: str
+    value: dict[str, Any]
+    created: int
+    updated: int
+    ttl: float | None
+    expires: int | None
+
+    @staticmethod
+    def of(row: Sequence[Any]) -> _Row:
+        ns = tuple(row[1].split("."))
+        return _Row(row[0], ns, row[2], orjson.loads(row[3]), row[4], row[5], row[6], row[7])
+
+    def item(self) -> Item:
+        created, updated = to_datetime(self.created), to_datetime(self.updated)
+        return Item(
+            value=self.value, key=self.key, namespace=self.namespace, created_at=created, updated_at=updated
+        )
+
+    def search_item(self, score: float | None) -> SearchItem:
+        created, updated = to_datetime(self.created), to_datetime(self.updated)
+        return SearchItem(self.namespace, self.key, self.value, created, updated, score)
+
+
+class SqlStore(StoreCore):
+    """A store in a SQL database reached through one DB-API connection, shared under a lock."""
+
+    dialect: Dialect
+
+    def __init__(self, conn: Any, *, index: IndexConfig | None = None, ttl: TTLConfig | None = None) -> None:
+        super().__init__(index=index, ttl=ttl)
+        self.conn = conn
+        self.lock = threading.RLock()
+        self.is_setup = False
+        self._cache: VectorIndex | None = None
+        self._cache_version: Any = None
+
+    def _external_version(self, cur: Any) -> Any:
+        """A value that changes whenever another connection commits (cache invalidation)."""
+        raise NotImplementedError
+
+    def _migrate(self) -> None:
+        """Create the tables, running only the migrations this database has not seen."""
+        with self.lock:
+            cur = self.conn.cursor()
+            cur.execute(self.dialect.begin_write)
+            try:
+                cur.execute("CREATE TABLE IF NOT EXISTS graphrt_store_migrations (v INTEGER PRIMARY KEY)")
+                cur.execute("SELECT MAX(v) FROM graphrt_store_migrations")
+                done = cur.fetchone()[0]
+                start = -1 if done is None else int(done)
+                for version, statement in enumerate(MIGRATIONS):
+                    if version > start:
+                        cur.execute(statement)
+                        cur.execute(
+                            self.dialect.sql("INSERT INTO graphrt_store_migrations (v) VALUES (?)"),
+                            (version,),
+                        )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            self.is_setup = True
+
+    def _apply(self, plan: Plan) -> list[Result]:
+        if not self.is_setup:
+            self._migrate()
+        writes = any(isinstance(step, Put | Delete) for step in plan.steps)
+        with self.lock:
+            cur = self.conn.cursor()
+            now = self._clock.now()
+            cur.execute(self.dialect.begin_write if writes else "BEGIN")
+            try:
+                results, refresh = self._run_steps(cur, plan, now)
+                if refresh and writes:
+                    cur.executemany(self.dialect.sql(_REFRESH), [(now, i) for i in refresh])
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                self._cache = None  # it may hold vectors of writes that were just rolled back
+                raise
+            if refresh and not writes:
+                # Reads stay in a shared-lock transaction; pushing expiry back is a short write after.
+                self._write(
+                    cur, lambda: cur.executemany(self.dialect.sql(_REFRESH), [(now, i) for i in refresh])
+                )
+            return results
+
+    def _write(self, cur: Any, action: Any) -> Any:
+        cur.execute(self.dialect.begin_write)
+        try:
+            result = action()
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return result
+
+    def _run_steps(self, cur: Any, plan: Plan, now: int) -> tuple[list[Result], list[int]]:
+        results: list[Result] = []
+        refresh: list[int] = []
+        steps = plan.steps
+        i = 0
+        while i < len(steps):
+            step = steps[i]
+            if isinstance(step, Put | Delete):
+                j = i
+                while j < len(steps) and isinstance(steps[j], Put | Delete):
+                    j += 1
+                self._write_run(cur, steps[i:j], plan, now)
+                results.extend([None] * (j - i))
+                i = j
+                continue
+            if isinstance(step, Get):
+                row = self._get(cur, step.namespace, step.key, now)
+                results.append(None if row is None else row.item())
+                rows = [] if row is None else [row]
+            elif isinstance(step, Search):
+                found = self._search(cur, step, plan, now)
+                results.append([row.search_item(score) for row, score in found])
+                rows = [row for row, _ in found]
+            else:
+                results.append(self._list(cur, step, now))
+                rows = []
+            if getattr(step, "refresh", False):
+                refresh.extend(row.id for row in rows if row.ttl is not None)
+            i += 1
+        return results, refresh
+
+    def _get(self, cur: Any, namespace: tuple[str, ...], key: str, now: int) -> _Row | None:
+        sql = f"SELECT {_COLUMNS} FROM graphrt_store WHERE ns = ? AND key = ? AND {_LIVE}"
+        cur.execute(self.dialect.sql(sql), (_ns_text(namespace), key, now))
+        found = cur.fetchone()
+        return None if found is None else _Row.of(found)
+
+    def _write_run(self, cur: Any, steps: Sequence[Step], plan: Plan, now: int) -> None:
+        """Apply consecutive puts and deletes with one statement each (the last write of a key wins)."""
+        cur.execute("SELECT COALESCE(MAX(seq), 0) FROM graphrt_store")
+        base = int(cur.fetchone()[0])
+        last: dict[tuple[tuple[str, ...], str], tuple[int, Step]] = {}
+        for position, step in enumerate(steps):
+            last[(step.namespace, step.key)] = (position, step)  # type: ignore[union-attr]
+        upserts: list[tuple[Any, ...]] = []
+        deletes: list[tuple[str, str]] = []
+        drop: list[tuple[str, str]] = []  # deleted, or rewritten without vectors
+        vectors: list[tuple[bytes, str, str]] = []
+        fresh: list[tuple[Put, Any]] = []
+        for position, step in last.values():
+            where = (_ns_text(step.namespace), step.key)  # type: ignore[union-attr]
+            if not isinstance(step, Put):
+                deletes.append(where)
+                drop.append(where)
+                continue
+            expires = None if step.ttl is None else now + ttl_micros(step.ttl)
+            upserts.append((*where, step.raw.decode(), now, now, base + position + 1, step.ttl, expires))
+            rows = plan.vectors_of(step) if step.indexed else None
+            if rows is not None and len(rows):
+                vectors.append((rows.tobytes(), *where))
+                fresh.append((step, rows))
+            else:
+                drop.append(where)
+        self._forget_cached(cur, drop)
+        cur.executemany(self.dialect.sql(_DROP_VECTORS), drop)
+        cur.executemany(self.dialect.sql(_DELETE), deletes)
+        cur.executemany(self.dialect.sql(_UPSERT), upserts)
+        cur.executemany(self.dialect.sql(_SET_VECTORS), vectors)
+        self._cache_fresh(cur, fresh)
+
+    def _item_id(self, cur: Any, ns_text: str, key: str) -> int | None:
+        cur.execute(self.dialect.sql("SELECT id FROM graphrt_store WHERE ns = ? AND key = ?"), (ns_text, key))
+        found = cur.fetchone()
+        return None if found is None else int(found[0])
+
+    def _forget_cached(self, cur: Any, where: list[tuple[str, str]]) -> None:
+        if self._cache is None:
+            return
+        for ns_text, key in where:
+            item_id = self._item_id(cur, ns_text, key)
+            if item_id is not None:
+                self._cache.discard(item_id)
+
+    def _cache_fresh(self, cur: Any, fresh: list[tuple[Put, Any]]) -> None:
+        """Put this batch's new vectors into the loaded cache (our own commits do not invalidate it)."""
+        if self._cache is None:
+            return
+        for step, rows in fresh:
+            item_id = self._item_id(cur, _ns_text(step.namespace), step.key)
+            if item_id is not None:
+                self._cache.set(item_id, step.namespace, rows)
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> Generator[_Row, None, None]:
+        """Stream rows from their own cursor, so other statements can run while this one is read."""
+        cur = self.conn.cursor()
+        try:
+            cur.execute(self.dialect.sql(sql), params)
+            while chunk := cur.fetchmany(256):
+                for found in chunk:
+                    yield _Row.of(found)
+        finally:
+            cur.close()
+
+    def _rows_by_id(self, cur: Any, ids: list[int]) -> dict[int, _Row]:
+        found: dict[int, _Row] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            cur.execute(
+                self.dialect.sql(f"SELECT {_COLUMNS} FROM graphrt_store WHERE id IN ({marks})"), chunk
+            )
+            for row in cur.fetchall():
+                found[row[0]] = _Row.of(row)
+        return found
+
+    def _vectors(self, cur: Any) -> VectorIndex:
+        """The cached vector matrix, reloaded when another connection has committed since it was read."""
+        assert self._index is not None
+        version = self._external_version(cur)
+        if self._cache is not None and version == self._cache_version:
+            return self._cache
+        dims = self._index.embedder.dims
+        cur.execute(
+            "SELECT v.item_id, s.ns, v.vectors FROM graphrt_store_vectors v"
+            " JOIN graphrt_store s ON s.id = v.item_id"
+        )
+        owners: list[int] = []
+        spaces: list[tuple[str, ...]] = []
+        blobs: list[bytes] = []
+        parsed: dict[str, tuple[str, ...]] = {}
+        for item_id, ns, blob in cur.fetchall():
+            count, rest = divmod(len(blob), 4 * dims)
+            if rest or not count:
+                raise ValueError(
+                    f"The store's saved vectors are not {dims}-dimensional float32; they were written with "
+                    "another index configuration. Use the same 'dims' and embedder, or a new database."
+                )
+            namespace = parsed.get(ns) or parsed.setdefault(ns, tuple(ns.split(".")))
+            owners.extend([item_id] * count)
+            spaces.extend([namespace] * count)
+            blobs.append(blob)
+        cache = VectorIndex(dims)
+        cache.load(owners, spaces, np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dims))
+        self._cache, self._cache_version = cache, version
+        return cache
+
+    def _scored(self, cur: Any, step: Search, plan: Plan, now: int) -> Iterator[tuple[_Row, float | None]]:
+        """Rows with vectors, best score first, that are live and pass the filter."""
+        assert step.query is not None
+        ranked = self._vectors(cur).ranked(plan.query_vectors[step.query], step.prefix)
+        chunk = max(16, step.offset + step.limit)
+        while batch := [pair for _, pair in zip(range(chunk), ranked, strict=False)]:
+            rows = self._rows_by_id(cur, [owner for owner, _ in batch])
+            for owner, score in batch:
+                row = rows.get(owner)
+                if row is not None and _accept(row, step, now):
+                    yield row, score
+            chunk *= 2
+
+    def _search(self, cur: Any, step: Search, plan: Plan, now: int) -> list[tuple[_Row, float | None]]:
+        clause, args = _prefix_clause(step.prefix)
+        newest = f"SELECT {_COLUMNS} FROM graphrt_store WHERE {clause} AND {_LIVE}"
+        if step.query is None:
+            if step.predicate is None:
+                sql = f"{newest} ORDER BY seq DESC LIMIT ? OFFSET ?"
+                return [(row, None) for row in self._rows(sql, [*args, now, step.limit, step.offset])]
+            stream = self._rows(f"{newest} ORDER BY seq DESC", [*args, now])
+            try:
+                return [(row, None) for row in page(_passing(stream, step), step.offset, step.limit)]
+            finally:
+                stream.close()
+        # Items without vectors (index=False) follow every scored one, newest first.
+        unscored_sql = f"{newest} AND id NOT IN (SELECT item_id FROM graphrt_store_vectors) ORDER BY seq DESC"
+        unscored = self._rows(unscored_sql, [*args, now])
+        try:
+            candidates = _chain(
+                self._scored(cur, step, plan, now), ((r, None) for r in _passing(unscored, step))
+            )
+            return page(candidates, step.offset, step.limit)
+        finally:
+            unscored.close()
+
+    def _list(self, cur: Any, step: ListNamespaces, now: int) -> list[tuple[str, ...]]:
+        cur.execute(self.dialect.sql(f"SELECT DISTINCT ns FROM graphrt_store WHERE {_LIVE}"), (now,))
+        names = [tuple(found[0].split(".")) for found in cur.fetchall()]
+        names = [ns for ns in names if all(matches_condition(ns, c) for c in step.conditions)]
+        if step.max_depth is not None:
+            names = list({ns[: step.max_depth] for ns in names})
+        names.sort()
+        return names[step.offset : step.offset + step.limit]
+
+    def _sweep(self) -> int:
+        if not self.is_setup:
+            self._migrate()
+        with self.lock:
+            cur = self.conn.cursor()
+            now = self._clock.now()
+
+            def delete_expired() -> int:
+                expired = "SELECT id FROM graphrt_store WHERE expires_at IS NOT NULL AND expires_at <= ?"
+                cur.execute(self.dialect.sql(expired), (now,))
+                ids = [int(found[0]) for found in cur.fetchall()]
+                if ids:
+                    sql = f"DELETE FROM graphrt_store_vectors WHERE item_id IN ({expired})"
+                    cur.execute(self.dialect.sql(sql), (now,))
+                    cur.execute(self.dialect.sql(expired.replace("SELECT id", "DELETE")), (now,))
+                cache = self._cache
+                if cache is not None:
+                    for item_id in ids:
+                        cache.discard(item_id)
+                return len(ids)
+
+            deleted: int = self._write(cur, delete_expired)
+            return deleted
+
+
+def _accept(row: _Row, step: Search, now: int) -> bool:
+    return (row.expires is None or row.expires > now) and (
+        step.predicate is None or step.predicate(row.value)
+    )
+
+
+def _passing(rows: Iterator[_Row], step: Search) -> Iterator[_Row]:
+    predicate = step.predicate
+    return rows if predicate is None else (row for row in rows if predicate(row.value))
+
+
+def _chain(
+    first: Iterator[tuple[_Row, float | None]], then: Iterator[tuple[_Row, None]]
+) -> Iterator[tuple[_Row, float | None]]:
+    yield from first
+    yield from then

@@ -1,0 +1,69 @@
+"""`SqliteStore`: the store in a SQLite file (or `:memory:`), vector search without extensions."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from graphrt.store._sql import Dialect, SqlStore
+from graphrt.store._ttl import ThreadSweeper
+from graphrt.store.base import IndexConfig, TTLConfig
+
+__all__ = ("BaseSqliteStore", "SqliteStore", "connect")
+
+SQLITE = Dialect(name="sqlite", param="?", begin_write="BEGIN IMMEDIATE")
+
+
+def connect(conn_string: str) -> sqlite3.Connection:
+    """Open a connection set up for the store: autocommit mode, WAL, a busy timeout, any thread."""
+    conn = sqlite3.connect(conn_string, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA journal_mode = WAL")  # answers "memory" for :memory:, which is fine
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+class BaseSqliteStore(SqlStore):
+    """The SQLite store's code, shared by `SqliteStore` and `AsyncSqliteStore`."""
+
+    dialect = SQLITE
+
+    def __init__(
+        self, conn: sqlite3.Connection, *, index: IndexConfig | None = None, ttl: TTLConfig | None = None
+    ) -> None:
+        # The store issues its own BEGIN/COMMIT, so the connection must not open transactions itself.
+        if conn.isolation_level is not None:
+            conn.isolation_level = None
+        super().__init__(conn, index=index, ttl=ttl)
+
+    def _external_version(self, cur: Any) -> Any:
+        # Changes exactly when another connection commits to the database file.
+        cur.execute("PRAGMA data_version")
+        return cur.fetchone()[0]
+
+
+class SqliteStore(BaseSqliteStore, ThreadSweeper):
+    """A store in a SQLite database; usable from sync code, and from async code through `abatch`.
+
+    Vectors are float32 blobs scored in numpy, so no SQLite extension is needed.
+    """
+
+    @classmethod
+    @contextmanager
+    def from_conn_string(
+        cls, conn_string: str, *, index: IndexConfig | None = None, ttl: TTLConfig | None = None
+    ) -> Iterator[SqliteStore]:
+        """Open `conn_string` (a path or `:memory:`) and close it when the block ends."""
+        conn = connect(conn_string)
+        store = cls(conn, index=index, ttl=ttl)
+        try:
+            yield store
+        finally:
+            store.stop_ttl_sweeper(timeout=1)
+            conn.close()
+
+    def setup(self) -> None:
+        """Create the store's tables (only the missing ones); reads and writes also do it on first use."""
+        self._migrate()
