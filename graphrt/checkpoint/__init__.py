@@ -1,0 +1,3 @@
+"""Checkpointers: save a graph's state after every step, so threads can resume, rewind and fork."""
+
+__all__ = ()

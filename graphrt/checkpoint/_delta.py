@@ -1,0 +1,245 @@
+"""Append-only list values stored as deltas: each version keeps only its new tail, plus periodic snapshots.
+
+A chat thread's `messages` list grows by a few items per step. Saving the whole list every step makes
+a checkpoint cost O(history); here a version whose list starts with *the very same objects* as a
+version this saver recently wrote or read is stored as just the appended tail and a reference to that
+base version. Every `SNAPSHOT_EVERY` deltas (or whenever the new list is not an append) the whole list
+is stored again, so reading a version follows at most that many links.
+
+Identity, not equality, decides what is an append: comparing references is cheap, and the graph
+runtime's reducers build the new list from the old one's items. Items are taken to be immutable once
+saved, as messages are under `add_messages` (which replaces a message rather than editing it): an
+item changed in place after it was saved is not noticed until the next snapshot.
+
+Storage backends keep a `Blob` per (thread, namespace, channel, version) and hand this module a way
+to fetch a chain of them; the encoding rules live only here.
+"""
+
+from __future__ import annotations
+
+import operator
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any, Final
+
+from graphrt.checkpoint.serde.base import SerializerProtocol
+
+__all__ = (
+    "EMPTY",
+    "MISSING",
+    "SNAPSHOT_EVERY",
+    "Blob",
+    "BrokenChainError",
+    "ChainFetcher",
+    "DeltaCodec",
+    "Memo",
+    "StreamKey",
+)
+
+SNAPSHOT_EVERY: Final = 64
+"""A delta chain never grows longer than this: the next version is a snapshot."""
+
+StreamKey = tuple[str, str, str]
+"""(thread_id, checkpoint_ns, channel): the versions of one channel of one thread."""
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing()
+"""What `DeltaCodec.decode` returns for a version that holds no value."""
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """One stored channel version: a whole value, or the tail appended to the list at `base`."""
+
+    type: str
+    """The serializer's type tag, or "empty" for a channel that has no value at this version."""
+    data: bytes
+    """The serialized value (or tail)."""
+    base: str | None = None
+    """The version this tail extends; None for a whole value."""
+    depth: int = 0
+    """How many deltas lie between this version and its snapshot (0 for a whole value)."""
+
+
+EMPTY: Final = Blob("empty", b"")
+
+
+class BrokenChainError(LookupError):
+    """A delta's base version is gone from storage, so its value cannot be rebuilt."""
+
+    def __init__(self, key: StreamKey, version: str, base: str) -> None:
+        self.key = key
+        thread_id, checkpoint_ns, channel = key
+        super().__init__(
+            f"Cannot read channel '{channel}' at version {version!r} of thread '{thread_id}'"
+            f"{f' (namespace {checkpoint_ns!r})' if checkpoint_ns else ''}: its base version {base!r} "
+            "is missing from storage. The thread's storage was changed outside graphrt; delete the "
+            "thread or restore the missing rows."
+        )
+
+
+ChainFetcher = Callable[[str, Collection[str]], list[tuple[str, Blob]]]
+"""fetch(version, stop_at) -> [(version, blob), ...] from `version` back along `base` links.
+
+Stops after the first blob that is a whole value, whose base is in `stop_at`, or whose base is not
+stored. Returns [] if `version` itself is not stored.
+"""
+
+Memo = dict[tuple[StreamKey, str], tuple[tuple[Any, ...], int]]
+"""(stream, version) → (items, length): a version's list is items[:length] (chains only append)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A list version this saver wrote or read: its items (by reference) and its chain depth."""
+
+    items: tuple[Any, ...]
+    depth: int
+
+
+class DeltaCodec:
+    """Turns channel values into `Blob`s and back, remembering recent lists to spot appends.
+
+    One per saver. It remembers the last few list versions of each recently used stream (by
+    reference, not by copy) in a bounded LRU; it is only a speed-up, and storage alone always
+    suffices to read a value back. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        serde: SerializerProtocol,
+        *,
+        snapshot_every: int = SNAPSHOT_EVERY,
+        max_streams: int = 512,
+        versions_per_stream: int = 4,
+    ) -> None:
+        self.serde = serde
+        self.snapshot_every = snapshot_every
+        self._max_streams = max_streams
+        self._per_stream = versions_per_stream
+        self._known: OrderedDict[StreamKey, OrderedDict[str, _Known]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def encode(self, key: StreamKey, value: Any) -> Blob:
+        """The blob to store for `value`: a delta on a remembered version when it appends to one."""
+        if type(value) is list:
+            base = self._find_base(key, value)
+            if base is not None:
+                base_version, known = base
+                type_, data = self.serde.dumps_typed(value[len(known.items) :])
+                return Blob(type_, data, base_version, known.depth + 1)
+        return self.snapshot(value)
+
+    def snapshot(self, value: Any) -> Blob:
+        """The blob storing `value` whole."""
+        type_, data = self.serde.dumps_typed(value)
+        return Blob(type_, data)
+
+    def _find_base(self, key: StreamKey, value: list[Any]) -> tuple[str, _Known] | None:
+        with self._lock:
+            versions = self._known.get(key)
+            candidates = list(versions.items()) if versions else []
+        best: tuple[str, _Known] | None = None
+        for version, known in candidates:
+            n = len(known.items)
+            if (
+                n
+                and n <= len(value)
+                and known.depth + 1 < self.snapshot_every
+                and (best is None or n > len(best[1].items))
+                and all(map(operator.is_, known.items, value))
+            ):
+                best = (version, known)
+        return best
+
+    def remember(self, key: StreamKey, version: str, value: Any, depth: int) -> None:
+        """Note that `version` of a stream now holds `value` (call after the write committed)."""
+        if type(value) is not list:
+            return
+        with self._lock:
+            versions = self._known.get(key)
+            if versions is None:
+                versions = self._known[key] = OrderedDict()
+                if len(self._known) > self._max_streams:
+                    self._known.popitem(last=False)
+            else:
+                self._known.move_to_end(key)
+            versions[version] = _Known(tuple(value), depth)
+            versions.move_to_end(version)
+            if len(versions) > self._per_stream:
+                versions.popitem(last=False)
+
+    def knows(self, key: StreamKey, version: str) -> bool:
+        """Whether `version` of the stream is remembered, so reading it needs no storage access."""
+        with self._lock:
+            versions = self._known.get(key)
+            return versions is not None and version in versions
+
+    def forget(self, thread_ids: Collection[str] | None = None) -> None:
+        """Drop what is remembered of these threads (all threads when None)."""
+        with self._lock:
+            if thread_ids is None:
+                self._known.clear()
+                return
+            for key in [k for k in self._known if k[0] in thread_ids]:
+                del self._known[key]
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def decode(self, key: StreamKey, version: str, fetch: ChainFetcher, memo: Memo | None = None) -> Any:
+        """The value of a stream at `version` (a fresh list for lists), or MISSING.
+
+        Args:
+            key: The stream.
+            version: The version to read.
+            fetch: Reads the chain of blobs from storage.
+            memo: Shared by the reads of one `list` call, so walking a thread's history decodes
+                each chain once instead of once per checkpoint.
+        """
+        if memo is not None and (hit := memo.get((key, version))) is not None:
+            return list(hit[0][: hit[1]])
+        with self._lock:
+            versions = self._known.get(key)
+            known = dict(versions) if versions else {}
+        if (found := known.get(version)) is not None:
+            return list(found.items)
+        chain = fetch(version, known.keys())
+        if not chain:
+            return MISSING
+        last_version, last = chain[-1]
+        if last.base is None:
+            if last.type == "empty":
+                return MISSING
+            value = self.serde.loads_typed((last.type, last.data))
+            if len(chain) == 1 and type(value) is not list:
+                return value
+            start = list(value)
+            chain = chain[:-1]
+        elif last.base in known:
+            start = list(known[last.base].items)
+        else:
+            raise BrokenChainError(key, last_version, last.base)
+        lengths = [len(start)]
+        for _, blob in reversed(chain):
+            start.extend(self.serde.loads_typed((blob.type, blob.data)))
+            lengths.append(len(start))
+        items = tuple(start)
+        self.remember(key, version, start, chain[0][1].depth if chain else 0)
+        if memo is not None:
+            versions_oldest_first = [last_version] if last.base is None else []
+            versions_oldest_first += [v for v, _ in reversed(chain)]
+            offset = len(lengths) - len(versions_oldest_first)
+            for i, v in enumerate(versions_oldest_first):
+                memo[(key, v)] = (items, lengths[i + offset])
+        return start

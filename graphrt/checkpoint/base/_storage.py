@@ -1,0 +1,235 @@
+"""What every graphrt saver does around its storage: encode a put, encode writes, build tuples."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+
+from graphrt.checkpoint._delta import MISSING, Blob, ChainFetcher, DeltaCodec, Memo
+from graphrt.checkpoint.base._saver import UnserializableValueError
+from graphrt.checkpoint.base._types import (
+    WRITES_IDX_MAP,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    MissingConfigKeyError,
+    PendingWrite,
+    config_thread,
+    get_checkpoint_metadata,
+    writes_sort_key,
+)
+from graphrt.checkpoint.serde.base import SerializationError, SerializerProtocol
+from graphrt.config import RunnableConfig
+
+__all__ = (
+    "BlobWrite",
+    "PreparedPut",
+    "WriteRow",
+    "checkpoint_config",
+    "decode_metadata",
+    "encode_metadata",
+    "load_checkpoint",
+    "make_tuple",
+    "matches_filter",
+    "prepare_put",
+    "prepare_writes",
+    "sorted_pending_writes",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BlobWrite:
+    """A channel version to store, and the value it holds (kept to re-encode or remember it)."""
+
+    channel: str
+    version: str
+    blob: Blob
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPut:
+    """A checkpoint, fully serialized before any storage is touched, so a bad value writes nothing."""
+
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_id: str | None
+    type: str
+    checkpoint: bytes
+    """The checkpoint without its channel values."""
+    metadata: bytes
+    blobs: tuple[BlobWrite, ...]
+
+    @property
+    def config(self) -> RunnableConfig:
+        return checkpoint_config(self.thread_id, self.checkpoint_ns, self.checkpoint_id)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRow:
+    """One pending write, serialized: keyed by (task_id, idx) within its checkpoint."""
+
+    task_id: str
+    idx: int
+    channel: str
+    type: str
+    data: bytes
+    task_path: str
+
+    @property
+    def replaces(self) -> bool:
+        """Special channels replace an earlier write with the same key; others never do."""
+        return self.idx < 0
+
+
+def checkpoint_config(thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> RunnableConfig:
+    """The config that points at one checkpoint."""
+    return {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": checkpoint_ns,
+            "checkpoint_id": checkpoint_id,
+        }
+    }
+
+
+def encode_metadata(metadata: Mapping[str, Any]) -> bytes:
+    """Metadata as JSON, the same on every backend (and queryable in SQL)."""
+    try:
+        return orjson.dumps(metadata)
+    except TypeError as exc:
+        raise TypeError(
+            f"Cannot save checkpoint metadata: {exc}. Metadata values must be JSON: str, int, float, "
+            "bool, None, list or dict."
+        ) from None
+
+
+def decode_metadata(data: bytes | str | None) -> CheckpointMetadata:
+    """Metadata saved by `encode_metadata`."""
+    return cast(CheckpointMetadata, orjson.loads(data) if data else {})
+
+
+def matches_filter(metadata: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool:
+    """Whether every filter key is in the metadata with an equal value."""
+    return not filter or all(k in metadata and metadata[k] == v for k, v in filter.items())
+
+
+def prepare_put(
+    codec: DeltaCodec,
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    new_versions: ChannelVersions,
+) -> PreparedPut:
+    """Serialize a checkpoint: the changed channels as blobs, the rest as one record.
+
+    Raises:
+        UnserializableValueError: A changed channel's value cannot be serialized.
+    """
+    thread_id, checkpoint_ns = config_thread(config)
+    rest = {k: v for k, v in checkpoint.items() if k != "channel_values"}
+    values = checkpoint["channel_values"]
+    blobs = []
+    for channel, version in new_versions.items():
+        if channel in values:
+            value = values[channel]
+            try:
+                blob = codec.encode((thread_id, checkpoint_ns, channel), value)
+            except SerializationError as exc:
+                raise UnserializableValueError.from_error(channel, exc) from None
+        else:
+            value, blob = MISSING, Blob("empty", b"")
+        blobs.append(BlobWrite(channel, str(version), blob, value))
+    type_, data = codec.serde.dumps_typed(rest)
+    return PreparedPut(
+        thread_id=thread_id,
+        checkpoint_ns=checkpoint_ns,
+        checkpoint_id=checkpoint["id"],
+        parent_id=config["configurable"].get("checkpoint_id"),
+        type=type_,
+        checkpoint=data,
+        metadata=encode_metadata(get_checkpoint_metadata(config, metadata)),
+        blobs=tuple(blobs),
+    )
+
+
+def prepare_writes(
+    serde: SerializerProtocol,
+    config: RunnableConfig,
+    writes: Sequence[tuple[str, Any]],
+    task_id: str,
+    task_path: str,
+) -> tuple[str, str, str, list[WriteRow]]:
+    """(thread_id, checkpoint_ns, checkpoint_id, rows) for a task's writes, all serialized first."""
+    thread_id, checkpoint_ns = config_thread(config)
+    checkpoint_id = config["configurable"].get("checkpoint_id")
+    if checkpoint_id is None:
+        raise MissingConfigKeyError("checkpoint_id")
+    rows = []
+    for idx, (channel, value) in enumerate(writes):
+        try:
+            type_, data = serde.dumps_typed(value)
+        except SerializationError as exc:
+            raise UnserializableValueError.from_error(channel, exc, task_id=task_id) from None
+        rows.append(WriteRow(task_id, WRITES_IDX_MAP.get(channel, idx), channel, type_, data, task_path))
+    return thread_id, checkpoint_ns, str(checkpoint_id), rows
+
+
+def sorted_pending_writes(serde: SerializerProtocol, rows: Sequence[WriteRow]) -> list[PendingWrite]:
+    """Pending writes in the order a step applies them: (task_path, task_id, idx)."""
+    ordered = sorted(rows, key=lambda r: writes_sort_key(r.task_path, r.task_id, r.idx))
+    return [(r.task_id, r.channel, serde.loads_typed((r.type, r.data))) for r in ordered]
+
+
+def load_checkpoint(
+    codec: DeltaCodec,
+    key: tuple[str, str, str],
+    record: tuple[str, bytes],
+    fetcher_for: Callable[[str], ChainFetcher],
+    memo: Memo | None = None,
+) -> Checkpoint:
+    """A checkpoint rebuilt from its record and the blobs of its channel versions.
+
+    Args:
+        codec: Decodes the blobs.
+        key: (thread_id, checkpoint_ns, checkpoint_id).
+        record: The serialized checkpoint without values.
+        fetcher_for: Gives the chain fetcher of a channel.
+        memo: Shared across one `list` call.
+    """
+    thread_id, checkpoint_ns, _ = key
+    data: dict[str, Any] = codec.serde.loads_typed(record)
+    values: dict[str, Any] = {}
+    for channel, version in data.get("channel_versions", {}).items():
+        value = codec.decode((thread_id, checkpoint_ns, channel), str(version), fetcher_for(channel), memo)
+        if value is not MISSING:
+            values[channel] = value
+    data["channel_values"] = values
+    return cast(Checkpoint, data)
+
+
+def make_tuple(
+    key: tuple[str, str, str],
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    parent_id: str | None,
+    pending: list[PendingWrite],
+    config: RunnableConfig | None = None,
+) -> CheckpointTuple:
+    """The `CheckpointTuple` of a loaded checkpoint.
+
+    `config` is returned as given when the caller asked for this checkpoint by id, as LangGraph does.
+    """
+    thread_id, checkpoint_ns, checkpoint_id = key
+    return CheckpointTuple(
+        config=config or checkpoint_config(thread_id, checkpoint_ns, checkpoint_id),
+        checkpoint=checkpoint,
+        metadata=metadata,
+        parent_config=checkpoint_config(thread_id, checkpoint_ns, parent_id) if parent_id else None,
+        pending_writes=pending,
+    )
