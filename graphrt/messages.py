@@ -333,6 +333,9 @@ def _to_message(message: Any) -> BaseMessage:
         except ValueError as exc:
             raise NotImplementedError("Message as a sequence must be (role string, template)") from exc
         return _create(role, content, {})
+    if isinstance(message, BaseModel) and isinstance(getattr(message, "type", None), str):
+        # Another library's message model (e.g. langchain_core's): rebuild it from its fields.
+        return _from_dict(message.model_dump())
     raise NotImplementedError(f"Unsupported message type: {type(message)}")
 
 
@@ -356,10 +359,11 @@ def _create(role: Any, content: Any, fields: dict[str, Any]) -> BaseMessage:
     extra: dict[str, Any] = {}
     known = cls.model_fields
     for key, value in fields.items():
-        if key in known and key not in ("type", "content", "additional_kwargs"):
-            if value is not None:
-                kwargs[key] = value
-        elif key != "additional_kwargs":
+        if value is None or key == "additional_kwargs":
+            continue  # None means "not given", so the field keeps its default
+        if key in known and key not in ("type", "content"):
+            kwargs[key] = value
+        else:
             extra[key] = value
     # Keys with no field of their own travel in additional_kwargs, as in LangChain.
     if extra or fields.get("additional_kwargs") or role == "developer":

@@ -514,3 +514,25 @@ def test_message_to_dict_shape() -> None:
     }
     with pytest.raises(ValueError, match=r"^Got unexpected message type: bogus$"):
         messages_from_dict([{"type": "bogus", "data": {}}])
+
+
+def test_convert_rebuilds_foreign_message_models() -> None:
+    class ForeignMessage(BaseModel):  # shaped like langchain_core's messages
+        content: str
+        type: str
+        id: str | None = None
+        tool_call_id: str | None = None
+
+    converted = convert_to_messages(
+        [
+            ForeignMessage(content="hi", type="human", id="1"),
+            ForeignMessage(content="r", type="tool", tool_call_id="c"),
+        ]
+    )
+    assert converted == [HumanMessage("hi", id="1"), ToolMessage("r", tool_call_id="c")]
+    with pytest.raises(NotImplementedError, match=r"^Unsupported message type: <class '.*Plain'>$"):
+
+        class Plain(BaseModel):
+            content: str
+
+        convert_to_messages([Plain(content="x")])
