@@ -21,7 +21,7 @@ import operator
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from graphrt.checkpoint.serde.base import SerializerProtocol
@@ -106,12 +106,29 @@ class _Known:
     depth: int
 
 
+@dataclass(slots=True)
+class _Stream:
+    """The versions of one stream remembered, kept apart by whose objects they hold.
+
+    `written` holds the caller's own items (from `put`): fine for spotting an append, but never
+    handed out by a read, since the caller may still change them. `read` holds items this codec
+    decoded itself, which reads share (each gets a fresh list of them).
+    """
+
+    written: OrderedDict[str, _Known] = field(default_factory=OrderedDict)
+    read: OrderedDict[str, _Known] = field(default_factory=OrderedDict)
+
+
 class DeltaCodec:
     """Turns channel values into `Blob`s and back, remembering recent lists to spot appends.
 
-    One per saver. It remembers the last few list versions of each recently used stream (by
-    reference, not by copy) in a bounded LRU; it is only a speed-up, and storage alone always
-    suffices to read a value back. Thread-safe.
+    One per saver. Per recently used stream it remembers the last few list versions written and
+    read (by reference, not by copy) in a bounded LRU; it is only a speed-up, and storage alone
+    always suffices to read a value back. Thread-safe.
+
+    A read returns a fresh list, so appending to or reordering it cannot reach the saver; the items
+    in it are shared with later reads of the same version, so change an item by replacing it in
+    the list, not in place.
     """
 
     def __init__(
@@ -120,13 +137,13 @@ class DeltaCodec:
         *,
         snapshot_every: int = SNAPSHOT_EVERY,
         max_streams: int = 512,
-        versions_per_stream: int = 4,
+        versions_per_stream: int = 2,
     ) -> None:
         self.serde = serde
         self.snapshot_every = snapshot_every
         self._max_streams = max_streams
         self._per_stream = versions_per_stream
-        self._known: OrderedDict[StreamKey, OrderedDict[str, _Known]] = OrderedDict()
+        self._streams: OrderedDict[StreamKey, _Stream] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- writing ----------------------------------------------------------------------------------
@@ -148,8 +165,8 @@ class DeltaCodec:
 
     def _find_base(self, key: StreamKey, value: list[Any]) -> tuple[str, _Known] | None:
         with self._lock:
-            versions = self._known.get(key)
-            candidates = list(versions.items()) if versions else []
+            stream = self._streams.get(key)
+            candidates = [*stream.written.items(), *stream.read.items()] if stream else []
         best: tuple[str, _Known] | None = None
         for version, known in candidates:
             n = len(known.items)
@@ -163,37 +180,48 @@ class DeltaCodec:
                 best = (version, known)
         return best
 
-    def remember(self, key: StreamKey, version: str, value: Any, depth: int) -> None:
-        """Note that `version` of a stream now holds `value` (call after the write committed)."""
+    def remember(
+        self, key: StreamKey, version: str, value: Any, depth: int, *, decoded: bool = False
+    ) -> None:
+        """Note that `version` of a stream holds `value` (call after the write committed).
+
+        Args:
+            key: The stream.
+            version: Its version.
+            value: The list (anything else is not remembered).
+            depth: The stored chain depth of that version.
+            decoded: The items were decoded by this codec, so reads may share them.
+        """
         if type(value) is not list:
             return
         with self._lock:
-            versions = self._known.get(key)
-            if versions is None:
-                versions = self._known[key] = OrderedDict()
-                if len(self._known) > self._max_streams:
-                    self._known.popitem(last=False)
+            stream = self._streams.get(key)
+            if stream is None:
+                stream = self._streams[key] = _Stream()
+                if len(self._streams) > self._max_streams:
+                    self._streams.popitem(last=False)
             else:
-                self._known.move_to_end(key)
+                self._streams.move_to_end(key)
+            versions = stream.read if decoded else stream.written
             versions[version] = _Known(tuple(value), depth)
             versions.move_to_end(version)
             if len(versions) > self._per_stream:
                 versions.popitem(last=False)
 
     def knows(self, key: StreamKey, version: str) -> bool:
-        """Whether `version` of the stream is remembered, so reading it needs no storage access."""
+        """Whether a read of `version` of the stream is served from memory, without storage access."""
         with self._lock:
-            versions = self._known.get(key)
-            return versions is not None and version in versions
+            stream = self._streams.get(key)
+            return stream is not None and version in stream.read
 
     def forget(self, thread_ids: Collection[str] | None = None) -> None:
         """Drop what is remembered of these threads (all threads when None)."""
         with self._lock:
             if thread_ids is None:
-                self._known.clear()
+                self._streams.clear()
                 return
-            for key in [k for k in self._known if k[0] in thread_ids]:
-                del self._known[key]
+            for key in [k for k in self._streams if k[0] in thread_ids]:
+                del self._streams[key]
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -210,8 +238,8 @@ class DeltaCodec:
         if memo is not None and (hit := memo.get((key, version))) is not None:
             return list(hit[0][: hit[1]])
         with self._lock:
-            versions = self._known.get(key)
-            known = dict(versions) if versions else {}
+            stream = self._streams.get(key)
+            known = dict(stream.read) if stream else {}
         if (found := known.get(version)) is not None:
             return list(found.items)
         chain = fetch(version, known.keys())
@@ -235,7 +263,7 @@ class DeltaCodec:
             start.extend(self.serde.loads_typed((blob.type, blob.data)))
             lengths.append(len(start))
         items = tuple(start)
-        self.remember(key, version, start, chain[0][1].depth if chain else 0)
+        self.remember(key, version, start, chain[0][1].depth if chain else 0, decoded=True)
         if memo is not None:
             versions_oldest_first = [last_version] if last.base is None else []
             versions_oldest_first += [v for v, _ in reversed(chain)]

@@ -478,7 +478,7 @@ class SqlSaver(BaseCheckpointSaver[str]):
         value = self._codec.decode(stream, version, self._fetcher(cur, stream))
         blob = self._codec.snapshot(value)
         cur.execute(self._q(_UPDATE_BLOB), (blob.type, blob.data, None, 0, *stream, version))
-        self._codec.remember(stream, version, value, 0)
+        self._codec.remember(stream, version, value, 0, decoded=True)
 
     def put_writes(
         self,

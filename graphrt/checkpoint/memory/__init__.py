@@ -343,7 +343,7 @@ class InMemorySaver(BaseCheckpointSaver[str]):
                     except BrokenChainError:
                         continue
                     blob = self._codec.snapshot(value)
-                    self._codec.remember(key[:3], key[3], value, 0)
+                    self._codec.remember(key[:3], key[3], value, 0, decoded=True)
                 if blob is not None:
                     kept[key] = blob
             for bkey in [k for k in self.blobs if k[0] == thread_id and k[1] == checkpoint_ns]:
