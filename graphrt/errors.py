@@ -103,9 +103,9 @@ class NodeInterrupt(GraphInterrupt):
 class ParentCommand(GraphBubbleUp):
     """A `Command(graph=Command.PARENT)` on its way to the parent graph."""
 
-    args: tuple[Command]  # type: ignore[assignment]
+    args: tuple[Command[Any]]
 
-    def __init__(self, command: Command) -> None:
+    def __init__(self, command: Command[Any]) -> None:
         super().__init__(command)
 
 

@@ -1,0 +1,401 @@
+"""`StateGraph`: build a graph of nodes that read and update a shared state, then compile it to Pregel."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from graphrt.channels.base import BaseChannel
+from graphrt.channels.ephemeral_value import EphemeralValue
+from graphrt.channels.last_value import LastValueAfterFinish
+from graphrt.channels.named_barrier_value import NamedBarrierValue, NamedBarrierValueAfterFinish
+from graphrt.channels.topic import Topic
+from graphrt.checkpoint.base import BaseCheckpointSaver
+from graphrt.constants import END, START
+from graphrt.graph._node import Branch, StateNodeProc, StateView, branch_channel
+from graphrt.graph._schema import SchemaInfo, inspect_schema
+from graphrt.graph._validate import validate_graph
+from graphrt.pregel._algo import TASKS, GraphSpec, PregelNode
+from graphrt.pregel._call import Call
+from graphrt.pregel.main import Pregel
+from graphrt.store.base import BaseStore
+from graphrt.types import All, CachePolicy, RetryPolicy, Send
+
+__all__ = ("CompiledStateGraph", "StateGraph")
+
+logger = logging.getLogger(__name__)
+StateT = TypeVar("StateT")
+RESERVED_CHARS = (":", "|")
+
+
+@dataclass(slots=True)
+class NodeSpec:
+    """A node as added to the builder."""
+
+    name: str
+    action: Callable[..., Any]
+    input_schema: Any
+    retry_policy: tuple[RetryPolicy, ...]
+    metadata: dict[str, Any]
+    defer: bool
+    destinations: tuple[str, ...] | dict[str, str] | None
+    ends: tuple[str, ...] = field(default=())
+
+
+class StateGraph(Generic[StateT]):
+    """A graph whose nodes read the state and return updates to it; each key may have a reducer."""
+
+    def __init__(
+        self,
+        state_schema: type[StateT] | Any,
+        context_schema: Any = None,
+        *,
+        input_schema: Any = None,
+        output_schema: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        input_schema = input_schema if input_schema is not None else kwargs.pop("input", None)
+        output_schema = output_schema if output_schema is not None else kwargs.pop("output", None)
+        if kwargs.get("config_schema") is not None and context_schema is None:
+            context_schema = kwargs.pop("config_schema")
+        self.state_schema = state_schema
+        self.context_schema = context_schema
+        self.input_schema = input_schema if input_schema is not None else state_schema
+        self.output_schema = output_schema if output_schema is not None else state_schema
+        self.nodes: dict[str, NodeSpec] = {}
+        self.edges: set[tuple[str, str]] = set()
+        self.waiting_edges: set[tuple[tuple[str, ...], str]] = set()
+        self.branches: dict[str, dict[str, Branch]] = {}
+        self.schemas: dict[Any, SchemaInfo] = {}
+        self.compiled = False
+        for schema in (state_schema, self.input_schema, self.output_schema):
+            self._add_schema(schema)
+
+    def _add_schema(self, schema: Any) -> SchemaInfo:
+        if schema not in self.schemas:
+            self.schemas[schema] = inspect_schema(schema)
+        return self.schemas[schema]
+
+    # ------------------------------------------------------------ building
+
+    def add_node(
+        self,
+        node: str | Callable[..., Any],
+        action: Callable[..., Any] | None = None,
+        *,
+        defer: bool = False,
+        metadata: dict[str, Any] | None = None,
+        input_schema: Any = None,
+        retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
+        cache_policy: CachePolicy | None = None,
+        destinations: dict[str, str] | tuple[str, ...] | None = None,
+        **kwargs: Any,
+    ) -> StateGraph[StateT]:
+        """Add a node; its name defaults to the function's name."""
+        if input_schema is None:
+            input_schema = kwargs.pop("input", None)
+        if not isinstance(node, str):
+            action, node = node, _name_of(node)
+        if action is None:
+            raise ValueError(f"Node `{node}` needs an action: add_node('{node}', function).")
+        if self.compiled:
+            logger.warning(
+                "Adding a node to a graph that has already been compiled. This will not be reflected in "
+                "the compiled graph."
+            )
+        if node in self.nodes:
+            raise ValueError(f"Node `{node}` already present.")
+        if node in (START, END):
+            raise ValueError(f"Node `{node}` is reserved.")
+        for char in RESERVED_CHARS:
+            if char in node:
+                raise ValueError(f"'{char}' is a reserved character and is not allowed in the node names.")
+        if input_schema is None:
+            input_schema = _first_param_schema(action)
+        if input_schema is not None:
+            self._add_schema(input_schema)
+        policies = (
+            ()
+            if retry_policy is None
+            else ((retry_policy,) if isinstance(retry_policy, RetryPolicy) else tuple(retry_policy))
+        )
+        self.nodes[node] = NodeSpec(
+            node,
+            action,
+            input_schema,
+            policies,
+            dict(metadata or {}),
+            defer,
+            tuple(destinations) if isinstance(destinations, list) else destinations,
+        )
+        return self
+
+    def add_edge(self, start_key: str | list[str], end_key: str) -> StateGraph[StateT]:
+        """Run `end_key` after `start_key`; a list of starts waits for all of them (a join)."""
+        if self.compiled:
+            logger.warning("Adding an edge to a graph that has already been compiled.")
+        if isinstance(start_key, str):
+            if start_key == END:
+                raise ValueError("END cannot be a start node")
+            if end_key == START:
+                raise ValueError("START cannot be an end node")
+            self.edges.add((start_key, end_key))
+            return self
+        for start in start_key:
+            if start == END:
+                raise ValueError("END cannot be a start node")
+            if start not in self.nodes:
+                raise ValueError(f"Need to add_node `{start}` first")
+        if end_key == START:
+            raise ValueError("START cannot be an end node")
+        if end_key != END and end_key not in self.nodes:
+            raise ValueError(f"Need to add_node `{end_key}` first")
+        self.waiting_edges.add((tuple(start_key), end_key))
+        return self
+
+    def add_conditional_edges(
+        self,
+        source: str,
+        path: Callable[..., Any],
+        path_map: dict[Hashable, str] | list[str] | None = None,
+    ) -> StateGraph[StateT]:
+        """After `source`, call `path(state)`; it returns where to go (a name, a list, END, or `Send`s)."""
+        name = getattr(path, "__name__", "condition")
+        if name == "<lambda>":
+            name = "condition"
+        if name in self.branches.get(source, {}):
+            raise ValueError(f"Branch with name `{name}` already exists for node `{source}`")
+        ends: dict[Hashable, str] | None
+        if isinstance(path_map, dict):
+            ends = dict(path_map)
+        elif isinstance(path_map, list):
+            ends = {n: n for n in path_map}
+        else:
+            ends = None
+        self.branches.setdefault(source, {})[name] = Branch(Call.of(path), ends, name)
+        return self
+
+    def add_sequence(self, nodes: Sequence[Callable[..., Any] | tuple[str, Callable[..., Any]]]) -> StateGraph[StateT]:
+        """Add nodes that run one after another, in the given order."""
+        if not nodes:
+            raise ValueError("Sequence requires at least one node.")
+        previous: str | None = None
+        for item in nodes:
+            name, action = item if isinstance(item, tuple) else (_name_of(item), item)
+            if name in self.nodes:
+                raise ValueError(
+                    f"Node names must be unique: node with the name '{name}' already exists. If you need to use "
+                    "two different runnables/callables with the same name (for example, using `lambda`), please "
+                    "provide them as tuples (name, runnable/callable)."
+                )
+            self.add_node(name, action)
+            if previous is not None:
+                self.add_edge(previous, name)
+            previous = name
+        return self
+
+    def set_entry_point(self, key: str) -> StateGraph[StateT]:
+        return self.add_edge(START, key)
+
+    def set_conditional_entry_point(
+        self, path: Callable[..., Any], path_map: dict[Hashable, str] | list[str] | None = None
+    ) -> StateGraph[StateT]:
+        return self.add_conditional_edges(START, path, path_map)
+
+    def set_finish_point(self, key: str) -> StateGraph[StateT]:
+        return self.add_edge(key, END)
+
+    def validate(self, interrupt: Sequence[str] = ()) -> StateGraph[StateT]:
+        """Check the graph; every problem is reported at once in one ValueError."""
+        validate_graph(self, interrupt)
+        return self
+
+    # ------------------------------------------------------------ compiling
+
+    def compile(
+        self,
+        checkpointer: BaseCheckpointSaver[Any] | bool | None = None,
+        *,
+        cache: Any = None,
+        store: BaseStore | None = None,
+        interrupt_before: All | list[str] | None = None,
+        interrupt_after: All | list[str] | None = None,
+        debug: bool = False,
+        name: str | None = None,
+    ) -> CompiledStateGraph[StateT]:
+        """Validate the graph and compile it into a runnable `CompiledStateGraph`."""
+        interrupt = [
+            n for group in (interrupt_before, interrupt_after) if group and group != "*" for n in group
+        ]
+        self.validate(interrupt)
+        self.compiled = True
+        spec = self._spec(
+            "*" if interrupt_before == "*" else tuple(interrupt_before or ()),
+            "*" if interrupt_after == "*" else tuple(interrupt_after or ()),
+        )
+        saver = checkpointer if isinstance(checkpointer, BaseCheckpointSaver) else None
+        return CompiledStateGraph(
+            spec,
+            builder=self,
+            checkpointer=saver,
+            store=store,
+            name=name or "LangGraph",
+            debug=debug,
+            context_schema=self.context_schema,
+        )
+
+    def _spec(self, interrupt_before: All | tuple[str, ...], interrupt_after: All | tuple[str, ...]) -> GraphSpec:
+        channels: dict[str, BaseChannel[Any, Any, Any]] = {}
+        for info in self.schemas.values():
+            for key, chan in info.channels.items():
+                channels.setdefault(key, chan)
+        state_keys = frozenset(channels)
+        state = self.schemas[self.state_schema]
+        input_info = self.schemas[self.input_schema]
+        output_info = self.schemas[self.output_schema]
+        channels[START] = EphemeralValue(self.input_schema)
+        channels[TASKS] = Topic(Send, accumulate=False)
+        for name, spec in self.nodes.items():
+            channels[branch_channel(name)] = (
+                LastValueAfterFinish(Any) if spec.defer else EphemeralValue(Any, guard=False)
+            )
+        joins: dict[str, list[str]] = {}
+        join_writes: dict[str, list[tuple[str, Any]]] = {}
+        for starts, end in self.waiting_edges:
+            chan = f"join:{'+'.join(starts)}:{end}"
+            deferred = end in self.nodes and self.nodes[end].defer
+            channels[chan] = (NamedBarrierValueAfterFinish if deferred else NamedBarrierValue)(str, set(starts))
+            joins.setdefault(end, []).append(chan)
+            for s in starts:
+                join_writes.setdefault(s, []).append((chan, s))
+        for key, chan in channels.items():
+            chan.key = key
+        view = StateView(tuple(state.keys), state.coerce)
+        nodes: dict[str, PregelNode] = {}
+        nodes[START] = PregelNode(
+            START,
+            (START,),
+            START,
+            StartProc(input_info, state_keys, self._edges_from(START, join_writes), self._branches(START), view),
+            hidden=True,
+        )
+        for name, spec in self.nodes.items():
+            info = self.schemas[spec.input_schema] if spec.input_schema is not None else state
+            proc = StateNodeProc(
+                Call.of(spec.action), state_keys, self._edges_from(name, join_writes), self._branches(name), view, name
+            )
+            triggers = (branch_channel(name), *sorted(joins.get(name, ())))
+            nodes[name] = PregelNode(
+                name, triggers, tuple(info.keys), proc, info.coerce, spec.retry_policy, spec.metadata
+            )
+        trigger_to_nodes: dict[str, list[str]] = {}
+        for node in nodes.values():
+            for t in node.triggers:
+                trigger_to_nodes.setdefault(t, []).append(node.name)
+        return GraphSpec(
+            nodes=nodes,
+            channels=channels,
+            trigger_to_nodes={k: tuple(v) for k, v in trigger_to_nodes.items()},
+            input_channels=START,
+            output_channels=tuple(output_info.keys),
+            output_set=frozenset(output_info.keys),
+            stream_channels=state_keys,
+            step_notified=frozenset(k for k, c in channels.items() if c.steps_without_writes),
+            interrupt_before=interrupt_before,
+            interrupt_after=interrupt_after,
+        )
+
+    def _edges_from(self, source: str, join_writes: dict[str, list[tuple[str, Any]]]) -> tuple[tuple[str, Any], ...]:
+        writes: list[tuple[str, Any]] = [(branch_channel(end), None) for start, end in sorted(self.edges) if start == source and end != END]
+        writes.extend(join_writes.get(source, ()))
+        return tuple(writes)
+
+    def _branches(self, source: str) -> tuple[Branch, ...]:
+        return tuple(self.branches.get(source, {}).values())
+
+
+@dataclass(frozen=True, slots=True)
+class StartProc:
+    """The START node: the graph input becomes state writes, then the edges from START fire."""
+
+    input_info: SchemaInfo
+    keys: frozenset[str]
+    edges: tuple[tuple[str, Any], ...]
+    branches: tuple[Branch, ...]
+    view: StateView
+
+    def _input_writes(self, task: Any) -> None:
+        from graphrt.graph._schema import updates_of
+
+        value = task.input
+        coerce = self.input_info.coerce
+        if coerce is not None and isinstance(value, dict):
+            coerce(value)  # validates the input (pydantic raises on bad input); only given keys are written
+        allowed = frozenset(self.input_info.keys) if self.input_info.keys else self.keys
+        task.writes.extend(updates_of(value, allowed, node=START))
+        task.writes.extend(self.edges)
+
+    def run(self, task: Any) -> None:
+        self._input_writes(task)
+        from graphrt.graph._node import goto_writes
+
+        for branch in self.branches:
+            task.writes.extend(goto_writes(branch.destinations(branch.path.invoke(self.view.read(task), task.ctx))))
+
+    async def arun(self, task: Any) -> None:
+        self._input_writes(task)
+        from graphrt.graph._node import goto_writes
+
+        for branch in self.branches:
+            result = await branch.path.ainvoke(self.view.read(task), task.ctx)
+            task.writes.extend(goto_writes(branch.destinations(result)))
+
+    def write_update(self, task: Any, values: Any) -> None:
+        task.input = values
+        self.run(task)
+
+
+class CompiledStateGraph(Pregel, Generic[StateT]):
+    """A compiled `StateGraph`: run it with `invoke`/`stream` (default stream mode: `updates`)."""
+
+    default_stream_mode = "updates"
+
+    def __init__(self, spec: GraphSpec, *, builder: StateGraph[StateT], **kwargs: Any) -> None:
+        super().__init__(spec, **kwargs)
+        self.builder = builder
+
+    def get_graph(self, config: Any = None, *, xray: int | bool = False) -> Any:
+        """A drawable view of the graph (`draw_mermaid()`, `draw_ascii()`)."""
+        from graphrt.graph._draw import DrawableGraph
+
+        return DrawableGraph.from_builder(self.builder)
+
+
+def _name_of(action: Callable[..., Any]) -> str:
+    name = getattr(action, "name", None) or getattr(action, "__name__", None) or type(action).__name__
+    return str(name)
+
+
+def _first_param_schema(action: Callable[..., Any]) -> Any:
+    """The annotation of a node's first parameter, used as its input schema when it is a state type."""
+    import dataclasses
+    import inspect
+    from typing import get_type_hints, is_typeddict
+
+    from pydantic import BaseModel
+
+    try:
+        params = list(inspect.signature(action).parameters.values())
+        hints = get_type_hints(action) if inspect.isfunction(action) else {}
+    except (TypeError, ValueError, NameError):
+        return None
+    if not params:
+        return None
+    hint = hints.get(params[0].name)
+    if isinstance(hint, type) and (
+        is_typeddict(hint) or dataclasses.is_dataclass(hint) or issubclass(hint, BaseModel)
+    ):
+        return hint
+    return None

@@ -1,0 +1,5 @@
+"""The Pregel runtime behind every compiled graph."""
+
+from graphrt.pregel.main import Pregel
+
+__all__ = ("Pregel",)

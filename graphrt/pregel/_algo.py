@@ -1,0 +1,342 @@
+"""Pure superstep decisions: which tasks run next, how their writes apply, ids and versions.
+
+Nothing here does I/O, starts threads or reads config dicts. The loop (`_loop.py`) calls these with the
+run's `LoopState` and the compiled `GraphSpec`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from hashlib import blake2b
+from typing import TYPE_CHECKING, Any, Protocol
+
+from graphrt.channels.base import MISSING, BaseChannel
+from graphrt.constants import START
+from graphrt.errors import EmptyChannelError, InvalidUpdateError
+from graphrt.pregel._context import RunContext, TaskContext
+from graphrt.types import All, RetryPolicy, Send
+
+if TYPE_CHECKING:
+    from graphrt.checkpoint.base import Checkpoint
+
+TASKS = "__pregel_tasks"
+"""The Topic channel holding `Send` packets for the next step."""
+INTERRUPT = "__interrupt__"
+RESUME = "__resume__"
+ERROR = "__error__"
+NO_WRITES = "__no_writes__"
+"""Marks a task that finished with no writes, so a resumed run does not run it again."""
+INPUT = "__input__"
+NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"
+RESERVED = frozenset({TASKS, INTERRUPT, RESUME, ERROR, NO_WRITES})
+PULL, PUSH = "__pregel_pull", "__pregel_push"
+
+
+class NodeProc(Protocol):
+    """What a node does with its input: runs the user's function and appends writes to the task."""
+
+    def run(self, task: Task) -> None: ...
+
+    async def arun(self, task: Task) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PregelNode:
+    """A compiled node: what triggers it, what it reads, and what it runs."""
+
+    name: str
+    triggers: tuple[str, ...]
+    """Channels whose update schedules the node (PULL tasks)."""
+    reads: tuple[str, ...] | str
+    """A channel name: its value is the input. A tuple: a dict of those channels that have values."""
+    proc: NodeProc
+    mapper: Callable[[Any], Any] | None = None
+    """Turns the read dict into the node's input type (a pydantic model, a dataclass)."""
+    retry_policy: tuple[RetryPolicy, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    hidden: bool = False
+    """Internal nodes (`__start__`): not streamed in `updates`/`tasks`, not matched by `interrupt_*="*"`."""
+
+
+@dataclass(frozen=True, slots=True)
+class GraphSpec:
+    """Everything about a compiled graph that the loop needs, precomputed once."""
+
+    nodes: Mapping[str, PregelNode]
+    channels: Mapping[str, BaseChannel[Any, Any, Any]]
+    """Empty channels; each run starts from copies restored from the checkpoint."""
+    trigger_to_nodes: Mapping[str, tuple[str, ...]]
+    input_channels: str | tuple[str, ...]
+    output_channels: str | tuple[str, ...]
+    output_set: frozenset[str]
+    stream_channels: frozenset[str]
+    """Channels whose writes appear in `updates` chunks."""
+    step_notified: frozenset[str]
+    """Channels whose `update([])` may change them (ephemeral values): notified of steps they missed."""
+    interrupt_before: All | tuple[str, ...] = ()
+    interrupt_after: All | tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Task:
+    """One node invocation in one step. `writes` fills in as it runs (hence not frozen)."""
+
+    name: str
+    input: Any
+    node: PregelNode
+    id: str
+    path: tuple[Any, ...]
+    triggers: tuple[str, ...]
+    ctx: TaskContext
+    writes: list[tuple[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class LoopState:
+    """The mutable state of one run: channels, versions, and where we are."""
+
+    spec: GraphSpec
+    run: RunContext
+    channels: dict[str, BaseChannel[Any, Any, Any]]
+    versions: dict[str, Any]
+    seen: dict[str, dict[str, Any]]
+    step: int
+    stop: int
+    checkpoint_id: str
+    next_version: Callable[[Any], Any]
+    updated: set[str] = field(default_factory=set)
+    """Channels updated by the last applied step: only their subscribers can be due."""
+    live_ephemeral: set[str] = field(default_factory=set)
+    """Step-notified channels that may hold a value and must be cleared by a step that skips them."""
+    pending_writes: list[tuple[str, str, Any]] = field(default_factory=list)
+    """Writes saved against the current checkpoint (tasks finished before an interrupt or crash)."""
+    checkpoint_ns: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
+    """Mirror of every available channel's value, refreshed for the channels a step changes."""
+
+    def refresh(self, changed: Iterable[str]) -> None:
+        """Re-read `changed` channels into the `values` mirror."""
+        values, channels = self.values, self.channels
+        for key in changed:
+            chan = channels[key]
+            if chan.is_available():
+                values[key] = chan.get()
+            else:
+                values.pop(key, None)
+
+
+def make_task_id(checkpoint_id: str, ns: str, step: int, name: str, kind: str, key: object) -> str:
+    """Deterministic task id: the same task of the same checkpoint gets the same id on every resume."""
+    h = blake2b(f"{checkpoint_id}|{ns}|{step}|{name}|{kind}|{key}".encode(), digest_size=16).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def increment(current: int | None) -> int:
+    """Version scheme used without a checkpointer."""
+    return 1 if current is None else current + 1
+
+
+def read_channels(channels: Mapping[str, BaseChannel[Any, Any, Any]], select: str | Sequence[str]) -> Any:
+    """The value of one channel, or a dict of the selected channels that have values."""
+    if isinstance(select, str):
+        return channels[select].get()
+    values = {}
+    for key in select:
+        chan = channels[key]
+        if chan.is_available():
+            values[key] = chan.get()
+    return values
+
+
+def read_values(values: Mapping[str, Any], select: str | Sequence[str]) -> Any:
+    """Like `read_channels`, from the loop's mirror of channel values."""
+    if isinstance(select, str):
+        if select not in values:
+            raise EmptyChannelError()
+        return values[select]
+    return {key: values[key] for key in select if key in values}
+
+
+def _is_triggered(
+    node: PregelNode,
+    channels: Mapping[str, BaseChannel[Any, Any, Any]],
+    versions: Mapping[str, Any],
+    seen: Mapping[str, Any] | None,
+) -> bool:
+    """A node is due when one of its trigger channels holds a value newer than the node last saw."""
+    for chan in node.triggers:
+        version = versions.get(chan)
+        if (
+            version is not None
+            and (seen is None or (s := seen.get(chan)) is None or version > s)
+            and channels[chan].is_available()
+        ):
+            return True
+    return False
+
+
+def prepare_next_tasks(st: LoopState, *, candidates: Iterable[str] | None = None) -> list[Task]:
+    """The tasks of the next step: `Send` packets first (PUSH), then triggered nodes (PULL), in name order."""
+    spec, channels = st.spec, st.channels
+    tasks: list[Task] = []
+    sends = channels[TASKS]
+    if sends.is_available():
+        for idx, packet in enumerate(sends.get()):
+            if not isinstance(packet, Send) or packet.node not in spec.nodes:
+                raise InvalidUpdateError(f"Invalid packet type, expected Send to a node of this graph: {packet!r}")
+            node = spec.nodes[packet.node]
+            tasks.append(_new_task(st, node, packet.arg, (PUSH, idx), (PUSH,)))
+    if candidates is None:
+        names: Iterable[str] = {n for c in st.updated for n in spec.trigger_to_nodes.get(c, ())}
+    else:
+        names = candidates
+    for name in sorted(names):
+        node = spec.nodes[name]
+        if not _is_triggered(node, channels, st.versions, st.seen.get(name)):
+            continue
+        try:
+            value = read_values(st.values, node.reads)
+        except EmptyChannelError:
+            continue
+        if node.mapper is not None:
+            value = node.mapper(value)
+        triggers = tuple(c for c in node.triggers if channels[c].is_available()) or node.triggers
+        tasks.append(_new_task(st, node, value, (PULL, name), triggers))
+    return tasks
+
+
+def _new_task(
+    st: LoopState, node: PregelNode, value: Any, path: tuple[Any, ...], triggers: tuple[str, ...]
+) -> Task:
+    task_id = make_task_id(st.checkpoint_id, st.checkpoint_ns, st.step, node.name, path[0], path[1])
+    ns = f"{st.checkpoint_ns}|{node.name}:{task_id}" if st.checkpoint_ns else f"{node.name}:{task_id}"
+    ctx = TaskContext(st.run, node.name, task_id, st.step, triggers, path, interrupt_ns=ns, channels=st.channels)
+    return Task(node.name, value, node, task_id, path, triggers, ctx)
+
+
+def apply_writes(st: LoopState, tasks: Sequence[Task], *, bump_step: bool = True) -> set[str]:
+    """Apply a step's writes to the channels; returns the channels that changed.
+
+    Order matters and is fixed: tasks by path, then each task's writes in the order it made them.
+    """
+    channels, versions = st.channels, st.versions
+    ordered = sorted(tasks, key=_path_key) if len(tasks) > 1 else tasks
+    # Record what each PULL task has seen, so the same versions don't trigger it again.
+    for task in ordered:
+        if task.path[0] == PULL:
+            seen = st.seen.setdefault(task.name, {})
+            for chan in task.node.triggers:
+                if chan in versions:
+                    seen[chan] = versions[chan]
+    next_version = st.next_version(max(versions.values()) if versions else None)
+    updated: set[str] = set()
+    # Consume the channels that triggered tasks (barriers reset).
+    changed: set[str] = set()
+    for task in ordered:
+        for chan in task.triggers:
+            if chan not in RESERVED and chan in channels and channels[chan].consume():
+                versions[chan] = next_version
+                changed.add(chan)
+    # Group writes by channel, then update each channel once.
+    by_channel: dict[str, list[Any]] = {}
+    for task in ordered:
+        for chan, value in task.writes:
+            if chan in channels:
+                by_channel.setdefault(chan, []).append(value)
+    for chan, values in by_channel.items():
+        if channels[chan].update(values):
+            versions[chan] = next_version
+            updated.add(chan)
+    # Ephemeral channels that were not written this step are cleared.
+    if bump_step:
+        for chan in st.live_ephemeral - by_channel.keys():
+            if channels[chan].update(()):
+                versions[chan] = next_version
+                changed.add(chan)
+        st.live_ephemeral = {c for c in by_channel if c in st.spec.step_notified}
+    # Nothing left to trigger: tell channels the graph is finishing (deferred nodes wake up).
+    if bump_step and TASKS not in updated and not any(c in st.spec.trigger_to_nodes for c in updated):
+        for chan, channel in channels.items():
+            if channel.finish():
+                versions[chan] = next_version
+                updated.add(chan)
+    st.refresh(changed | updated)
+    st.updated = updated
+    return updated
+
+
+def _path_key(task: Task) -> tuple[Any, ...]:
+    return task.path
+
+
+def should_interrupt(st: LoopState, nodes: All | tuple[str, ...], tasks: Sequence[Task]) -> bool:
+    """Interrupt before/after `nodes` if one of them is in `tasks` and state moved since the last interrupt."""
+    if not nodes:
+        return False
+    seen = st.seen.get(INTERRUPT, {})
+    moved = any(seen.get(c) is None or v > seen[c] for c, v in st.versions.items())
+    if not moved:
+        return False
+    return any((nodes == "*" and not t.node.hidden) or t.name in nodes for t in tasks)
+
+
+def mark_interrupted(st: LoopState) -> None:
+    """Remember the versions at this interrupt, so resuming does not stop at the same place again."""
+    st.seen[INTERRUPT] = dict(st.versions)
+
+
+def channel_values(channels: Mapping[str, BaseChannel[Any, Any, Any]]) -> dict[str, Any]:
+    """The checkpointable values of the channels (empty ones left out)."""
+    values = {}
+    for key, chan in channels.items():
+        value = chan.checkpoint()
+        if value is not MISSING:
+            values[key] = value
+    return values
+
+
+def create_checkpoint(st: LoopState, checkpoint_id: str, updated: Iterable[str]) -> Checkpoint:
+    """The checkpoint of the current state (values are shared, not copied: savers serialize them)."""
+    return {
+        "v": 4,
+        "id": checkpoint_id,
+        "ts": datetime.now(UTC).isoformat(),
+        "channel_values": channel_values(st.channels),
+        "channel_versions": dict(st.versions),
+        "versions_seen": {k: dict(v) for k, v in st.seen.items()},
+        "updated_channels": sorted(updated),
+    }
+
+
+def restore_channels(
+    spec: GraphSpec, checkpoint: Checkpoint | None
+) -> tuple[dict[str, BaseChannel[Any, Any, Any]], set[str]]:
+    """Fresh channels restored from `checkpoint`, and the step-notified ones that hold a value."""
+    if checkpoint is None:
+        return {k: c.copy() for k, c in spec.channels.items()}, set()
+    values = checkpoint["channel_values"]
+    channels = {k: c.from_checkpoint(values.get(k, MISSING)) for k, c in spec.channels.items()}
+    live = {k for k in spec.step_notified if channels[k].is_available()}
+    return channels, live
+
+
+def start_writes(spec: GraphSpec, input: Any) -> list[tuple[str, Any]]:
+    """Writes that deliver a graph input to the START node."""
+    if isinstance(spec.input_channels, str):
+        return [(spec.input_channels, input)]
+    if not isinstance(input, dict):
+        raise InvalidUpdateError(f"Expected dict input, got {input!r}")
+    return [(k, v) for k, v in input.items() if k in spec.input_channels]
+
+
+def null_version_of(versions: Mapping[str, Any]) -> Any:
+    for value in versions.values():
+        return type(value)()
+    return None
+
+
+def is_start(task: Task) -> bool:
+    return task.name == START

@@ -1,0 +1,362 @@
+"""The superstep loop: one generator that yields effects and receives their results.
+
+`run_loop` decides everything (which tasks run, when to checkpoint, what to stream, when to stop) and
+does no I/O. A driver (`_drivers.py`) performs each effect — runs tasks, saves, emits — and sends back
+the result. The same loop therefore runs sync and async.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphrt.checkpoint.base import CheckpointMetadata
+from graphrt.errors import ErrorCode, GraphInterrupt, GraphRecursionError, GraphRtError, create_error_message
+from graphrt.pregel import _algo
+from graphrt.pregel._algo import ERROR, INTERRUPT, NO_WRITES, NULL_TASK_ID, RESUME, LoopState, Task
+from graphrt.types import Command, Interrupt, Send
+
+
+@dataclass(frozen=True, slots=True)
+class RunTasks:
+    """Effect: run these tasks (concurrently when several) and send back a `StepOutcome`.
+
+    After each task the driver performs `after_task(task, error)`'s effects at once, so a finished
+    task's writes are saved even if a sibling is still running or later crashes the process.
+    """
+
+    tasks: tuple[Task, ...]
+    after_task: Callable[[Task, BaseException | None], Sequence[Effect]]
+
+
+@dataclass(frozen=True, slots=True)
+class SaveCheckpoint:
+    """Effect: save this checkpoint as the thread's new head; the driver sends back nothing."""
+
+    checkpoint: Any
+    metadata: CheckpointMetadata
+    new_versions: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SaveWrites:
+    """Effect: durably save a task's writes against the current checkpoint."""
+
+    task_id: str
+    writes: tuple[tuple[str, Any], ...]
+    task_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """Effect: hand one chunk to the stream in `mode`."""
+
+    mode: str
+    chunk: Any
+
+
+Effect = RunTasks | SaveCheckpoint | SaveWrites | Emit
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """What running a step's tasks produced besides their writes."""
+
+    interrupts: tuple[tuple[Task, tuple[Interrupt, ...]], ...] = ()
+    error: BaseException | None = None
+
+
+@dataclass(slots=True)
+class RunPlan:
+    """What this invocation asks for (input, resume, modes) and what it found (the saved checkpoint)."""
+
+    input: Any
+    modes: frozenset[str]
+    checkpointing: bool
+    """A checkpointer is present and durability allows per-step saves."""
+    save_at_exit_only: bool
+    interrupt_before: Any
+    interrupt_after: Any
+    recursion_limit: int
+    resuming: bool
+    """Continue the saved checkpoint (input None, or a Command) rather than start from new input."""
+    map_update: Callable[[Any], list[tuple[str, Any]]]
+    """Turns a `Command(update=...)` into channel writes (graph-specific)."""
+    output: Callable[[LoopState], Any]
+    """Reads the graph's output from the channels."""
+    updates_chunk: Callable[[Task], Any]
+    """The `updates` value of a finished task (graph-specific)."""
+    previous_step: int = -2
+    """Step of the checkpoint the run starts from (-2: none)."""
+    new_checkpoint_id: Callable[[], str] = field(default=lambda: "")
+    base_metadata: dict[str, Any] = field(default_factory=dict)
+    forking: bool = False
+    """The run continues an explicitly named (older) checkpoint: a `fork` checkpoint is written first."""
+    status: str = "pending"
+    """Set by the loop: done, interrupt_before, interrupt_after, interrupted, out_of_steps."""
+    interrupts: list[Interrupt] = field(default_factory=list)
+    dirty: set[str] = field(default_factory=set)
+    """Channels changed since the last saved checkpoint (their versions go to the saver)."""
+
+
+def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
+    """Run supersteps until no task is due, an interrupt, or the recursion limit."""
+    yield from _first(st, plan)
+    st.stop = st.step + plan.recursion_limit
+    while True:
+        if st.step > st.stop:
+            plan.status = "out_of_steps"
+            yield from _save(st, plan, "loop", final=True)
+            raise GraphRecursionError(
+                create_error_message(
+                    message=f"Recursion limit of {plan.recursion_limit} reached without hitting a stop "
+                    "condition. You can increase the limit by setting the `recursion_limit` config key.",
+                    error_code=ErrorCode.GRAPH_RECURSION_LIMIT,
+                )
+            )
+        tasks = _algo.prepare_next_tasks(st)
+        if not tasks:
+            plan.status = "done"
+            yield from _save(st, plan, "loop", final=True)
+            return
+        if _algo.should_interrupt(st, plan.interrupt_before, tasks):
+            _algo.mark_interrupted(st)
+            plan.status = "interrupt_before"
+            yield from _save(st, plan, "loop", final=True)
+            yield from _emit_interrupts(st, plan, ())
+            return
+        yield from _emit_task_starts(st, plan, tasks)
+        todo = _replay_saved_writes(st, tasks)
+        outcome: StepOutcome = yield RunTasks(tuple(todo), _after_task_effects(st, plan))
+        if outcome.error is not None:
+            yield from _save(st, plan, "loop", final=True)
+            raise outcome.error
+        if outcome.interrupts:
+            plan.status = "interrupted"
+            yield from _save(st, plan, "loop", final=True)
+            yield from _emit_interrupts(st, plan, tuple(i for _, found in outcome.interrupts for i in found))
+            return
+        updated = _algo.apply_writes(st, tasks)
+        st.pending_writes = []
+        plan.dirty |= updated
+        yield from _emit_values(st, plan, updated)
+        yield from _save(st, plan, "loop")
+        st.step += 1
+        if _algo.should_interrupt(st, plan.interrupt_after, tasks):
+            _algo.mark_interrupted(st)
+            plan.status = "interrupt_after"
+            yield from _save(st, plan, "loop", final=True)
+            yield from _emit_interrupts(st, plan, ())
+            return
+
+
+def _first(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
+    """Apply the run's input: new input makes an `input` checkpoint; a resume applies Command writes."""
+    command = plan.input if isinstance(plan.input, Command) else None
+    if plan.resuming:
+        if command is not None:
+            null_writes = _command_writes(st, plan, command)
+            if null_writes and plan.checkpointing:
+                yield SaveWrites(NULL_TASK_ID, tuple(null_writes))
+            st.pending_writes.extend((NULL_TASK_ID, c, v) for c, v in null_writes)
+            for task_id, answers in _resume_answers(st, command.resume).items():
+                if plan.checkpointing:
+                    yield SaveWrites(task_id, ((RESUME, answers),))
+                st.pending_writes.append((task_id, RESUME, answers))
+        saved_null = [(c, v) for t, c, v in st.pending_writes if t == NULL_TASK_ID and c != RESUME]
+        if saved_null:
+            plan.dirty |= _algo.apply_writes(st, [_null_task(saved_null)], bump_step=False)
+        # A resumed run never stops again at the interrupt it is resuming from.
+        _algo.mark_interrupted(st)
+        st.updated = set(st.spec.trigger_to_nodes)
+        if plan.forking:
+            yield from _save(st, plan, "fork")
+            st.step += 1
+        if "values" in plan.modes:
+            yield Emit("values", plan.output(st))
+        return
+    # New input: pending tasks of the previous checkpoint are dropped, the input goes to START.
+    stale = _algo.prepare_next_tasks(st, candidates=st.spec.nodes) if plan.previous_step > -2 else []
+    input_task = _null_task(_algo.start_writes(st.spec, plan.input))
+    changed = _algo.apply_writes(st, [*stale, input_task])
+    plan.dirty |= changed
+    st.step = plan.previous_step + 1
+    yield from _save(st, plan, "input")
+    st.step += 1
+
+
+def _null_task(writes: list[tuple[str, Any]]) -> Task:
+    task = Task("__input__", None, _INPUT_NODE, NULL_TASK_ID, ("__input__",), (), None)  # type: ignore[arg-type]
+    task.writes = writes
+    return task
+
+
+class _NoProc:
+    def run(self, task: Task) -> None:
+        return None
+
+    async def arun(self, task: Task) -> None:
+        return None
+
+
+_INPUT_NODE = _algo.PregelNode("__input__", (), (), _NoProc(), hidden=True)
+
+
+def _command_writes(st: LoopState, plan: RunPlan, command: Command[Any]) -> list[tuple[str, Any]]:
+    """A Command given as input: its update, goto and resume as writes against the current checkpoint."""
+    writes: list[tuple[str, Any]] = []
+    if command.update is not None:
+        writes.extend(plan.map_update(command.update))
+    gotos = command.goto if isinstance(command.goto, (list, tuple)) else [command.goto]
+    for goto in gotos:
+        if isinstance(goto, Send):
+            writes.append((_algo.TASKS, goto))
+        elif goto:
+            writes.append((f"branch:to:{goto}", None))
+    if command.resume is not None and not _pending_interrupts(st):
+        # Resuming a static breakpoint: the answer waits for the first interrupt() call.
+        writes.append((RESUME, command.resume))
+    return writes
+
+
+def _pending_interrupts(st: LoopState) -> dict[str, str]:
+    """Interrupt id -> id of the task that raised it, for the interrupts saved on this checkpoint."""
+    return {i.id: task_id for task_id, chan, value in st.pending_writes if chan == INTERRUPT for i in value}
+
+
+def _resume_answers(st: LoopState, resume: Any) -> dict[str, tuple[Any, ...]]:
+    """The full answer list of each interrupted task after this resume.
+
+    `Command(resume=v)` answers the one pending interrupt; `{interrupt_id: v, ...}` answers those.
+    """
+    if resume is None:
+        return {}
+    pending = _pending_interrupts(st)
+    if not pending:
+        return {}
+    if isinstance(resume, dict) and resume and all(k in pending for k in resume):
+        chosen = {pending[k]: v for k, v in resume.items()}
+    elif len(set(pending.values())) == 1:
+        chosen = {next(iter(pending.values())): resume}
+    else:
+        raise GraphRtError(
+            f"{len(pending)} interrupts are pending ({', '.join(sorted(pending))}): resume them with "
+            "Command(resume={interrupt_id: value, ...})."
+        )
+    answers: dict[str, tuple[Any, ...]] = {}
+    for task_id, answer in chosen.items():
+        earlier = next((v for t, c, v in reversed(st.pending_writes) if t == task_id and c == RESUME), ())
+        answers[task_id] = (*earlier, answer)
+    return answers
+
+
+def _replay_saved_writes(st: LoopState, tasks: list[Task]) -> list[Task]:
+    """Tasks whose writes were saved before (finished before an interrupt or crash) are not run again."""
+    if not st.pending_writes:
+        return tasks
+    saved: dict[str, list[tuple[str, Any]]] = {}
+    for task_id, chan, value in st.pending_writes:
+        saved.setdefault(task_id, []).append((chan, value))
+    null_resume = [v for c, v in saved.get(NULL_TASK_ID, ()) if c == RESUME]
+    todo = []
+    for task in tasks:
+        writes = saved.get(task.id, [])
+        done = [(c, v) for c, v in writes if c not in (ERROR, INTERRUPT, RESUME)]
+        if done:
+            task.writes = [(c, v) for c, v in done if c != NO_WRITES]
+            continue
+        for c, v in writes:
+            if c == RESUME:
+                task.ctx.resume = list(v)
+        if null_resume:
+            task.ctx.null_resume, task.ctx.has_null_resume = null_resume[-1], True
+        todo.append(task)
+    return todo
+
+
+def _after_task_effects(st: LoopState, plan: RunPlan) -> Callable[[Task, BaseException | None], list[Effect]]:
+    def after(task: Task, error: BaseException | None) -> list[Effect]:
+        effects: list[Effect] = []
+
+        if isinstance(error, GraphInterrupt):
+            if plan.checkpointing:
+                writes: list[tuple[str, Any]] = [(INTERRUPT, tuple(error.interrupts))]
+                if task.ctx.resume:
+                    writes.append((RESUME, tuple(task.ctx.resume)))
+                effects.append(SaveWrites(task.id, tuple(writes), _path_str(task)))
+            st.pending_writes.append((task.id, INTERRUPT, tuple(error.interrupts)))
+            return effects
+        if error is not None:
+            if plan.checkpointing:
+                effects.append(SaveWrites(task.id, ((ERROR, repr(error)),), _path_str(task)))
+            return effects
+        if plan.checkpointing:
+            writes = list(task.writes) if task.writes else [(NO_WRITES, None)]
+            if task.ctx.resume:
+                writes.append((RESUME, tuple(task.ctx.resume)))
+            effects.append(SaveWrites(task.id, tuple(writes), _path_str(task)))
+        if not task.node.hidden:
+            if "updates" in plan.modes:
+                effects.append(Emit("updates", {task.name: plan.updates_chunk(task)}))
+            if "tasks" in plan.modes or "debug" in plan.modes:
+                effects.append(Emit("tasks", _task_result_payload(task, plan)))
+        return effects
+
+    return after
+
+
+def _path_str(task: Task) -> str:
+    return "|".join(str(p) for p in task.path)
+
+
+def _task_result_payload(task: Task, plan: RunPlan) -> dict[str, Any]:
+    writes = {c: v for c, v in task.writes if not c.startswith(("branch:", "join:", "__"))}
+    return {"id": task.id, "name": task.name, "error": None, "result": writes, "interrupts": []}
+
+
+def _emit_task_starts(st: LoopState, plan: RunPlan, tasks: list[Task]) -> Generator[Effect, Any, None]:
+    if "tasks" in plan.modes or "debug" in plan.modes:
+        for task in tasks:
+            if not task.node.hidden:
+                yield Emit(
+                    "tasks", {"id": task.id, "name": task.name, "input": task.input, "triggers": task.triggers}
+                )
+
+
+def _emit_values(st: LoopState, plan: RunPlan, updated: set[str]) -> Generator[Effect, Any, None]:
+    if "values" not in plan.modes:
+        return
+    if not updated.isdisjoint(st.spec.output_set):
+        yield Emit("values", plan.output(st))
+
+
+def _emit_interrupts(
+    st: LoopState, plan: RunPlan, interrupts: tuple[Interrupt, ...]
+) -> Generator[Effect, Any, None]:
+    plan.interrupts.extend(interrupts)
+    if "updates" in plan.modes:
+        yield Emit("updates", {INTERRUPT: interrupts})
+    if "values" in plan.modes and interrupts:
+        values = plan.output(st)
+        yield Emit("values", {**values, INTERRUPT: interrupts} if isinstance(values, dict) else {INTERRUPT: interrupts})
+
+
+def _save(st: LoopState, plan: RunPlan, source: str, *, final: bool = False) -> Generator[Effect, Any, None]:
+    """Save a checkpoint: after every step, or (durability="exit") once when the run stops.
+
+    A `final` save only happens when something changed since the last one.
+    """
+    if not plan.checkpointing:
+        return
+    if final != plan.save_at_exit_only and not (final and plan.dirty):
+        return
+    if final and not plan.dirty:
+        return
+    checkpoint_id = plan.new_checkpoint_id()
+    checkpoint = _algo.create_checkpoint(st, checkpoint_id, plan.dirty)
+    metadata: CheckpointMetadata = {**plan.base_metadata, "source": source, "step": st.step, "parents": {}}  # type: ignore[typeddict-item]
+    new_versions = {c: st.versions[c] for c in plan.dirty if c in st.versions}
+    yield SaveCheckpoint(checkpoint, metadata, new_versions)
+    plan.dirty = set()
+    st.checkpoint_id = checkpoint_id

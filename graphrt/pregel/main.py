@@ -1,0 +1,456 @@
+"""`Pregel`: the compiled-graph facade — invoke/stream (sync and async) and the state methods."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, get_checkpoint_metadata
+from graphrt.checkpoint.base.id import uuid6
+from graphrt.config import RunnableConfig
+from graphrt.errors import EmptyInputError
+from graphrt.pregel import _algo
+from graphrt.pregel._algo import INTERRUPT, GraphSpec, LoopState, Task
+from graphrt.pregel._context import RunContext
+from graphrt.pregel._drivers import RunIO, drive_async, drive_sync
+from graphrt.pregel._loop import RunPlan, SaveCheckpoint, SaveWrites, run_loop
+from graphrt.pregel._state import StateMixin
+from graphrt.store.base import BaseStore
+from graphrt.types import All, Command, Durability, Interrupt, StreamMode
+
+__all__ = ("Pregel",)
+
+DEFAULT_RECURSION_LIMIT = 25
+_counter = itertools.count()
+
+
+@dataclass(slots=True)
+class _Run:
+    """One prepared run: the loop, its plan, and the I/O the drivers perform."""
+
+    st: LoopState
+    plan: RunPlan
+    io: RunIO
+    modes: tuple[str, ...]
+    single_mode: str | None
+
+
+class Pregel(StateMixin):
+    """A compiled graph: run it with `invoke`/`stream` (or their async twins) and inspect its threads."""
+
+    def __init__(
+        self,
+        spec: GraphSpec,
+        *,
+        checkpointer: BaseCheckpointSaver[Any] | None = None,
+        store: BaseStore | None = None,
+        name: str = "LangGraph",
+        debug: bool = False,
+        config: RunnableConfig | None = None,
+        context_schema: Any = None,
+    ) -> None:
+        self.spec = spec
+        self.checkpointer = checkpointer
+        self.store = store
+        self.name = name
+        self.debug = debug
+        self.config = config
+        self.context_schema = context_schema
+
+    @property
+    def nodes(self) -> Mapping[str, _algo.PregelNode]:
+        return self.spec.nodes
+
+    @property
+    def channels(self) -> Mapping[str, Any]:
+        return self.spec.channels
+
+    # ------------------------------------------------------------ graph-specific hooks
+
+    def output_values(self, st: LoopState) -> Any:
+        """The graph's output as read from the channels."""
+        return _algo.read_values(st.values, self.spec.output_channels)
+
+    def updates_chunk(self, task: Task) -> Any:
+        """What a finished task contributes to the `updates` stream."""
+        writes = {c: v for c, v in task.writes if c in self.spec.stream_channels}
+        return writes or None
+
+    def map_update(self, update: Any) -> list[tuple[str, Any]]:
+        """Channel writes for `Command(update=...)` given as input."""
+        if isinstance(update, dict):
+            return [(k, v) for k, v in update.items() if k in self.spec.channels]
+        if isinstance(update, list | tuple):
+            return [(k, v) for k, v in update if k in self.spec.channels]
+        raise TypeError(f"Command(update=...) expects a dict or a list of (key, value) pairs, got {update!r}")
+
+    # ------------------------------------------------------------ running
+
+    def with_config(self, config: RunnableConfig | None = None, **kwargs: Any) -> Pregel:
+        """A copy of this graph that merges `config` into every run's config."""
+        import copy
+
+        new = copy.copy(self)
+        new.config = _merge(self.config, {**(config or {}), **kwargs})  # type: ignore[arg-type]
+        return new
+
+    def _config(self, config: RunnableConfig | None) -> RunnableConfig:
+        merged = _merge(self.config, config)
+        merged.setdefault("recursion_limit", DEFAULT_RECURSION_LIMIT)
+        merged["configurable"] = dict(merged.get("configurable") or {})
+        merged["metadata"] = dict(merged.get("metadata") or {})
+        return merged
+
+    def _thread_config(self, config: RunnableConfig) -> RunnableConfig:
+        configurable = config.get("configurable", {})
+        if self.checkpointer is not None and "thread_id" not in configurable:
+            raise ValueError(
+                "Checkpointer requires one or more of the following 'configurable' keys: thread_id, "
+                "checkpoint_ns, checkpoint_id"
+            )
+        return config
+
+    def _prepare(
+        self,
+        input: Any,
+        config: RunnableConfig,
+        saved: CheckpointTuple | None,
+        head: str | None,
+        *,
+        stream_mode: StreamMode | Sequence[StreamMode] | None,
+        context: Any,
+        interrupt_before: All | Sequence[str] | None,
+        interrupt_after: All | Sequence[str] | None,
+        durability: Durability | None,
+    ) -> _Run:
+        if isinstance(input, Command) and input.resume is not None and self.checkpointer is None:
+            raise RuntimeError("Cannot use Command(resume=...) without checkpointer")
+        resuming = saved is not None and (input is None or isinstance(input, Command))
+        if input is None and not resuming:
+            raise EmptyInputError(f"Received no input for {self.spec.input_channels}")
+        modes, single = _modes(stream_mode, self.debug)
+        custom: Any = None
+        io = RunIO(max_concurrency=config.get("max_concurrency"))
+        if "custom" in modes:
+            queue = io.custom
+            custom = lambda chunk: queue.append(("custom", chunk))  # noqa: E731
+        run = RunContext(
+            config=config,
+            store=self.store,
+            checkpointer=self.checkpointer,
+            context=context,
+            stream_writer=custom or _drop,
+        )
+        checkpoint = saved.checkpoint if saved else None
+        channels, live = _algo.restore_channels(self.spec, checkpoint)
+        saver = self.checkpointer
+        st = LoopState(
+            spec=self.spec,
+            run=run,
+            channels=channels,
+            versions=dict(checkpoint["channel_versions"]) if checkpoint else {},
+            seen={k: dict(v) for k, v in checkpoint["versions_seen"].items()} if checkpoint else {},
+            step=(saved.metadata.get("step", -1) + 1) if saved else 0,
+            stop=0,
+            checkpoint_id=checkpoint["id"] if checkpoint else f"run-{next(_counter)}",
+            next_version=(lambda v: saver.get_next_version(v, None)) if saver else _algo.increment,
+            live_ephemeral=live,
+            pending_writes=list(saved.pending_writes or []) if saved else [],
+            checkpoint_ns=config["configurable"].get("checkpoint_ns", ""),
+        )
+        st.refresh(channels)
+        if saved is not None and not resuming:
+            st.pending_writes = []
+        durability = durability or "async"
+        plan = RunPlan(
+            input=input,
+            modes=frozenset(modes),
+            checkpointing=saver is not None,
+            save_at_exit_only=durability == "exit",
+            interrupt_before=_names(interrupt_before, self.spec.interrupt_before),
+            interrupt_after=_names(interrupt_after, self.spec.interrupt_after),
+            recursion_limit=config["recursion_limit"],
+            resuming=resuming,
+            map_update=self.map_update,
+            output=self.output_values,
+            updates_chunk=self.updates_chunk,
+            previous_step=saved.metadata.get("step", -1) if saved else -2,
+            new_checkpoint_id=lambda: str(uuid6()),
+            base_metadata=get_checkpoint_metadata(config, {}) if saver else {},  # type: ignore[arg-type]
+            forking=resuming and "checkpoint_id" in config["configurable"],
+        )
+        if saver is not None:
+            self._bind_saver(io, saver, config, saved, head)
+        return _Run(st, plan, io, modes, single)
+
+    def _bind_saver(
+        self,
+        io: RunIO,
+        saver: BaseCheckpointSaver[Any],
+        config: RunnableConfig,
+        saved: CheckpointTuple | None,
+        head: str | None,
+    ) -> None:
+        """Give the drivers save functions bound to this thread, guarding it against a second writer."""
+        configurable = config["configurable"]
+        cursor: dict[str, Any] = {
+            "head": head,
+            "config": saved.config
+            if saved
+            else {
+                "configurable": {
+                    "thread_id": configurable["thread_id"],
+                    "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+                }
+            },
+        }
+
+        def put_checkpoint(effect: SaveCheckpoint) -> None:
+            new = saver.put_guarded(
+                cursor["config"], effect.checkpoint, effect.metadata, effect.new_versions, expected_head=cursor["head"]
+            )
+            cursor["config"], cursor["head"] = new, new["configurable"]["checkpoint_id"]
+
+        def put_writes(effect: SaveWrites) -> None:
+            saver.put_writes(cursor["config"], effect.writes, effect.task_id, effect.task_path)
+
+        async def aput_checkpoint(effect: SaveCheckpoint) -> None:
+            new = await saver.aput_guarded(
+                cursor["config"], effect.checkpoint, effect.metadata, effect.new_versions, expected_head=cursor["head"]
+            )
+            cursor["config"], cursor["head"] = new, new["configurable"]["checkpoint_id"]
+
+        async def aput_writes(effect: SaveWrites) -> None:
+            await saver.aput_writes(cursor["config"], effect.writes, effect.task_id, effect.task_path)
+
+        io.put_checkpoint, io.put_writes = put_checkpoint, put_writes
+        io.aput_checkpoint, io.aput_writes = aput_checkpoint, aput_writes
+
+    def _load(self, config: RunnableConfig) -> tuple[CheckpointTuple | None, str | None]:
+        if self.checkpointer is None:
+            return None, None
+        saved = self.checkpointer.get_tuple(config)
+        return saved, self._head(config, saved, self.checkpointer.get_tuple)
+
+    async def _aload(self, config: RunnableConfig) -> tuple[CheckpointTuple | None, str | None]:
+        if self.checkpointer is None:
+            return None, None
+        saved = await self.checkpointer.aget_tuple(config)
+        if saved is None or "checkpoint_id" not in config["configurable"]:
+            return saved, saved.config["configurable"]["checkpoint_id"] if saved else None
+        latest = await self.checkpointer.aget_tuple(_without_checkpoint_id(config))
+        return saved, latest.config["configurable"]["checkpoint_id"] if latest else None
+
+    @staticmethod
+    def _head(config: RunnableConfig, saved: CheckpointTuple | None, get: Any) -> str | None:
+        """The thread's newest checkpoint when this run starts (what a concurrent run would move)."""
+        if saved is None or "checkpoint_id" not in config["configurable"]:
+            return saved.config["configurable"]["checkpoint_id"] if saved else None
+        latest = get(_without_checkpoint_id(config))
+        return latest.config["configurable"]["checkpoint_id"] if latest else None
+
+    def stream(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        context: Any = None,
+        stream_mode: StreamMode | Sequence[StreamMode] | None = None,
+        print_mode: StreamMode | Sequence[StreamMode] = (),
+        output_keys: str | Sequence[str] | None = None,
+        interrupt_before: All | Sequence[str] | None = None,
+        interrupt_after: All | Sequence[str] | None = None,
+        durability: Durability | None = None,
+        subgraphs: bool = False,
+        debug: bool | None = None,
+    ) -> Iterator[Any]:
+        """Run the graph, yielding chunks in `stream_mode` (a list of modes yields `(mode, chunk)`)."""
+        cfg = self._thread_config(self._config(config))
+        saved, head = self._load(cfg)
+        run = self._prepare(
+            input,
+            cfg,
+            saved,
+            head,
+            stream_mode=stream_mode or self.default_stream_mode,
+            context=context,
+            interrupt_before=interrupt_before,
+            interrupt_after=interrupt_after,
+            durability=durability,
+        )
+        for mode, chunk in drive_sync(run_loop(run.st, run.plan), run.io):
+            yield from _shape(run, mode, chunk, subgraphs)
+
+    async def astream(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        context: Any = None,
+        stream_mode: StreamMode | Sequence[StreamMode] | None = None,
+        print_mode: StreamMode | Sequence[StreamMode] = (),
+        output_keys: str | Sequence[str] | None = None,
+        interrupt_before: All | Sequence[str] | None = None,
+        interrupt_after: All | Sequence[str] | None = None,
+        durability: Durability | None = None,
+        subgraphs: bool = False,
+        debug: bool | None = None,
+    ) -> AsyncIterator[Any]:
+        """Async twin of `stream`."""
+        cfg = self._thread_config(self._config(config))
+        saved, head = await self._aload(cfg)
+        run = self._prepare(
+            input,
+            cfg,
+            saved,
+            head,
+            stream_mode=stream_mode or self.default_stream_mode,
+            context=context,
+            interrupt_before=interrupt_before,
+            interrupt_after=interrupt_after,
+            durability=durability,
+        )
+        async for mode, chunk in drive_async(run_loop(run.st, run.plan), run.io):
+            for item in _shape(run, mode, chunk, subgraphs):
+                yield item
+
+    default_stream_mode: StreamMode = "values"
+
+    def invoke(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        context: Any = None,
+        stream_mode: StreamMode = "values",
+        print_mode: StreamMode | Sequence[StreamMode] = (),
+        output_keys: str | Sequence[str] | None = None,
+        interrupt_before: All | Sequence[str] | None = None,
+        interrupt_after: All | Sequence[str] | None = None,
+        durability: Durability | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run the graph to the end and return its output (with `__interrupt__` when interrupted)."""
+        cfg = self._thread_config(self._config(config))
+        saved, head = self._load(cfg)
+        run = self._prepare(
+            input,
+            cfg,
+            saved,
+            head,
+            stream_mode=stream_mode,
+            context=context,
+            interrupt_before=interrupt_before,
+            interrupt_after=interrupt_after,
+            durability=durability,
+        )
+        return _collect(run, drive_sync(run_loop(run.st, run.plan), run.io), stream_mode)
+
+    async def ainvoke(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        context: Any = None,
+        stream_mode: StreamMode = "values",
+        print_mode: StreamMode | Sequence[StreamMode] = (),
+        output_keys: str | Sequence[str] | None = None,
+        interrupt_before: All | Sequence[str] | None = None,
+        interrupt_after: All | Sequence[str] | None = None,
+        durability: Durability | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Async twin of `invoke`."""
+        cfg = self._thread_config(self._config(config))
+        saved, head = await self._aload(cfg)
+        run = self._prepare(
+            input,
+            cfg,
+            saved,
+            head,
+            stream_mode=stream_mode,
+            context=context,
+            interrupt_before=interrupt_before,
+            interrupt_after=interrupt_after,
+            durability=durability,
+        )
+        events = [event async for event in drive_async(run_loop(run.st, run.plan), run.io)]
+        return _collect(run, iter(events), stream_mode)
+
+
+def _drop(_chunk: Any) -> None:
+    return None
+
+
+def _merge(base: RunnableConfig | None, extra: RunnableConfig | None) -> RunnableConfig:
+    out: dict[str, Any] = dict(base or {})
+    for key, value in (extra or {}).items():
+        if key in ("configurable", "metadata") and isinstance(value, dict):
+            out[key] = {**out.get(key, {}), **value}
+        elif key == "tags" and value:
+            out[key] = [*out.get(key, []), *value]
+        elif value is not None:
+            out[key] = value
+    return out  # type: ignore[return-value]
+
+
+def _without_checkpoint_id(config: RunnableConfig) -> RunnableConfig:
+    configurable = {k: v for k, v in config["configurable"].items() if k != "checkpoint_id"}
+    return {**config, "configurable": configurable}
+
+
+def _names(given: All | Sequence[str] | None, default: All | tuple[str, ...]) -> All | tuple[str, ...]:
+    if given is None:
+        return default
+    return "*" if given == "*" else tuple(given)
+
+
+def _modes(stream_mode: StreamMode | Sequence[StreamMode] | None, debug: bool) -> tuple[tuple[str, ...], str | None]:
+    if isinstance(stream_mode, str):
+        modes: tuple[str, ...] = (stream_mode,)
+        single: str | None = stream_mode
+    else:
+        modes, single = tuple(stream_mode or ("values",)), None
+    return modes, single
+
+
+def _shape(run: _Run, mode: str, chunk: Any, subgraphs: bool) -> Iterator[Any]:
+    """Turn an internal event into what `stream` yields for the requested modes."""
+    if mode == "tasks" and "tasks" not in run.modes:
+        if "debug" not in run.modes:
+            return
+        mode, chunk = "debug", _debug_task(run, chunk)
+    elif mode == "checkpoints" and "checkpoints" not in run.modes:
+        if "debug" not in run.modes:
+            return
+        mode, chunk = "debug", {"type": "checkpoint", "payload": chunk}
+    elif mode not in run.modes:
+        return
+    if run.single_mode is not None:
+        yield ((), chunk) if subgraphs else chunk
+    else:
+        yield ((), mode, chunk) if subgraphs else (mode, chunk)
+
+
+def _debug_task(run: _Run, chunk: dict[str, Any]) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    kind = "task_result" if "result" in chunk else "task"
+    return {"step": run.st.step, "timestamp": datetime.now(UTC).isoformat(), "type": kind, "payload": chunk}
+
+
+def _collect(run: _Run, events: Iterator[tuple[str, Any]], stream_mode: str) -> Any:
+    """`invoke`'s return: the last values chunk (plus pending interrupts), or every chunk of another mode."""
+    if stream_mode == "values":
+        latest: Any = None
+        for mode, chunk in events:
+            if mode == "values" and not (isinstance(chunk, dict) and INTERRUPT in chunk):
+                latest = chunk
+        interrupts: list[Interrupt] = run.plan.interrupts
+        if interrupts:
+            base = latest if isinstance(latest, dict) else {}
+            return {**base, INTERRUPT: list(interrupts)}
+        return latest
+    return [chunk for mode, chunk in events if mode == stream_mode]
