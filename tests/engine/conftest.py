@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -35,3 +36,13 @@ def stream(graph: Any, input: Any, mode: str, config: RunnableConfig | None = No
         return [chunk async for chunk in graph.astream(input, config, **kw)]
 
     return asyncio.run(collect())
+
+
+def exact(message: str) -> str:
+    """A `match=` pattern that accepts exactly `message`."""
+    return f"^{re.escape(message)}$"
+
+
+def starts(message: str) -> str:
+    """A `match=` pattern that accepts a message beginning with `message` (LangGraph's stem)."""
+    return f"^{re.escape(message)}"

@@ -10,7 +10,7 @@ import pytest
 from graphrt.config import get_config
 from graphrt.graph import END, START, StateGraph
 from graphrt.types import Send
-from tests.engine.conftest import run, stream
+from tests.engine.conftest import exact, run, starts, stream
 
 
 class Trace(TypedDict, total=False):
@@ -221,12 +221,12 @@ def test_add_sequence_chains_functions_and_named_tuples(mode: str) -> None:
 
 
 def test_add_sequence_rejects_empty_and_duplicate_names() -> None:
-    with pytest.raises(ValueError, match="^Sequence requires at least one node.$"):
+    with pytest.raises(ValueError, match=exact("Sequence requires at least one node.")):
         StateGraph(Trace).add_sequence([])
     builder = StateGraph(Trace)
     builder.add_node("a", mark("a"))
     with pytest.raises(
-        ValueError, match="^Node names must be unique: node with the name 'a' already exists."
+        ValueError, match=starts("Node names must be unique: node with the name 'a' already exists.")
     ):
         builder.add_sequence([mark("a")])
 
