@@ -80,6 +80,7 @@ def build(lib: str) -> dict[str, tuple[Callable[[], Any], int, str]]:
 
 def plain_floor() -> dict[str, float]:
     """The same computations as plain Python function calls (µs per unit)."""
+
     def step(s: dict[str, int]) -> dict[str, int]:
         return {"x": s["x"] + 1}
 
@@ -91,7 +92,7 @@ def plain_floor() -> dict[str, float]:
     def fan() -> None:
         results: list[int] = []
         for i in range(FANOUT):
-            results = results + [i * 2]
+            results = [*results, i * 2]
 
     def wide() -> None:
         s = {f"k{i}": 0 for i in range(WIDE_KEYS)}
@@ -130,7 +131,9 @@ def main() -> None:
     lg_python = os.environ.get("LG_PYTHON")
     try:
         if lg_python:
-            out = subprocess.run([lg_python, __file__, "--json", "langgraph"], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [lg_python, __file__, "--json", "langgraph"], capture_output=True, text=True, check=True
+            )
             theirs = json.loads(out.stdout)
         else:
             import langgraph  # noqa: F401
@@ -139,7 +142,7 @@ def main() -> None:
     except (ImportError, subprocess.CalledProcessError):
         theirs = None
     units = {name: unit for name, (_, _, unit) in build("graphrt").items()}
-    print(f"| workload | unit | graphrt µs | LangGraph µs | LangGraph / graphrt | graphrt / plain |")
+    print("| workload | unit | graphrt µs | LangGraph µs | LangGraph / graphrt | graphrt / plain |")
     print("|---|---|---:|---:|---:|---:|")
     for name, value in ours.items():
         lg = f"{theirs[name]:.1f}" if theirs else "n/a"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, Protocol, TypeVar, final
 
 if TYPE_CHECKING:
-    from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointMetadata
+    from graphrt.checkpoint.base import CheckpointMetadata
     from graphrt.config import RunnableConfig
 
 __all__ = (
@@ -159,9 +159,7 @@ class Command(Generic[N]):
 
     def __repr__(self) -> str:
         parts = (
-            f"{name}={getattr(self, name)!r}"
-            for name in ("graph", "update", "resume", "goto")
-            if getattr(self, name)
+            f"{name}={getattr(self, name)!r}" for name in ("graph", "update", "resume", "goto") if getattr(self, name)
         )
         return f"Command({', '.join(parts)})"
 
@@ -189,7 +187,7 @@ class PregelTask(NamedTuple):
     path: tuple[str | int | tuple[Any, ...], ...]
     error: Exception | None = None
     interrupts: tuple[Interrupt, ...] = ()
-    state: None | RunnableConfig | StateSnapshot = None
+    state: RunnableConfig | StateSnapshot | None = None
     result: Any | None = None
 
 

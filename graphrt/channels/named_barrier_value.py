@@ -54,9 +54,7 @@ class NamedBarrierValue(Generic[Value], BaseChannel[Value, Value, set[Value]]):
         changed = False
         for value in values:
             if value not in self.names:
-                raise InvalidUpdateError(
-                    f"At key '{self.key}': Value {value!r} not in {sorted(map(str, self.names))}"
-                )
+                raise InvalidUpdateError(f"At key '{self.key}': Value {value!r} not in {sorted(map(str, self.names))}")
             if value not in self.seen:
                 self.seen.add(value)
                 changed = True

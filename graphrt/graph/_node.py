@@ -39,7 +39,8 @@ class Branch:
                 try:
                     out.append(self.ends[r])
                 except KeyError:
-                    raise InvalidUpdateError(
+                    # LangGraph raises KeyError here; keep the class, say what to fix.
+                    raise KeyError(
                         f"Branch '{self.name}' returned {r!r}, which is not in its path_map "
                         f"({sorted(map(str, self.ends))}). Return one of those keys."
                     ) from None
@@ -69,9 +70,9 @@ class StateView:
     def read(self, task: Task) -> Any:
         channels: Mapping[str, BaseChannel[Any, Any, Any]] = task.ctx.channels
         pending: dict[str, list[Any]] = {}
-        for chan, value in task.writes:
-            if chan in channels:
-                pending.setdefault(chan, []).append(value)
+        for name, value in task.writes:
+            if name in channels:
+                pending.setdefault(name, []).append(value)
         values = {}
         for key in self.keys:
             chan = channels[key]
@@ -136,6 +137,6 @@ class StateNodeProc:
                 task.writes.extend((k, v) for k, v in update if k in self.keys)
             else:
                 task.writes.extend(updates_of(update, self.keys, node=self.name))
-        goto = command.goto
-        targets = list(goto) if isinstance(goto, list | tuple) else ([goto] if goto else [])
+        goto: Any = command.goto
+        targets: list[str | Send] = list(goto) if isinstance(goto, list | tuple) else ([goto] if goto else [])
         task.writes.extend(goto_writes(targets))

@@ -30,11 +30,17 @@ class SchemaInfo:
     """Field defaults (dataclass and pydantic) used when a key has no value yet."""
 
 
-def _hints(schema: Any) -> dict[str, Any]:
+def _hints(schema: Any, localns: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if schema is None or schema is Any:
         return {}
     try:
         return get_type_hints(schema, include_extras=True)
+    except (TypeError, NameError):
+        pass
+    # Postponed annotations naming objects local to the function that built the graph: resolve them
+    # in that function's namespace (LangGraph gives up here and silently drops reducers).
+    try:
+        return get_type_hints(schema, localns=dict(localns or {}), include_extras=True)
     except (TypeError, NameError):
         return dict(getattr(schema, "__annotations__", {}))
 
@@ -68,10 +74,11 @@ def _is_reducer(func: Callable[..., Any]) -> bool:
         params = [
             p
             for p in inspect.signature(func).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         ]
     except (TypeError, ValueError):
         return True  # builtins such as operator.add have no signature on some versions
+    # LangGraph counts positional parameters with or without defaults: add_messages(left=None, right=None).
     return len(params) == 2
 
 
@@ -101,9 +108,12 @@ def _coercer(schema: Any) -> Callable[[dict[str, Any]], Any] | None:
     return None
 
 
-def inspect_schema(schema: Any) -> SchemaInfo:
-    """Channels and coercion for a TypedDict, dataclass, pydantic model (or `dict`/Any: one root value)."""
-    hints = _hints(schema)
+def inspect_schema(schema: Any, localns: Mapping[str, Any] | None = None) -> SchemaInfo:
+    """Channels and coercion for a TypedDict, dataclass, pydantic model (or `dict`/Any: one root value).
+
+    `localns` resolves postponed annotations that name objects local to the caller.
+    """
+    hints = _hints(schema, localns)
     if isinstance(schema, type) and issubclass(schema, BaseModel):
         hints = {k: v for k, v in hints.items() if k in schema.model_fields}
     elif dataclasses.is_dataclass(schema):
@@ -132,6 +142,6 @@ def updates_of(value: Any, keys: Mapping[str, Any] | frozenset[str], *, node: st
         return [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value) if f.name in keys]
     raise InvalidUpdateError(
         create_error_message(
-            message=f"Expected dict, got {value!r}", error_code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE
+            message=f"Expected dict, got {value}", error_code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE
         )
     )

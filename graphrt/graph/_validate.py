@@ -35,7 +35,7 @@ def validate_graph(graph: StateGraph[Any], interrupt: Sequence[str] = ()) -> Non
         dests = spec.destinations.values() if isinstance(spec.destinations, dict) else (spec.destinations or ())
         for dest in dests:
             if dest != END and dest not in nodes:
-                problems.append(f"At '{name}' node, 'destinations' contains unknown node '{dest}'")
+                problems.append(f"Found edge ending at unknown node `{dest}`")
     for node in interrupt:
         if node not in nodes:
             problems.append(f"Interrupt node `{node}` not found")

@@ -70,12 +70,13 @@ class StateGraph(Generic[StateT]):
         self.branches: dict[str, dict[str, Branch]] = {}
         self.schemas: dict[Any, SchemaInfo] = {}
         self.compiled = False
+        self._localns = _caller_locals()
         for schema in (state_schema, self.input_schema, self.output_schema):
             self._add_schema(schema)
 
-    def _add_schema(self, schema: Any) -> SchemaInfo:
+    def _add_schema(self, schema: Any, localns: dict[str, Any] | None = None) -> SchemaInfo:
         if schema not in self.schemas:
-            self.schemas[schema] = inspect_schema(schema)
+            self.schemas[schema] = inspect_schema(schema, {**self._localns, **(localns or {})})
         return self.schemas[schema]
 
     # ------------------------------------------------------------ building
@@ -112,10 +113,14 @@ class StateGraph(Generic[StateT]):
         for char in RESERVED_CHARS:
             if char in node:
                 raise ValueError(f"'{char}' is a reserved character and is not allowed in the node names.")
+        localns = _caller_locals()
         if input_schema is None:
-            input_schema = _first_param_schema(action)
+            input_schema = _first_param_schema(action, {**self._localns, **localns})
         if input_schema is not None:
-            self._add_schema(input_schema)
+            self._add_schema(input_schema, localns)
+        output_schema = _return_schema(action, {**self._localns, **localns})
+        if output_schema is not None:
+            self._add_schema(output_schema, localns)
         policies = (
             ()
             if retry_policy is None
@@ -226,9 +231,7 @@ class StateGraph(Generic[StateT]):
         name: str | None = None,
     ) -> CompiledStateGraph[StateT]:
         """Validate the graph and compile it into a runnable `CompiledStateGraph`."""
-        interrupt = [
-            n for group in (interrupt_before, interrupt_after) if group and group != "*" for n in group
-        ]
+        interrupt = [n for group in (interrupt_before, interrupt_after) if group and group != "*" for n in group]
         self.validate(interrupt)
         self.compiled = True
         spec = self._spec(
@@ -264,12 +267,12 @@ class StateGraph(Generic[StateT]):
         joins: dict[str, list[str]] = {}
         join_writes: dict[str, list[tuple[str, Any]]] = {}
         for starts, end in self.waiting_edges:
-            chan = f"join:{'+'.join(starts)}:{end}"
+            join = f"join:{'+'.join(starts)}:{end}"
             deferred = end in self.nodes and self.nodes[end].defer
-            channels[chan] = (NamedBarrierValueAfterFinish if deferred else NamedBarrierValue)(str, set(starts))
-            joins.setdefault(end, []).append(chan)
+            channels[join] = (NamedBarrierValueAfterFinish if deferred else NamedBarrierValue)(str, set(starts))
+            joins.setdefault(end, []).append(join)
             for s in starts:
-                join_writes.setdefault(s, []).append((chan, s))
+                join_writes.setdefault(s, []).append((join, s))
         for key, chan in channels.items():
             chan.key = key
         view = StateView(tuple(state.keys), state.coerce)
@@ -284,7 +287,12 @@ class StateGraph(Generic[StateT]):
         for name, spec in self.nodes.items():
             info = self.schemas[spec.input_schema] if spec.input_schema is not None else state
             proc = StateNodeProc(
-                Call.of(spec.action), state_keys, self._edges_from(name, join_writes), self._branches(name), view, name
+                Call.of(spec.action),
+                state_keys,
+                self._edges_from(name, join_writes),
+                self._branches(name),
+                view,
+                name,
             )
             triggers = (branch_channel(name), *sorted(joins.get(name, ())))
             nodes[name] = PregelNode(
@@ -301,6 +309,7 @@ class StateGraph(Generic[StateT]):
             input_channels=START,
             output_channels=tuple(output_info.keys),
             output_set=frozenset(output_info.keys),
+            values_channels=tuple(state.keys),
             stream_channels=state_keys,
             step_notified=frozenset(k for k, c in channels.items() if c.steps_without_writes),
             interrupt_before=interrupt_before,
@@ -308,7 +317,9 @@ class StateGraph(Generic[StateT]):
         )
 
     def _edges_from(self, source: str, join_writes: dict[str, list[tuple[str, Any]]]) -> tuple[tuple[str, Any], ...]:
-        writes: list[tuple[str, Any]] = [(branch_channel(end), None) for start, end in sorted(self.edges) if start == source and end != END]
+        writes: list[tuple[str, Any]] = [
+            (branch_channel(end), None) for start, end in sorted(self.edges) if start == source and end != END
+        ]
         writes.extend(join_writes.get(source, ()))
         return tuple(writes)
 
@@ -334,7 +345,11 @@ class StartProc:
         if coerce is not None and isinstance(value, dict):
             coerce(value)  # validates the input (pydantic raises on bad input); only given keys are written
         allowed = frozenset(self.input_info.keys) if self.input_info.keys else self.keys
-        task.writes.extend(updates_of(value, allowed, node=START))
+        if not isinstance(value, dict) and hasattr(type(value), "model_fields"):
+            # A pydantic instance as input: every field, defaults included, as LangGraph writes it.
+            task.writes.extend((k, getattr(value, k)) for k in type(value).model_fields if k in allowed)
+        else:
+            task.writes.extend(updates_of(value, allowed, node=START))
         task.writes.extend(self.edges)
 
     def run(self, task: Any) -> None:
@@ -378,24 +393,56 @@ def _name_of(action: Callable[..., Any]) -> str:
     return str(name)
 
 
-def _first_param_schema(action: Callable[..., Any]) -> Any:
-    """The annotation of a node's first parameter, used as its input schema when it is a state type."""
-    import dataclasses
+def _caller_locals(depth: int = 2) -> dict[str, Any]:
+    """The local namespace of the user function that called into the builder (for postponed annotations)."""
+    import sys
+
+    try:
+        return dict(sys._getframe(depth).f_locals)
+    except (AttributeError, ValueError):
+        return {}
+
+
+def _action_hints(action: Callable[..., Any], localns: dict[str, Any]) -> dict[str, Any]:
     import inspect
-    from typing import get_type_hints, is_typeddict
+    from typing import get_type_hints
+
+    if not inspect.isfunction(action):
+        return {}
+    for ns in (None, localns):
+        try:
+            return get_type_hints(action, localns=ns)
+        except (TypeError, NameError):
+            continue
+    return {}
+
+
+def _is_state_type(hint: Any) -> bool:
+    import dataclasses
+    from typing import is_typeddict
 
     from pydantic import BaseModel
 
+    return isinstance(hint, type) and (
+        is_typeddict(hint) or dataclasses.is_dataclass(hint) or issubclass(hint, BaseModel)
+    )
+
+
+def _first_param_schema(action: Callable[..., Any], localns: dict[str, Any]) -> Any:
+    """The annotation of a node's first parameter, used as its input schema when it is a state type."""
+    import inspect
+
     try:
         params = list(inspect.signature(action).parameters.values())
-        hints = get_type_hints(action) if inspect.isfunction(action) else {}
-    except (TypeError, ValueError, NameError):
+    except (TypeError, ValueError):
         return None
     if not params:
         return None
-    hint = hints.get(params[0].name)
-    if isinstance(hint, type) and (
-        is_typeddict(hint) or dataclasses.is_dataclass(hint) or issubclass(hint, BaseModel)
-    ):
-        return hint
-    return None
+    hint = _action_hints(action, localns).get(params[0].name)
+    return hint if _is_state_type(hint) else None
+
+
+def _return_schema(action: Callable[..., Any], localns: dict[str, Any]) -> Any:
+    """A node's return annotation, when it is a state type: its keys become channels (private state)."""
+    hint = _action_hints(action, localns).get("return")
+    return hint if _is_state_type(hint) else None

@@ -71,6 +71,7 @@ class GraphSpec:
     trigger_to_nodes: Mapping[str, tuple[str, ...]]
     input_channels: str | tuple[str, ...]
     output_channels: str | tuple[str, ...]
+    """What `invoke` returns (the output schema's keys)."""
     output_set: frozenset[str]
     stream_channels: frozenset[str]
     """Channels whose writes appear in `updates` chunks."""
@@ -78,6 +79,8 @@ class GraphSpec:
     """Channels whose `update([])` may change them (ephemeral values): notified of steps they missed."""
     interrupt_before: All | tuple[str, ...] = ()
     interrupt_after: All | tuple[str, ...] = ()
+    values_channels: str | tuple[str, ...] = ()
+    """What the `values` stream shows (the state schema's keys; LangGraph filters only invoke's result)."""
 
 
 @dataclass(slots=True)
@@ -208,12 +211,20 @@ def prepare_next_tasks(st: LoopState, *, candidates: Iterable[str] | None = None
     return tasks
 
 
-def _new_task(
-    st: LoopState, node: PregelNode, value: Any, path: tuple[Any, ...], triggers: tuple[str, ...]
-) -> Task:
+def _new_task(st: LoopState, node: PregelNode, value: Any, path: tuple[Any, ...], triggers: tuple[str, ...]) -> Task:
     task_id = make_task_id(st.checkpoint_id, st.checkpoint_ns, st.step, node.name, path[0], path[1])
     ns = f"{st.checkpoint_ns}|{node.name}:{task_id}" if st.checkpoint_ns else f"{node.name}:{task_id}"
-    ctx = TaskContext(st.run, node.name, task_id, st.step, triggers, path, interrupt_ns=ns, channels=st.channels)
+    ctx = TaskContext(
+        st.run,
+        node.name,
+        task_id,
+        st.step,
+        triggers,
+        path,
+        interrupt_ns=ns,
+        channels=st.channels,
+        node_metadata=node.metadata,
+    )
     return Task(node.name, value, node, task_id, path, triggers, ctx)
 
 
@@ -249,7 +260,10 @@ def apply_writes(st: LoopState, tasks: Sequence[Task], *, bump_step: bool = True
     for chan, values in by_channel.items():
         if channels[chan].update(values):
             versions[chan] = next_version
-            updated.add(chan)
+            changed.add(chan)
+            # An unavailable channel (a deferred trigger before finish) can't trigger anything yet.
+            if channels[chan].is_available():
+                updated.add(chan)
     # Ephemeral channels that were not written this step are cleared.
     if bump_step:
         for chan in st.live_ephemeral - by_channel.keys():

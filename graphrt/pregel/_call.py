@@ -40,7 +40,7 @@ def _service_for(name: str, annotation: Any) -> str | None:
 
 
 def _hints(func: Callable[..., Any]) -> dict[str, Any]:
-    target = func.__call__ if not inspect.isfunction(func) and not inspect.ismethod(func) else func  # type: ignore[operator]
+    target = func if inspect.isroutine(func) else type(func).__call__
     try:
         return get_type_hints(target)
     except Exception:
@@ -61,7 +61,8 @@ def is_async_callable(func: Any) -> bool:
     """True for `async def` functions, async `__call__`s and partials of them."""
     while isinstance(func, functools.partial):
         func = func.func
-    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
+    call = type(func).__call__ if not inspect.isroutine(func) else None
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(call)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,4 +139,4 @@ def _run_coroutine(coro: Awaitable[Any]) -> Any:
 
     ctx = contextvars.copy_context()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(ctx.run, asyncio.run, coro).result()
+        return pool.submit(ctx.run, asyncio.run, coro).result()  # type: ignore[arg-type]

@@ -59,6 +59,8 @@ class TaskContext:
     """A single `Command(resume=v)` answer, claimed by the first interrupt without an answer."""
     has_null_resume: bool = False
     interrupt_ns: str = ""
+    node_metadata: Mapping[str, Any] = field(default_factory=dict)
+    """`add_node(..., metadata=...)`, merged into the task config's metadata."""
     channels: Mapping[str, Any] = field(default_factory=dict)
     """The run's channels as of this step (read-only: a branch reads state through them)."""
     _counter: int = 0
@@ -75,6 +77,7 @@ class TaskContext:
             base = self.run.config
             metadata = {
                 **base.get("metadata", {}),
+                **self.node_metadata,
                 "langgraph_step": self.step,
                 "langgraph_node": self.name,
                 "langgraph_triggers": tuple(self.triggers),
@@ -124,4 +127,3 @@ def enter_task(task: TaskContext) -> Any:
 
 def exit_task(token: Any) -> None:
     _current.reset(token)
-

@@ -175,9 +175,7 @@ def _outcome(tasks: Sequence[Task], results: list[tuple[Task, BaseException | No
     for _, error in results:
         if error is not None and not isinstance(error, GraphInterrupt):
             return StepOutcome(error=error)
-    interrupts = tuple(
-        (task, tuple(error.interrupts)) for task, error in results if isinstance(error, GraphInterrupt)
-    )
+    interrupts = tuple((task, tuple(error.interrupts)) for task, error in results if isinstance(error, GraphInterrupt))
     return StepOutcome(interrupts=interrupts)
 
 

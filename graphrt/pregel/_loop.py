@@ -91,6 +91,8 @@ class RunPlan:
     """Step of the checkpoint the run starts from (-2: none)."""
     new_checkpoint_id: Callable[[], str] = field(default=lambda: "")
     base_metadata: dict[str, Any] = field(default_factory=dict)
+    values_set: frozenset[str] = frozenset()
+    """Channels whose update makes a `values` chunk."""
     forking: bool = False
     """The run continues an explicitly named (older) checkpoint: a `fork` checkpoint is written first."""
     status: str = "pending"
@@ -320,26 +322,28 @@ def _emit_task_starts(st: LoopState, plan: RunPlan, tasks: list[Task]) -> Genera
         for task in tasks:
             if not task.node.hidden:
                 yield Emit(
-                    "tasks", {"id": task.id, "name": task.name, "input": task.input, "triggers": task.triggers}
+                    "tasks",
+                    {"id": task.id, "name": task.name, "input": task.input, "triggers": task.triggers},
                 )
 
 
 def _emit_values(st: LoopState, plan: RunPlan, updated: set[str]) -> Generator[Effect, Any, None]:
     if "values" not in plan.modes:
         return
-    if not updated.isdisjoint(st.spec.output_set):
+    if not updated.isdisjoint(plan.values_set):
         yield Emit("values", plan.output(st))
 
 
-def _emit_interrupts(
-    st: LoopState, plan: RunPlan, interrupts: tuple[Interrupt, ...]
-) -> Generator[Effect, Any, None]:
+def _emit_interrupts(st: LoopState, plan: RunPlan, interrupts: tuple[Interrupt, ...]) -> Generator[Effect, Any, None]:
     plan.interrupts.extend(interrupts)
     if "updates" in plan.modes:
         yield Emit("updates", {INTERRUPT: interrupts})
     if "values" in plan.modes and interrupts:
         values = plan.output(st)
-        yield Emit("values", {**values, INTERRUPT: interrupts} if isinstance(values, dict) else {INTERRUPT: interrupts})
+        yield Emit(
+            "values",
+            {**values, INTERRUPT: interrupts} if isinstance(values, dict) else {INTERRUPT: interrupts},
+        )
 
 
 def _save(st: LoopState, plan: RunPlan, source: str, *, final: bool = False) -> Generator[Effect, Any, None]:

@@ -14,7 +14,8 @@ def _matches(policy: RetryPolicy, exc: Exception) -> bool:
         return isinstance(exc, retry_on)
     if isinstance(retry_on, Sequence):
         return isinstance(exc, tuple(retry_on))
-    return bool(retry_on(exc))
+    assert callable(retry_on)
+    return bool(retry_on(exc))  # type: ignore[call-arg]
 
 
 def next_delay(policies: Sequence[RetryPolicy], attempt: int, exc: Exception) -> float | None:

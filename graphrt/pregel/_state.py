@@ -45,7 +45,9 @@ class StateMixin:
         null_writes = [(c, v) for c, v in by_task.get(NULL_TASK_ID, []) if c != RESUME]
         if null_writes:
             _algo.apply_writes(st, [_writes_task(null_writes)], bump_step=False)
-        snapshot_tasks, interrupts, finished = [], [], []
+        snapshot_tasks: list[PregelTask] = []
+        interrupts: list[Interrupt] = []
+        finished: list[Task] = []
         for task in tasks:
             writes = by_task.get(task.id, [])
             error = next((v for c, v in writes if c == ERROR), None)
@@ -155,7 +157,7 @@ class StateMixin:
 
     def _apply_update(  # type: ignore[misc]
         self: Pregel, saved: CheckpointTuple | None, config: RunnableConfig, values: Any, as_node: str | None
-    ) -> tuple[Any, dict[str, Any], Any, str]:
+    ) -> tuple[Any, Any, Any, Any]:
         """The checkpoint, metadata and versions an `update_state` writes (pure, no I/O)."""
         node_name = self._as_node(saved, as_node)
         if saved is None:
@@ -165,7 +167,7 @@ class StateMixin:
             saved = CheckpointTuple(
                 {"configurable": {"thread_id": config["configurable"]["thread_id"], "checkpoint_ns": ""}},
                 empty_checkpoint(),
-                {"step": -2},  # type: ignore[typeddict-item]
+                {"step": -2},
             )
             del saver
         st = self._loop_state(saved, config)
@@ -180,8 +182,11 @@ class StateMixin:
         checkpoint = _algo.create_checkpoint(st, checkpoint_id, updated)
         step = saved.metadata.get("step", -1) + 1
         metadata = {"source": "update", "step": step, "parents": {}}
-        return checkpoint, metadata, {c: st.versions[c] for c in updated}, saved.config["configurable"].get(
-            "checkpoint_id"
+        return (
+            checkpoint,
+            metadata,
+            {c: st.versions[c] for c in updated},
+            saved.config["configurable"].get("checkpoint_id"),
         )
 
     def update_state(  # type: ignore[misc]

@@ -73,6 +73,13 @@ class Pregel(StateMixin):
         """The graph's output as read from the channels."""
         return _algo.read_values(st.values, self.spec.output_channels)
 
+    def _values_keys(self) -> str | tuple[str, ...]:
+        return self.spec.values_channels or self.spec.output_channels
+
+    def stream_values(self, st: LoopState) -> Any:
+        """A `values` stream chunk: the whole state (not filtered by the output schema)."""
+        return _algo.read_values(st.values, self._values_keys())
+
     def updates_chunk(self, task: Task) -> Any:
         """What a finished task contributes to the `updates` stream."""
         writes = {c: v for c, v in task.writes if c in self.spec.stream_channels}
@@ -124,6 +131,7 @@ class Pregel(StateMixin):
         interrupt_before: All | Sequence[str] | None,
         interrupt_after: All | Sequence[str] | None,
         durability: Durability | None,
+        for_invoke: bool = False,
     ) -> _Run:
         if isinstance(input, Command) and input.resume is not None and self.checkpointer is None:
             raise RuntimeError("Cannot use Command(resume=...) without checkpointer")
@@ -174,7 +182,8 @@ class Pregel(StateMixin):
             recursion_limit=config["recursion_limit"],
             resuming=resuming,
             map_update=self.map_update,
-            output=self.output_values,
+            output=self.output_values if for_invoke else self.stream_values,
+            values_set=self.spec.output_set if for_invoke else frozenset(self._values_keys()),
             updates_chunk=self.updates_chunk,
             previous_step=saved.metadata.get("step", -1) if saved else -2,
             new_checkpoint_id=lambda: str(uuid6()),
@@ -209,7 +218,11 @@ class Pregel(StateMixin):
 
         def put_checkpoint(effect: SaveCheckpoint) -> None:
             new = saver.put_guarded(
-                cursor["config"], effect.checkpoint, effect.metadata, effect.new_versions, expected_head=cursor["head"]
+                cursor["config"],
+                effect.checkpoint,
+                effect.metadata,
+                effect.new_versions,
+                expected_head=cursor["head"],
             )
             cursor["config"], cursor["head"] = new, new["configurable"]["checkpoint_id"]
 
@@ -218,7 +231,11 @@ class Pregel(StateMixin):
 
         async def aput_checkpoint(effect: SaveCheckpoint) -> None:
             new = await saver.aput_guarded(
-                cursor["config"], effect.checkpoint, effect.metadata, effect.new_versions, expected_head=cursor["head"]
+                cursor["config"],
+                effect.checkpoint,
+                effect.metadata,
+                effect.new_versions,
+                expected_head=cursor["head"],
             )
             cursor["config"], cursor["head"] = new, new["configurable"]["checkpoint_id"]
 
@@ -345,6 +362,7 @@ class Pregel(StateMixin):
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
             durability=durability,
+            for_invoke=True,
         )
         return _collect(run, drive_sync(run_loop(run.st, run.plan), run.io), stream_mode)
 
@@ -375,6 +393,7 @@ class Pregel(StateMixin):
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
             durability=durability,
+            for_invoke=True,
         )
         events = [event async for event in drive_async(run_loop(run.st, run.plan), run.io)]
         return _collect(run, iter(events), stream_mode)
@@ -389,7 +408,7 @@ def _merge(base: RunnableConfig | None, extra: RunnableConfig | None) -> Runnabl
     for key, value in (extra or {}).items():
         if key in ("configurable", "metadata") and isinstance(value, dict):
             out[key] = {**out.get(key, {}), **value}
-        elif key == "tags" and value:
+        elif key == "tags" and isinstance(value, list):
             out[key] = [*out.get(key, []), *value]
         elif value is not None:
             out[key] = value

@@ -1,0 +1,108 @@
+"""The public surface: LangGraph's import paths with `graphrt` in their place, tuple `__all__` everywhere."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+
+import graphrt
+
+PROMISED: dict[str, tuple[str, ...]] = {
+    "graphrt.graph": ("StateGraph", "START", "END", "MessagesState", "add_messages", "CompiledStateGraph"),
+    "graphrt.graph.message": ("add_messages", "MessagesState", "REMOVE_ALL_MESSAGES"),
+    "graphrt.types": (
+        "Command",
+        "Send",
+        "interrupt",
+        "Interrupt",
+        "RetryPolicy",
+        "StateSnapshot",
+        "Overwrite",
+        "StreamWriter",
+        "PregelTask",
+        "StateUpdate",
+        "All",
+        "StreamMode",
+        "Durability",
+        "CachePolicy",
+    ),
+    "graphrt.config": ("RunnableConfig", "get_config", "get_store", "get_stream_writer"),
+    "graphrt.runtime": ("Runtime", "get_runtime"),
+    "graphrt.channels": (
+        "BaseChannel",
+        "LastValue",
+        "AnyValue",
+        "BinaryOperatorAggregate",
+        "Topic",
+        "EphemeralValue",
+        "NamedBarrierValue",
+        "UntrackedValue",
+    ),
+    "graphrt.errors": (
+        "GraphRecursionError",
+        "InvalidUpdateError",
+        "GraphInterrupt",
+        "NodeInterrupt",
+        "ParentCommand",
+        "EmptyInputError",
+        "EmptyChannelError",
+        "ThreadConflictError",
+    ),
+    "graphrt.constants": ("START", "END"),
+    "graphrt.messages": (
+        "BaseMessage",
+        "HumanMessage",
+        "AIMessage",
+        "SystemMessage",
+        "ToolMessage",
+        "RemoveMessage",
+        "AnyMessage",
+        "convert_to_messages",
+    ),
+    "graphrt.tools": ("tool",),
+    "graphrt.pregel": ("Pregel",),
+    "graphrt.checkpoint.base": ("BaseCheckpointSaver", "Checkpoint", "CheckpointTuple", "CheckpointMetadata"),
+    "graphrt.checkpoint.memory": ("InMemorySaver", "MemorySaver"),
+    "graphrt.checkpoint.serde.jsonplus": ("JsonPlusSerializer",),
+    "graphrt.checkpoint.sqlite": ("SqliteSaver",),
+    "graphrt.checkpoint.sqlite.aio": ("AsyncSqliteSaver",),
+    "graphrt.store.base": (
+        "BaseStore",
+        "Item",
+        "SearchItem",
+        "GetOp",
+        "PutOp",
+        "SearchOp",
+        "ListNamespacesOp",
+        "MatchCondition",
+        "InvalidNamespaceError",
+    ),
+    "graphrt.store.memory": ("InMemoryStore",),
+    "graphrt.store.sqlite": ("SqliteStore",),
+    "graphrt.store.sqlite.aio": ("AsyncSqliteStore",),
+}
+
+
+@pytest.mark.parametrize("module", sorted(PROMISED))
+def test_promised_names_import(module: str) -> None:
+    mod = importlib.import_module(module)
+    missing = [name for name in PROMISED[module] if not hasattr(mod, name)]
+    assert missing == []
+
+
+def _public_modules() -> list[str]:
+    names = []
+    for info in pkgutil.walk_packages(graphrt.__path__, "graphrt."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            names.append(info.name)
+    return sorted(names)
+
+
+@pytest.mark.parametrize("module", _public_modules())
+def test_every_public_module_has_tuple_all(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert isinstance(getattr(mod, "__all__", None), tuple), f"{module} needs a tuple __all__"
+    for name in mod.__all__:
+        assert hasattr(mod, name), f"{module}.__all__ names {name!r}, which it lacks"
