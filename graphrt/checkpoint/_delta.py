@@ -135,12 +135,13 @@ class DeltaCodec:
         self,
         serde: SerializerProtocol,
         *,
-        snapshot_every: int = SNAPSHOT_EVERY,
+        snapshot_every: int | None = None,
         max_streams: int = 512,
         versions_per_stream: int = 2,
     ) -> None:
         self.serde = serde
-        self.snapshot_every = snapshot_every
+        # Read at construction, not definition, so tests can shorten chains by patching the module.
+        self.snapshot_every = snapshot_every or SNAPSHOT_EVERY
         self._max_streams = max_streams
         self._per_stream = versions_per_stream
         self._streams: OrderedDict[StreamKey, _Stream] = OrderedDict()
@@ -164,6 +165,7 @@ class DeltaCodec:
         return Blob(type_, data)
 
     def _find_base(self, key: StreamKey, value: list[Any]) -> tuple[str, _Known] | None:
+        """The remembered version `value` extends the most, unless its chain is already full."""
         with self._lock:
             stream = self._streams.get(key)
             candidates = [*stream.written.items(), *stream.read.items()] if stream else []
@@ -173,16 +175,16 @@ class DeltaCodec:
             if (
                 n
                 and n <= len(value)
-                and known.depth + 1 < self.snapshot_every
                 and (best is None or n > len(best[1].items))
                 and all(map(operator.is_, known.items, value))
             ):
                 best = (version, known)
+        # Falling back to a shorter base would keep chains short but make every tail longer.
+        if best is None or best[1].depth + 1 >= self.snapshot_every:
+            return None
         return best
 
-    def remember(
-        self, key: StreamKey, version: str, value: Any, depth: int, *, decoded: bool = False
-    ) -> None:
+    def remember(self, key: StreamKey, version: str, value: Any, depth: int, *, decoded: bool = False) -> None:
         """Note that `version` of a stream holds `value` (call after the write committed).
 
         Args:

@@ -38,9 +38,7 @@ def call(saver: BaseCheckpointSaver[Any], name: str, mode: str, *args: Any, **kw
     return anyio.run(run)
 
 
-def config(
-    thread_id: str = "t1", checkpoint_ns: str = "", checkpoint_id: str | None = None
-) -> RunnableConfig:
+def config(thread_id: str = "t1", checkpoint_ns: str = "", checkpoint_id: str | None = None) -> RunnableConfig:
     conf: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns}
     if checkpoint_id is not None:
         conf["checkpoint_id"] = checkpoint_id
@@ -50,9 +48,7 @@ def config(
 class Thread:
     """Builds a thread's checkpoints the way the runtime does: versions move only for changed channels."""
 
-    def __init__(
-        self, saver: BaseCheckpointSaver[Any], thread_id: str = "t1", checkpoint_ns: str = ""
-    ) -> None:
+    def __init__(self, saver: BaseCheckpointSaver[Any], thread_id: str = "t1", checkpoint_ns: str = "") -> None:
         self.saver = saver
         self.config = config(thread_id, checkpoint_ns)
         self.values: dict[str, Any] = {}
@@ -70,9 +66,7 @@ class Thread:
         checkpoint["channel_versions"] = dict(self.versions)
         return checkpoint, new_versions
 
-    def put(
-        self, mode: str, updates: dict[str, Any], metadata: dict[str, Any] | None = None
-    ) -> RunnableConfig:
+    def put(self, mode: str, updates: dict[str, Any], metadata: dict[str, Any] | None = None) -> RunnableConfig:
         checkpoint, new_versions = self.checkpoint(updates)
         meta = metadata if metadata is not None else {"source": "loop", "step": 0}
         self.config = call(self.saver, "put", mode, self.config, checkpoint, meta, new_versions)
@@ -94,14 +88,10 @@ class AssertingSaver(BaseCheckpointSaver[str]):
         for (thread_id, ns, cid), (checkpoint, metadata) in self.saved.items():
             got = self.inner.get_tuple(config(thread_id, ns, cid))
             assert got is not None, f"checkpoint {cid} of {thread_id!r} disappeared"
-            assert got.checkpoint == checkpoint, (
-                f"checkpoint {cid} of {thread_id!r} changed after it was saved"
-            )
+            assert got.checkpoint == checkpoint, f"checkpoint {cid} of {thread_id!r} changed after it was saved"
             assert got.metadata == metadata
 
-    def _record(
-        self, saved_config: RunnableConfig, checkpoint: Checkpoint, new_versions: ChannelVersions
-    ) -> None:
+    def _record(self, saved_config: RunnableConfig, checkpoint: Checkpoint, new_versions: ChannelVersions) -> None:
         conf = saved_config["configurable"]
         got = self.inner.get_tuple(saved_config)
         assert got is not None
@@ -156,9 +146,7 @@ class AssertingSaver(BaseCheckpointSaver[str]):
         expected_head: str | None,
     ) -> RunnableConfig:
         try:
-            saved = self.inner.put_guarded(
-                config, checkpoint, metadata, new_versions, expected_head=expected_head
-            )
+            saved = self.inner.put_guarded(config, checkpoint, metadata, new_versions, expected_head=expected_head)
         finally:
             self._check_all()
         self._record(saved, checkpoint, new_versions)
@@ -239,3 +227,21 @@ class AssertingSaver(BaseCheckpointSaver[str]):
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         await self.inner.aprune(thread_ids, strategy=strategy)
         self._after_prune(thread_ids, strategy)
+
+
+def race_put_guarded(path: str, expected_head: str | None, name: str, barrier: Any, results: Any) -> None:
+    """One process of the two-process race: wait for the other, then try to advance the thread."""
+    from graphrt.checkpoint.sqlite import SqliteSaver
+    from graphrt.errors import ThreadConflictError
+
+    with SqliteSaver.from_conn_string(path) as saver:
+        saver.setup()
+        thread = Thread(saver, "raced")
+        parent = config("raced", checkpoint_id=expected_head)
+        checkpoint, versions = thread.checkpoint({"winner": name})
+        barrier.wait(timeout=30)
+        try:
+            saver.put_guarded(parent, checkpoint, {}, versions, expected_head=expected_head)
+            results.put((name, "won", checkpoint["id"]))
+        except ThreadConflictError as exc:
+            results.put((name, "conflict", exc.found))

@@ -53,9 +53,7 @@ def test_get_tuple_of_unknown_thread_or_id_is_none(saver: AssertingSaver, mode: 
     assert call(saver, "get", mode, config("nope")) is None
 
 
-def test_parent_config_links_each_checkpoint_to_the_one_it_was_put_on(
-    saver: AssertingSaver, mode: str
-) -> None:
+def test_parent_config_links_each_checkpoint_to_the_one_it_was_put_on(saver: AssertingSaver, mode: str) -> None:
     thread = Thread(saver)
     first = thread.put(mode, {"a": 1})
     second = thread.put(mode, {"b": 2})
@@ -70,9 +68,7 @@ def test_channel_in_new_versions_without_value_reads_back_absent(saver: Assertin
     checkpoint, _ = thread.checkpoint({})
     checkpoint["channel_values"].pop("a")
     checkpoint["channel_versions"]["a"] = saver.get_next_version(checkpoint["channel_versions"]["a"], None)
-    saved = call(
-        saver, "put", mode, thread.config, checkpoint, {}, {"a": checkpoint["channel_versions"]["a"]}
-    )
+    saved = call(saver, "put", mode, thread.config, checkpoint, {}, {"a": checkpoint["channel_versions"]["a"]})
     assert call(saver, "get_tuple", mode, saved).checkpoint["channel_values"] == {}
 
 
@@ -92,9 +88,7 @@ def test_list_is_newest_first_with_filter_before_and_limit(saver: AssertingSaver
         2,
         0,
     ]
-    assert [
-        t.metadata["step"] for t in call(saver, "list", mode, config(), filter={"even": True}, limit=2)
-    ] == [4, 2]
+    assert [t.metadata["step"] for t in call(saver, "list", mode, config(), filter={"even": True}, limit=2)] == [4, 2]
     before = config(checkpoint_id=ids[3])
     assert [t.metadata["step"] for t in call(saver, "list", mode, config(), before=before)] == [2, 1, 0]
     assert [t.metadata["step"] for t in call(saver, "list", mode, config(), before=before, limit=1)] == [2]
@@ -141,9 +135,9 @@ def test_namespaces_are_isolated(saver: AssertingSaver, mode: str) -> None:
     root.put(mode, {"a": "root2"})
     call(saver, "put_writes", mode, sub_saved, [("a", "w")], "task")
 
-    assert call(saver, "get_tuple", mode, {"configurable": {"thread_id": "t1"}}).checkpoint[
-        "channel_values"
-    ] == {"a": "root2"}
+    assert call(saver, "get_tuple", mode, {"configurable": {"thread_id": "t1"}}).checkpoint["channel_values"] == {
+        "a": "root2"
+    }
     got_sub = call(saver, "get_tuple", mode, config("t1", "child:1"))
     assert got_sub.config == sub_saved
     assert got_sub.checkpoint["channel_values"] == {"a": "sub"}
@@ -183,18 +177,14 @@ def test_copy_thread_copies_checkpoints_writes_and_delta_chains(saver: Asserting
         (t.checkpoint, t.metadata, t.pending_writes) for t in source
     ]
     assert copied[0].config == config("dst", checkpoint_id=saved["configurable"]["checkpoint_id"])
-    assert copied[0].parent_config == config(
-        "dst", checkpoint_id=source[1].config["configurable"]["checkpoint_id"]
-    )
+    assert copied[0].parent_config == config("dst", checkpoint_id=source[1].config["configurable"]["checkpoint_id"])
     call(saver, "delete_thread", mode, "src")
     head = call(saver, "get_tuple", mode, config("dst"))
     assert head.checkpoint["channel_values"]["messages"] == messages
 
 
 @pytest.mark.parametrize("turns", [3, 70])
-def test_prune_keep_latest_keeps_each_namespace_head_whole(
-    saver: AssertingSaver, mode: str, turns: int
-) -> None:
+def test_prune_keep_latest_keeps_each_namespace_head_whole(saver: AssertingSaver, mode: str, turns: int) -> None:
     thread = Thread(saver, "t1")
     sub = Thread(saver, "t1", "sub")
     messages: list[Any] = []
@@ -238,9 +228,7 @@ def test_prune_delete_removes_the_threads(saver: AssertingSaver, mode: str) -> N
 def test_prune_rejects_bad_arguments(saver: AssertingSaver, mode: str) -> None:
     with pytest.raises(TypeError, match=r"^thread_ids must be a sequence of thread IDs, not a str$"):
         call(saver, "prune", mode, "t1")
-    with pytest.raises(
-        ValueError, match=re.escape("Unknown prune strategy: 'all'; use 'keep_latest' or 'delete'")
-    ):
+    with pytest.raises(ValueError, match=re.escape("Unknown prune strategy: 'all'; use 'keep_latest' or 'delete'")):
         call(saver, "prune", mode, ["t1"], strategy="all")
 
 
@@ -258,9 +246,7 @@ def test_put_guarded_writes_only_on_the_expected_head(saver: AssertingSaver, mod
         call(saver, "put_guarded", mode, first, stale, {}, stale_versions, expected_head=first_id)
     assert (info.value.thread_id, info.value.checkpoint_ns) == ("t1", "")
     assert (info.value.expected, info.value.found) == (first_id, second_id)
-    assert str(info.value).startswith(
-        f"Concurrent run on thread 't1': its newest checkpoint is {second_id!r}"
-    )
+    assert str(info.value).startswith(f"Concurrent run on thread 't1': its newest checkpoint is {second_id!r}")
     with pytest.raises(ThreadConflictError):
         call(saver, "put_guarded", mode, config(), stale, {}, stale_versions, expected_head=None)
 
@@ -349,7 +335,4 @@ def test_next_version_is_an_increasing_unique_string(saver: AssertingSaver) -> N
     assert isinstance(v1, str) and v1.startswith("0" * 31 + "1.")
     assert v1 < v2 and v1 < fork and v2 != fork
     assert saver.get_next_version(9, None).startswith("0" * 30 + "10.")
-    assert (
-        saver.get_next_version("00000000000000000000000000000099.5", None)
-        > "00000000000000000000000000000099.9"
-    )
+    assert saver.get_next_version("00000000000000000000000000000099.5", None) > "00000000000000000000000000000099.9"
