@@ -132,8 +132,7 @@ _SELECT_HEAD = (
     "ORDER BY checkpoint_id DESC LIMIT 1"
 )
 _SELECT_CHECKPOINT = (
-    f"SELECT {_CKPT_COLUMNS} FROM graphrt_checkpoints "
-    "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
+    f"SELECT {_CKPT_COLUMNS} FROM graphrt_checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
 )
 _SELECT_LATEST = (
     f"SELECT {_CKPT_COLUMNS} FROM graphrt_checkpoints WHERE thread_id = ? AND checkpoint_ns = ? "
@@ -201,8 +200,7 @@ _KEYS = {
     "graphrt_checkpoint_writes": "thread_id, checkpoint_ns, checkpoint_id, task_id, idx",
 }
 _SELECT_HEADS = (
-    "SELECT checkpoint_ns, MAX(checkpoint_id) FROM graphrt_checkpoints WHERE thread_id = ? "
-    "GROUP BY checkpoint_ns"
+    "SELECT checkpoint_ns, MAX(checkpoint_id) FROM graphrt_checkpoints WHERE thread_id = ? GROUP BY checkpoint_ns"
 )
 
 
@@ -277,14 +275,10 @@ class SqlSaver(BaseCheckpointSaver[str]):
 
         return fetch
 
-    def _prefetch(
-        self, cur: Cursor, thread_id: str, checkpoint_ns: str, versions: dict[str, Any]
-    ) -> dict[str, Blob]:
+    def _prefetch(self, cur: Cursor, thread_id: str, checkpoint_ns: str, versions: dict[str, Any]) -> dict[str, Blob]:
         """The top blobs of the channel versions the codec does not hold, in one query."""
         wanted = [
-            (ch, str(v))
-            for ch, v in versions.items()
-            if not self._codec.knows((thread_id, checkpoint_ns, ch), str(v))
+            (ch, str(v)) for ch, v in versions.items() if not self._codec.knows((thread_id, checkpoint_ns, ch), str(v))
         ]
         if not wanted:
             return {}
@@ -488,9 +482,7 @@ class SqlSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         """Save a task's writes, committed before returning; a repeated ordinary write is ignored."""
-        thread_id, checkpoint_ns, checkpoint_id, rows = prepare_writes(
-            self.serde, config, writes, task_id, task_path
-        )
+        thread_id, checkpoint_ns, checkpoint_id, rows = prepare_writes(self.serde, config, writes, task_id, task_path)
         if not rows:
             return
         with self._write() as cur:
@@ -576,8 +568,7 @@ class SqlSaver(BaseCheckpointSaver[str]):
             scope = (thread_id, checkpoint_ns)
             cur.execute(
                 self._q(
-                    "SELECT channel, version FROM graphrt_checkpoint_blobs "
-                    "WHERE thread_id = ? AND checkpoint_ns = ?"
+                    "SELECT channel, version FROM graphrt_checkpoint_blobs WHERE thread_id = ? AND checkpoint_ns = ?"
                 ),
                 scope,
             )
@@ -591,10 +582,7 @@ class SqlSaver(BaseCheckpointSaver[str]):
             )
             for table in ("graphrt_checkpoint_writes", "graphrt_checkpoints"):
                 cur.execute(
-                    self._q(
-                        f"DELETE FROM {table} "
-                        "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id <> ?"
-                    ),
+                    self._q(f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id <> ?"),
                     (*scope, head),
                 )
             cur.execute(

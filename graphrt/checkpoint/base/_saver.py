@@ -55,9 +55,7 @@ class UnserializableValueError(SerializationError):
         cls, channel: str, cause: SerializationError, *, task_id: str | None = None
     ) -> UnserializableValueError:
         """The error for `channel`, from the serializer's error about its value."""
-        return cls(
-            channel, cause.type_name, path=cause.path, reason=getattr(cause, "reason", ""), task_id=task_id
-        )
+        return cls(channel, cause.type_name, path=cause.path, reason=getattr(cause, "reason", ""), task_id=task_id)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (

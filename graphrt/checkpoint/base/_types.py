@@ -154,9 +154,7 @@ def get_checkpoint_metadata(config: RunnableConfig, metadata: CheckpointMetadata
     added under their own key unless the key is already present, starts with "__", or is one of
     `EXCLUDED_METADATA_KEYS`. NUL characters are dropped from strings, since databases refuse them.
     """
-    result: dict[str, Any] = {
-        k: v.replace("\u0000", "") if isinstance(v, str) else v for k, v in metadata.items()
-    }
+    result: dict[str, Any] = {k: v.replace("\u0000", "") if isinstance(v, str) else v for k, v in metadata.items()}
     for source in (config.get("metadata"), config.get("configurable")):
         if not source:
             continue

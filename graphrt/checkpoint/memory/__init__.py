@@ -165,8 +165,7 @@ class InMemorySaver(BaseCheckpointSaver[str]):
                 for checkpoint_ns, checkpoints in self.storage[thread_id].items()
                 if ns_wanted is None or checkpoint_ns == ns_wanted
                 for checkpoint_id in checkpoints
-                if not (id_wanted and checkpoint_id != id_wanted)
-                and not (before_id and checkpoint_id >= before_id)
+                if not (id_wanted and checkpoint_id != id_wanted) and not (before_id and checkpoint_id >= before_id)
             ),
             reverse=True,
         )
@@ -254,9 +253,7 @@ class InMemorySaver(BaseCheckpointSaver[str]):
         """Turn deltas based on `version` into snapshots, before `version` is overwritten."""
         stream: StreamKey = (thread_id, checkpoint_ns, channel)
         dependents = [
-            key
-            for key, blob in self.blobs.items()
-            if blob.base == version and key[:3] == stream and key[3] != version
+            key for key, blob in self.blobs.items() if blob.base == version and key[:3] == stream and key[3] != version
         ]
         for key in dependents:
             value = self._codec.decode(stream, key[3], self._fetcher(*stream))
@@ -270,9 +267,7 @@ class InMemorySaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         """Save a task's writes; a repeated ordinary write is ignored, a special-channel one replaces."""
-        thread_id, checkpoint_ns, checkpoint_id, rows = prepare_writes(
-            self.serde, config, writes, task_id, task_path
-        )
+        thread_id, checkpoint_ns, checkpoint_id, rows = prepare_writes(self.serde, config, writes, task_id, task_path)
         with self._lock:
             saved = self.writes[(thread_id, checkpoint_ns, checkpoint_id)]
             for row in rows:

@@ -19,9 +19,7 @@ BUSY_TIMEOUT_MS: Final = 5000
 
 def connect(conn_string: str) -> sqlite3.Connection:
     """A connection as the savers want it: usable from any thread, transactions managed explicitly."""
-    return sqlite3.connect(
-        conn_string, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
-    )
+    return sqlite3.connect(conn_string, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
 
 
 class SqliteCore(SqlSaver):
