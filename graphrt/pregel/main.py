@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,18 +12,18 @@ from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, get_ch
 from graphrt.checkpoint.base.id import uuid6
 from graphrt.config import RunnableConfig
 from graphrt.errors import EmptyInputError
-from graphrt.pregel import _algo
+from graphrt.pregel import _algo, _state
 from graphrt.pregel._algo import INTERRUPT, GraphSpec, LoopState, Task
 from graphrt.pregel._context import RunContext
 from graphrt.pregel._drivers import RunIO, drive_async, drive_sync
 from graphrt.pregel._loop import RunPlan, SaveCheckpoint, SaveWrites, run_loop
-from graphrt.pregel._state import StateMixin
 from graphrt.store.base import BaseStore
-from graphrt.types import All, Command, Durability, Interrupt, StreamMode
+from graphrt.types import All, Command, Durability, Interrupt, StateSnapshot, StateUpdate, StreamMode
 
 __all__ = ("Pregel",)
 
-DEFAULT_RECURSION_LIMIT = 25
+DEFAULT_RECURSION_LIMIT = int(os.environ.get("LANGGRAPH_DEFAULT_RECURSION_LIMIT", "10007"))
+"""LangGraph 1.2's default (it was 25 before); the same environment variable overrides it."""
 _counter = itertools.count()
 
 
@@ -37,7 +38,7 @@ class _Run:
     single_mode: str | None
 
 
-class Pregel(StateMixin):
+class Pregel:
     """A compiled graph: run it with `invoke`/`stream` (or their async twins) and inspect its threads."""
 
     def __init__(
@@ -397,6 +398,96 @@ class Pregel(StateMixin):
         )
         events = [event async for event in drive_async(run_loop(run.st, run.plan), run.io)]
         return _collect(run, iter(events), stream_mode)
+
+    # ------------------------------------------------------------ thread state
+
+    def get_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
+        """The thread's state at the checkpoint named in `config` (its newest if none is named)."""
+        saver = _state.require_saver(self)
+        config = self._config(config)
+        return _state.state_of(self, saver.get_tuple(config), config, live=_state.is_live(config))
+
+    async def aget_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
+        """Async twin of `get_state`."""
+        saver = _state.require_saver(self)
+        config = self._config(config)
+        return _state.state_of(self, await saver.aget_tuple(config), config, live=_state.is_live(config))
+
+    def get_state_history(
+        self,
+        config: RunnableConfig,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[StateSnapshot]:
+        """The thread's snapshots, newest first."""
+        saver = _state.require_saver(self)
+        config = self._config(config)
+        config["configurable"].setdefault("checkpoint_ns", "")
+        for saved in saver.list(config, filter=filter, before=before, limit=limit):
+            yield _state.state_of(self, saved, config, live=False)
+
+    async def aget_state_history(
+        self,
+        config: RunnableConfig,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[StateSnapshot]:
+        """Async twin of `get_state_history`."""
+        saver = _state.require_saver(self)
+        config = self._config(config)
+        config["configurable"].setdefault("checkpoint_ns", "")
+        async for saved in saver.alist(config, filter=filter, before=before, limit=limit):
+            yield _state.state_of(self, saved, config, live=False)
+
+    def update_state(
+        self,
+        config: RunnableConfig,
+        values: dict[str, Any] | Any | None,
+        as_node: str | None = None,
+        task_id: str | None = None,
+    ) -> RunnableConfig:
+        """Write `values` to the thread as if node `as_node` had returned them; returns the new config."""
+        saver = _state.require_saver(self)
+        config = self._thread_config(self._config(config))
+        saved, head = self._load(config)
+        checkpoint, metadata, versions = _state.plan_update(self, saved, config, values, as_node)
+        parent = saved.config if saved else _state.thread_only(config)
+        new: RunnableConfig = saver.put_guarded(parent, checkpoint, metadata, versions, expected_head=head)
+        return new
+
+    async def aupdate_state(
+        self,
+        config: RunnableConfig,
+        values: dict[str, Any] | Any | None,
+        as_node: str | None = None,
+        task_id: str | None = None,
+    ) -> RunnableConfig:
+        """Async twin of `update_state`."""
+        saver = _state.require_saver(self)
+        config = self._thread_config(self._config(config))
+        saved, head = await self._aload(config)
+        checkpoint, metadata, versions = _state.plan_update(self, saved, config, values, as_node)
+        parent = saved.config if saved else _state.thread_only(config)
+        new: RunnableConfig = await saver.aput_guarded(parent, checkpoint, metadata, versions, expected_head=head)
+        return new
+
+    def bulk_update_state(self, config: RunnableConfig, supersteps: Sequence[Sequence[StateUpdate]]) -> RunnableConfig:
+        """Apply several updates in order, each as its own checkpoint."""
+        for update in _state.flatten_supersteps(supersteps):
+            config = self.update_state(config, update.values, update.as_node, update.task_id)
+        return config
+
+    async def abulk_update_state(
+        self, config: RunnableConfig, supersteps: Sequence[Sequence[StateUpdate]]
+    ) -> RunnableConfig:
+        """Async twin of `bulk_update_state`."""
+        for update in _state.flatten_supersteps(supersteps):
+            config = await self.aupdate_state(config, update.values, update.as_node, update.task_id)
+        return config
 
 
 def _drop(_chunk: Any) -> None:
