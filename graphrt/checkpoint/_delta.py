@@ -168,21 +168,25 @@ class DeltaCodec:
         """The remembered version `value` extends the most, unless its chain is already full."""
         with self._lock:
             stream = self._streams.get(key)
-            candidates = [*stream.written.items(), *stream.read.items()] if stream else []
-        best: tuple[str, _Known] | None = None
+            if stream is None:
+                return None
+            candidates = sorted(
+                [*stream.written.items(), *stream.read.items()], key=lambda c: len(c[1].items), reverse=True
+            )
+        size = len(value)
         for version, known in candidates:
-            n = len(known.items)
+            items = known.items
+            n = len(items)
+            # Cheap rejects first (ends, then whole prefix): the full scan is one pointer compare per item.
             if (
-                n
-                and n <= len(value)
-                and (best is None or n > len(best[1].items))
-                and all(map(operator.is_, known.items, value))
+                0 < n <= size
+                and items[-1] is value[n - 1]
+                and items[0] is value[0]
+                and all(map(operator.is_, items, value))
             ):
-                best = (version, known)
-        # Falling back to a shorter base would keep chains short but make every tail longer.
-        if best is None or best[1].depth + 1 >= self.snapshot_every:
-            return None
-        return best
+                # Falling back to a shorter base would keep chains short but make every tail longer.
+                return (version, known) if known.depth + 1 < self.snapshot_every else None
+        return None
 
     def remember(self, key: StreamKey, version: str, value: Any, depth: int, *, decoded: bool = False) -> None:
         """Note that `version` of a stream holds `value` (call after the write committed).
