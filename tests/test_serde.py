@@ -125,6 +125,14 @@ class FrozenModel(BaseModel):
     value: Any
 
 
+@dataclasses.dataclass
+class Marked:
+    """A dataclass with a field named like the tag marker."""
+
+    x: Any
+    __gr__: Any = None
+
+
 class Unknown:
     """A plain class: not serializable unless registered or pickled."""
 
@@ -272,6 +280,8 @@ def containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         st.builds(FrozenPair, inner, inner),
         st.builds(Profile, name=text, tags=st.tuples(text), data=inner),
         st.builds(lambda a, v: Loose(a=a, free=v), st.integers(), inner),
+        st.builds(lambda v, w: Loose(**{"__gr__": v, "t": w}), inner, inner),
+        st.builds(Marked, inner, inner),
         st.builds(Send, text, inner),
         st.builds(Interrupt, inner, text),
         st.builds(Command, update=inner, goto=st.tuples(text) | st.lists(st.builds(Send, text, inner))),
@@ -402,6 +412,23 @@ def test_standard_library_extras_round_trip() -> None:
     assert repr(out[8:]) == repr(value[8:])
 
 
+def test_fields_and_extras_named_like_the_marker_round_trip() -> None:
+    assert_roundtrips([Marked((1,), (2,)), Loose(a=1, **{"__gr__": (1, 2), "t": {3}})])
+
+
+def test_reference_cycles_fail_clearly() -> None:
+    cycle: list[Any] = [1]
+    cycle.append(cycle)
+    with pytest.raises(ValueError) as info:
+        SERDE.dumps_typed(cycle)
+    assert str(info.value) == (
+        "Cannot serialize a value that contains itself (a reference cycle) or is nested hundreds of levels "
+        "deep; break the cycle, or opt into pickle with JsonPlusSerializer(pickle_fallback=True)."
+    )
+    out = roundtrip(cycle, JsonPlusSerializer(pickle_fallback=True))
+    assert out[1] is out
+
+
 def test_deep_nesting_round_trips() -> None:
     value: Any = "leaf"
     for i in range(200):
@@ -454,6 +481,11 @@ def test_registered_types_round_trip_by_their_tag() -> None:
     assert SERDE.loads_typed((kind, data)) == value
 
 
+def test_json_native_types_cannot_be_registered() -> None:
+    with pytest.raises(ValueError, match=r"^str is stored as plain JSON already; it cannot be registered\.$"):
+        register_type(str, to_json=str, from_json=str)
+
+
 # --- unknown types fail at write time, clearly ---
 
 
@@ -476,6 +508,8 @@ def test_unknown_type_fails_at_write_time_naming_type_and_place() -> None:
         (Loose(a=1, other=[Unknown()]), ".other[0]"),
         ({Unknown(): 1}, " (key {!r})"),
         (lambda: 1, ""),
+        (Send("n", {"a": Unknown()}), ".arg['a']"),
+        (Command(update=[Unknown()]), ".update[0]"),
     ],
 )
 def test_the_error_path_points_into_the_value(value: Any, path: str) -> None:
@@ -583,6 +617,24 @@ def test_crafted_tags_are_refused(tag: str, problem: str) -> None:
         SERDE.loads_typed(crafted(tag, {"a": 1}))
     assert str(info.value) == f"Cannot load a value tagged {tag!r}: {problem.format(mod=__name__)}"
     assert info.value.tag == tag
+
+
+@pytest.mark.parametrize(
+    ("data", "tag", "problem"),
+    [
+        (b'{"__gr__":"tuple"}', "tuple", "its payload is invalid (TypeError: 'NoneType' object is not iterable)."),
+        (
+            b'{"__gr__":"float","v":"1e400"}',
+            "float",
+            "its payload is invalid (ValueError: '1e400' is not nan, inf or -inf).",
+        ),
+        (b'{"__gr__":"dict","v":[[[1],2]]}', "dict", "its payload is invalid (TypeError: unhashable type: 'list')."),
+    ],
+)
+def test_malformed_payloads_are_reported_with_their_tag(data: bytes, tag: str, problem: str) -> None:
+    with pytest.raises(DeserializationError) as info:
+        SERDE.loads_typed(("json", data))
+    assert str(info.value) == f"Cannot load a value tagged {tag!r}: {problem}"
 
 
 def test_a_non_string_tag_is_refused() -> None:

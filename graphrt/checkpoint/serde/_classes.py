@@ -144,8 +144,10 @@ def _model_encoder(cls: type[Any], tag: str) -> Encoder:
             payload[k] = v if type(v) is str else walk(v)
         extra = o.__pydantic_extra__
         if extra:
-            # Extra keys are arbitrary strings, so one may collide with the tag marker.
-            payload = walk({**payload, **extra}) if MARK in extra else {**payload, **walk(extra)}
+            if MARK in extra:  # an extra key collides with the tag marker: store the escaped form
+                payload = walk({**{k: o.__dict__[k] for k in payload}, **extra})
+            else:
+                payload.update(walk(extra))
         if has_private and o.__pydantic_private__:
             return {MARK: tag, VALUE: [payload, walk(o.__pydantic_private__)]}
         return {MARK: tag, VALUE: payload}
@@ -159,12 +161,14 @@ def _dataclass_encoder(cls: type[Any], tag: str) -> Encoder:
     escape = MARK in names
 
     def encode(o: Any, walk: Walk) -> dict[str, Any]:
+        if escape:
+            return {MARK: tag, VALUE: walk({name: getattr(o, name) for name in names if hasattr(o, name)})}
         payload: dict[str, Any] = {}
         for name in names:
             v = getattr(o, name, _MISSING)
             if v is not _MISSING:
                 payload[name] = v if type(v) is str else walk(v)
-        return {MARK: tag, VALUE: walk(payload) if escape else payload}
+        return {MARK: tag, VALUE: payload}
 
     return encode
 
@@ -261,46 +265,56 @@ def _dataclass_decoder(cls: Any) -> Decoder:
 
 def _model_decoder(cls: Any) -> Decoder:
     simple, empty = _skippable_defaults(cls)
-    names = tuple(cls.model_fields)
+    # Every field in declaration order, holding its default where that is an immutable scalar;
+    # merging a payload over it gives the instance dict in one step.
+    template = {name: simple.get(name, _MISSING) for name in cls.model_fields}
+    to_fill = tuple((name, empty.get(name)) for name in template if name not in simple)
+    n_fields = len(template)
     allow_extra = cls.model_config.get("extra") == "allow"
     private_attrs = cls.__private_attributes__
     setattr_ = object.__setattr__
-    from pydantic_core import PydanticUndefined
 
     def decode(payload: Any) -> Any:
         private = None
         if type(payload) is list:
             payload, private = payload
-        values: dict[str, Any] = {}
-        found = 0
-        for name in names:
-            if name in payload:
-                values[name] = payload[name]
-                found += 1
-            elif name in simple:
-                values[name] = simple[name]
-            elif name in empty:
-                values[name] = empty[name]()
-            else:  # a field added after the value was saved: let pydantic fill its default
-                return _construct(cls, payload, private)
+        values = {**template, **payload}
+        fields_set = set(payload)
+        extra: dict[str, Any] | None = {} if allow_extra else None
+        if len(values) != n_fields:  # extra keys, or fields removed since the value was saved
+            others = {k: values.pop(k) for k in payload if k not in template}
+            if allow_extra:
+                extra = others
+            else:
+                fields_set -= others.keys()
+        for name, factory in to_fill:
+            if values[name] is _MISSING:
+                if factory is None:  # a field added since the value was saved: pydantic fills it
+                    return _construct(cls, payload, private)
+                values[name] = factory()
         inst = cls.__new__(cls)
         setattr_(inst, "__dict__", values)
-        setattr_(inst, "__pydantic_fields_set__", set(payload))
-        extra = None
-        if allow_extra:
-            extra = {k: v for k, v in payload.items() if k not in values} if len(payload) > found else {}
+        setattr_(inst, "__pydantic_fields_set__", fields_set)
         setattr_(inst, "__pydantic_extra__", extra)
-        if private_attrs:
-            private = private or {}
-            for name, attr in private_attrs.items():
-                if name not in private:
-                    default = attr.get_default()
-                    if default is not PydanticUndefined:
-                        private[name] = default
-        setattr_(inst, "__pydantic_private__", private)
+        setattr_(inst, "__pydantic_private__", _with_private_defaults(private_attrs, private))
         return inst
 
     return decode
+
+
+def _with_private_defaults(private_attrs: dict[str, Any], private: dict[str, Any] | None) -> Any:
+    """The private state to set: what was saved, plus defaults for private attributes it lacks."""
+    if not private_attrs:
+        return private
+    from pydantic_core import PydanticUndefined
+
+    private = private or {}
+    for name, attr in private_attrs.items():
+        if name not in private:
+            default = attr.get_default()
+            if default is not PydanticUndefined:
+                private[name] = default
+    return private
 
 
 def _construct(cls: Any, payload: dict[str, Any], private: dict[str, Any] | None) -> Any:

@@ -31,6 +31,7 @@ T = TypeVar("T")
 ENCODERS: Final[dict[type[Any], Encoder]] = dict(BUILTIN_ENCODERS)
 """Encoder per exact class, filled on first use; unknown classes are never cached."""
 
+_JSON_NATIVE: Final = frozenset({str, int, float, bool, type(None), dict, list})
 _USER_ENCODERS: dict[type[Any], Encoder] = {}
 _USER_DECODERS: dict[str, Decoder] = {}
 
@@ -59,6 +60,8 @@ def register_type(
     under `tag` (default: `"module:QualName"` of the class); keep the tag stable, since stored
     checkpoints name it. Register at import time, before saving or loading.
     """
+    if cls in _JSON_NATIVE:
+        raise ValueError(f"{cls.__name__} is stored as plain JSON already; it cannot be registered.")
     full_tag = f"reg:{tag or f'{cls.__module__}:{cls.__qualname__}'}"
 
     def encode(o: Any, walk: Walk) -> dict[str, Any]:

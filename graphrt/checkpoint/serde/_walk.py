@@ -27,26 +27,33 @@ MARKER_BYTES: Final = f'"{MARK}"'.encode()
 """Present in every document holding a tagged value, so documents without it skip the revive pass."""
 
 
-def _make_walk(check_keys: bool) -> Walk:
-    """Build the encoding pass; `check_keys` also escapes dicts whose keys are not all exact `str`.
+def _make_walk(checked: bool) -> Walk:
+    """Build the encoding pass.
 
-    The fast pass leaves key checks to orjson (it rejects non-`str` keys), and the caller retries
-    with the checking pass only then.
+    The fast pass leaves two checks to orjson, which rejects them: dict keys that are not exact
+    `str`, and ints beyond 64 bits. Only then does the caller retry with the `checked` pass, which
+    escapes such dicts and tags such ints. Dicts and lists holding only plain leaves are handed to
+    orjson as they are, without a copy.
     """
     encoders = ENCODERS
+    is_plain = frozenset({str, bool, type(None)} if checked else {str, int, bool, type(None)}).issuperset
 
     def walk(o: Any) -> Any:
         t = type(o)
         if t is str:
             return o
         if t is dict:
-            if MARK in o or (check_keys and not all(type(k) is str for k in o)):
+            if MARK in o or (checked and not all(type(k) is str for k in o)):
                 return {MARK: "dict", VALUE: [[walk(k), walk(v)] for k, v in o.items()]}
+            if is_plain(map(type, o.values())):
+                return o
             return {k: v if type(v) is str else walk(v) for k, v in o.items()}
         if t is list:
+            if is_plain(map(type, o)):
+                return o
             return [x if type(x) is str else walk(x) for x in o]
         if t is int:
-            return o if _INT_MIN <= o < _INT_MAX else encode_big_int(o)
+            return encode_big_int(o) if checked and not _INT_MIN <= o < _INT_MAX else o
         if o is None or t is bool:
             return o
         if t is float:
@@ -60,8 +67,8 @@ def _make_walk(check_keys: bool) -> Walk:
     return walk
 
 
-_walk_fast: Final = _make_walk(check_keys=False)
-_walk_checked: Final = _make_walk(check_keys=True)
+_walk_fast: Final = _make_walk(checked=False)
+_walk_checked: Final = _make_walk(checked=True)
 
 
 def dumps_json(obj: Any) -> bytes:
@@ -70,7 +77,7 @@ def dumps_json(obj: Any) -> bytes:
     try:
         return orjson.dumps(data)
     except orjson.JSONEncodeError:
-        pass  # a non-str dict key, a lone surrogate in a str, or nesting deeper than orjson allows
+        pass  # a non-str dict key, an int beyond 64 bits, a lone surrogate, or nesting too deep for orjson
     data = _walk_checked(obj)
     try:
         return orjson.dumps(data)
@@ -96,14 +103,16 @@ def _children(obj: Any) -> list[tuple[str, Any]]:
     t = type(obj)
     if t is dict:
         return [(f"[{k!r}]", v) for k, v in obj.items()] + [(f" (key {k!r})", k) for k in obj]
-    if t in (list, tuple, set, frozenset) or isinstance(obj, tuple):
+    if isinstance(obj, (list, tuple, set, frozenset)):
         return [(f"[{i}]", v) for i, v in enumerate(obj)]
-    pydantic_extra = getattr(obj, "__pydantic_extra__", None) or {}
     attrs = getattr(obj, "__dict__", None)
     if isinstance(attrs, dict):
-        return [(f".{k}", v) for k, v in {**attrs, **pydantic_extra}.items()]
-    slots = getattr(obj, "__dataclass_fields__", None) or {}
-    return [(f".{name}", getattr(obj, name)) for name in slots if hasattr(obj, name)]
+        return [(f".{k}", v) for k, v in {**attrs, **(getattr(obj, "__pydantic_extra__", None) or {})}.items()]
+    names: list[str] = []
+    for cls in t.__mro__:
+        slots = getattr(cls, "__slots__", ())
+        names.extend((slots,) if isinstance(slots, str) else slots)
+    return [(f".{name}", getattr(obj, name)) for name in names if hasattr(obj, name)]
 
 
 def loads_json(data: bytes | bytearray | memoryview | str, revive: Callable[[Any], Any]) -> Any:
@@ -140,7 +149,14 @@ def make_revive(resolve: Callable[[Any], Decoder]) -> Callable[[Any], Any]:
                     raise DeserializationError(repr(tag), "the tag is not a string; the data is corrupt.") from None
                 payload = o.get(VALUE)
                 t = type(payload)
-                return decoder(revive(payload) if t is dict or t is list else payload)
+                if t is dict or t is list:
+                    payload = revive(payload)
+                try:
+                    return decoder(payload)
+                except DeserializationError:
+                    raise
+                except Exception as exc:
+                    raise DeserializationError(tag, f"its payload is invalid ({type(exc).__name__}: {exc}).") from exc
             for k, v in o.items():
                 t = type(v)
                 if t is dict or t is list:

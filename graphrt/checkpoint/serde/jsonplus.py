@@ -90,6 +90,13 @@ class JsonPlusSerializer(SerializerProtocol):
             if self.pickle_fallback:
                 return "pickle", pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
             raise SerializationError(exc.type_name, path=locate(obj), reason=exc.reason) from None
+        except RecursionError:
+            if self.pickle_fallback:
+                return "pickle", pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            raise ValueError(
+                "Cannot serialize a value that contains itself (a reference cycle) or is nested hundreds "
+                "of levels deep; break the cycle, or opt into pickle with JsonPlusSerializer(pickle_fallback=True)."
+            ) from None
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
         """Rebuild a value from what `dumps_typed` returned; raises `DeserializationError` for tags
