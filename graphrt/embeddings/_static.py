@@ -22,6 +22,7 @@ __all__ = ("DEFAULT_MODEL_DIR", "StaticEmbeddings")
 DEFAULT_MODEL_DIR = Path(__file__).resolve().with_name("_static_model")
 """The packaged model, distilled from all-MiniLM-L6-v2 by `scripts/distill_embedder.py`."""
 
+_CHUNK = 2048  # texts per tokenizer call and row gather
 _MISSING_TOKENIZERS = "StaticEmbeddings needs tokenizers: pip install 'graphrt[embeddings]'"
 
 
@@ -117,18 +118,24 @@ class StaticEmbeddings(Embeddings):
 
     def encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
         """Embed `texts` into a float32 array of shape (len(texts), dims), rows of unit length or zero."""
+        out = np.zeros((len(texts), self.dims), dtype=np.float32)
+        # Chunks bound the gathered token rows (tokens x dims floats) when a caller passes a huge list.
+        for start in range(0, len(texts), _CHUNK):
+            out[start : start + _CHUNK] = self._encode_chunk(texts[start : start + _CHUNK])
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+    def _encode_chunk(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        """Sum each text's token rows; a text without known pieces gets a zero row."""
         vectors = self._model.vectors
         encodings = self._model.tokenizer.encode_batch(texts, add_special_tokens=False)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.intp, count=len(encodings))
-        ids = np.fromiter(
-            chain.from_iterable(e.ids for e in encodings), dtype=np.intp, count=int(lengths.sum())
-        )
+        ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.intp, count=int(lengths.sum()))
         sums = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
         filled = lengths > 0
         if ids.size:
             starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
             # Empty texts have zero-length segments; leaving their starts out keeps each sum to its own text.
             sums[filled] = np.add.reduceat(vectors[ids], starts[filled], axis=0)
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        np.divide(sums, norms, out=sums, where=norms > 0)
         return sums
