@@ -362,14 +362,16 @@ class _Canvas:
     def text(self) -> str:
         if not self.cells:
             return ""
-        rows = [r for r, _ in self.cells]
         first_col = min(c for _, c in self.cells)
+        rows: dict[int, dict[int, str]] = {}
+        for (r, c), ch in self.cells.items():
+            rows.setdefault(r, {})[c - first_col] = ch
         lines = []
         for row in range(min(rows), max(rows) + 1):
-            chars = [(c, ch) for (r, c), ch in self.cells.items() if r == row]
-            line = [" "] * (max((c for c, _ in chars), default=first_col) - first_col + 1)
-            for c, ch in chars:
-                line[c - first_col] = ch
+            chars = rows.get(row, {})
+            line = [" "] * (max(chars, default=-1) + 1)
+            for c, ch in chars.items():
+                line[c] = ch
             lines.append("".join(line).rstrip())
         return "\n".join(lines)
 
