@@ -66,9 +66,7 @@ See LICENSE.txt for the licence and the list of changes.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="folder to write (default: %(default)s)"
-    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder to write (default: %(default)s)")
     parser.add_argument("--dims", type=int, default=256, help="PCA dimensions (default: %(default)s)")
     parser.add_argument("--sif", type=float, default=1e-3, help="SIF coefficient (default: %(default)s)")
     args = parser.parse_args()
@@ -100,9 +98,7 @@ def main() -> None:
     }
     write_model(args.out, quantised, scales, tokenizer, info)
     error = np.abs(quantised.astype(np.float32) * scales[:, None] - vectors).max()
-    print(
-        f"wrote {args.out}: {vectors.shape[0]} tokens x {vectors.shape[1]} dims, max int8 error {error:.2e}"
-    )
+    print(f"wrote {args.out}: {vectors.shape[0]} tokens x {vectors.shape[1]} dims, max int8 error {error:.2e}")
 
 
 def quantise_rows(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
