@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -33,6 +34,7 @@ from graphrt.checkpoint.serde.base import (
 )
 from graphrt.checkpoint.serde.jsonplus import JsonPlusSerializer, register_type
 from graphrt.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from graphrt.store.base import Item, SearchItem
 from graphrt.types import Command, Interrupt, Overwrite, Send
 
 pytestmark = pytest.mark.timeout(60)
@@ -458,6 +460,53 @@ def test_schema_evolution_fills_defaults_of_fields_added_later() -> None:
     assert SERDE.loads_typed(("json", payload)) == Profile(name="n")
     payload = b'{"__gr__":"nt:%s:Pos","v":[1.5]}' % Pos.__module__.encode()
     assert SERDE.loads_typed(("json", payload)) == Pos(1.5, 0.0)
+
+
+def test_numpy_arrays_and_scalars_round_trip() -> None:
+    value = [
+        np.arange(6, dtype=np.int16).reshape(2, 3),
+        np.array([[1.5, np.nan]], dtype=">f8"),
+        np.array(["a", "bc"]),
+        np.array([True, False]),
+        np.array(["2024-01-01"], dtype="datetime64[D]"),
+        np.zeros((0, 2)),
+        np.float32(1.25),
+        np.int64(-3),
+        np.bool_(True),
+    ]
+    out = roundtrip(value)
+    for before, after in zip(value, out, strict=True):
+        assert type(after) is type(before) and after.dtype == before.dtype
+        assert after.tobytes() == before.tobytes() and after.shape == before.shape
+    assert out[0].flags.writeable
+
+
+def test_object_arrays_are_refused() -> None:
+    with pytest.raises(SerializationError) as info:
+        SERDE.dumps_typed({"a": np.array([object()])})
+    assert str(info.value) == (
+        "Type is not serializable: numpy.ndarray (found at ['a']). Only numpy values of plain numeric, bool, "
+        "text or date dtypes can be stored, not object; convert it (e.g. with .tolist()) or opt into pickle "
+        "with JsonPlusSerializer(pickle_fallback=True)."
+    )
+    with pytest.raises(DeserializationError) as err:
+        SERDE.loads_typed(crafted("ndarray", ["|O", [1], "AAAAAAAAAAA="]))
+    assert str(err.value) == (
+        "Cannot load a value tagged 'ndarray': its payload is invalid (ValueError: dtype '|O' is not a plain dtype)."
+    )
+
+
+def test_store_items_round_trip() -> None:
+    when = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    item = Item(value={"a": (1,)}, key="k", namespace=("users", "1"), created_at=when, updated_at=when)
+    found = SearchItem(("n",), "k", {"b": 2}, when, when, score=0.5)
+    out = roundtrip([item, found])
+    assert out == [item, found]
+    assert type(out[1]) is SearchItem and out[1].score == 0.5 and out[0].value == {"a": (1,)}
+
+
+def test_exceptions_are_stored_as_their_repr_like_langgraph() -> None:
+    assert roundtrip({"error": ValueError("boom")}) == {"error": "ValueError('boom')"}
 
 
 def test_send_interrupt_and_command_round_trip() -> None:

@@ -40,8 +40,8 @@ VALUE: Final = "v"
 
 Walk = Callable[[Any], Any]
 """Turns any supported value into plain JSON data (dict with str keys, list, str, int, float, bool, None)."""
-Encoder = Callable[[Any, Walk], dict[str, Any]]
-"""Encodes one value of a known type to its tagged dict."""
+Encoder = Callable[[Any, Walk], Any]
+"""Encodes one value of a known type, normally to its tagged dict."""
 Decoder = Callable[[Any], Any]
 """Rebuilds a value from its decoded payload."""
 

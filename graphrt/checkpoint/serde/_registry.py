@@ -22,6 +22,7 @@ from graphrt.checkpoint.serde._codecs import (
     Encoder,
     Walk,
 )
+from graphrt.checkpoint.serde._optional import OPTIONAL_DECODERS, optional_encoder
 from graphrt.checkpoint.serde.base import DeserializationError
 
 __all__ = ("ENCODERS", "Allowlist", "decoder_for", "encoder_for", "register_type")
@@ -31,6 +32,7 @@ T = TypeVar("T")
 ENCODERS: Final[dict[type[Any], Encoder]] = dict(BUILTIN_ENCODERS)
 """Encoder per exact class, filled on first use; unknown classes are never cached."""
 
+_DECODERS: Final = {**BUILTIN_DECODERS, **OPTIONAL_DECODERS}
 _JSON_NATIVE: Final = frozenset({str, int, float, bool, type(None), dict, list})
 _USER_ENCODERS: dict[type[Any], Encoder] = {}
 _USER_DECODERS: dict[str, Decoder] = {}
@@ -41,7 +43,7 @@ Allowlist = frozenset[str] | bool
 
 def encoder_for(cls: type[Any]) -> Encoder:
     """The encoder for instances of exactly `cls`; raises `SerializationError` for unknown types."""
-    encoder = _USER_ENCODERS.get(cls) or BUILTIN_ENCODERS.get(cls) or class_encoder(cls)
+    encoder = _USER_ENCODERS.get(cls) or BUILTIN_ENCODERS.get(cls) or optional_encoder(cls) or class_encoder(cls)
     ENCODERS[cls] = encoder
     return encoder
 
@@ -82,7 +84,7 @@ def decoder_for(tag: Any, allowlist: Allowlist) -> Decoder:
     """The decoder for a stored tag; raises `DeserializationError` for a tag it will not honour."""
     if type(tag) is not str:
         raise DeserializationError(repr(tag), "the tag is not a string; the data is corrupt.")
-    decoder = BUILTIN_DECODERS.get(tag) or _USER_DECODERS.get(tag)
+    decoder = _DECODERS.get(tag) or _USER_DECODERS.get(tag)
     if decoder is not None:
         return decoder
     kind, _, path = tag.partition(":")

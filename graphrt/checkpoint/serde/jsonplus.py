@@ -9,8 +9,12 @@ Plain JSON values are stored as is. Every other supported value becomes a tagged
 - `datetime`, `date`, `time` (keeping IANA zone keys), `timedelta`, `UUID`, `Decimal`, `bytes`,
   `bytearray`, `tuple`, `set`, `frozenset`, `deque`, `OrderedDict`, `complex`, `re.Pattern`,
   `pathlib` paths, `ipaddress` values, ints beyond 64 bits, NaN and the infinities;
-- `Send`, `Interrupt` and `Command` from `graphrt.types`;
+- `Send`, `Interrupt` and `Command` from `graphrt.types`; store `Item` and `SearchItem`;
+- numpy arrays and scalars of plain (non-object, non-structured) dtypes;
 - types taught with `register_type()`.
+
+Exceptions are stored as their `repr()` and load back as that string, as in LangGraph (a failed
+task's error in a snapshot).
 
 A dict whose keys are not all `str`, or that holds the ``"__gr__"`` key itself, is stored as a list
 of pairs, so any dict round-trips. Any other type fails at write time with `SerializationError`,
