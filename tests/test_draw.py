@@ -512,3 +512,30 @@ def test_ascii_draws_every_node_of_any_graph_deterministically(edges: list[tuple
     arrows = sum(line.count("v") + line.count("^") for line in lines)
     drawn_edges = {(s, t) for s, t, _, _ in pairs if s != t}
     assert arrows >= len(drawn_edges)
+
+
+def test_declared_destinations_are_conditional_edges() -> None:
+    # A dict maps each destination to its label, as in LangGraph (drawn without compiling the builder).
+    builder = graph_of("a", "b", "c", a={"destinations": ("b", "c")}, b={"destinations": {"c": "go", END: "stop"}})
+    builder.add_edge(START, "a")
+    assert DrawableGraph.from_builder(builder).draw_mermaid(with_styles=False) == (
+        "graph TD;\n"
+        "\t__start__ --> a;\n"
+        "\ta -.-> b;\n"
+        "\ta -.-> c;\n"
+        "\tb -. &nbsp;stop&nbsp; .-> __end__;\n"
+        "\tb -. &nbsp;go&nbsp; .-> c;\n"
+        "\tc --> __end__;\n"
+    )
+
+
+def test_an_annotation_naming_an_unknown_node_is_not_drawn() -> None:
+    def route(state: State) -> Literal["a", "nowhere"]:
+        return "a"
+
+    builder = graph_of("a")
+    builder.add_edge(START, "a")
+    builder.add_conditional_edges("a", route)
+    graph = DrawableGraph.from_builder(builder)
+    assert graph.edges == [Edge(START, "a"), Edge("a", "a", None, True)]
+    assert "| a | -.-> a" in graph.draw_ascii()

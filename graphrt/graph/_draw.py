@@ -90,7 +90,9 @@ class DrawableGraph:
         interrupt_after: Iterable[str] | str = (),
     ) -> DrawableGraph:
         """The drawable view of a `StateGraph`: every node, static edge, join and possible conditional edge."""
-        raw = _raw_edges(builder)
+        known = {START, END, *builder.nodes}
+        # An annotation may name a node that does not exist; validation reports that, the drawing skips it.
+        raw = [e for e in _raw_edges(builder) if e.source in known and e.target in known]
         edges = _dedupe(sorted(raw, key=_edge_order))
         graph = cls()
         graph.nodes[START] = Node(START, START, None, None)
@@ -252,7 +254,7 @@ def _literal_ends(func: Callable[..., Any] | None, *, command: bool = False) -> 
     target = func if inspect.isfunction(func) or inspect.ismethod(func) else getattr(func, "__call__", None)  # noqa: B004
     try:
         hint = typing.get_type_hints(target).get("return")
-    except Exception:
+    except Exception:  # an annotation that does not resolve names no destinations
         return None
     if hint is None:
         return None
