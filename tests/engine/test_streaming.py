@@ -1,0 +1,224 @@
+"""invoke/stream and their async twins, in every stream mode."""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import re
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+from graphrt.checkpoint.memory import InMemorySaver
+from graphrt.config import get_stream_writer
+from graphrt.graph import START, StateGraph
+from graphrt.runtime import Runtime
+from graphrt.types import StreamWriter
+from tests.engine.conftest import run, stream
+
+
+class State(TypedDict, total=False):
+    log: Annotated[list[str], operator.add]
+    a: int
+
+
+def a(state: State) -> dict[str, Any]:
+    get_stream_writer()({"progress": "a"})
+    return {"log": ["a"]}
+
+
+def b(state: State, writer: StreamWriter) -> dict[str, Any]:
+    writer("from b")
+    return {"a": 1}
+
+
+def two_steps(**compile_kw: Any) -> Any:
+    builder = StateGraph(State)
+    builder.add_node("a", a)
+    builder.add_node("b", b)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    return builder.compile(**compile_kw)
+
+
+def test_invoke_returns_the_final_state(mode: str) -> None:
+    assert run(two_steps(), {"log": []}, mode) == {"log": ["a"], "a": 1}
+
+
+def test_default_stream_mode_is_updates(mode: str) -> None:
+    assert stream(two_steps(), {"log": []}, mode) == [{"a": {"log": ["a"]}}, {"b": {"a": 1}}]
+
+
+def test_values_stream_starts_with_the_state_after_the_input(mode: str) -> None:
+    chunks = stream(two_steps(), {"log": ["in"]}, mode, stream_mode="values")
+    assert chunks == [{"log": ["in"]}, {"log": ["in", "a"]}, {"log": ["in", "a"], "a": 1}]
+
+
+def test_updates_stream_has_one_chunk_per_task(mode: str) -> None:
+    builder = StateGraph(State)
+    builder.add_node("first", lambda s: None)
+    builder.add_node("x", lambda s: {"a": 1})
+    builder.add_node("y", lambda s: {"log": ["y"]})
+    builder.add_edge(START, "first")
+    builder.add_edge("first", "x")
+    builder.add_edge("first", "y")
+    graph = builder.compile()
+    assert stream(graph, {"log": []}, mode) == [{"first": None}, {"x": {"a": 1}}, {"y": {"log": ["y"]}}]
+    # A step that changed nothing emits no values chunk.
+    assert stream(graph, {"log": []}, mode, stream_mode="values") == [{"log": []}, {"log": ["y"], "a": 1}]
+
+
+def test_custom_stream_from_get_stream_writer_and_writer_param(mode: str) -> None:
+    assert stream(two_steps(), {"log": []}, mode, stream_mode="custom") == [{"progress": "a"}, "from b"]
+
+
+def test_custom_stream_from_an_async_node() -> None:
+    async def node(state: State, writer: StreamWriter) -> dict[str, Any]:
+        writer(1)
+        get_stream_writer()(2)
+        return {"a": 3}
+
+    builder = StateGraph(State)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    assert stream(builder.compile(), {"log": []}, "async", stream_mode="custom") == [1, 2]
+
+
+def test_custom_stream_from_the_runtime(mode: str) -> None:
+    def node(state: State, runtime: Runtime[None]) -> dict[str, Any]:
+        runtime.stream_writer("via runtime")
+        return {}
+
+    builder = StateGraph(State)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    assert stream(builder.compile(), {"log": []}, mode, stream_mode="custom") == ["via runtime"]
+
+
+def test_stream_writer_is_a_no_op_without_the_custom_mode(mode: str) -> None:
+    assert stream(two_steps(), {"log": []}, mode, stream_mode="updates") == [
+        {"a": {"log": ["a"]}},
+        {"b": {"a": 1}},
+    ]
+    assert run(two_steps(), {"log": []}, mode) == {"log": ["a"], "a": 1}
+
+
+def test_several_modes_yield_mode_and_chunk_pairs_in_order(mode: str) -> None:
+    chunks = stream(two_steps(), {"log": []}, mode, stream_mode=["updates", "custom", "values"])
+    assert chunks == [
+        ("values", {"log": []}),
+        ("custom", {"progress": "a"}),
+        ("updates", {"a": {"log": ["a"]}}),
+        ("values", {"log": ["a"]}),
+        ("custom", "from b"),
+        ("updates", {"b": {"a": 1}}),
+        ("values", {"log": ["a"], "a": 1}),
+    ]
+
+
+def test_a_list_of_one_mode_still_yields_pairs(mode: str) -> None:
+    assert stream(two_steps(), {"log": []}, mode, stream_mode=["updates"]) == [
+        ("updates", {"a": {"log": ["a"]}}),
+        ("updates", {"b": {"a": 1}}),
+    ]
+
+
+def test_subgraphs_flag_prefixes_a_namespace(mode: str) -> None:
+    assert stream(two_steps(), {"log": []}, mode, subgraphs=True) == [
+        ((), {"a": {"log": ["a"]}}),
+        ((), {"b": {"a": 1}}),
+    ]
+    assert stream(two_steps(), {"log": []}, mode, stream_mode=["values"], subgraphs=True)[0] == (
+        (),
+        "values",
+        {"log": []},
+    )
+
+
+def test_tasks_stream(mode: str) -> None:
+    chunks = stream(two_steps(), {"log": []}, mode, stream_mode="tasks")
+    assert [sorted(c) for c in chunks] == [
+        ["id", "input", "name", "triggers"],
+        ["error", "id", "interrupts", "name", "result"],
+    ] * 2
+    start, end = chunks[0], chunks[1]
+    assert (start["name"], start["input"], start["triggers"]) == ("a", {"log": []}, ("branch:to:a",))
+    assert (end["id"], end["name"], end["error"], end["result"], end["interrupts"]) == (
+        start["id"],
+        "a",
+        None,
+        {"log": ["a"]},
+        [],
+    )
+    assert chunks[2]["input"] == {"log": ["a"]}
+    assert chunks[3]["result"] == {"a": 1}
+
+
+def test_debug_stream_wraps_task_events_with_step_and_type(mode: str) -> None:
+    chunks = stream(two_steps(), {"log": []}, mode, stream_mode="debug")
+    assert [(c["type"], c["step"], c["payload"]["name"]) for c in chunks] == [
+        ("task", 1, "a"),
+        ("task_result", 1, "a"),
+        ("task", 2, "b"),
+        ("task_result", 2, "b"),
+    ]
+    assert all(sorted(c) == ["payload", "step", "timestamp", "type"] for c in chunks)
+    assert all(isinstance(c["timestamp"], str) for c in chunks)
+
+
+def test_debug_stream_with_a_checkpointer_includes_checkpoints(mode: str) -> None:
+    graph = two_steps(checkpointer=InMemorySaver())
+    chunks = stream(graph, {"log": []}, mode, {"configurable": {"thread_id": "t"}}, stream_mode="debug")
+    assert [(c["type"], c["step"]) for c in chunks] == [
+        ("checkpoint", -1),
+        ("checkpoint", 0),
+        ("task", 1),
+        ("task_result", 1),
+        ("checkpoint", 1),
+        ("task", 2),
+        ("task_result", 2),
+        ("checkpoint", 2),
+    ]
+    checkpoint = chunks[-1]["payload"]
+    assert sorted(checkpoint) == ["config", "metadata", "next", "parent_config", "tasks", "values"]
+
+
+def test_checkpoints_stream_without_a_checkpointer_is_empty(mode: str) -> None:
+    assert stream(two_steps(), {"log": []}, mode, stream_mode="checkpoints") == []
+
+
+def test_checkpoints_stream_shape(mode: str) -> None:
+    graph = two_steps(checkpointer=InMemorySaver())
+    chunks = stream(graph, {"log": []}, mode, {"configurable": {"thread_id": "t"}}, stream_mode="checkpoints")
+    assert [sorted(c) for c in chunks] == [["config", "metadata", "next", "parent_config", "tasks", "values"]] * 4
+    assert [(c["metadata"]["source"], c["metadata"]["step"], c["next"]) for c in chunks] == [
+        ("input", -1, ["__start__"]),
+        ("loop", 0, ["a"]),
+        ("loop", 1, ["b"]),
+        ("loop", 2, []),
+    ]
+    assert [c["values"] for c in chunks] == [{"log": []}, {"log": []}, {"log": ["a"]}, {"log": ["a"], "a": 1}]
+    assert chunks[0]["parent_config"] is None
+    for previous, current in itertools.pairwise(chunks):
+        assert current["parent_config"] == previous["config"]
+    assert chunks[1]["config"]["configurable"]["thread_id"] == "t"
+    assert [t["name"] for t in chunks[1]["tasks"]] == ["a"]
+    assert sorted(chunks[1]["tasks"][0]) == ["id", "interrupts", "name", "state"]
+
+
+def test_invoke_with_another_stream_mode_returns_its_chunks(mode: str) -> None:
+    assert run(two_steps(), {"log": []}, mode, stream_mode="updates") == [{"a": {"log": ["a"]}}, {"b": {"a": 1}}]
+    assert run(two_steps(), {"log": []}, mode, stream_mode="custom") == [{"progress": "a"}, "from b"]
+
+
+def test_compile_debug_prints_values_and_updates(mode: str, capsys: pytest.CaptureFixture[str]) -> None:
+    chunks = stream(two_steps(debug=True), {"log": []}, mode)
+    assert chunks == [{"a": {"log": ["a"]}}, {"b": {"a": 1}}]
+    printed = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out).splitlines()
+    assert printed == [
+        "[values] {'log': []}",
+        "[updates] {'a': {'log': ['a']}}",
+        "[values] {'log': ['a']}",
+        "[updates] {'b': {'a': 1}}",
+        "[values] {'log': ['a'], 'a': 1}",
+    ]
