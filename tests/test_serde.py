@@ -590,10 +590,27 @@ def test_classes_defined_in_functions_fail_at_write_time() -> None:
     )
 
 
-def test_serialization_error_survives_pickling() -> None:
+class ChannelError(SerializationError):
+    """A subclass with its own signature, as a saver may define."""
+
+    def __init__(self, channel: str, type_name: str) -> None:
+        self.channel = channel
+        super().__init__(type_name)
+
+
+def test_errors_survive_pickling_with_subclass_and_fields() -> None:
     err = SerializationError("a.B", path="[0]")
     clone = pickle.loads(pickle.dumps(err))
-    assert (clone.type_name, clone.path, str(clone)) == ("a.B", "[0]", str(err))
+    assert (type(clone), clone.type_name, clone.path, str(clone)) == (SerializationError, "a.B", "[0]", str(err))
+    sub = pickle.loads(pickle.dumps(ChannelError("ch", "a.B")))
+    assert (type(sub), sub.channel, sub.type_name, str(sub)) == (
+        ChannelError,
+        "ch",
+        "a.B",
+        str(ChannelError("ch", "a.B")),
+    )
+    bad = pickle.loads(pickle.dumps(DeserializationError("t", "why.")))
+    assert (bad.tag, str(bad)) == ("t", "Cannot load a value tagged 't': why.")
 
 
 # --- pickle is opt-in ---

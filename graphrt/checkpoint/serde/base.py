@@ -89,11 +89,15 @@ class SerializationError(TypeError):
         super().__init__(f"Type is not serializable: {type_name}{where}. {reason or _HOW_TO_FIX}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_serialization_error, (self.type_name, self.path, self.reason))
+        return (_rebuild_error, (type(self), self.args, self.__dict__))
 
 
-def _rebuild_serialization_error(type_name: str, path: str, reason: str) -> SerializationError:
-    return SerializationError(type_name, path=path, reason=reason)
+def _rebuild_error(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+    """Unpickle an error without calling `__init__`, whose signature subclasses may change."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class DeserializationError(ValueError):
@@ -113,4 +117,4 @@ class DeserializationError(ValueError):
         super().__init__(f"Cannot load a value tagged {tag!r}: {problem}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (DeserializationError, (self.tag, self.problem))
+        return (_rebuild_error, (type(self), self.args, self.__dict__))
