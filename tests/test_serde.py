@@ -11,7 +11,7 @@ import re
 from collections import OrderedDict, deque
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -49,6 +49,9 @@ HOW_TO_FIX = (
 
 
 # --- types used by the tests (module level, so they are importable by path) ---
+
+
+T = TypeVar("T")
 
 
 class Color(enum.Enum):
@@ -108,6 +111,10 @@ class Profile(BaseModel):
     seen: datetime | None = None
     data: Any = None
     extra_info: dict[str, Any] = Field(default_factory=dict)
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
 
 
 class Loose(BaseModel):
@@ -299,7 +306,7 @@ values = st.recursive(
 # --- laws ---
 
 
-@FAST
+@settings(FAST, max_examples=300)
 @given(values)
 def test_every_supported_value_round_trips_with_its_exact_types(value: Any) -> None:
     assert_roundtrips(value)
@@ -451,6 +458,11 @@ def test_pydantic_models_keep_private_state_and_are_not_revalidated() -> None:
     assert roundtrip(WithPrivate())._secret == "none"
     frozen = FrozenModel(value=(1, {2}))
     assert fp(roundtrip(frozen)) == fp(frozen)
+
+
+def test_parametrized_generic_models_load_as_their_origin_class() -> None:
+    out = roundtrip(Page[int](items=[1, 2]))
+    assert type(out) is Page and out == Page[int](items=[1, 2]) and out.items == [1, 2]
 
 
 def test_schema_evolution_fills_defaults_of_fields_added_later() -> None:

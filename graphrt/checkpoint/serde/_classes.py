@@ -86,8 +86,13 @@ def class_encoder(cls: type[Any]) -> Encoder:
     is_model = base is not None and issubclass(cls, base)
     if message_class(cls) and (is_model or dataclasses.is_dataclass(cls)):
         tag = f"msg:{cls.__name__}"
-    elif is_model or dataclasses.is_dataclass(cls):
-        tag = f"{'pyd' if is_model else 'dc'}:{_class_path(cls)}"
+    elif is_model:
+        # A parametrized generic model (`Page[int]`) is stored as its origin class (`Page`); pydantic
+        # treats the two as equal, and only the origin can be imported.
+        origin = cls.__pydantic_generic_metadata__["origin"]
+        tag = f"pyd:{_class_path(origin or cls)}"
+    elif dataclasses.is_dataclass(cls):
+        tag = f"dc:{_class_path(cls)}"
     elif issubclass(cls, tuple) and hasattr(cls, "_fields"):
         return _named_tuple_encoder(f"nt:{_class_path(cls)}")
     else:
