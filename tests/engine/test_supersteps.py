@@ -10,6 +10,8 @@ import time
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from graphrt.errors import GraphRecursionError, InvalidUpdateError
 from graphrt.graph import END, START, StateGraph
@@ -226,3 +228,29 @@ def test_loop_with_exit_condition(mode: str) -> None:
     builder.add_edge(START, "count")
     builder.add_conditional_edges("count", lambda s: END if s["a"] >= 10 else "count")
     assert run(builder.compile(), {"log": []}, mode) == {"log": [], "a": 10}
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    writes=st.dictionaries(
+        st.text(alphabet="abcdefgh", min_size=1, max_size=3),
+        st.lists(st.integers(), max_size=3),
+        min_size=1,
+        max_size=5,
+    ),
+    order=st.randoms(use_true_random=False),
+)
+def test_fan_out_fold_is_the_concatenation_in_node_name_order(
+    mode: str, writes: dict[str, list[int]], order: Any
+) -> None:
+    class Numbers(TypedDict):
+        numbers: Annotated[list[int], operator.add]
+
+    names = list(writes)
+    order.shuffle(names)
+    builder = StateGraph(Numbers)
+    for name in names:
+        builder.add_node(name, lambda s, name=name: {"numbers": writes[name]})
+        builder.add_edge(START, name)
+    expected = [n for name in sorted(writes) for n in writes[name]]
+    assert run(builder.compile(), {"numbers": [-1]}, mode) == {"numbers": [-1, *expected]}
