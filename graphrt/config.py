@@ -44,14 +44,11 @@ def get_config() -> RunnableConfig:
     return current_task("get_config").config
 
 
-def get_store() -> BaseStore:
-    """The store given to `compile(store=...)`. Raises RuntimeError outside a graph run."""
+def get_store() -> BaseStore | None:
+    """The store given to `compile(store=...)` (None without one). Raises RuntimeError outside a graph run."""
     from graphrt.pregel._context import current_task
 
-    store = current_task("get_store").run.store
-    if store is None:
-        raise RuntimeError("get_store() found no store: pass one with compile(store=...)")
-    return store
+    return current_task("get_store").run.store
 
 
 def get_stream_writer() -> StreamWriter:

@@ -32,7 +32,8 @@ def validate_graph(graph: StateGraph[Any], interrupt: Sequence[str] = ()) -> Non
                 if end != END and end not in nodes:
                     problems.append(f"At '{source}' node, '{name}' branch found unknown target '{end}'")
     for name, spec in nodes.items():
-        dests = spec.destinations.values() if isinstance(spec.destinations, dict) else (spec.destinations or ())
+        # A destinations dict maps target node -> edge label, as in LangGraph.
+        dests = spec.destinations.keys() if isinstance(spec.destinations, dict) else (spec.destinations or ())
         for dest in dests:
             if dest != END and dest not in nodes:
                 problems.append(f"Found edge ending at unknown node `{dest}`")

@@ -385,7 +385,9 @@ class CompiledStateGraph(Pregel, Generic[StateT]):
         """A drawable view of the graph (`draw_mermaid()`, `draw_ascii()`)."""
         from graphrt.graph._draw import DrawableGraph
 
-        return DrawableGraph.from_builder(self.builder)
+        return DrawableGraph.from_builder(
+            self.builder, interrupt_before=self.spec.interrupt_before, interrupt_after=self.spec.interrupt_after
+        )
 
 
 def _name_of(action: Callable[..., Any]) -> str:

@@ -6,6 +6,7 @@ run's `LoopState` and the compiled `GraphSpec`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ from graphrt.types import All, RetryPolicy, Send
 
 if TYPE_CHECKING:
     from graphrt.checkpoint.base import Checkpoint
+
+logger = logging.getLogger("graphrt")
 
 TASKS = "__pregel_tasks"
 """The Topic channel holding `Send` packets for the next step."""
@@ -188,15 +191,20 @@ def prepare_next_tasks(st: LoopState, *, candidates: Iterable[str] | None = None
     sends = channels[TASKS]
     if sends.is_available():
         for idx, packet in enumerate(sends.get()):
-            if not isinstance(packet, Send) or packet.node not in spec.nodes:
-                raise InvalidUpdateError(f"Invalid packet type, expected Send to a node of this graph: {packet!r}")
+            if not isinstance(packet, Send):
+                raise InvalidUpdateError(f"Invalid packet type, expected Send, got {packet!r}")
+            if packet.node not in spec.nodes:
+                # LangGraph ignores a Send to a node the graph doesn't have; say so instead of silence.
+                logger.warning("Ignoring %r: the graph has no node '%s'", packet, packet.node)
+                continue
             node = spec.nodes[packet.node]
-            tasks.append(_new_task(st, node, packet.arg, (PUSH, idx), (PUSH,)))
+            tasks.append(new_task(st, node, packet.arg, (PUSH, idx), (PUSH,)))
     if candidates is None:
         names: Iterable[str] = {n for c in st.updated for n in spec.trigger_to_nodes.get(c, ())}
     else:
         names = candidates
-    for name in sorted(names):
+    # Known updates: triggered nodes in name order; otherwise every node in the graph's order (LangGraph's).
+    for name in sorted(names) if candidates is None else names:
         node = spec.nodes[name]
         if not _is_triggered(node, channels, st.versions, st.seen.get(name)):
             continue
@@ -207,11 +215,11 @@ def prepare_next_tasks(st: LoopState, *, candidates: Iterable[str] | None = None
         if node.mapper is not None:
             value = node.mapper(value)
         triggers = tuple(c for c in node.triggers if channels[c].is_available()) or node.triggers
-        tasks.append(_new_task(st, node, value, (PULL, name), triggers))
+        tasks.append(new_task(st, node, value, (PULL, name), triggers))
     return tasks
 
 
-def _new_task(st: LoopState, node: PregelNode, value: Any, path: tuple[Any, ...], triggers: tuple[str, ...]) -> Task:
+def new_task(st: LoopState, node: PregelNode, value: Any, path: tuple[Any, ...], triggers: tuple[str, ...]) -> Task:
     task_id = make_task_id(st.checkpoint_id, st.checkpoint_ns, st.step, node.name, path[0], path[1])
     ns = f"{st.checkpoint_ns}|{node.name}:{task_id}" if st.checkpoint_ns else f"{node.name}:{task_id}"
     ctx = TaskContext(
@@ -284,6 +292,24 @@ def apply_writes(st: LoopState, tasks: Sequence[Task], *, bump_step: bool = True
 
 def _path_key(task: Task) -> tuple[Any, ...]:
     return task.path
+
+
+def preview(st: LoopState, tasks: Sequence[Task]) -> LoopState:
+    """A copy of `st` with `tasks`' writes applied (for showing state mid-step; `st` is unchanged)."""
+    copy = LoopState(
+        spec=st.spec,
+        run=st.run,
+        channels={k: c.copy() for k, c in st.channels.items()},
+        versions=dict(st.versions),
+        seen={k: dict(v) for k, v in st.seen.items()},
+        step=st.step,
+        stop=st.stop,
+        checkpoint_id=st.checkpoint_id,
+        next_version=st.next_version,
+        values=dict(st.values),
+    )
+    apply_writes(copy, tasks, bump_step=False)
+    return copy
 
 
 def should_interrupt(st: LoopState, nodes: All | tuple[str, ...], tasks: Sequence[Task]) -> bool:

@@ -5,7 +5,6 @@ The signature is inspected once, when the graph is built; a call only fills the 
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
@@ -102,12 +101,15 @@ class Call:
         return {name: _service(task, service) for name, service in self.injected}
 
     def invoke(self, input: Any, task: TaskContext | None) -> Any:
-        """Call synchronously; an async function runs on a fresh event loop."""
-        kwargs = self._kwargs(task)
-        args = (input,) if self.takes_input else ()
+        """Call synchronously. An async function can't be: its resources belong to an event loop."""
         if self.is_async:
-            return _run_coroutine(self.func(*args, **kwargs))
-        return self.func(*args, **kwargs)
+            name = task.name if task is not None else getattr(self.func, "__name__", "function")
+            raise TypeError(
+                f'No synchronous function provided to "{name}".\nEither initialize with a synchronous function '
+                "or invoke via the async API (ainvoke, astream, etc.)"
+            )
+        kwargs = self._kwargs(task)
+        return self.func(input, **kwargs) if self.takes_input else self.func(**kwargs)
 
     async def ainvoke(self, input: Any, task: TaskContext | None, *, offload: bool = True) -> Any:
         """Await an async function; a sync one runs in a worker thread (inline when not `offload`)."""
@@ -126,17 +128,3 @@ async def _to_thread(func: Callable[[], Any]) -> Any:
 
     ctx = contextvars.copy_context()
     return await anyio.to_thread.run_sync(ctx.run, func)
-
-
-def _run_coroutine(coro: Awaitable[Any]) -> Any:
-    """Run a coroutine to completion from sync code, also when this thread already runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)  # type: ignore[arg-type]
-    import concurrent.futures
-    import contextvars
-
-    ctx = contextvars.copy_context()
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(ctx.run, asyncio.run, coro).result()  # type: ignore[arg-type]

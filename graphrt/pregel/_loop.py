@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphrt.checkpoint.base import CheckpointMetadata
-from graphrt.errors import ErrorCode, GraphInterrupt, GraphRecursionError, GraphRtError, create_error_message
+from graphrt.errors import ErrorCode, GraphInterrupt, GraphRecursionError, create_error_message
 from graphrt.pregel import _algo
 from graphrt.pregel._algo import ERROR, INTERRUPT, NO_WRITES, NULL_TASK_ID, RESUME, LoopState, Task
 from graphrt.types import Command, Interrupt, Send
@@ -91,6 +91,10 @@ class RunPlan:
     """Step of the checkpoint the run starts from (-2: none)."""
     new_checkpoint_id: Callable[[], str] = field(default=lambda: "")
     base_metadata: dict[str, Any] = field(default_factory=dict)
+    config_of: Callable[[str], dict[str, Any]] = field(default=lambda checkpoint_id: {})
+    """The config naming a checkpoint of this thread."""
+    parent_config: dict[str, Any] | None = None
+    """The config of the last saved checkpoint (the parent of the next)."""
     values_set: frozenset[str] = frozenset()
     """Channels whose update makes a `values` chunk."""
     forking: bool = False
@@ -109,7 +113,7 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
     while True:
         if st.step > st.stop:
             plan.status = "out_of_steps"
-            yield from _save(st, plan, "loop", final=True)
+            yield from _save_at_exit(st, plan)
             raise GraphRecursionError(
                 create_error_message(
                     message=f"Recursion limit of {plan.recursion_limit} reached without hitting a stop "
@@ -120,35 +124,43 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
         tasks = _algo.prepare_next_tasks(st)
         if not tasks:
             plan.status = "done"
-            yield from _save(st, plan, "loop", final=True)
+            yield from _save_at_exit(st, plan)
             return
         if _algo.should_interrupt(st, plan.interrupt_before, tasks):
             _algo.mark_interrupted(st)
             plan.status = "interrupt_before"
-            yield from _save(st, plan, "loop", final=True)
+            yield from _save_at_exit(st, plan)
             yield from _emit_interrupts(st, plan, ())
             return
         yield from _emit_task_starts(st, plan, tasks)
         todo = _replay_saved_writes(st, tasks)
+        if "updates" in plan.modes:
+            for task in tasks:
+                if task not in todo and not task.node.hidden:
+                    # Finished before the interrupt or crash: streamed again, marked as not re-run.
+                    yield Emit("updates", {task.name: plan.updates_chunk(task), "__metadata__": {"cached": True}})
         outcome: StepOutcome = yield RunTasks(tuple(todo), _after_task_effects(st, plan))
         if outcome.error is not None:
-            yield from _save(st, plan, "loop", final=True)
+            yield from _save_at_exit(st, plan)
             raise outcome.error
         if outcome.interrupts:
             plan.status = "interrupted"
-            yield from _save(st, plan, "loop", final=True)
-            yield from _emit_interrupts(st, plan, tuple(i for _, found in outcome.interrupts for i in found))
+            yield from _save_at_exit(st, plan)
+            interrupted = {task.id for task, _ in outcome.interrupts}
+            finished = [t for t in tasks if t.id not in interrupted and t.writes]
+            asked = tuple(i for _, found in outcome.interrupts for i in found)
+            yield from _emit_interrupts(st, plan, asked, finished)
             return
         updated = _algo.apply_writes(st, tasks)
         st.pending_writes = []
         plan.dirty |= updated
         yield from _emit_values(st, plan, updated)
-        yield from _save(st, plan, "loop")
+        yield from _boundary(st, plan, "loop")
         st.step += 1
         if _algo.should_interrupt(st, plan.interrupt_after, tasks):
             _algo.mark_interrupted(st)
             plan.status = "interrupt_after"
-            yield from _save(st, plan, "loop", final=True)
+            yield from _save_at_exit(st, plan)
             yield from _emit_interrupts(st, plan, ())
             return
 
@@ -173,7 +185,7 @@ def _first(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
         _algo.mark_interrupted(st)
         st.updated = set(st.spec.trigger_to_nodes)
         if plan.forking:
-            yield from _save(st, plan, "fork")
+            yield from _boundary(st, plan, "fork")
             st.step += 1
         if "values" in plan.modes:
             yield Emit("values", plan.output(st))
@@ -184,7 +196,7 @@ def _first(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
     changed = _algo.apply_writes(st, [*stale, input_task])
     plan.dirty |= changed
     st.step = plan.previous_step + 1
-    yield from _save(st, plan, "input")
+    yield from _boundary(st, plan, "input")
     st.step += 1
 
 
@@ -242,9 +254,9 @@ def _resume_answers(st: LoopState, resume: Any) -> dict[str, tuple[Any, ...]]:
     elif len(set(pending.values())) == 1:
         chosen = {next(iter(pending.values())): resume}
     else:
-        raise GraphRtError(
-            f"{len(pending)} interrupts are pending ({', '.join(sorted(pending))}): resume them with "
-            "Command(resume={interrupt_id: value, ...})."
+        raise RuntimeError(
+            "When there are multiple pending interrupts, you must specify the interrupt id when resuming. "
+            "Docs: https://docs.langchain.com/oss/python/langgraph/interrupts#handling-multiple-interrupts."
         )
     answers: dict[str, tuple[Any, ...]] = {}
     for task_id, answer in chosen.items():
@@ -278,27 +290,25 @@ def _replay_saved_writes(st: LoopState, tasks: list[Task]) -> list[Task]:
 
 
 def _after_task_effects(st: LoopState, plan: RunPlan) -> Callable[[Task, BaseException | None], list[Effect]]:
-    def after(task: Task, error: BaseException | None) -> list[Effect]:
-        effects: list[Effect] = []
+    """Effects of one finished task: save its writes (or its interrupt or error) and stream its update.
 
+    The writes are also kept in `st.pending_writes`, for a save at exit and for resuming interrupts.
+    """
+    save_now = plan.checkpointing and not plan.save_at_exit_only
+
+    def after(task: Task, error: BaseException | None) -> list[Effect]:
+        writes: list[tuple[str, Any]]
         if isinstance(error, GraphInterrupt):
-            if plan.checkpointing:
-                writes: list[tuple[str, Any]] = [(INTERRUPT, tuple(error.interrupts))]
-                if task.ctx.resume:
-                    writes.append((RESUME, tuple(task.ctx.resume)))
-                effects.append(SaveWrites(task.id, tuple(writes), _path_str(task)))
-            st.pending_writes.append((task.id, INTERRUPT, tuple(error.interrupts)))
-            return effects
-        if error is not None:
-            if plan.checkpointing:
-                effects.append(SaveWrites(task.id, ((ERROR, repr(error)),), _path_str(task)))
-            return effects
-        if plan.checkpointing:
-            writes = list(task.writes) if task.writes else [(NO_WRITES, None)]
+            writes = [(INTERRUPT, tuple(error.interrupts))]
             if task.ctx.resume:
                 writes.append((RESUME, tuple(task.ctx.resume)))
-            effects.append(SaveWrites(task.id, tuple(writes), _path_str(task)))
-        if not task.node.hidden:
+        elif error is not None:
+            writes = [(ERROR, repr(error))]
+        else:
+            writes = list(task.writes) if task.writes else [(NO_WRITES, None)]
+        st.pending_writes.extend((task.id, c, v) for c, v in writes)
+        effects: list[Effect] = [SaveWrites(task.id, tuple(writes), _path_str(task))] if save_now else []
+        if error is None and not task.node.hidden:
             if "updates" in plan.modes:
                 effects.append(Emit("updates", {task.name: plan.updates_chunk(task)}))
             if "tasks" in plan.modes or "debug" in plan.modes:
@@ -314,17 +324,22 @@ def _path_str(task: Task) -> str:
 
 def _task_result_payload(task: Task, plan: RunPlan) -> dict[str, Any]:
     writes = {c: v for c, v in task.writes if not c.startswith(("branch:", "join:", "__"))}
-    return {"id": task.id, "name": task.name, "error": None, "result": writes, "interrupts": []}
+    return {
+        "id": task.id,
+        "name": task.name,
+        "error": None,
+        "result": writes,
+        "interrupts": [],
+        "__step": task.ctx.step,
+    }
 
 
 def _emit_task_starts(st: LoopState, plan: RunPlan, tasks: list[Task]) -> Generator[Effect, Any, None]:
     if "tasks" in plan.modes or "debug" in plan.modes:
         for task in tasks:
             if not task.node.hidden:
-                yield Emit(
-                    "tasks",
-                    {"id": task.id, "name": task.name, "input": task.input, "triggers": task.triggers},
-                )
+                payload = {"id": task.id, "name": task.name, "input": task.input, "triggers": task.triggers}
+                yield Emit("tasks", {**payload, "__step": task.ctx.step})
 
 
 def _emit_values(st: LoopState, plan: RunPlan, updated: set[str]) -> Generator[Effect, Any, None]:
@@ -334,33 +349,71 @@ def _emit_values(st: LoopState, plan: RunPlan, updated: set[str]) -> Generator[E
         yield Emit("values", plan.output(st))
 
 
-def _emit_interrupts(st: LoopState, plan: RunPlan, interrupts: tuple[Interrupt, ...]) -> Generator[Effect, Any, None]:
+def _emit_interrupts(
+    st: LoopState, plan: RunPlan, interrupts: tuple[Interrupt, ...], finished: Sequence[Task] = ()
+) -> Generator[Effect, Any, None]:
+    """Stream the interrupts; the values shown include what the step's finished tasks wrote."""
     plan.interrupts.extend(interrupts)
     if "updates" in plan.modes:
         yield Emit("updates", {INTERRUPT: interrupts})
     if "values" in plan.modes and interrupts:
-        values = plan.output(st)
+        values = plan.output(_algo.preview(st, finished)) if finished else plan.output(st)
         yield Emit(
             "values",
             {**values, INTERRUPT: interrupts} if isinstance(values, dict) else {INTERRUPT: interrupts},
         )
 
 
-def _save(st: LoopState, plan: RunPlan, source: str, *, final: bool = False) -> Generator[Effect, Any, None]:
-    """Save a checkpoint: after every step, or (durability="exit") once when the run stops.
+def _boundary(st: LoopState, plan: RunPlan, source: str) -> Generator[Effect, Any, None]:
+    """A step boundary: the state becomes a new checkpoint, saved now unless durability="exit".
 
-    A `final` save only happens when something changed since the last one.
+    The id is assigned even when nothing is saved: the next step's task ids derive from it, and a
+    save at exit must use it so that resumed tasks find their writes.
     """
-    if not plan.checkpointing:
+    st.checkpoint_id = plan.new_checkpoint_id()
+    if plan.checkpointing and not plan.save_at_exit_only:
+        yield from _checkpoint(st, plan, source, st.step)
+
+
+def _save_at_exit(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
+    """The run stops: save what was not saved yet (everything, with durability="exit")."""
+    if not (plan.checkpointing and plan.dirty):
         return
-    if final != plan.save_at_exit_only and not (final and plan.dirty):
-        return
-    if final and not plan.dirty:
-        return
-    checkpoint_id = plan.new_checkpoint_id()
-    checkpoint = _algo.create_checkpoint(st, checkpoint_id, plan.dirty)
-    metadata: CheckpointMetadata = {**plan.base_metadata, "source": source, "step": st.step, "parents": {}}  # type: ignore[typeddict-item]
+    yield from _checkpoint(st, plan, "loop", st.step - 1)
+    if plan.save_at_exit_only:
+        by_task: dict[str, list[tuple[str, Any]]] = {}
+        for task_id, chan, value in st.pending_writes:
+            by_task.setdefault(task_id, []).append((chan, value))
+        for task_id, writes in by_task.items():
+            yield SaveWrites(task_id, tuple(writes))
+
+
+def _checkpoint(st: LoopState, plan: RunPlan, source: str, step: int) -> Generator[Effect, Any, None]:
+    """Save the current state as checkpoint `st.checkpoint_id`, and stream it when asked."""
+    checkpoint = _algo.create_checkpoint(st, st.checkpoint_id, plan.dirty)
+    metadata: CheckpointMetadata = {**plan.base_metadata, "source": source, "step": step, "parents": {}}  # type: ignore[typeddict-item]
     new_versions = {c: st.versions[c] for c in plan.dirty if c in st.versions}
-    yield SaveCheckpoint(checkpoint, metadata, new_versions)
     plan.dirty = set()
-    st.checkpoint_id = checkpoint_id
+    yield SaveCheckpoint(checkpoint, metadata, new_versions)
+    config = plan.config_of(checkpoint["id"])
+    if "checkpoints" in plan.modes or "debug" in plan.modes:
+        yield Emit("checkpoints", _checkpoint_payload(st, plan, config, metadata))
+    plan.parent_config = config
+
+
+def _checkpoint_payload(
+    st: LoopState, plan: RunPlan, config: dict[str, Any], metadata: CheckpointMetadata
+) -> dict[str, Any]:
+    st.step += 1  # the tasks this checkpoint schedules belong to the next step
+    try:
+        tasks = _algo.prepare_next_tasks(st, candidates=st.spec.nodes)
+    finally:
+        st.step -= 1
+    return {
+        "config": config,
+        "metadata": metadata,
+        "values": plan.output(st),
+        "next": [t.name for t in tasks],
+        "parent_config": plan.parent_config,
+        "tasks": [{"id": t.id, "name": t.name, "interrupts": (), "state": None} for t in tasks],
+    }

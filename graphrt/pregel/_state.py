@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from graphrt.checkpoint.base import Checkpoint, CheckpointMetadata, CheckpointTuple
+from graphrt.checkpoint.base import Checkpoint, CheckpointMetadata, CheckpointTuple, empty_checkpoint
 from graphrt.checkpoint.base.id import uuid6
 from graphrt.config import RunnableConfig
 from graphrt.constants import START
@@ -53,8 +53,8 @@ def state_of(graph: Pregel, saved: CheckpointTuple | None, config: RunnableConfi
             finished.append(task)
         elif asked:
             interrupts.extend(asked)
-        exc = Exception(error) if isinstance(error, str) else error
-        snapshot_tasks.append(PregelTask(task.id, task.name, task.path, exc, asked, None, result))
+        # A saved error reads back as its repr, as in LangGraph.
+        snapshot_tasks.append(PregelTask(task.id, task.name, task.path, error, asked, None, result))
     if live and finished:
         _algo.apply_writes(st, finished, bump_step=False)
     return StateSnapshot(
@@ -108,40 +108,41 @@ def resolve_as_node(graph: Pregel, saved: CheckpointTuple | None, as_node: str |
 
 
 def plan_update(
-    graph: Pregel, saved: CheckpointTuple | None, config: RunnableConfig, values: Any, as_node: str | None
+    graph: Pregel,
+    saved: CheckpointTuple | None,
+    config: RunnableConfig,
+    updates: Sequence[tuple[Any, str | None]],
 ) -> tuple[Checkpoint, CheckpointMetadata, dict[str, Any]]:
-    """The checkpoint, metadata and versions an `update_state` writes (pure, no I/O)."""
-    node_name = resolve_as_node(graph, saved, as_node)
-    if saved is None:
-        from graphrt.checkpoint.base import empty_checkpoint
+    """The checkpoint, metadata and versions that one superstep of `(values, as_node)` updates writes.
 
-        saved = CheckpointTuple(
-            {"configurable": {"thread_id": config["configurable"]["thread_id"], "checkpoint_ns": ""}},
-            empty_checkpoint(),
-            {"step": -2},
-        )
+    Each update is applied as if its node had returned `values` (its edges and branches fire too);
+    all of them land in one checkpoint with source "update". Pure: no I/O.
+    """
+    if saved is None:
+        thread = {"thread_id": config["configurable"]["thread_id"], "checkpoint_ns": ""}
+        saved = CheckpointTuple({"configurable": thread}, empty_checkpoint(), {"step": -1})
     st = loop_state(graph, saved, config)
-    node = graph.spec.nodes[node_name]
-    task = _algo._new_task(st, node, None, (_algo.PULL, node_name), node.triggers)
-    writer = getattr(node.proc, "write_update", None)
-    if writer is None:
-        raise InvalidUpdateError(f"Node {node_name} cannot take state updates")
-    writer(task, values)
-    updated = _algo.apply_writes(st, [task])
-    checkpoint_id = str(uuid6())
-    checkpoint = _algo.create_checkpoint(st, checkpoint_id, updated)
-    step = saved.metadata.get("step", -1) + 1
-    metadata: CheckpointMetadata = {"source": "update", "step": step, "parents": {}}
+    tasks = []
+    for values, as_node in updates:
+        node = graph.spec.nodes[resolve_as_node(graph, saved, as_node)]
+        task = _algo.new_task(st, node, None, (_algo.PULL, node.name), node.triggers)
+        writer = getattr(node.proc, "write_update", None)
+        if writer is None:
+            raise InvalidUpdateError(f"Node {node.name} cannot take state updates")
+        writer(task, values)
+        tasks.append(task)
+    updated = _algo.apply_writes(st, tasks)
+    checkpoint = _algo.create_checkpoint(st, str(uuid6()), updated)
+    metadata: CheckpointMetadata = {"source": "update", "step": saved.metadata.get("step", -1) + 1, "parents": {}}
     return checkpoint, metadata, {c: st.versions[c] for c in updated}
 
 
-def flatten_supersteps(supersteps: Sequence[Sequence[StateUpdate]]) -> list[StateUpdate]:
-    """The updates of `bulk_update_state`, in order; empty input is an error, as in LangGraph."""
+def check_supersteps(supersteps: Sequence[Sequence[StateUpdate]]) -> None:
+    """`bulk_update_state` input: at least one superstep, none empty (LangGraph's messages)."""
     if not supersteps:
         raise ValueError("No supersteps provided")
     if any(not superstep for superstep in supersteps):
         raise ValueError("No updates provided")
-    return [update for superstep in supersteps for update in superstep]
 
 
 def thread_only(config: RunnableConfig) -> RunnableConfig:

@@ -36,6 +36,7 @@ class _Run:
     io: RunIO
     modes: tuple[str, ...]
     single_mode: str | None
+    print_modes: frozenset[str] = frozenset()
 
 
 class Pregel:
@@ -107,9 +108,15 @@ class Pregel:
     def _config(self, config: RunnableConfig | None) -> RunnableConfig:
         merged = _merge(self.config, config)
         merged.setdefault("recursion_limit", DEFAULT_RECURSION_LIMIT)
+        if merged["recursion_limit"] < 1:
+            raise ValueError("recursion_limit must be at least 1")
         merged["configurable"] = dict(merged.get("configurable") or {})
         merged["metadata"] = dict(merged.get("metadata") or {})
         return merged
+
+    def _lookup(self, config: RunnableConfig) -> RunnableConfig:
+        """Only the `configurable` part: savers echo the config they are given in what they return."""
+        return {"configurable": self._config(config)["configurable"]}
 
     def _thread_config(self, config: RunnableConfig) -> RunnableConfig:
         configurable = config.get("configurable", {})
@@ -132,6 +139,8 @@ class Pregel:
         interrupt_before: All | Sequence[str] | None,
         interrupt_after: All | Sequence[str] | None,
         durability: Durability | None,
+        print_mode: StreamMode | Sequence[StreamMode] = (),
+        debug: bool | None = None,
         for_invoke: bool = False,
     ) -> _Run:
         if isinstance(input, Command) and input.resume is not None and self.checkpointer is None:
@@ -139,17 +148,21 @@ class Pregel:
         resuming = saved is not None and (input is None or isinstance(input, Command))
         if input is None and not resuming:
             raise EmptyInputError(f"Received no input for {self.spec.input_channels}")
-        modes, single = _modes(stream_mode, self.debug)
+        modes, single = _modes(stream_mode)
+        printed = frozenset((print_mode,) if isinstance(print_mode, str) else print_mode)
+        if self.debug if debug is None else debug:
+            printed |= {"values", "updates"}
+        all_modes = frozenset(modes) | printed
         custom: Any = None
         io = RunIO(max_concurrency=config.get("max_concurrency"))
-        if "custom" in modes:
+        if "custom" in all_modes:
             queue = io.custom
             custom = lambda chunk: queue.append(("custom", chunk))  # noqa: E731
         run = RunContext(
             config=config,
             store=self.store,
             checkpointer=self.checkpointer,
-            context=context,
+            context=_coerce_context(self.context_schema, context),
             stream_writer=custom or _drop,
         )
         checkpoint = saved.checkpoint if saved else None
@@ -175,7 +188,7 @@ class Pregel:
         durability = durability or "async"
         plan = RunPlan(
             input=input,
-            modes=frozenset(modes),
+            modes=all_modes,
             checkpointing=saver is not None,
             save_at_exit_only=durability == "exit",
             interrupt_before=_names(interrupt_before, self.spec.interrupt_before),
@@ -189,11 +202,13 @@ class Pregel:
             previous_step=saved.metadata.get("step", -1) if saved else -2,
             new_checkpoint_id=lambda: str(uuid6()),
             base_metadata=get_checkpoint_metadata(config, {}) if saver else {},  # type: ignore[arg-type]
-            forking=resuming and "checkpoint_id" in config["configurable"],
+            forking=_forks(config, saved, head, resuming),
+            config_of=_config_of(config),
+            parent_config=saved.config if saved else None,
         )
         if saver is not None:
             self._bind_saver(io, saver, config, saved, head)
-        return _Run(st, plan, io, modes, single)
+        return _Run(st, plan, io, modes, single, printed)
 
     def _bind_saver(
         self,
@@ -297,6 +312,8 @@ class Pregel:
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
             durability=durability,
+            print_mode=print_mode,
+            debug=debug,
         )
         for mode, chunk in drive_sync(run_loop(run.st, run.plan), run.io):
             yield from _shape(run, mode, chunk, subgraphs)
@@ -329,6 +346,8 @@ class Pregel:
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
             durability=durability,
+            print_mode=print_mode,
+            debug=debug,
         )
         async for mode, chunk in drive_async(run_loop(run.st, run.plan), run.io):
             for item in _shape(run, mode, chunk, subgraphs):
@@ -363,6 +382,7 @@ class Pregel:
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
             durability=durability,
+            print_mode=print_mode,
             for_invoke=True,
         )
         return _collect(run, drive_sync(run_loop(run.st, run.plan), run.io), stream_mode)
@@ -394,6 +414,7 @@ class Pregel:
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
             durability=durability,
+            print_mode=print_mode,
             for_invoke=True,
         )
         events = [event async for event in drive_async(run_loop(run.st, run.plan), run.io)]
@@ -404,14 +425,13 @@ class Pregel:
     def get_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
         """The thread's state at the checkpoint named in `config` (its newest if none is named)."""
         saver = _state.require_saver(self)
-        config = self._config(config)
-        return _state.state_of(self, saver.get_tuple(config), config, live=_state.is_live(config))
+        return _state.state_of(self, saver.get_tuple(self._lookup(config)), config, live=_state.is_live(config))
 
     async def aget_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
         """Async twin of `get_state`."""
         saver = _state.require_saver(self)
-        config = self._config(config)
-        return _state.state_of(self, await saver.aget_tuple(config), config, live=_state.is_live(config))
+        saved = await saver.aget_tuple(self._lookup(config))
+        return _state.state_of(self, saved, config, live=_state.is_live(config))
 
     def get_state_history(
         self,
@@ -451,13 +471,7 @@ class Pregel:
         task_id: str | None = None,
     ) -> RunnableConfig:
         """Write `values` to the thread as if node `as_node` had returned them; returns the new config."""
-        saver = _state.require_saver(self)
-        config = self._thread_config(self._config(config))
-        saved, head = self._load(config)
-        checkpoint, metadata, versions = _state.plan_update(self, saved, config, values, as_node)
-        parent = saved.config if saved else _state.thread_only(config)
-        new: RunnableConfig = saver.put_guarded(parent, checkpoint, metadata, versions, expected_head=head)
-        return new
+        return self.bulk_update_state(config, [[StateUpdate(values, as_node, task_id)]])
 
     async def aupdate_state(
         self,
@@ -467,31 +481,69 @@ class Pregel:
         task_id: str | None = None,
     ) -> RunnableConfig:
         """Async twin of `update_state`."""
-        saver = _state.require_saver(self)
-        config = self._thread_config(self._config(config))
-        saved, head = await self._aload(config)
-        checkpoint, metadata, versions = _state.plan_update(self, saved, config, values, as_node)
-        parent = saved.config if saved else _state.thread_only(config)
-        new: RunnableConfig = await saver.aput_guarded(parent, checkpoint, metadata, versions, expected_head=head)
-        return new
+        return await self.abulk_update_state(config, [[StateUpdate(values, as_node, task_id)]])
 
     def bulk_update_state(self, config: RunnableConfig, supersteps: Sequence[Sequence[StateUpdate]]) -> RunnableConfig:
-        """Apply several updates in order, each as its own checkpoint."""
-        for update in _state.flatten_supersteps(supersteps):
-            config = self.update_state(config, update.values, update.as_node, update.task_id)
-        return config
+        """Apply supersteps of updates in order: one checkpoint per superstep."""
+        saver = _state.require_saver(self)
+        _state.check_supersteps(supersteps)
+        config = self._thread_config(self._config(config))
+        for superstep in supersteps:
+            saved, head = self._load(config)
+            updates = [(u.values, u.as_node) for u in superstep]
+            checkpoint, metadata, versions = _state.plan_update(self, saved, config, updates)
+            parent = saved.config if saved else _state.thread_only(config)
+            config = {**config, **saver.put_guarded(parent, checkpoint, metadata, versions, expected_head=head)}
+        return {"configurable": config["configurable"]}
 
     async def abulk_update_state(
         self, config: RunnableConfig, supersteps: Sequence[Sequence[StateUpdate]]
     ) -> RunnableConfig:
         """Async twin of `bulk_update_state`."""
-        for update in _state.flatten_supersteps(supersteps):
-            config = await self.aupdate_state(config, update.values, update.as_node, update.task_id)
-        return config
+        saver = _state.require_saver(self)
+        _state.check_supersteps(supersteps)
+        config = self._thread_config(self._config(config))
+        for superstep in supersteps:
+            saved, head = await self._aload(config)
+            updates = [(u.values, u.as_node) for u in superstep]
+            checkpoint, metadata, versions = _state.plan_update(self, saved, config, updates)
+            parent = saved.config if saved else _state.thread_only(config)
+            new = await saver.aput_guarded(parent, checkpoint, metadata, versions, expected_head=head)
+            config = {**config, **new}
+        return {"configurable": config["configurable"]}
 
 
 def _drop(_chunk: Any) -> None:
     return None
+
+
+def _forks(config: RunnableConfig, saved: CheckpointTuple | None, head: str | None, resuming: bool) -> bool:
+    """Replaying a named checkpoint writes a `fork` checkpoint first, as LangGraph does, except when the
+    named checkpoint is the thread's newest and an `update_state` made it (that is a fork already)."""
+    if not (resuming and saved is not None and "checkpoint_id" in config["configurable"]):
+        return False
+    return not (saved.config["configurable"]["checkpoint_id"] == head and saved.metadata.get("source") == "update")
+
+
+def _coerce_context(schema: Any, context: Any) -> Any:
+    """A dict context becomes the graph's `context_schema` when that is a dataclass or pydantic model."""
+    import dataclasses
+
+    if not isinstance(context, dict) or not isinstance(schema, type):
+        return context
+    if dataclasses.is_dataclass(schema) or hasattr(schema, "model_validate"):
+        return schema(**context)
+    return context
+
+
+def _config_of(config: RunnableConfig) -> Any:
+    configurable = config["configurable"]
+    thread_id, ns = configurable.get("thread_id"), configurable.get("checkpoint_ns", "")
+
+    def config_of(checkpoint_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
+
+    return config_of
 
 
 def _merge(base: RunnableConfig | None, extra: RunnableConfig | None) -> RunnableConfig:
@@ -517,7 +569,7 @@ def _names(given: All | Sequence[str] | None, default: All | tuple[str, ...]) ->
     return "*" if given == "*" else tuple(given)
 
 
-def _modes(stream_mode: StreamMode | Sequence[StreamMode] | None, debug: bool) -> tuple[tuple[str, ...], str | None]:
+def _modes(stream_mode: StreamMode | Sequence[StreamMode] | None) -> tuple[tuple[str, ...], str | None]:
     if isinstance(stream_mode, str):
         modes: tuple[str, ...] = (stream_mode,)
         single: str | None = stream_mode
@@ -527,40 +579,54 @@ def _modes(stream_mode: StreamMode | Sequence[StreamMode] | None, debug: bool) -
 
 
 def _shape(run: _Run, mode: str, chunk: Any, subgraphs: bool) -> Iterator[Any]:
-    """Turn an internal event into what `stream` yields for the requested modes."""
-    if mode == "tasks" and "tasks" not in run.modes:
-        if "debug" not in run.modes:
-            return
-        mode, chunk = "debug", _debug_task(run, chunk)
-    elif mode == "checkpoints" and "checkpoints" not in run.modes:
-        if "debug" not in run.modes:
-            return
-        mode, chunk = "debug", {"type": "checkpoint", "payload": chunk}
-    elif mode not in run.modes:
-        return
-    if run.single_mode is not None:
-        yield ((), chunk) if subgraphs else chunk
-    else:
-        yield ((), mode, chunk) if subgraphs else (mode, chunk)
+    """Turn an internal event into what `stream` yields for the requested modes (and print print modes)."""
+    for out_mode, out in _as_modes(run, mode, chunk):
+        if out_mode in run.print_modes:
+            print(f"\x1b[1m[{out_mode}]\x1b[0m {out}")
+        if out_mode not in run.modes:
+            continue
+        if run.single_mode is not None:
+            yield ((), out) if subgraphs else out
+        else:
+            yield ((), out_mode, out) if subgraphs else (out_mode, out)
 
 
-def _debug_task(run: _Run, chunk: dict[str, Any]) -> dict[str, Any]:
+def _as_modes(run: _Run, mode: str, chunk: Any) -> Iterator[tuple[str, Any]]:
+    """An internal `tasks`/`checkpoints` event also feeds `debug`, wrapped with step, time and type."""
     from datetime import UTC, datetime
 
-    kind = "task_result" if "result" in chunk else "task"
-    return {"step": run.st.step, "timestamp": datetime.now(UTC).isoformat(), "type": kind, "payload": chunk}
+    if mode == "tasks":
+        step = chunk.pop("__step", run.st.step)
+        yield "tasks", chunk
+        kind = "task_result" if "result" in chunk else "task"
+        yield "debug", {"step": step, "timestamp": datetime.now(UTC).isoformat(), "type": kind, "payload": chunk}
+    elif mode == "checkpoints":
+        yield "checkpoints", chunk
+        ts = datetime.now(UTC).isoformat()
+        yield "debug", {"step": chunk["metadata"]["step"], "timestamp": ts, "type": "checkpoint", "payload": chunk}
+    else:
+        yield mode, chunk
 
 
 def _collect(run: _Run, events: Iterator[tuple[str, Any]], stream_mode: str) -> Any:
     """`invoke`'s return: the last values chunk (plus pending interrupts), or every chunk of another mode."""
-    if stream_mode == "values":
-        latest: Any = None
-        for mode, chunk in events:
-            if mode == "values" and not (isinstance(chunk, dict) and INTERRUPT in chunk):
-                latest = chunk
-        interrupts: list[Interrupt] = run.plan.interrupts
-        if interrupts:
-            base = latest if isinstance(latest, dict) else {}
-            return {**base, INTERRUPT: list(interrupts)}
-        return latest
-    return [chunk for mode, chunk in events if mode == stream_mode]
+    latest: Any = None
+    chunks: list[Any] = []
+    for mode, chunk in events:
+        for out_mode, out in _as_modes(run, mode, chunk):
+            if out_mode in run.print_modes:
+                print(f"\x1b[1m[{out_mode}]\x1b[0m {out}")
+            if out_mode != stream_mode:
+                continue
+            if stream_mode != "values":
+                chunks.append(out)
+            elif isinstance(out, dict) and INTERRUPT in out:
+                latest = {k: v for k, v in out.items() if k != INTERRUPT}
+            else:
+                latest = out
+    if stream_mode != "values":
+        return chunks
+    if run.plan.interrupts:
+        base = latest if isinstance(latest, dict) else {}
+        return {**base, INTERRUPT: list(run.plan.interrupts)}
+    return latest
