@@ -183,9 +183,7 @@ def test_one_sided_call_fails(left: Any, right: Any, given: str) -> None:
 
 
 def test_openai_format_is_not_supported() -> None:
-    with pytest.raises(
-        NotImplementedError, match=r"^add_messages\(format='langchain-openai'\) is not supported"
-    ):
+    with pytest.raises(NotImplementedError, match=r"^add_messages\(format='langchain-openai'\) is not supported"):
         add_messages(format="langchain-openai")
     with pytest.raises(NotImplementedError):
         add_messages([], [], format="langchain-openai")

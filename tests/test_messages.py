@@ -130,8 +130,7 @@ def test_base_message_needs_a_type() -> None:
         ),
         (
             AIMessage("r"),
-            "AIMessage(content='r', additional_kwargs={}, response_metadata={}, tool_calls=[], "
-            "invalid_tool_calls=[])",
+            "AIMessage(content='r', additional_kwargs={}, response_metadata={}, tool_calls=[], invalid_tool_calls=[])",
         ),
         (ToolMessage("r", tool_call_id="c1"), "ToolMessage(content='r', tool_call_id='c1')"),
         (
@@ -253,9 +252,7 @@ def test_usage_metadata() -> None:
     usage = {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3}
     message = AIMessage("x", usage_metadata=usage)
     assert message.usage_metadata == usage
-    assert repr(message).endswith(
-        "usage_metadata={'input_tokens': 1, 'output_tokens': 2, 'total_tokens': 3})"
-    )
+    assert repr(message).endswith("usage_metadata={'input_tokens': 1, 'output_tokens': 2, 'total_tokens': 3})")
 
 
 @pytest.mark.parametrize(
@@ -356,9 +353,7 @@ def test_any_message_in_pydantic_and_typeddict_schemas() -> None:
             {
                 "role": "assistant",
                 "content": "a",
-                "tool_calls": [
-                    {"type": "function", "id": "c", "function": {"name": "f", "arguments": '{"x": 1}'}}
-                ],
+                "tool_calls": [{"type": "function", "id": "c", "function": {"name": "f", "arguments": '{"x": 1}'}}],
             },
             AIMessage("a", tool_calls=[{"name": "f", "args": {"x": 1}, "id": "c"}]),
         ),
@@ -444,9 +439,7 @@ def test_tool_dict_without_tool_call_id_fails() -> None:
 
 contents = st.one_of(
     st.text(max_size=8),
-    st.lists(
-        st.one_of(st.text(max_size=4), st.fixed_dictionaries({"type": st.just("text"), "text": st.text()}))
-    ),
+    st.lists(st.one_of(st.text(max_size=4), st.fixed_dictionaries({"type": st.just("text"), "text": st.text()}))),
 )
 ids = st.one_of(st.none(), st.text(min_size=1, max_size=6))
 names = st.one_of(st.none(), st.text(max_size=4))

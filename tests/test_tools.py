@@ -178,9 +178,7 @@ def test_invoke_with_string(mode: str) -> None:
 
 
 def test_invoke_with_other_input_fails(mode: str) -> None:
-    with pytest.raises(
-        TypeError, match=r"^Tool 'add' takes a dict of arguments, a string or a ToolCall, got 5$"
-    ):
+    with pytest.raises(TypeError, match=r"^Tool 'add' takes a dict of arguments, a string or a ToolCall, got 5$"):
         run(add, 5, mode)
 
 
@@ -247,8 +245,7 @@ def test_content_and_artifact(mode: str) -> None:
     with pytest.raises(ValueError) as info:
         run(wrong, {}, mode)
     assert str(info.value) == (
-        "Tool 'wrong' has response_format='content_and_artifact' and must return a (content, artifact) "
-        "tuple, got str"
+        "Tool 'wrong' has response_format='content_and_artifact' and must return a (content, artifact) tuple, got str"
     )
 
 
@@ -306,9 +303,7 @@ def test_injected_values_reach_the_function(mode: str) -> None:
 
     store = Store()
     args = {"a": "1", "secret": "s", "store": store, "runtime": "rt"}
-    assert run(f, call("f", args, id="c9"), mode, {"tags": ["t"]}) == ToolMessage(
-        "done", name="f", tool_call_id="c9"
-    )
+    assert run(f, call("f", args, id="c9"), mode, {"tags": ["t"]}) == ToolMessage("done", name="f", tool_call_id="c9")
     assert seen == {
         "a": 1,
         "secret": "s",
@@ -337,8 +332,7 @@ def test_missing_required_injected_argument(mode: str) -> None:
     with pytest.raises(TypeError) as info:
         run(f, {"a": 1}, mode)
     assert str(info.value) == (
-        "Tool 'f' needs the injected argument 'store'; pass it in the input "
-        "(ToolNode and create_agent fill it in)."
+        "Tool 'f' needs the injected argument 'store'; pass it in the input (ToolNode and create_agent fill it in)."
     )
     assert run(f, {"a": 1, "store": Store()}, mode) == 1
 
