@@ -225,9 +225,7 @@ def test_add_sequence_rejects_empty_and_duplicate_names() -> None:
         StateGraph(Trace).add_sequence([])
     builder = StateGraph(Trace)
     builder.add_node("a", mark("a"))
-    with pytest.raises(
-        ValueError, match=starts("Node names must be unique: node with the name 'a' already exists.")
-    ):
+    with pytest.raises(ValueError, match=starts("Node names must be unique: node with the name 'a' already exists.")):
         builder.add_sequence([mark("a")])
 
 
