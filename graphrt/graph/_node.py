@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from graphrt.constants import END
-from graphrt.errors import InvalidUpdateError, ParentCommand
+from graphrt.errors import ParentCommand
 from graphrt.graph._schema import updates_of
 from graphrt.pregel._algo import TASKS, Task
 from graphrt.pregel._call import Call

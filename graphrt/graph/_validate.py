@@ -31,7 +31,7 @@ def validate_graph(graph: StateGraph[Any], interrupt: Sequence[str] = ()) -> Non
             for end in (branch.ends or {}).values():
                 if end != END and end not in nodes:
                     problems.append(f"At '{source}' node, '{name}' branch found unknown target '{end}'")
-    for name, spec in nodes.items():
+    for spec in nodes.values():
         # A destinations dict maps target node -> edge label, as in LangGraph.
         dests = spec.destinations.keys() if isinstance(spec.destinations, dict) else (spec.destinations or ())
         for dest in dests:

@@ -71,9 +71,7 @@ def add_messages(
         return add_messages
     if left is None or right is None:
         given = "left" if left is not None else "right"
-        raise ValueError(
-            f"Must specify non-null arguments for both 'left' and 'right'. Only received: '{given}'."
-        )
+        raise ValueError(f"Must specify non-null arguments for both 'left' and 'right'. Only received: '{given}'.")
     history, history_ids = _coerce(left)
     update, update_ids = _coerce(right)
     return _merge(history, history_ids, update, update_ids)

@@ -18,7 +18,7 @@ from graphrt.pregel._context import RunContext
 from graphrt.pregel._drivers import RunIO, drive_async, drive_sync
 from graphrt.pregel._loop import RunPlan, SaveCheckpoint, SaveWrites, run_loop
 from graphrt.store.base import BaseStore
-from graphrt.types import All, Command, Durability, Interrupt, StateSnapshot, StateUpdate, StreamMode
+from graphrt.types import All, Command, Durability, StateSnapshot, StateUpdate, StreamMode
 
 __all__ = ("Pregel",)
 
@@ -204,7 +204,7 @@ class Pregel:
             base_metadata=get_checkpoint_metadata(config, {}) if saver else {},  # type: ignore[arg-type]
             forking=_forks(config, saved, head, resuming),
             config_of=_config_of(config),
-            parent_config=saved.config if saved else None,
+            parent_config=dict(saved.config) if saved else None,
         )
         if saver is not None:
             self._bind_saver(io, saver, config, saved, head)
