@@ -122,3 +122,8 @@ def steps(snapshots: Sequence[StateSnapshot]) -> list[tuple[str, int]]:
 def exact(message: str) -> str:
     """A `match=` pattern that accepts exactly `message`."""
     return f"^{re.escape(message)}$"
+
+
+def starts(message: str) -> str:
+    """A `match=` pattern that accepts a message beginning with `message` (notes may follow)."""
+    return f"^{re.escape(message)}"
