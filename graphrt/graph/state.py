@@ -14,14 +14,14 @@ from graphrt.channels.named_barrier_value import NamedBarrierValue, NamedBarrier
 from graphrt.channels.topic import Topic
 from graphrt.checkpoint.base import BaseCheckpointSaver
 from graphrt.constants import END, START
-from graphrt.graph._node import Branch, StateNodeProc, StateView, branch_channel
-from graphrt.graph._schema import SchemaInfo, inspect_schema
+from graphrt.graph._node import Branch, StateNodeProc, StateView, branch_channel, goto_writes
+from graphrt.graph._schema import SchemaInfo, inspect_schema, updates_of
 from graphrt.graph._validate import validate_graph
 from graphrt.pregel._algo import TASKS, GraphSpec, PregelNode
 from graphrt.pregel._call import Call
 from graphrt.pregel.main import Pregel
 from graphrt.store.base import BaseStore
-from graphrt.types import All, CachePolicy, RetryPolicy, Send
+from graphrt.types import All, CachePolicy, Command, RetryPolicy, Send
 
 __all__ = ("CompiledStateGraph", "StateGraph")
 
@@ -338,9 +338,15 @@ class StartProc:
     view: StateView
 
     def _input_writes(self, task: Any) -> None:
-        from graphrt.graph._schema import updates_of
-
         value = task.input
+        if isinstance(value, Command):
+            # A Command as the input of a fresh run: its update is the input, its goto adds targets.
+            if value.update is not None:
+                task.writes.extend(updates_of(value.update, self.keys, node=START))
+            goto: Any = value.goto
+            task.writes.extend(goto_writes(list(goto) if isinstance(goto, list | tuple) else [goto] if goto else []))
+            task.writes.extend(self.edges)
+            return
         coerce = self.input_info.coerce
         if coerce is not None and isinstance(value, dict):
             coerce(value)  # validates the input (pydantic raises on bad input); only given keys are written
@@ -354,15 +360,11 @@ class StartProc:
 
     def run(self, task: Any) -> None:
         self._input_writes(task)
-        from graphrt.graph._node import goto_writes
-
         for branch in self.branches:
             task.writes.extend(goto_writes(branch.destinations(branch.path.invoke(self.view.read(task), task.ctx))))
 
     async def arun(self, task: Any) -> None:
         self._input_writes(task)
-        from graphrt.graph._node import goto_writes
-
         for branch in self.branches:
             result = await branch.path.ainvoke(self.view.read(task), task.ctx)
             task.writes.extend(goto_writes(branch.destinations(result)))
