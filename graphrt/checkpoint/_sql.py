@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from graphrt.checkpoint._delta import Blob, BrokenChainError, ChainFetcher, DeltaCodec, Memo, StreamKey
 from graphrt.checkpoint.base._saver import BaseCheckpointSaver, check_prune_args
 from graphrt.checkpoint.base._storage import (
+    BlobWrite,
     PreparedPut,
     WriteRow,
     decode_metadata,
@@ -199,6 +200,8 @@ _KEYS = {
     "graphrt_checkpoint_blobs": "thread_id, checkpoint_ns, channel, version",
     "graphrt_checkpoint_writes": "thread_id, checkpoint_ns, checkpoint_id, task_id, idx",
 }
+_PREFETCH_CHUNK = 200
+"""Channel versions per prefetch query: keeps its OR chain well under SQLite's expression depth limit."""
 _SELECT_HEADS = (
     "SELECT checkpoint_ns, MAX(checkpoint_id) FROM graphrt_checkpoints WHERE thread_id = ? GROUP BY checkpoint_ns"
 )
@@ -276,21 +279,22 @@ class SqlSaver(BaseCheckpointSaver[str]):
         return fetch
 
     def _prefetch(self, cur: Cursor, thread_id: str, checkpoint_ns: str, versions: dict[str, Any]) -> dict[str, Blob]:
-        """The top blobs of the channel versions the codec does not hold, in one query."""
+        """The top blobs of the channel versions the codec does not hold, a few queries for all."""
         wanted = [
             (ch, str(v)) for ch, v in versions.items() if not self._codec.knows((thread_id, checkpoint_ns, ch), str(v))
         ]
-        if not wanted:
-            return {}
-        pairs = " OR ".join("(channel = ? AND version = ?)" for _ in wanted)
-        cur.execute(
-            self._q(
-                "SELECT channel, version, type, blob, base_version, depth FROM graphrt_checkpoint_blobs "
-                f"WHERE thread_id = ? AND checkpoint_ns = ? AND ({pairs})"
-            ),
-            (thread_id, checkpoint_ns, *[x for pair in wanted for x in pair]),
-        )
-        found = {(r[0], r[1]): Blob(r[2], bytes(r[3] or b""), r[4], r[5]) for r in cur.fetchall()}
+        found: dict[tuple[str, str], Blob] = {}
+        for start in range(0, len(wanted), _PREFETCH_CHUNK):
+            chunk = wanted[start : start + _PREFETCH_CHUNK]
+            pairs = " OR ".join("(channel = ? AND version = ?)" for _ in chunk)
+            cur.execute(
+                self._q(
+                    "SELECT channel, version, type, blob, base_version, depth FROM graphrt_checkpoint_blobs "
+                    f"WHERE thread_id = ? AND checkpoint_ns = ? AND ({pairs})"
+                ),
+                (thread_id, checkpoint_ns, *[x for pair in chunk for x in pair]),
+            )
+            found.update({(r[0], r[1]): Blob(r[2], bytes(r[3] or b""), r[4], r[5]) for r in cur.fetchall()})
         return {ch: found[(ch, v)] for ch, v in wanted if (ch, v) in found}
 
     def _load_row(
@@ -300,7 +304,7 @@ class SqlSaver(BaseCheckpointSaver[str]):
         key = (thread_id, checkpoint_ns, checkpoint_id)
         record = (type_, bytes(data))
         versions = self.serde.loads_typed(record).get("channel_versions", {})
-        tops = self._prefetch(cur, thread_id, checkpoint_ns, versions) if memo is None else {}
+        tops = self._prefetch(cur, thread_id, checkpoint_ns, versions)
 
         def fetcher_for(channel: str) -> ChainFetcher:
             return self._fetcher(cur, (thread_id, checkpoint_ns, channel), tops.get(channel))
@@ -423,22 +427,17 @@ class SqlSaver(BaseCheckpointSaver[str]):
     def _store(self, cur: Cursor, prepared: PreparedPut) -> tuple[int, ...]:
         """Insert a prepared checkpoint's blobs and row; returns each blob's stored chain depth."""
         thread_id, checkpoint_ns = prepared.thread_id, prepared.checkpoint_ns
-        depths: tuple[int, ...] = ()
-        for item in prepared.blobs:
-            stream = (thread_id, checkpoint_ns, item.channel)
-            blob = item.blob
-            if blob.base is not None:
-                cur.execute(self._q(_SELECT_BLOB), (*stream, blob.base))
-                base = cur.fetchone()
-                if base is None or blob.base == item.version or base[3] + 1 >= self._codec.snapshot_every:
-                    blob = self._codec.snapshot(item.value)
-                else:
-                    blob = Blob(blob.type, blob.data, blob.base, base[3] + 1)
-            params = (*stream, item.version, blob.type, blob.data, blob.base, blob.depth)
-            cur.execute(self._q(_INSERT_BLOB), params)
-            if cur.rowcount == 0:
-                self._replace_blob(cur, stream, item.version, blob)
-            depths += (blob.depth,)
+        blobs = [self._rebase(cur, (thread_id, checkpoint_ns, item.channel), item) for item in prepared.blobs]
+        rows = [
+            (thread_id, checkpoint_ns, item.channel, item.version, blob.type, blob.data, blob.base, blob.depth)
+            for item, blob in zip(prepared.blobs, blobs, strict=True)
+        ]
+        if rows:
+            cur.executemany(self._q(_INSERT_BLOB), rows)
+            if cur.rowcount != len(rows):
+                # Some versions were already stored (a reused version number): overwrite those that differ.
+                for item, blob in zip(prepared.blobs, blobs, strict=True):
+                    self._replace_blob(cur, (thread_id, checkpoint_ns, item.channel), item.version, blob)
         cur.execute(
             self._q(_UPSERT_CHECKPOINT),
             (
@@ -451,7 +450,18 @@ class SqlSaver(BaseCheckpointSaver[str]):
                 prepared.metadata,
             ),
         )
-        return depths
+        return tuple(blob.depth for blob in blobs)
+
+    def _rebase(self, cur: Cursor, stream: StreamKey, item: BlobWrite) -> Blob:
+        """The blob to store: a delta only while its base is still stored and its chain not full."""
+        blob = item.blob
+        if blob.base is None:
+            return blob
+        cur.execute(self._q(_SELECT_BLOB), (*stream, blob.base))
+        base = cur.fetchone()
+        if base is None or blob.base == item.version or base[3] + 1 >= self._codec.snapshot_every:
+            return self._codec.snapshot(item.value)
+        return Blob(blob.type, blob.data, blob.base, base[3] + 1)
 
     def _replace_blob(self, cur: Cursor, stream: StreamKey, version: str, blob: Blob) -> None:
         """Overwrite a stored version (a reused version number); deltas on it are made whole first."""

@@ -398,3 +398,13 @@ def check_all(saver: Any, saved: list[tuple[Any, dict[str, Any]]]) -> None:
     by_id = {c["configurable"]["checkpoint_id"]: v for c, v in saved}
     for tup in saver.list(config()):
         assert tup.checkpoint["channel_values"] == by_id[tup.checkpoint["id"]]
+
+
+def test_wide_state_round_trips(saver: Any, mode: str) -> None:
+    thread = Thread(saver.inner)
+    values = {f"key{i}": [i] for i in range(450)}
+    thread.put(mode, values)
+    thread.put(mode, {"key7": [7, 8]})
+    got = call(saver.inner, "get_tuple", mode, config())
+    assert got.checkpoint["channel_values"] == {**values, "key7": [7, 8]}
+    assert [len(t.checkpoint["channel_values"]) for t in call(saver.inner, "list", mode, config())] == [450, 450]
