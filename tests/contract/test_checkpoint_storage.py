@@ -408,3 +408,30 @@ def test_wide_state_round_trips(saver: Any, mode: str) -> None:
     got = call(saver.inner, "get_tuple", mode, config())
     assert got.checkpoint["channel_values"] == {**values, "key7": [7, 8]}
     assert [len(t.checkpoint["channel_values"]) for t in call(saver.inner, "list", mode, config())] == [450, 450]
+
+
+def test_put_writes_is_committed_before_it_returns(tmp_path: Path) -> None:
+    path = str(tmp_path / "c.sqlite")
+    with SqliteSaver.from_conn_string(path) as saver:
+        saved = Thread(saver).put("sync", {"a": 1})
+        saver.put_writes(saved, [("a", 2), ("__error__", "boom")], "task", "~p")
+        other = sqlite3.connect(path)  # another connection sees only committed data
+        rows = other.execute("SELECT task_id, idx, channel FROM graphrt_checkpoint_writes ORDER BY idx").fetchall()
+        other.close()
+    assert rows == [("task", -1, "__error__"), ("task", 0, "a")]
+
+
+def test_untyped_serializers_are_wrapped_like_langgraph() -> None:
+    import orjson
+
+    class Untyped:
+        def dumps(self, obj: Any) -> bytes:
+            return orjson.dumps(obj)
+
+        def loads(self, data: bytes) -> Any:
+            return orjson.loads(data)
+
+    saver = InMemorySaver(serde=Untyped())  # type: ignore[arg-type]
+    saved = Thread(saver).put("sync", {"a": [1, 2]})
+    got = saver.get_tuple(saved)
+    assert got is not None and got.checkpoint["channel_values"] == {"a": [1, 2]}

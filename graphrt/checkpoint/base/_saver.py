@@ -17,7 +17,7 @@ from graphrt.checkpoint.base._types import (
     V,
     config_thread,
 )
-from graphrt.checkpoint.serde.base import SerializationError, SerializerProtocol
+from graphrt.checkpoint.serde.base import SerializationError, SerializerProtocol, maybe_add_typed_methods
 from graphrt.checkpoint.serde.jsonplus import JsonPlusSerializer
 from graphrt.config import RunnableConfig
 from graphrt.errors import ThreadConflictError
@@ -98,7 +98,7 @@ class BaseCheckpointSaver(Generic[V]):
     serde: SerializerProtocol = JsonPlusSerializer()
 
     def __init__(self, *, serde: SerializerProtocol | None = None) -> None:
-        self.serde = serde or self.serde
+        self.serde = maybe_add_typed_methods(serde or self.serde)
         self._limiter_lock = threading.Lock()
         self._async_limiter: anyio.CapacityLimiter | None = None
 
