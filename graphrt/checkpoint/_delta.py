@@ -28,6 +28,7 @@ from graphrt.checkpoint.serde.base import SerializerProtocol
 
 __all__ = (
     "EMPTY",
+    "MAX_CHAIN",
     "MISSING",
     "SNAPSHOT_EVERY",
     "Blob",
@@ -40,6 +41,10 @@ __all__ = (
 
 SNAPSHOT_EVERY: Final = 64
 """A delta chain never grows longer than this: the next version is a snapshot."""
+
+MAX_CHAIN: Final = 4096
+"""Links a read follows before calling a chain broken: a guard against cycles, far above any chain
+written with an earlier or later `SNAPSHOT_EVERY`."""
 
 StreamKey = tuple[str, str, str]
 """(thread_id, checkpoint_ns, channel): the versions of one channel of one thread."""

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from graphrt.checkpoint._delta import Blob, BrokenChainError, ChainFetcher, DeltaCodec, Memo, StreamKey
+from graphrt.checkpoint._delta import MAX_CHAIN, Blob, BrokenChainError, ChainFetcher, DeltaCodec, Memo, StreamKey
 from graphrt.checkpoint.base._saver import BaseCheckpointSaver, check_prune_args
 from graphrt.checkpoint.base._storage import (
     BlobWrite,
@@ -163,7 +163,7 @@ _SELECT_DEPENDENTS = (
     "WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? AND base_version = ? AND version <> ?"
 )
 # The recursive part stops at a blob whose base the caller already holds (the NOT IN list), at a
-# whole value (NULL base), or after one more link than a chain may have (a guard against cycles).
+# whole value (NULL base), or after MAX_CHAIN links (a guard against cycles).
 _SELECT_CHAIN = """
 WITH RECURSIVE chain (version, type, blob, base_version, depth, n) AS (
     SELECT version, type, blob, base_version, depth, 0 FROM graphrt_checkpoint_blobs
@@ -271,7 +271,7 @@ class SqlSaver(BaseCheckpointSaver[str]):
                 chain, start = [(version, first)], first.base
             else:
                 chain, start = [], version
-            limit = self._codec.snapshot_every + 1 - len(chain)
+            limit = MAX_CHAIN - len(chain)
             cur.execute(self._q(sql), (*stream, start, *stream, limit, *stops))
             chain += [(r[0], Blob(r[1], bytes(r[2] or b""), r[3], r[4])) for r in cur.fetchall()]
             return chain

@@ -435,3 +435,19 @@ def test_untyped_serializers_are_wrapped_like_langgraph() -> None:
     saved = Thread(saver).put("sync", {"a": [1, 2]})
     got = saver.get_tuple(saved)
     assert got is not None and got.checkpoint["channel_values"] == {"a": [1, 2]}
+
+
+def test_a_broken_chain_is_reported_not_misread(tmp_path: Path) -> None:
+    path = str(tmp_path / "c.sqlite")
+    with SqliteSaver.from_conn_string(path) as saver:
+        thread = Thread(saver)
+        first = thread.put("sync", {"messages": ["a"]})
+        thread.put("sync", {"messages": [*thread.values["messages"], "b"]})
+        base = saver.get_tuple(first)
+        assert base is not None
+        version = base.checkpoint["channel_versions"]["messages"]
+        saver.conn.execute("DELETE FROM graphrt_checkpoint_blobs WHERE version = ?", (version,))
+    with SqliteSaver.from_conn_string(path) as cold, pytest.raises(_delta.BrokenChainError) as info:
+        cold.get_tuple(config())
+    assert str(info.value).startswith("Cannot read channel 'messages' at version ")
+    assert f"of thread 't1': its base version {version!r} is missing from storage." in str(info.value)

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
-from graphrt.checkpoint._delta import Blob, BrokenChainError, ChainFetcher, DeltaCodec, Memo, StreamKey
+from graphrt.checkpoint._delta import MAX_CHAIN, Blob, BrokenChainError, ChainFetcher, DeltaCodec, Memo, StreamKey
 from graphrt.checkpoint.base._saver import BaseCheckpointSaver, check_prune_args
 from graphrt.checkpoint.base._storage import (
     BlobWrite,
@@ -97,7 +97,7 @@ class InMemorySaver(BaseCheckpointSaver[str]):
             while current is not None and (blob := blobs.get((thread_id, checkpoint_ns, channel, current))):
                 chain.append((current, blob))
                 current = blob.base
-                if current in stop_at or len(chain) > self._codec.snapshot_every:
+                if current in stop_at or len(chain) > MAX_CHAIN:
                     break
             return chain
 
