@@ -1,0 +1,127 @@
+"""Graphs that the process tests run in child processes, and the entry point those children call.
+
+A child runs `python -c SCRIPT <repo root> <command> <database> <directory>`, where `SCRIPT` puts the
+repository on `sys.path` and calls `main`. Children and the test coordinate through files in
+`<directory>` (never through sleeps), and each node appends its name to `<directory>/runs.log`, so a
+test can count how often every node ran across processes.
+
+Commands:
+    conflict: run `slow_graph` with input A; `slow` touches `entered` and waits for `release`.
+    crash:    run `pair_graph` with input x; `blocker` waits until `fast`'s writes are saved,
+              touches `ready` and then waits to be killed.
+    resume:   continue `pair_graph` with `invoke(None, ...)`, nothing blocking.
+Each prints one JSON line: {"values": ...} or {"error": class name, "message": ..., "thread_id": ...}.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+from graphrt.checkpoint.sqlite import SqliteSaver
+from graphrt.config import RunnableConfig
+from graphrt.graph import END, START, StateGraph
+
+THREAD: RunnableConfig = {"configurable": {"thread_id": "t"}}
+TIMEOUT = 20.0
+"""Seconds any wait gives up after, so a broken child never hangs the suite."""
+
+SCRIPT = "import sys; sys.path.insert(0, sys.argv[1]); from tests.persistence._workers import main; main(sys.argv[2:])"
+
+
+class Items(TypedDict, total=False):
+    items: Annotated[list[str], operator.add]
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
+    """Poll `predicate` until it holds; TimeoutError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def record(directory: Path, name: str) -> None:
+    """Append `name` to the run log (closed at once, so a later SIGKILL cannot lose it)."""
+    with (directory / "runs.log").open("a") as log:
+        log.write(name + "\n")
+
+
+def runs(directory: Path) -> list[str]:
+    """Every node run recorded in `directory`, in order."""
+    path = directory / "runs.log"
+    return path.read_text().split() if path.exists() else []
+
+
+def saved_writes(saver: Any) -> list[tuple[str, Any]]:
+    """(channel, value) of the writes saved against the thread's newest checkpoint."""
+    saved = saver.get_tuple(THREAD)
+    return [(channel, value) for _, channel, value in (saved.pending_writes or ()) if saved] if saved else []
+
+
+def slow_graph(saver: Any, directory: Path, *, block: bool) -> Any:
+    """START -> slow -> END; with `block`, `slow` announces itself and waits for `release`."""
+
+    def slow(state: Items) -> Items:
+        record(directory, "slow")
+        if block:
+            (directory / "entered").touch()
+            wait_for((directory / "release").exists, "the release file")
+        return {"items": ["slow"]}
+
+    builder = StateGraph(Items)
+    builder.add_node("slow", slow)
+    builder.add_edge(START, "slow")
+    builder.add_edge("slow", END)
+    return builder.compile(checkpointer=saver)
+
+
+def pair_graph(saver: Any, directory: Path, *, block: bool) -> Any:
+    """START -> (fast, blocker) -> END; with `block`, `blocker` never returns once `fast` is saved."""
+
+    def fast(state: Items) -> Items:
+        record(directory, "fast")
+        return {"items": ["fast"]}
+
+    def blocker(state: Items) -> Items:
+        record(directory, "blocker")
+        if block:
+            wait_for(lambda: ("items", ["fast"]) in saved_writes(saver), "fast's writes to be saved")
+            (directory / "ready").touch()
+            wait_for(lambda: False, "this process to be killed")
+        return {"items": ["blocker"]}
+
+    builder = StateGraph(Items)
+    builder.add_node("fast", fast)
+    builder.add_node("blocker", blocker)
+    builder.add_edge(START, "fast")
+    builder.add_edge(START, "blocker")
+    builder.add_edge("fast", END)
+    builder.add_edge("blocker", END)
+    return builder.compile(checkpointer=saver)
+
+
+def main(argv: Sequence[str]) -> None:
+    command, database, folder = argv
+    directory = Path(folder)
+    with SqliteSaver.from_conn_string(database) as saver:
+        try:
+            if command == "conflict":
+                values = slow_graph(saver, directory, block=True).invoke({"items": ["A"]}, THREAD)
+            elif command == "crash":
+                values = pair_graph(saver, directory, block=True).invoke({"items": ["x"]}, THREAD)
+            elif command == "resume":
+                values = pair_graph(saver, directory, block=False).invoke(None, THREAD)
+            else:
+                raise SystemExit(f"unknown command {command!r}")
+            result: dict[str, Any] = {"values": values}
+        except Exception as exc:
+            result = {"error": type(exc).__name__, "message": str(exc), "thread_id": getattr(exc, "thread_id", None)}
+    print(json.dumps(result), flush=True)
+    sys.exit(0)
