@@ -60,6 +60,20 @@ def test_get_state_of_an_unknown_thread_is_empty(saver: Any, mode: str) -> None:
     assert history(graph, thread("nobody"), mode) == []
 
 
+def test_state_snapshot_fields() -> None:
+    assert StateSnapshot._fields == (
+        "values",
+        "next",
+        "config",
+        "metadata",
+        "created_at",
+        "parent_config",
+        "tasks",
+        "interrupts",
+    )
+    assert PregelTask._fields == ("id", "name", "path", "error", "interrupts", "state", "result")
+
+
 def test_get_state_is_the_newest_checkpoint(saver: Any, mode: str) -> None:
     graph = two_step_graph(saver)
     run(graph, {"items": ["x"]}, mode, thread())

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import itertools
 import operator
+import sqlite3
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
 
+from graphrt.checkpoint.sqlite import SqliteSaver
+from graphrt.checkpoint.sqlite.aio import AsyncSqliteSaver
 from graphrt.graph import END, START, StateGraph
 from tests.persistence.conftest import exact, history, run, steps, thread
 
@@ -38,6 +42,36 @@ def test_thread_continues_across_invocations(saver: Any, mode: str) -> None:
     }
     # Another thread starts from nothing.
     assert run(graph, {"items": ["z"]}, mode, thread("2")) == {"items": ["z", "a", "b"], "count": 1}
+
+
+def test_thread_survives_reopening_the_sqlite_file(tmp_path: Path, mode: str) -> None:
+    path = str(tmp_path / "cp.sqlite")
+    for turn, expected in ((1, ["x", "a", "b"]), (2, ["x", "a", "b", "x", "a", "b"])):
+        # A new connection and a newly compiled graph each time, as after a process restart.
+        if mode == "sync":
+            with SqliteSaver.from_conn_string(path) as saver:
+                assert run(two_step_graph(saver), {"items": ["x"]}, mode, thread()) == {
+                    "items": expected,
+                    "count": turn,
+                }
+        else:
+            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            try:
+                graph = two_step_graph(AsyncSqliteSaver(conn))
+                assert run(graph, {"items": ["x"]}, mode, thread()) == {"items": expected, "count": turn}
+            finally:
+                conn.close()
+    with SqliteSaver.from_conn_string(path) as saver:
+        assert [step for _, step in steps(history(two_step_graph(saver), thread(), "sync"))] == [
+            6,
+            5,
+            4,
+            3,
+            2,
+            1,
+            0,
+            -1,
+        ]
 
 
 @pytest.mark.parametrize("config", [None, {}, {"configurable": {}}])
