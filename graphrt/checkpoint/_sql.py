@@ -492,10 +492,36 @@ class SqlSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         """Save a task's writes, committed before returning; a repeated ordinary write is ignored."""
+        self._put_writes(config, writes, task_id, task_path, guarded=False)
+
+    def put_writes_guarded(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """`put_writes` if `config`'s checkpoint is still the namespace's newest, in the same transaction.
+
+        Raises:
+            ThreadConflictError: Another checkpoint is newer; nothing was saved.
+        """
+        self._put_writes(config, writes, task_id, task_path, guarded=True)
+
+    def _put_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str, *, guarded: bool
+    ) -> None:
         thread_id, checkpoint_ns, checkpoint_id, rows = prepare_writes(self.serde, config, writes, task_id, task_path)
         if not rows:
             return
         with self._write() as cur:
+            if guarded:
+                self._lock_thread(cur, thread_id, checkpoint_ns)
+                cur.execute(self._q(_SELECT_HEAD), (thread_id, checkpoint_ns))
+                row = cur.fetchone()
+                found = row[0] if row else None
+                if found != checkpoint_id:
+                    raise ThreadConflictError(thread_id, checkpoint_ns, expected=checkpoint_id, found=found)
             for replaces in (False, True):
                 batch = [
                     (

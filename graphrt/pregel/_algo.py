@@ -122,16 +122,23 @@ class LoopState:
     checkpoint_ns: str = ""
     values: dict[str, Any] = field(default_factory=dict)
     """Mirror of every available channel's value, refreshed for the channels a step changes."""
+    saved: dict[str, Any] = field(default_factory=dict)
+    """Mirror of every channel's `checkpoint()` value (what a checkpoint stores), refreshed likewise."""
 
     def refresh(self, changed: Iterable[str]) -> None:
-        """Re-read `changed` channels into the `values` mirror."""
-        values, channels = self.values, self.channels
+        """Re-read `changed` channels into the mirrors, so a step costs what it changed, not the state size."""
+        values, saved, channels = self.values, self.saved, self.channels
         for key in changed:
             chan = channels[key]
             if chan.is_available():
                 values[key] = chan.get()
             else:
                 values.pop(key, None)
+            snapshot = chan.checkpoint()
+            if snapshot is MISSING:
+                saved.pop(key, None)
+            else:
+                saved[key] = snapshot
 
 
 def make_task_id(checkpoint_id: str, ns: str, step: int, name: str, kind: str, key: object) -> str:
@@ -307,6 +314,7 @@ def preview(st: LoopState, tasks: Sequence[Task]) -> LoopState:
         checkpoint_id=st.checkpoint_id,
         next_version=st.next_version,
         values=dict(st.values),
+        saved=dict(st.saved),
     )
     apply_writes(copy, tasks, bump_step=False)
     return copy
@@ -328,23 +336,13 @@ def mark_interrupted(st: LoopState) -> None:
     st.seen[INTERRUPT] = dict(st.versions)
 
 
-def channel_values(channels: Mapping[str, BaseChannel[Any, Any, Any]]) -> dict[str, Any]:
-    """The checkpointable values of the channels (empty ones left out)."""
-    values = {}
-    for key, chan in channels.items():
-        value = chan.checkpoint()
-        if value is not MISSING:
-            values[key] = value
-    return values
-
-
 def create_checkpoint(st: LoopState, checkpoint_id: str, updated: Iterable[str]) -> Checkpoint:
     """The checkpoint of the current state (values are shared, not copied: savers serialize them)."""
     return {
         "v": 4,
         "id": checkpoint_id,
         "ts": datetime.now(UTC).isoformat(),
-        "channel_values": channel_values(st.channels),
+        "channel_values": dict(st.saved),
         "channel_versions": dict(st.versions),
         "versions_seen": {k: dict(v) for k, v in st.seen.items()},
         "updated_channels": sorted(updated),

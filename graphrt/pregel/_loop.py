@@ -95,6 +95,9 @@ class RunPlan:
     """The config naming a checkpoint of this thread."""
     parent_config: dict[str, Any] | None = None
     """The config of the last saved checkpoint (the parent of the next)."""
+    values_at_end: bool = False
+    """`invoke` needs only the last values: build that chunk once, when the run stops."""
+    values_pending: bool = False
     values_set: frozenset[str] = frozenset()
     """Channels whose update makes a `values` chunk."""
     forking: bool = False
@@ -124,11 +127,13 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
         tasks = _algo.prepare_next_tasks(st)
         if not tasks:
             plan.status = "done"
+            yield from _emit_last_values(st, plan)
             yield from _save_at_exit(st, plan)
             return
         if _algo.should_interrupt(st, plan.interrupt_before, tasks):
             _algo.mark_interrupted(st)
             plan.status = "interrupt_before"
+            yield from _emit_last_values(st, plan)
             yield from _save_at_exit(st, plan)
             yield from _emit_interrupts(st, plan, ())
             return
@@ -145,6 +150,7 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
             raise outcome.error
         if outcome.interrupts:
             plan.status = "interrupted"
+            plan.values_pending = False
             yield from _save_at_exit(st, plan)
             interrupted = {task.id for task, _ in outcome.interrupts}
             finished = [t for t in tasks if t.id not in interrupted and t.writes]
@@ -160,6 +166,7 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
         if _algo.should_interrupt(st, plan.interrupt_after, tasks):
             _algo.mark_interrupted(st)
             plan.status = "interrupt_after"
+            yield from _emit_last_values(st, plan)
             yield from _save_at_exit(st, plan)
             yield from _emit_interrupts(st, plan, ())
             return
@@ -188,7 +195,10 @@ def _first(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
             yield from _boundary(st, plan, "fork")
             st.step += 1
         if "values" in plan.modes:
-            yield Emit("values", plan.output(st))
+            if plan.values_at_end:
+                plan.values_pending = True
+            else:
+                yield Emit("values", plan.output(st))
         return
     # New input: pending tasks of the previous checkpoint are dropped, the input goes to START.
     stale = _algo.prepare_next_tasks(st, candidates=st.spec.nodes) if plan.previous_step > -2 else []
@@ -343,9 +353,18 @@ def _emit_task_starts(st: LoopState, plan: RunPlan, tasks: list[Task]) -> Genera
 
 
 def _emit_values(st: LoopState, plan: RunPlan, updated: set[str]) -> Generator[Effect, Any, None]:
-    if "values" not in plan.modes:
+    if "values" not in plan.modes or updated.isdisjoint(plan.values_set):
         return
-    if not updated.isdisjoint(plan.values_set):
+    if plan.values_at_end:
+        plan.values_pending = True
+    else:
+        yield Emit("values", plan.output(st))
+
+
+def _emit_last_values(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
+    """The run stops: the values chunk that `values_at_end` held back, if the state changed."""
+    if plan.values_pending:
+        plan.values_pending = False
         yield Emit("values", plan.output(st))
 
 

@@ -198,6 +198,7 @@ class Pregel:
             map_update=self.map_update,
             output=self.output_values if for_invoke else self.stream_values,
             values_set=self.spec.output_set if for_invoke else frozenset(self._values_keys()),
+            values_at_end=for_invoke,
             updates_chunk=self.updates_chunk,
             previous_step=saved.metadata.get("step", -1) if saved else -2,
             new_checkpoint_id=lambda: str(uuid6()),
@@ -243,7 +244,7 @@ class Pregel:
             cursor["config"], cursor["head"] = new, new["configurable"]["checkpoint_id"]
 
         def put_writes(effect: SaveWrites) -> None:
-            saver.put_writes(cursor["config"], effect.writes, effect.task_id, effect.task_path)
+            saver.put_writes_guarded(cursor["config"], effect.writes, effect.task_id, effect.task_path)
 
         async def aput_checkpoint(effect: SaveCheckpoint) -> None:
             new = await saver.aput_guarded(
@@ -256,7 +257,7 @@ class Pregel:
             cursor["config"], cursor["head"] = new, new["configurable"]["checkpoint_id"]
 
         async def aput_writes(effect: SaveWrites) -> None:
-            await saver.aput_writes(cursor["config"], effect.writes, effect.task_id, effect.task_path)
+            await saver.aput_writes_guarded(cursor["config"], effect.writes, effect.task_id, effect.task_path)
 
         io.put_checkpoint, io.put_writes = put_checkpoint, put_writes
         io.aput_checkpoint, io.aput_writes = aput_checkpoint, aput_writes

@@ -195,6 +195,39 @@ class BaseCheckpointSaver(Generic[V]):
             raise ThreadConflictError(thread_id, checkpoint_ns, expected=expected_head, found=found)
         return self.put(config, checkpoint, metadata, new_versions)
 
+    def put_writes_guarded(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """`put_writes`, but only if `config`'s checkpoint is still the newest of its namespace.
+
+        graphrt only: a run that lost its thread to another run saves none of its tasks' writes.
+        This default reads the head and then writes (not atomic); graphrt's savers override it.
+
+        Raises:
+            ThreadConflictError: Another checkpoint is newer.
+        """
+        thread_id, checkpoint_ns = config_thread(config)
+        head = self.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns}})
+        found = head.config["configurable"]["checkpoint_id"] if head else None
+        expected = config["configurable"].get("checkpoint_id")
+        if found != expected:
+            raise ThreadConflictError(thread_id, checkpoint_ns, expected=expected, found=found)
+        self.put_writes(config, writes, task_id, task_path)
+
+    async def aput_writes_guarded(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Async twin of `put_writes_guarded`."""
+        await self._offload(self.put_writes_guarded, config, writes, task_id, task_path)
+
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, write and value of a thread, in all namespaces."""
         raise NotImplementedError

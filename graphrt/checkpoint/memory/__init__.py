@@ -69,6 +69,17 @@ class InMemorySaver(BaseCheckpointSaver[str]):
         self.blobs = {}
         self._lock = threading.RLock()
         self._codec = DeltaCodec(self.serde)
+        self._heads: dict[tuple[str, str], str] = {}
+        """Newest checkpoint id per (thread, namespace), so finding it doesn't grow with history."""
+
+    def _newest(self, thread_id: str, checkpoint_ns: str) -> str | None:
+        """The namespace's newest checkpoint id (call under the lock)."""
+        head = self._heads.get((thread_id, checkpoint_ns))
+        if head is None:
+            checkpoints = self.storage.get(thread_id, {}).get(checkpoint_ns)
+            if checkpoints:
+                head = self._heads[(thread_id, checkpoint_ns)] = max(checkpoints)
+        return head
 
     def __enter__(self) -> InMemorySaver:
         return self
@@ -123,7 +134,7 @@ class InMemorySaver(BaseCheckpointSaver[str]):
             if not checkpoints:
                 return None
             if checkpoint_id is None:
-                checkpoint_id, config_out = max(checkpoints), None
+                checkpoint_id, config_out = self._newest(thread_id, checkpoint_ns) or "", None
             else:
                 config_out = config
             if (record := checkpoints.get(checkpoint_id)) is None:
@@ -211,8 +222,7 @@ class InMemorySaver(BaseCheckpointSaver[str]):
         """
         prepared = prepare_put(self._codec, config, checkpoint, metadata, new_versions)
         with self._lock:
-            checkpoints = self.storage.get(prepared.thread_id, {}).get(prepared.checkpoint_ns)
-            found = max(checkpoints) if checkpoints else None
+            found = self._newest(prepared.thread_id, prepared.checkpoint_ns)
             if found != expected_head:
                 raise ThreadConflictError(
                     prepared.thread_id, prepared.checkpoint_ns, expected=expected_head, found=found
@@ -231,6 +241,9 @@ class InMemorySaver(BaseCheckpointSaver[str]):
                 self._materialise_dependents(thread_id, checkpoint_ns, item.channel, item.version)
             self.blobs[key] = blob
             remembered.append((item, blob.depth))
+        head = self._newest(thread_id, checkpoint_ns)
+        if head is None or prepared.checkpoint_id > head:
+            self._heads[(thread_id, checkpoint_ns)] = prepared.checkpoint_id
         self.storage[thread_id].setdefault(checkpoint_ns, {})[prepared.checkpoint_id] = (
             (prepared.type, prepared.checkpoint),
             prepared.metadata,
@@ -267,8 +280,29 @@ class InMemorySaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         """Save a task's writes; a repeated ordinary write is ignored, a special-channel one replaces."""
+        self._put_writes(config, writes, task_id, task_path, guarded=False)
+
+    def put_writes_guarded(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """`put_writes` if `config`'s checkpoint is still the namespace's newest, checked under the lock.
+
+        Raises:
+            ThreadConflictError: Another checkpoint is newer; nothing was saved.
+        """
+        self._put_writes(config, writes, task_id, task_path, guarded=True)
+
+    def _put_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str, *, guarded: bool
+    ) -> None:
         thread_id, checkpoint_ns, checkpoint_id, rows = prepare_writes(self.serde, config, writes, task_id, task_path)
         with self._lock:
+            if guarded and (found := self._newest(thread_id, checkpoint_ns)) != checkpoint_id:
+                raise ThreadConflictError(thread_id, checkpoint_ns, expected=checkpoint_id, found=found)
             saved = self.writes[(thread_id, checkpoint_ns, checkpoint_id)]
             for row in rows:
                 key = (row.task_id, row.idx)
@@ -282,6 +316,7 @@ class InMemorySaver(BaseCheckpointSaver[str]):
         thread_id = str(thread_id)
         with self._lock:
             self.storage.pop(thread_id, None)
+            self._heads = {k: v for k, v in self._heads.items() if k[0] != thread_id}
             for wkey in [k for k in self.writes if k[0] == thread_id]:
                 del self.writes[wkey]
             for bkey in [k for k in self.blobs if k[0] == thread_id]:
@@ -346,6 +381,7 @@ class InMemorySaver(BaseCheckpointSaver[str]):
             self.blobs.update(kept)
             for cid in [c for c in checkpoints if c != head]:
                 del checkpoints[cid]
+                self._heads.pop((thread_id, checkpoint_ns), None)
                 self.writes.pop((thread_id, checkpoint_ns, cid), None)
             checkpoints[head] = (record, metadata, None)
 
