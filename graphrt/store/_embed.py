@@ -164,8 +164,7 @@ class Embedder:
             matrix = np.zeros(0, dtype=np.float32)
         if matrix.ndim != 2 or matrix.shape[0] != expected:
             raise ValueError(
-                f"The embedder returned {_describe(rows)} for {expected} text(s); expected one vector "
-                "per text."
+                f"The embedder returned {_describe(rows)} for {expected} text(s); expected one vector per text."
             )
         if matrix.shape[1] != self.dims:
             raise ValueError(

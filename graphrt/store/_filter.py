@@ -81,16 +81,12 @@ def _ordering(op: str, bound: Any) -> Predicate:
         return lambda v: _is_number(v) and compare(v, bound)
     if isinstance(bound, str):
         return lambda v: isinstance(v, str) and compare(v, bound)
-    raise ValueError(
-        f"Filter operator {op} needs a number or a string, got {type(bound).__name__}: {bound!r}."
-    )
+    raise ValueError(f"Filter operator {op} needs a number or a string, got {type(bound).__name__}: {bound!r}.")
 
 
 def _choices(op: str, options: Any) -> tuple[Any, ...]:
     if not isinstance(options, list | tuple | set | frozenset):
-        raise ValueError(
-            f"Filter operator {op} needs a list of values, got {type(options).__name__}: {options!r}."
-        )
+        raise ValueError(f"Filter operator {op} needs a list of values, got {type(options).__name__}: {options!r}.")
     return tuple(options)
 
 
@@ -136,9 +132,7 @@ def _fields(spec: Mapping[Any, Any], where: str = "") -> Predicate:
     tests: list[tuple[tuple[str, ...], Predicate]] = []
     for key, condition in spec.items():
         if not isinstance(key, str) or not key:
-            raise ValueError(
-                f"Filter keys must be non-empty strings; got {key!r} at {where or 'top level'!r}."
-            )
+            raise ValueError(f"Filter keys must be non-empty strings; got {key!r} at {where or 'top level'!r}.")
         tests.append((tuple(key.split(".")), _condition(condition, f"{where}{key}")))
     return lambda value: all(test(read_path(value, path)) for path, test in tests)
 

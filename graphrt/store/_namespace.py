@@ -40,9 +40,7 @@ def check_labels(namespace: Sequence[Any]) -> None:
                 " contain NUL bytes ('\\x00')."
             )
         if not label:
-            raise InvalidNamespaceError(
-                f"Namespace labels cannot be empty strings. Got {label} in {namespace}"
-            )
+            raise InvalidNamespaceError(f"Namespace labels cannot be empty strings. Got {label} in {namespace}")
 
 
 def check_put_namespace(namespace: Sequence[Any]) -> None:

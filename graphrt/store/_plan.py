@@ -77,9 +77,7 @@ def parse_index_config(index: IndexConfig | None) -> IndexSpec | None:
     if not isinstance(dims, int) or isinstance(dims, bool) or dims <= 0:
         raise ValueError(f"index['dims'] must be a positive int (the embedding width), got {dims!r}.")
     if "embed" not in index:
-        raise ValueError(
-            "index['embed'] is required: an embeddings object or a function list[str] -> vectors."
-        )
+        raise ValueError("index['embed'] is required: an embeddings object or a function list[str] -> vectors.")
     # "text_fields" is what LangGraph's SQLite store calls "fields".
     raw_fields: Any = index.get("fields") or index.get("text_fields") or ["$"]
     if isinstance(raw_fields, str):
@@ -209,9 +207,7 @@ def _put_step(op: PutOp, spec: IndexSpec | None, plan: Plan, text_ids: dict[str,
         check_labels(op.namespace)
         return Delete(tuple(op.namespace), op.key)
     check_put_namespace(op.namespace)
-    if op.ttl is not None and (
-        not isinstance(op.ttl, int | float) or isinstance(op.ttl, bool) or op.ttl <= 0
-    ):
+    if op.ttl is not None and (not isinstance(op.ttl, int | float) or isinstance(op.ttl, bool) or op.ttl <= 0):
         raise ValueError(f"ttl must be a positive number of minutes or None, got {op.ttl!r}.")
     raw, value = _encode(op.namespace, op.key, op.value)
     index = op.index

@@ -41,8 +41,7 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (ns, key)
     )""",
     "CREATE INDEX IF NOT EXISTS graphrt_store_seq ON graphrt_store (seq)",
-    "CREATE INDEX IF NOT EXISTS graphrt_store_expires ON graphrt_store (expires_at)"
-    " WHERE expires_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS graphrt_store_expires ON graphrt_store (expires_at) WHERE expires_at IS NOT NULL",
     """CREATE TABLE IF NOT EXISTS graphrt_store_vectors (
         item_id INTEGER PRIMARY KEY,
         vectors BLOB NOT NULL
@@ -69,8 +68,7 @@ SELECT id, ? FROM graphrt_store WHERE ns = ? AND key = ?
 ON CONFLICT (item_id) DO UPDATE SET vectors = excluded.vectors
 """
 _DROP_VECTORS = (
-    "DELETE FROM graphrt_store_vectors"
-    " WHERE item_id IN (SELECT id FROM graphrt_store WHERE ns = ? AND key = ?)"
+    "DELETE FROM graphrt_store_vectors WHERE item_id IN (SELECT id FROM graphrt_store WHERE ns = ? AND key = ?)"
 )
 _DELETE = "DELETE FROM graphrt_store WHERE ns = ? AND key = ?"
 _REFRESH = (
@@ -125,9 +123,7 @@ class _Row:
 
     def item(self) -> Item:
         created, updated = to_datetime(self.created), to_datetime(self.updated)
-        return Item(
-            value=self.value, key=self.key, namespace=self.namespace, created_at=created, updated_at=updated
-        )
+        return Item(value=self.value, key=self.key, namespace=self.namespace, created_at=created, updated_at=updated)
 
     def search_item(self, score: float | None) -> SearchItem:
         created, updated = to_datetime(self.created), to_datetime(self.updated)
@@ -193,9 +189,7 @@ class SqlStore(StoreCore):
                 raise
             if refresh and not writes:
                 # Reads stay in a shared-lock transaction; pushing expiry back is a short write after.
-                self._write(
-                    cur, lambda: cur.executemany(self.dialect.sql(_REFRESH), [(now, i) for i in refresh])
-                )
+                self._write(cur, lambda: cur.executemany(self.dialect.sql(_REFRESH), [(now, i) for i in refresh]))
             return results
 
     def _write(self, cur: Any, action: Any) -> Any:
@@ -316,9 +310,7 @@ class SqlStore(StoreCore):
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ", ".join("?" * len(chunk))
-            cur.execute(
-                self.dialect.sql(f"SELECT {_COLUMNS} FROM graphrt_store WHERE id IN ({marks})"), chunk
-            )
+            cur.execute(self.dialect.sql(f"SELECT {_COLUMNS} FROM graphrt_store WHERE id IN ({marks})"), chunk)
             for row in cur.fetchall():
                 found[row[0]] = _Row.of(row)
         return found
@@ -331,8 +323,7 @@ class SqlStore(StoreCore):
             return self._cache
         dims = self._index.embedder.dims
         cur.execute(
-            "SELECT v.item_id, s.ns, v.vectors FROM graphrt_store_vectors v"
-            " JOIN graphrt_store s ON s.id = v.item_id"
+            "SELECT v.item_id, s.ns, v.vectors FROM graphrt_store_vectors v JOIN graphrt_store s ON s.id = v.item_id"
         )
         owners: list[int] = []
         spaces: list[tuple[str, ...]] = []
@@ -383,9 +374,7 @@ class SqlStore(StoreCore):
         unscored_sql = f"{newest} AND id NOT IN (SELECT item_id FROM graphrt_store_vectors) ORDER BY seq DESC"
         unscored = self._rows(unscored_sql, [*args, now])
         try:
-            candidates = _chain(
-                self._scored(cur, step, plan, now), ((r, None) for r in _passing(unscored, step))
-            )
+            candidates = _chain(self._scored(cur, step, plan, now), ((r, None) for r in _passing(unscored, step)))
             return page(candidates, step.offset, step.limit)
         finally:
             unscored.close()
@@ -425,9 +414,7 @@ class SqlStore(StoreCore):
 
 
 def _accept(row: _Row, step: Search, now: int) -> bool:
-    return (row.expires is None or row.expires > now) and (
-        step.predicate is None or step.predicate(row.value)
-    )
+    return (row.expires is None or row.expires > now) and (step.predicate is None or step.predicate(row.value))
 
 
 def _passing(rows: Iterator[_Row], step: Search) -> Iterator[_Row]:

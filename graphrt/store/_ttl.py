@@ -59,9 +59,7 @@ class ThreadSweeper(ABC):
         future.add_done_callback(lambda f: stop.set() if f.cancelled() else None)
         return future
 
-    def _sweep_loop(
-        self, interval: float, stop: threading.Event, future: concurrent.futures.Future[None]
-    ) -> None:
+    def _sweep_loop(self, interval: float, stop: threading.Event, future: concurrent.futures.Future[None]) -> None:
         while not stop.wait(interval):
             try:
                 self._sweep()
@@ -102,9 +100,7 @@ class AsyncSweeper(ABC):
         if self._sweep_task is not None and not self._sweep_task.done():
             return self._sweep_task
         interval = _interval_seconds(self.ttl_config, sweep_interval_minutes)
-        self._sweep_task = asyncio.create_task(
-            self._sweep_forever(interval), name="graphrt-store-ttl-sweeper"
-        )
+        self._sweep_task = asyncio.create_task(self._sweep_forever(interval), name="graphrt-store-ttl-sweeper")
         return self._sweep_task
 
     async def _sweep_forever(self, interval: float) -> None:

@@ -127,9 +127,7 @@ class SearchItem(Item):
         updated_at: datetime,
         score: float | None = None,
     ) -> None:
-        super().__init__(
-            value=value, key=key, namespace=namespace, created_at=created_at, updated_at=updated_at
-        )
+        super().__init__(value=value, key=key, namespace=namespace, created_at=created_at, updated_at=updated_at)
         self.score = score
 
     def dict(self) -> dict[str, Any]:
@@ -385,9 +383,7 @@ class BaseStore(ABC):
         result: list[tuple[str, ...]] = self.batch([op])[0]  # type: ignore[assignment]
         return result
 
-    async def aget(
-        self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None
-    ) -> Item | None:
+    async def aget(self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None) -> Item | None:
         """Async `get`."""
         result: Item | None = (await self.abatch([self._get_op(namespace, key, refresh_ttl)]))[0]  # type: ignore[assignment]
         return result

@@ -115,9 +115,7 @@ class InMemoryStore(StoreCore, ThreadSweeper):
             self._next_id += 1
         expires = None if step.ttl is None else now + ttl_micros(step.ttl)
         self._seq += 1
-        entry = _Entry(
-            entry_id, step.namespace, step.key, step.value, created, now, self._seq, step.ttl, expires
-        )
+        entry = _Entry(entry_id, step.namespace, step.key, step.value, created, now, self._seq, step.ttl, expires)
         self._spaces.setdefault(step.namespace, {})[step.key] = entry
         self._by_id[entry_id] = entry
         if expires is not None:
@@ -164,9 +162,7 @@ class InMemoryStore(StoreCore, ThreadSweeper):
                 if accept(entry := self._by_id[owner])
             )
             # Items without vectors (index=False) follow every scored one, newest first.
-            unscored = (
-                (e, None) for e in self._newest_first(step.prefix) if e.id not in vectors and accept(e)
-            )
+            unscored = ((e, None) for e in self._newest_first(step.prefix) if e.id not in vectors and accept(e))
             found = page(_chain(scored, unscored), step.offset, step.limit)
         for entry, _ in found:
             self._touch(entry, step.refresh, now)
@@ -176,8 +172,7 @@ class InMemoryStore(StoreCore, ThreadSweeper):
         names = [
             ns
             for ns, space in self._spaces.items()
-            if all(matches_condition(ns, c) for c in step.conditions)
-            and any(e.live(now) for e in space.values())
+            if all(matches_condition(ns, c) for c in step.conditions) and any(e.live(now) for e in space.values())
         ]
         if step.max_depth is not None:
             names = list({ns[: step.max_depth] for ns in names})

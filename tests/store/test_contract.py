@@ -292,9 +292,7 @@ def test_vector_search_ranks_by_cosine_similarity(vstore: Driver) -> None:
     vstore.put(("docs",), "mixed", {"text": "cats and dogs"})
     results = vstore.search(("docs",), query="cats purr")
     texts = {"cats": "cats purr and sleep", "dogs": "dogs bark loudly", "mixed": "cats and dogs"}
-    expected = {
-        key: cosine(hash_embed([text])[0], hash_embed(["cats purr"])[0]) for key, text in texts.items()
-    }
+    expected = {key: cosine(hash_embed([text])[0], hash_embed(["cats purr"])[0]) for key, text in texts.items()}
     assert keys(results) == sorted(expected, key=lambda k: -expected[k])
     assert [r.score for r in results] == pytest.approx([expected[k] for k in keys(results)], abs=1e-6)
 
@@ -384,9 +382,7 @@ def test_embedder_objects_and_async_functions(make: MakeStore, mode: str) -> Non
 
 def test_wrong_embedding_width_is_a_clear_error(make: MakeStore) -> None:
     store = make(index={"dims": 8, "embed": lambda texts: [[1.0, 0.0] for _ in texts]})
-    with pytest.raises(
-        ValueError, match=r"vectors of 2 dimensions, but the store's index was configured with dims=8"
-    ):
+    with pytest.raises(ValueError, match=r"vectors of 2 dimensions, but the store's index was configured with dims=8"):
         store.put(("d",), "k", {"text": "x"})
     assert store.get(("d",), "k") is None
 
