@@ -85,9 +85,10 @@ class StoreMachine(RuleBasedStateMachine):
             ("sqlite", SqliteStore(self.conns[0], index=index)),
             ("sqlite-aio", AsyncSqliteStore(self.conns[1], index=index)),
         ]
-        # (namespace, key) -> [value, write number, created fresh?, indexed?]
+        # (namespace, key) -> [value, write number, batch that created it, indexed?, batch that wrote it]
         self.model: dict[tuple[tuple[str, ...], str], list[Any]] = {}
         self.writes = 0
+        self.batches = 0
 
     def teardown(self) -> None:
         for conn in self.conns:
@@ -99,6 +100,7 @@ class StoreMachine(RuleBasedStateMachine):
         return getattr(store, method)(*args, **kwargs)
 
     def _all(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
+        self.batches += 1
         return [self._run(name, store, method, *args, **kwargs) for name, store in self.stores]
 
     def _model_put(self, ns: tuple[str, ...], key: str, value: dict[str, Any] | None, indexed: bool) -> None:
@@ -106,8 +108,9 @@ class StoreMachine(RuleBasedStateMachine):
         if value is None:
             self.model.pop((ns, key), None)
         else:
-            fresh = (ns, key) not in self.model
-            self.model[(ns, key)] = [value, self.writes, fresh, indexed and bool(value["text"])]
+            # An overwrite keeps created_at; writes in one batch share one timestamp.
+            created = self.model[(ns, key)][2] if (ns, key) in self.model else self.batches
+            self.model[(ns, key)] = [value, self.writes, created, indexed, self.batches]
 
     @rule(ns=st.sampled_from(NAMESPACES), key=st.sampled_from(KEYS), value=values, indexed=st.booleans())
     def put(self, ns: tuple[str, ...], key: str, value: dict[str, Any], indexed: bool) -> None:
@@ -137,7 +140,7 @@ class StoreMachine(RuleBasedStateMachine):
                 assert item is None
             else:
                 assert (item.namespace, item.key, item.value) == (ns, key, expected[0])
-                assert (item.created_at == item.updated_at) == expected[2]
+                assert (item.created_at == item.updated_at) == (expected[2] == expected[4])
 
     @rule(
         prefix=st.sampled_from(PREFIXES),
