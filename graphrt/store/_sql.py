@@ -8,8 +8,10 @@ commits. Filters run in Python with the same compiled predicate as every other b
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Generator, Iterator, Sequence
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +26,9 @@ from graphrt.store.base import IndexConfig, Item, Result, SearchItem, TTLConfig
 
 __all__ = ("Dialect", "MIGRATIONS", "SqlStore")
 
-_COLUMNS = "id, ns, key, value, created_at, updated_at, ttl_minutes, expires_at"
+_COLUMNS = "id, ns, key, value, created_at, updated_at, ttl_minutes, expires_at, seq"
+_MERGE_LIMIT = 32
+"""Up to this many namespaces under a prefix are read one index range each and merged by `seq`."""
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
 MIGRATIONS: tuple[str, ...] = (
@@ -41,6 +45,7 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (ns, key)
     )""",
     "CREATE INDEX IF NOT EXISTS graphrt_store_seq ON graphrt_store (seq)",
+    "CREATE INDEX IF NOT EXISTS graphrt_store_ns_seq ON graphrt_store (ns, seq)",
     "CREATE INDEX IF NOT EXISTS graphrt_store_expires ON graphrt_store (expires_at) WHERE expires_at IS NOT NULL",
     """CREATE TABLE IF NOT EXISTS graphrt_store_vectors (
         item_id INTEGER PRIMARY KEY,
@@ -86,6 +91,8 @@ class Dialect:
     """Placeholder for a bound parameter (`?` for SQLite, `%s` for psycopg)."""
     begin_write: str
     """Statement starting a transaction that will write."""
+    by_seq: str = ""
+    """Hint after the table name that makes a scan follow the `seq` index (newest first)."""
 
     def sql(self, statement: str) -> str:
         return statement if self.param == "?" else statement.replace("?", self.param)
@@ -115,11 +122,12 @@ class _Row:
     updated: int
     ttl: float | None
     expires: int | None
+    seq: int
 
     @staticmethod
     def of(row: Sequence[Any]) -> _Row:
         ns = tuple(row[1].split("."))
-        return _Row(row[0], ns, row[2], orjson.loads(row[3]), row[4], row[5], row[6], row[7])
+        return _Row(row[0], ns, row[2], orjson.loads(row[3]), row[4], row[5], row[6], row[7], row[8])
 
     def item(self) -> Item:
         created, updated = to_datetime(self.created), to_datetime(self.updated)
@@ -294,12 +302,12 @@ class SqlStore(StoreCore):
             if item_id is not None:
                 self._cache.set(item_id, step.namespace, rows)
 
-    def _rows(self, sql: str, params: Sequence[Any]) -> Generator[_Row, None, None]:
+    def _rows(self, sql: str, params: Sequence[Any], fetch: int = 256) -> Generator[_Row, None, None]:
         """Stream rows from their own cursor, so other statements can run while this one is read."""
         cur = self.conn.cursor()
         try:
             cur.execute(self.dialect.sql(sql), params)
-            while chunk := cur.fetchmany(256):
+            while chunk := cur.fetchmany(fetch):
                 for found in chunk:
                     yield _Row.of(found)
         finally:
@@ -358,26 +366,49 @@ class SqlStore(StoreCore):
                     yield row, score
             chunk *= 2
 
+    def _namespaces_under(self, cur: Any, prefix: tuple[str, ...]) -> list[str] | None:
+        """Namespaces at or below `prefix` (as text), or `None` when there are more than `_MERGE_LIMIT`."""
+        text = _ns_text(prefix)
+        cur.execute(self.dialect.sql("SELECT 1 FROM graphrt_store WHERE ns = ? LIMIT 1"), (text,))
+        found = [text] if cur.fetchone() else []
+        # Skip from one distinct namespace to the next along the (ns, ...) index: O(namespaces x log n).
+        skip = """
+            WITH RECURSIVE spaces(ns) AS (
+                SELECT (SELECT MIN(ns) FROM graphrt_store WHERE ns > ? AND ns < ?)
+                UNION ALL
+                SELECT (SELECT MIN(ns) FROM graphrt_store WHERE ns > spaces.ns AND ns < ?)
+                FROM spaces WHERE spaces.ns IS NOT NULL
+            )
+            SELECT ns FROM spaces WHERE ns IS NOT NULL LIMIT ?
+        """
+        cur.execute(self.dialect.sql(skip), (text + ".", text + "/", text + "/", _MERGE_LIMIT + 1))
+        found.extend(row[0] for row in cur.fetchall())
+        return found if len(found) <= _MERGE_LIMIT else None
+
+    def _newest(self, cur: Any, step: Search, now: int, stack: ExitStack, extra: str = "") -> Iterator[_Row]:
+        """Live rows under the prefix, newest write first, read lazily."""
+        fetch = max(16, step.offset + step.limit)
+        live = f"{_LIVE}{extra} ORDER BY seq DESC"
+        spaces = self._namespaces_under(cur, step.prefix) if step.prefix else None
+        if spaces is None:
+            clause, args = _prefix_clause(step.prefix)
+            sql = f"SELECT {_COLUMNS} FROM graphrt_store {self.dialect.by_seq} WHERE {clause} AND {live}"
+            return stack.enter_context(closing(self._rows(sql, [*args, now], fetch)))
+        sql = f"SELECT {_COLUMNS} FROM graphrt_store WHERE ns = ? AND {live}"
+        streams = [stack.enter_context(closing(self._rows(sql, [ns, now], fetch))) for ns in spaces]
+        return streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda row: -row.seq)
+
     def _search(self, cur: Any, step: Search, plan: Plan, now: int) -> list[tuple[_Row, float | None]]:
-        clause, args = _prefix_clause(step.prefix)
-        newest = f"SELECT {_COLUMNS} FROM graphrt_store WHERE {clause} AND {_LIVE}"
-        if step.query is None:
-            if step.predicate is None:
-                sql = f"{newest} ORDER BY seq DESC LIMIT ? OFFSET ?"
-                return [(row, None) for row in self._rows(sql, [*args, now, step.limit, step.offset])]
-            stream = self._rows(f"{newest} ORDER BY seq DESC", [*args, now])
-            try:
-                return [(row, None) for row in page(_passing(stream, step), step.offset, step.limit)]
-            finally:
-                stream.close()
-        # Items without vectors (index=False) follow every scored one, newest first.
-        unscored_sql = f"{newest} AND id NOT IN (SELECT item_id FROM graphrt_store_vectors) ORDER BY seq DESC"
-        unscored = self._rows(unscored_sql, [*args, now])
-        try:
-            candidates = _chain(self._scored(cur, step, plan, now), ((r, None) for r in _passing(unscored, step)))
-            return page(candidates, step.offset, step.limit)
-        finally:
-            unscored.close()
+        with ExitStack() as stack:
+            if step.query is None:
+                return [
+                    (row, None)
+                    for row in page(_passing(self._newest(cur, step, now, stack), step), step.offset, step.limit)
+                ]
+            # Items without vectors (index=False) follow every scored one, newest first.
+            extra = " AND id NOT IN (SELECT item_id FROM graphrt_store_vectors)"
+            unscored = ((row, None) for row in _passing(self._newest(cur, step, now, stack, extra), step))
+            return page(_chain(self._scored(cur, step, plan, now), unscored), step.offset, step.limit)
 
     def _list(self, cur: Any, step: ListNamespaces, now: int) -> list[tuple[str, ...]]:
         cur.execute(self.dialect.sql(f"SELECT DISTINCT ns FROM graphrt_store WHERE {_LIVE}"), (now,))

@@ -13,7 +13,7 @@ from graphrt.store.base import IndexConfig, TTLConfig
 
 __all__ = ("BaseSqliteStore", "SqliteStore", "connect")
 
-SQLITE = Dialect(name="sqlite", param="?", begin_write="BEGIN IMMEDIATE")
+SQLITE = Dialect(name="sqlite", param="?", begin_write="BEGIN IMMEDIATE", by_seq="INDEXED BY graphrt_store_seq")
 
 
 def connect(conn_string: str) -> sqlite3.Connection:
