@@ -6,6 +6,7 @@ import heapq
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from graphrt.store._indexed import StoreCore, page, ttl_micros
@@ -26,28 +27,31 @@ class _Entry:
     namespace: tuple[str, ...]
     key: str
     value: dict[str, Any]
-    created: int
-    updated: int
+    created: datetime
+    updated: datetime
     seq: int
     """Write order: larger is newer, unique within the store."""
     ttl: float | None
     expires: int | None
+    cached: Item | None = None
+    """The `Item` handed out by `get`, built once per write (as LangGraph's store shares its items)."""
 
     def live(self, now: int) -> bool:
         return self.expires is None or self.expires > now
 
     def item(self) -> Item:
-        return Item(
-            value=self.value,
-            key=self.key,
-            namespace=self.namespace,
-            created_at=to_datetime(self.created),
-            updated_at=to_datetime(self.updated),
-        )
+        if self.cached is None:
+            self.cached = Item(
+                value=self.value,
+                key=self.key,
+                namespace=self.namespace,
+                created_at=self.created,
+                updated_at=self.updated,
+            )
+        return self.cached
 
     def search_item(self, score: float | None) -> SearchItem:
-        created, updated = to_datetime(self.created), to_datetime(self.updated)
-        return SearchItem(self.namespace, self.key, self.value, created, updated, score)
+        return SearchItem(self.namespace, self.key, self.value, self.created, self.updated, score)
 
 
 class InMemoryStore(StoreCore, ThreadSweeper):
@@ -108,14 +112,15 @@ class InMemoryStore(StoreCore, ThreadSweeper):
 
     def _put(self, step: Put, plan: Plan, now: int) -> None:
         previous = self._live(step.namespace, step.key, now)
-        created = previous.created if previous is not None else now
+        updated = to_datetime(now)
+        created = previous.created if previous is not None else updated
         entry_id = self._remove(step.namespace, step.key)
         if entry_id is None:
             entry_id = self._next_id
             self._next_id += 1
         expires = None if step.ttl is None else now + ttl_micros(step.ttl)
         self._seq += 1
-        entry = _Entry(entry_id, step.namespace, step.key, step.value, created, now, self._seq, step.ttl, expires)
+        entry = _Entry(entry_id, step.namespace, step.key, step.value, created, updated, self._seq, step.ttl, expires)
         self._spaces.setdefault(step.namespace, {})[step.key] = entry
         self._by_id[entry_id] = entry
         if expires is not None:
