@@ -49,6 +49,7 @@ MIGRATIONS: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS graphrt_store_expires ON graphrt_store (expires_at) WHERE expires_at IS NOT NULL",
     """CREATE TABLE IF NOT EXISTS graphrt_store_vectors (
         item_id INTEGER PRIMARY KEY,
+        dims INTEGER NOT NULL,
         vectors BLOB NOT NULL
     )""",
 )
@@ -68,9 +69,9 @@ ON CONFLICT (ns, key) DO UPDATE SET
     expires_at = excluded.expires_at
 """
 _SET_VECTORS = """
-INSERT INTO graphrt_store_vectors (item_id, vectors)
-SELECT id, ? FROM graphrt_store WHERE ns = ? AND key = ?
-ON CONFLICT (item_id) DO UPDATE SET vectors = excluded.vectors
+INSERT INTO graphrt_store_vectors (item_id, dims, vectors)
+SELECT id, ?, ? FROM graphrt_store WHERE ns = ? AND key = ?
+ON CONFLICT (item_id) DO UPDATE SET dims = excluded.dims, vectors = excluded.vectors
 """
 _DROP_VECTORS = (
     "DELETE FROM graphrt_store_vectors WHERE item_id IN (SELECT id FROM graphrt_store WHERE ns = ? AND key = ?)"
@@ -257,7 +258,7 @@ class SqlStore(StoreCore):
         upserts: list[tuple[Any, ...]] = []
         deletes: list[tuple[str, str]] = []
         drop: list[tuple[str, str]] = []  # deleted, or rewritten without vectors
-        vectors: list[tuple[bytes, str, str]] = []
+        vectors: list[tuple[int, bytes, str, str]] = []
         fresh: list[tuple[Put, Any]] = []
         for position, step in last.values():
             where = (_ns_text(step.namespace), step.key)  # type: ignore[union-attr]
@@ -269,7 +270,7 @@ class SqlStore(StoreCore):
             upserts.append((*where, step.raw.decode(), now, now, base + position + 1, step.ttl, expires))
             rows = plan.vectors_of(step) if step.indexed else None
             if rows is not None and len(rows):
-                vectors.append((rows.tobytes(), *where))
+                vectors.append((rows.shape[1], rows.tobytes(), *where))
                 fresh.append((step, rows))
             else:
                 drop.append(where)
@@ -331,18 +332,19 @@ class SqlStore(StoreCore):
             return self._cache
         dims = self._index.embedder.dims
         cur.execute(
-            "SELECT v.item_id, s.ns, v.vectors FROM graphrt_store_vectors v JOIN graphrt_store s ON s.id = v.item_id"
+            "SELECT v.item_id, s.ns, v.dims, v.vectors FROM graphrt_store_vectors v"
+            " JOIN graphrt_store s ON s.id = v.item_id"
         )
         owners: list[int] = []
         spaces: list[tuple[str, ...]] = []
         blobs: list[bytes] = []
         parsed: dict[str, tuple[str, ...]] = {}
-        for item_id, ns, blob in cur.fetchall():
+        for item_id, ns, width, blob in cur.fetchall():
             count, rest = divmod(len(blob), 4 * dims)
-            if rest or not count:
+            if width != dims or rest or not count:
                 raise ValueError(
-                    f"The store's saved vectors are not {dims}-dimensional float32; they were written with "
-                    "another index configuration. Use the same 'dims' and embedder, or a new database."
+                    f"The store's saved vectors are {width}-dimensional, not {dims}-dimensional; they were "
+                    "written with another index configuration. Use the same 'dims' and embedder, or a new database."
                 )
             namespace = parsed.get(ns) or parsed.setdefault(ns, tuple(ns.split(".")))
             owners.extend([item_id] * count)

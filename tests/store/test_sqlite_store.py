@@ -1,0 +1,128 @@
+"""What only the SQLite store has: files that outlive the process, other connections, setup."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from graphrt.store.sqlite import SqliteStore, connect
+from graphrt.store.sqlite.aio import AsyncSqliteStore
+from tests.store.conftest import DIMS, hash_embed, index_config
+
+
+def test_items_and_vectors_survive_reopening(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    with SqliteStore.from_conn_string(path, index=index_config(fields=["text"])) as store:
+        store.setup()
+        store.put(("d",), "k", {"text": "cats"})
+        store.put(("d",), "j", {"text": "dogs"})
+    with SqliteStore.from_conn_string(path, index=index_config(fields=["text"])) as store:
+        assert store.get(("d",), "k").value == {"text": "cats"}
+        assert [r.key for r in store.search(("d",), query="cats")] == ["k", "j"]
+
+
+def test_memory_database_works() -> None:
+    with SqliteStore.from_conn_string(":memory:", index=index_config(fields=["text"])) as store:
+        store.put(("d",), "k", {"text": "cats"})
+        assert store.search(("d",), query="cats")[0].key == "k"
+
+
+def test_setup_is_idempotent_and_optional(tmp_path: Path) -> None:
+    with SqliteStore.from_conn_string(str(tmp_path / "s.db")) as store:
+        store.put(("d",), "k", {"v": 1})
+        store.setup()
+        store.setup()
+        assert store.get(("d",), "k").value == {"v": 1}
+
+
+def test_a_second_connection_sees_writes_and_new_vectors(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    index = index_config(fields=["text"])
+    with SqliteStore.from_conn_string(path, index=index) as one, SqliteStore.from_conn_string(path, index=index) as two:
+        one.put(("d",), "k", {"text": "dogs"})
+        assert [r.key for r in two.search(("d",), query="cats")] == ["k"]  # loads two's vector cache
+        one.put(("d",), "j", {"text": "cats"})
+        one.delete(("d",), "k")
+        assert [r.key for r in two.search(("d",), query="cats")] == ["j"]
+        two.put(("d",), "k", {"text": "cats dogs"})
+        assert [r.key for r in one.search(("d",), query="cats")] == ["j", "k"]
+
+
+def test_a_connection_with_implicit_transactions_is_switched_to_autocommit(tmp_path: Path) -> None:
+    conn = sqlite3.connect(str(tmp_path / "s.db"), check_same_thread=False)
+    store = SqliteStore(conn)
+    store.put(("d",), "k", {"v": 1})
+    conn.close()
+    with SqliteStore.from_conn_string(str(tmp_path / "s.db")) as again:
+        assert again.get(("d",), "k").value == {"v": 1}
+
+
+def test_vectors_of_another_width_are_a_clear_error(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    with SqliteStore.from_conn_string(path, index=index_config(fields=["text"])) as store:
+        store.put(("d",), "k", {"text": "cats"})
+    narrow = {"dims": DIMS // 2, "embed": lambda texts: [v[: DIMS // 2] for v in hash_embed(texts)]}
+    message = f"saved vectors are {DIMS}-dimensional, not {DIMS // 2}-dimensional"
+    with (
+        SqliteStore.from_conn_string(path, index=narrow) as store,  # type: ignore[arg-type]
+        pytest.raises(ValueError, match=message),
+    ):
+        store.search(("d",), query="cats")
+
+
+def test_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
+    calls = []
+
+    def flaky(texts: list[str]) -> list[list[float]]:
+        calls.append(texts)
+        if len(calls) == 2:
+            raise RuntimeError("embedder down")
+        return hash_embed(texts)
+
+    with SqliteStore.from_conn_string(str(tmp_path / "s.db"), index={"dims": DIMS, "embed": flaky}) as store:
+        store.put(("d",), "k", {"text": "cats"})
+        with pytest.raises(RuntimeError, match="embedder down"):
+            store.put(("d",), "j", {"text": "dogs"})
+        assert store.get(("d",), "j") is None
+        assert [r.key for r in store.search(("d",))] == ["k"]
+
+
+def test_async_store_from_conn_string_and_sweeper(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with AsyncSqliteStore.from_conn_string(str(tmp_path / "s.db"), ttl={"default_ttl": 0.001}) as store:
+            await store.setup()
+            await store.aput(("d",), "k", {"v": 1})
+            task = await store.start_ttl_sweeper(sweep_interval_minutes=0.001)  # type: ignore[arg-type]
+            assert await store.start_ttl_sweeper() is task
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                if await store.aget(("d",), "k", refresh_ttl=False) is None and not await store.asearch(("d",)):
+                    break
+            assert await store.stop_ttl_sweeper(timeout=1) is True
+            assert await store.sweep_ttl() == 0
+            assert store.conn.execute("SELECT COUNT(*) FROM graphrt_store").fetchone()[0] == 0
+
+    asyncio.run(main())
+
+
+def test_sync_sweeper_thread_deletes_expired_items(tmp_path: Path) -> None:
+    with SqliteStore.from_conn_string(str(tmp_path / "s.db")) as store:
+        store.put(("d",), "k", {"v": 1}, ttl=0.001)
+        future = store.start_ttl_sweeper(sweep_interval_minutes=0.001)  # type: ignore[arg-type]
+        deadline = time.monotonic() + 5
+        while store.conn.execute("SELECT COUNT(*) FROM graphrt_store").fetchone()[0] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.conn.execute("SELECT COUNT(*) FROM graphrt_store").fetchone()[0] == 0
+        assert store.stop_ttl_sweeper(timeout=2) is True
+        assert future.done()
+
+
+def test_wal_and_busy_timeout_are_set(tmp_path: Path) -> None:
+    conn = connect(str(tmp_path / "s.db"))
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    conn.close()
