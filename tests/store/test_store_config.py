@@ -142,3 +142,31 @@ def test_public_surface(module_name: str) -> None:
     for name in (*PUBLIC[module_name], *module.__all__):
         assert hasattr(module, name), name
     assert set(PUBLIC[module_name]) <= set(module.__all__)
+
+
+def test_base_store_methods_go_through_batch_and_abatch_defaults_to_a_thread() -> None:
+    import threading
+
+    from graphrt.store.base import BaseStore, GetOp, Op, PutOp, Result
+
+    class Recorder(BaseStore):
+        def __init__(self) -> None:
+            self.seen: list[tuple[Op, str]] = []
+
+        def batch(self, ops: Any) -> list[Result]:
+            ops = list(ops)
+            self.seen.extend((op, threading.current_thread().name) for op in ops)
+            return [None for _ in ops]
+
+    store = Recorder()
+    store.put(("a",), 1, {"v": 1})  # type: ignore[arg-type]
+    assert store.get(("a",), "1") is None
+    asyncio.run(store.aget(("a",), "1", refresh_ttl=False))
+    assert [op for op, _ in store.seen] == [
+        PutOp(("a",), "1", {"v": 1}, None, None),
+        GetOp(("a",), "1", True),
+        GetOp(("a",), "1", False),
+    ]
+    assert store.seen[-1][1] != threading.current_thread().name
+    with pytest.raises(NotImplementedError, match="TTL is not supported by Recorder"):
+        store.put(("a",), "k", {"v": 1}, ttl=5)
