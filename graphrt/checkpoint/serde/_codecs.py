@@ -91,12 +91,24 @@ def _clock_payload(o: datetime | time) -> str | list[Any]:
     DST changes. Other tzinfo implementations (pytz, dateutil) are stored as their fixed offset.
     """
     tz = o.tzinfo
+    if type(tz) is timezone and not _iso_keeps(tz):
+        # ISO text can't hold a sub-second offset or a zone name (and Python 3.11 drops the former).
+        offset = tz.utcoffset(None)
+        named = repr(tz) != repr(timezone(offset))
+        fixed = [offset.days, offset.seconds, offset.microseconds, tz.tzname(None) if named else None]
+        return [o.replace(tzinfo=None).isoformat(), fixed, o.fold]
     if tz is None or type(tz) is timezone:
         return o.isoformat() if not o.fold else [o.isoformat(), None, 1]
     if type(tz) is ZoneInfo and tz.key is not None:
         return [o.replace(tzinfo=None).isoformat(), tz.key, o.fold]
     offset = o.utcoffset()
     return o.replace(tzinfo=None if offset is None else timezone(offset), fold=0).isoformat()
+
+
+def _iso_keeps(tz: timezone) -> bool:
+    """Whether ISO text round-trips this fixed offset exactly: whole seconds and the default name."""
+    offset = tz.utcoffset(None)
+    return offset.microseconds == 0 and repr(tz) == repr(timezone(offset))
 
 
 def _enc_datetime(o: datetime, walk: Walk) -> dict[str, Any]:
@@ -157,6 +169,11 @@ def _dec_clock(kind: type[datetime] | type[time]) -> Decoder:
             return kind.fromisoformat(payload)
         text, key, fold = payload
         value = kind.fromisoformat(text)
+        if type(key) is list:
+            days, seconds, microseconds, name = key
+            delta = timedelta(days=days, seconds=seconds, microseconds=microseconds)
+            fixed = timezone(delta) if name is None else timezone(delta, name)
+            return value.replace(tzinfo=fixed, fold=fold)
         return value.replace(tzinfo=ZoneInfo(key) if key is not None else value.tzinfo, fold=fold)
 
     return decode
