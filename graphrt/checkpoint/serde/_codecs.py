@@ -93,9 +93,9 @@ def _clock_payload(o: datetime | time) -> str | list[Any]:
     tz = o.tzinfo
     if type(tz) is timezone and not _iso_keeps(tz):
         # ISO text can't hold a sub-second offset or a zone name (and Python 3.11 drops the former).
-        offset = tz.utcoffset(None)
-        named = repr(tz) != repr(timezone(offset))
-        fixed = [offset.days, offset.seconds, offset.microseconds, tz.tzname(None) if named else None]
+        fixed_offset = tz.utcoffset(None)
+        named = repr(tz) != repr(timezone(fixed_offset))
+        fixed = [fixed_offset.days, fixed_offset.seconds, fixed_offset.microseconds, tz.tzname(None) if named else None]
         return [o.replace(tzinfo=None).isoformat(), fixed, o.fold]
     if tz is None or type(tz) is timezone:
         return o.isoformat() if not o.fold else [o.isoformat(), None, 1]
