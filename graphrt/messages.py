@@ -114,9 +114,7 @@ class BaseMessage(BaseModel):
         fields = type(self).model_fields
         for key, value in super().__repr_args__():
             info = fields.get(key) if key is not None else None
-            if info is None or (
-                info.repr and (info.default_factory is not None or _differs(value, info.default))
-            ):
+            if info is None or (info.repr and (info.default_factory is not None or _differs(value, info.default))):
                 yield key, value
 
     def pretty_repr(self, html: bool = False) -> str:
@@ -196,9 +194,7 @@ class AIMessage(BaseMessage):
     def _tag_invalid_tool_calls(cls, value: Any) -> Any:
         if isinstance(value, list):
             return [
-                {**call, "type": "invalid_tool_call"}
-                if isinstance(call, dict) and "type" not in call
-                else call
+                {**call, "type": "invalid_tool_call"} if isinstance(call, dict) and "type" not in call else call
                 for call in value
             ]
         return value

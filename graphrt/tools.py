@@ -25,9 +25,7 @@ __all__ = ("BaseTool", "InjectedToolArg", "InjectedToolCallId", "StructuredTool"
 ResponseFormat = Literal["content", "content_and_artifact"]
 _INJECTED_NAMES = frozenset({"config", "runtime"})
 _BLOCK_TYPES = frozenset({"text", "image_url", "image", "json", "search_result", "document", "file"})
-_SECTIONS = frozenset(
-    {"args", "arguments", "parameters", "returns", "return", "raises", "yields", "examples"}
-)
+_SECTIONS = frozenset({"args", "arguments", "parameters", "returns", "return", "raises", "yields", "examples"})
 
 
 class InjectedToolArg:
@@ -71,9 +69,7 @@ class BaseTool:
         call_id, kwargs = self._parse_input(input, config)
         return self._format_output(self._run(**kwargs), call_id)
 
-    async def ainvoke(
-        self, input: str | dict[str, Any] | ToolCall, config: RunnableConfig | None = None
-    ) -> Any:
+    async def ainvoke(self, input: str | dict[str, Any] | ToolCall, config: RunnableConfig | None = None) -> Any:
         """Async twin of `invoke`: a sync tool runs in a worker thread."""
         call_id, kwargs = self._parse_input(input, config)
         return self._format_output(await self._arun(**kwargs), call_id)
@@ -94,9 +90,7 @@ class BaseTool:
         elif isinstance(input, str):
             args = self._args_from_string(input)
         else:
-            raise TypeError(
-                f"Tool '{self.name}' takes a dict of arguments, a string or a ToolCall, got {input!r}"
-            )
+            raise TypeError(f"Tool '{self.name}' takes a dict of arguments, a string or a ToolCall, got {input!r}")
         fields = self.args_schema.model_fields
         validated = self.args_schema.model_validate({k: v for k, v in args.items() if k in fields})
         # Only arguments actually given are passed, so the function's own defaults apply to the rest.
@@ -158,8 +152,7 @@ def _message_content(value: Any) -> str | list[Any]:
     if isinstance(value, str):
         return value
     if isinstance(value, Sequence) and all(
-        isinstance(item, str) or (isinstance(item, dict) and item.get("type") in _BLOCK_TYPES)
-        for item in value
+        isinstance(item, str) or (isinstance(item, dict) and item.get("type") in _BLOCK_TYPES) for item in value
     ):
         return list(value)
     try:
@@ -267,15 +260,11 @@ def _marker_type(part: Any) -> type:
 
 
 def _is_injected(name: str, annotation: Any) -> bool:
-    marked = (
-        getattr(_marker_type(part), "__graphrt_injected__", False) is True for part in _parts(annotation)
-    )
+    marked = (getattr(_marker_type(part), "__graphrt_injected__", False) is True for part in _parts(annotation))
     return name in _INJECTED_NAMES or any(marked)
 
 
-def _schema_from_signature(
-    name: str, func: Callable[..., Any], doc: str, arg_docs: dict[str, str]
-) -> type[BaseModel]:
+def _schema_from_signature(name: str, func: Callable[..., Any], doc: str, arg_docs: dict[str, str]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for param, annotation in _parameters(func):
         if not _is_injected(param.name, annotation):
@@ -322,9 +311,7 @@ class _ToolOptions(TypedDict, total=False):
 @overload
 def tool(name_or_callable: Callable[..., Any], /) -> StructuredTool: ...
 @overload
-def tool(
-    name_or_callable: str, runnable: Callable[..., Any], /, **options: Unpack[_ToolOptions]
-) -> StructuredTool: ...
+def tool(name_or_callable: str, runnable: Callable[..., Any], /, **options: Unpack[_ToolOptions]) -> StructuredTool: ...
 @overload
 def tool(
     name_or_callable: str | None = None, /, **options: Unpack[_ToolOptions]
