@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,8 @@ from typing import Any
 import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
+
+from graphrt.embeddings._base import Embeddings
 
 __all__ = (
     "AEmbeddingsFunc",
@@ -33,26 +34,6 @@ AEmbeddingsFunc = Callable[[Sequence[str]], Awaitable[list[list[float]]]]
 """An async function turning texts into one vector each."""
 
 Matrix = npt.NDArray[np.float32]
-
-
-class Embeddings(ABC):
-    """LangChain's embeddings interface: subclass it, or pass any object with these methods."""
-
-    @abstractmethod
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed documents, one vector per text."""
-
-    @abstractmethod
-    def embed_query(self, text: str) -> list[float]:
-        """Embed a search query."""
-
-    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed documents without blocking the event loop (a worker thread by default)."""
-        return await anyio.to_thread.run_sync(self.embed_documents, texts)
-
-    async def aembed_query(self, text: str) -> list[float]:
-        """Embed a query without blocking the event loop (a worker thread by default)."""
-        return await anyio.to_thread.run_sync(self.embed_query, text)
 
 
 def _is_async_callable(func: Any) -> bool:

@@ -253,8 +253,11 @@ class SqlStore(StoreCore):
         cur.execute("SELECT COALESCE(MAX(seq), 0) FROM graphrt_store")
         base = int(cur.fetchone()[0])
         last: dict[tuple[tuple[str, ...], str], tuple[int, Step]] = {}
+        deleted: set[tuple[tuple[str, ...], str]] = set()
         for position, step in enumerate(steps):
             last[(step.namespace, step.key)] = (position, step)  # type: ignore[union-attr]
+            if not isinstance(step, Put):
+                deleted.add((step.namespace, step.key))  # type: ignore[union-attr]
         upserts: list[tuple[Any, ...]] = []
         deletes: list[tuple[str, str]] = []
         drop: list[tuple[str, str]] = []  # deleted, or rewritten without vectors
@@ -266,6 +269,9 @@ class SqlStore(StoreCore):
                 deletes.append(where)
                 drop.append(where)
                 continue
+            if (step.namespace, step.key) in deleted:
+                # Deleted earlier in this batch: the put makes a new item (a fresh created_at).
+                deletes.append(where)
             expires = None if step.ttl is None else now + ttl_micros(step.ttl)
             upserts.append((*where, step.raw.decode(), now, now, base + position + 1, step.ttl, expires))
             rows = plan.vectors_of(step) if step.indexed else None
