@@ -286,13 +286,15 @@ class SqlSaver(BaseCheckpointSaver[str]):
         found: dict[tuple[str, str], Blob] = {}
         for start in range(0, len(wanted), _PREFETCH_CHUNK):
             chunk = wanted[start : start + _PREFETCH_CHUNK]
-            pairs = " OR ".join("(channel = ? AND version = ?)" for _ in chunk)
+            # One primary-key lookup per pair: with an OR (or IN) of pairs SQLite picks another index and
+            # scans every blob of the thread, which grows with its history.
+            lookup = (
+                "SELECT channel, version, type, blob, base_version, depth FROM graphrt_checkpoint_blobs "
+                "WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? AND version = ?"
+            )
             cur.execute(
-                self._q(
-                    "SELECT channel, version, type, blob, base_version, depth FROM graphrt_checkpoint_blobs "
-                    f"WHERE thread_id = ? AND checkpoint_ns = ? AND ({pairs})"
-                ),
-                (thread_id, checkpoint_ns, *[x for pair in chunk for x in pair]),
+                self._q(" UNION ALL ".join(lookup for _ in chunk)),
+                tuple(x for ch, v in chunk for x in (thread_id, checkpoint_ns, ch, v)),
             )
             found.update({(r[0], r[1]): Blob(r[2], bytes(r[3] or b""), r[4], r[5]) for r in cur.fetchall()})
         return {ch: found[(ch, v)] for ch, v in wanted if (ch, v) in found}
