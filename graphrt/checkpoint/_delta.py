@@ -154,6 +154,18 @@ class DeltaCodec:
 
     # -- writing ----------------------------------------------------------------------------------
 
+    def max_depth_for(self, value: Any) -> int:
+        """`max_depth` for a stored value (non-lists are never deltas)."""
+        return self.max_depth(len(value) if type(value) is list else 0)
+
+    def max_depth(self, size: int) -> int:
+        """How many deltas a list of `size` items may chain before a snapshot.
+
+        Growing with the list keeps the snapshot cost per appended item constant (a snapshot re-encodes
+        the whole list, and so does the first read of it): at most one snapshot per `size // 8` appends.
+        """
+        return max(self.snapshot_every, size // 8)
+
     def encode(self, key: StreamKey, value: Any) -> Blob:
         """The blob to store for `value`: a delta on a remembered version when it appends to one."""
         if type(value) is list:
@@ -190,7 +202,7 @@ class DeltaCodec:
                 and all(map(operator.is_, items, value))
             ):
                 # Falling back to a shorter base would keep chains short but make every tail longer.
-                return (version, known) if known.depth + 1 < self.snapshot_every else None
+                return (version, known) if known.depth + 1 < self.max_depth(size) else None
         return None
 
     def remember(self, key: StreamKey, version: str, value: Any, depth: int, *, decoded: bool = False) -> None:

@@ -461,7 +461,7 @@ class SqlSaver(BaseCheckpointSaver[str]):
             return blob
         cur.execute(self._q(_SELECT_BLOB), (*stream, blob.base))
         base = cur.fetchone()
-        if base is None or blob.base == item.version or base[3] + 1 >= self._codec.snapshot_every:
+        if base is None or blob.base == item.version or base[3] + 1 >= self._codec.max_depth_for(item.value):
             return self._codec.snapshot(item.value)
         return Blob(blob.type, blob.data, blob.base, base[3] + 1)
 

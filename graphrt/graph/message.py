@@ -72,9 +72,34 @@ def add_messages(
     if left is None or right is None:
         given = "left" if left is not None else "right"
         raise ValueError(f"Must specify non-null arguments for both 'left' and 'right'. Only received: '{given}'.")
-    history, history_ids = _coerce(left)
+    update_items = right if isinstance(right, list) else [right]
+    fresh = not any(map(_given_id, update_items))
     update, update_ids = _coerce(right)
+    # The common turn: new messages without ids get fresh uuids, which can't collide with the history,
+    # so the history needs only a C-level check, not an id scan.
+    if (
+        fresh
+        and type(left) is list
+        and not any(isinstance(m, RemoveMessage) for m in update)
+        and _PLAIN_TYPES.issuperset(map(type, left))
+        and None not in map(_ID_OF, left)
+    ):
+        appended: list[Any] = [*left, *update]
+        return appended
+    history, history_ids = _coerce(left)
     return _merge(history, history_ids, update, update_ids)
+
+
+_ID_OF = attrgetter("id")
+
+
+def _given_id(item: Any) -> Any:
+    """The id a message-like value already carries (None: it will get a fresh one)."""
+    if isinstance(item, BaseMessage):
+        return item.id
+    if isinstance(item, dict):
+        return item.get("id")
+    return None
 
 
 def _check_format(format: object) -> None:

@@ -258,7 +258,7 @@ class InMemorySaver(BaseCheckpointSaver[str]):
         if blob.base is None:
             return blob
         base = self.blobs.get((thread_id, checkpoint_ns, item.channel, blob.base))
-        if base is None or blob.base == item.version or base.depth + 1 >= self._codec.snapshot_every:
+        if base is None or blob.base == item.version or base.depth + 1 >= self._codec.max_depth_for(item.value):
             return self._codec.snapshot(item.value)
         return Blob(blob.type, blob.data, blob.base, base.depth + 1)
 
