@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from operator import attrgetter
@@ -81,16 +82,35 @@ def add_messages(
         fresh
         and type(left) is list
         and not any(isinstance(m, RemoveMessage) for m in update)
-        and _PLAIN_TYPES.issuperset(map(type, left))
-        and None not in map(_ID_OF, left)
+        and (
+            _checked.get(id(left)) is left
+            or (_PLAIN_TYPES.issuperset(map(type, left)) and None not in map(_ID_OF, left))
+        )
     ):
         appended: list[Any] = [*left, *update]
+        if _PLAIN_TYPES.issuperset(map(type, update)):
+            _remember_checked(appended)
         return appended
     history, history_ids = _coerce(left)
     return _merge(history, history_ids, update, update_ids)
 
 
 _ID_OF = attrgetter("id")
+
+_checked: dict[int, list[Any]] = {}
+"""Histories this function returned lately (all plain messages with ids), by identity: a history fed
+back in (the next update of the same run) needs no second scan. Strong references, so an id can't be
+reused while it is listed; bounded, oldest dropped first."""
+
+
+_checked_lock = threading.Lock()
+
+
+def _remember_checked(history: list[Any]) -> None:
+    with _checked_lock:  # parallel nodes may reduce at once
+        _checked[id(history)] = history
+        while len(_checked) > 32:
+            _checked.pop(next(iter(_checked)))
 
 
 def _given_id(item: Any) -> Any:
