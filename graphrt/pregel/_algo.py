@@ -124,6 +124,9 @@ class LoopState:
     """Mirror of every available channel's value, refreshed for the channels a step changes."""
     saved: dict[str, Any] = field(default_factory=dict)
     """Mirror of every channel's `checkpoint()` value (what a checkpoint stores), refreshed likewise."""
+    seen_copies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Frozen copies of `seen` for checkpoints; only nodes in `seen_dirty` are copied again."""
+    seen_dirty: set[str] = field(default_factory=set)
 
     def refresh(self, changed: Iterable[str]) -> None:
         """Re-read `changed` channels into the mirrors, so a step costs what it changed, not the state size."""
@@ -253,6 +256,7 @@ def apply_writes(st: LoopState, tasks: Sequence[Task], *, bump_step: bool = True
     # Record what each PULL task has seen, so the same versions don't trigger it again.
     for task in ordered:
         if task.path[0] == PULL:
+            st.seen_dirty.add(task.name)
             seen = st.seen.setdefault(task.name, {})
             for chan in task.node.triggers:
                 if chan in versions:
@@ -334,6 +338,18 @@ def should_interrupt(st: LoopState, nodes: All | tuple[str, ...], tasks: Sequenc
 def mark_interrupted(st: LoopState) -> None:
     """Remember the versions at this interrupt, so resuming does not stop at the same place again."""
     st.seen[INTERRUPT] = dict(st.versions)
+    st.seen_dirty.add(INTERRUPT)
+
+
+def seen_snapshot(st: LoopState) -> dict[str, dict[str, Any]]:
+    """`versions_seen` for a checkpoint, copying only what changed since the last one."""
+    copies = st.seen_copies
+    if len(copies) != len(st.seen) or st.seen_dirty:
+        for name in st.seen_dirty | (st.seen.keys() - copies.keys()):
+            if name in st.seen:
+                copies[name] = dict(st.seen[name])
+        st.seen_dirty = set()
+    return dict(copies)
 
 
 def create_checkpoint(st: LoopState, checkpoint_id: str, updated: Iterable[str]) -> Checkpoint:
@@ -344,7 +360,7 @@ def create_checkpoint(st: LoopState, checkpoint_id: str, updated: Iterable[str])
         "ts": datetime.now(UTC).isoformat(),
         "channel_values": dict(st.saved),
         "channel_versions": dict(st.versions),
-        "versions_seen": {k: dict(v) for k, v in st.seen.items()},
+        "versions_seen": seen_snapshot(st),
         "updated_channels": sorted(updated),
     }
 

@@ -22,7 +22,9 @@ from graphrt.checkpoint.base._types import (
     get_checkpoint_metadata,
     writes_sort_key,
 )
+from graphrt.checkpoint.serde._codecs import MARK
 from graphrt.checkpoint.serde.base import SerializationError, SerializerProtocol
+from graphrt.checkpoint.serde.jsonplus import JsonPlusSerializer
 from graphrt.config import RunnableConfig
 
 __all__ = (
@@ -119,6 +121,26 @@ def matches_filter(metadata: Mapping[str, Any], filter: Mapping[str, Any] | None
     return not filter or all(k in metadata and metadata[k] == v for k, v in filter.items())
 
 
+def encode_record(serde: SerializerProtocol, rest: dict[str, Any]) -> tuple[str, bytes]:
+    """A checkpoint's record (ids, versions, versions seen): JSON-native, so one orjson call.
+
+    The tagging serializer would walk every version in Python first; for graphrt's own serializer the
+    bytes are the same whenever no key is its tag marker, which the check rules out.
+    """
+    if type(serde) is JsonPlusSerializer and _no_marker(rest):
+        try:
+            return "json", orjson.dumps(rest)
+        except TypeError:
+            pass  # a non-JSON version type: let the serializer tag it
+    return serde.dumps_typed(rest)
+
+
+def _no_marker(rest: dict[str, Any]) -> bool:
+    versions = rest.get("channel_versions", {})
+    seen = rest.get("versions_seen", {})
+    return MARK not in versions and MARK not in seen and not any(MARK in v for v in seen.values())
+
+
 def prepare_put(
     codec: DeltaCodec,
     config: RunnableConfig,
@@ -145,7 +167,7 @@ def prepare_put(
         else:
             value, blob = MISSING, Blob("empty", b"")
         blobs.append(BlobWrite(channel, str(version), blob, value))
-    type_, data = codec.serde.dumps_typed(rest)
+    type_, data = encode_record(codec.serde, rest)
     return PreparedPut(
         thread_id=thread_id,
         checkpoint_ns=checkpoint_ns,
