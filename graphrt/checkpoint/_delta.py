@@ -150,6 +150,7 @@ class DeltaCodec:
         self._max_streams = max_streams
         self._per_stream = versions_per_stream
         self._streams: OrderedDict[StreamKey, _Stream] = OrderedDict()
+        self._scalars: dict[tuple[type, Any], tuple[str, bytes]] = {}
         self._lock = threading.Lock()
 
     # -- writing ----------------------------------------------------------------------------------
@@ -178,8 +179,26 @@ class DeltaCodec:
 
     def snapshot(self, value: Any) -> Blob:
         """The blob storing `value` whole."""
-        type_, data = self.serde.dumps_typed(value)
+        type_, data = self.dumps(value)
         return Blob(type_, data)
+
+    def dumps(self, value: Any) -> tuple[str, bytes]:
+        """`serde.dumps_typed`, remembering small immutable scalars.
+
+        A step's writes and the checkpoint after it hold the same values: an int written by a task is
+        serialized once for its write and reused for its channel's blob (and by later steps).
+        """
+        kind = type(value)
+        if kind is int or kind is bool or (kind is str and len(value) <= 256):
+            key = (kind, value)
+            hit = self._scalars.get(key)
+            if hit is None:
+                hit = self.serde.dumps_typed(value)
+                if len(self._scalars) >= 4096:
+                    self._scalars.clear()
+                self._scalars[key] = hit
+            return hit
+        return self.serde.dumps_typed(value)
 
     def _find_base(self, key: StreamKey, value: list[Any]) -> tuple[str, _Known] | None:
         """The remembered version `value` extends the most, unless its chain is already full."""

@@ -513,7 +513,7 @@ class SqlSaver(BaseCheckpointSaver[str]):
     def _put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str, *, guarded: bool
     ) -> None:
-        thread_id, checkpoint_ns, checkpoint_id, rows = prepare_writes(self.serde, config, writes, task_id, task_path)
+        thread_id, checkpoint_ns, checkpoint_id, rows = prepare_writes(self._codec, config, writes, task_id, task_path)
         if not rows:
             return
         with self._write() as cur:

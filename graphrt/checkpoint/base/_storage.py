@@ -181,7 +181,7 @@ def prepare_put(
 
 
 def prepare_writes(
-    serde: SerializerProtocol,
+    codec: DeltaCodec,
     config: RunnableConfig,
     writes: Sequence[tuple[str, Any]],
     task_id: str,
@@ -195,7 +195,7 @@ def prepare_writes(
     rows = []
     for idx, (channel, value) in enumerate(writes):
         try:
-            type_, data = serde.dumps_typed(value)
+            type_, data = codec.dumps(value)
         except SerializationError as exc:
             raise UnserializableValueError.from_error(channel, exc, task_id=task_id) from None
         rows.append(WriteRow(task_id, WRITES_IDX_MAP.get(channel, idx), channel, type_, data, task_path))

@@ -299,7 +299,7 @@ class InMemorySaver(BaseCheckpointSaver[str]):
     def _put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str, *, guarded: bool
     ) -> None:
-        thread_id, checkpoint_ns, checkpoint_id, rows = prepare_writes(self.serde, config, writes, task_id, task_path)
+        thread_id, checkpoint_ns, checkpoint_id, rows = prepare_writes(self._codec, config, writes, task_id, task_path)
         with self._lock:
             if guarded and (found := self._newest(thread_id, checkpoint_ns)) != checkpoint_id:
                 raise ThreadConflictError(thread_id, checkpoint_ns, expected=checkpoint_id, found=found)
