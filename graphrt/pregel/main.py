@@ -27,6 +27,22 @@ DEFAULT_RECURSION_LIMIT = int(os.environ.get("LANGGRAPH_DEFAULT_RECURSION_LIMIT"
 _counter = itertools.count()
 
 
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """The options of one invoke/stream call, as given."""
+
+    stream_mode: StreamMode | Sequence[StreamMode]
+    context: Any = None
+    print_mode: StreamMode | Sequence[StreamMode] = ()
+    output_keys: str | Sequence[str] | None = None
+    interrupt_before: All | Sequence[str] | None = None
+    interrupt_after: All | Sequence[str] | None = None
+    durability: Durability | None = None
+    debug: bool | None = None
+    for_invoke: bool = False
+    """invoke/ainvoke: only the final values are needed."""
+
+
 @dataclass(slots=True)
 class _Run:
     """One prepared run: the loop, its plan, and the I/O the drivers perform."""
@@ -75,12 +91,12 @@ class Pregel:
         """The graph's output as read from the channels."""
         return _algo.read_values(st.values, self.spec.output_channels)
 
-    def _values_keys(self) -> str | tuple[str, ...]:
+    def values_keys(self) -> str | tuple[str, ...]:
         return self.spec.values_channels or self.spec.output_channels
 
     def stream_values(self, st: LoopState) -> Any:
         """A `values` stream chunk: the whole state (not filtered by the output schema)."""
-        return _algo.read_values(st.values, self._values_keys())
+        return _algo.read_values(st.values, self.values_keys())
 
     def updates_chunk(self, task: Task) -> Any:
         """What a finished task contributes to the `updates` stream."""
@@ -133,24 +149,17 @@ class Pregel:
         config: RunnableConfig,
         saved: CheckpointTuple | None,
         head: str | None,
-        *,
-        stream_mode: StreamMode | Sequence[StreamMode] | None,
-        context: Any,
-        interrupt_before: All | Sequence[str] | None,
-        interrupt_after: All | Sequence[str] | None,
-        durability: Durability | None,
-        print_mode: StreamMode | Sequence[StreamMode] = (),
-        debug: bool | None = None,
-        for_invoke: bool = False,
+        options: RunOptions,
     ) -> _Run:
         if isinstance(input, Command) and input.resume is not None and self.checkpointer is None:
             raise RuntimeError("Cannot use Command(resume=...) without checkpointer")
         resuming = saved is not None and (input is None or isinstance(input, Command))
         if input is None and not resuming:
             raise EmptyInputError(f"Received no input for {self.spec.input_channels}")
-        modes, single = _modes(stream_mode)
+        modes, single = _modes(options.stream_mode)
+        print_mode = options.print_mode
         printed = frozenset((print_mode,) if isinstance(print_mode, str) else print_mode)
-        if self.debug if debug is None else debug:
+        if self.debug if options.debug is None else options.debug:
             printed |= {"values", "updates"}
         all_modes = frozenset(modes) | printed
         custom: Any = None
@@ -162,7 +171,7 @@ class Pregel:
             config=config,
             store=self.store,
             checkpointer=self.checkpointer,
-            context=_coerce_context(self.context_schema, context),
+            context=_coerce_context(self.context_schema, options.context),
             stream_writer=custom or _drop,
         )
         checkpoint = saved.checkpoint if saved else None
@@ -185,20 +194,20 @@ class Pregel:
         st.refresh(channels)
         if saved is not None and not resuming:
             st.pending_writes = []
-        durability = durability or "async"
+        durability = options.durability or "async"
         plan = RunPlan(
             input=input,
             modes=all_modes,
             checkpointing=saver is not None,
             save_at_exit_only=durability == "exit",
-            interrupt_before=_names(interrupt_before, self.spec.interrupt_before),
-            interrupt_after=_names(interrupt_after, self.spec.interrupt_after),
+            interrupt_before=_names(options.interrupt_before, self.spec.interrupt_before),
+            interrupt_after=_names(options.interrupt_after, self.spec.interrupt_after),
             recursion_limit=config["recursion_limit"],
             resuming=resuming,
             map_update=self.map_update,
-            output=self.output_values if for_invoke else self.stream_values,
-            values_set=self.spec.output_set if for_invoke else frozenset(self._values_keys()),
-            values_at_end=for_invoke,
+            output=_select(self.output_values if options.for_invoke else self.stream_values, options.output_keys),
+            values_set=_values_set(self, options),
+            values_at_end=options.for_invoke,
             updates_chunk=self.updates_chunk,
             previous_step=saved.metadata.get("step", -1) if saved else -2,
             new_checkpoint_id=lambda: str(uuid6()),
@@ -285,6 +294,16 @@ class Pregel:
         latest = get(_without_checkpoint_id(config))
         return latest.config["configurable"]["checkpoint_id"] if latest else None
 
+    def _start(self, input: Any, config: RunnableConfig | None, options: RunOptions) -> _Run:
+        cfg = self._thread_config(self._config(config))
+        saved, head = self._load(cfg)
+        return self._prepare(input, cfg, saved, head, options)
+
+    async def _astart(self, input: Any, config: RunnableConfig | None, options: RunOptions) -> _Run:
+        cfg = self._thread_config(self._config(config))
+        saved, head = await self._aload(cfg)
+        return self._prepare(input, cfg, saved, head, options)
+
     def stream(
         self,
         input: Any,
@@ -301,23 +320,13 @@ class Pregel:
         debug: bool | None = None,
     ) -> Iterator[Any]:
         """Run the graph, yielding chunks in `stream_mode` (a list of modes yields `(mode, chunk)`)."""
-        cfg = self._thread_config(self._config(config))
-        saved, head = self._load(cfg)
-        run = self._prepare(
-            input,
-            cfg,
-            saved,
-            head,
-            stream_mode=stream_mode or self.default_stream_mode,
-            context=context,
-            interrupt_before=interrupt_before,
-            interrupt_after=interrupt_after,
-            durability=durability,
-            print_mode=print_mode,
-            debug=debug,
+        mode = stream_mode or self.default_stream_mode
+        options = RunOptions(
+            mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, debug
         )
-        for mode, chunk in drive_sync(run_loop(run.st, run.plan), run.io):
-            yield from _shape(run, mode, chunk, subgraphs)
+        run = self._start(input, config, options)
+        for event, chunk in drive_sync(run_loop(run.st, run.plan), run.io):
+            yield from _shape(run, event, chunk, subgraphs)
 
     async def astream(
         self,
@@ -335,23 +344,13 @@ class Pregel:
         debug: bool | None = None,
     ) -> AsyncIterator[Any]:
         """Async twin of `stream`."""
-        cfg = self._thread_config(self._config(config))
-        saved, head = await self._aload(cfg)
-        run = self._prepare(
-            input,
-            cfg,
-            saved,
-            head,
-            stream_mode=stream_mode or self.default_stream_mode,
-            context=context,
-            interrupt_before=interrupt_before,
-            interrupt_after=interrupt_after,
-            durability=durability,
-            print_mode=print_mode,
-            debug=debug,
+        mode = stream_mode or self.default_stream_mode
+        options = RunOptions(
+            mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, debug
         )
-        async for mode, chunk in drive_async(run_loop(run.st, run.plan), run.io):
-            for item in _shape(run, mode, chunk, subgraphs):
+        run = await self._astart(input, config, options)
+        async for event, chunk in drive_async(run_loop(run.st, run.plan), run.io):
+            for item in _shape(run, event, chunk, subgraphs):
                 yield item
 
     default_stream_mode: StreamMode = "values"
@@ -371,21 +370,10 @@ class Pregel:
         **kwargs: Any,
     ) -> Any:
         """Run the graph to the end and return its output (with `__interrupt__` when interrupted)."""
-        cfg = self._thread_config(self._config(config))
-        saved, head = self._load(cfg)
-        run = self._prepare(
-            input,
-            cfg,
-            saved,
-            head,
-            stream_mode=stream_mode,
-            context=context,
-            interrupt_before=interrupt_before,
-            interrupt_after=interrupt_after,
-            durability=durability,
-            print_mode=print_mode,
-            for_invoke=True,
+        options = RunOptions(
+            stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, None, True
         )
+        run = self._start(input, config, options)
         return _collect(run, drive_sync(run_loop(run.st, run.plan), run.io), stream_mode)
 
     async def ainvoke(
@@ -403,21 +391,10 @@ class Pregel:
         **kwargs: Any,
     ) -> Any:
         """Async twin of `invoke`."""
-        cfg = self._thread_config(self._config(config))
-        saved, head = await self._aload(cfg)
-        run = self._prepare(
-            input,
-            cfg,
-            saved,
-            head,
-            stream_mode=stream_mode,
-            context=context,
-            interrupt_before=interrupt_before,
-            interrupt_after=interrupt_after,
-            durability=durability,
-            print_mode=print_mode,
-            for_invoke=True,
+        options = RunOptions(
+            stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, None, True
         )
+        run = await self._astart(input, config, options)
         events = [event async for event in drive_async(run_loop(run.st, run.plan), run.io)]
         return _collect(run, iter(events), stream_mode)
 
@@ -524,6 +501,24 @@ def _forks(config: RunnableConfig, saved: CheckpointTuple | None, head: str | No
     if not (resuming and saved is not None and "checkpoint_id" in config["configurable"]):
         return False
     return not (saved.config["configurable"]["checkpoint_id"] == head and saved.metadata.get("source") == "update")
+
+
+def _select(read: Any, output_keys: str | Sequence[str] | None) -> Any:
+    """The output reader, narrowed to `output_keys` when the caller named some."""
+    if output_keys is None:
+        return read
+    if isinstance(output_keys, str):
+        return lambda st: st.values.get(output_keys)
+    keys = tuple(output_keys)
+    return lambda st: {k: st.values[k] for k in keys if k in st.values}
+
+
+def _values_set(graph: Pregel, options: RunOptions) -> frozenset[str]:
+    """The channels whose update makes a new values chunk."""
+    if options.output_keys is not None:
+        keys = options.output_keys
+        return frozenset((keys,) if isinstance(keys, str) else keys)
+    return graph.spec.output_set if options.for_invoke else frozenset(graph.values_keys())
 
 
 def _coerce_context(schema: Any, context: Any) -> Any:
