@@ -68,6 +68,7 @@ def cosine(a: list[float], b: list[float]) -> float:
 def test_public_surface() -> None:
     assert isinstance(embeddings_module.__all__, tuple)
     assert set(embeddings_module.__all__) == {
+        "init_embeddings",
         "Embeddings",
         "EmbeddingsError",
         "HashingEmbeddings",
@@ -515,3 +516,22 @@ def test_openai_unreachable_endpoint() -> None:
 def test_openai_rejects_bad_settings(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=f"^{message}$"):
         OpenAIEmbeddings("m", **kwargs)
+
+
+def test_init_embeddings_names_every_provider() -> None:
+    from graphrt.embeddings import HashingEmbeddings, OpenAIEmbeddings, init_embeddings
+
+    assert isinstance(init_embeddings("hashing"), HashingEmbeddings)
+    assert len(init_embeddings("hashing:16").embed_query("hi")) == 16
+    assert isinstance(init_embeddings("openai:text-embedding-3-small", api_key="k"), OpenAIEmbeddings)
+    with pytest.raises(ValueError, match=r"^Unknown embeddings 'nope:x': use one of"):
+        init_embeddings("nope:x")
+
+
+def test_a_store_index_accepts_a_provider_string() -> None:
+    from graphrt.store.memory import InMemoryStore
+
+    store = InMemoryStore(index={"embed": "hashing:64", "dims": 64})
+    store.put(("n",), "a", {"text": "the cat sat"})
+    store.put(("n",), "b", {"text": "stock prices fell"})
+    assert store.search(("n",), query="a cat")[0].key == "a"

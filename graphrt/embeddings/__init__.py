@@ -10,6 +10,7 @@ All share LangChain's `Embeddings` methods (`embed_documents`, `embed_query` and
 
 from graphrt.embeddings._base import Embeddings, EmbeddingsError
 from graphrt.embeddings._hashing import HashingEmbeddings
+from graphrt.embeddings._init import init_embeddings
 from graphrt.embeddings._openai import OpenAIEmbeddings
 from graphrt.embeddings._sentence_transformers import SentenceTransformerEmbeddings
 from graphrt.embeddings._static import StaticEmbeddings
@@ -21,4 +22,5 @@ __all__ = (
     "OpenAIEmbeddings",
     "SentenceTransformerEmbeddings",
     "StaticEmbeddings",
+    "init_embeddings",
 )
