@@ -13,6 +13,7 @@ from graphrt.channels.last_value import LastValueAfterFinish
 from graphrt.channels.named_barrier_value import NamedBarrierValue, NamedBarrierValueAfterFinish
 from graphrt.channels.topic import Topic
 from graphrt.checkpoint.base import BaseCheckpointSaver
+from graphrt.config import RunnableConfig
 from graphrt.constants import END, START
 from graphrt.graph._node import Branch, StateNodeProc, StateView, branch_channel, goto_writes
 from graphrt.graph._schema import SchemaInfo, inspect_schema, updates_of
@@ -99,6 +100,8 @@ class StateGraph(Generic[StateT]):
             input_schema = kwargs.pop("input", None)
         if not isinstance(node, str):
             action, node = node, _name_of(node)
+        if isinstance(action, Pregel):
+            action = _GraphNode(action)
         if action is None:
             raise ValueError(f"Node `{node}` needs an action: add_node('{node}', function).")
         if self.compiled:
@@ -390,6 +393,29 @@ class CompiledStateGraph(Pregel, Generic[StateT]):
         return DrawableGraph.from_builder(
             self.builder, interrupt_before=self.spec.interrupt_before, interrupt_after=self.spec.interrupt_after
         )
+
+
+class _GraphNode:
+    """A compiled graph used as a node: it gets the state as its input and its output is the update.
+
+    It runs without a checkpointer of its own; subgraph persistence (namespaces, `checkpointer=True`)
+    is not supported yet.
+    """
+
+    def __init__(self, graph: Pregel) -> None:
+        self.graph = graph
+        self.name = graph.name
+
+    def __call__(self, state: Any, config: RunnableConfig) -> Any:
+        return self.graph.invoke(state, _child_config(config))
+
+
+def _child_config(config: RunnableConfig) -> RunnableConfig:
+    configurable = {k: v for k, v in config.get("configurable", {}).items() if not k.startswith("checkpoint_")}
+    child: RunnableConfig = {"configurable": configurable}
+    if "recursion_limit" in config:
+        child["recursion_limit"] = config["recursion_limit"]
+    return child
 
 
 def _name_of(action: Callable[..., Any]) -> str:
