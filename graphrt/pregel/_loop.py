@@ -126,16 +126,11 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
             )
         tasks = _algo.prepare_next_tasks(st)
         if not tasks:
-            plan.status = "done"
-            yield from _emit_last_values(st, plan)
-            yield from _save_at_exit(st, plan)
+            yield from _stop(st, plan, "done")
             return
         if _algo.should_interrupt(st, plan.interrupt_before, tasks):
             _algo.mark_interrupted(st)
-            plan.status = "interrupt_before"
-            yield from _emit_last_values(st, plan)
-            yield from _save_at_exit(st, plan)
-            yield from _emit_interrupts(st, plan, ())
+            yield from _stop(st, plan, "interrupt_before")
             return
         yield from _emit_task_starts(st, plan, tasks)
         todo = _replay_saved_writes(st, tasks)
@@ -149,13 +144,10 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
             yield from _save_at_exit(st, plan)
             raise outcome.error
         if outcome.interrupts:
-            plan.status = "interrupted"
-            plan.values_pending = False
-            yield from _save_at_exit(st, plan)
             interrupted = {task.id for task, _ in outcome.interrupts}
             finished = [t for t in tasks if t.id not in interrupted and t.writes]
             asked = tuple(i for _, found in outcome.interrupts for i in found)
-            yield from _emit_interrupts(st, plan, asked, finished)
+            yield from _stop(st, plan, "interrupted", asked, finished)
             return
         updated = _algo.apply_writes(st, tasks)
         st.pending_writes = []
@@ -165,11 +157,22 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
         st.step += 1
         if _algo.should_interrupt(st, plan.interrupt_after, tasks):
             _algo.mark_interrupted(st)
-            plan.status = "interrupt_after"
-            yield from _emit_last_values(st, plan)
-            yield from _save_at_exit(st, plan)
-            yield from _emit_interrupts(st, plan, ())
+            yield from _stop(st, plan, "interrupt_after")
             return
+
+
+def _stop(
+    st: LoopState, plan: RunPlan, status: str, asked: tuple[Interrupt, ...] = (), finished: Sequence[Task] = ()
+) -> Generator[Effect, Any, None]:
+    """The run stops (done, or at an interrupt): last values, the save at exit, the interrupt chunks."""
+    plan.status = status
+    if asked:
+        plan.values_pending = False  # the interrupt's own values chunk shows the state
+    else:
+        yield from _emit_last_values(st, plan)
+    yield from _save_at_exit(st, plan)
+    if status != "done":
+        yield from _emit_interrupts(st, plan, asked, finished)
 
 
 def _first(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
