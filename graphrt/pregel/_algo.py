@@ -246,6 +246,23 @@ def new_task(st: LoopState, node: PregelNode, value: Any, path: tuple[Any, ...],
     return Task(node.name, value, node, task_id, path, triggers, ctx)
 
 
+class _NoProc:
+    def run(self, task: Task) -> None:
+        return None
+
+    async def arun(self, task: Task) -> None:
+        return None
+
+
+_INPUT_NODE = PregelNode(INPUT, (), (), _NoProc(), hidden=True)
+
+
+def writes_task(writes: list[tuple[str, Any]]) -> Task:
+    """A stand-in task carrying writes that no node made (the input, a Command, saved null writes)."""
+    ctx = TaskContext(None, INPUT, NULL_TASK_ID, -1, (), (INPUT,))  # type: ignore[arg-type]
+    return Task(INPUT, None, _INPUT_NODE, NULL_TASK_ID, (INPUT,), (), ctx, writes)
+
+
 def apply_writes(st: LoopState, tasks: Sequence[Task], *, bump_step: bool = True) -> set[str]:
     """Apply a step's writes to the channels; returns the channels that changed.
 

@@ -190,7 +190,7 @@ def _first(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
                 st.pending_writes.append((task_id, RESUME, answers))
         saved_null = [(c, v) for t, c, v in st.pending_writes if t == NULL_TASK_ID and c != RESUME]
         if saved_null:
-            plan.dirty |= _algo.apply_writes(st, [_null_task(saved_null)], bump_step=False)
+            plan.dirty |= _algo.apply_writes(st, [_algo.writes_task(saved_null)], bump_step=False)
         # A resumed run never stops again at the interrupt it is resuming from.
         _algo.mark_interrupted(st)
         st.updated = set(st.spec.trigger_to_nodes)
@@ -205,29 +205,12 @@ def _first(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
         return
     # New input: pending tasks of the previous checkpoint are dropped, the input goes to START.
     stale = _algo.prepare_next_tasks(st, candidates=st.spec.nodes) if plan.previous_step > -2 else []
-    input_task = _null_task(_algo.start_writes(st.spec, plan.input))
+    input_task = _algo.writes_task(_algo.start_writes(st.spec, plan.input))
     changed = _algo.apply_writes(st, [*stale, input_task])
     plan.dirty |= changed
     st.step = plan.previous_step + 1
     yield from _boundary(st, plan, "input")
     st.step += 1
-
-
-def _null_task(writes: list[tuple[str, Any]]) -> Task:
-    task = Task("__input__", None, _INPUT_NODE, NULL_TASK_ID, ("__input__",), (), None)  # type: ignore[arg-type]
-    task.writes = writes
-    return task
-
-
-class _NoProc:
-    def run(self, task: Task) -> None:
-        return None
-
-    async def arun(self, task: Task) -> None:
-        return None
-
-
-_INPUT_NODE = _algo.PregelNode("__input__", (), (), _NoProc(), hidden=True)
 
 
 def _command_writes(st: LoopState, plan: RunPlan, command: Command[Any]) -> list[tuple[str, Any]]:

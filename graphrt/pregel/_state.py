@@ -37,7 +37,7 @@ def state_of(graph: Pregel, saved: CheckpointTuple | None, config: RunnableConfi
         by_task.setdefault(task_id, []).append((chan, value))
     null_writes = [(c, v) for c, v in by_task.get(NULL_TASK_ID, []) if c != RESUME]
     if null_writes:
-        _algo.apply_writes(st, [_writes_task(null_writes)], bump_step=False)
+        _algo.apply_writes(st, [_algo.writes_task(null_writes)], bump_step=False)
     snapshot_tasks: list[PregelTask] = []
     interrupts: list[Interrupt] = []
     finished: list[Task] = []
@@ -152,9 +152,3 @@ def thread_only(config: RunnableConfig) -> RunnableConfig:
 
 def is_live(config: RunnableConfig) -> bool:
     return "checkpoint_id" not in config.get("configurable", {})
-
-
-def _writes_task(writes: list[tuple[str, Any]]) -> Task:
-    from graphrt.pregel._loop import _null_task
-
-    return _null_task(writes)
