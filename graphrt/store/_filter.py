@@ -92,7 +92,7 @@ def _choices(op: str, options: Any) -> tuple[Any, ...]:
 
 def _operator(op: str, arg: Any) -> Predicate:
     if op == "$eq":
-        return lambda v: json_equal(v, arg)
+        return _equals(arg)
     if op == "$ne":
         return lambda v: not json_equal(v, arg)
     if op in _ORDERINGS:
@@ -110,10 +110,21 @@ def _operator(op: str, arg: Any) -> Predicate:
     raise ValueError(f"Unsupported operator: {op}. Supported operators: {', '.join(_OPERATORS)}.")
 
 
+def _equals(target: Any) -> Predicate:
+    """`json_equal(v, target)`, specialised for the common scalar targets (a filter runs per item)."""
+    if type(target) is str:
+        return lambda v: v == target
+    if type(target) is int or type(target) is float:
+        return lambda v: v == target and type(v) is not bool
+    if target is None:
+        return lambda v: v is None or v is MISSING
+    return lambda v: json_equal(v, target)
+
+
 def _condition(condition: Any, where: str) -> Predicate:
     """Predicate over one field's value for the condition written at `where`."""
     if not isinstance(condition, Mapping) or not condition:
-        return lambda v: json_equal(v, condition)
+        return _equals(condition)
     keys = [k for k in condition if isinstance(k, str) and k.startswith("$")]
     if keys and len(keys) != len(condition):
         raise ValueError(
@@ -134,6 +145,10 @@ def _fields(spec: Mapping[Any, Any], where: str = "") -> Predicate:
         if not isinstance(key, str) or not key:
             raise ValueError(f"Filter keys must be non-empty strings; got {key!r} at {where or 'top level'!r}.")
         tests.append((tuple(key.split(".")), _condition(condition, f"{where}{key}")))
+    if len(tests) == 1 and len(tests[0][0]) == 1:
+        # One top-level field: the common filter, without the generic path walk.
+        (name,), test = tests[0]
+        return lambda value: test(value.get(name, MISSING) if type(value) is dict else read_path(value, (name,)))
     return lambda value: all(test(read_path(value, path)) for path, test in tests)
 
 

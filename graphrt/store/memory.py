@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -143,17 +142,25 @@ class InMemoryStore(StoreCore, ThreadSweeper):
         return entry.id
 
     def _newest_first(self, prefix: tuple[str, ...]) -> Iterator[_Entry]:
-        """Items under `prefix`, most recently written first (each namespace dict is in write order)."""
-        spaces = [s for ns, s in self._spaces.items() if under_prefix(ns, prefix)]
+        """Items under `prefix`, most recently written first.
+
+        Each namespace dict, and `_by_id` across all of them, is in write order (a write re-inserts).
+        """
+        spaces = [ns for ns in self._spaces if under_prefix(ns, prefix)]
         if len(spaces) == 1:
-            return reversed(spaces[0].values())
-        return heapq.merge(*(reversed(s.values()) for s in spaces), key=lambda e: -e.seq)
+            return reversed(self._spaces[spaces[0]].values())
+        newest = reversed(self._by_id.values())
+        if len(spaces) == len(self._spaces):
+            return newest
+        allowed = set(spaces)
+        return (e for e in newest if e.namespace in allowed)
 
     def _search(self, step: Search, plan: Plan, now: int) -> list[SearchItem]:
         predicate = step.predicate
 
         def accept(entry: _Entry) -> bool:
-            return entry.live(now) and (predicate is None or predicate(entry.value))
+            expires = entry.expires
+            return (expires is None or expires > now) and (predicate is None or predicate(entry.value))
 
         found: list[tuple[_Entry, float | None]]
         if step.query is None or self._vectors is None:
