@@ -94,6 +94,12 @@ class InMemoryStore(StoreCore, ThreadSweeper):
                     results.append(self._list(step, now))
             return results
 
+    def get(self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None) -> Item | None:
+        """Return the item at `namespace`/`key`, or `None` (a lookup needs no batch plan)."""
+        op = self._get_op(namespace, key, refresh_ttl)
+        with self._lock:
+            return self._get(Get(op.namespace, op.key, op.refresh_ttl), self._clock.now())
+
     def _live(self, namespace: tuple[str, ...], key: str, now: int) -> _Entry | None:
         entry = self._spaces.get(namespace, {}).get(key)
         return entry if entry is not None and entry.live(now) else None
