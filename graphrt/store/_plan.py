@@ -124,6 +124,8 @@ class Search:
     query: str | None
     """Only set when the store has an index; otherwise the query is ignored."""
     refresh: bool
+    filter: Mapping[str, Any] | None = None
+    """The filter as given: a SQL backend may narrow its scan with it (the predicate still decides)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +239,7 @@ def _search_step(op: SearchOp, spec: IndexSpec | None, plan: Plan) -> Search:
     if query is not None and query not in plan.queries:
         plan.queries.append(query)
     predicate = compile_filter(op.filter)
-    return Search(tuple(op.namespace_prefix), predicate, op.limit, op.offset, query, op.refresh_ttl)
+    return Search(tuple(op.namespace_prefix), predicate, op.limit, op.offset, query, op.refresh_ttl, op.filter)
 
 
 def plan_batch(ops: Iterable[Op], spec: IndexSpec | None) -> Plan:

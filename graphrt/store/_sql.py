@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +94,10 @@ class Dialect:
     """Statement starting a transaction that will write."""
     by_seq: str = ""
     """Hint after the table name that makes a scan follow the `seq` index (newest first)."""
+    json_field: str | None = None
+    """SQL reading a JSON field as text-or-number, with `{path}` for the bound path parameter(s), and
+    `json_type` its type check; None: filters are not pushed into SQL."""
+    json_type: str | None = None
 
     def sql(self, statement: str) -> str:
         return statement if self.param == "?" else statement.replace("?", self.param)
@@ -396,15 +400,42 @@ class SqlStore(StoreCore):
     def _newest(self, cur: Any, step: Search, now: int, stack: ExitStack, extra: str = "") -> Iterator[_Row]:
         """Live rows under the prefix, newest write first, read lazily."""
         fetch = max(16, step.offset + step.limit)
-        live = f"{_LIVE}{extra} ORDER BY seq DESC"
+        narrow, narrow_args = self._pushdown(step.filter)
+        live = f"{_LIVE}{extra}{narrow} ORDER BY seq DESC"
         spaces = self._namespaces_under(cur, step.prefix) if step.prefix else None
         if spaces is None:
             clause, args = _prefix_clause(step.prefix)
             sql = f"SELECT {_COLUMNS} FROM graphrt_store {self.dialect.by_seq} WHERE {clause} AND {live}"
-            return stack.enter_context(closing(self._rows(sql, [*args, now], fetch)))
+            return stack.enter_context(closing(self._rows(sql, [*args, now, *narrow_args], fetch)))
         sql = f"SELECT {_COLUMNS} FROM graphrt_store WHERE ns = ? AND {live}"
-        streams = [stack.enter_context(closing(self._rows(sql, [ns, now], fetch))) for ns in spaces]
+        streams = [stack.enter_context(closing(self._rows(sql, [ns, now, *narrow_args], fetch))) for ns in spaces]
         return streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda row: -row.seq)
+
+    def _pushdown(self, spec: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
+        """SQL keeping only rows whose plain fields equal the filter's strings or numbers.
+
+        Only narrows the scan: every row that passes still goes through the compiled predicate, so
+        the answer is the same as without it (and as on the other backends).
+        """
+        field, kind = self.dialect.json_field, self.dialect.json_type
+        if not spec or field is None or kind is None:
+            return "", []
+        parts: list[str] = []
+        args: list[Any] = []
+        for key, condition in spec.items():
+            if isinstance(condition, Mapping) and set(condition) == {"$eq"}:
+                condition = condition["$eq"]
+            if not isinstance(key, str) or not key or '"' in key or "\\" in key:
+                continue
+            path = "$." + ".".join(f'"{part}"' for part in key.split("."))
+            if type(condition) is str:
+                parts.append(f"{field} = ? AND {kind} = 'text'")
+            elif type(condition) is int or type(condition) is float:
+                parts.append(f"{field} = ? AND {kind} IN ('integer', 'real')")
+            else:
+                continue
+            args += [path, condition, path]
+        return "".join(f" AND {p}" for p in parts), args
 
     def _search(self, cur: Any, step: Search, plan: Plan, now: int) -> list[tuple[_Row, float | None]]:
         with ExitStack() as stack:

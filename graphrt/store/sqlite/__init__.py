@@ -13,7 +13,14 @@ from graphrt.store.base import IndexConfig, TTLConfig
 
 __all__ = ("BaseSqliteStore", "SqliteStore", "connect")
 
-SQLITE = Dialect(name="sqlite", param="?", begin_write="BEGIN IMMEDIATE", by_seq="INDEXED BY graphrt_store_seq")
+SQLITE = Dialect(
+    name="sqlite",
+    param="?",
+    begin_write="BEGIN IMMEDIATE",
+    by_seq="INDEXED BY graphrt_store_seq",
+    json_field="json_extract(value, ?)",
+    json_type="json_type(value, ?)",
+)
 
 
 def connect(conn_string: str) -> sqlite3.Connection:
