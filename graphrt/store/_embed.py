@@ -7,7 +7,6 @@ async function of the same shape, or a `"provider:model"` string resolved by `gr
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -71,16 +70,10 @@ class _FunctionEmbeddings(Embeddings):
 
 
 def _from_provider(spec: str) -> Any:
-    """Resolve a "provider:model" string through `graphrt.embeddings.init_embeddings`, when present."""
-    try:
-        module = importlib.import_module("graphrt.embeddings")
-        init = module.init_embeddings
-    except (ImportError, AttributeError):
-        raise NotImplementedError(
-            f"Embedding provider strings such as {spec!r} are not supported yet. Pass an embeddings "
-            "object (with embed_documents/embed_query) or a function list[str] -> list[list[float]]."
-        ) from None
-    return init(spec)
+    """Resolve a "provider:model" string with `graphrt.embeddings.init_embeddings`."""
+    from graphrt.embeddings import init_embeddings
+
+    return init_embeddings(spec)
 
 
 def ensure_embeddings(embed: Any) -> Any:

@@ -33,11 +33,9 @@ def test_index_config_is_checked(index: Any, error: type[Exception] | None, mess
     assert str(caught.value).startswith(message)
 
 
-def test_provider_strings_are_not_supported_yet() -> None:
-    if hasattr(importlib.import_module("graphrt.embeddings"), "init_embeddings"):
-        pytest.skip("graphrt.embeddings.init_embeddings resolves provider strings")
-    with pytest.raises(NotImplementedError, match="Embedding provider strings such as 'openai:text-embedding-3-small'"):
-        InMemoryStore(index={"dims": 4, "embed": "openai:text-embedding-3-small"})
+def test_an_unknown_provider_string_is_refused() -> None:
+    with pytest.raises(ValueError, match="^Unknown embeddings 'nope:model': use one of"):
+        InMemoryStore(index={"dims": 4, "embed": "nope:model"})
 
 
 def test_ensure_embeddings_adapts_functions_and_keeps_objects() -> None:
