@@ -34,7 +34,7 @@ def test_index_config_is_checked(index: Any, error: type[Exception] | None, mess
 
 
 def test_an_unknown_provider_string_is_refused() -> None:
-    with pytest.raises(ValueError, match="^Unknown embeddings 'nope:model': use one of"):
+    with pytest.raises(ValueError, match=r"^Unknown embeddings 'nope:model': use one of"):
         InMemoryStore(index={"dims": 4, "embed": "nope:model"})
 
 
