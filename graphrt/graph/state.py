@@ -299,7 +299,14 @@ class StateGraph(Generic[StateT]):
             )
             triggers = (branch_channel(name), *sorted(joins.get(name, ())))
             nodes[name] = PregelNode(
-                name, triggers, tuple(info.keys), proc, info.coerce, spec.retry_policy, spec.metadata
+                name,
+                triggers,
+                tuple(info.keys),
+                proc,
+                info.coerce,
+                spec.retry_policy,
+                spec.metadata,
+                reads_state=info is state,
             )
         trigger_to_nodes: dict[str, list[str]] = {}
         for node in nodes.values():
@@ -313,6 +320,7 @@ class StateGraph(Generic[StateT]):
             output_channels=tuple(output_info.keys),
             output_set=frozenset(output_info.keys),
             values_channels=tuple(state.keys),
+            state_keys=frozenset(state.keys),
             stream_channels=state_keys,
             step_notified=frozenset(k for k, c in channels.items() if c.steps_without_writes),
             interrupt_before=interrupt_before,

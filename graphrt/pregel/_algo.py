@@ -14,6 +14,7 @@ from hashlib import blake2b
 from typing import TYPE_CHECKING, Any, Protocol
 
 from graphrt.channels.base import MISSING, BaseChannel
+from graphrt.channels.last_value import LastValue
 from graphrt.constants import START
 from graphrt.errors import EmptyChannelError, InvalidUpdateError
 from graphrt.pregel._context import RunContext, TaskContext
@@ -62,6 +63,8 @@ class PregelNode:
     tags: tuple[str, ...] = ()
     hidden: bool = False
     """Internal nodes (`__start__`): not streamed in `updates`/`tasks`, not matched by `interrupt_*="*"`."""
+    reads_state: bool = False
+    """`reads` is exactly the graph's state keys: the input is a copy of the loop's state mirror."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,8 @@ class GraphSpec:
     interrupt_after: All | tuple[str, ...] = ()
     values_channels: str | tuple[str, ...] = ()
     """What the `values` stream shows (the state schema's keys; LangGraph filters only invoke's result)."""
+    state_keys: frozenset[str] = frozenset()
+    """Channels mirrored in `LoopState.state`, for nodes that read the whole state."""
 
 
 @dataclass(slots=True)
@@ -124,24 +129,48 @@ class LoopState:
     """Mirror of every available channel's value, refreshed for the channels a step changes."""
     saved: dict[str, Any] = field(default_factory=dict)
     """Mirror of every channel's `checkpoint()` value (what a checkpoint stores), refreshed likewise."""
+    state: dict[str, Any] = field(default_factory=dict)
+    """Mirror of the `spec.state_keys` channels that have values (a whole-state read is one dict copy)."""
+    max_version: Any = None
+    """The largest version in `versions` (None: not known yet), so a step need not scan them all."""
+    track_saved: bool = True
+    """Keep `saved` up to date (only a run with a checkpointer needs it)."""
     seen_copies: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Frozen copies of `seen` for checkpoints; only nodes in `seen_dirty` are copied again."""
     seen_dirty: set[str] = field(default_factory=set)
 
     def refresh(self, changed: Iterable[str]) -> None:
         """Re-read `changed` channels into the mirrors, so a step costs what it changed, not the state size."""
-        values, saved, channels = self.values, self.saved, self.channels
+        values, saved, channels, track = self.values, self.saved, self.channels, self.track_saved
+        state, state_keys = self.state, self.spec.state_keys
         for key in changed:
             chan = channels[key]
+            if type(chan) is LastValue:  # most state keys: value, read value and saved value are one
+                value = chan.value
+                if value is MISSING:
+                    values.pop(key, None)
+                    saved.pop(key, None)
+                    state.pop(key, None)
+                else:
+                    values[key] = value
+                    if key in state_keys:
+                        state[key] = value
+                    if track:
+                        saved[key] = value
+                continue
             if chan.is_available():
-                values[key] = chan.get()
+                values[key] = value = chan.get()
+                if key in state_keys:
+                    state[key] = value
             else:
                 values.pop(key, None)
-            snapshot = chan.checkpoint()
-            if snapshot is MISSING:
-                saved.pop(key, None)
-            else:
-                saved[key] = snapshot
+                state.pop(key, None)
+            if track:
+                snapshot = chan.checkpoint()
+                if snapshot is MISSING:
+                    saved.pop(key, None)
+                else:
+                    saved[key] = snapshot
 
 
 def make_task_id(checkpoint_id: str, ns: str, step: int, name: str, kind: str, key: object) -> str:
@@ -218,10 +247,13 @@ def prepare_next_tasks(st: LoopState, *, candidates: Iterable[str] | None = None
         node = spec.nodes[name]
         if not _is_triggered(node, channels, st.versions, st.seen.get(name)):
             continue
-        try:
-            value = read_values(st.values, node.reads)
-        except EmptyChannelError:
-            continue
+        if node.reads_state:
+            value: Any = dict(st.state)
+        else:
+            try:
+                value = read_values(st.values, node.reads)
+            except EmptyChannelError:
+                continue
         if node.mapper is not None:
             value = node.mapper(value)
         triggers = tuple(c for c in node.triggers if channels[c].is_available()) or node.triggers
@@ -278,7 +310,9 @@ def apply_writes(st: LoopState, tasks: Sequence[Task], *, bump_step: bool = True
             for chan in task.node.triggers:
                 if chan in versions:
                     seen[chan] = versions[chan]
-    next_version = st.next_version(max(versions.values()) if versions else None)
+    if st.max_version is None and versions:
+        st.max_version = max(versions.values())
+    next_version = st.next_version(st.max_version)
     updated: set[str] = set()
     # Consume the channels that triggered tasks (barriers reset).
     changed: set[str] = set()
@@ -294,12 +328,16 @@ def apply_writes(st: LoopState, tasks: Sequence[Task], *, bump_step: bool = True
             if chan in channels:
                 by_channel.setdefault(chan, []).append(value)
     for chan, values in by_channel.items():
-        if channels[chan].update(values):
-            versions[chan] = next_version
-            changed.add(chan)
-            # An unavailable channel (a deferred trigger before finish) can't trigger anything yet.
-            if channels[chan].is_available():
-                updated.add(chan)
+        channel = channels[chan]
+        if type(channel) is LastValue and len(values) == 1:  # the common state key: skip the calls
+            channel.value = values[0]
+        elif not channel.update(values):
+            continue
+        versions[chan] = next_version
+        changed.add(chan)
+        # An unavailable channel (a deferred trigger before finish) can't trigger anything yet.
+        if channel.is_available():
+            updated.add(chan)
     # Ephemeral channels that were not written this step are cleared.
     if bump_step:
         for chan in st.live_ephemeral - by_channel.keys():
@@ -313,6 +351,8 @@ def apply_writes(st: LoopState, tasks: Sequence[Task], *, bump_step: bool = True
             if channel.finish():
                 versions[chan] = next_version
                 updated.add(chan)
+    if changed or updated:
+        st.max_version = next_version
     st.refresh(changed | updated)
     st.updated = updated
     return updated
@@ -336,6 +376,7 @@ def preview(st: LoopState, tasks: Sequence[Task]) -> LoopState:
         next_version=st.next_version,
         values=dict(st.values),
         saved=dict(st.saved),
+        state=dict(st.state),
     )
     apply_writes(copy, tasks, bump_step=False)
     return copy

@@ -302,7 +302,8 @@ def _after_task_effects(st: LoopState, plan: RunPlan) -> Callable[[Task, BaseExc
             writes = [(ERROR, repr(error))]
         else:
             writes = list(task.writes) if task.writes else [(NO_WRITES, None)]
-        st.pending_writes.extend((task.id, c, v) for c, v in writes)
+        if plan.checkpointing:
+            st.pending_writes.extend((task.id, c, v) for c, v in writes)
         effects: list[Effect] = [SaveWrites(task.id, tuple(writes), _path_str(task))] if save_now else []
         if error is None and not task.node.hidden:
             if "updates" in plan.modes:

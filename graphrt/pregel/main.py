@@ -190,6 +190,7 @@ class Pregel:
             live_ephemeral=live,
             pending_writes=list(saved.pending_writes or []) if saved else [],
             checkpoint_ns=config["configurable"].get("checkpoint_ns", ""),
+            track_saved=saver is not None,
         )
         st.refresh(channels)
         if saved is not None and not resuming:
