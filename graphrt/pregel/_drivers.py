@@ -170,8 +170,9 @@ def _note(exc: BaseException, task: Task) -> None:
 
 def _outcome(tasks: Sequence[Task], results: list[tuple[Task, BaseException | None]]) -> StepOutcome:
     """Errors win over interrupts; the first error by task order is raised."""
-    order = {t.id: i for i, t in enumerate(tasks)}
-    results.sort(key=lambda r: order[r[0].id])
+    if len(results) > 1:
+        order = {t.id: i for i, t in enumerate(tasks)}
+        results.sort(key=lambda r: order[r[0].id])
     for _, error in results:
         if error is not None and not isinstance(error, GraphInterrupt):
             return StepOutcome(error=error)

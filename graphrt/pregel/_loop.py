@@ -113,6 +113,7 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
     """Run supersteps until no task is due, an interrupt, or the recursion limit."""
     yield from _first(st, plan)
     st.stop = st.step + plan.recursion_limit
+    after_task = _after_task_effects(st, plan)
     while True:
         if st.step > st.stop:
             plan.status = "out_of_steps"
@@ -139,7 +140,7 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
                 if task not in todo and not task.node.hidden:
                     # Finished before the interrupt or crash: streamed again, marked as not re-run.
                     yield Emit("updates", {task.name: plan.updates_chunk(task), "__metadata__": {"cached": True}})
-        outcome: StepOutcome = yield RunTasks(tuple(todo), _after_task_effects(st, plan))
+        outcome: StepOutcome = yield RunTasks(tuple(todo), after_task)
         if outcome.error is not None:
             yield from _save_at_exit(st, plan)
             raise outcome.error

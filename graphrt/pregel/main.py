@@ -211,7 +211,8 @@ class Pregel:
             values_at_end=options.for_invoke,
             updates_chunk=self.updates_chunk,
             previous_step=saved.metadata.get("step", -1) if saved else -2,
-            new_checkpoint_id=lambda: str(uuid6()),
+            # Without a saver the ids are never seen outside the run (task ids derive from them).
+            new_checkpoint_id=(lambda: str(uuid6())) if saver else (lambda: f"run-{next(_counter)}"),
             base_metadata=get_checkpoint_metadata(config, {}) if saver else {},  # type: ignore[arg-type]
             forking=_forks(config, saved, head, resuming),
             config_of=_config_of(config),
