@@ -98,6 +98,8 @@ class RunPlan:
     values_at_end: bool = False
     """`invoke` needs only the last values: build that chunk once, when the run stops."""
     values_pending: bool = False
+    streamed_message_ids: set[str] = field(default_factory=set)
+    """Messages already streamed in `messages` mode (a node returning the history doesn't repeat them)."""
     values_set: frozenset[str] = frozenset()
     """Channels whose update makes a `values` chunk."""
     forking: bool = False
@@ -311,9 +313,36 @@ def _after_task_effects(st: LoopState, plan: RunPlan) -> Callable[[Task, BaseExc
                 effects.append(Emit("updates", {task.name: plan.updates_chunk(task)}))
             if "tasks" in plan.modes or "debug" in plan.modes:
                 effects.append(Emit("tasks", _task_result_payload(task, plan)))
+            if "messages" in plan.modes:
+                effects.extend(_message_chunks(task, plan))
         return effects
 
     return after
+
+
+def _message_chunks(task: Task, plan: RunPlan) -> list[Effect]:
+    """`messages` mode for messages a node returned: `(message, metadata)`, each message id once per run.
+
+    (Token streaming from chat models comes with the model integration.)
+    """
+    from graphrt.messages import BaseMessage
+
+    chunks: list[Effect] = []
+    metadata: dict[str, Any] | None = None
+    given = task.input.values() if isinstance(task.input, dict) else ()
+    passed_through = {m.id for v in given if isinstance(v, list) for m in v if isinstance(m, BaseMessage)}
+    for _, value in task.writes:
+        for message in value if isinstance(value, list) else (value,):
+            if not isinstance(message, BaseMessage):
+                continue
+            if message.id is not None:
+                if message.id in plan.streamed_message_ids or message.id in passed_through:
+                    continue
+                plan.streamed_message_ids.add(message.id)
+            if metadata is None:
+                metadata = {"ls_integration": "langgraph", **task.ctx.config.get("metadata", {})}
+            chunks.append(Emit("messages", (message, metadata)))
+    return chunks
 
 
 def _path_str(task: Task) -> str:
