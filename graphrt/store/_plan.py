@@ -202,7 +202,8 @@ def _encode(namespace: tuple[str, ...], key: str, value: Any) -> tuple[bytes, di
     return raw, decoded
 
 
-def _put_step(op: PutOp, spec: IndexSpec | None, plan: Plan, text_ids: dict[str, int]) -> Put | Delete:
+def put_step(op: PutOp, spec: IndexSpec | None, plan: Plan, text_ids: dict[str, int]) -> Put | Delete:
+    """Check a put (or delete) and encode its value; texts to embed are added to `plan`."""
     if not isinstance(op.key, str):
         raise TypeError(f"Store keys must be strings, got {type(op.key).__name__}: {op.key!r}.")
     if op.value is None:
@@ -251,7 +252,7 @@ def plan_batch(ops: Iterable[Op], spec: IndexSpec | None) -> Plan:
             check_labels(op.namespace)
             plan.steps.append(Get(tuple(op.namespace), str(op.key), op.refresh_ttl))
         elif isinstance(op, PutOp):
-            plan.steps.append(_put_step(op, spec, plan, text_ids))
+            plan.steps.append(put_step(op, spec, plan, text_ids))
         elif isinstance(op, SearchOp):
             plan.steps.append(_search_step(op, spec, plan))
         elif isinstance(op, ListNamespacesOp):

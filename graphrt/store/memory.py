@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from graphrt.store._indexed import StoreCore, page, ttl_micros
 from graphrt.store._namespace import matches_condition, under_prefix
-from graphrt.store._plan import Delete, Get, ListNamespaces, Plan, Put, Search, to_datetime
+from graphrt.store._plan import Delete, Get, ListNamespaces, Plan, Put, Search, put_step, to_datetime
 from graphrt.store._ttl import ThreadSweeper
 from graphrt.store._vectors import VectorIndex
-from graphrt.store.base import IndexConfig, Item, Result, SearchItem, TTLConfig
+from graphrt.store.base import NOT_PROVIDED, IndexConfig, Item, NotProvided, Result, SearchItem, TTLConfig
 
 __all__ = ("InMemoryStore",)
 
@@ -99,6 +99,28 @@ class InMemoryStore(StoreCore, ThreadSweeper):
         op = self._get_op(namespace, key, refresh_ttl)
         with self._lock:
             return self._get(Get(op.namespace, op.key, op.refresh_ttl), self._clock.now())
+
+    def put(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        value: Mapping[str, Any],
+        index: Literal[False] | list[str] | None = None,
+        *,
+        ttl: float | NotProvided | None = NOT_PROVIDED,
+    ) -> None:
+        """Store `value` at `namespace`/`key` (without an index, no batch plan is needed)."""
+        if self._index is not None:
+            return super().put(namespace, key, value, index, ttl=ttl)
+        plan = Plan([])
+        step = put_step(self._put_op(namespace, key, value, index, ttl), None, plan, {})
+        with self._lock:
+            now = self._clock.now()
+            if isinstance(step, Put):
+                self._put(step, plan, now)
+            else:
+                self._remove(step.namespace, step.key)
+        return None
 
     def _live(self, namespace: tuple[str, ...], key: str, now: int) -> _Entry | None:
         entry = self._spaces.get(namespace, {}).get(key)
