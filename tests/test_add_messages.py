@@ -285,3 +285,10 @@ def test_law_removing_drops_exactly_those_ids(left: list[BaseMessage], data: st.
     result = merge(left, [RemoveMessage(id=i) for i in doomed if i is not None])
     assert result == [m for m in left if m.id not in doomed]
     assert all(a is b for a, b in zip(result, [m for m in left if m.id not in doomed], strict=True))
+
+
+def test_a_history_grown_in_place_is_checked_again() -> None:
+    history = add_messages([], [HumanMessage("a")])
+    history.append(HumanMessage("appended in place, no id"))
+    merged = add_messages(history, [AIMessage("b")])
+    assert all(m.id is not None for m in merged)

@@ -82,10 +82,7 @@ def add_messages(
         fresh
         and type(left) is list
         and not any(isinstance(m, RemoveMessage) for m in update)
-        and (
-            _checked.get(id(left)) is left
-            or (_PLAIN_TYPES.issuperset(map(type, left)) and None not in map(_ID_OF, left))
-        )
+        and (_was_checked(left) or (_PLAIN_TYPES.issuperset(map(type, left)) and None not in map(_ID_OF, left)))
     ):
         appended: list[Any] = [*left, *update]
         if _PLAIN_TYPES.issuperset(map(type, update)):
@@ -97,7 +94,7 @@ def add_messages(
 
 _ID_OF = attrgetter("id")
 
-_checked: dict[int, list[Any]] = {}
+_checked: dict[int, tuple[list[Any], int]] = {}
 """Histories this function returned lately (all plain messages with ids), by identity: a history fed
 back in (the next update of the same run) needs no second scan. Strong references, so an id can't be
 reused while it is listed; bounded, oldest dropped first."""
@@ -106,9 +103,15 @@ reused while it is listed; bounded, oldest dropped first."""
 _checked_lock = threading.Lock()
 
 
+def _was_checked(history: list[Any]) -> bool:
+    """Returned by this function and not grown since (a node may append to its state list in place)."""
+    hit = _checked.get(id(history))
+    return hit is not None and hit[0] is history and hit[1] == len(history)
+
+
 def _remember_checked(history: list[Any]) -> None:
     with _checked_lock:  # parallel nodes may reduce at once
-        _checked[id(history)] = history
+        _checked[id(history)] = (history, len(history))
         while len(_checked) > 32:
             _checked.pop(next(iter(_checked)))
 

@@ -222,3 +222,9 @@ def test_compile_debug_prints_values_and_updates(mode: str, capsys: pytest.Captu
         "[updates] {'b': {'a': 1}}",
         "[values] {'log': ['a'], 'a': 1}",
     ]
+
+
+def test_output_keys_narrow_the_values(mode: str) -> None:
+    chunks = stream(two_steps(), {"log": []}, mode, stream_mode="values", output_keys=["log"])
+    assert chunks and all(set(c) <= {"log"} for c in chunks)
+    assert run(two_steps(), {"log": []}, mode, output_keys="log") == ["a"]
