@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from graphrt.channels.base import MISSING, BaseChannel
 from graphrt.channels.last_value import LastValue
-from graphrt.constants import START
 from graphrt.errors import EmptyChannelError, InvalidUpdateError
 from graphrt.pregel._context import RunContext, TaskContext
 from graphrt.types import All, RetryPolicy, Send
@@ -184,20 +183,8 @@ def increment(current: int | None) -> int:
     return 1 if current is None else current + 1
 
 
-def read_channels(channels: Mapping[str, BaseChannel[Any, Any, Any]], select: str | Sequence[str]) -> Any:
-    """The value of one channel, or a dict of the selected channels that have values."""
-    if isinstance(select, str):
-        return channels[select].get()
-    values = {}
-    for key in select:
-        chan = channels[key]
-        if chan.is_available():
-            values[key] = chan.get()
-    return values
-
-
 def read_values(values: Mapping[str, Any], select: str | Sequence[str]) -> Any:
-    """Like `read_channels`, from the loop's mirror of channel values."""
+    """The value of one channel, or a dict of the selected channels that have values, from the mirror."""
     if isinstance(select, str):
         if select not in values:
             raise EmptyChannelError()
@@ -442,13 +429,3 @@ def start_writes(spec: GraphSpec, input: Any) -> list[tuple[str, Any]]:
     if not isinstance(input, dict):
         raise InvalidUpdateError(f"Expected dict input, got {input!r}")
     return [(k, v) for k, v in input.items() if k in spec.input_channels]
-
-
-def null_version_of(versions: Mapping[str, Any]) -> Any:
-    for value in versions.values():
-        return type(value)()
-    return None
-
-
-def is_start(task: Task) -> bool:
-    return task.name == START

@@ -76,15 +76,15 @@ class Call:
     """False for a function with no parameters besides injected ones."""
 
     @classmethod
-    def of(cls, func: Callable[..., Any], *, skip_first: bool = True) -> Call:
-        """Inspect `func` once. Its first positional parameter receives the input when `skip_first`."""
+    def of(cls, func: Callable[..., Any]) -> Call:
+        """Inspect `func` once. Its first positional parameter receives the input."""
         try:
             params = list(inspect.signature(func).parameters.values())
         except (TypeError, ValueError):
             return cls(func, (), is_async_callable(func), True)
         hints = _hints(func)
         positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        first = positional[0].name if (skip_first and positional) else None
+        first = positional[0].name if positional else None
         injected = []
         for p in params:
             if p.name == first or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):

@@ -12,7 +12,6 @@ from graphrt.runtime import Runtime
 from graphrt.types import Interrupt
 
 if TYPE_CHECKING:
-    from graphrt.checkpoint.base import BaseCheckpointSaver
     from graphrt.config import RunnableConfig
     from graphrt.store.base import BaseStore
 
@@ -28,13 +27,12 @@ class RunContext:
     config: RunnableConfig
     """The run's config, as given to invoke/stream (with defaults filled in)."""
     store: BaseStore | None = None
-    checkpointer: BaseCheckpointSaver[Any] | None = None
     context: Any = None
     """The `context=` of invoke/stream."""
     stream_writer: Callable[[Any], None] = _drop
     """Sink for the `custom` stream mode; drops chunks when that mode is not streamed."""
-    checkpoint_ns: str = ""
     previous: Any = None
+    """The thread's previous return value (functional API), exposed as `Runtime.previous`."""
     runtime: Runtime[Any] = field(init=False)
 
     def __post_init__(self) -> None:

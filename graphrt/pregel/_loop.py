@@ -104,8 +104,6 @@ class RunPlan:
     """Channels whose update makes a `values` chunk."""
     forking: bool = False
     """The run continues an explicitly named (older) checkpoint: a `fork` checkpoint is written first."""
-    status: str = "pending"
-    """Set by the loop: done, interrupt_before, interrupt_after, interrupted, out_of_steps."""
     interrupts: list[Interrupt] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
     """Channels changed since the last saved checkpoint (their versions go to the saver)."""
@@ -118,7 +116,6 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
     after_task = _after_task_effects(st, plan)
     while True:
         if st.step > st.stop:
-            plan.status = "out_of_steps"
             yield from _save_at_exit(st, plan)
             raise GraphRecursionError(
                 create_error_message(
@@ -168,7 +165,6 @@ def _stop(
     st: LoopState, plan: RunPlan, status: str, asked: tuple[Interrupt, ...] = (), finished: Sequence[Task] = ()
 ) -> Generator[Effect, Any, None]:
     """The run stops (done, or at an interrupt): last values, the save at exit, the interrupt chunks."""
-    plan.status = status
     if asked:
         plan.values_pending = False  # the interrupt's own values chunk shows the state
     else:
@@ -312,7 +308,7 @@ def _after_task_effects(st: LoopState, plan: RunPlan) -> Callable[[Task, BaseExc
             if "updates" in plan.modes:
                 effects.append(Emit("updates", {task.name: plan.updates_chunk(task)}))
             if "tasks" in plan.modes or "debug" in plan.modes:
-                effects.append(Emit("tasks", _task_result_payload(task, plan)))
+                effects.append(Emit("tasks", _task_result_payload(task)))
             if "messages" in plan.modes:
                 effects.extend(_message_chunks(task, plan))
         return effects
@@ -349,7 +345,7 @@ def _path_str(task: Task) -> str:
     return "|".join(str(p) for p in task.path)
 
 
-def _task_result_payload(task: Task, plan: RunPlan) -> dict[str, Any]:
+def _task_result_payload(task: Task) -> dict[str, Any]:
     writes = {c: v for c, v in task.writes if not c.startswith(("branch:", "join:", "__"))}
     return {
         "id": task.id,

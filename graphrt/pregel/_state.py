@@ -76,7 +76,7 @@ def loop_state(graph: Pregel, saved: CheckpointTuple, config: RunnableConfig) ->
     assert saver is not None
     st = LoopState(
         spec=graph.spec,
-        run=RunContext(config=config, store=graph.store, checkpointer=saver),
+        run=RunContext(config=config, store=graph.store),
         channels=channels,
         versions=dict(checkpoint["channel_versions"]),
         seen={k: dict(v) for k, v in checkpoint["versions_seen"].items()},

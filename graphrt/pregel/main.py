@@ -170,7 +170,6 @@ class Pregel:
         run = RunContext(
             config=config,
             store=self.store,
-            checkpointer=self.checkpointer,
             context=_coerce_context(self.context_schema, options.context),
             stream_writer=custom or _drop,
         )
@@ -274,27 +273,22 @@ class Pregel:
         io.aput_checkpoint, io.aput_writes = aput_checkpoint, aput_writes
 
     def _load(self, config: RunnableConfig) -> tuple[CheckpointTuple | None, str | None]:
+        """The checkpoint the run starts from, and the thread's newest one (what a concurrent run would move)."""
         if self.checkpointer is None:
             return None, None
         saved = self.checkpointer.get_tuple(config)
-        return saved, self._head(config, saved, self.checkpointer.get_tuple)
+        if not _names_a_checkpoint(config, saved):
+            return saved, _id_of(saved)
+        return saved, _id_of(self.checkpointer.get_tuple(_without_checkpoint_id(config)))
 
     async def _aload(self, config: RunnableConfig) -> tuple[CheckpointTuple | None, str | None]:
+        """Async twin of `_load`."""
         if self.checkpointer is None:
             return None, None
         saved = await self.checkpointer.aget_tuple(config)
-        if saved is None or "checkpoint_id" not in config["configurable"]:
-            return saved, saved.config["configurable"]["checkpoint_id"] if saved else None
-        latest = await self.checkpointer.aget_tuple(_without_checkpoint_id(config))
-        return saved, latest.config["configurable"]["checkpoint_id"] if latest else None
-
-    @staticmethod
-    def _head(config: RunnableConfig, saved: CheckpointTuple | None, get: Any) -> str | None:
-        """The thread's newest checkpoint when this run starts (what a concurrent run would move)."""
-        if saved is None or "checkpoint_id" not in config["configurable"]:
-            return saved.config["configurable"]["checkpoint_id"] if saved else None
-        latest = get(_without_checkpoint_id(config))
-        return latest.config["configurable"]["checkpoint_id"] if latest else None
+        if not _names_a_checkpoint(config, saved):
+            return saved, _id_of(saved)
+        return saved, _id_of(await self.checkpointer.aget_tuple(_without_checkpoint_id(config)))
 
     def _start(self, input: Any, config: RunnableConfig | None, options: RunOptions) -> _Run:
         cfg = self._thread_config(self._config(config))
@@ -554,6 +548,15 @@ def _merge(base: RunnableConfig | None, extra: RunnableConfig | None) -> Runnabl
         elif value is not None:
             out[key] = value
     return out  # type: ignore[return-value]
+
+
+def _names_a_checkpoint(config: RunnableConfig, saved: CheckpointTuple | None) -> bool:
+    """The config names a (possibly older) checkpoint, so the thread's head must be looked up apart."""
+    return saved is not None and "checkpoint_id" in config["configurable"]
+
+
+def _id_of(saved: CheckpointTuple | None) -> str | None:
+    return saved.config["configurable"]["checkpoint_id"] if saved else None
 
 
 def _without_checkpoint_id(config: RunnableConfig) -> RunnableConfig:
