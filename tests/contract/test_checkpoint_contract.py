@@ -262,6 +262,23 @@ def test_put_guarded_writes_only_on_the_expected_head(saver: AssertingSaver, mod
     call(saver, "put_guarded", mode, config("t1", "sub"), sub, {}, sub_versions, expected_head=None)
 
 
+def test_put_writes_guarded_writes_only_on_the_newest_checkpoint(saver: AssertingSaver, mode: str) -> None:
+    thread = Thread(saver)
+    first = thread.put(mode, {"a": 1})
+    second = thread.put(mode, {"a": 2})
+    call(saver, "put_writes_guarded", mode, second, [("a", 3)], "task-new", "path")
+    assert call(saver, "get_tuple", mode, second).pending_writes == [("task-new", "a", 3)]
+
+    # A run still on the older checkpoint lost the thread: its task writes are refused, not saved.
+    with pytest.raises(ThreadConflictError) as info:
+        call(saver, "put_writes_guarded", mode, first, [("a", 99)], "task-old", "path")
+    assert (info.value.expected, info.value.found) == (
+        first["configurable"]["checkpoint_id"],
+        second["configurable"]["checkpoint_id"],
+    )
+    assert call(saver, "get_tuple", mode, first).pending_writes == []
+
+
 def test_unserializable_value_fails_the_put_and_keeps_history(saver: AssertingSaver, mode: str) -> None:
     thread = Thread(saver)
     good = thread.put(mode, {"messages": ["a"], "n": 1})

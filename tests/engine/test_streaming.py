@@ -228,3 +228,10 @@ def test_output_keys_narrow_the_values(mode: str) -> None:
     chunks = stream(two_steps(), {"log": []}, mode, stream_mode="values", output_keys=["log"])
     assert chunks and all(set(c) <= {"log"} for c in chunks)
     assert run(two_steps(), {"log": []}, mode, output_keys="log") == ["a"]
+
+
+def test_print_mode_prints_without_streaming_those_chunks(mode: str, capsys: pytest.CaptureFixture[str]) -> None:
+    chunks = stream(two_steps(), {"log": []}, mode, stream_mode="values", print_mode="updates")
+    assert chunks == [{"log": []}, {"log": ["a"]}, {"log": ["a"], "a": 1}]
+    printed = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out).splitlines()
+    assert printed == ["[updates] {'a': {'log': ['a']}}", "[updates] {'b': {'a': 1}}"]
