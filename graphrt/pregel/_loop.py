@@ -292,18 +292,12 @@ def _after_task_effects(st: LoopState, plan: RunPlan) -> Callable[[Task, BaseExc
     save_now = plan.checkpointing and not plan.save_at_exit_only
 
     def after(task: Task, error: BaseException | None) -> list[Effect]:
-        writes: list[tuple[str, Any]]
-        if isinstance(error, GraphInterrupt):
-            writes = [(INTERRUPT, tuple(error.interrupts))]
-            if task.ctx.resume:
-                writes.append((RESUME, tuple(task.ctx.resume)))
-        elif error is not None:
-            writes = [(ERROR, repr(error))]
-        else:
-            writes = list(task.writes) if task.writes else [(NO_WRITES, None)]
+        effects: list[Effect] = []
         if plan.checkpointing:
+            writes = _saved_writes(task, error)
             st.pending_writes.extend((task.id, c, v) for c, v in writes)
-        effects: list[Effect] = [SaveWrites(task.id, tuple(writes), _path_str(task))] if save_now else []
+            if save_now:
+                effects.append(SaveWrites(task.id, writes, _path_str(task)))
         if error is None and not task.node.hidden:
             if "updates" in plan.modes:
                 effects.append(Emit("updates", {task.name: plan.updates_chunk(task)}))
@@ -314,6 +308,16 @@ def _after_task_effects(st: LoopState, plan: RunPlan) -> Callable[[Task, BaseExc
         return effects
 
     return after
+
+
+def _saved_writes(task: Task, error: BaseException | None) -> tuple[tuple[str, Any], ...]:
+    """What a finished task leaves for a resumed run: its writes, or its interrupt or error."""
+    if isinstance(error, GraphInterrupt):
+        asked: tuple[tuple[str, Any], ...] = ((INTERRUPT, tuple(error.interrupts)),)
+        return (*asked, (RESUME, tuple(task.ctx.resume))) if task.ctx.resume else asked
+    if error is not None:
+        return ((ERROR, repr(error)),)
+    return tuple(task.writes) if task.writes else ((NO_WRITES, None),)
 
 
 def _message_chunks(task: Task, plan: RunPlan) -> list[Effect]:
