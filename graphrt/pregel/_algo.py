@@ -172,6 +172,38 @@ class LoopState:
                     saved[key] = snapshot
 
 
+@dataclass(frozen=True, slots=True)
+class SavedTask:
+    """What the writes saved against a checkpoint say about one task."""
+
+    writes: tuple[tuple[str, Any], ...] | None = None
+    """Its channel writes when it finished (possibly none); None when it did not."""
+    error: Any = None
+    """The repr of the error it failed with."""
+    interrupts: tuple[Any, ...] = ()
+    """The interrupts it is waiting on."""
+    resume: tuple[Any, ...] = ()
+    """The answers it already has, in call order."""
+
+
+def read_saved_writes(pending: Iterable[tuple[str, str, Any]]) -> dict[str, SavedTask]:
+    """Group a checkpoint's pending writes by task id (the null task's writes are its `writes`)."""
+    grouped: dict[str, list[tuple[str, Any]]] = {}
+    for task_id, chan, value in pending:
+        grouped.setdefault(task_id, []).append((chan, value))
+    out = {}
+    for task_id, writes in grouped.items():
+        done = tuple((c, v) for c, v in writes if c not in (ERROR, INTERRUPT, RESUME, NO_WRITES))
+        finished = task_id == NULL_TASK_ID or any(c not in (ERROR, INTERRUPT, RESUME) for c, _ in writes)
+        out[task_id] = SavedTask(
+            writes=done if finished else None,
+            error=next((v for c, v in writes if c == ERROR), None),
+            interrupts=tuple(i for c, v in writes if c == INTERRUPT for i in v),
+            resume=next((tuple(v) for c, v in reversed(writes) if c == RESUME), ()),
+        )
+    return out
+
+
 def make_task_id(checkpoint_id: str, ns: str, step: int, name: str, kind: str, key: object) -> str:
     """Deterministic task id: the same task of the same checkpoint gets the same id on every resume."""
     h = blake2b(f"{checkpoint_id}|{ns}|{step}|{name}|{kind}|{key}".encode(), digest_size=16).hexdigest()

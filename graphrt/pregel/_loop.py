@@ -264,22 +264,18 @@ def _replay_saved_writes(st: LoopState, tasks: list[Task]) -> list[Task]:
     """Tasks whose writes were saved before (finished before an interrupt or crash) are not run again."""
     if not st.pending_writes:
         return tasks
-    saved: dict[str, list[tuple[str, Any]]] = {}
-    for task_id, chan, value in st.pending_writes:
-        saved.setdefault(task_id, []).append((chan, value))
-    null_resume = [v for c, v in saved.get(NULL_TASK_ID, ()) if c == RESUME]
+    saved = _algo.read_saved_writes(st.pending_writes)
+    null = saved.get(NULL_TASK_ID)
     todo = []
     for task in tasks:
-        writes = saved.get(task.id, [])
-        done = [(c, v) for c, v in writes if c not in (ERROR, INTERRUPT, RESUME)]
-        if done:
-            task.writes = [(c, v) for c, v in done if c != NO_WRITES]
+        found = saved.get(task.id)
+        if found is not None and found.writes is not None:
+            task.writes = list(found.writes)
             continue
-        for c, v in writes:
-            if c == RESUME:
-                task.ctx.resume = list(v)
-        if null_resume:
-            task.ctx.null_resume, task.ctx.has_null_resume = null_resume[-1], True
+        if found is not None:
+            task.ctx.resume = list(found.resume)
+        if null is not None and null.resume:
+            task.ctx.null_resume, task.ctx.has_null_resume = null.resume[-1], True
         todo.append(task)
     return todo
 

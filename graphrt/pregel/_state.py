@@ -11,7 +11,7 @@ from graphrt.config import RunnableConfig
 from graphrt.constants import START
 from graphrt.errors import InvalidUpdateError
 from graphrt.pregel import _algo
-from graphrt.pregel._algo import ERROR, INTERRUPT, NO_WRITES, NULL_TASK_ID, RESUME, LoopState, Task
+from graphrt.pregel._algo import NULL_TASK_ID, LoopState, Task
 from graphrt.pregel._context import RunContext
 from graphrt.types import Interrupt, PregelTask, StateSnapshot, StateUpdate
 
@@ -32,29 +32,25 @@ def state_of(graph: Pregel, saved: CheckpointTuple | None, config: RunnableConfi
         return StateSnapshot({}, (), config, None, None, None, (), ())
     st = loop_state(graph, saved, config)
     tasks = _algo.prepare_next_tasks(st, candidates=graph.spec.nodes)
-    by_task: dict[str, list[tuple[str, Any]]] = {}
-    for task_id, chan, value in saved.pending_writes or []:
-        by_task.setdefault(task_id, []).append((chan, value))
-    null_writes = [(c, v) for c, v in by_task.get(NULL_TASK_ID, []) if c != RESUME]
-    if null_writes:
-        _algo.apply_writes(st, [_algo.writes_task(null_writes)], bump_step=False)
+    by_task = _algo.read_saved_writes(saved.pending_writes or [])
+    null = by_task.get(NULL_TASK_ID)
+    if null is not None and null.writes:
+        _algo.apply_writes(st, [_algo.writes_task(list(null.writes))], bump_step=False)
     snapshot_tasks: list[PregelTask] = []
     interrupts: list[Interrupt] = []
     finished: list[Task] = []
     for task in tasks:
-        writes = by_task.get(task.id, [])
-        error = next((v for c, v in writes if c == ERROR), None)
-        asked = tuple(i for c, v in writes if c == INTERRUPT for i in v)
-        done = [(c, v) for c, v in writes if c not in (ERROR, INTERRUPT, RESUME)]
+        found = by_task.get(task.id, _algo.SavedTask())
         result = None
-        if done:
-            task.writes = [(c, v) for c, v in done if c != NO_WRITES]
+        if found.writes is not None:
+            task.writes = list(found.writes)
             result = graph.updates_chunk(task)
             finished.append(task)
-        elif asked:
-            interrupts.extend(asked)
+        else:
+            interrupts.extend(found.interrupts)
         # A saved error reads back as its repr, as in LangGraph.
-        snapshot_tasks.append(PregelTask(task.id, task.name, task.path, error, asked, None, result))
+        snapshot = PregelTask(task.id, task.name, task.path, found.error, found.interrupts, None, result)
+        snapshot_tasks.append(snapshot)
     if live and finished:
         _algo.apply_writes(st, finished, bump_step=False)
     return StateSnapshot(
