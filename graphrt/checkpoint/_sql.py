@@ -387,6 +387,14 @@ class SqlSaver(BaseCheckpointSaver[str]):
         self._remember(prepared, depths)
         return prepared.config
 
+    def get_head_id(self, config: RunnableConfig) -> str | None:
+        """The id of the namespace's newest checkpoint, without loading it."""
+        thread_id, checkpoint_ns = config_thread(config)
+        with self._read() as cur:
+            cur.execute(self._q(_SELECT_HEAD), (thread_id, checkpoint_ns))
+            row = cur.fetchone()
+        return str(row[0]) if row else None
+
     def put_guarded(
         self,
         config: RunnableConfig,

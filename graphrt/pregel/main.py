@@ -279,7 +279,7 @@ class Pregel:
         saved = self.checkpointer.get_tuple(config)
         if not _names_a_checkpoint(config, saved):
             return saved, _id_of(saved)
-        return saved, _id_of(self.checkpointer.get_tuple(_without_checkpoint_id(config)))
+        return saved, self.checkpointer.get_head_id(config)
 
     async def _aload(self, config: RunnableConfig) -> tuple[CheckpointTuple | None, str | None]:
         """Async twin of `_load`."""
@@ -288,7 +288,7 @@ class Pregel:
         saved = await self.checkpointer.aget_tuple(config)
         if not _names_a_checkpoint(config, saved):
             return saved, _id_of(saved)
-        return saved, _id_of(await self.checkpointer.aget_tuple(_without_checkpoint_id(config)))
+        return saved, await self.checkpointer.aget_head_id(config)
 
     def _start(self, input: Any, config: RunnableConfig | None, options: RunOptions) -> _Run:
         cfg = self._thread_config(self._config(config))
@@ -557,11 +557,6 @@ def _names_a_checkpoint(config: RunnableConfig, saved: CheckpointTuple | None) -
 
 def _id_of(saved: CheckpointTuple | None) -> str | None:
     return saved.config["configurable"]["checkpoint_id"] if saved else None
-
-
-def _without_checkpoint_id(config: RunnableConfig) -> RunnableConfig:
-    configurable = {k: v for k, v in config["configurable"].items() if k != "checkpoint_id"}
-    return {**config, "configurable": configurable}
 
 
 def _names(given: All | Sequence[str] | None, default: All | tuple[str, ...]) -> All | tuple[str, ...]:

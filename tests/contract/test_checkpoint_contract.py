@@ -262,6 +262,16 @@ def test_put_guarded_writes_only_on_the_expected_head(saver: AssertingSaver, mod
     call(saver, "put_guarded", mode, config("t1", "sub"), sub, {}, sub_versions, expected_head=None)
 
 
+def test_get_head_id_names_the_newest_checkpoint_of_a_namespace(saver: AssertingSaver, mode: str) -> None:
+    assert call(saver, "get_head_id", mode, config()) is None
+    thread = Thread(saver)
+    thread.put(mode, {"a": 1})
+    newest = thread.put(mode, {"a": 2})
+    older = config(checkpoint_id="ignored")  # only the thread and namespace count
+    assert call(saver, "get_head_id", mode, older) == newest["configurable"]["checkpoint_id"]
+    assert call(saver, "get_head_id", mode, config("t1", "sub")) is None
+
+
 def test_put_writes_guarded_writes_only_on_the_newest_checkpoint(saver: AssertingSaver, mode: str) -> None:
     thread = Thread(saver)
     first = thread.put(mode, {"a": 1})

@@ -195,6 +195,19 @@ class BaseCheckpointSaver(Generic[V]):
             raise ThreadConflictError(thread_id, checkpoint_ns, expected=expected_head, found=found)
         return self.put(config, checkpoint, metadata, new_versions)
 
+    def get_head_id(self, config: RunnableConfig) -> str | None:
+        """The id of the newest checkpoint of `config`'s thread and namespace (graphrt only).
+
+        This default loads that checkpoint; graphrt's savers look the id up without decoding anything.
+        """
+        thread_id, checkpoint_ns = config_thread(config)
+        head = self.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns}})
+        return head.config["configurable"]["checkpoint_id"] if head else None
+
+    async def aget_head_id(self, config: RunnableConfig) -> str | None:
+        """Async twin of `get_head_id`."""
+        return await self._offload(self.get_head_id, config)
+
     def put_writes_guarded(
         self,
         config: RunnableConfig,

@@ -72,6 +72,12 @@ class InMemorySaver(BaseCheckpointSaver[str]):
         self._heads: dict[tuple[str, str], str] = {}
         """Newest checkpoint id per (thread, namespace), so finding it doesn't grow with history."""
 
+    def get_head_id(self, config: RunnableConfig) -> str | None:
+        """The id of the namespace's newest checkpoint, without loading it."""
+        thread_id, checkpoint_ns = config_thread(config)
+        with self._lock:
+            return self._newest(thread_id, checkpoint_ns)
+
     def _newest(self, thread_id: str, checkpoint_ns: str) -> str | None:
         """The namespace's newest checkpoint id (call under the lock)."""
         head = self._heads.get((thread_id, checkpoint_ns))
