@@ -20,7 +20,7 @@ from graphrt.pregel._context import RunContext, TaskContext
 from graphrt.types import All, RetryPolicy, Send
 
 if TYPE_CHECKING:
-    from graphrt.checkpoint.base import Checkpoint
+    from graphrt.checkpoint.base import Checkpoint, CheckpointTuple
 
 logger = logging.getLogger("graphrt")
 
@@ -440,6 +440,38 @@ def create_checkpoint(st: LoopState, checkpoint_id: str, updated: Iterable[str])
         "versions_seen": seen_snapshot(st),
         "updated_channels": sorted(updated),
     }
+
+
+def restore_state(
+    spec: GraphSpec,
+    run: RunContext,
+    saved: CheckpointTuple | None,
+    next_version: Callable[[Any], Any],
+    *,
+    checkpoint_ns: str = "",
+    fresh_id: str = "",
+    track_saved: bool = True,
+) -> LoopState:
+    """The loop state of a saved checkpoint (its pending writes included), or of a new thread."""
+    checkpoint = saved.checkpoint if saved else None
+    channels, live = restore_channels(spec, checkpoint)
+    st = LoopState(
+        spec=spec,
+        run=run,
+        channels=channels,
+        versions=dict(checkpoint["channel_versions"]) if checkpoint else {},
+        seen={k: dict(v) for k, v in checkpoint["versions_seen"].items()} if checkpoint else {},
+        step=(saved.metadata.get("step", -1) + 1) if saved else 0,
+        stop=0,
+        checkpoint_id=checkpoint["id"] if checkpoint else fresh_id,
+        next_version=next_version,
+        live_ephemeral=live,
+        pending_writes=list(saved.pending_writes or []) if saved else [],
+        checkpoint_ns=checkpoint_ns,
+        track_saved=track_saved,
+    )
+    st.refresh(channels)
+    return st
 
 
 def restore_channels(

@@ -66,25 +66,15 @@ def state_of(graph: Pregel, saved: CheckpointTuple | None, config: RunnableConfi
 
 
 def loop_state(graph: Pregel, saved: CheckpointTuple, config: RunnableConfig) -> LoopState:
-    checkpoint = saved.checkpoint
-    channels, live = _algo.restore_channels(graph.spec, checkpoint)
-    saver = graph.checkpointer
-    assert saver is not None
-    st = LoopState(
-        spec=graph.spec,
-        run=RunContext(config=config, store=graph.store),
-        channels=channels,
-        versions=dict(checkpoint["channel_versions"]),
-        seen={k: dict(v) for k, v in checkpoint["versions_seen"].items()},
-        step=saved.metadata.get("step", -1) + 1,
-        stop=0,
-        checkpoint_id=checkpoint["id"],
-        next_version=lambda v: saver.get_next_version(v, None),
-        live_ephemeral=live,
+    """The loop state of a saved checkpoint, for reading it or planning an update."""
+    saver = require_saver(graph)
+    return _algo.restore_state(
+        graph.spec,
+        RunContext(config=config, store=graph.store),
+        saved,
+        lambda v: saver.get_next_version(v, None),
         checkpoint_ns=saved.config["configurable"].get("checkpoint_ns", ""),
     )
-    st.refresh(channels)
-    return st
 
 
 def resolve_as_node(graph: Pregel, saved: CheckpointTuple | None, as_node: str | None) -> str:

@@ -173,25 +173,16 @@ class Pregel:
             context=_coerce_context(self.context_schema, options.context),
             stream_writer=custom or _drop,
         )
-        checkpoint = saved.checkpoint if saved else None
-        channels, live = _algo.restore_channels(self.spec, checkpoint)
         saver = self.checkpointer
-        st = LoopState(
-            spec=self.spec,
-            run=run,
-            channels=channels,
-            versions=dict(checkpoint["channel_versions"]) if checkpoint else {},
-            seen={k: dict(v) for k, v in checkpoint["versions_seen"].items()} if checkpoint else {},
-            step=(saved.metadata.get("step", -1) + 1) if saved else 0,
-            stop=0,
-            checkpoint_id=checkpoint["id"] if checkpoint else f"run-{next(_counter)}",
-            next_version=(lambda v: saver.get_next_version(v, None)) if saver else _algo.increment,
-            live_ephemeral=live,
-            pending_writes=list(saved.pending_writes or []) if saved else [],
+        st = _algo.restore_state(
+            self.spec,
+            run,
+            saved,
+            (lambda v: saver.get_next_version(v, None)) if saver else _algo.increment,
             checkpoint_ns=config["configurable"].get("checkpoint_ns", ""),
+            fresh_id=f"run-{next(_counter)}",
             track_saved=saver is not None,
         )
-        st.refresh(channels)
         if saved is not None and not resuming:
             st.pending_writes = []
         durability = options.durability or "async"
