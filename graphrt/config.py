@@ -39,21 +39,21 @@ CONFIG_KEYS: Sequence[str] = (
 
 def get_config() -> RunnableConfig:
     """The config of the task running now. Raises RuntimeError outside a graph run."""
-    from graphrt.pregel._context import current_task
+    from graphrt._context import current_task
 
     return current_task("get_config").config
 
 
 def get_store() -> BaseStore | None:
     """The store given to `compile(store=...)` (None without one). Raises RuntimeError outside a graph run."""
-    from graphrt.pregel._context import current_task
+    from graphrt._context import current_task
 
     return current_task("get_store").run.store
 
 
 def get_stream_writer() -> StreamWriter:
     """A writer for the `custom` stream mode; a no-op when that mode is not streamed."""
-    from graphrt.pregel._context import current_task
+    from graphrt._context import current_task
 
     writer: Callable[[Any], None] = current_task("get_stream_writer").run.stream_writer
     return writer

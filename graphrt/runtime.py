@@ -38,7 +38,7 @@ class Runtime(Generic[ContextT]):
 
 def get_runtime(context_schema: type[ContextT] | None = None) -> Runtime[ContextT]:
     """The runtime of the task running now. Raises RuntimeError outside a graph run."""
-    from graphrt.pregel._context import current_task
+    from graphrt._context import current_task
 
     runtime: Runtime[ContextT] = current_task("get_runtime").runtime
     return runtime

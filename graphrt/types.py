@@ -219,6 +219,6 @@ def interrupt(value: Any) -> Any:
     Resuming with `Command(resume=answer)` re-runs the node from the start, and this call then returns
     `answer`. Several calls in one node are matched to answers in call order. Needs a checkpointer.
     """
-    from graphrt.pregel._context import current_task
+    from graphrt._context import current_task
 
     return current_task("interrupt").interrupt(value)

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any
 from graphrt.constants import END
 from graphrt.errors import ParentCommand
 from graphrt.graph._schema import updates_of
-from graphrt.pregel._algo import TASKS, Task
-from graphrt.pregel._call import Call
+from graphrt.pregel._spec import TASKS, Call, Task
 from graphrt.types import Command, Send
 
 if TYPE_CHECKING:

@@ -18,8 +18,7 @@ from graphrt.constants import END, START
 from graphrt.graph._node import Branch, StateNodeProc, StateView, branch_channel, goto_writes
 from graphrt.graph._schema import SchemaInfo, inspect_schema, updates_of
 from graphrt.graph._validate import validate_graph
-from graphrt.pregel._algo import TASKS, GraphSpec, PregelNode
-from graphrt.pregel._call import Call
+from graphrt.pregel._spec import TASKS, Call, GraphSpec, PregelNode
 from graphrt.pregel.main import Pregel
 from graphrt.store.base import BaseStore
 from graphrt.types import All, CachePolicy, Command, RetryPolicy, Send

@@ -13,7 +13,7 @@ from typing import Any, get_type_hints
 
 import anyio.to_thread
 
-from graphrt.pregel._context import TaskContext
+from graphrt._context import TaskContext
 
 _SERVICES = ("config", "store", "writer", "runtime")
 

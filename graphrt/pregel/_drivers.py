@@ -17,11 +17,11 @@ from typing import Any
 
 import anyio
 
+from graphrt._context import enter_task, exit_task
 from graphrt.errors import GraphBubbleUp, GraphInterrupt
-from graphrt.pregel._algo import Task
-from graphrt.pregel._context import enter_task, exit_task
 from graphrt.pregel._loop import Effect, Emit, RunTasks, SaveCheckpoint, SaveWrites, StepOutcome
 from graphrt.pregel._retry import next_delay
+from graphrt.pregel._spec import Task
 
 Event = tuple[str, Any]
 

@@ -14,7 +14,8 @@ from typing import Any
 from graphrt.checkpoint.base import CheckpointMetadata
 from graphrt.errors import ErrorCode, GraphInterrupt, GraphRecursionError, create_error_message
 from graphrt.pregel import _algo
-from graphrt.pregel._algo import ERROR, INTERRUPT, NO_WRITES, NULL_TASK_ID, RESUME, LoopState, Task
+from graphrt.pregel._algo import LoopState
+from graphrt.pregel._spec import ERROR, INTERRUPT, NO_WRITES, NULL_TASK_ID, RESUME, TASKS, Task
 from graphrt.types import Command, Interrupt, Send
 
 
@@ -220,7 +221,7 @@ def _command_writes(st: LoopState, plan: RunPlan, command: Command[Any]) -> list
     gotos = command.goto if isinstance(command.goto, (list, tuple)) else [command.goto]
     for goto in gotos:
         if isinstance(goto, Send):
-            writes.append((_algo.TASKS, goto))
+            writes.append((TASKS, goto))
         elif goto:
             writes.append((f"branch:to:{goto}", None))
     if command.resume is not None and not _pending_interrupts(st):

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from graphrt._context import RunContext
 from graphrt.checkpoint.base import Checkpoint, CheckpointMetadata, CheckpointTuple, empty_checkpoint
 from graphrt.checkpoint.base.id import uuid6
 from graphrt.config import RunnableConfig
 from graphrt.constants import START
 from graphrt.errors import InvalidUpdateError
 from graphrt.pregel import _algo
-from graphrt.pregel._algo import NULL_TASK_ID, LoopState, Task
-from graphrt.pregel._context import RunContext
+from graphrt.pregel._algo import LoopState
+from graphrt.pregel._spec import NULL_TASK_ID, PULL, Task
 from graphrt.types import Interrupt, PregelTask, StateSnapshot, StateUpdate
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ def plan_update(
     tasks = []
     for values, as_node in updates:
         node = graph.spec.nodes[resolve_as_node(graph, saved, as_node)]
-        task = _algo.new_task(st, node, None, (_algo.PULL, node.name), node.triggers)
+        task = _algo.new_task(st, node, None, (PULL, node.name), node.triggers)
         writer = getattr(node.proc, "write_update", None)
         if writer is None:
             raise InvalidUpdateError(f"Node {node.name} cannot take state updates")

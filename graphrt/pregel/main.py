@@ -8,15 +8,16 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from graphrt._context import RunContext
 from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, get_checkpoint_metadata
 from graphrt.checkpoint.base.id import uuid6
 from graphrt.config import RunnableConfig
 from graphrt.errors import EmptyInputError
 from graphrt.pregel import _algo, _state
-from graphrt.pregel._algo import INTERRUPT, GraphSpec, LoopState, Task
-from graphrt.pregel._context import RunContext
+from graphrt.pregel._algo import LoopState
 from graphrt.pregel._drivers import RunIO, drive_async, drive_sync
 from graphrt.pregel._loop import RunPlan, SaveCheckpoint, SaveWrites, run_loop
+from graphrt.pregel._spec import INTERRUPT, GraphSpec, PregelNode, Task
 from graphrt.store.base import BaseStore
 from graphrt.types import All, Command, Durability, StateSnapshot, StateUpdate, StreamMode
 
@@ -78,7 +79,7 @@ class Pregel:
         self.context_schema = context_schema
 
     @property
-    def nodes(self) -> Mapping[str, _algo.PregelNode]:
+    def nodes(self) -> Mapping[str, PregelNode]:
         return self.spec.nodes
 
     @property

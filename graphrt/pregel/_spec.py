@@ -1,0 +1,112 @@
+"""The compiled-graph spec: what a builder (`graph/`, `func/`) hands the engine, and reserved channel names.
+
+The builder decides channel names and node procs; the engine only reads this spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from graphrt._context import TaskContext
+from graphrt.channels.base import BaseChannel
+from graphrt.pregel._call import Call
+from graphrt.types import All, RetryPolicy
+
+__all__ = (
+    "ERROR",
+    "INPUT",
+    "INTERRUPT",
+    "NO_WRITES",
+    "NULL_TASK_ID",
+    "PULL",
+    "PUSH",
+    "RESERVED",
+    "RESUME",
+    "TASKS",
+    "Call",
+    "GraphSpec",
+    "NodeProc",
+    "PregelNode",
+    "Task",
+)
+
+TASKS = "__pregel_tasks"
+"""The Topic channel holding `Send` packets for the next step."""
+INTERRUPT = "__interrupt__"
+RESUME = "__resume__"
+ERROR = "__error__"
+NO_WRITES = "__no_writes__"
+"""Marks a task that finished with no writes, so a resumed run does not run it again."""
+INPUT = "__input__"
+NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"
+RESERVED = frozenset({TASKS, INTERRUPT, RESUME, ERROR, NO_WRITES})
+PULL, PUSH = "__pregel_pull", "__pregel_push"
+
+
+class NodeProc(Protocol):
+    """What a node does with its input: runs the user's function and appends writes to the task."""
+
+    def run(self, task: Task) -> None: ...
+
+    async def arun(self, task: Task) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PregelNode:
+    """A compiled node: what triggers it, what it reads, and what it runs."""
+
+    name: str
+    triggers: tuple[str, ...]
+    """Channels whose update schedules the node (PULL tasks)."""
+    reads: tuple[str, ...] | str
+    """A channel name: its value is the input. A tuple: a dict of those channels that have values."""
+    proc: NodeProc
+    mapper: Callable[[Any], Any] | None = None
+    """Turns the read dict into the node's input type (a pydantic model, a dataclass)."""
+    retry_policy: tuple[RetryPolicy, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    hidden: bool = False
+    """Internal nodes (`__start__`): not streamed in `updates`/`tasks`, not matched by `interrupt_*="*"`."""
+    reads_state: bool = False
+    """`reads` is exactly the graph's state keys: the input is a copy of the loop's state mirror."""
+
+
+@dataclass(frozen=True, slots=True)
+class GraphSpec:
+    """Everything about a compiled graph that the loop needs, precomputed once."""
+
+    nodes: Mapping[str, PregelNode]
+    channels: Mapping[str, BaseChannel[Any, Any, Any]]
+    """Empty channels; each run starts from copies restored from the checkpoint."""
+    trigger_to_nodes: Mapping[str, tuple[str, ...]]
+    input_channels: str | tuple[str, ...]
+    output_channels: str | tuple[str, ...]
+    """What `invoke` returns (the output schema's keys)."""
+    output_set: frozenset[str]
+    stream_channels: frozenset[str]
+    """Channels whose writes appear in `updates` chunks."""
+    step_notified: frozenset[str]
+    """Channels whose `update([])` may change them (ephemeral values): notified of steps they missed."""
+    interrupt_before: All | tuple[str, ...] = ()
+    interrupt_after: All | tuple[str, ...] = ()
+    values_channels: str | tuple[str, ...] = ()
+    """What the `values` stream shows (the state schema's keys; LangGraph filters only invoke's result)."""
+    state_keys: frozenset[str] = frozenset()
+    """Channels mirrored in `LoopState.state`, for nodes that read the whole state."""
+
+
+@dataclass(slots=True)
+class Task:
+    """One node invocation in one step. `writes` fills in as it runs (hence not frozen)."""
+
+    name: str
+    input: Any
+    node: PregelNode
+    id: str
+    path: tuple[Any, ...]
+    triggers: tuple[str, ...]
+    ctx: TaskContext
+    writes: list[tuple[str, Any]] = field(default_factory=list)
