@@ -1,11 +1,16 @@
-"""The run-scoped and task-scoped services a node reaches through a ContextVar (never through config keys)."""
+"""The run-scoped and task-scoped services a node reaches through a ContextVar (never through config keys).
+
+A run is a *scope* that can nest: a subgraph called from a task opens a child scope of that task, with the
+same thread, a deeper checkpoint namespace, and the same event sink. The engine fills these in; the public
+value modules (`types`, `config`, `runtime`) only read them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from graphrt.errors import GraphInterrupt
 from graphrt.runtime import Runtime
@@ -18,6 +23,37 @@ if TYPE_CHECKING:
 
 def _drop(_chunk: Any) -> None:
     return None
+
+
+class EventSink(Protocol):
+    """Where a run's stream events go (the caller of the root run reads them)."""
+
+    subgraphs: bool
+    """The caller asked for nested runs' events too (`stream(..., subgraphs=True)`)."""
+
+    def emit(self, mode: str, chunk: Any) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunScope:
+    """Where a run sits: its thread, its checkpoint namespace and the scope it nests in."""
+
+    thread_id: Any
+    ns: str = ""
+    """The checkpoint namespace: "" at the root, `node:task_id` parts joined by `|` below it."""
+    parent: RunScope | None = None
+    parents: Mapping[str, str] = field(default_factory=dict)
+    """Each ancestor namespace -> its checkpoint id when this scope opened (checkpoint `metadata["parents"]`)."""
+    saver: Any = None
+    """The checkpointer that serves this scope; nested scopes inherit it."""
+    sink: EventSink | None = None
+    task_ns: str | None = None
+    """The namespace of the task this scope nests in (None at the root): where `Command.PARENT` goes."""
+
+    @property
+    def ns_path(self) -> tuple[str, ...]:
+        """The namespace as the tuple `stream(..., subgraphs=True)` yields."""
+        return tuple(self.ns.split("|")) if self.ns else ()
 
 
 @dataclass(slots=True)
@@ -33,6 +69,9 @@ class RunContext:
     """Sink for the `custom` stream mode; drops chunks when that mode is not streamed."""
     previous: Any = None
     """The thread's previous return value (functional API), exposed as `Runtime.previous`."""
+    scope: RunScope = field(default_factory=lambda: RunScope(None))
+    resuming: bool = False
+    """The run continues a saved checkpoint (so a task re-executed in it resumes what it nested)."""
     runtime: Runtime[Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -51,12 +90,15 @@ class TaskContext:
     step: int
     triggers: Sequence[str]
     path: tuple[Any, ...]
-    resume: list[Any] = field(default_factory=list)
-    """Answers to this task's interrupts, in call order (from earlier resumes)."""
+    resume: dict[str, Any] = field(default_factory=dict)
+    """Answers to interrupts raised in this task (or in a run nested in it), by interrupt id."""
     null_resume: Any = None
     """A single `Command(resume=v)` answer, claimed by the first interrupt without an answer."""
     has_null_resume: bool = False
     interrupt_ns: str = ""
+    """This task's namespace (`node:task_id` under the run's); a run nested in the task uses it."""
+    checkpoint_id: str = ""
+    """The checkpoint the task's step started from."""
     node_metadata: Mapping[str, Any] = field(default_factory=dict)
     """`add_node(..., metadata=...)`, merged into the task config's metadata."""
     channels: Mapping[str, Any] = field(default_factory=dict)
@@ -91,13 +133,14 @@ class TaskContext:
         """Return the answer to this task's next interrupt, or raise GraphInterrupt asking for it."""
         idx = self._counter
         self._counter += 1
-        if idx < len(self.resume):
-            return self.resume[idx]
+        key = interrupt_id(self.interrupt_ns, idx)
+        if key in self.resume:
+            return self.resume[key]
         if self.has_null_resume:
             self.has_null_resume = False
-            self.resume.append(self.null_resume)
+            self.resume[key] = self.null_resume
             return self.null_resume
-        raise GraphInterrupt((Interrupt(value=value, id=interrupt_id(self.interrupt_ns, idx)),))
+        raise GraphInterrupt((Interrupt(value=value, id=key),))
 
 
 def interrupt_id(ns: str, idx: int) -> str:
@@ -108,6 +151,11 @@ def interrupt_id(ns: str, idx: int) -> str:
 
 
 _current: ContextVar[TaskContext | None] = ContextVar("graphrt_task", default=None)
+
+
+def running_task() -> TaskContext | None:
+    """The task running in this context, if any (a graph invoked inside it runs nested)."""
+    return _current.get()
 
 
 def current_task(caller: str) -> TaskContext:

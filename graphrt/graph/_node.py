@@ -94,16 +94,24 @@ class StateNodeProc:
     branches: tuple[Branch, ...]
     view: StateView
     name: str
+    subgraph: Any = None
+    """A compiled graph run as this node (nested in the task, natively sync or async)."""
 
     def run(self, task: Task) -> None:
-        out = task.input if self.call is None else self.call.invoke(task.input, task.ctx)
+        if self.subgraph is not None:
+            out = self.subgraph.invoke(task.input)
+        else:
+            out = task.input if self.call is None else self.call.invoke(task.input, task.ctx)
         self._write(task, out)
         for branch in self.branches:
             result = branch.path.invoke(self.view.read(task), task.ctx)
             task.writes.extend(goto_writes(branch.destinations(result)))
 
     async def arun(self, task: Task) -> None:
-        out = task.input if self.call is None else await self.call.ainvoke(task.input, task.ctx)
+        if self.subgraph is not None:
+            out = await self.subgraph.ainvoke(task.input)
+        else:
+            out = task.input if self.call is None else await self.call.ainvoke(task.input, task.ctx)
         self._write(task, out)
         for branch in self.branches:
             result = await branch.path.ainvoke(self.view.read(task), task.ctx)
@@ -115,6 +123,10 @@ class StateNodeProc:
         for branch in self.branches:
             result = branch.path.invoke(self.view.read(task), task.ctx)
             task.writes.extend(goto_writes(branch.destinations(result)))
+
+    def write_command(self, task: Task, command: Command[Any]) -> None:
+        """Write `command` as if the node had returned it (a `Command.PARENT` from a nested run)."""
+        self._write(task, command)
 
     def _write(self, task: Task, out: Any) -> None:
         writes = task.writes

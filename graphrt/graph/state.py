@@ -13,7 +13,6 @@ from graphrt.channels.last_value import LastValueAfterFinish
 from graphrt.channels.named_barrier_value import NamedBarrierValue, NamedBarrierValueAfterFinish
 from graphrt.channels.topic import Topic
 from graphrt.checkpoint.base import BaseCheckpointSaver
-from graphrt.config import RunnableConfig
 from graphrt.constants import END, START
 from graphrt.graph._node import Branch, StateNodeProc, StateView, branch_channel, goto_writes
 from graphrt.graph._schema import SchemaInfo, inspect_schema, updates_of
@@ -240,11 +239,10 @@ class StateGraph(Generic[StateT]):
             "*" if interrupt_before == "*" else tuple(interrupt_before or ()),
             "*" if interrupt_after == "*" else tuple(interrupt_after or ()),
         )
-        saver = checkpointer if isinstance(checkpointer, BaseCheckpointSaver) else None
         return CompiledStateGraph(
             spec,
             builder=self,
-            checkpointer=saver,
+            checkpointer=checkpointer,
             store=store,
             name=name or "LangGraph",
             debug=debug,
@@ -288,6 +286,7 @@ class StateGraph(Generic[StateT]):
         )
         for name, spec in self.nodes.items():
             info = self.schemas[spec.input_schema] if spec.input_schema is not None else state
+            subgraph = spec.action.graph if isinstance(spec.action, _GraphNode) else None
             proc = StateNodeProc(
                 Call.of(spec.action),
                 state_keys,
@@ -295,6 +294,7 @@ class StateGraph(Generic[StateT]):
                 self._branches(name),
                 view,
                 name,
+                subgraph,
             )
             triggers = (branch_channel(name), *sorted(joins.get(name, ())))
             nodes[name] = PregelNode(
@@ -306,6 +306,7 @@ class StateGraph(Generic[StateT]):
                 spec.retry_policy,
                 spec.metadata,
                 reads_state=info is state,
+                subgraph=subgraph,
             )
         trigger_to_nodes: dict[str, list[str]] = {}
         for node in nodes.values():
@@ -324,6 +325,7 @@ class StateGraph(Generic[StateT]):
             step_notified=frozenset(k for k, c in channels.items() if c.steps_without_writes),
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
+            route=goto_writes,
         )
 
     def _edges_from(self, source: str, join_writes: dict[str, list[tuple[str, Any]]]) -> tuple[tuple[str, Any], ...]:
@@ -383,6 +385,9 @@ class StartProc:
         task.input = values
         self.run(task)
 
+    def write_command(self, task: Any, command: Any) -> None:
+        self.write_update(task, command)
+
 
 class CompiledStateGraph(Pregel, Generic[StateT]):
     """A compiled `StateGraph`: run it with `invoke`/`stream` (default stream mode: `updates`)."""
@@ -403,26 +408,18 @@ class CompiledStateGraph(Pregel, Generic[StateT]):
 
 
 class _GraphNode:
-    """A compiled graph used as a node: it gets the state as its input and its output is the update.
+    """A compiled graph added as a node: it gets the state as its input and its output is the update.
 
-    It runs without a checkpointer of its own; subgraph persistence (namespaces, `checkpointer=True`)
-    is not supported yet.
+    It runs nested in the node's task (see `graphrt/pregel/_nested.py`): it saves with the parent's
+    checkpointer under the task's namespace, and its interrupts and `Command.PARENT` reach the parent.
     """
 
     def __init__(self, graph: Pregel) -> None:
         self.graph = graph
         self.name = graph.name
 
-    def __call__(self, state: Any, config: RunnableConfig) -> Any:
-        return self.graph.invoke(state, _child_config(config))
-
-
-def _child_config(config: RunnableConfig) -> RunnableConfig:
-    configurable = {k: v for k, v in config.get("configurable", {}).items() if not k.startswith("checkpoint_")}
-    child: RunnableConfig = {"configurable": configurable}
-    if "recursion_limit" in config:
-        child["recursion_limit"] = config["recursion_limit"]
-    return child
+    def __call__(self, state: Any) -> Any:
+        return self.graph.invoke(state)
 
 
 def _name_of(action: Callable[..., Any]) -> str:

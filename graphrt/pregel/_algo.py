@@ -118,8 +118,8 @@ class SavedTask:
     """The repr of the error it failed with."""
     interrupts: tuple[Any, ...] = ()
     """The interrupts it is waiting on."""
-    resume: tuple[Any, ...] = ()
-    """The answers it already has, in call order."""
+    resume: Any = None
+    """Its last saved answers: `{interrupt_id: answer}` for a task, the bare answer for the null task."""
 
 
 def read_saved_writes(pending: Iterable[tuple[str, str, Any]]) -> dict[str, SavedTask]:
@@ -135,7 +135,7 @@ def read_saved_writes(pending: Iterable[tuple[str, str, Any]]) -> dict[str, Save
             writes=done if finished else None,
             error=next((v for c, v in writes if c == ERROR), None),
             interrupts=tuple(i for c, v in writes if c == INTERRUPT for i in v),
-            resume=next((tuple(v) for c, v in reversed(writes) if c == RESUME), ()),
+            resume=next((v for c, v in reversed(writes) if c == RESUME), None),
         )
     return out
 
@@ -227,6 +227,7 @@ def new_task(st: LoopState, node: PregelNode, value: Any, path: tuple[Any, ...],
         triggers,
         path,
         interrupt_ns=ns,
+        checkpoint_id=st.checkpoint_id,
         channels=st.channels,
         node_metadata=node.metadata,
     )
@@ -238,6 +239,9 @@ class _NoProc:
         return None
 
     async def arun(self, task: Task) -> None:
+        return None
+
+    def write_command(self, task: Task, command: Any) -> None:
         return None
 
 

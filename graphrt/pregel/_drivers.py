@@ -1,81 +1,77 @@
 """Drivers: perform the loop's effects, sync (inline or thread pool) and async (anyio task group).
 
 This is the only module that knows about concurrency. Both drivers walk the same generator
-(`_loop.run_loop`) and hand the caller `(mode, chunk)` stream events as they happen.
+(`_loop.run_loop`) and put `(namespace, mode, chunk)` events into the run's sink as they happen; a root
+run's driver hands them to the caller, a nested run's sink forwards them to the root's.
+
+Nesting never deadlocks: a nested run waiting for its step's tasks runs its own queued tasks itself, so a
+parent holding pool threads never waits on work that can't start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextvars
 import queue
+import threading
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
 from graphrt._context import enter_task, exit_task
-from graphrt.errors import GraphBubbleUp, GraphInterrupt
-from graphrt.pregel._loop import Effect, Emit, RunTasks, SaveCheckpoint, SaveWrites, StepOutcome
+from graphrt.errors import GraphBubbleUp, GraphInterrupt, ParentCommand
+from graphrt.pregel._io import Event, RunIO
+from graphrt.pregel._loop import Effect, Emit, RunTasks, SaveCheckpoint, StepOutcome
 from graphrt.pregel._retry import next_delay
 from graphrt.pregel._spec import Task
+from graphrt.types import Command
 
-Event = tuple[str, Any]
 
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """A task finished (put in the same queue as events, so a waiting root driver wakes for either)."""
 
-@dataclass(slots=True)
-class RunIO:
-    """The I/O a run performs: saving (bound to a checkpointer and thread) and the custom-event queue."""
-
-    put_checkpoint: Callable[[SaveCheckpoint], None] | None = None
-    put_writes: Callable[[SaveWrites], None] | None = None
-    aput_checkpoint: Callable[[SaveCheckpoint], Any] | None = None
-    aput_writes: Callable[[SaveWrites], Any] | None = None
-    max_concurrency: int | None = None
-    custom: deque[Event] = field(default_factory=deque)
-    """Chunks from `get_stream_writer()`, drained between effects (appended from any thread)."""
+    task: Task
+    error: BaseException | None
 
 
 # ---------------------------------------------------------------- sync
 
 
 def drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event]:
-    """Run the loop to the end, yielding stream events."""
+    """Run the loop to the end, yielding the run's stream events as they happen."""
     reply: Any = None
+    sink = io.sink
     while True:
         try:
             effect = loop.send(reply)
         except StopIteration:
-            yield from _drain(io)
+            yield from sink.drain()
             return
         reply = None
         kind = type(effect)
         if kind is Emit:
-            yield from _drain(io)
-            yield (effect.mode, effect.chunk)  # type: ignore[union-attr]
+            sink.emit(effect.mode, effect.chunk)  # type: ignore[union-attr]
         elif kind is RunTasks:
             reply = yield from _run_tasks_sync(effect, io)  # type: ignore[arg-type]
-        elif kind is SaveCheckpoint:
-            if io.put_checkpoint is not None:
-                io.put_checkpoint(effect)  # type: ignore[arg-type]
-        elif io.put_writes is not None:
-            io.put_writes(effect)  # type: ignore[arg-type]
+        elif io.writer is not None:
+            if kind is SaveCheckpoint:
+                io.writer.put_checkpoint(effect)  # type: ignore[arg-type]
+            else:
+                io.writer.put_writes(effect)  # type: ignore[arg-type]
+        yield from sink.drain()
 
 
-def _drain(io: RunIO) -> Iterator[Event]:
-    while io.custom:
-        yield io.custom.popleft()
-
-
-def _perform_sync(effects: Sequence[Effect], io: RunIO) -> Iterator[Event]:
+def _perform_sync(effects: Sequence[Effect], io: RunIO) -> None:
     for effect in effects:
         if type(effect) is Emit:
-            yield (effect.mode, effect.chunk)
-        elif type(effect) is SaveWrites and io.put_writes is not None:
-            io.put_writes(effect)
+            io.sink.emit(effect.mode, effect.chunk)
+        elif io.writer is not None:
+            io.writer.put_writes(effect)  # type: ignore[arg-type]
 
 
 _POOL_SIZE = 32
@@ -91,24 +87,24 @@ def _shared_pool() -> concurrent.futures.ThreadPoolExecutor:
 
 
 def _run_tasks_sync(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOutcome]:
-    """One task runs inline; several are drained from a queue by up to `max_concurrency` pool workers.
+    """One task runs inline; several are drained from a queue by up to `max_concurrency` workers.
 
-    The calling thread performs each finished task's effects (save its writes, stream its events) as
-    soon as it arrives, so a task's writes are durable even while its siblings still run.
+    The driver's thread performs each finished task's effects (save its writes, stream its events) as
+    soon as it arrives, so a task's writes are durable even while its siblings still run. A nested run's
+    driver is itself one of the workers; a root run's driver stays free to hand events to the caller.
     """
     tasks = effect.tasks
     results: list[tuple[Task, BaseException | None]] = []
-    if len(tasks) == 1:
+    if len(tasks) == 1 and not io.live:
         task = tasks[0]
-        error = run_task_sync(task)
+        error = run_task_sync(task, io)
         results.append((task, error))
-        yield from _drain(io)
-        yield from _perform_sync(effect.after_task(task, error), io)
+        _perform_sync(effect.after_task(task, error), io)
     elif tasks:
         todo: queue.SimpleQueue[Task] = queue.SimpleQueue()
         for task in tasks:
             todo.put(task)
-        finished: queue.SimpleQueue[tuple[Task, BaseException | None]] = queue.SimpleQueue()
+        done: Any = queue.SimpleQueue() if io.nested else io.sink
         workers = min(len(tasks), io.max_concurrency or _POOL_SIZE, _POOL_SIZE)
         context = contextvars.copy_context()
 
@@ -118,20 +114,22 @@ def _run_tasks_sync(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOu
                     task = todo.get_nowait()
                 except queue.Empty:
                     return
-                finished.put((task, context.copy().run(run_task_sync, task)))
+                done.put(_Done(task, context.copy().run(run_task_sync, task, io)))
 
-        futures = [_shared_pool().submit(work) for _ in range(workers)]
-        for _ in range(len(tasks)):
-            while True:
-                try:
-                    task, error = finished.get(timeout=0.05)
-                    break
-                except queue.Empty:
-                    yield from _drain(io)
-                    _raise_if_worker_died(futures)
-            results.append((task, error))
-            yield from _drain(io)
-            yield from _perform_sync(effect.after_task(task, error), io)
+        futures = [_shared_pool().submit(work) for _ in range(workers - 1 if io.nested else workers)]
+        if io.nested:
+            work()
+        while len(results) < len(tasks):
+            try:
+                item = done.get(timeout=1.0)
+            except queue.Empty:
+                _raise_if_worker_died(futures)
+                continue
+            if type(item) is _Done:
+                results.append((item.task, item.error))
+                _perform_sync(effect.after_task(item.task, item.error), io)
+            else:
+                yield item
     return _outcome(tasks, results)
 
 
@@ -141,8 +139,8 @@ def _raise_if_worker_died(futures: list[concurrent.futures.Future[None]]) -> Non
             raise future.exception()  # type: ignore[misc]
 
 
-def run_task_sync(task: Task) -> BaseException | None:
-    """Run one task with its retry policy; returns the exception it ended with, if any."""
+def run_task_sync(task: Task, io: RunIO | None = None) -> BaseException | None:
+    """Run one task with its retry policy; returns the exception (or signal) it ended with, if any."""
     token = enter_task(task.ctx)
     try:
         attempt = 0
@@ -151,6 +149,8 @@ def run_task_sync(task: Task) -> BaseException | None:
             try:
                 task.node.proc.run(task)
                 return None
+            except ParentCommand as signal:
+                return _route_parent_command(task, signal)
             except GraphBubbleUp as signal:
                 return signal
             except Exception as exc:
@@ -162,6 +162,25 @@ def run_task_sync(task: Task) -> BaseException | None:
                 time.sleep(delay)
     finally:
         exit_task(token)
+
+
+def _route_parent_command(task: Task, signal: ParentCommand) -> BaseException | None:
+    """A `Command(graph=Command.PARENT)` leaving a run: apply it here if it is addressed to this task.
+
+    Inside a nested run the command is readdressed to the task the run nests in; that task (one level up)
+    applies it as if its node had returned it. At the root it keeps travelling (LangGraph raises it too).
+    """
+    command = signal.args[0]
+    if command.graph == task.ctx.interrupt_ns:
+        task.writes.clear()
+        task.node.proc.write_command(task, Command(update=command.update, goto=command.goto, resume=command.resume))
+        return None
+    scope = task.ctx.run.scope
+    if command.graph == Command.PARENT and scope.task_ns is not None:
+        return ParentCommand(
+            Command(graph=scope.task_ns, update=command.update, goto=command.goto, resume=command.resume)
+        )
+    return signal
 
 
 def _note(exc: BaseException, task: Task) -> None:
@@ -184,43 +203,73 @@ def _outcome(tasks: Sequence[Task], results: list[tuple[Task, BaseException | No
 
 
 async def drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncIterator[Event]:
-    """Run the loop to the end on the current event loop, yielding stream events."""
+    """Async twin of `drive_sync`: a root run hands events to the caller while its tasks still run."""
+    if io.nested:
+        await _walk_async(loop, io)
+        for event in io.sink.drain():
+            yield event
+        return
+    sink = io.sink
+    wake = asyncio.Event()
+    event_loop = asyncio.get_running_loop()
+    loop_thread = threading.get_ident()
+
+    def notify() -> None:
+        if threading.get_ident() == loop_thread:
+            wake.set()
+        else:
+            event_loop.call_soon_threadsafe(wake.set)
+
+    sink.wake = notify
+    walker = asyncio.ensure_future(_walk_async(loop, io))
+    walker.add_done_callback(lambda _: wake.set())
+    try:
+        while True:
+            for event in sink.drain():
+                yield event
+            if walker.done():
+                for event in sink.drain():
+                    yield event
+                walker.result()
+                return
+            await wake.wait()
+            wake.clear()
+    finally:
+        sink.wake = None
+        if not walker.done():
+            walker.cancel()
+
+
+async def _walk_async(loop: Generator[Effect, Any, None], io: RunIO) -> None:
+    """Perform the loop's effects on the current event loop; events go to the run's sink."""
     reply: Any = None
     while True:
         try:
             effect = loop.send(reply)
         except StopIteration:
-            for event in _drain(io):
-                yield event
             return
         reply = None
         kind = type(effect)
         if kind is Emit:
-            for event in _drain(io):
-                yield event
-            yield (effect.mode, effect.chunk)  # type: ignore[union-attr]
+            io.sink.emit(effect.mode, effect.chunk)  # type: ignore[union-attr]
         elif kind is RunTasks:
-            events: list[Event] = []
-            reply = await _run_tasks_async(effect, io, events)  # type: ignore[arg-type]
-            for event in events:
-                yield event
-        elif kind is SaveCheckpoint:
-            if io.aput_checkpoint is not None:
-                await io.aput_checkpoint(effect)  # type: ignore[arg-type]
-        elif io.aput_writes is not None:
-            await io.aput_writes(effect)  # type: ignore[arg-type]
+            reply = await _run_tasks_async(effect, io)  # type: ignore[arg-type]
+        elif io.writer is not None:
+            if kind is SaveCheckpoint:
+                await io.writer.aput_checkpoint(effect)  # type: ignore[arg-type]
+            else:
+                await io.writer.aput_writes(effect)  # type: ignore[arg-type]
 
 
-async def _perform_async(effects: Sequence[Effect], io: RunIO, events: list[Event]) -> None:
+async def _perform_async(effects: Sequence[Effect], io: RunIO) -> None:
     for effect in effects:
         if type(effect) is Emit:
-            events.extend(_drain(io))
-            events.append((effect.mode, effect.chunk))
-        elif type(effect) is SaveWrites and io.aput_writes is not None:
-            await io.aput_writes(effect)
+            io.sink.emit(effect.mode, effect.chunk)
+        elif io.writer is not None:
+            await io.writer.aput_writes(effect)  # type: ignore[arg-type]
 
 
-async def _run_tasks_async(effect: RunTasks, io: RunIO, events: list[Event]) -> StepOutcome:
+async def _run_tasks_async(effect: RunTasks, io: RunIO) -> StepOutcome:
     """Run the step's tasks in an anyio task group; a sync node runs in a worker thread."""
     results: list[tuple[Task, BaseException | None]] = []
     limiter = anyio.Semaphore(io.max_concurrency) if io.max_concurrency else None
@@ -232,7 +281,7 @@ async def _run_tasks_async(effect: RunTasks, io: RunIO, events: list[Event]) -> 
         else:
             error = await run_task_async(task)
         results.append((task, error))
-        await _perform_async(effect.after_task(task, error), io, events)
+        await _perform_async(effect.after_task(task, error), io)
 
     if len(effect.tasks) == 1:
         await one(effect.tasks[0])
@@ -240,7 +289,6 @@ async def _run_tasks_async(effect: RunTasks, io: RunIO, events: list[Event]) -> 
         async with anyio.create_task_group() as group:
             for task in effect.tasks:
                 group.start_soon(one, task)
-    events.extend(_drain(io))
     return _outcome(effect.tasks, results)
 
 
@@ -254,6 +302,8 @@ async def run_task_async(task: Task) -> BaseException | None:
             try:
                 await task.node.proc.arun(task)
                 return None
+            except ParentCommand as signal:
+                return _route_parent_command(task, signal)
             except GraphBubbleUp as signal:
                 return signal
             except Exception as exc:

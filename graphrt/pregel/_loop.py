@@ -106,6 +106,10 @@ class RunPlan:
     forking: bool = False
     """The run continues an explicitly named (older) checkpoint: a `fork` checkpoint is written first."""
     interrupts: list[Interrupt] = field(default_factory=list)
+    status: str = ""
+    """How the run stopped: "done", "interrupt_before", "interrupt_after" or "interrupted"."""
+    parents: dict[str, str] = field(default_factory=dict)
+    """`metadata["parents"]` of this scope's checkpoints."""
     dirty: set[str] = field(default_factory=set)
     """Channels changed since the last saved checkpoint (their versions go to the saver)."""
 
@@ -166,6 +170,7 @@ def _stop(
     st: LoopState, plan: RunPlan, status: str, asked: tuple[Interrupt, ...] = (), finished: Sequence[Task] = ()
 ) -> Generator[Effect, Any, None]:
     """The run stops (done, or at an interrupt): last values, the save at exit, the interrupt chunks."""
+    plan.status = status
     if asked:
         plan.values_pending = False  # the interrupt's own values chunk shows the state
     else:
@@ -219,11 +224,12 @@ def _command_writes(st: LoopState, plan: RunPlan, command: Command[Any]) -> list
     if command.update is not None:
         writes.extend(plan.map_update(command.update))
     gotos = command.goto if isinstance(command.goto, (list, tuple)) else [command.goto]
-    for goto in gotos:
-        if isinstance(goto, Send):
-            writes.append((TASKS, goto))
-        elif goto:
-            writes.append((f"branch:to:{goto}", None))
+    targets = [g for g in gotos if g]
+    if targets:
+        if st.spec.route is not None:
+            writes.extend(st.spec.route(targets))
+        else:
+            writes.extend((TASKS, g) for g in targets if isinstance(g, Send))
     if command.resume is not None and not _pending_interrupts(st):
         # Resuming a static breakpoint: the answer waits for the first interrupt() call.
         writes.append((RESUME, command.resume))
@@ -231,14 +237,31 @@ def _command_writes(st: LoopState, plan: RunPlan, command: Command[Any]) -> list
 
 
 def _pending_interrupts(st: LoopState) -> dict[str, str]:
-    """Interrupt id -> id of the task that raised it, for the interrupts saved on this checkpoint."""
-    return {i.id: task_id for task_id, chan, value in st.pending_writes if chan == INTERRUPT for i in value}
+    """Interrupt id -> id of the task that raised it, for this checkpoint's interrupts not yet answered."""
+    answered = _answers(st)
+    return {
+        i.id: task_id
+        for task_id, chan, value in st.pending_writes
+        if chan == INTERRUPT
+        for i in value
+        if i.id not in answered.get(task_id, {})
+    }
 
 
-def _resume_answers(st: LoopState, resume: Any) -> dict[str, tuple[Any, ...]]:
-    """The full answer list of each interrupted task after this resume.
+def _answers(st: LoopState) -> dict[str, dict[str, Any]]:
+    """Each task's saved answers (`{interrupt_id: answer}`), the latest save winning."""
+    out: dict[str, dict[str, Any]] = {}
+    for task_id, chan, value in st.pending_writes:
+        if chan == RESUME and task_id != NULL_TASK_ID and isinstance(value, dict):
+            out[task_id] = value
+    return out
 
-    `Command(resume=v)` answers the one pending interrupt; `{interrupt_id: v, ...}` answers those.
+
+def _resume_answers(st: LoopState, resume: Any) -> dict[str, dict[str, Any]]:
+    """The full answers (`{interrupt_id: answer}`) of each interrupted task after this resume.
+
+    `Command(resume=v)` answers the one pending interrupt; `{interrupt_id: v, ...}` answers those. An
+    interrupt raised in a nested run is answered the same way: its task passes the answer down.
     """
     if resume is None:
         return {}
@@ -246,18 +269,19 @@ def _resume_answers(st: LoopState, resume: Any) -> dict[str, tuple[Any, ...]]:
     if not pending:
         return {}
     if isinstance(resume, dict) and resume and all(k in pending for k in resume):
-        chosen = {pending[k]: v for k, v in resume.items()}
-    elif len(set(pending.values())) == 1:
-        chosen = {next(iter(pending.values())): resume}
+        chosen = dict(resume)
+    elif len(pending) == 1:
+        chosen = {next(iter(pending)): resume}
     else:
         raise RuntimeError(
             "When there are multiple pending interrupts, you must specify the interrupt id when resuming. "
             "Docs: https://docs.langchain.com/oss/python/langgraph/interrupts#handling-multiple-interrupts."
         )
-    answers: dict[str, tuple[Any, ...]] = {}
-    for task_id, answer in chosen.items():
-        earlier = next((v for t, c, v in reversed(st.pending_writes) if t == task_id and c == RESUME), ())
-        answers[task_id] = (*earlier, answer)
+    earlier = _answers(st)
+    answers: dict[str, dict[str, Any]] = {}
+    for interrupt_id, answer in chosen.items():
+        task_id = pending[interrupt_id]
+        answers.setdefault(task_id, dict(earlier.get(task_id, {})))[interrupt_id] = answer
     return answers
 
 
@@ -273,10 +297,10 @@ def _replay_saved_writes(st: LoopState, tasks: list[Task]) -> list[Task]:
         if found is not None and found.writes is not None:
             task.writes = list(found.writes)
             continue
-        if found is not None:
-            task.ctx.resume = list(found.resume)
-        if null is not None and null.resume:
-            task.ctx.null_resume, task.ctx.has_null_resume = null.resume[-1], True
+        if found is not None and isinstance(found.resume, dict):
+            task.ctx.resume = dict(found.resume)
+        if null is not None and null.resume is not None:
+            task.ctx.null_resume, task.ctx.has_null_resume = null.resume, True
         todo.append(task)
     return todo
 
@@ -299,7 +323,7 @@ def _after_task_effects(st: LoopState, plan: RunPlan) -> Callable[[Task, BaseExc
             if "updates" in plan.modes:
                 effects.append(Emit("updates", {task.name: plan.updates_chunk(task)}))
             if "tasks" in plan.modes or "debug" in plan.modes:
-                effects.append(Emit("tasks", _task_result_payload(task)))
+                effects.append(Emit("tasks", _task_result_payload(task, st.spec.stream_channels)))
             if "messages" in plan.modes:
                 effects.extend(_message_chunks(task, plan))
         return effects
@@ -311,7 +335,7 @@ def _saved_writes(task: Task, error: BaseException | None) -> tuple[tuple[str, A
     """What a finished task leaves for a resumed run: its writes, or its interrupt or error."""
     if isinstance(error, GraphInterrupt):
         asked: tuple[tuple[str, Any], ...] = ((INTERRUPT, tuple(error.interrupts)),)
-        return (*asked, (RESUME, tuple(task.ctx.resume))) if task.ctx.resume else asked
+        return (*asked, (RESUME, dict(task.ctx.resume))) if task.ctx.resume else asked
     if error is not None:
         return ((ERROR, repr(error)),)
     return tuple(task.writes) if task.writes else ((NO_WRITES, None),)
@@ -346,8 +370,8 @@ def _path_str(task: Task) -> str:
     return "|".join(str(p) for p in task.path)
 
 
-def _task_result_payload(task: Task) -> dict[str, Any]:
-    writes = {c: v for c, v in task.writes if not c.startswith(("branch:", "join:", "__"))}
+def _task_result_payload(task: Task, streamed: frozenset[str]) -> dict[str, Any]:
+    writes = {c: v for c, v in task.writes if c in streamed}
     return {
         "id": task.id,
         "name": task.name,
@@ -424,7 +448,7 @@ def _save_at_exit(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
 def _checkpoint(st: LoopState, plan: RunPlan, source: str, step: int) -> Generator[Effect, Any, None]:
     """Save the current state as checkpoint `st.checkpoint_id`, and stream it when asked."""
     checkpoint = _algo.create_checkpoint(st, st.checkpoint_id, plan.dirty)
-    metadata: CheckpointMetadata = {**plan.base_metadata, "source": source, "step": step, "parents": {}}  # type: ignore[typeddict-item]
+    metadata: CheckpointMetadata = {**plan.base_metadata, "source": source, "step": step, "parents": plan.parents}  # type: ignore[typeddict-item]
     new_versions = {c: st.versions[c] for c in plan.dirty if c in st.versions}
     plan.dirty = set()
     yield SaveCheckpoint(checkpoint, metadata, new_versions)

@@ -5,7 +5,7 @@ The builder decides channel names and node procs; the engine only reads this spe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -52,6 +52,10 @@ class NodeProc(Protocol):
 
     async def arun(self, task: Task) -> None: ...
 
+    def write_command(self, task: Task, command: Any) -> None:
+        """Write `command` as if the node had returned it (a `Command.PARENT` from a nested run)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class PregelNode:
@@ -72,6 +76,8 @@ class PregelNode:
     """Internal nodes (`__start__`): not streamed in `updates`/`tasks`, not matched by `interrupt_*="*"`."""
     reads_state: bool = False
     """`reads` is exactly the graph's state keys: the input is a copy of the loop's state mirror."""
+    subgraph: Any = None
+    """The compiled graph this node runs, when it is one (for state snapshots and drawing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,8 @@ class GraphSpec:
     """What the `values` stream shows (the state schema's keys; LangGraph filters only invoke's result)."""
     state_keys: frozenset[str] = frozenset()
     """Channels mirrored in `LoopState.state`, for nodes that read the whole state."""
+    route: Callable[[Sequence[Any]], list[tuple[str, Any]]] | None = None
+    """The builder's writes that schedule nodes (names or `Send`s) for the next step, for `Command(goto=)`."""
 
 
 @dataclass(slots=True)

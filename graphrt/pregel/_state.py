@@ -21,17 +21,19 @@ if TYPE_CHECKING:
 
 
 def require_saver(graph: Pregel) -> Any:
-    if graph.checkpointer is None:
+    if graph.saver is None:
         raise ValueError("No checkpointer set")
-    return graph.checkpointer
+    return graph.saver
 
 
-def state_of(graph: Pregel, saved: CheckpointTuple | None, config: RunnableConfig, *, live: bool) -> StateSnapshot:
+def state_of(
+    graph: Pregel, saved: CheckpointTuple | None, config: RunnableConfig, *, live: bool, saver: Any = None
+) -> StateSnapshot:
     """A snapshot of `saved`. `live` (the thread's current state): finished tasks' saved writes are
     applied to the values and those tasks leave `next`; otherwise values are the checkpoint's own."""
     if saved is None:
         return StateSnapshot({}, (), config, None, None, None, (), ())
-    st = loop_state(graph, saved, config)
+    st = loop_state(graph, saved, config, saver)
     tasks = _algo.prepare_next_tasks(st, candidates=graph.spec.nodes)
     by_task = _algo.read_saved_writes(saved.pending_writes or [])
     null = by_task.get(NULL_TASK_ID)
@@ -66,9 +68,9 @@ def state_of(graph: Pregel, saved: CheckpointTuple | None, config: RunnableConfi
     )
 
 
-def loop_state(graph: Pregel, saved: CheckpointTuple, config: RunnableConfig) -> LoopState:
+def loop_state(graph: Pregel, saved: CheckpointTuple, config: RunnableConfig, saver: Any = None) -> LoopState:
     """The loop state of a saved checkpoint, for reading it or planning an update."""
-    saver = require_saver(graph)
+    saver = saver or require_saver(graph)
     return _algo.restore_state(
         graph.spec,
         RunContext(config=config, store=graph.store),
@@ -99,6 +101,7 @@ def plan_update(
     saved: CheckpointTuple | None,
     config: RunnableConfig,
     updates: Sequence[tuple[Any, str | None]],
+    saver: Any = None,
 ) -> tuple[Checkpoint, CheckpointMetadata, dict[str, Any]]:
     """The checkpoint, metadata and versions that one superstep of `(values, as_node)` updates writes.
 
@@ -106,9 +109,8 @@ def plan_update(
     all of them land in one checkpoint with source "update". Pure: no I/O.
     """
     if saved is None:
-        thread = {"thread_id": config["configurable"]["thread_id"], "checkpoint_ns": ""}
-        saved = CheckpointTuple({"configurable": thread}, empty_checkpoint(), {"step": -1})
-    st = loop_state(graph, saved, config)
+        saved = CheckpointTuple(thread_only(config), empty_checkpoint(), {"step": -1})
+    st = loop_state(graph, saved, config, saver)
     tasks = []
     for values, as_node in updates:
         node = graph.spec.nodes[resolve_as_node(graph, saved, as_node)]

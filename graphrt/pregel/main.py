@@ -5,18 +5,19 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from graphrt._context import RunContext
+from graphrt._context import RunContext, RunScope, TaskContext, running_task
 from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, get_checkpoint_metadata
 from graphrt.checkpoint.base.id import uuid6
 from graphrt.config import RunnableConfig
-from graphrt.errors import EmptyInputError
-from graphrt.pregel import _algo, _state
+from graphrt.errors import EmptyInputError, GraphInterrupt
+from graphrt.pregel import _algo, _nested, _state
 from graphrt.pregel._algo import LoopState
-from graphrt.pregel._drivers import RunIO, drive_async, drive_sync
-from graphrt.pregel._loop import RunPlan, SaveCheckpoint, SaveWrites, run_loop
+from graphrt.pregel._drivers import drive_async, drive_sync
+from graphrt.pregel._io import Event, RunIO, Sink, ThreadWriter
+from graphrt.pregel._loop import RunPlan, run_loop
 from graphrt.pregel._spec import INTERRUPT, GraphSpec, PregelNode, Task
 from graphrt.store.base import BaseStore
 from graphrt.types import All, Command, Durability, StateSnapshot, StateUpdate, StreamMode
@@ -42,6 +43,8 @@ class RunOptions:
     debug: bool | None = None
     for_invoke: bool = False
     """invoke/ainvoke: only the final values are needed."""
+    subgraphs: bool = False
+    """The caller reads nested runs' events too."""
 
 
 @dataclass(slots=True)
@@ -54,6 +57,8 @@ class _Run:
     modes: tuple[str, ...]
     single_mode: str | None
     print_modes: frozenset[str] = frozenset()
+    nested: bool = False
+    """Runs inside a task of another run: an interrupt is raised to that task, not returned."""
 
 
 class Pregel:
@@ -63,7 +68,7 @@ class Pregel:
         self,
         spec: GraphSpec,
         *,
-        checkpointer: BaseCheckpointSaver[Any] | None = None,
+        checkpointer: BaseCheckpointSaver[Any] | bool | None = None,
         store: BaseStore | None = None,
         name: str = "LangGraph",
         debug: bool = False,
@@ -135,9 +140,16 @@ class Pregel:
         """Only the `configurable` part: savers echo the config they are given in what they return."""
         return {"configurable": self._config(config)["configurable"]}
 
+    @property
+    def saver(self) -> BaseCheckpointSaver[Any] | None:
+        """The checkpointer object this graph saves to when run at the root (None for `True`/`False`)."""
+        return self.checkpointer if isinstance(self.checkpointer, BaseCheckpointSaver) else None
+
     def _thread_config(self, config: RunnableConfig) -> RunnableConfig:
+        if self.checkpointer is True:
+            raise RuntimeError("checkpointer=True cannot be used for root graphs.")
         configurable = config.get("configurable", {})
-        if self.checkpointer is not None and "thread_id" not in configurable:
+        if self.saver is not None and "thread_id" not in configurable:
             raise ValueError(
                 "Checkpointer requires one or more of the following 'configurable' keys: thread_id, "
                 "checkpoint_ns, checkpoint_id"
@@ -148,11 +160,14 @@ class Pregel:
         self,
         input: Any,
         config: RunnableConfig,
-        saved: CheckpointTuple | None,
-        head: str | None,
+        loaded: tuple[CheckpointTuple | None, str | None],
         options: RunOptions,
+        scope: RunScope,
+        parent: TaskContext | None,
     ) -> _Run:
-        if isinstance(input, Command) and input.resume is not None and self.checkpointer is None:
+        saved, head = loaded
+        saver = scope.saver
+        if isinstance(input, Command) and input.resume is not None and saver is None:
             raise RuntimeError("Cannot use Command(resume=...) without checkpointer")
         resuming = saved is not None and (input is None or isinstance(input, Command))
         if input is None and not resuming:
@@ -162,25 +177,33 @@ class Pregel:
         printed = frozenset((print_mode,) if isinstance(print_mode, str) else print_mode)
         if self.debug if options.debug is None else options.debug:
             printed |= {"values", "updates"}
-        all_modes = frozenset(modes) | printed
-        custom: Any = None
-        io = RunIO(max_concurrency=config.get("max_concurrency"))
-        if "custom" in all_modes:
-            queue = io.custom
-            custom = lambda chunk: queue.append(("custom", chunk))  # noqa: E731
+        own = frozenset() if parent is not None and options.for_invoke else frozenset(modes) | printed
+        if "debug" in own:
+            own |= {"tasks", "checkpoints"}
+        if parent is None:
+            sink = Sink(own, subgraphs=options.subgraphs)
+        else:
+            sink = Sink(own, ns=scope.ns_path, forward=parent.run.scope.sink)  # type: ignore[arg-type]
+        scope = replace(scope, sink=sink)
+        all_modes = frozenset(m for m in _ALL_MODES if sink.wants(m))
+        # invoke needs only the final values, unless a subgraph-streaming caller reads every step's.
+        at_end = options.for_invoke and "values" not in (all_modes - own)
         run = RunContext(
             config=config,
-            store=self.store,
-            context=_coerce_context(self.context_schema, options.context),
-            stream_writer=custom or _drop,
+            store=self.store if self.store is not None or parent is None else parent.run.store,
+            context=_coerce_context(self.context_schema, options.context)
+            if options.context is not None or parent is None
+            else parent.run.context,
+            stream_writer=(lambda chunk: sink.emit("custom", chunk)) if sink.wants("custom") else _drop,
+            scope=scope,
+            resuming=resuming,
         )
-        saver = self.checkpointer
         st = _algo.restore_state(
             self.spec,
             run,
             saved,
             (lambda v: saver.get_next_version(v, None)) if saver else _algo.increment,
-            checkpoint_ns=config["configurable"].get("checkpoint_ns", ""),
+            checkpoint_ns=scope.ns,
             fresh_id=f"run-{next(_counter)}",
             track_saved=saver is not None,
         )
@@ -197,9 +220,9 @@ class Pregel:
             recursion_limit=config["recursion_limit"],
             resuming=resuming,
             map_update=self.map_update,
-            output=_select(self.output_values if options.for_invoke else self.stream_values, options.output_keys),
-            values_set=_values_set(self, options),
-            values_at_end=options.for_invoke,
+            output=_select(self.output_values if at_end else self.stream_values, options.output_keys),
+            values_set=_values_set(self, options, at_end),
+            values_at_end=at_end,
             updates_chunk=self.updates_chunk,
             previous_step=saved.metadata.get("step", -1) if saved else -2,
             # Without a saver the ids are never seen outside the run (task ids derive from them).
@@ -208,89 +231,63 @@ class Pregel:
             forking=_forks(config, saved, head, resuming),
             config_of=_config_of(config),
             parent_config=dict(saved.config) if saved else None,
+            parents=dict(scope.parents),
         )
+        writer = None
         if saver is not None:
-            self._bind_saver(io, saver, config, saved, head)
-        return _Run(st, plan, io, modes, single, printed)
+            base: RunnableConfig = {"configurable": {"thread_id": scope.thread_id, "checkpoint_ns": scope.ns}}
+            writer = ThreadWriter(saver, saved.config if saved else base, head)
+        io = RunIO(
+            sink,
+            writer,
+            nested=parent is not None,
+            live=parent is None and options.subgraphs and not options.for_invoke,
+            max_concurrency=config.get("max_concurrency"),
+        )
+        return _Run(st, plan, io, modes, single, printed, parent is not None)
 
-    def _bind_saver(
-        self,
-        io: RunIO,
-        saver: BaseCheckpointSaver[Any],
-        config: RunnableConfig,
-        saved: CheckpointTuple | None,
-        head: str | None,
-    ) -> None:
-        """Give the drivers save functions bound to this thread, guarding it against a second writer."""
-        configurable = config["configurable"]
-        cursor: dict[str, Any] = {
-            "head": head,
-            "config": saved.config
-            if saved
-            else {
-                "configurable": {
-                    "thread_id": configurable["thread_id"],
-                    "checkpoint_ns": configurable.get("checkpoint_ns", ""),
-                }
-            },
-        }
-
-        def put_checkpoint(effect: SaveCheckpoint) -> None:
-            new = saver.put_guarded(
-                cursor["config"],
-                effect.checkpoint,
-                effect.metadata,
-                effect.new_versions,
-                expected_head=cursor["head"],
-            )
-            cursor["config"], cursor["head"] = new, new["configurable"]["checkpoint_id"]
-
-        def put_writes(effect: SaveWrites) -> None:
-            saver.put_writes_guarded(cursor["config"], effect.writes, effect.task_id, effect.task_path)
-
-        async def aput_checkpoint(effect: SaveCheckpoint) -> None:
-            new = await saver.aput_guarded(
-                cursor["config"],
-                effect.checkpoint,
-                effect.metadata,
-                effect.new_versions,
-                expected_head=cursor["head"],
-            )
-            cursor["config"], cursor["head"] = new, new["configurable"]["checkpoint_id"]
-
-        async def aput_writes(effect: SaveWrites) -> None:
-            await saver.aput_writes_guarded(cursor["config"], effect.writes, effect.task_id, effect.task_path)
-
-        io.put_checkpoint, io.put_writes = put_checkpoint, put_writes
-        io.aput_checkpoint, io.aput_writes = aput_checkpoint, aput_writes
-
-    def _load(self, config: RunnableConfig) -> tuple[CheckpointTuple | None, str | None]:
+    def _load(self, saver: Any, config: RunnableConfig) -> tuple[CheckpointTuple | None, str | None]:
         """The checkpoint the run starts from, and the thread's newest one (what a concurrent run would move)."""
-        if self.checkpointer is None:
+        if saver is None:
             return None, None
-        saved = self.checkpointer.get_tuple(config)
+        saved = saver.get_tuple(config)
         if not _names_a_checkpoint(config, saved):
             return saved, _id_of(saved)
-        return saved, self.checkpointer.get_head_id(config)
+        return saved, saver.get_head_id(config)
 
-    async def _aload(self, config: RunnableConfig) -> tuple[CheckpointTuple | None, str | None]:
+    async def _aload(self, saver: Any, config: RunnableConfig) -> tuple[CheckpointTuple | None, str | None]:
         """Async twin of `_load`."""
-        if self.checkpointer is None:
+        if saver is None:
             return None, None
-        saved = await self.checkpointer.aget_tuple(config)
+        saved = await saver.aget_tuple(config)
         if not _names_a_checkpoint(config, saved):
             return saved, _id_of(saved)
-        return saved, await self.checkpointer.aget_head_id(config)
+        return saved, await saver.aget_head_id(config)
+
+    def _scope(self, config: RunnableConfig | None) -> tuple[RunnableConfig, RunScope, TaskContext | None]:
+        """The run's config and scope: the root of a thread, or a child of the task this call runs in."""
+        parent = running_task()
+        if parent is None:
+            cfg = self._thread_config(self._config(config))
+            thread_id = cfg["configurable"].get("thread_id")
+            ns = cfg["configurable"].get("checkpoint_ns", "")
+            return cfg, RunScope(thread_id, ns, saver=self.saver), None
+        cfg, scope = _nested.child_scope(self, parent, config)
+        return self._config(cfg), scope, parent
 
     def _start(self, input: Any, config: RunnableConfig | None, options: RunOptions) -> _Run:
-        cfg = self._thread_config(self._config(config))
-        saved, head = self._load(cfg)
-        return self._prepare(input, cfg, saved, head, options)
+        cfg, scope, parent = self._scope(config)
+        loaded = self._load(scope.saver, cfg)
+        if parent is not None:
+            input = _nested.child_input(input, loaded[0], parent, persistent=self.checkpointer is True)
+        return self._prepare(input, cfg, loaded, options, scope, parent)
 
     async def _astart(self, input: Any, config: RunnableConfig | None, options: RunOptions) -> _Run:
-        cfg = self._thread_config(self._config(config))
-        saved, head = await self._aload(cfg)
-        return self._prepare(input, cfg, saved, head, options)
+        cfg, scope, parent = self._scope(config)
+        loaded = await self._aload(scope.saver, cfg)
+        if parent is not None:
+            input = _nested.child_input(input, loaded[0], parent, persistent=self.checkpointer is True)
+        return self._prepare(input, cfg, loaded, options, scope, parent)
 
     def stream(
         self,
@@ -310,11 +307,21 @@ class Pregel:
         """Run the graph, yielding chunks in `stream_mode` (a list of modes yields `(mode, chunk)`)."""
         mode = stream_mode or self.default_stream_mode
         options = RunOptions(
-            mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, debug
+            mode,
+            context,
+            print_mode,
+            output_keys,
+            interrupt_before,
+            interrupt_after,
+            durability,
+            debug,
+            False,
+            subgraphs,
         )
         run = self._start(input, config, options)
-        for event, chunk in drive_sync(run_loop(run.st, run.plan), run.io):
-            yield from _shape(run, event, chunk, subgraphs)
+        for ns, event, chunk in drive_sync(run_loop(run.st, run.plan), run.io):
+            yield from _shape(run, ns, event, chunk, subgraphs)
+        _raise_if_nested_interrupt(run)
 
     async def astream(
         self,
@@ -334,12 +341,22 @@ class Pregel:
         """Async twin of `stream`."""
         mode = stream_mode or self.default_stream_mode
         options = RunOptions(
-            mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, debug
+            mode,
+            context,
+            print_mode,
+            output_keys,
+            interrupt_before,
+            interrupt_after,
+            durability,
+            debug,
+            False,
+            subgraphs,
         )
         run = await self._astart(input, config, options)
-        async for event, chunk in drive_async(run_loop(run.st, run.plan), run.io):
-            for item in _shape(run, event, chunk, subgraphs):
+        async for ns, event, chunk in drive_async(run_loop(run.st, run.plan), run.io):
+            for item in _shape(run, ns, event, chunk, subgraphs):
                 yield item
+        _raise_if_nested_interrupt(run)
 
     default_stream_mode: StreamMode = "values"
 
@@ -362,7 +379,12 @@ class Pregel:
             stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, None, True
         )
         run = self._start(input, config, options)
-        return _collect(run, drive_sync(run_loop(run.st, run.plan), run.io), stream_mode)
+        events = drive_sync(run_loop(run.st, run.plan), run.io)
+        if run.nested:
+            for _ in events:
+                pass
+            return self._nested_result(run, options)
+        return _collect(run, events, stream_mode)
 
     async def ainvoke(
         self,
@@ -384,20 +406,93 @@ class Pregel:
         )
         run = await self._astart(input, config, options)
         events = [event async for event in drive_async(run_loop(run.st, run.plan), run.io)]
+        if run.nested:
+            return self._nested_result(run, options)
         return _collect(run, iter(events), stream_mode)
+
+    def _nested_result(self, run: _Run, options: RunOptions) -> Any:
+        """What a nested invoke returns to the task it runs in: the output, or its interrupt raised."""
+        _raise_if_nested_interrupt(run)
+        return _select(self.output_values, options.output_keys)(run.st)
 
     # ------------------------------------------------------------ thread state
 
     def get_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
-        """The thread's state at the checkpoint named in `config` (its newest if none is named)."""
-        saver = _state.require_saver(self)
-        return _state.state_of(self, saver.get_tuple(self._lookup(config)), config, live=_state.is_live(config))
+        """The thread's state at the checkpoint named in `config` (its newest if none is named).
+
+        A config with a subgraph's `checkpoint_ns` reads that subgraph's state. With `subgraphs=True`, each
+        task running a subgraph carries the subgraph's snapshot in `state` (otherwise, its config).
+        """
+        graph, saver = self._target(config)
+        return graph._snapshot(saver, config, subgraphs)
 
     async def aget_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
         """Async twin of `get_state`."""
-        saver = _state.require_saver(self)
+        graph, saver = self._target(config)
+        return await graph._asnapshot(saver, config, subgraphs)
+
+    def _snapshot(self, saver: Any, config: RunnableConfig, subgraphs: bool) -> StateSnapshot:
+        saved = saver.get_tuple(self._lookup(config))
+        snapshot = _state.state_of(self, saved, config, live=_state.is_live(config), saver=saver)
+        children = self._children(snapshot)
+        if subgraphs:
+            for i, (child, child_config) in children.items():
+                state = child._snapshot(saver, child_config, True)
+                if state.metadata is not None:
+                    children[i] = (child, state)
+        return _with_children(snapshot, children)
+
+    async def _asnapshot(self, saver: Any, config: RunnableConfig, subgraphs: bool) -> StateSnapshot:
         saved = await saver.aget_tuple(self._lookup(config))
-        return _state.state_of(self, saved, config, live=_state.is_live(config))
+        snapshot = _state.state_of(self, saved, config, live=_state.is_live(config), saver=saver)
+        children = self._children(snapshot)
+        if subgraphs:
+            for i, (child, child_config) in children.items():
+                state = await child._asnapshot(saver, child_config, True)
+                if state.metadata is not None:
+                    children[i] = (child, state)
+        return _with_children(snapshot, children)
+
+    def get_subgraphs(self, *, namespace: str | None = None, recurse: bool = False) -> Iterator[tuple[str, Pregel]]:
+        """The compiled graphs used as nodes: `(name, graph)`, deeper ones as `outer|inner` when `recurse`."""
+        for name, node in self.spec.nodes.items():
+            child = node.subgraph
+            if child is None:
+                continue
+            if namespace is None or namespace == name:
+                yield name, child
+            if recurse:
+                for sub, graph in child.get_subgraphs(recurse=True):
+                    if namespace is None or namespace == f"{name}|{sub}":
+                        yield f"{name}|{sub}", graph
+
+    def _target(self, config: RunnableConfig) -> tuple[Pregel, Any]:
+        """The graph whose state `config` names (this one, or a subgraph by its `checkpoint_ns`) and the saver."""
+        saver = _state.require_saver(self)
+        ns = config.get("configurable", {}).get("checkpoint_ns", "")
+        if not ns:
+            return self, saver
+        path = _nested.recast(ns)
+        found = dict(self.get_subgraphs(namespace=path, recurse=True))
+        if path not in found:
+            raise ValueError(f"Subgraph {path} not found")
+        return found[path], saver
+
+    def _children(self, snapshot: StateSnapshot) -> dict[int, tuple[Pregel, Any]]:
+        """For each snapshot task that runs a subgraph: the subgraph and the config of its namespace."""
+        if not snapshot.tasks:
+            return {}
+        configurable = snapshot.config["configurable"]
+        ns = configurable.get("checkpoint_ns", "")
+        out: dict[int, tuple[Pregel, Any]] = {}
+        for i, task in enumerate(snapshot.tasks):
+            child = self.spec.nodes[task.name].subgraph if task.name in self.spec.nodes else None
+            if child is None:
+                continue
+            task_ns = f"{ns}|{task.name}:{task.id}" if ns else f"{task.name}:{task.id}"
+            child_ns = _nested.recast(task_ns) if child.checkpointer is True else task_ns
+            out[i] = (child, {"configurable": {"thread_id": configurable.get("thread_id"), "checkpoint_ns": child_ns}})
+        return out
 
     def get_state_history(
         self,
@@ -407,12 +502,12 @@ class Pregel:
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[StateSnapshot]:
-        """The thread's snapshots, newest first."""
-        saver = _state.require_saver(self)
+        """The thread's snapshots, newest first (a subgraph's, for a config with its `checkpoint_ns`)."""
+        graph, saver = self._target(config)
         config = self._config(config)
         config["configurable"].setdefault("checkpoint_ns", "")
         for saved in saver.list(config, filter=filter, before=before, limit=limit):
-            yield _state.state_of(self, saved, config, live=False)
+            yield _state.state_of(graph, saved, config, live=False, saver=saver)
 
     async def aget_state_history(
         self,
@@ -423,11 +518,11 @@ class Pregel:
         limit: int | None = None,
     ) -> AsyncIterator[StateSnapshot]:
         """Async twin of `get_state_history`."""
-        saver = _state.require_saver(self)
+        graph, saver = self._target(config)
         config = self._config(config)
         config["configurable"].setdefault("checkpoint_ns", "")
         async for saved in saver.alist(config, filter=filter, before=before, limit=limit):
-            yield _state.state_of(self, saved, config, live=False)
+            yield _state.state_of(graph, saved, config, live=False, saver=saver)
 
     def update_state(
         self,
@@ -450,14 +545,14 @@ class Pregel:
         return await self.abulk_update_state(config, [[StateUpdate(values, as_node, task_id)]])
 
     def bulk_update_state(self, config: RunnableConfig, supersteps: Sequence[Sequence[StateUpdate]]) -> RunnableConfig:
-        """Apply supersteps of updates in order: one checkpoint per superstep."""
-        saver = _state.require_saver(self)
+        """Apply supersteps of updates in order: one checkpoint per superstep (to a subgraph's namespace too)."""
+        graph, saver = self._target(config)
         _state.check_supersteps(supersteps)
         config = self._thread_config(self._config(config))
         for superstep in supersteps:
-            saved, head = self._load(config)
+            saved, head = self._load(saver, config)
             updates = [(u.values, u.as_node) for u in superstep]
-            checkpoint, metadata, versions = _state.plan_update(self, saved, config, updates)
+            checkpoint, metadata, versions = _state.plan_update(graph, saved, config, updates, saver)
             parent = saved.config if saved else _state.thread_only(config)
             config = {**config, **saver.put_guarded(parent, checkpoint, metadata, versions, expected_head=head)}
         return {"configurable": config["configurable"]}
@@ -466,13 +561,13 @@ class Pregel:
         self, config: RunnableConfig, supersteps: Sequence[Sequence[StateUpdate]]
     ) -> RunnableConfig:
         """Async twin of `bulk_update_state`."""
-        saver = _state.require_saver(self)
+        graph, saver = self._target(config)
         _state.check_supersteps(supersteps)
         config = self._thread_config(self._config(config))
         for superstep in supersteps:
-            saved, head = await self._aload(config)
+            saved, head = await self._aload(saver, config)
             updates = [(u.values, u.as_node) for u in superstep]
-            checkpoint, metadata, versions = _state.plan_update(self, saved, config, updates)
+            checkpoint, metadata, versions = _state.plan_update(graph, saved, config, updates, saver)
             parent = saved.config if saved else _state.thread_only(config)
             new = await saver.aput_guarded(parent, checkpoint, metadata, versions, expected_head=head)
             config = {**config, **new}
@@ -481,6 +576,25 @@ class Pregel:
 
 def _drop(_chunk: Any) -> None:
     return None
+
+
+_ALL_MODES = ("values", "updates", "custom", "messages", "tasks", "checkpoints", "debug")
+
+
+def _with_children(snapshot: StateSnapshot, children: dict[int, tuple[Pregel, Any]]) -> StateSnapshot:
+    """The snapshot with each subgraph task's `state` filled in (a snapshot, or the subgraph's config)."""
+    if not children:
+        return snapshot
+    tasks = list(snapshot.tasks)
+    for i, (_, state) in children.items():
+        tasks[i] = tasks[i]._replace(state=state)
+    return snapshot._replace(tasks=tuple(tasks))
+
+
+def _raise_if_nested_interrupt(run: _Run) -> None:
+    """A nested run that stopped at an interrupt or a breakpoint interrupts the task it runs in."""
+    if run.nested and run.plan.status not in ("", "done"):
+        raise GraphInterrupt(tuple(run.plan.interrupts))
 
 
 def _forks(config: RunnableConfig, saved: CheckpointTuple | None, head: str | None, resuming: bool) -> bool:
@@ -501,12 +615,12 @@ def _select(read: Any, output_keys: str | Sequence[str] | None) -> Any:
     return lambda st: {k: st.values[k] for k in keys if k in st.values}
 
 
-def _values_set(graph: Pregel, options: RunOptions) -> frozenset[str]:
+def _values_set(graph: Pregel, options: RunOptions, at_end: bool) -> frozenset[str]:
     """The channels whose update makes a new values chunk."""
     if options.output_keys is not None:
         keys = options.output_keys
         return frozenset((keys,) if isinstance(keys, str) else keys)
-    return graph.spec.output_set if options.for_invoke else frozenset(graph.values_keys())
+    return graph.spec.output_set if at_end else frozenset(graph.values_keys())
 
 
 def _coerce_context(schema: Any, context: Any) -> Any:
@@ -566,17 +680,17 @@ def _modes(stream_mode: StreamMode | Sequence[StreamMode] | None) -> tuple[tuple
     return modes, single
 
 
-def _shape(run: _Run, mode: str, chunk: Any, subgraphs: bool) -> Iterator[Any]:
+def _shape(run: _Run, ns: tuple[str, ...], mode: str, chunk: Any, subgraphs: bool) -> Iterator[Any]:
     """Turn an internal event into what `stream` yields for the requested modes (and print print modes)."""
     for out_mode, out in _as_modes(run, mode, chunk):
-        if out_mode in run.print_modes:
+        if out_mode in run.print_modes and not ns:
             print(f"\x1b[1m[{out_mode}]\x1b[0m {out}")
         if out_mode not in run.modes:
             continue
         if run.single_mode is not None:
-            yield ((), out) if subgraphs else out
+            yield (ns, out) if subgraphs else out
         else:
-            yield ((), out_mode, out) if subgraphs else (out_mode, out)
+            yield (ns, out_mode, out) if subgraphs else (out_mode, out)
 
 
 def _as_modes(run: _Run, mode: str, chunk: Any) -> Iterator[tuple[str, Any]]:
@@ -596,11 +710,11 @@ def _as_modes(run: _Run, mode: str, chunk: Any) -> Iterator[tuple[str, Any]]:
         yield mode, chunk
 
 
-def _collect(run: _Run, events: Iterator[tuple[str, Any]], stream_mode: str) -> Any:
+def _collect(run: _Run, events: Iterator[Event], stream_mode: str) -> Any:
     """`invoke`'s return: the last values chunk (plus pending interrupts), or every chunk of another mode."""
     latest: Any = None
     chunks: list[Any] = []
-    for mode, chunk in events:
+    for _ns, mode, chunk in events:
         for out_mode, out in _as_modes(run, mode, chunk):
             if out_mode in run.print_modes:
                 print(f"\x1b[1m[{out_mode}]\x1b[0m {out}")
