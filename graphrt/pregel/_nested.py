@@ -67,6 +67,10 @@ def child_input(input: Any, saved: CheckpointTuple | None, parent: TaskContext, 
     if pending and parent.has_null_resume:
         parent.has_null_resume = False
         return Command(resume=parent.null_resume)
+    if not pending and parent.resume and saved.metadata.get("source") == "update":
+        # `update_state` on the child replaced the checkpoint its interrupt was saved on: the task's
+        # newest answer goes to the first interrupt that asks again (LangGraph's answer too).
+        return Command(resume=list(parent.resume.values())[-1])
     return None
 
 
