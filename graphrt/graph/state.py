@@ -399,12 +399,26 @@ class CompiledStateGraph(Pregel, Generic[StateT]):
         self.builder = builder
 
     def get_graph(self, config: Any = None, *, xray: int | bool = False) -> Any:
-        """A drawable view of the graph (`draw_mermaid()`, `draw_ascii()`)."""
-        from graphrt.graph._draw import DrawableGraph
+        """A drawable view of the graph (`draw_mermaid()`, `draw_ascii()`).
 
-        return DrawableGraph.from_builder(
+        `xray=True` draws the compiled graphs used as nodes expanded, at every depth; `xray=N` expands N levels
+        (a negative N, like LangGraph's, expands every level). Subgraphs compiled with `checkpointer=False`
+        stay single nodes, as in LangGraph.
+        """
+        from graphrt.graph._draw import DrawableGraph
+        from graphrt.graph._draw_xray import splice
+
+        if not isinstance(xray, int):  # bool is an int
+            raise TypeError(f"get_graph(xray=...) takes True, False or a number of levels, not {xray!r}")
+        graph = DrawableGraph.from_builder(
             self.builder, interrupt_before=self.spec.interrupt_before, interrupt_after=self.spec.interrupt_after
         )
+        if xray:
+            deeper = xray if isinstance(xray, bool) or xray < 0 else xray - 1
+            for name, child in self.get_subgraphs():
+                if child.checkpointer is not False and isinstance(child, CompiledStateGraph):
+                    splice(graph, name, child.get_graph(config, xray=deeper))
+        return graph
 
 
 class _GraphNode:
