@@ -365,6 +365,47 @@ def test_drawing_twice_gives_the_same_text() -> None:
     assert list(graph.get_graph().nodes) == [START, "o1", "inner", "o2", END]
 
 
+CALLED = chain("c1", "c2").compile()
+
+
+def calls_global(state: State) -> Any:
+    return CALLED.invoke(state)
+
+
+def test_a_node_function_that_calls_a_graph_is_drawn_as_that_graph_as_in_langgraph() -> None:
+    local = chain("c1", "c2").compile()
+
+    def calls_closure(state: State) -> Any:
+        return local.invoke(state)
+
+    for action in (calls_global, calls_closure):
+        graph = around("sub", action).compile().get_graph(xray=True)
+        # LangGraph 1.2.22 draws both the same way.
+        assert list(graph.nodes) == [START, END, "sub:c1", "sub:c2"]
+        assert graph.edges == [Edge(START, "sub:c1"), Edge("sub:c2", END), Edge("sub:c1", "sub:c2")]
+    assert list(around("sub", step).compile().get_graph(xray=True).nodes) == [START, "sub", END]
+
+
+def test_a_node_that_names_its_own_graph_is_not_drawn_inside_itself() -> None:
+    graph: Any = None
+
+    def again(state: State) -> Any:
+        return graph.get_state({})
+
+    graph = around("again", again).compile()
+    assert list(graph.get_graph(xray=True).nodes) == [START, "again", END]
+
+
+def test_aget_graph_draws_the_same() -> None:
+    import anyio
+
+    async def draw() -> str:
+        graph = await outer().aget_graph(xray=1)
+        return str(graph.draw_mermaid())
+
+    assert anyio.run(draw) == OUTER_1
+
+
 def test_two_subgraph_nodes_with_one_name_are_refused_in_mermaid() -> None:
     graph = around("sub", parent()).compile().get_graph(xray=True)
     assert "sub:sub:c1" in graph.nodes

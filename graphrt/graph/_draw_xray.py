@@ -9,13 +9,30 @@ stay, as `node:__start__` / `node:__end__`, the way LangGraph draws them.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from graphrt.graph._draw import DrawableGraph, Edge, Node
 
-__all__ = ("nested_mermaid_lines", "splice")
+__all__ = ("graph_named_by", "nested_mermaid_lines", "splice")
+
+
+def graph_named_by(action: Any, kind: type) -> Any | None:
+    """The first `kind` (a compiled graph) that node function `action` names through a closure variable or a
+    module global: the graph it calls, drawn expanded as LangGraph does. None for anything else."""
+    func = getattr(action, "__func__", action)
+    if not inspect.isfunction(func):
+        return None
+    try:
+        named = inspect.getclosurevars(func)
+    except (TypeError, ValueError):  # a function without inspectable code names nothing
+        return None
+    for value in (*named.nonlocals.values(), *named.globals.values()):
+        if isinstance(value, kind):
+            return value
+    return None
 
 
 def splice(graph: DrawableGraph, name: str, child: DrawableGraph) -> None:
