@@ -280,6 +280,49 @@ PAUSED = mermaid(
 )
 
 
+BACK = plain(
+    "__start__ --> sub\\3a__start__;",
+    "judge -.-> __end__;",
+    "judge -.-> sub\\3a__start__;",
+    "sub\\3a__end__ --> judge;",
+    "subgraph sub",
+    "sub\\3a__start__ --> sub\\3aagent;",
+    "sub\\3aagent -. &nbsp;end&nbsp; .-> sub\\3a__end__;",
+    "sub\\3aagent -. &nbsp;continue&nbsp; .-> sub\\3atools;",
+    "sub\\3atools --> sub\\3aagent;",
+    "end",
+)
+
+PARALLEL = plain(
+    "__start__ --> s1\\3ac1;",
+    "__start__ --> s2\\3a__start__;",
+    "s1\\3ac2 --> j;",
+    "s2\\3a__end__ --> j;",
+    "j --> __end__;",
+    "subgraph s1",
+    "s1\\3ac1 --> s1\\3ac2;",
+    "end",
+    "subgraph s2",
+    "s2\\3a__start__ --> s2\\3aagent;",
+    "s2\\3aagent -. &nbsp;end&nbsp; .-> s2\\3a__end__;",
+    "s2\\3aagent -. &nbsp;continue&nbsp; .-> s2\\3atools;",
+    "s2\\3atools --> s2\\3aagent;",
+    "end",
+)
+
+DEEP_2 = plain(
+    "__start__ --> pre_l3;",
+    "pre_l3 --> l3\\3apre_l2;",
+    "l3\\3al2\\3ac2 --> __end__;",
+    "subgraph l3",
+    "l3\\3apre_l2 --> l3\\3al2\\3ac1;",
+    "subgraph l2",
+    "l3\\3al2\\3ac1 --> l3\\3al2\\3ac2;",
+    "end",
+    "end",
+)
+
+
 # ---------------------------------------------------------------- the drawing model
 
 
@@ -291,6 +334,18 @@ def test_xray_replaces_the_node_with_the_childs_nodes_and_moves_its_edges() -> N
     c1 = graph.nodes["sub:c1"]
     assert (c1.id, c1.name, c1.data) == ("sub:c1", "c1", step)
     assert graph.first_node() == graph.nodes[START] and graph.last_node() == graph.nodes[END]
+
+
+def test_json_names_an_expanded_node_by_its_id_as_langgraph_does() -> None:
+    data = parent().get_graph(xray=True).to_json()
+    assert [(n["id"], n.get("data", {}).get("name")) for n in data["nodes"]] == [
+        (START, None),
+        ("p1", "p1"),
+        (END, None),
+        ("sub:c1", "sub:c1"),
+        ("sub:c2", "sub:c2"),
+    ]
+    assert data["edges"][1] == {"source": "p1", "target": "sub:c1"}
 
 
 def test_without_xray_a_subgraph_is_one_node() -> None:
@@ -342,6 +397,40 @@ def test_a_child_fanning_out_from_start_keeps_the_childs_start() -> None:
 
 def test_a_conditional_edge_into_a_subgraph_leads_to_its_first_node() -> None:
     assert routed().get_graph(xray=True).draw_mermaid(with_styles=False) == ROUTED
+
+
+def test_a_parent_branch_back_into_a_subgraph_leads_to_its_start() -> None:
+    def route(state: State) -> Literal["sub", "__end__"]:
+        return END
+
+    builder: StateGraph[State] = StateGraph(State)
+    builder.add_node("sub", agent_loop())
+    builder.add_node("judge", step)
+    builder.add_edge(START, "sub")
+    builder.add_edge("sub", "judge")
+    builder.add_conditional_edges("judge", route)
+    assert builder.compile().get_graph(xray=True).draw_mermaid(with_styles=False) == BACK
+
+
+def test_parallel_subgraphs_joined_by_a_node() -> None:
+    builder: StateGraph[State] = StateGraph(State)
+    builder.add_node("s1", chain("c1", "c2").compile())
+    builder.add_node("s2", agent_loop())
+    builder.add_node("j", step)
+    builder.add_edge(START, "s1")
+    builder.add_edge(START, "s2")
+    builder.add_edge(["s1", "s2"], "j")
+    builder.add_edge("j", END)
+    assert builder.compile().get_graph(xray=True).draw_mermaid(with_styles=False) == PARALLEL
+
+
+def test_three_levels() -> None:
+    graph: Any = chain("c1", "c2").compile()
+    for name in ("l2", "l3"):
+        graph = around(name, graph, before="pre_" + name).compile()
+    assert graph.get_graph(xray=2).draw_mermaid(with_styles=False) == DEEP_2
+    assert graph.get_graph(xray=True).draw_mermaid(with_styles=False) == DEEP_2
+    assert list(graph.get_graph(xray=1).nodes) == [START, "pre_l3", END, "l3:pre_l2", "l3:l2"]
 
 
 def test_a_subgraph_without_inner_edges_still_gets_a_block() -> None:

@@ -138,7 +138,7 @@ class DrawableGraph:
             item: dict[str, Any] = {"id": node.id}
             if node.data is not None:
                 item["type"] = "runnable"
-                item["data"] = {"id": _qualified_id(node.data), "name": node.name}
+                item["data"] = {"id": _qualified_id(node.data), "name": node.id}
             if node.metadata is not None:
                 item["metadata"] = node.metadata
             nodes.append(item)
