@@ -143,9 +143,33 @@ def test_branch_without_path_map_may_go_to_every_other_node_and_end() -> None:
         Edge("plan", END, None, True),
         Edge("plan", "sum", None, True),
         Edge("plan", "work", None, True),
-        Edge("sum", END),
         Edge("work", "sum"),
+        Edge("sum", END),
     ]
+
+
+def test_plain_edges_to_end_come_after_the_others_as_in_langgraph() -> None:
+    # Pinned from LangGraph 1.2.22: its plain edges into `__end__` follow the sorted others, in node order.
+    builder = graph_of("m", "a", "z")
+    builder.add_edge(START, "m")
+    builder.add_edge("m", "z")
+    builder.add_edge("m", "a")
+    builder.add_edge("z", END)
+    builder.add_edge("a", END)
+    assert drawn(builder).edges == [Edge(START, "m"), Edge("m", "a"), Edge("m", "z"), Edge("a", END), Edge("z", END)]
+
+
+def test_a_plain_edge_to_end_is_drawn_beside_a_branch() -> None:
+    # Deliberately unlike LangGraph 1.2.22, which leaves out `a --> __end__` because `a` also has a branch.
+    def route(state: State) -> Literal["b"]:
+        return "b"
+
+    builder = graph_of("a", "b")
+    builder.add_edge(START, "a")
+    builder.add_edge("a", END)
+    builder.add_conditional_edges("a", route)
+    builder.add_edge("b", END)
+    assert drawn(builder).edges == [Edge(START, "a"), Edge("a", "b", None, True), Edge("a", END), Edge("b", END)]
 
 
 def test_path_map_keys_become_labels_unless_they_repeat_the_target() -> None:
@@ -287,8 +311,8 @@ def test_mermaid_fan_out_without_path_map() -> None:
         "plan -.-> __end__;",
         "plan -.-> sum;",
         "plan -.-> work;",
-        "sum --> __end__;",
         "work --> sum;",
+        "sum --> __end__;",
     )
 
 
@@ -305,9 +329,9 @@ def test_mermaid_ids_are_escaped_and_metadata_shown() -> None:
         "_x_(<p>_x_</p>)",
         "__end__([<p>__end__</p>]):::last",
         "__start__ --> my\\20node;",
-        "_x_ --> __end__;",
         "c\\2ed --> _x_;",
         "my\\20node --> c\\2ed;",
+        "_x_ --> __end__;",
     )
 
 

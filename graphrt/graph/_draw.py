@@ -17,6 +17,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from graphrt.constants import END, START
+from graphrt.graph._draw_xray import nested_mermaid_lines
 
 if TYPE_CHECKING:
     from graphrt.graph.state import StateGraph
@@ -93,7 +94,9 @@ class DrawableGraph:
         known = {START, END, *builder.nodes}
         # An annotation may name a node that does not exist; validation reports that, the drawing skips it.
         raw = [e for e in _raw_edges(builder) if e.source in known and e.target in known]
-        edges = _dedupe(sorted(raw, key=_edge_order))
+        # Plain edges to `__end__` are drawn last, after the sorted others, where LangGraph draws them.
+        finishing = {e.source for e in raw if e.target == END and not e.conditional}
+        edges = _dedupe(sorted((e for e in raw if e.target != END or e.conditional), key=_edge_order))
         graph = cls()
         graph.nodes[START] = Node(START, START, None, None)
         for name, spec in builder.nodes.items():
@@ -106,7 +109,7 @@ class DrawableGraph:
             graph.nodes[name] = Node(name, name, spec.action, metadata or None)
         sources = {e.source for e in edges}
         # Like LangGraph, a node that is reached but leads nowhere is drawn as finishing the run.
-        termini = sorted({e.target for e in edges if e.target != END} - sources)
+        termini = sorted(({e.target for e in edges if e.target != END} - sources) | finishing)
         edges.extend(Edge(t, END) for t in termini)
         if any(e.target == END for e in edges):
             graph.nodes[END] = Node(END, END, None, None)
@@ -135,7 +138,7 @@ class DrawableGraph:
             item: dict[str, Any] = {"id": node.id}
             if node.data is not None:
                 item["type"] = "runnable"
-                item["data"] = {"id": _qualified_id(node.data), "name": node.name}
+                item["data"] = {"id": _qualified_id(node.data), "name": node.id}
             if node.metadata is not None:
                 item["metadata"] = node.metadata
             nodes.append(item)
@@ -169,29 +172,35 @@ class DrawableGraph:
             config["config"] = inner
             lines += ["---", *_yaml_lines(config, 0), "---"]
         lines.append("graph TD;")
-        if with_styles:
-            for node in self.nodes.values():
-                shape = "{0}({1})"
-                if first is not None and node.id == first.id:
-                    shape = "{0}([{1}]):::first"
-                if last is not None and node.id == last.id:
-                    shape = "{0}([{1}]):::last"
-                lines.append("\t" + shape.format(mermaid_id(node.id), _mermaid_label(node)))
-        for edge in self.edges:
-            lines.append(
-                f"\t{mermaid_id(edge.source)}{_mermaid_arrow(edge, wrap_label_n_words)}{mermaid_id(edge.target)};"
-            )
+
+        def node_line(node: Node) -> str:
+            shape = "{0}({1})"
+            if first is not None and node.id == first.id:
+                shape = "{0}([{1}]):::first"
+            if last is not None and node.id == last.id:
+                shape = "{0}([{1}]):::last"
+            return "\t" + shape.format(mermaid_id(node.id), _mermaid_label(node))
+
+        def edge_line(edge: Edge) -> str:
+            arrow = _mermaid_arrow(edge, wrap_label_n_words)
+            return f"\t{mermaid_id(edge.source)}{arrow}{mermaid_id(edge.target)};"
+
+        lines += nested_mermaid_lines(self.nodes, self.edges, node_line, edge_line, with_styles=with_styles)
         if with_styles:
             styles = _styles(node_colors)
             lines.extend(f"\tclassDef {name} {style}" for name, style in styles.items())
         return "\n".join(lines) + "\n"
 
     def draw_ascii(self) -> str:
-        """The graph as boxes and arrows in plain text, top to bottom; conditional edges are dotted."""
+        """The graph as boxes and arrows in plain text, top to bottom; conditional edges are dotted.
+
+        A node of an expanded subgraph is labelled with its full id (`outer:inner:node`), so that the boxes
+        say which subgraph they belong to.
+        """
         from graphrt.graph._draw_ascii import draw_ascii
 
         return draw_ascii(
-            {node.id: node.name for node in self.nodes.values()},
+            {node.id: node.id if ":" in node.id else node.name for node in self.nodes.values()},
             [(e.source, e.target, e.conditional, e.data) for e in self.edges],
         )
 

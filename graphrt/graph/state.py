@@ -399,12 +399,33 @@ class CompiledStateGraph(Pregel, Generic[StateT]):
         self.builder = builder
 
     def get_graph(self, config: Any = None, *, xray: int | bool = False) -> Any:
-        """A drawable view of the graph (`draw_mermaid()`, `draw_ascii()`)."""
-        from graphrt.graph._draw import DrawableGraph
+        """A drawable view of the graph (`draw_mermaid()`, `draw_ascii()`).
 
-        return DrawableGraph.from_builder(
+        `xray=True` draws the compiled graphs used as nodes expanded, at every depth; `xray=N` expands N levels
+        (a negative N, like LangGraph's, expands every level). Like LangGraph, a node function that names a
+        compiled graph (a closure variable or module global: the graph it calls) is expanded into that graph,
+        and subgraphs compiled with `checkpointer=False` stay single nodes.
+        """
+        from graphrt.graph._draw import DrawableGraph
+        from graphrt.graph._draw_xray import graph_named_by, splice
+
+        if not isinstance(xray, int):  # bool is an int
+            raise TypeError(f"get_graph(xray=...) takes True, False or a number of levels, not {xray!r}")
+        graph = DrawableGraph.from_builder(
             self.builder, interrupt_before=self.spec.interrupt_before, interrupt_after=self.spec.interrupt_after
         )
+        if xray:
+            deeper = xray if isinstance(xray, bool) or xray < 0 else xray - 1
+            for name, spec in self.builder.nodes.items():
+                action = spec.action
+                child = action.graph if isinstance(action, _GraphNode) else graph_named_by(action, CompiledStateGraph)
+                if isinstance(child, CompiledStateGraph) and child is not self and child.checkpointer is not False:
+                    splice(graph, name, child.get_graph(config, xray=deeper))
+        return graph
+
+    async def aget_graph(self, config: Any = None, *, xray: int | bool = False) -> Any:
+        """`get_graph()` for async code (drawing does no I/O)."""
+        return self.get_graph(config, xray=xray)
 
 
 class _GraphNode:
