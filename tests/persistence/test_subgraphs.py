@@ -7,6 +7,7 @@ same graphs on LangGraph 1.2.22 and are pinned here.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import operator
 import re
 from typing import Annotated, Any, TypedDict
@@ -53,7 +54,7 @@ def chain(*names: str, state: Any = S, **compile: Any) -> Any:
     for name in names:
         builder.add_node(name, _logger(name))
     builder.add_edge(START, names[0])
-    for a, b in zip(names, names[1:], strict=False):
+    for a, b in itertools.pairwise(names):
         builder.add_edge(a, b)
     return builder.compile(**compile)
 
@@ -189,7 +190,7 @@ def test_checkpointer_false_child_writes_no_checkpoints(saver: Any, mode: str) -
 
 def test_checkpointer_true_on_a_root_graph_is_refused(mode: str) -> None:
     graph = chain("a", checkpointer=True)
-    with pytest.raises(RuntimeError, match="^checkpointer=True cannot be used for root graphs.$"):
+    with pytest.raises(RuntimeError, match=r"^checkpointer=True cannot be used for root graphs\.$"):
         run(graph, {"foo": "", "log": []}, mode, thread())
 
 
@@ -229,7 +230,7 @@ def test_failed_subgraph_resumes_without_rerunning_finished_child_nodes(saver: A
 
     child = StateGraph(S).add_node(c1).add_node(c2).add_edge(START, "c1").add_edge("c1", "c2").compile()
     graph = parent_of(child, saver)
-    with pytest.raises(ValueError, match="^boom"):
+    with pytest.raises(ValueError, match=r"^boom"):
         run(graph, {"foo": "", "log": []}, mode, thread())
     assert get_state(graph, thread(), mode).next == ("sub",)
     out = run(graph, None, mode, thread())
