@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from graphrt.channels.base import MISSING, BaseChannel
 from graphrt.channels.last_value import LastValue
 from graphrt.errors import EmptyChannelError, InvalidUpdateError
+from graphrt.pregel._cache import CacheKey, UnitCache
 from graphrt.pregel._context import RunContext, TaskContext
 from graphrt.types import All, RetryPolicy, Send
 
@@ -64,6 +65,8 @@ class PregelNode:
     """Internal nodes (`__start__`): not streamed in `updates`/`tasks`, not matched by `interrupt_*="*"`."""
     reads_state: bool = False
     """`reads` is exactly the graph's state keys: the input is a copy of the loop's state mirror."""
+    cache: UnitCache | None = None
+    """How the node's writes are cached (its `cache_policy`), when the run has a cache."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,8 @@ class Task:
     triggers: tuple[str, ...]
     ctx: TaskContext
     writes: list[tuple[str, Any]] = field(default_factory=list)
+    cache_key: CacheKey | None = None
+    """Set before the task runs when its node is cached and the run has a cache."""
 
 
 @dataclass(slots=True)

@@ -13,15 +13,19 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from graphrt.errors import GraphBubbleUp, GraphInterrupt
 from graphrt.pregel._algo import Task
+from graphrt.pregel._cache import ReadCache, WriteCache, aread_cache, awrite_cache, read_cache, write_cache
 from graphrt.pregel._context import enter_task, exit_task
 from graphrt.pregel._loop import Effect, Emit, RunTasks, SaveCheckpoint, SaveWrites, StepOutcome
 from graphrt.pregel._retry import next_delay
+
+if TYPE_CHECKING:
+    from graphrt.cache.base import BaseCache
 
 Event = tuple[str, Any]
 
@@ -35,6 +39,8 @@ class RunIO:
     aput_checkpoint: Callable[[SaveCheckpoint], Any] | None = None
     aput_writes: Callable[[SaveWrites], Any] | None = None
     max_concurrency: int | None = None
+    cache: BaseCache[Any] | None = None
+    """The graph's `BaseCache` (None: nothing is cached); read and written by the cache effects."""
     custom: deque[Event] = field(default_factory=deque)
     """Chunks from `get_stream_writer()`, drained between effects (appended from any thread)."""
 
@@ -61,6 +67,10 @@ def drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event]
         elif kind is SaveCheckpoint:
             if io.put_checkpoint is not None:
                 io.put_checkpoint(effect)  # type: ignore[arg-type]
+        elif kind is ReadCache:
+            reply = read_cache(io.cache, effect.keys)  # type: ignore[union-attr]
+        elif kind is WriteCache:
+            write_cache(io.cache, effect.key, effect.value)  # type: ignore[union-attr]
         elif io.put_writes is not None:
             io.put_writes(effect)  # type: ignore[arg-type]
 
@@ -76,6 +86,8 @@ def _perform_sync(effects: Sequence[Effect], io: RunIO) -> Iterator[Event]:
             yield (effect.mode, effect.chunk)
         elif type(effect) is SaveWrites and io.put_writes is not None:
             io.put_writes(effect)
+        elif type(effect) is WriteCache:
+            write_cache(io.cache, effect.key, effect.value)
 
 
 _POOL_SIZE = 32
@@ -207,6 +219,10 @@ async def drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncIte
         elif kind is SaveCheckpoint:
             if io.aput_checkpoint is not None:
                 await io.aput_checkpoint(effect)  # type: ignore[arg-type]
+        elif kind is ReadCache:
+            reply = await aread_cache(io.cache, effect.keys)  # type: ignore[union-attr]
+        elif kind is WriteCache:
+            await awrite_cache(io.cache, effect.key, effect.value)  # type: ignore[union-attr]
         elif io.aput_writes is not None:
             await io.aput_writes(effect)  # type: ignore[arg-type]
 
@@ -218,6 +234,8 @@ async def _perform_async(effects: Sequence[Effect], io: RunIO, events: list[Even
             events.append((effect.mode, effect.chunk))
         elif type(effect) is SaveWrites and io.aput_writes is not None:
             await io.aput_writes(effect)
+        elif type(effect) is WriteCache:
+            await awrite_cache(io.cache, effect.key, effect.value)
 
 
 async def _run_tasks_async(effect: RunTasks, io: RunIO, events: list[Event]) -> StepOutcome:

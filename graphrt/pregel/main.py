@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from graphrt.cache.base import BaseCache
 from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, get_checkpoint_metadata
 from graphrt.checkpoint.base.id import uuid6
 from graphrt.config import RunnableConfig
 from graphrt.errors import EmptyInputError
 from graphrt.pregel import _algo, _state
 from graphrt.pregel._algo import INTERRUPT, GraphSpec, LoopState, Task
+from graphrt.pregel._cache import UnitCache, namespaces_of
 from graphrt.pregel._context import RunContext
 from graphrt.pregel._drivers import RunIO, drive_async, drive_sync
 from graphrt.pregel._loop import RunPlan, SaveCheckpoint, SaveWrites, run_loop
@@ -68,8 +70,10 @@ class Pregel:
         debug: bool = False,
         config: RunnableConfig | None = None,
         context_schema: Any = None,
+        cache: BaseCache[Any] | None = None,
     ) -> None:
         self.spec = spec
+        self.cache = cache
         self.checkpointer = checkpointer
         self.store = store
         self.name = name
@@ -163,7 +167,7 @@ class Pregel:
             printed |= {"values", "updates"}
         all_modes = frozenset(modes) | printed
         custom: Any = None
-        io = RunIO(max_concurrency=config.get("max_concurrency"))
+        io = RunIO(max_concurrency=config.get("max_concurrency"), cache=self.cache)
         if "custom" in all_modes:
             queue = io.custom
             custom = lambda chunk: queue.append(("custom", chunk))  # noqa: E731
@@ -207,6 +211,7 @@ class Pregel:
             forking=_forks(config, saved, head, resuming),
             config_of=_config_of(config),
             parent_config=dict(saved.config) if saved else None,
+            caching=self.cache is not None and any(n.cache is not None for n in self.spec.nodes.values()),
         )
         if saver is not None:
             self._bind_saver(io, saver, config, saved, head)
@@ -386,6 +391,22 @@ class Pregel:
         return _collect(run, iter(events), stream_mode)
 
     # ------------------------------------------------------------ thread state
+
+    def clear_cache(self, nodes: Sequence[str] | None = None) -> None:
+        """Drop the cached results of `nodes` (every node when None) from the graph's cache."""
+        self._cache_or_raise().clear(namespaces_of(self._units(), nodes))
+
+    async def aclear_cache(self, nodes: Sequence[str] | None = None) -> None:
+        """Async twin of `clear_cache`."""
+        await self._cache_or_raise().aclear(namespaces_of(self._units(), nodes))
+
+    def _cache_or_raise(self) -> BaseCache[Any]:
+        if self.cache is None:
+            raise ValueError("No cache is set for this graph. Cannot clear cache.")
+        return self.cache
+
+    def _units(self) -> dict[str, UnitCache | None]:
+        return {name: node.cache for name, node in self.spec.nodes.items()}
 
     def get_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
         """The thread's state at the checkpoint named in `config` (its newest if none is named)."""
