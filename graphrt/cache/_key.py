@@ -27,7 +27,7 @@ def default_cache_key(*args: Any, **kwargs: Any) -> bytes:
     try:
         return dumps_json((_canonical(args), _canonical(kwargs)))
     except SerializationError as exc:
-        where = locate(args) if args else locate(kwargs)
+        where = locate(args) or locate(kwargs)
         raise SerializationError(exc.type_name, path=where, reason=_HOW_TO_FIX) from None
     except RecursionError:
         raise ValueError(
