@@ -37,13 +37,14 @@ def default_cache_key(*args: Any, **kwargs: Any) -> bytes:
 
 
 def _canonical(value: Any) -> Any:
+    """`value` with dict items and set members in sorted order (a dict of str keys stays a dict)."""
     t = type(value)
+    if t is str or t is int or t is float or t is bool or value is None:
+        return value
     if t is dict:
-        items = [(_canonical(k), _canonical(v)) for k, v in value.items()]
-        if all(type(k) is str for k, _ in items):
-            items.sort(key=lambda kv: kv[0])
-        else:
-            items.sort(key=lambda kv: _sort_key(kv[0]))
+        if all(type(k) is str for k in value):
+            return {k: _canonical(value[k]) for k in sorted(value)}
+        items = sorted(((_canonical(k), _canonical(v)) for k, v in value.items()), key=lambda kv: _sort_key(kv[0]))
         return (_DICT, tuple(items))
     if t is list:
         return [_canonical(v) for v in value]

@@ -84,12 +84,15 @@ def test_the_updates_stream_marks_a_hit_as_langgraph_does(cache: BaseCache[Any],
     ]
 
 
-def test_the_tasks_stream_shows_a_hit_starting_but_not_its_result(cache: BaseCache[Any], mode: str) -> None:
+def test_tasks_and_debug_streams_show_a_hit_starting_but_not_its_result(cache: BaseCache[Any], mode: str) -> None:
     graph = chain(cache, [])
     stream(graph, {"x": 1, "log": []}, mode)
     chunks = stream(graph, {"x": 1, "log": []}, mode, stream_mode="tasks")
     shapes = [(c["name"], "result" if "result" in c else "start") for c in chunks]
     assert shapes == [("a", "start"), ("b", "start"), ("b", "result")]  # LangGraph's sequence
+    debug = stream(graph, {"x": 1, "log": []}, mode, stream_mode="debug")
+    events = [(c["type"], c["payload"]["name"]) for c in debug if c["type"] != "checkpoint"]
+    assert events == [("task", "a"), ("task", "b"), ("task_result", "b")]
 
 
 def test_a_hit_is_applied_and_saved_as_if_the_node_ran(cache: BaseCache[Any], mode: str) -> None:
