@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, Protocol, TypeVar, final
 
+from graphrt.cache._key import default_cache_key
+
 if TYPE_CHECKING:
     from graphrt.checkpoint.base import CheckpointMetadata
     from graphrt.config import RunnableConfig
@@ -94,12 +96,20 @@ class RetryPolicy(NamedTuple):
     """Exception class(es) to retry, or a predicate that says whether to retry."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CachePolicy:
-    """Cache a node's result, keyed by its input."""
+    """Cache a node's (or a task's) writes, keyed by its input; used when the graph has a cache.
 
-    key_func: Callable[..., str | bytes] | None = None
+    A cached unit does not run again for the same input until `ttl` seconds have passed; its cached
+    writes are applied as if it had run, and the `updates` stream marks them `cached: True`.
+    """
+
+    key_func: Callable[..., str | bytes] = default_cache_key
+    """Makes the cache key from the input (a node's input; a task's arguments). The default hashes the
+    input's type-tagged JSON, with dict keys and sets in sorted order, so equal inputs give equal keys
+    in every process."""
     ttl: int | None = None
+    """Seconds a cached entry stays valid; `None`: until the cache is cleared."""
 
 
 _DEFAULT_INTERRUPT_ID = "placeholder-id"

@@ -7,6 +7,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from graphrt.cache.base import BaseCache
 from graphrt.channels.base import BaseChannel
 from graphrt.channels.ephemeral_value import EphemeralValue
 from graphrt.channels.last_value import LastValueAfterFinish
@@ -17,6 +18,7 @@ from graphrt.constants import END, START
 from graphrt.graph._node import Branch, StateNodeProc, StateView, branch_channel, goto_writes
 from graphrt.graph._schema import SchemaInfo, inspect_schema, updates_of
 from graphrt.graph._validate import validate_graph
+from graphrt.pregel._cache import UnitCache
 from graphrt.pregel._spec import TASKS, Call, GraphSpec, PregelNode
 from graphrt.pregel.main import Pregel
 from graphrt.store.base import BaseStore
@@ -41,6 +43,7 @@ class NodeSpec:
     defer: bool
     destinations: tuple[str, ...] | dict[str, str] | None
     ends: tuple[str, ...] = field(default=())
+    cache_policy: CachePolicy | None = None
 
 
 class StateGraph(Generic[StateT]):
@@ -122,6 +125,10 @@ class StateGraph(Generic[StateT]):
         output_schema = _return_schema(action, {**self._localns, **localns})
         if output_schema is not None:
             self._add_schema(output_schema, localns)
+        if cache_policy is not None and not isinstance(cache_policy, CachePolicy):
+            raise TypeError(
+                f"Node `{node}`: cache_policy must be a graphrt.types.CachePolicy, got {type(cache_policy).__name__}."
+            )
         policies = (
             ()
             if retry_policy is None
@@ -135,6 +142,7 @@ class StateGraph(Generic[StateT]):
             dict(metadata or {}),
             defer,
             tuple(destinations) if isinstance(destinations, list) else destinations,
+            cache_policy=cache_policy,
         )
         return self
 
@@ -224,7 +232,7 @@ class StateGraph(Generic[StateT]):
         self,
         checkpointer: BaseCheckpointSaver[Any] | bool | None = None,
         *,
-        cache: Any = None,
+        cache: BaseCache[Any] | None = None,
         store: BaseStore | None = None,
         interrupt_before: All | list[str] | None = None,
         interrupt_after: All | list[str] | None = None,
@@ -247,6 +255,7 @@ class StateGraph(Generic[StateT]):
             name=name or "LangGraph",
             debug=debug,
             context_schema=self.context_schema,
+            cache=cache,
         )
 
     def _spec(self, interrupt_before: All | tuple[str, ...], interrupt_after: All | tuple[str, ...]) -> GraphSpec:
@@ -307,6 +316,7 @@ class StateGraph(Generic[StateT]):
                 spec.metadata,
                 reads_state=info is state,
                 subgraph=subgraph,
+                cache=None if spec.cache_policy is None else UnitCache.of("node", name, spec.action, spec.cache_policy),
             )
         trigger_to_nodes: dict[str, list[str]] = {}
         for node in nodes.values():

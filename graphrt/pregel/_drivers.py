@@ -24,6 +24,7 @@ import anyio
 
 from graphrt._context import enter_task, exit_task
 from graphrt.errors import GraphBubbleUp, GraphInterrupt, ParentCommand
+from graphrt.pregel._cache import ReadCache, WriteCache, aread_cache, awrite_cache, read_cache, write_cache
 from graphrt.pregel._io import Event, RunIO
 from graphrt.pregel._loop import Effect, Emit, RunTasks, SaveCheckpoint, StepOutcome
 from graphrt.pregel._retry import next_delay
@@ -58,6 +59,10 @@ def drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event]
             sink.emit(effect.mode, effect.chunk)  # type: ignore[union-attr]
         elif kind is RunTasks:
             reply = yield from _run_tasks_sync(effect, io)  # type: ignore[arg-type]
+        elif kind is ReadCache:
+            reply = read_cache(io.cache, effect.keys)  # type: ignore[union-attr]
+        elif kind is WriteCache:
+            write_cache(io.cache, effect.key, effect.value)  # type: ignore[union-attr]
         elif io.writer is not None:
             if kind is SaveCheckpoint:
                 io.writer.put_checkpoint(effect)  # type: ignore[arg-type]
@@ -70,6 +75,8 @@ def _perform_sync(effects: Sequence[Effect], io: RunIO) -> None:
     for effect in effects:
         if type(effect) is Emit:
             io.sink.emit(effect.mode, effect.chunk)
+        elif type(effect) is WriteCache:
+            write_cache(io.cache, effect.key, effect.value)
         elif io.writer is not None:
             io.writer.put_writes(effect)  # type: ignore[arg-type]
 
@@ -254,6 +261,10 @@ async def _walk_async(loop: Generator[Effect, Any, None], io: RunIO) -> None:
             io.sink.emit(effect.mode, effect.chunk)  # type: ignore[union-attr]
         elif kind is RunTasks:
             reply = await _run_tasks_async(effect, io)  # type: ignore[arg-type]
+        elif kind is ReadCache:
+            reply = await aread_cache(io.cache, effect.keys)  # type: ignore[union-attr]
+        elif kind is WriteCache:
+            await awrite_cache(io.cache, effect.key, effect.value)  # type: ignore[union-attr]
         elif io.writer is not None:
             if kind is SaveCheckpoint:
                 await io.writer.aput_checkpoint(effect)  # type: ignore[arg-type]
@@ -265,6 +276,8 @@ async def _perform_async(effects: Sequence[Effect], io: RunIO) -> None:
     for effect in effects:
         if type(effect) is Emit:
             io.sink.emit(effect.mode, effect.chunk)
+        elif type(effect) is WriteCache:
+            await awrite_cache(io.cache, effect.key, effect.value)
         elif io.writer is not None:
             await io.writer.aput_writes(effect)  # type: ignore[arg-type]
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from graphrt.config import RunnableConfig
 
 if TYPE_CHECKING:
+    from graphrt.cache.base import BaseCache
     from graphrt.checkpoint.base import BaseCheckpointSaver
     from graphrt.pregel._loop import SaveCheckpoint, SaveWrites
 
@@ -112,3 +113,5 @@ class RunIO:
     live: bool = False
     """Run even a single task off the caller's thread, so nested runs' events reach the caller as they happen."""
     max_concurrency: int | None = None
+    cache: BaseCache[Any] | None = None
+    """The graph's cache (None: nothing is cached); read and written by the cache effects."""

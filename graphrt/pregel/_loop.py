@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from graphrt.checkpoint.base import CheckpointMetadata
 from graphrt.errors import ErrorCode, GraphInterrupt, GraphRecursionError, create_error_message
 from graphrt.pregel import _algo
 from graphrt.pregel._algo import LoopState
+from graphrt.pregel._cache import ReadCache, WriteCache, cacheable
 from graphrt.pregel._spec import ERROR, INTERRUPT, NO_WRITES, NULL_TASK_ID, RESUME, TASKS, Task
 from graphrt.types import Command, Interrupt, Send
 
@@ -57,7 +58,7 @@ class Emit:
     chunk: Any
 
 
-Effect = RunTasks | SaveCheckpoint | SaveWrites | Emit
+Effect = RunTasks | SaveCheckpoint | SaveWrites | Emit | ReadCache | WriteCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,8 @@ class RunPlan:
     """`metadata["parents"]` of this scope's checkpoints."""
     dirty: set[str] = field(default_factory=set)
     """Channels changed since the last saved checkpoint (their versions go to the saver)."""
+    caching: bool = False
+    """The run has a cache: cached nodes are looked up before they run and stored after."""
 
 
 def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
@@ -144,6 +147,8 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
                 if task not in todo and not task.node.hidden:
                     # Finished before the interrupt or crash: streamed again, marked as not re-run.
                     yield Emit("updates", {task.name: plan.updates_chunk(task), "__metadata__": {"cached": True}})
+        if plan.caching:
+            todo = yield from _cache_hits(st, plan, todo, after_task)
         outcome: StepOutcome = yield RunTasks(tuple(todo), after_task)
         if outcome.error is not None:
             yield from _save_at_exit(st, plan)
@@ -305,20 +310,63 @@ def _replay_saved_writes(st: LoopState, tasks: list[Task]) -> list[Task]:
     return todo
 
 
-def _after_task_effects(st: LoopState, plan: RunPlan) -> Callable[[Task, BaseException | None], list[Effect]]:
-    """Effects of one finished task: save its writes (or its interrupt or error) and stream its update.
+def _cache_hits(
+    st: LoopState, plan: RunPlan, todo: list[Task], after_task: AfterTask
+) -> Generator[Effect, Any, list[Task]]:
+    """Tasks of cached nodes whose writes are in the cache take them from there instead of running.
 
-    The writes are also kept in `st.pending_writes`, for a save at exit and for resuming interrupts.
+    A hit is saved and streamed like a finished task, its `updates` chunk marked `cached: True`.
+    """
+    try:
+        keyed = [task for task in todo if task.node.cache is not None]
+        for task in keyed:
+            task.cache_key = task.node.cache.key(task.input)  # type: ignore[union-attr]
+    except Exception:
+        yield from _save_at_exit(st, plan)
+        raise
+    if not keyed:
+        return todo
+    hits = yield ReadCache(tuple(task.cache_key for task in keyed))  # type: ignore[misc]
+    if not hits:
+        return todo
+    rest = []
+    for task in todo:
+        found = hits.get(task.cache_key) if task.cache_key is not None else None
+        if found is None:
+            rest.append(task)
+            continue
+        task.writes = list(found)
+        yield from after_task(task, None, cached=True)
+    return rest
+
+
+class AfterTask(Protocol):
+    """What the loop does once a task finished (or was found in the cache): its effects."""
+
+    def __call__(self, task: Task, error: BaseException | None, *, cached: bool = False) -> list[Effect]: ...
+
+
+def _after_task_effects(st: LoopState, plan: RunPlan) -> AfterTask:
+    """Effects of one finished task: save its writes (or its interrupt or error), cache them, stream its update.
+
+    The writes are also kept in `st.pending_writes`, for a save at exit and for resuming interrupts. A
+    task `cached` (found in the cache) streams only its `updates` chunk, marked as cached, as LangGraph does.
     """
     save_now = plan.checkpointing and not plan.save_at_exit_only
 
-    def after(task: Task, error: BaseException | None) -> list[Effect]:
+    def after(task: Task, error: BaseException | None, *, cached: bool = False) -> list[Effect]:
         effects: list[Effect] = []
         if plan.checkpointing:
             writes = _saved_writes(task, error)
             st.pending_writes.extend((task.id, c, v) for c, v in writes)
             if save_now:
                 effects.append(SaveWrites(task.id, writes, _path_str(task)))
+        if cached:
+            if "updates" in plan.modes and not task.node.hidden:
+                effects.append(Emit("updates", {task.name: plan.updates_chunk(task), "__metadata__": {"cached": True}}))
+            return effects
+        if error is None and task.cache_key is not None and cacheable(task.writes):
+            effects.append(WriteCache(task.cache_key, tuple(task.writes)))
         if error is None and not task.node.hidden:
             if "updates" in plan.modes:
                 effects.append(Emit("updates", {task.name: plan.updates_chunk(task)}))

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from graphrt._context import TaskContext
 from graphrt.channels.base import BaseChannel
+from graphrt.pregel._cache import CacheKey, UnitCache
 from graphrt.pregel._call import Call
 from graphrt.types import All, RetryPolicy
 
@@ -78,6 +79,8 @@ class PregelNode:
     """`reads` is exactly the graph's state keys: the input is a copy of the loop's state mirror."""
     subgraph: Any = None
     """The compiled graph this node runs, when it is one (for state snapshots and drawing)."""
+    cache: UnitCache | None = None
+    """How the node's writes are cached (its `cache_policy`), when the run has a cache."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +121,5 @@ class Task:
     triggers: tuple[str, ...]
     ctx: TaskContext
     writes: list[tuple[str, Any]] = field(default_factory=list)
+    cache_key: CacheKey | None = None
+    """Set before the task runs when its node is cached and the run has a cache."""

@@ -9,12 +9,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from graphrt._context import RunContext, RunScope, TaskContext, running_task
+from graphrt.cache.base import BaseCache
 from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, get_checkpoint_metadata
 from graphrt.checkpoint.base.id import uuid6
 from graphrt.config import RunnableConfig
 from graphrt.errors import EmptyInputError, GraphInterrupt
 from graphrt.pregel import _algo, _nested, _state
 from graphrt.pregel._algo import LoopState
+from graphrt.pregel._cache import UnitCache, namespaces_of
 from graphrt.pregel._drivers import drive_async, drive_sync
 from graphrt.pregel._io import Event, RunIO, Sink, ThreadWriter
 from graphrt.pregel._loop import RunPlan, run_loop
@@ -74,8 +76,10 @@ class Pregel:
         debug: bool = False,
         config: RunnableConfig | None = None,
         context_schema: Any = None,
+        cache: BaseCache[Any] | None = None,
     ) -> None:
         self.spec = spec
+        self.cache = cache
         self.checkpointer = checkpointer
         self.store = store
         self.name = name
@@ -232,6 +236,7 @@ class Pregel:
             config_of=_config_of(config),
             parent_config=dict(saved.config) if saved else None,
             parents=dict(scope.parents),
+            caching=self.cache is not None and any(n.cache is not None for n in self.spec.nodes.values()),
         )
         writer = None
         if saver is not None:
@@ -243,6 +248,7 @@ class Pregel:
             nested=parent is not None,
             live=parent is None and options.subgraphs and not options.for_invoke,
             max_concurrency=config.get("max_concurrency"),
+            cache=self.cache,
         )
         return _Run(st, plan, io, modes, single, printed, parent is not None)
 
@@ -416,6 +422,22 @@ class Pregel:
         return _select(self.output_values, options.output_keys)(run.st)
 
     # ------------------------------------------------------------ thread state
+
+    def clear_cache(self, nodes: Sequence[str] | None = None) -> None:
+        """Drop the cached results of `nodes` (every node when None) from the graph's cache."""
+        self._cache_or_raise().clear(namespaces_of(self._units(), nodes))
+
+    async def aclear_cache(self, nodes: Sequence[str] | None = None) -> None:
+        """Async twin of `clear_cache`."""
+        await self._cache_or_raise().aclear(namespaces_of(self._units(), nodes))
+
+    def _cache_or_raise(self) -> BaseCache[Any]:
+        if self.cache is None:
+            raise ValueError("No cache is set for this graph. Cannot clear cache.")
+        return self.cache
+
+    def _units(self) -> dict[str, UnitCache | None]:
+        return {name: node.cache for name, node in self.spec.nodes.items()}
 
     def get_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
         """The thread's state at the checkpoint named in `config` (its newest if none is named).
