@@ -70,6 +70,8 @@ class RunContext:
     previous: Any = None
     """The thread's previous return value (functional API), exposed as `Runtime.previous`."""
     scope: RunScope = field(default_factory=lambda: RunScope(None))
+    units: Any = None
+    """Runs the `@task` calls its tasks make (the engine's `UnitRunner`)."""
     resuming: bool = False
     """The run continues a saved checkpoint (so a task re-executed in it resumes what it nested)."""
     runtime: Runtime[Any] = field(init=False)
@@ -103,6 +105,8 @@ class TaskContext:
     """`add_node(..., metadata=...)`, merged into the task config's metadata."""
     channels: Mapping[str, Any] = field(default_factory=dict)
     """The run's channels as of this step (read-only: a branch reads state through them)."""
+    calls: int = 0
+    """How many `@task` calls this task made so far (a call's index is part of its id)."""
     _counter: int = 0
     _config: RunnableConfig | None = None
 

@@ -93,6 +93,11 @@ def _shared_pool() -> concurrent.futures.ThreadPoolExecutor:
     return _pool
 
 
+def submit(func: Any, *args: Any) -> None:
+    """Start `func(*args)` on the shared pool (a `@task` call; its waiter runs it if no worker has)."""
+    _shared_pool().submit(func, *args)
+
+
 def _run_tasks_sync(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOutcome]:
     """One task runs inline; several are drained from a queue by up to `max_concurrency` workers.
 
@@ -166,6 +171,7 @@ def run_task_sync(task: Task, io: RunIO | None = None) -> BaseException | None:
                     _note(exc, task)
                     return exc
                 task.writes.clear()
+                task.ctx.calls = 0
                 time.sleep(delay)
     finally:
         exit_task(token)
@@ -325,6 +331,7 @@ async def run_task_async(task: Task) -> BaseException | None:
                     _note(exc, task)
                     return exc
                 task.writes.clear()
+                task.ctx.calls = 0
                 await anyio.sleep(delay)
     finally:
         exit_task(token)

@@ -21,6 +21,7 @@ from graphrt.pregel._drivers import drive_async, drive_sync
 from graphrt.pregel._io import Event, RunIO, Sink, ThreadWriter
 from graphrt.pregel._loop import RunPlan, run_loop
 from graphrt.pregel._spec import INTERRUPT, GraphSpec, PregelNode, Task
+from graphrt.pregel._units import UnitRunner
 from graphrt.store.base import BaseStore
 from graphrt.types import All, Command, Durability, StateSnapshot, StateUpdate, StreamMode
 
@@ -250,6 +251,7 @@ class Pregel:
             max_concurrency=config.get("max_concurrency"),
             cache=self.cache,
         )
+        run.units = UnitRunner(_algo.read_saved_writes(st.pending_writes) if resuming else {}, io)
         return _Run(st, plan, io, modes, single, printed, parent is not None)
 
     def _load(self, saver: Any, config: RunnableConfig) -> tuple[CheckpointTuple | None, str | None]:
@@ -642,7 +644,10 @@ def _values_set(graph: Pregel, options: RunOptions, at_end: bool) -> frozenset[s
     if options.output_keys is not None:
         keys = options.output_keys
         return frozenset((keys,) if isinstance(keys, str) else keys)
-    return graph.spec.output_set if at_end else frozenset(graph.values_keys())
+    if at_end:
+        return graph.spec.output_set
+    keys = graph.values_keys()
+    return frozenset((keys,) if isinstance(keys, str) else keys)
 
 
 def _coerce_context(schema: Any, context: Any) -> Any:
