@@ -53,7 +53,11 @@ def test_stream_modes_match_langgraph(saver: Any, mode: str) -> None:
     def workflow(inputs: int) -> int:
         return double(inputs).result() + double(inputs + 1).result()
 
-    assert stream(workflow, 2, mode, thread("u"), stream_mode="updates") == [{"double": 4}, {"double": 6}, {"workflow": 10}]
+    assert stream(workflow, 2, mode, thread("u"), stream_mode="updates") == [
+        {"double": 4},
+        {"double": 6},
+        {"workflow": 10},
+    ]
     assert stream(workflow, 2, mode, thread("v"), stream_mode="values") == [10]
     debug = stream(workflow, 2, mode, thread("d"), stream_mode="debug")
     assert [(c["type"], c["step"], c["payload"].get("name")) for c in debug] == [
