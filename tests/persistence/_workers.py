@@ -107,6 +107,47 @@ def pair_graph(saver: Any, directory: Path, *, block: bool) -> Any:
     return builder.compile(checkpointer=saver)
 
 
+def deep_graph(saver: Any, directory: Path) -> Any:
+    """Three levels of subgraphs; the bottom one records `before`, then asks `deep` with interrupt()."""
+    from graphrt.types import interrupt
+
+    def before(state: Items) -> Items:
+        record(directory, "before")
+        return {"items": ["before"]}
+
+    def leaf(state: Items) -> Items:
+        record(directory, "leaf")
+        return {"items": [str(interrupt("deep"))]}
+
+    level3 = StateGraph(Items).add_node(before).add_node(leaf).add_edge(START, "before").add_edge("before", "leaf")
+    level2 = StateGraph(Items).add_node("l3", level3.compile()).add_edge(START, "l3").compile()
+    return StateGraph(Items).add_node("l2", level2).add_edge(START, "l2").compile(checkpointer=saver)
+
+
+def flow(saver: Any, directory: Path, *, block: bool) -> Any:
+    """An entrypoint calling task `first` (saved), then `second`, which with `block` waits to be killed."""
+    from graphrt.func import entrypoint, task
+
+    @task
+    def first(x: str) -> str:
+        record(directory, "first")
+        return x + "1"
+
+    @task
+    def second(x: str) -> str:
+        record(directory, "second")
+        if block:
+            (directory / "ready").touch()
+            wait_for(lambda: False, "this process to be killed")
+        return x + "2"
+
+    @entrypoint(checkpointer=saver)
+    def workflow(x: str) -> str:
+        return second(first(x).result()).result()
+
+    return workflow
+
+
 def main(argv: Sequence[str]) -> None:
     command, database, folder = argv
     directory = Path(folder)
@@ -118,6 +159,17 @@ def main(argv: Sequence[str]) -> None:
                 values = pair_graph(saver, directory, block=True).invoke({"items": ["x"]}, THREAD)
             elif command == "resume":
                 values = pair_graph(saver, directory, block=False).invoke(None, THREAD)
+            elif command == "deep":
+                out = deep_graph(saver, directory).invoke({"items": []}, THREAD)
+                values = {"interrupts": [i.value for i in out["__interrupt__"]]}
+            elif command == "deep-resume":
+                from graphrt.types import Command
+
+                values = deep_graph(saver, directory).invoke(Command(resume="answer"), THREAD)
+            elif command == "flow-crash":
+                values = flow(saver, directory, block=True).invoke("x", THREAD)
+            elif command == "flow-resume":
+                values = flow(saver, directory, block=False).invoke(None, THREAD)
             else:
                 raise SystemExit(f"unknown command {command!r}")
             result: dict[str, Any] = {"values": values}

@@ -109,3 +109,30 @@ def test_saved_task_never_reruns_after_kill_9(tmp_path: Path, children: list[Chi
         assert snapshot.values == {"items": ["x", "blocker", "fast"]}
         assert snapshot.next == ()
         assert [(s.metadata or {}).get("step") for s in graph.get_state_history(THREAD)] == [1, 0, -1]
+
+
+@pytest.mark.timeout(30)
+def test_three_levels_deep_interrupt_resumes_in_another_process(tmp_path: Path, children: list[Child]) -> None:
+    database = tmp_path / "cp.sqlite"
+    first = Child("deep", database, tmp_path)
+    children.append(first)
+    assert first.result() == {"values": {"interrupts": ["deep"]}}
+    second = Child("deep-resume", database, tmp_path)
+    children.append(second)
+    assert second.result() == {"values": {"items": ["before", "answer"]}}
+    assert runs(tmp_path) == ["before", "leaf", "leaf"]  # `before` ran once across both processes
+
+
+@pytest.mark.timeout(30)
+def test_saved_task_result_never_reruns_after_kill_9(tmp_path: Path, children: list[Child]) -> None:
+    database = tmp_path / "cp.sqlite"
+    worker = Child("flow-crash", database, tmp_path)
+    children.append(worker)
+    worker.wait_for_file(tmp_path / "ready")
+    os.kill(worker.proc.pid, signal.SIGKILL)
+    worker.proc.wait(10)
+    assert runs(tmp_path) == ["first", "second"]
+    resumer = Child("flow-resume", database, tmp_path)
+    children.append(resumer)
+    assert resumer.result() == {"values": "x12"}
+    assert runs(tmp_path) == ["first", "second", "second"]  # `first` ran once in all
