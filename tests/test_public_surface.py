@@ -12,6 +12,7 @@ import graphrt
 PROMISED: dict[str, tuple[str, ...]] = {
     "graphrt.graph": ("StateGraph", "START", "END", "MessagesState", "add_messages", "CompiledStateGraph"),
     "graphrt.graph.message": ("add_messages", "MessagesState", "REMOVE_ALL_MESSAGES"),
+    "graphrt.func": ("entrypoint", "task"),
     "graphrt.types": (
         "Command",
         "Send",

@@ -256,3 +256,26 @@ def test_entrypoint_graph_draws_like_langgraph() -> None:
 
     text = wf.get_graph().draw_mermaid()
     assert "\t__start__ --> wf;\n\twf -.-> __end__;\n" in text
+
+
+def test_cached_task_does_not_run_again_for_the_same_input(saver: Any, mode: str) -> None:
+    from graphrt.cache.memory import InMemoryCache
+    from graphrt.types import CachePolicy
+
+    calls: list[int] = []
+
+    @task(cache_policy=CachePolicy(ttl=60))
+    def expensive(x: int) -> int:
+        calls.append(x)
+        return x * x
+
+    @entrypoint(checkpointer=saver, cache=InMemoryCache())
+    def workflow(x: int) -> int:
+        return expensive(x).result()
+
+    assert run(workflow, 3, mode, thread("a")) == 9
+    assert run(workflow, 3, mode, thread("b")) == 9  # another thread: served from the cache
+    assert run(workflow, 4, mode, thread("c")) == 16
+    assert calls == [3, 4]
+    chunks = stream(workflow, 3, mode, thread("d"), stream_mode="updates")
+    assert chunks[0] == {"expensive": 9, "__metadata__": {"cached": True}}
