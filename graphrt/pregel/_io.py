@@ -109,7 +109,8 @@ class RunIO:
     sink: Sink
     writer: ThreadWriter | None = None
     nested: bool = False
-    """Runs inside a task of another run: a waiting driver runs its own queued tasks (no pool deadlock)."""
+    """Nobody reads events before the run ends (a nested run, or invoke): a waiting driver runs its own
+    queued tasks (no pool deadlock, no idle thread), and an async driver needs no separate event pump."""
     live: bool = False
     """Run even a single task off the caller's thread, so nested runs' events reach the caller as they happen."""
     max_concurrency: int | None = None

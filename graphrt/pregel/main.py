@@ -246,7 +246,8 @@ class Pregel:
         io = RunIO(
             sink,
             writer,
-            nested=parent is not None,
+            # invoke reads events only at the end: its driver may run tasks itself, like a nested run's
+            nested=parent is not None or options.for_invoke,
             live=parent is None and options.subgraphs and not options.for_invoke,
             max_concurrency=config.get("max_concurrency"),
             cache=self.cache,
