@@ -4,8 +4,8 @@ This is the only module that knows about concurrency. Both drivers walk the same
 (`_loop.run_loop`) and put `(namespace, mode, chunk)` events into the run's sink as they happen; a root
 run's driver hands them to the caller, a nested run's sink forwards them to the root's.
 
-Nesting never deadlocks: a nested run waiting for its step's tasks runs its own queued tasks itself, so a
-parent holding pool threads never waits on work that can't start.
+Nesting never deadlocks: a nested run waiting for its step's tasks runs any that no pool worker has
+taken, so a parent holding pool threads never waits on work that can't start.
 """
 
 from __future__ import annotations
@@ -82,6 +82,8 @@ def _perform_sync(effects: Sequence[Effect], io: RunIO) -> None:
 
 
 _POOL_SIZE = 32
+_HELP_AFTER = 0.005
+"""Seconds a nested run's driver waits for a pool worker to take one of its tasks before running it itself."""
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 
 
@@ -103,7 +105,8 @@ def _run_tasks_sync(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOu
 
     The driver's thread performs each finished task's effects (save its writes, stream its events) as
     soon as it arrives, so a task's writes are durable even while its siblings still run. A nested run's
-    driver is itself one of the workers; a root run's driver stays free to hand events to the caller.
+    driver runs a queued task itself when no pool worker has taken it (the pool may be full of waiting
+    parents); a root run's driver stays free to hand events to the caller.
     """
     tasks = effect.tasks
     results: list[tuple[Task, BaseException | None]] = []
@@ -120,22 +123,29 @@ def _run_tasks_sync(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOu
         workers = min(len(tasks), io.max_concurrency or _POOL_SIZE, _POOL_SIZE)
         context = contextvars.copy_context()
 
-        def work() -> None:
-            while True:
-                try:
-                    task = todo.get_nowait()
-                except queue.Empty:
-                    return
-                done.put(_Done(task, context.copy().run(run_task_sync, task, io)))
+        def work_one() -> bool:
+            try:
+                task = todo.get_nowait()
+            except queue.Empty:
+                return False
+            done.put(_Done(task, context.copy().run(run_task_sync, task, io)))
+            return True
 
-        futures = [_shared_pool().submit(work) for _ in range(workers - 1 if io.nested else workers)]
-        if io.nested:
-            work()
+        def work() -> None:
+            while work_one():
+                pass
+
+        futures = [_shared_pool().submit(work) for _ in range(workers)]
         while len(results) < len(tasks):
             try:
-                item = done.get(timeout=1.0)
+                item = done.get(timeout=_HELP_AFTER if io.nested else 1.0)
             except queue.Empty:
-                _raise_if_worker_died(futures)
+                # A nested run whose tasks no worker has taken (the pool is busy with its parents) runs
+                # one itself; otherwise finished tasks are handled here at once (their writes saved).
+                if io.nested and not todo.empty():
+                    work_one()
+                else:
+                    _raise_if_worker_died(futures)
                 continue
             if type(item) is _Done:
                 results.append((item.task, item.error))

@@ -109,8 +109,8 @@ class RunIO:
     sink: Sink
     writer: ThreadWriter | None = None
     nested: bool = False
-    """Nobody reads events before the run ends (a nested run, or invoke): a waiting driver runs its own
-    queued tasks (no pool deadlock, no idle thread), and an async driver needs no separate event pump."""
+    """Runs inside a task of another run: a driver whose tasks no pool worker takes runs them itself (no
+    pool deadlock), and an async driver needs no separate event pump (its events go to the root's sink)."""
     live: bool = False
     """Run even a single task off the caller's thread, so nested runs' events reach the caller as they happen."""
     max_concurrency: int | None = None

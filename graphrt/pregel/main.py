@@ -246,8 +246,7 @@ class Pregel:
         io = RunIO(
             sink,
             writer,
-            # invoke reads events only at the end: its driver may run tasks itself, like a nested run's
-            nested=parent is not None or options.for_invoke,
+            nested=parent is not None,
             live=parent is None and options.subgraphs and not options.for_invoke,
             max_concurrency=config.get("max_concurrency"),
             cache=self.cache,
