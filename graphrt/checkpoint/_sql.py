@@ -22,6 +22,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from graphrt._log import log_checkpoint_saved
 from graphrt.checkpoint._delta import MAX_CHAIN, Blob, BrokenChainError, ChainFetcher, DeltaCodec, Memo, StreamKey
 from graphrt.checkpoint.base._saver import BaseCheckpointSaver, check_prune_args
 from graphrt.checkpoint.base._storage import (
@@ -460,6 +461,13 @@ class SqlSaver(BaseCheckpointSaver[str]):
                 prepared.checkpoint,
                 prepared.metadata,
             ),
+        )
+        log_checkpoint_saved(
+            thread_id,
+            checkpoint_ns,
+            prepared.checkpoint_id,
+            len(prepared.checkpoint) + len(prepared.metadata),
+            [len(blob.data) for blob in blobs],
         )
         return tuple(blob.depth for blob in blobs)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 
+from graphrt._log import log_retry, log_run_end, log_run_start, log_step
 from graphrt.errors import GraphBubbleUp, GraphInterrupt
 from graphrt.pregel._algo import Task
 from graphrt.pregel._context import enter_task, exit_task
@@ -37,6 +38,8 @@ class RunIO:
     max_concurrency: int | None = None
     custom: deque[Event] = field(default_factory=deque)
     """Chunks from `get_stream_writer()`, drained between effects (appended from any thread)."""
+    label: str = ""
+    """Names the run in log lines (its thread)."""
 
 
 # ---------------------------------------------------------------- sync
@@ -45,24 +48,36 @@ class RunIO:
 def drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event]:
     """Run the loop to the end, yielding stream events."""
     reply: Any = None
+    steps = 0
+    log_run_start(io.label)
     while True:
         try:
             effect = loop.send(reply)
         except StopIteration:
+            log_run_end(io.label, steps)
             yield from _drain(io)
             return
+        except Exception as exc:
+            log_run_end(io.label, steps, exc)
+            raise
         reply = None
         kind = type(effect)
         if kind is Emit:
             yield from _drain(io)
             yield (effect.mode, effect.chunk)  # type: ignore[union-attr]
         elif kind is RunTasks:
+            steps += 1
+            log_step(_step_of(effect), [t.name for t in effect.tasks])  # type: ignore[arg-type,union-attr]
             reply = yield from _run_tasks_sync(effect, io)  # type: ignore[arg-type]
         elif kind is SaveCheckpoint:
             if io.put_checkpoint is not None:
                 io.put_checkpoint(effect)  # type: ignore[arg-type]
         elif io.put_writes is not None:
             io.put_writes(effect)  # type: ignore[arg-type]
+
+
+def _step_of(effect: RunTasks) -> int:
+    return effect.tasks[0].ctx.step if effect.tasks else -1
 
 
 def _drain(io: RunIO) -> Iterator[Event]:
@@ -159,6 +174,7 @@ def run_task_sync(task: Task) -> BaseException | None:
                     _note(exc, task)
                     return exc
                 task.writes.clear()
+                log_retry(task.name, attempt, delay, exc)
                 time.sleep(delay)
     finally:
         exit_task(token)
@@ -186,13 +202,19 @@ def _outcome(tasks: Sequence[Task], results: list[tuple[Task, BaseException | No
 async def drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncIterator[Event]:
     """Run the loop to the end on the current event loop, yielding stream events."""
     reply: Any = None
+    steps = 0
+    log_run_start(io.label)
     while True:
         try:
             effect = loop.send(reply)
         except StopIteration:
+            log_run_end(io.label, steps)
             for event in _drain(io):
                 yield event
             return
+        except Exception as exc:
+            log_run_end(io.label, steps, exc)
+            raise
         reply = None
         kind = type(effect)
         if kind is Emit:
@@ -200,6 +222,8 @@ async def drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncIte
                 yield event
             yield (effect.mode, effect.chunk)  # type: ignore[union-attr]
         elif kind is RunTasks:
+            steps += 1
+            log_step(_step_of(effect), [t.name for t in effect.tasks])  # type: ignore[arg-type,union-attr]
             events: list[Event] = []
             reply = await _run_tasks_async(effect, io, events)  # type: ignore[arg-type]
             for event in events:
@@ -262,6 +286,7 @@ async def run_task_async(task: Task) -> BaseException | None:
                     _note(exc, task)
                     return exc
                 task.writes.clear()
+                log_retry(task.name, attempt, delay, exc)
                 await anyio.sleep(delay)
     finally:
         exit_task(token)

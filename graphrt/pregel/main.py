@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from graphrt._log import print_debug
 from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, get_checkpoint_metadata
 from graphrt.checkpoint.base.id import uuid6
 from graphrt.config import RunnableConfig
@@ -163,7 +164,7 @@ class Pregel:
             printed |= {"values", "updates"}
         all_modes = frozenset(modes) | printed
         custom: Any = None
-        io = RunIO(max_concurrency=config.get("max_concurrency"))
+        io = RunIO(max_concurrency=config.get("max_concurrency"), label=_run_label(config, self.checkpointer))
         if "custom" in all_modes:
             queue = io.custom
             custom = lambda chunk: queue.append(("custom", chunk))  # noqa: E731
@@ -541,6 +542,15 @@ def _merge(base: RunnableConfig | None, extra: RunnableConfig | None) -> Runnabl
     return out  # type: ignore[return-value]
 
 
+def _run_label(config: RunnableConfig, saver: Any) -> str:
+    """How log lines name a run: its thread (and namespace), if it saves checkpoints."""
+    if saver is None:
+        return ""
+    configurable = config["configurable"]
+    ns = configurable.get("checkpoint_ns")
+    return f"thread '{configurable['thread_id']}'" + (f" ns '{ns}'" if ns else "")
+
+
 def _names_a_checkpoint(config: RunnableConfig, saved: CheckpointTuple | None) -> bool:
     """The config names a (possibly older) checkpoint, so the thread's head must be looked up apart."""
     return saved is not None and "checkpoint_id" in config["configurable"]
@@ -569,7 +579,7 @@ def _shape(run: _Run, mode: str, chunk: Any, subgraphs: bool) -> Iterator[Any]:
     """Turn an internal event into what `stream` yields for the requested modes (and print print modes)."""
     for out_mode, out in _as_modes(run, mode, chunk):
         if out_mode in run.print_modes:
-            print(f"\x1b[1m[{out_mode}]\x1b[0m {out}")
+            print_debug(out_mode, out)
         if out_mode not in run.modes:
             continue
         if run.single_mode is not None:
@@ -602,7 +612,7 @@ def _collect(run: _Run, events: Iterator[tuple[str, Any]], stream_mode: str) -> 
     for mode, chunk in events:
         for out_mode, out in _as_modes(run, mode, chunk):
             if out_mode in run.print_modes:
-                print(f"\x1b[1m[{out_mode}]\x1b[0m {out}")
+                print_debug(out_mode, out)
             if out_mode != stream_mode:
                 continue
             if stream_mode != "values":
