@@ -139,6 +139,7 @@ def _configure_logging(verbose: int) -> None:
     logger = logging.getLogger("graphrt")
     for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
         logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
     if verbose <= 0:
         return
     logger.addHandler(_StderrHandler())

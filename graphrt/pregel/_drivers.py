@@ -47,26 +47,31 @@ class RunIO:
 
 def drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event]:
     """Run the loop to the end, yielding stream events."""
-    reply: Any = None
-    steps = 0
+    steps = [0]
     log_run_start(io.label)
+    try:
+        yield from _drive_sync(loop, io, steps)
+    except Exception as exc:
+        log_run_end(io.label, steps[0], exc)
+        raise
+    log_run_end(io.label, steps[0])
+
+
+def _drive_sync(loop: Generator[Effect, Any, None], io: RunIO, steps: list[int]) -> Iterator[Event]:
+    reply: Any = None
     while True:
         try:
             effect = loop.send(reply)
         except StopIteration:
-            log_run_end(io.label, steps)
             yield from _drain(io)
             return
-        except Exception as exc:
-            log_run_end(io.label, steps, exc)
-            raise
         reply = None
         kind = type(effect)
         if kind is Emit:
             yield from _drain(io)
             yield (effect.mode, effect.chunk)  # type: ignore[union-attr]
         elif kind is RunTasks:
-            steps += 1
+            steps[0] += 1
             log_step(_step_of(effect), [t.name for t in effect.tasks])  # type: ignore[arg-type,union-attr]
             reply = yield from _run_tasks_sync(effect, io)  # type: ignore[arg-type]
         elif kind is SaveCheckpoint:
@@ -201,20 +206,26 @@ def _outcome(tasks: Sequence[Task], results: list[tuple[Task, BaseException | No
 
 async def drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncIterator[Event]:
     """Run the loop to the end on the current event loop, yielding stream events."""
-    reply: Any = None
-    steps = 0
+    steps = [0]
     log_run_start(io.label)
+    try:
+        async for event in _drive_async(loop, io, steps):
+            yield event
+    except Exception as exc:
+        log_run_end(io.label, steps[0], exc)
+        raise
+    log_run_end(io.label, steps[0])
+
+
+async def _drive_async(loop: Generator[Effect, Any, None], io: RunIO, steps: list[int]) -> AsyncIterator[Event]:
+    reply: Any = None
     while True:
         try:
             effect = loop.send(reply)
         except StopIteration:
-            log_run_end(io.label, steps)
             for event in _drain(io):
                 yield event
             return
-        except Exception as exc:
-            log_run_end(io.label, steps, exc)
-            raise
         reply = None
         kind = type(effect)
         if kind is Emit:
@@ -222,7 +233,7 @@ async def drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncIte
                 yield event
             yield (effect.mode, effect.chunk)  # type: ignore[union-attr]
         elif kind is RunTasks:
-            steps += 1
+            steps[0] += 1
             log_step(_step_of(effect), [t.name for t in effect.tasks])  # type: ignore[arg-type,union-attr]
             events: list[Event] = []
             reply = await _run_tasks_async(effect, io, events)  # type: ignore[arg-type]

@@ -1,11 +1,15 @@
-"""Write a LangGraph SQLite database for the import tests; run it with a Python that has LangGraph.
+"""Write LangGraph SQLite databases for the import tests; run it with a Python that has LangGraph.
 
-    /path/to/langgraph-venv/bin/python tests/cli/make_langgraph_db.py tests/cli/data/langgraph.sqlite
+    /path/to/langgraph-venv/bin/python tests/cli/make_langgraph_db.py tests/cli/data/langgraph.sqlite \
+        tests/cli/data/langgraph_fanout.sqlite
 
 Threads: "t-1" (finished: interrupted, then resumed with "yes"), "t-2" (left at its interrupt) and
 "t-3" (the same input as "t-2", resumed with "yes" by LangGraph: what "t-2" must become once resumed
 on graphrt). Store: two items under ("users", ...). The state holds messages with tool calls, a
 datetime, a set and a UUID, so the import meets LangGraph's msgpack extension types.
+
+The second database holds a step that did not finish: two `Send` tasks ("work") succeeded while the
+"gate" node of the same step interrupted. "f-1" is left there; "f-2" was resumed with "yes" by LangGraph.
 """
 
 from __future__ import annotations
@@ -15,13 +19,13 @@ import operator
 import sqlite3
 import sys
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.store.sqlite import SqliteStore
-from langgraph.types import Command, interrupt
+from langgraph.types import Command, Send, interrupt
 
 
 class State(MessagesState):
@@ -62,6 +66,41 @@ def build() -> StateGraph:
     return builder
 
 
+class FanState(TypedDict):
+    results: Annotated[list[str], operator.add]
+    answer: str
+
+
+def fan_out(state: FanState) -> list[Any]:
+    return [Send("work", "a"), Send("work", "b"), "gate"]
+
+
+def work(arg: str) -> dict[str, Any]:
+    return {"results": [f"done:{arg}"]}
+
+
+def gate(state: FanState) -> dict[str, Any]:
+    return {"answer": interrupt("go?")}
+
+
+def fanout(path: str) -> None:
+    builder = StateGraph(FanState)
+    builder.add_node(work)
+    builder.add_node(gate)
+    builder.add_conditional_edges(START, fan_out, ["work", "gate"])
+    builder.add_edge("work", END)
+    builder.add_edge("gate", END)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    graph = builder.compile(checkpointer=SqliteSaver(conn))
+    for thread_id, resume in (("f-1", False), ("f-2", True)):
+        config = {"configurable": {"thread_id": thread_id}}
+        graph.invoke({"results": []}, config)
+        if resume:
+            graph.invoke(Command(resume="yes"), config)
+    conn.execute("PRAGMA journal_mode = DELETE")  # one self-contained file: readers create no -wal/-shm
+    conn.close()
+
+
 def main(path: str) -> None:
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     store = SqliteStore(conn)
@@ -75,8 +114,11 @@ def main(path: str) -> None:
         graph.invoke({"messages": [HumanMessage(content=name, id=msg_id)]}, config)
         if resume:
             graph.invoke(Command(resume="yes"), config)
+    conn.execute("PRAGMA journal_mode = DELETE")
     conn.close()
 
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    if len(sys.argv) > 2:
+        fanout(sys.argv[2])

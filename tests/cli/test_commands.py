@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,35 @@ def test_python_dash_m_and_help(chat_db: str) -> None:
         "import-langgraph",
     ):
         assert command in usage.out
+
+
+def test_an_unreachable_server_is_one_line_without_the_password() -> None:
+    from contextlib import contextmanager
+
+    from graphrt.cli._backends import BACKENDS, CliError, _opened
+
+    @contextmanager
+    def refusing() -> Iterator[None]:
+        raise OSError('connection to "10.0.0.9" failed for user "u" with password "hunter2"\nmore detail')
+        yield
+
+    target = "postgresql://u:hunter2@10.0.0.9:5432/db"
+    with pytest.raises(CliError) as caught, _opened(refusing(), BACKENDS[1], target):
+        pass
+    assert str(caught.value) == (
+        'Cannot reach PostgreSQL at postgresql://u:***@10.0.0.9:5432/db: connection to "10.0.0.9" failed for '
+        'user "u" with password "***"'
+    )
+
+
+def test_verbose_logs_graphrt_events_to_stderr(chat_db: str) -> None:
+    quiet = run_cli("threads", chat_db)
+    assert quiet.err == ""
+    loud = run_cli("threads", chat_db, "-vv", "--json")
+    assert loud.code == 0 and json.loads(loud.out)[0]["thread_id"] == "bob"
+    import logging
+
+    assert logging.getLogger("graphrt").level == logging.DEBUG
+    run_cli("threads", chat_db)  # a later call without -v removes the handler again
+    assert not [h for h in logging.getLogger("graphrt").handlers if type(h).__name__ == "_StderrHandler"]
+    assert logging.getLogger("graphrt").level == logging.NOTSET

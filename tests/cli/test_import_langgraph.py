@@ -16,18 +16,19 @@ import struct
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
 
 from graphrt.checkpoint.sqlite import SqliteSaver
 from graphrt.graph import END, START, MessagesState, StateGraph
 from graphrt.store.sqlite import SqliteStore
-from graphrt.types import Command, interrupt
+from graphrt.types import Command, Send, interrupt
 from tests.cli.conftest import run_cli
 
 HERE = Path(__file__).parent
 FIXTURE = HERE / "data" / "langgraph.sqlite"
+FANOUT = HERE / "data" / "langgraph_fanout.sqlite"
 
 
 class State(MessagesState):
@@ -64,17 +65,23 @@ def graphrt_graph(saver: SqliteSaver) -> Any:
 
 
 @pytest.fixture(params=["fixture", "langgraph"])
-def source(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A LangGraph SQLite database: the committed one, or one LangGraph writes now."""
-    path = tmp_path / "langgraph.sqlite"
+def sources(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """The chat and fan-out LangGraph databases: the committed ones, or ones LangGraph writes now."""
+    chat, fan = tmp_path / "langgraph.sqlite", tmp_path / "langgraph_fanout.sqlite"
     if request.param == "fixture":
-        shutil.copy(FIXTURE, path)
-        return str(path)
+        shutil.copy(FIXTURE, chat)
+        shutil.copy(FANOUT, fan)
+        return str(chat), str(fan)
     python = os.environ.get("LG_PYTHON")
     if not python:
         pytest.skip("set LG_PYTHON to a Python with langgraph and langgraph-checkpoint-sqlite to write one now")
-    subprocess.run([python, str(HERE / "make_langgraph_db.py"), str(path)], check=True, timeout=120)
-    return str(path)
+    subprocess.run([python, str(HERE / "make_langgraph_db.py"), str(chat), str(fan)], check=True, timeout=120)
+    return str(chat), str(fan)
+
+
+@pytest.fixture
+def source(sources: tuple[str, str]) -> str:
+    return sources[0]
 
 
 def source_rows(path: str, sql: str) -> list[tuple[Any, ...]]:
@@ -304,3 +311,40 @@ def test_langchain_json_format_and_standard_types_decode() -> None:
     assert conv.unknown == {}
     conv.loads_typed("msgpack", ext(6, "<i8", [1], "C", "raw"))
     assert list(conv.unknown) == ["numpy.ndarray"]
+
+
+class FanState(TypedDict):
+    results: Annotated[list[str], operator.add]
+    answer: str
+
+
+def test_a_half_finished_step_resumes_without_rerunning_its_finished_tasks(
+    sources: tuple[str, str], tmp_path: Path
+) -> None:
+    dst = str(tmp_path / "graphrt.sqlite")
+    assert run_cli("import-langgraph", sources[1], dst, "--yes", "--quiet").code == 0
+
+    def fan_out(state: FanState) -> list[Any]:
+        return [Send("work", "a"), Send("work", "b"), "gate"]
+
+    def work(arg: str) -> dict[str, Any]:
+        raise AssertionError("work already succeeded on LangGraph; its saved writes must be used")
+
+    def gate(state: FanState) -> dict[str, Any]:
+        return {"answer": interrupt("go?")}
+
+    builder = StateGraph(FanState)
+    builder.add_node(work)
+    builder.add_node(gate)
+    builder.add_conditional_edges(START, fan_out, ["work", "gate"])
+    builder.add_edge("work", END)
+    builder.add_edge("gate", END)
+    with SqliteSaver.from_conn_string(dst) as saver:
+        graph = builder.compile(checkpointer=saver)
+        f1 = {"configurable": {"thread_id": "f-1"}}
+        waiting = graph.get_state(f1)
+        assert waiting.next == ("gate",)  # both "work" tasks count as done: their saved writes were matched
+        assert [i.value for i in waiting.interrupts] == ["go?"]
+        out = graph.invoke(Command(resume="yes"), f1)
+        on_langgraph = graph.get_state({"configurable": {"thread_id": "f-2"}}).values
+    assert out == on_langgraph == {"results": ["done:a", "done:b"], "answer": "yes"}
