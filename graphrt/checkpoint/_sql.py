@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from graphrt._log import log_checkpoint_saved
 from graphrt.checkpoint._delta import MAX_CHAIN, Blob, BrokenChainError, ChainFetcher, DeltaCodec, Memo, StreamKey
+from graphrt.checkpoint._sql_threads import list_sql_threads
 from graphrt.checkpoint.base._saver import BaseCheckpointSaver, check_prune_args
 from graphrt.checkpoint.base._storage import (
     BlobWrite,
@@ -37,7 +38,7 @@ from graphrt.checkpoint.base._storage import (
     prepare_writes,
     sorted_pending_writes,
 )
-from graphrt.checkpoint.base._threads import ThreadInfo, ThreadTally, check_list_threads_args
+from graphrt.checkpoint.base._threads import ThreadInfo, check_list_threads_args
 from graphrt.checkpoint.base._types import (
     ChannelVersions,
     Checkpoint,
@@ -661,36 +662,4 @@ class SqlSaver(BaseCheckpointSaver[str]):
         """
         check_list_threads_args(limit)
         with self._read() as cur:
-            tallies = self._thread_tallies(cur)
-            ordered = sorted(tallies.values(), key=lambda t: (t.newest_id, t.thread_id), reverse=True)
-            picked: list[ThreadTally] = []
-            for tally in ordered:
-                if limit is not None and len(picked) >= limit:
-                    break
-                cur.execute(self._q(_SELECT_CHECKPOINT), (tally.thread_id, tally.head_ns, tally.head_key[1]))
-                row = cur.fetchone()
-                tally.metadata = decode_metadata(bytes(row[6]))
-                if filter and not matches_filter(tally.metadata, filter):
-                    continue
-                tally.updated_at = self.serde.loads_typed((row[4], bytes(row[5]))).get("ts")
-                picked.append(tally)
-        return iter([tally.info() for tally in picked])
-
-    def _thread_tallies(self, cur: Cursor) -> dict[str, ThreadTally]:
-        """Every thread's checkpoint count, newest ids and stored bytes, from a few aggregate queries."""
-        tallies: dict[str, ThreadTally] = {}
-        cur.execute(
-            "SELECT thread_id, checkpoint_ns, COUNT(*), MAX(checkpoint_id), "
-            "SUM(LENGTH(checkpoint) + LENGTH(metadata)) FROM graphrt_checkpoints GROUP BY thread_id, checkpoint_ns"
-        )
-        for thread_id, checkpoint_ns, count, newest, size in cur.fetchall():
-            tally = tallies.setdefault(thread_id, ThreadTally(thread_id, size=0))
-            tally.see(checkpoint_ns, newest)
-            tally.checkpoints += int(count) - 1
-            tally.size = (tally.size or 0) + int(size or 0)
-        for table in ("graphrt_checkpoint_blobs", "graphrt_checkpoint_writes"):
-            cur.execute(f"SELECT thread_id, SUM(COALESCE(LENGTH(blob), 0)) FROM {table} GROUP BY thread_id")
-            for thread_id, size in cur.fetchall():
-                if thread_id in tallies:
-                    tallies[thread_id].size = (tallies[thread_id].size or 0) + int(size or 0)
-        return tallies
+            return iter(list_sql_threads(cur, self._q, self.serde, filter, limit))

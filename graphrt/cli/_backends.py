@@ -91,7 +91,12 @@ def _scrub(message: str, target: str) -> str:
 
 def backend_for(target: str) -> Backend:
     """The backend `target`'s scheme names; a plain path is SQLite."""
-    scheme = target.split("://", 1)[0].lower() if "://" in target else ""
+    if "://" in target:
+        scheme = target.split("://", 1)[0].lower()
+    elif re.match(r"^\s*(host|dbname|user|port|service)\s*=", target):
+        scheme = "postgresql"  # a libpq keyword DSN: "host=... dbname=..."
+    else:
+        scheme = ""
     for backend in BACKENDS:
         if scheme in backend.schemes:
             return backend

@@ -176,6 +176,10 @@ def test_redact_hides_passwords_in_urls_and_keyword_dsns() -> None:
     assert redact("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert redact("host=h password=pw dbname=x") == "host=h password=*** dbname=x"
     assert redact("redis://h:6379/0") == "redis://h:6379/0"
+    from graphrt.cli._backends import backend_for
+
+    assert backend_for("host=h dbname=x password=pw").name == "PostgreSQL"
+    assert backend_for("sqlite:///tmp/x.sqlite").name == backend_for("chat.sqlite").name == "SQLite"
     assert run_cli("threads", "mysql://u:pw@h/db").err == (
         "graphrt: error: Unknown database scheme 'mysql://' in mysql://u:***@h/db: use a SQLite path or one of "
         "sqlite://, file://, postgres://, postgresql://, redis://, rediss://\n"

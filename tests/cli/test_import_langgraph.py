@@ -348,3 +348,24 @@ def test_a_half_finished_step_resumes_without_rerunning_its_finished_tasks(
         out = graph.invoke(Command(resume="yes"), f1)
         on_langgraph = graph.get_state({"configurable": {"thread_id": "f-2"}}).values
     assert out == on_langgraph == {"results": ["done:a", "done:b"], "answer": "yes"}
+
+
+def test_import_from_langgraphs_postgres(tmp_path: Path) -> None:
+    """Needs the `pg` test server (tests/_pg.py) and LangGraph's Postgres saver under `LG_PYTHON`."""
+    pg = pytest.importorskip("tests._pg", reason="the PostgreSQL test server helper (tests/_pg.py) is not here")
+    python = os.environ.get("LG_PYTHON")
+    if not python:
+        pytest.skip("set LG_PYTHON to a Python with langgraph-checkpoint-postgres to write LangGraph's tables")
+    dst = str(tmp_path / "graphrt.sqlite")
+    with pg.provide() as databases, databases.fresh() as dsn:
+        subprocess.run([python, str(HERE / "make_langgraph_pg.py"), dsn], check=True, timeout=120)
+        result = run_cli("import-langgraph", dsn, dst, "--yes", "--quiet")
+    assert (result.code, result.err) == (0, "")
+    assert result.out.startswith("Imported 2 thread(s), 9 checkpoints, ")
+    assert result.out.endswith(" pending writes and 1 store item(s).\n")
+    with SqliteSaver.from_conn_string(dst) as saver:
+        graph = graphrt_graph(saver)
+        graph.invoke(Command(resume="yes"), {"configurable": {"thread_id": "t-2"}})
+        resumed = graph.get_state({"configurable": {"thread_id": "t-2"}}).values
+        assert resumed == graph.get_state({"configurable": {"thread_id": "t-3"}}).values
+    assert resumed["notes"] == ["chat", "answer:yes"]

@@ -24,7 +24,6 @@ from graphrt.checkpoint.base._storage import (
     prepare_writes,
     sorted_pending_writes,
 )
-from graphrt.checkpoint.base._threads import ThreadInfo, ThreadTally, check_list_threads_args, select_threads
 from graphrt.checkpoint.base._types import (
     ChannelVersions,
     Checkpoint,
@@ -399,33 +398,6 @@ class InMemorySaver(BaseCheckpointSaver[str]):
                 self._heads.pop((thread_id, checkpoint_ns), None)
                 self.writes.pop((thread_id, checkpoint_ns, cid), None)
             checkpoints[head] = (record, metadata, None)
-
-    # -- listing threads --------------------------------------------------------------------------
-
-    def list_threads(self, *, filter: dict[str, Any] | None = None, limit: int | None = None) -> Iterator[ThreadInfo]:
-        """The threads newest first (see `BaseCheckpointSaver.list_threads`), with their stored bytes."""
-        check_list_threads_args(limit)
-        with self._lock:
-            tallies = []
-            for thread_id, namespaces in self.storage.items():
-                tally = ThreadTally(thread_id, size=0)
-                for checkpoint_ns, checkpoints in namespaces.items():
-                    for checkpoint_id, (record, metadata, _) in checkpoints.items():
-                        tally.see(checkpoint_ns, checkpoint_id)
-                        tally.size = (tally.size or 0) + len(record[1]) + len(metadata)
-                if not tally.checkpoints:
-                    continue
-                record, metadata, _ = namespaces[tally.head_ns][tally.head_key[1]]
-                tally.metadata = decode_metadata(metadata)
-                tally.updated_at = self.serde.loads_typed(record).get("ts")
-                tally.size = (tally.size or 0) + self._thread_value_bytes(thread_id)
-                tallies.append(tally)
-            return iter(list(select_threads(tallies, filter, limit)))
-
-    def _thread_value_bytes(self, thread_id: str) -> int:
-        blobs = sum(len(b.data) for k, b in self.blobs.items() if k[0] == thread_id)
-        writes = sum(len(r.data) for k, rows in self.writes.items() if k[0] == thread_id for r in rows.values())
-        return blobs + writes
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """The next channel version: an increasing counter plus a random part unique to this fork."""
