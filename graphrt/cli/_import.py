@@ -259,5 +259,5 @@ def _copy_items(args: argparse.Namespace, items: list[StoreRow]) -> int:
         return 0
     with open_store(args.dst, create=True) as store:
         for item in items:
-            store.put(item.namespace, item.key, item.value, index=False)
+            store.put(item.namespace, item.key, item.value, index=False, ttl=item.ttl_minutes)
     return len(items)

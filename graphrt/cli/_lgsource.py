@@ -53,6 +53,8 @@ class StoreRow:
     namespace: tuple[str, ...]
     key: str
     value: Any
+    ttl_minutes: float | None = None
+    """Minutes left before the item expires (None: it never does)."""
 
 
 class LangGraphSource(Protocol):
@@ -113,9 +115,14 @@ class SqliteSource:
             return
         import json
 
-        for prefix, key, value in self.conn.execute("SELECT prefix, key, value FROM store ORDER BY prefix, key"):
+        # Expired items are gone as far as LangGraph's store is concerned: they are not copied.
+        rows = self.conn.execute(
+            "SELECT prefix, key, value, (julianday(expires_at) - julianday('now')) * 1440 FROM store "
+            "WHERE expires_at IS NULL OR expires_at > datetime('now') ORDER BY prefix, key"
+        )
+        for prefix, key, value, left in rows:
             text = value.decode() if isinstance(value, bytes) else value
-            yield StoreRow(tuple(str(prefix).split(".")), str(key), json.loads(text))
+            yield StoreRow(tuple(str(prefix).split(".")), str(key), json.loads(text), left)
 
     def close(self) -> None:
         self.conn.close()
@@ -181,8 +188,12 @@ class PostgresSource:
     def store_items(self) -> Iterator[StoreRow]:
         if not self.has_store:
             return
-        for prefix, key, value in self.conn.execute("SELECT prefix, key, value FROM store ORDER BY prefix, key"):
-            yield StoreRow(tuple(str(prefix).split(".")), str(key), value)
+        rows = self.conn.execute(
+            "SELECT prefix, key, value, EXTRACT(EPOCH FROM (expires_at - NOW())) / 60 FROM store "
+            "WHERE expires_at IS NULL OR expires_at > NOW() ORDER BY prefix, key"
+        )
+        for prefix, key, value, left in rows:
+            yield StoreRow(tuple(str(prefix).split(".")), str(key), value, None if left is None else float(left))
 
     def close(self) -> None:
         self.conn.close()

@@ -369,3 +369,28 @@ def test_import_from_langgraphs_postgres(tmp_path: Path) -> None:
         resumed = graph.get_state({"configurable": {"thread_id": "t-2"}}).values
         assert resumed == graph.get_state({"configurable": {"thread_id": "t-3"}}).values
     assert resumed["notes"] == ["chat", "answer:yes"]
+
+
+def test_store_items_keep_their_time_to_live_and_expired_ones_stay_behind(tmp_path: Path) -> None:
+    src = str(tmp_path / "lg.sqlite")
+    shutil.copy(FIXTURE, src)
+    conn = sqlite3.connect(src)
+    conn.execute(
+        "INSERT INTO store (prefix, key, value, expires_at, ttl_minutes) "
+        "VALUES ('cache', 'fresh', '{\"v\": 1}', datetime('now', '+30 minutes'), 60)"
+    )
+    conn.execute(
+        "INSERT INTO store (prefix, key, value, expires_at, ttl_minutes) "
+        "VALUES ('cache', 'stale', '{\"v\": 2}', datetime('now', '-1 minutes'), 60)"
+    )
+    conn.commit()
+    conn.close()
+    dst = str(tmp_path / "graphrt.sqlite")
+    done = run_cli("import-langgraph", src, dst, "--yes", "--quiet", "--json")
+    assert json.loads(done.out)["store_items"] == 3
+    with SqliteStore.from_conn_string(dst) as store:
+        assert store.get(("cache",), "stale") is None
+        fresh = store.get(("cache",), "fresh", refresh_ttl=False)
+        assert fresh is not None and fresh.value == {"v": 1}
+    ((minutes,),) = source_rows(dst, "SELECT ttl_minutes FROM graphrt_store WHERE key = 'fresh'")
+    assert 29 < minutes <= 30  # what was left of it, so it expires when it would have on LangGraph
