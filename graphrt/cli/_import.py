@@ -13,13 +13,14 @@ import argparse
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 from graphrt.checkpoint.base import BaseCheckpointSaver, Checkpoint, CheckpointMetadata
 from graphrt.checkpoint.base._types import TASKS
 from graphrt.checkpoint.serde.base import SerializationError
 from graphrt.checkpoint.serde.jsonplus import JsonPlusSerializer
-from graphrt.cli._backends import CliError, open_saver, open_store, redact
+from graphrt.cli._backends import CliError, backend_for, open_saver, open_store, redact, sqlite_path
 from graphrt.cli._lgsource import CheckpointRow, LangGraphSource, StoreRow, WriteRow, open_source, select_threads
 from graphrt.cli._lgtypes import Converter, UnknownValue
 from graphrt.cli._output import Printer
@@ -189,10 +190,24 @@ def cmd_import(args: argparse.Namespace, printer: Printer) -> None:
     if args.src == args.dst:
         raise CliError("SRC and DST are the same database; write the graphrt copy to another file")
     source = open_source(args.src)
+    new_file = _new_sqlite_file(args.dst)
     try:
         _import(args, printer, source)
+    except CliError:
+        if new_file is not None:  # refused or aborted before anything was copied: leave no empty database
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(new_file + suffix).unlink(missing_ok=True)
+        raise
     finally:
         source.close()
+
+
+def _new_sqlite_file(target: str) -> str | None:
+    """The path of a SQLite DST that does not exist yet (the import would create it), else None."""
+    if backend_for(target).name != "SQLite":
+        return None
+    path = sqlite_path(target)
+    return None if Path(path).exists() else path
 
 
 def _import(args: argparse.Namespace, printer: Printer, source: LangGraphSource) -> None:

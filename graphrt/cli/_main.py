@@ -44,7 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="graphrt", description="Inspect and maintain graphrt threads, checkpoints and stores."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_inspect(sub, _inspect)
+    _add_store(sub, _store)
+    _add_write(sub, _write, _draw)
+    _add_import(sub, _imp)
+    return parser
 
+
+def _add_inspect(sub: Any, _inspect: Any) -> None:
     p = _add(sub, "threads", _inspect.cmd_threads, "list threads, newest first")
     p.add_argument("--filter", action="append", metavar="KEY=VALUE", help="only threads whose metadata matches")
     p.add_argument("--limit", type=int, default=None, help="at most this many threads")
@@ -67,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ns", default="", help="checkpoint namespace (default: the root graph)")
     p.add_argument("--all", action="store_true", help="include the runtime's own channels")
 
+
+def _add_store(sub: Any, _store: Any) -> None:
     store = sub.add_parser("store", help="browse the long-term memory store", description="Browse the store.")
     store_sub = store.add_subparsers(dest="store_command", metavar="STORE-COMMAND", required=True)
     p = _add(store_sub, "ls", _store.cmd_store_ls, "list namespaces (under a prefix)")
@@ -84,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=10)
     p.add_argument("--offset", type=int, default=0)
 
+
+def _add_write(sub: Any, _write: Any, _draw: Any) -> None:
     p = _add(sub, "prune", _write.cmd_prune, "keep only the newest checkpoint of threads (asks first)")
     p.add_argument("--thread", action="append", metavar="T", help="only this thread (repeatable; default: all)")
     p.add_argument("--keep-latest", action="store_true", required=True, help="keep each namespace's newest checkpoint")
@@ -102,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(format="ascii")
     p.add_argument("--xray", action="store_true", help="draw subgraphs too")
 
+
+def _add_import(sub: Any, _imp: Any) -> None:
     p = _add(
         sub, "import-langgraph", _imp.cmd_import, "copy threads and store items from a LangGraph database", db=False
     )
@@ -119,7 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
-    return parser
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
