@@ -244,3 +244,16 @@ def test_verbose_logs_graphrt_events_to_stderr(chat_db: str) -> None:
     run_cli("threads", chat_db)  # a later call without -v removes the handler again
     assert not [h for h in logging.getLogger("graphrt").handlers if type(h).__name__ == "_StderrHandler"]
     assert logging.getLogger("graphrt").level == logging.NOTSET
+
+
+def test_the_console_script_entry_point(chat_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import tomllib
+
+    spec = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["scripts"]["graphrt"]
+    module, _, attr = spec.partition(":")
+    entry = getattr(importlib.import_module(module), attr)
+    monkeypatch.setattr(sys, "argv", ["graphrt", "history", chat_db, "nobody"])
+    with pytest.raises(SystemExit) as exited:
+        entry()
+    assert exited.value.code == 1
