@@ -22,7 +22,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from graphrt._log import log_checkpoint_saved
 from graphrt.checkpoint._delta import MAX_CHAIN, Blob, BrokenChainError, ChainFetcher, DeltaCodec, Memo, StreamKey
+from graphrt.checkpoint._sql_threads import list_sql_threads
 from graphrt.checkpoint.base._saver import BaseCheckpointSaver, check_prune_args
 from graphrt.checkpoint.base._storage import (
     BlobWrite,
@@ -36,6 +38,7 @@ from graphrt.checkpoint.base._storage import (
     prepare_writes,
     sorted_pending_writes,
 )
+from graphrt.checkpoint.base._threads import ThreadInfo, check_list_threads_args
 from graphrt.checkpoint.base._types import (
     ChannelVersions,
     Checkpoint,
@@ -460,6 +463,13 @@ class SqlSaver(BaseCheckpointSaver[str]):
                 prepared.metadata,
             ),
         )
+        log_checkpoint_saved(
+            thread_id,
+            checkpoint_ns,
+            prepared.checkpoint_id,
+            len(prepared.checkpoint) + len(prepared.metadata),
+            [len(blob.data) for blob in blobs],
+        )
         return tuple(blob.depth for blob in blobs)
 
     def _rebase(self, cur: Cursor, stream: StreamKey, item: BlobWrite) -> Blob:
@@ -642,3 +652,14 @@ class SqlSaver(BaseCheckpointSaver[str]):
     def get_next_version(self, current: str | None, channel: None) -> str:
         """The next channel version: an increasing counter plus a random part unique to this fork."""
         return next_string_version(current)
+
+    # -- listing threads --------------------------------------------------------------------------
+
+    def list_threads(self, *, filter: dict[str, Any] | None = None, limit: int | None = None) -> Iterator[ThreadInfo]:
+        """The threads newest first (see `BaseCheckpointSaver.list_threads`), with stored sizes, in one snapshot.
+
+        Counts and sizes come from aggregate queries; only each listed thread's head is decoded.
+        """
+        check_list_threads_args(limit)
+        with self._read() as cur:
+            return iter(list_sql_threads(cur, self._q, self.serde, filter, limit))

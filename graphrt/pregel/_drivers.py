@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 
 from graphrt._context import enter_task, exit_task
+from graphrt._log import log_retry, log_run_end, log_run_start, log_step
 from graphrt.errors import GraphBubbleUp, GraphInterrupt, ParentCommand
 from graphrt.pregel._cache import ReadCache, WriteCache, aread_cache, awrite_cache, read_cache, write_cache
 from graphrt.pregel._io import Event, RunIO
@@ -45,6 +46,16 @@ class _Done:
 
 def drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event]:
     """Run the loop to the end, yielding the run's stream events as they happen."""
+    log_run_start(io.label)
+    try:
+        yield from _drive_sync(loop, io)
+    except Exception as exc:
+        log_run_end(io.label, io.steps, exc)
+        raise
+    log_run_end(io.label, io.steps)
+
+
+def _drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event]:
     reply: Any = None
     sink = io.sink
     while True:
@@ -58,6 +69,7 @@ def drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event]
         if kind is Emit:
             sink.emit(effect.mode, effect.chunk)  # type: ignore[union-attr]
         elif kind is RunTasks:
+            _log_step(effect, io)  # type: ignore[arg-type]
             reply = yield from _run_tasks_sync(effect, io)  # type: ignore[arg-type]
         elif kind is ReadCache:
             reply = read_cache(io.cache, effect.keys)  # type: ignore[union-attr]
@@ -69,6 +81,11 @@ def drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event]
             else:
                 io.writer.put_writes(effect)  # type: ignore[arg-type]
         yield from sink.drain()
+
+
+def _log_step(effect: RunTasks, io: RunIO) -> None:
+    io.steps += 1
+    log_step(effect.tasks[0].ctx.step if effect.tasks else -1, [t.name for t in effect.tasks])
 
 
 def _perform_sync(effects: Sequence[Effect], io: RunIO) -> None:
@@ -182,6 +199,7 @@ def run_task_sync(task: Task, io: RunIO | None = None) -> BaseException | None:
                     return exc
                 task.writes.clear()
                 task.ctx.calls = 0
+                log_retry(task.name, attempt, delay, exc)
                 time.sleep(delay)
     finally:
         exit_task(token)
@@ -227,6 +245,17 @@ def _outcome(tasks: Sequence[Task], results: list[tuple[Task, BaseException | No
 
 async def drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncIterator[Event]:
     """Async twin of `drive_sync`: a root run hands events to the caller while its tasks still run."""
+    log_run_start(io.label)
+    try:
+        async for event in _drive_async(loop, io):
+            yield event
+    except Exception as exc:
+        log_run_end(io.label, io.steps, exc)
+        raise
+    log_run_end(io.label, io.steps)
+
+
+async def _drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncIterator[Event]:
     if io.nested:
         await _walk_async(loop, io)
         for event in io.sink.drain():
@@ -276,6 +305,7 @@ async def _walk_async(loop: Generator[Effect, Any, None], io: RunIO) -> None:
         if kind is Emit:
             io.sink.emit(effect.mode, effect.chunk)  # type: ignore[union-attr]
         elif kind is RunTasks:
+            _log_step(effect, io)  # type: ignore[arg-type]
             reply = await _run_tasks_async(effect, io)  # type: ignore[arg-type]
         elif kind is ReadCache:
             reply = await aread_cache(io.cache, effect.keys)  # type: ignore[union-attr]
@@ -342,6 +372,7 @@ async def run_task_async(task: Task) -> BaseException | None:
                     return exc
                 task.writes.clear()
                 task.ctx.calls = 0
+                log_retry(task.name, attempt, delay, exc)
                 await anyio.sleep(delay)
     finally:
         exit_task(token)

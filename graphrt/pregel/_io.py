@@ -114,5 +114,9 @@ class RunIO:
     live: bool = False
     """Run even a single task off the caller's thread, so nested runs' events reach the caller as they happen."""
     max_concurrency: int | None = None
+    label: str = ""
+    """Names the run in log lines (its thread)."""
+    steps: int = 0
+    """Steps run so far (for the log line at the run's end)."""
     cache: BaseCache[Any] | None = None
     """The graph's cache (None: nothing is cached); read and written by the cache effects."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from graphrt._context import RunContext, RunScope, TaskContext, running_task
+from graphrt._log import print_debug
 from graphrt.cache.base import BaseCache
 from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, get_checkpoint_metadata
 from graphrt.checkpoint.base.id import uuid6
@@ -250,6 +251,7 @@ class Pregel:
             live=parent is None and options.subgraphs and not options.for_invoke,
             max_concurrency=config.get("max_concurrency"),
             cache=self.cache,
+            label=_run_label(config, saver),
         )
         run.units = UnitRunner(_algo.read_saved_writes(st.pending_writes) if resuming else {}, io)
         return _Run(st, plan, io, modes, single, printed, parent is not None)
@@ -683,6 +685,15 @@ def _merge(base: RunnableConfig | None, extra: RunnableConfig | None) -> Runnabl
     return out  # type: ignore[return-value]
 
 
+def _run_label(config: RunnableConfig, saver: Any) -> str:
+    """How log lines name a run: its thread (and namespace), if it saves checkpoints."""
+    if saver is None:
+        return ""
+    configurable = config["configurable"]
+    ns = configurable.get("checkpoint_ns")
+    return f"thread '{configurable['thread_id']}'" + (f" ns '{ns}'" if ns else "")
+
+
 def _names_a_checkpoint(config: RunnableConfig, saved: CheckpointTuple | None) -> bool:
     """The config names a (possibly older) checkpoint, so the thread's head must be looked up apart."""
     return saved is not None and "checkpoint_id" in config["configurable"]
@@ -711,7 +722,7 @@ def _shape(run: _Run, ns: tuple[str, ...], mode: str, chunk: Any, subgraphs: boo
     """Turn an internal event into what `stream` yields for the requested modes (and print print modes)."""
     for out_mode, out in _as_modes(run, mode, chunk):
         if out_mode in run.print_modes and not ns:
-            print(f"\x1b[1m[{out_mode}]\x1b[0m {out}")
+            print_debug(out_mode, out)
         if out_mode not in run.modes:
             continue
         if run.single_mode is not None:
@@ -744,7 +755,7 @@ def _collect(run: _Run, events: Iterator[Event], stream_mode: str) -> Any:
     for _ns, mode, chunk in events:
         for out_mode, out in _as_modes(run, mode, chunk):
             if out_mode in run.print_modes:
-                print(f"\x1b[1m[{out_mode}]\x1b[0m {out}")
+                print_debug(out_mode, out)
             if out_mode != stream_mode:
                 continue
             if stream_mode != "values":

@@ -1,6 +1,7 @@
 """The checkpointer contract: `BaseCheckpointSaver` and the checkpoint shapes, at LangGraph's path."""
 
 from graphrt.checkpoint.base._saver import BaseCheckpointSaver, UnserializableValueError
+from graphrt.checkpoint.base._threads import ThreadInfo
 from graphrt.checkpoint.base._types import (
     EXCLUDED_METADATA_KEYS,
     WRITES_IDX_MAP,
@@ -28,6 +29,7 @@ __all__ = (
     "CheckpointTuple",
     "PendingWrite",
     "SerializerProtocol",
+    "ThreadInfo",
     "UnserializableValueError",
     "V",
     "copy_checkpoint",

@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 import anyio.to_thread
 
+from graphrt.checkpoint.base._threads import ThreadInfo, check_list_threads_args, threads_from_checkpoints
 from graphrt.checkpoint.base._types import (
     ChannelVersions,
     Checkpoint,
@@ -362,3 +363,32 @@ class BaseCheckpointSaver(Generic[V]):
             self.prune(thread_ids, strategy=strategy)
 
         await self._offload(call)
+
+    # -- listing threads (graphrt only) ------------------------------------------------------------
+
+    def list_threads(self, *, filter: dict[str, Any] | None = None, limit: int | None = None) -> Iterator[ThreadInfo]:
+        """The saver's threads, newest first: id, checkpoint count, last step, last update, size.
+
+        A thread's step, time and metadata are those of its newest root-namespace checkpoint; threads
+        are ordered by their newest checkpoint of any namespace.
+
+        This default reads every checkpoint through `list(None)`, and cannot tell sizes
+        (`size=None`); graphrt's savers override it with a cheaper query.
+
+        Args:
+            filter: Only threads whose newest checkpoint's metadata has each of these keys equal to its value.
+            limit: At most this many threads.
+        """
+        check_list_threads_args(limit)
+        return threads_from_checkpoints(self.list(None), filter, limit)
+
+    async def alist_threads(
+        self, *, filter: dict[str, Any] | None = None, limit: int | None = None
+    ) -> AsyncIterator[ThreadInfo]:
+        """Async `list_threads`."""
+
+        def collect() -> list[ThreadInfo]:
+            return [*self.list_threads(filter=filter, limit=limit)]
+
+        for item in await self._offload(collect):
+            yield item

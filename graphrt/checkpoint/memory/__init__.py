@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
+from graphrt._log import log_checkpoint_saved
 from graphrt.checkpoint._delta import MAX_CHAIN, Blob, BrokenChainError, ChainFetcher, DeltaCodec, Memo, StreamKey
 from graphrt.checkpoint.base._saver import BaseCheckpointSaver, check_prune_args
 from graphrt.checkpoint.base._storage import (
@@ -257,6 +258,13 @@ class InMemorySaver(BaseCheckpointSaver[str]):
         )
         for item, depth in remembered:
             self._codec.remember((thread_id, checkpoint_ns, item.channel), item.version, item.value, depth)
+        log_checkpoint_saved(
+            thread_id,
+            checkpoint_ns,
+            prepared.checkpoint_id,
+            len(prepared.checkpoint) + len(prepared.metadata),
+            [len(self.blobs[(thread_id, checkpoint_ns, item.channel, item.version)].data) for item, _ in remembered],
+        )
 
     def _rebase(self, thread_id: str, checkpoint_ns: str, item: BlobWrite) -> Blob:
         """The blob to store: a delta only while its base is still stored and the chain is short."""
