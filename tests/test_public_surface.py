@@ -89,6 +89,8 @@ PROMISED: dict[str, tuple[str, ...]] = {
         "ChatOpenAI",
         "ChatAnthropic",
         "MissingAPIKeyError",
+        "LangChainChatModel",
+        "as_chat_model",
     ),
     "graphrt.tools": ("tool",),
     "graphrt.pregel": ("Pregel",),

@@ -15,6 +15,7 @@ from graphrt.models._http import (
     RateLimitError,
 )
 from graphrt.models._init import init_chat_model
+from graphrt.models._langchain import LangChainChatModel, as_chat_model
 from graphrt.models._openai import ChatOpenAI
 from graphrt.models._schema import OutputParserError
 from graphrt.models._scripted import ScriptedChatModel, ScriptExhaustedError
@@ -27,6 +28,7 @@ __all__ = (
     "ChatAnthropic",
     "ChatModelError",
     "ChatOpenAI",
+    "LangChainChatModel",
     "MalformedResponseError",
     "MissingAPIKeyError",
     "OutputParserError",
@@ -34,5 +36,6 @@ __all__ = (
     "ScriptExhaustedError",
     "ScriptedChatModel",
     "StructuredOutputModel",
+    "as_chat_model",
     "init_chat_model",
 )

@@ -98,6 +98,8 @@ class ScriptedChatModel(BaseChatModel):
         reply = self._pick(messages)
         while callable(reply) and not isinstance(reply, type):
             reply = reply(messages)
+            if reply is None:
+                raise ScriptExhaustedError("A scripted reply function returned None; return text or a message.")
         return self._message(reply, options)
 
     def _stream(self, messages: list[BaseMessage], options: CallOptions) -> Iterator[AIMessageChunk]:

@@ -89,6 +89,11 @@ def test_exhausted_script_raises_a_clear_error(mode: str) -> None:
         invoke(model, "again", mode)
 
 
+def test_reply_function_returning_none_is_an_error() -> None:
+    with pytest.raises(ScriptExhaustedError, match="reply function returned None"):
+        ScriptedChatModel(default=lambda ms: None).invoke("x")
+
+
 def test_replies_say_they_are_scripted() -> None:
     model = ScriptedChatModel(["hello"], rules=[("x", "y")])
     assert repr(model) == (
