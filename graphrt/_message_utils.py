@@ -145,7 +145,6 @@ def count_tokens_approximately(
         if isinstance(message, ToolMessage):
             chars += len(message.tool_call_id)
         base = message.type.removesuffix("MessageChunk").lower()
-        base = "ai" if base == "ai" else base
         role = message.role if isinstance(message, ChatMessage) else _OPENAI_ROLES.get(base, base)
         chars += len(role)
         if message.name and count_name:

@@ -249,6 +249,8 @@ def _to_anthropic(messages: list[BaseMessage]) -> tuple[str, list[dict[str, Any]
             system.append(message.text)
             continue
         role, blocks = _turn(message)
+        if not blocks:
+            continue  # the API refuses empty content (e.g. an AI message with neither text nor tool calls)
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"].extend(blocks)
         else:

@@ -148,7 +148,10 @@ class ChatOpenAI(BaseChatModel):
         if not isinstance(choices, list) or not choices or not isinstance(choices[0].get("message"), dict):
             raise MalformedResponseError(PROVIDER, "expected 'choices[0].message'", json.dumps(data))
         message, choice = choices[0]["message"], choices[0]
-        calls, invalid = _read_tool_calls(message.get("tool_calls") or [])
+        raw_calls = message.get("tool_calls") or []
+        if not isinstance(raw_calls, list) or not all(isinstance(c, dict) for c in raw_calls):
+            raise MalformedResponseError(PROVIDER, "'tool_calls' is not a list of objects", json.dumps(data))
+        calls, invalid = _read_tool_calls(raw_calls)
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
             raise MalformedResponseError(PROVIDER, "'content' is not text", json.dumps(data))
@@ -251,7 +254,7 @@ def _read_tool_calls(raw: list[Any]) -> tuple[list[ToolCall], list[InvalidToolCa
     calls: list[ToolCall] = []
     invalid: list[InvalidToolCall] = []
     for call in raw:
-        function = call.get("function") or {} if isinstance(call, dict) else {}
+        function = call.get("function") or {}
         name, args, call_id = function.get("name"), function.get("arguments") or "{}", call.get("id")
         try:
             parsed = json.loads(args) if isinstance(args, str) else args

@@ -380,6 +380,14 @@ def test_anthropic_stream_errors(server: FakeServer, mode: str) -> None:
         stream(anthropic(server), "x", mode)
 
 
+def test_anthropic_skips_empty_turns(server: FakeServer) -> None:
+    server.reply(anthropic_reply())
+    anthropic(server).invoke([("user", "a"), AIMessage(""), ("user", "b")])
+    assert server.requests[0].body["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}
+    ]
+
+
 def test_anthropic_without_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     with pytest.raises(MissingAPIKeyError, match="set the ANTHROPIC_API_KEY environment variable"):
@@ -431,6 +439,11 @@ def test_client_errors_are_not_retried(server: FakeServer) -> None:
         (openai, b'{"choices": []}', "expected 'choices\\[0\\].message'"),
         (anthropic, b'{"content": "text"}', "expected a 'content' list of blocks"),
         (anthropic, b"[1, 2]", "expected a JSON object"),
+        (
+            openai,
+            b'{"choices": [{"message": {"content": null, "tool_calls": "x"}}]}',
+            "'tool_calls' is not a list of objects",
+        ),
     ],
 )
 def test_malformed_response(server: FakeServer, mode: str, make: Any, body: bytes, problem: str) -> None:
