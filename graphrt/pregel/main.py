@@ -203,6 +203,7 @@ class Pregel:
             stream_writer=(lambda chunk: sink.emit("custom", chunk)) if sink.wants("custom") else _drop,
             scope=scope,
             resuming=resuming,
+            message_sink=(lambda item: sink.emit("messages", item)) if sink.wants("messages") else None,
         )
         st = _algo.restore_state(
             self.spec,
@@ -239,6 +240,7 @@ class Pregel:
             parent_config=dict(saved.config) if saved else None,
             parents=dict(scope.parents),
             caching=self.cache is not None and any(n.cache is not None for n in self.spec.nodes.values()),
+            streamed_message_ids=run.streamed_message_ids,
         )
         writer = None
         if saver is not None:

@@ -1,0 +1,92 @@
+"""A LangChain chat model used through graphrt's protocol (langchain_core is a dev dependency)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+from langchain_core import messages as lc
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+from graphrt.graph import START, MessagesState, StateGraph
+from graphrt.messages import AIMessage, AIMessageChunk, ToolMessage
+from graphrt.models import LangChainChatModel, ScriptedChatModel, as_chat_model
+from graphrt.tools import tool
+
+pytestmark = pytest.mark.timeout(30)
+
+
+SEEN: list[Any] = []
+BOUND: list[dict[str, Any]] = []
+
+
+class Recording(GenericFakeChatModel):
+    """A fake LangChain model that records what it was given and bound."""
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        BOUND.append({"tools": tools, **kwargs})
+        return self.bind(tools=tools, **kwargs)
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
+        SEEN.append((messages, stop, kwargs))
+        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+
+@tool
+def get_weather(city: str) -> str:
+    """Weather for a city."""
+    return "sunny"
+
+
+def test_messages_tools_and_replies_cross_over() -> None:
+    SEEN.clear()
+    BOUND.clear()
+    call = lc.AIMessage("", tool_calls=[{"name": "get_weather", "args": {"city": "Oslo"}, "id": "c1"}])
+    model = LangChainChatModel(Recording(messages=iter([call])))
+    reply = model.bind_tools([get_weather], tool_choice="any").invoke(
+        [
+            ("system", "Be brief."),
+            ("user", "hi"),
+            AIMessage("", tool_calls=[{"name": "get_weather", "args": {"city": "Rome"}, "id": "c0"}]),
+            ToolMessage("sunny", tool_call_id="c0"),
+        ],
+        stop=["END"],
+    )
+    assert type(reply) is AIMessage
+    assert reply.tool_calls == [{"name": "get_weather", "args": {"city": "Oslo"}, "id": "c1", "type": "tool_call"}]
+    given, stop, _ = SEEN[0]
+    assert [type(m) for m in given] == [lc.SystemMessage, lc.HumanMessage, lc.AIMessage, lc.ToolMessage]
+    assert given[2].tool_calls[0]["args"] == {"city": "Rome"}
+    assert stop == ["END"]
+    assert BOUND[0]["tool_choice"] == "any"
+    assert BOUND[0]["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_streams_and_async() -> None:
+    model = LangChainChatModel(GenericFakeChatModel(messages=iter([lc.AIMessage("a b"), lc.AIMessage("c d")])))
+    chunks = list(model.stream("x"))
+    assert all(type(c) is AIMessageChunk for c in chunks)
+    assert (chunks[0] + chunks[1:]).content == "a b"
+    assert anyio.run(model.ainvoke, "y").content == "c d"
+
+
+def test_tokens_reach_the_messages_stream_mode() -> None:
+    model = as_chat_model(GenericFakeChatModel(messages=iter([lc.AIMessage("hello big world")])))
+
+    def chat(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState).add_node("chat", chat).add_edge(START, "chat").compile()
+    events = list(graph.stream({"messages": [("user", "hi")]}, stream_mode="messages"))
+    assert [c.content for c, _ in events] == ["hello", " ", "big", " ", "world"]
+    assert events[0][1]["langgraph_node"] == "chat"
+
+
+def test_as_chat_model() -> None:
+    scripted = ScriptedChatModel(["x"])
+    assert as_chat_model(scripted) is scripted
+    with pytest.raises(TypeError, match="Expected a chat model"):
+        as_chat_model(object())
+    with pytest.raises(TypeError, match="wraps a langchain_core chat model"):
+        LangChainChatModel(object())
