@@ -118,6 +118,11 @@ def current_task(caller: str) -> TaskContext:
     return task
 
 
+def current_task_or_none() -> TaskContext | None:
+    """The task running in this context, or None outside a graph run (for code that also runs standalone)."""
+    return _current.get()
+
+
 def enter_task(task: TaskContext) -> Any:
     """Make `task` current; returns the token for `exit_task`."""
     return _current.set(task)
