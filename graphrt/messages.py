@@ -1,8 +1,9 @@
 """Chat messages with `langchain_core.messages`' names, fields and behaviour, as pydantic v2 models.
 
-Only the part people use with graph state is here: the five message classes, the `AnyMessage` union for
-state schemas, tool-call dicts and `convert_to_messages`. Messages are treated as immutable values once
-built; graphrt never mutates one it was given.
+The message classes and their streamed `*Chunk` pieces (`chunk + chunk` concatenates), the `AnyMessage`
+union for state schemas, tool-call dicts, `convert_to_messages`, and the list functions (`trim_messages`,
+`filter_messages`, `merge_message_runs`, `get_buffer_string`, `messages_to_dict`, ...). Messages are treated
+as immutable values once built; graphrt never mutates one it was given.
 """
 
 from __future__ import annotations
@@ -12,25 +13,45 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal, NotRequired, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 from typing_extensions import TypedDict  # pydantic needs this TypedDict before Python 3.12
+
+from graphrt._message_merge import add_usage, merge_content, merge_dicts, merge_lists, parse_partial_json, pick_id
 
 __all__ = (
     "AIMessage",
+    "AIMessageChunk",
     "AnyMessage",
     "BaseMessage",
+    "BaseMessageChunk",
+    "ChatMessage",
+    "ChatMessageChunk",
+    "FunctionMessage",
+    "FunctionMessageChunk",
     "HumanMessage",
+    "HumanMessageChunk",
     "InvalidToolCall",
     "MessageLikeRepresentation",
     "RemoveMessage",
     "SystemMessage",
+    "SystemMessageChunk",
     "ToolCall",
+    "ToolCallChunk",
     "ToolMessage",
+    "ToolMessageChunk",
     "UsageMetadata",
     "convert_to_messages",
+    "count_tokens_approximately",
+    "filter_messages",
+    "get_buffer_string",
+    "merge_message_runs",
+    "message_chunk_to_message",
     "message_to_dict",
     "messages_from_dict",
+    "messages_to_dict",
     "tool_call",
+    "tool_call_chunk",
+    "trim_messages",
 )
 
 MessageContent: TypeAlias = str | list[str | dict[Any, Any]]
@@ -254,6 +275,27 @@ class ToolMessage(BaseMessage):
         return str(value)
 
 
+class ChatMessage(BaseMessage):
+    """A message from a speaker with an arbitrary `role`."""
+
+    type: Literal["chat"] = "chat"
+    role: str
+    """The speaker's role, e.g. "critic"."""
+
+    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+
+
+class FunctionMessage(BaseMessage):
+    """The result of a legacy OpenAI function call (kept for compatibility; prefer `ToolMessage`)."""
+
+    type: Literal["function"] = "function"
+    name: str  # required here, unlike on other messages
+
+    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+
+
 class RemoveMessage(BaseMessage):
     """An instruction to `add_messages` to delete the message with this id; never kept in state."""
 
@@ -266,6 +308,225 @@ class RemoveMessage(BaseMessage):
         super().__init__("", id=id, **kwargs)
 
 
+class ToolCallChunk(TypedDict):
+    """A piece of a streamed tool call; pieces with the same `index` concatenate (`args` is partial JSON)."""
+
+    name: str | None
+    args: str | None
+    id: str | None
+    index: int | None
+    type: NotRequired[Literal["tool_call_chunk"]]
+
+
+def tool_call_chunk(
+    *, name: str | None = None, args: str | None = None, id: str | None = None, index: int | None = None
+) -> ToolCallChunk:
+    """Build a `ToolCallChunk` dict."""
+    return ToolCallChunk(name=name, args=args, id=id, index=index, type="tool_call_chunk")
+
+
+class BaseMessageChunk(BaseMessage):
+    """A piece of a streamed message; `chunk + chunk` concatenates content and merges metadata."""
+
+    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+
+    def __add__(self, other: Any) -> Any:
+        if isinstance(other, BaseMessageChunk):
+            return self._merge([other])
+        if isinstance(other, list | tuple) and all(isinstance(o, BaseMessageChunk) for o in other):
+            return self._merge(list(other))
+        return NotImplemented
+
+    def _merge(self, others: list[BaseMessageChunk]) -> BaseMessageChunk:
+        content, kwargs, metadata = self.content, self.additional_kwargs, self.response_metadata
+        for other in others:
+            content = merge_content(content, other.content)
+            kwargs = merge_dicts(kwargs, other.additional_kwargs)
+            metadata = merge_dicts(metadata, other.response_metadata)
+        fields = {f: getattr(self, f) for f in type(self).model_fields if f not in _MERGED_FIELDS}
+        fields.update(self.model_extra or {})
+        fields["id"] = pick_id(self.id, *(o.id for o in others))
+        fields.update(self._merge_own(others))
+        return type(self)(content, additional_kwargs=kwargs, response_metadata=metadata, **fields)
+
+    def _merge_own(self, others: list[BaseMessageChunk]) -> dict[str, Any]:
+        """Fields of the subclass merged with those of `others` (the base merges none)."""
+        return {}
+
+
+_MERGED_FIELDS = frozenset({"content", "additional_kwargs", "response_metadata", "id", "type"})
+
+
+class HumanMessageChunk(HumanMessage, BaseMessageChunk):
+    """A piece of a streamed `HumanMessage`."""
+
+    type: Literal["HumanMessageChunk"] = "HumanMessageChunk"  # type: ignore[assignment]
+
+    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+
+
+class SystemMessageChunk(SystemMessage, BaseMessageChunk):
+    """A piece of a streamed `SystemMessage`."""
+
+    type: Literal["SystemMessageChunk"] = "SystemMessageChunk"  # type: ignore[assignment]
+
+    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+
+
+class ChatMessageChunk(ChatMessage, BaseMessageChunk):
+    """A piece of a streamed `ChatMessage`; only chunks of the same role concatenate."""
+
+    type: Literal["ChatMessageChunk"] = "ChatMessageChunk"  # type: ignore[assignment]
+
+    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+
+    def _merge_own(self, others: list[BaseMessageChunk]) -> dict[str, Any]:
+        if any(getattr(o, "role", self.role) != self.role for o in others):
+            raise ValueError("Cannot concatenate ChatMessageChunks with different roles.")
+        return {}
+
+
+class FunctionMessageChunk(FunctionMessage, BaseMessageChunk):
+    """A piece of a streamed `FunctionMessage`; only chunks of the same name concatenate."""
+
+    type: Literal["FunctionMessageChunk"] = "FunctionMessageChunk"  # type: ignore[assignment]
+
+    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+
+    def _merge_own(self, others: list[BaseMessageChunk]) -> dict[str, Any]:
+        if any(getattr(o, "name", self.name) != self.name for o in others):
+            raise ValueError("Cannot concatenate FunctionMessageChunks with different names.")
+        return {}
+
+
+class ToolMessageChunk(ToolMessage, BaseMessageChunk):
+    """A piece of a streamed `ToolMessage`; only chunks answering the same tool call concatenate."""
+
+    type: Literal["ToolMessageChunk"] = "ToolMessageChunk"  # type: ignore[assignment]
+
+    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+
+    def _merge_own(self, others: list[BaseMessageChunk]) -> dict[str, Any]:
+        artifact, status = self.artifact, self.status
+        for other in others:
+            if getattr(other, "tool_call_id", self.tool_call_id) != self.tool_call_id:
+                raise ValueError("Cannot concatenate ToolMessageChunks with different names.")
+            more = getattr(other, "artifact", None)
+            artifact = _merge_values(artifact, more)
+            if getattr(other, "status", "success") == "error":
+                status = "error"
+        return {"artifact": artifact, "status": status}
+
+
+def _merge_values(left: Any, right: Any) -> Any:
+    if left is None or right is None:
+        return right if left is None else left
+    if isinstance(left, list) and isinstance(right, list):
+        return merge_lists(left, right)
+    if isinstance(left, dict) and isinstance(right, dict):
+        return merge_dicts(left, right)
+    if isinstance(left, str) and isinstance(right, str):
+        return left + right
+    if left == right:
+        return left
+    raise TypeError(f"Cannot merge {type(left).__name__} and {type(right).__name__} values of message chunks.")
+
+
+class AIMessageChunk(AIMessage, BaseMessageChunk):
+    """A piece of a streamed `AIMessage`.
+
+    Tool calls arrive as `tool_call_chunks` (partial JSON arguments, merged by `index`); `tool_calls` and
+    `invalid_tool_calls` are derived from them, so they are complete once every chunk has been added.
+    """
+
+    type: Literal["AIMessageChunk"] = "AIMessageChunk"  # type: ignore[assignment]
+
+    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+
+    tool_call_chunks: list[ToolCallChunk] = Field(default_factory=list)
+    """The streamed pieces of the tool calls."""
+    chunk_position: Literal["last"] | None = None
+    """`"last"` on the final chunk of a stream."""
+
+    @field_validator("tool_call_chunks", mode="before")
+    @classmethod
+    def _tag_chunks(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{**c, "type": "tool_call_chunk"} if isinstance(c, dict) and "type" not in c else c for c in value]
+        return value
+
+    @model_validator(mode="after")
+    def _derive_tool_calls(self) -> AIMessageChunk:
+        if not self.tool_call_chunks:
+            if self.tool_calls:
+                self.tool_call_chunks = [
+                    tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=None)
+                    for c in self.tool_calls
+                ]
+            return self
+        calls: list[ToolCall] = []
+        invalid: list[InvalidToolCall] = []
+        for chunk in self.tool_call_chunks:
+            raw = chunk.get("args") or ""
+            args = parse_partial_json(raw) if raw.strip() else {}
+            if isinstance(args, dict):
+                calls.append(ToolCall(name=chunk.get("name") or "", args=args, id=chunk.get("id"), type="tool_call"))
+            else:
+                invalid.append(
+                    InvalidToolCall(
+                        name=chunk.get("name"), args=raw, id=chunk.get("id"), error=None, type="invalid_tool_call"
+                    )
+                )
+        self.tool_calls, self.invalid_tool_calls = calls, invalid
+        return self
+
+    def _merge_own(self, others: list[BaseMessageChunk]) -> dict[str, Any]:
+        chunks: list[Any] | None = list(self.tool_call_chunks)
+        usage: dict[str, Any] | None = dict(self.usage_metadata) if self.usage_metadata else None
+        position = self.chunk_position
+        for other in others:
+            if isinstance(other, AIMessageChunk):
+                chunks = merge_lists(chunks, list(other.tool_call_chunks))
+                usage = add_usage(usage, dict(other.usage_metadata) if other.usage_metadata else None)
+                position = other.chunk_position or position
+        return {
+            "tool_call_chunks": chunks or [],
+            "usage_metadata": usage,
+            "chunk_position": position,
+            "tool_calls": [],
+            "invalid_tool_calls": [],
+        }
+
+
+_CHUNK_OF: dict[type[BaseMessage], type[BaseMessage]] = {
+    AIMessageChunk: AIMessage,
+    HumanMessageChunk: HumanMessage,
+    SystemMessageChunk: SystemMessage,
+    ChatMessageChunk: ChatMessage,
+    FunctionMessageChunk: FunctionMessage,
+    ToolMessageChunk: ToolMessage,
+}
+
+
+def message_chunk_to_message(chunk: BaseMessage) -> BaseMessage:
+    """The complete message a chunk stands for (`AIMessageChunk` -> `AIMessage`); other messages as they are."""
+    target = _CHUNK_OF.get(type(chunk))
+    if target is None:
+        return chunk
+    data = chunk.model_dump(exclude={"type", "tool_call_chunks", "chunk_position"})
+    if isinstance(chunk, AIMessageChunk):
+        data["tool_calls"] = chunk.tool_calls
+        data["invalid_tool_calls"] = chunk.invalid_tool_calls
+    return target(**data)
+
+
 def _message_type(value: Any) -> str | None:
     found = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
     return found if isinstance(found, str) else None
@@ -276,7 +537,15 @@ AnyMessage: TypeAlias = Annotated[
     | Annotated[HumanMessage, Tag("human")]
     | Annotated[SystemMessage, Tag("system")]
     | Annotated[ToolMessage, Tag("tool")]
-    | Annotated[RemoveMessage, Tag("remove")],
+    | Annotated[ChatMessage, Tag("chat")]
+    | Annotated[FunctionMessage, Tag("function")]
+    | Annotated[RemoveMessage, Tag("remove")]
+    | Annotated[AIMessageChunk, Tag("AIMessageChunk")]
+    | Annotated[HumanMessageChunk, Tag("HumanMessageChunk")]
+    | Annotated[SystemMessageChunk, Tag("SystemMessageChunk")]
+    | Annotated[ChatMessageChunk, Tag("ChatMessageChunk")]
+    | Annotated[FunctionMessageChunk, Tag("FunctionMessageChunk")]
+    | Annotated[ToolMessageChunk, Tag("ToolMessageChunk")],
     Field(discriminator=Discriminator(_message_type)),
 ]
 """Any concrete message; pydantic picks the class from the `type` key, so dicts validate too."""
@@ -294,6 +563,7 @@ _KINDS: dict[str, type[BaseMessage]] = {
     "system": SystemMessage,
     "developer": SystemMessage,
     "tool": ToolMessage,
+    "function": FunctionMessage,
     "remove": RemoveMessage,
 }
 
@@ -383,17 +653,14 @@ def _from_openai_call(call: Any) -> Any:
     return ToolCall(name=call["function"]["name"], args=args, id=call["id"], type="tool_call")
 
 
-def message_to_dict(message: BaseMessage) -> dict[str, Any]:
-    """The message as `{"type": ..., "data": {...fields}}`, LangChain's storage shape."""
-    return {"type": message.type, "data": message.model_dump()}
-
-
-def messages_from_dict(messages: Sequence[dict[str, Any]]) -> list[BaseMessage]:
-    """Rebuild messages from `message_to_dict` output."""
-    out: list[BaseMessage] = []
-    for item in messages:
-        cls = _KINDS.get(item["type"])
-        if cls is None:
-            raise ValueError(f"Got unexpected message type: {item['type']}")
-        out.append(cls.model_validate(item["data"]))
-    return out
+# The list functions live in a private module; it imports the classes above, so it comes last.
+from graphrt._message_utils import (  # noqa: E402
+    count_tokens_approximately,
+    filter_messages,
+    get_buffer_string,
+    merge_message_runs,
+    message_to_dict,
+    messages_from_dict,
+    messages_to_dict,
+    trim_messages,
+)

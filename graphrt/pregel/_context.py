@@ -33,6 +33,10 @@ class RunContext:
     """Sink for the `custom` stream mode; drops chunks when that mode is not streamed."""
     previous: Any = None
     """The thread's previous return value (functional API), exposed as `Runtime.previous`."""
+    message_sink: Callable[[Any], None] | None = None
+    """Sink for the `messages` stream mode (`(chunk, metadata)` pairs); None when that mode is off."""
+    streamed_message_ids: set[str] = field(default_factory=set)
+    """Ids of messages already streamed in `messages` mode, token by token or whole."""
     runtime: Runtime[Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -108,6 +112,33 @@ def interrupt_id(ns: str, idx: int) -> str:
 
 
 _current: ContextVar[TaskContext | None] = ContextVar("graphrt_task", default=None)
+
+
+def message_chunk_sink(extra_metadata: Mapping[str, Any]) -> Callable[[Any], None] | None:
+    """For a chat model called inside a task of a run streaming `messages`: a function streaming one chunk.
+
+    The chunk goes out as `(chunk, metadata)` with the task's LangGraph metadata plus `extra_metadata`,
+    and its id is recorded so that the node's returned message is not streamed a second time.
+    Returns None outside a run, or when the run does not stream `messages`.
+    """
+    task = _current.get()
+    if task is None or task.run.message_sink is None:
+        return None
+    sink, seen = task.run.message_sink, task.run.streamed_message_ids
+    task_metadata = task.config.get("metadata", {})
+    metadata = {
+        "ls_integration": "langchain_chat_model",
+        **task_metadata,
+        "checkpoint_ns": task_metadata.get("langgraph_checkpoint_ns", ""),
+        **extra_metadata,
+    }
+
+    def emit(chunk: Any) -> None:
+        if chunk.id is not None:
+            seen.add(chunk.id)
+        sink((chunk, metadata))
+
+    return emit
 
 
 def current_task(caller: str) -> TaskContext:

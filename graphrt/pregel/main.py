@@ -172,6 +172,7 @@ class Pregel:
             store=self.store,
             context=_coerce_context(self.context_schema, options.context),
             stream_writer=custom or _drop,
+            message_sink=(lambda item: io.custom.append(("messages", item))) if "messages" in all_modes else None,
         )
         saver = self.checkpointer
         st = _algo.restore_state(
@@ -207,6 +208,7 @@ class Pregel:
             forking=_forks(config, saved, head, resuming),
             config_of=_config_of(config),
             parent_config=dict(saved.config) if saved else None,
+            streamed_message_ids=run.streamed_message_ids,
         )
         if saver is not None:
             self._bind_saver(io, saver, config, saved, head)
