@@ -309,7 +309,9 @@ def trim_messages(
         include_system: (`"last"` only) Always keep a leading system message.
 
     Raises:
-        ValueError: `start_on` or `include_system` with `strategy="first"`, or an unknown strategy.
+        ValueError: `start_on` or `include_system` with `strategy="first"`, an unknown strategy, or
+            `include_system=True` with a system message that alone exceeds the budget (LangChain would
+            return it anyway, over budget).
     """
     if strategy not in ("first", "last"):
         raise ValueError(f"Unrecognized strategy={strategy!r}. Supported strategies are 'last' and 'first'.")
@@ -329,8 +331,11 @@ def trim_messages(
     system: list[BaseMessage] = []
     if include_system and items and isinstance(items[0], SystemMessage):
         system, items = items[:1], items[1:]
-        if counter(system) > max_tokens:
-            return []
+        if (needed := counter(system)) > max_tokens:
+            raise ValueError(
+                f"The system message alone ({needed} tokens) exceeds max_tokens={max_tokens}; raise max_tokens "
+                "or pass include_system=False."
+            )
     kept = _keep(
         items, max_tokens, (lambda ms: counter(system + ms)) if system else counter, allow_partial, split, True
     )
