@@ -157,7 +157,7 @@ class BaseTool:
             args = self._args_from_string(input)
         else:
             raise TypeError(f"Tool '{self.name}' takes a dict of arguments, a string or a ToolCall, got {input!r}")
-        fields = self.args_schema.model_fields
+        fields = _field_names(self.args_schema)
         validated = self.args_schema.model_validate({k: v for k, v in args.items() if k in fields})
         # Only arguments actually given are passed, so the function's own defaults apply to the rest.
         kwargs = {key: getattr(validated, key) for key in args if key in fields}
@@ -217,6 +217,12 @@ class BaseTool:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, description={self.description!r})"
+
+
+@functools.cache
+def _field_names(schema: type[BaseModel]) -> frozenset[str]:
+    # Reading `model_fields` costs more than a tool call's own work; a schema's fields never change.
+    return frozenset(schema.model_fields)
 
 
 def _from_current_task(tool: BaseTool, injection: Injection, call_id: str | None, config: RunnableConfig | None) -> Any:

@@ -89,8 +89,9 @@ def _messages_of(state: Any) -> list[Any]:
 
 def check_history(messages: Sequence[Any]) -> None:
     """Every tool call in the history needs its ToolMessage (models reject a history without one)."""
-    answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
-    missing = [c for m in messages if isinstance(m, AIMessage) for c in m.tool_calls if c["id"] not in answered]
+    # Compared by `type` string, not isinstance: this runs on the whole history before every model call.
+    answered = {m.tool_call_id for m in messages if m.type == "tool"}
+    missing = [c for m in messages if m.type == "ai" for c in m.tool_calls if c["id"] not in answered]
     if missing:
         raise ValueError(
             "Found AIMessages with tool_calls that do not have a corresponding ToolMessage. Here are the first few "
