@@ -15,6 +15,7 @@ from graphrt.messages import (
     ChatMessageChunk,
     FunctionMessage,
     FunctionMessageChunk,
+    HumanMessage,
     HumanMessageChunk,
     SystemMessageChunk,
     ToolMessageChunk,
@@ -209,3 +210,14 @@ def test_messages_to_dict_round_trips(values: list[BaseMessage]) -> None:
 def test_messages_from_dict_rejects_unknown_types() -> None:
     with pytest.raises(ValueError, match="Got unexpected message type: nope"):
         messages_from_dict([{"type": "nope", "data": {}}])
+
+
+def test_add_messages_stores_complete_messages() -> None:
+    from graphrt.graph.message import add_messages
+
+    chunk = AIMessageChunk("a", id="1") + AIMessageChunk("b")
+    merged = add_messages([HumanMessageChunk("q", id="0")], [chunk])
+    assert [type(m) for m in merged] == [HumanMessage, AIMessage]
+    assert merged[1] == AIMessage("ab", id="1")
+    fresh = add_messages([], [AIMessageChunk("c")])
+    assert type(fresh[0]) is AIMessage and fresh[0].id is not None

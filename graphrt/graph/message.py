@@ -14,12 +14,14 @@ from graphrt.messages import (
     AIMessage,
     AnyMessage,
     BaseMessage,
+    BaseMessageChunk,
     HumanMessage,
     MessageLikeRepresentation,
     RemoveMessage,
     SystemMessage,
     ToolMessage,
     convert_to_messages,
+    message_chunk_to_message,
 )
 
 __all__ = ("REMOVE_ALL_MESSAGES", "Messages", "MessagesState", "add_messages")
@@ -151,6 +153,8 @@ def _coerce(value: Messages) -> tuple[list[BaseMessage], list[str]]:
 
 def _with_id(item: Any) -> BaseMessage:
     [message] = convert_to_messages([item])
+    if isinstance(message, BaseMessageChunk):
+        message = message_chunk_to_message(message)  # like LangGraph, state keeps complete messages
     if message.id is not None:
         return message
     fresh = str(uuid.uuid4())
