@@ -23,7 +23,7 @@ def chat_model(scripted: ScriptedChatModel) -> Any:
         chosen = chosen or "openai:gpt-4o-mini"
     else:
         return scripted
-    from graphrt.models import init_chat_model  # type: ignore[attr-defined]
+    from graphrt.models import init_chat_model
 
     return init_chat_model(chosen)
 

@@ -55,10 +55,9 @@ class AgentSpec:
 def resolve_model(model: Any) -> Any:
     """A chat model from a model object or a "provider:model" string."""
     if isinstance(model, str):
-        import importlib
+        from graphrt.models import init_chat_model
 
-        # graphrt.models arrives in a parallel change; imported by name so this module type-checks without it.
-        return importlib.import_module("graphrt.models").init_chat_model(model)
+        return init_chat_model(model)
     if not callable(getattr(model, "invoke", None)):
         raise TypeError(
             f"An agent needs a chat model (an object with invoke/ainvoke and bind_tools) or a 'provider:model' "

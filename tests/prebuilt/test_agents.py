@@ -246,3 +246,13 @@ def test_unsupported_options_are_clear_errors() -> None:
         create_react_agent(FakeModel([]), [add], pre_model_hook=lambda s: s)
     with pytest.raises(TypeError, match="An agent needs a chat model"):
         create_agent(lambda state: None, [add])
+
+
+def test_model_string_goes_through_init_chat_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    # The seeds' bare Claude name: the provider is inferred, and a missing key is named.
+    with pytest.raises(Exception, match="ANTHROPIC_API_KEY"):
+        create_agent("claude-sonnet-4-5-20250929", [add])
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key-not-real")
+    agent = create_agent("anthropic:claude-3-5-haiku-latest", [add])
+    assert set(agent.nodes) == {"__start__", "model", "tools"}
