@@ -18,10 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "examples" / "memory_chatbot.py"
 
 
-def run(*args: str, stdin: str | None = None) -> str:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GRAPHRT_EXAMPLE_MODEL")
-    }
+def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> str:
+    keys = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "GRAPHRT_EXAMPLE_MODEL")
+    env = {**{k: v for k, v in os.environ.items() if k not in keys}, **(env or {})}
     env["PYTHONPATH"] = str(ROOT)
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), *args], input=stdin, capture_output=True, text=True, env=env, timeout=100
@@ -69,3 +68,42 @@ def test_chat_continues_the_thread_across_runs(tmp_path: Path) -> None:
     assert "Here is what I remember about you: User likes green tea" in out
     out = run("--chat", "--db", db, "--thread", "other", stdin="")
     assert "Thread 'other', user 'me': new." in out and "'User likes green tea'" in out
+
+
+def test_demo_with_a_configured_provider(tmp_path: Path) -> None:
+    """OPENAI_API_KEY + OPENAI_BASE_URL: both processes talk to an OpenAI-compatible server (here, in the
+    test process); the second process's request carries the memory the first one saved."""
+    from tests.models.conftest import FakeServer, Reply
+
+    def completion(id: str, message: dict[str, object]) -> Reply:
+        return Reply(json={"id": id, "object": "chat.completion", "choices": [{"index": 0, "message": message}]})
+
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "manage_memory", "arguments": '{"content": "User\'s name is Bob"}'},
+    }
+    server = FakeServer()
+    server.reply(
+        completion("r1", {"role": "assistant", "content": None, "tool_calls": [call]}),
+        completion("r2", {"role": "assistant", "content": "Noted, Bob."}),
+        completion("r3", {"role": "assistant", "content": "You are Bob."}),
+    )
+    server.thread.start()
+    env = {
+        "OPENAI_API_KEY": "not-a-real-key",
+        "OPENAI_BASE_URL": server.url,
+        "GRAPHRT_EXAMPLE_MODEL": "openai:test-model",
+    }
+    try:
+        out = run("--db", str(tmp_path / "bot.sqlite"), env=env)
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+        server.thread.join(timeout=5)
+    assert "Model: openai model test-model" in out and "scripted" not in out
+    assert "Noted, Bob." in out and out.split("(a new process)")[1].count("You are Bob.") == 1
+    recall = server.requests[2].body
+    assert recall["messages"][0]["role"] == "system" and "- User's name is Bob" in recall["messages"][0]["content"]
+    assert recall["messages"][1:] == [{"role": "user", "content": "what is my name?"}]
+    assert "not-a-real-key" not in out
