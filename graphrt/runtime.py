@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 if TYPE_CHECKING:
     from graphrt.store.base import BaseStore
@@ -21,6 +21,8 @@ def _no_op_writer(_chunk: Any) -> None:
 @dataclass(frozen=True, slots=True)
 class Runtime(Generic[ContextT]):
     """Run-scoped values injected into nodes that declare a `runtime: Runtime[Ctx]` parameter."""
+
+    __graphrt_inject__: ClassVar[str] = "runtime"
 
     context: ContextT = field(default=None)  # type: ignore[assignment]
     """The `context=` passed to `invoke`/`stream`, typed by the graph's `context_schema`."""

@@ -1,8 +1,11 @@
 """A small `@tool` decorator and tool objects with `langchain_core.tools`' names and behaviour.
 
 A tool validates its arguments with a pydantic model built from the function's signature. Parameters the
-caller injects (named `config` or `runtime`, or annotated with a class whose `__graphrt_injected__` is
-true, such as `InjectedToolArg`) stay out of that schema, so a model never sees them.
+runtime injects stay out of that schema, so a model never sees them: `runtime: ToolRuntime`,
+`Annotated[..., InjectedState]`, `Annotated[..., InjectedStore()]`, `Annotated[str, InjectedToolCallId]`,
+other `InjectedToolArg`s and `config`. Graph nodes and tools decide this with the same rules
+(`graphrt._inject`). `ToolNode` fills injected values in; a tool called directly inside a graph task
+takes the store and a `ToolRuntime` from that task.
 """
 
 from __future__ import annotations
@@ -11,31 +14,95 @@ import functools
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Any, Literal, TypedDict, Unpack, get_args, get_origin, get_type_hints, overload
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypedDict, Unpack, overload
 
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from typing_extensions import TypeVar
 
+from graphrt._inject import Injection, injections_of
 from graphrt.config import RunnableConfig
 from graphrt.messages import ToolCall, ToolMessage
 from graphrt.types import Command
 
-__all__ = ("BaseTool", "InjectedToolArg", "InjectedToolCallId", "StructuredTool", "tool")
+if TYPE_CHECKING:
+    from graphrt.store.base import BaseStore
+
+__all__ = (
+    "BaseTool",
+    "InjectedState",
+    "InjectedStore",
+    "InjectedToolArg",
+    "InjectedToolCallId",
+    "StructuredTool",
+    "ToolException",
+    "ToolRuntime",
+    "tool",
+)
 
 ResponseFormat = Literal["content", "content_and_artifact"]
-_INJECTED_NAMES = frozenset({"config", "runtime"})
+ContextT = TypeVar("ContextT", default=None)
+StateT = TypeVar("StateT", default=dict[str, Any])
 _BLOCK_TYPES = frozenset({"text", "image_url", "image", "json", "search_result", "document", "file"})
 _SECTIONS = frozenset({"args", "arguments", "parameters", "returns", "return", "raises", "yields", "examples"})
+
+
+class ToolException(Exception):
+    """An error a tool raises on purpose; `ToolNode` turns it into an error `ToolMessage` for the model."""
 
 
 class InjectedToolArg:
     """Marks a parameter (`Annotated[T, InjectedToolArg]`) that the caller fills in, hidden from the model."""
 
-    __graphrt_injected__ = True
+    __graphrt_inject__: ClassVar[str] = "given"
 
 
 class InjectedToolCallId(InjectedToolArg):
     """Marks the parameter that receives the id of the tool call being answered."""
+
+    __graphrt_inject__: ClassVar[str] = "tool_call_id"
+
+
+class InjectedState(InjectedToolArg):
+    """Marks a parameter that receives the graph state (`Annotated[dict, InjectedState]`) or one key of it
+    (`Annotated[list, InjectedState("messages")]`)."""
+
+    __graphrt_inject__: ClassVar[str] = "state"
+
+    def __init__(self, field: str | None = None) -> None:
+        self.field = field
+
+
+class InjectedStore(InjectedToolArg):
+    """Marks a parameter that receives the graph's store (`Annotated[BaseStore, InjectedStore()]`)."""
+
+    __graphrt_inject__: ClassVar[str] = "store"
+
+
+@dataclass
+class ToolRuntime(Generic[ContextT, StateT]):
+    """What a tool can reach of its run, injected into a parameter annotated `ToolRuntime` (or named `runtime`).
+
+    `ToolRuntime[Context]` types `context` as the graph's `context_schema`.
+    """
+
+    __graphrt_inject__: ClassVar[str] = "tool_runtime"
+
+    state: StateT
+    """The graph state the tool node was given."""
+    context: ContextT
+    """The `context=` of the run."""
+    config: RunnableConfig
+    """The config of the task running the tool."""
+    stream_writer: Callable[[Any], None]
+    """Writes to the `custom` stream mode."""
+    tool_call_id: str | None
+    """The id of the tool call being answered."""
+    store: BaseStore | None
+    """The store given to `compile(store=...)` / `create_agent(store=...)`."""
+    tools: list[BaseTool] = field(default_factory=list)
+    """The tools of the tool node running this one."""
 
 
 class BaseTool:
@@ -48,10 +115,9 @@ class BaseTool:
     """Whether an agent should stop and return this tool's output as its answer."""
     response_format: ResponseFormat = "content"
     """`"content_and_artifact"` when the tool returns `(content, artifact)`."""
-    injected: tuple[str, ...] = ()
-    """Parameters filled from the input as given (or from `config` / the tool call id), not validated."""
-    required_injected: frozenset[str] = frozenset()
-    call_id_param: str | None = None
+    injected: tuple[Injection, ...] = ()
+    """Parameters the runtime fills in (from the input as given, `config`, the tool call id, or the running
+    graph task); never validated, never in the schema."""
 
     @property
     def args(self) -> dict[str, Any]:
@@ -91,29 +157,41 @@ class BaseTool:
             args = self._args_from_string(input)
         else:
             raise TypeError(f"Tool '{self.name}' takes a dict of arguments, a string or a ToolCall, got {input!r}")
-        fields = self.args_schema.model_fields
+        fields = _field_names(self.args_schema)
         validated = self.args_schema.model_validate({k: v for k, v in args.items() if k in fields})
         # Only arguments actually given are passed, so the function's own defaults apply to the rest.
         kwargs = {key: getattr(validated, key) for key in args if key in fields}
-        for name in self.injected:
-            if name == self.call_id_param:
-                if call_id is None:
-                    raise ValueError(
-                        "When tool includes an InjectedToolCallId argument, tool must always be invoked with "
-                        "a full model ToolCall of the form: {'args': {...}, 'name': '...', 'type': "
-                        f"'tool_call', 'id': '...'}} (tool '{self.name}', parameter '{name}')"
-                    )
-                kwargs[name] = call_id
-            elif name == "config":
-                kwargs[name] = config if config is not None else RunnableConfig()
-            elif name in args:
-                kwargs[name] = args[name]
-            elif name in self.required_injected:
-                raise TypeError(
-                    f"Tool '{self.name}' needs the injected argument '{name}'; pass it in the input "
-                    "(ToolNode and create_agent fill it in)."
-                )
+        for injection in self.injected:
+            found, value = self._injected_value(injection, args, call_id, config)
+            if found:
+                kwargs[injection.param] = value
         return call_id, kwargs
+
+    def _injected_value(
+        self, injection: Injection, args: dict[str, Any], call_id: str | None, config: RunnableConfig | None
+    ) -> tuple[bool, Any]:
+        name = injection.param
+        if injection.source == "tool_call_id":
+            if call_id is None:
+                raise ValueError(
+                    "When tool includes an InjectedToolCallId argument, tool must always be invoked with "
+                    "a full model ToolCall of the form: {'args': {...}, 'name': '...', 'type': "
+                    f"'tool_call', 'id': '...'}} (tool '{self.name}', parameter '{name}')"
+                )
+            return True, call_id
+        if injection.source == "config":
+            return True, config if config is not None else RunnableConfig()
+        if name in args:
+            return True, args[name]
+        from_task = _from_current_task(self, injection, call_id, config)
+        if from_task is not None:
+            return True, from_task
+        if injection.required:
+            raise TypeError(
+                f"Tool '{self.name}' needs the injected argument '{name}'; pass it in the input "
+                "(ToolNode and create_agent fill it in)."
+            )
+        return False, None
 
     def _args_from_string(self, text: str) -> dict[str, Any]:
         names = list(self.args_schema.model_fields)
@@ -139,6 +217,34 @@ class BaseTool:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, description={self.description!r})"
+
+
+@functools.cache
+def _field_names(schema: type[BaseModel]) -> frozenset[str]:
+    # Reading `model_fields` costs more than a tool call's own work; a schema's fields never change.
+    return frozenset(schema.model_fields)
+
+
+def _from_current_task(tool: BaseTool, injection: Injection, call_id: str | None, config: RunnableConfig | None) -> Any:
+    """The store or a `ToolRuntime` of the graph task this tool is called in (None outside a graph run)."""
+    if injection.source not in ("store", "tool_runtime"):
+        return None
+    from graphrt._context import running_task
+
+    task = running_task()
+    if task is None:
+        return None
+    if injection.source == "store":
+        return task.run.store
+    return ToolRuntime(
+        state=None,
+        context=task.run.context,
+        config=config if config is not None else task.config,
+        stream_writer=task.run.stream_writer,
+        tool_call_id=call_id,
+        store=task.run.store,
+        tools=[tool],
+    )
 
 
 def _is_tool_output(value: Any) -> bool:
@@ -217,15 +323,7 @@ class StructuredTool(BaseTool):
         )
 
     def _inspect_injected(self, target: Callable[..., Any]) -> None:
-        injected, required = [], set()
-        for param, annotation in _parameters(target):
-            if _is_injected(param.name, annotation):
-                injected.append(param.name)
-                if param.default is param.empty:
-                    required.add(param.name)
-                if any(issubclass(_marker_type(part), InjectedToolCallId) for part in _parts(annotation)):
-                    self.call_id_param = param.name
-        self.injected, self.required_injected = tuple(injected), frozenset(required)
+        self.injected = tuple(found for _p, _a, found in injections_of(target, tool=True) if found is not None)
 
     def _run(self, **kwargs: Any) -> Any:
         if self.func is None:
@@ -238,36 +336,10 @@ class StructuredTool(BaseTool):
         return await super()._arun(**kwargs)
 
 
-def _parameters(func: Callable[..., Any]) -> list[tuple[inspect.Parameter, Any]]:
-    try:
-        hints = get_type_hints(func, include_extras=True)
-    except (NameError, TypeError):  # unresolvable forward references: treat those arguments as Any
-        hints = {}
-    skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    params = inspect.signature(func).parameters.values()
-    return [(p, hints.get(p.name, Any)) for p in params if p.kind not in skip]
-
-
-def _parts(annotation: Any) -> list[Any]:
-    if get_origin(annotation) is Annotated:
-        return list(get_args(annotation))
-    return [annotation]
-
-
-def _marker_type(part: Any) -> type:
-    origin = get_origin(part)
-    return part if isinstance(part, type) else origin if isinstance(origin, type) else type(part)
-
-
-def _is_injected(name: str, annotation: Any) -> bool:
-    marked = (getattr(_marker_type(part), "__graphrt_injected__", False) is True for part in _parts(annotation))
-    return name in _INJECTED_NAMES or any(marked)
-
-
 def _schema_from_signature(name: str, func: Callable[..., Any], doc: str, arg_docs: dict[str, str]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
-    for param, annotation in _parameters(func):
-        if not _is_injected(param.name, annotation):
+    for param, annotation, injected in injections_of(func, tool=True):
+        if injected is None:
             default = ... if param.default is param.empty else param.default
             fields[param.name] = (annotation, Field(default, description=arg_docs.get(param.name)))
     config = ConfigDict(arbitrary_types_allowed=True)

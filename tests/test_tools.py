@@ -265,7 +265,7 @@ def test_tool_errors_propagate_unchanged(mode: str) -> None:
 class Store:
     """A stand-in for something an agent injects, marked the way prebuilt classes mark themselves."""
 
-    __graphrt_injected__ = True
+    __graphrt_inject__ = "given"
 
 
 def test_injected_parameters_are_hidden_from_the_schema() -> None:

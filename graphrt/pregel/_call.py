@@ -9,41 +9,12 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, get_type_hints
+from typing import Any
 
 import anyio.to_thread
 
 from graphrt._context import TaskContext
-
-_SERVICES = ("config", "store", "writer", "runtime")
-
-
-def _service_for(name: str, annotation: Any) -> str | None:
-    """Which run service a parameter asks for, by annotation first, then by LangGraph's parameter names."""
-    from graphrt.runtime import Runtime
-    from graphrt.store.base import BaseStore
-
-    origin = getattr(annotation, "__origin__", annotation)
-    if origin is Runtime:
-        return "runtime"
-    if isinstance(origin, type):
-        if issubclass(origin, BaseStore):
-            return "store"
-        if origin.__name__ == "RunnableConfig":
-            return "config"
-    if getattr(annotation, "__name__", None) == "StreamWriter":
-        return "writer"
-    # LangGraph injects only when the annotation matches; a bare `store` or one typed with a concrete
-    # store class is injected here too (issue: "also where LangGraph fails").
-    return name if name in _SERVICES else None
-
-
-def _hints(func: Callable[..., Any]) -> dict[str, Any]:
-    target = func if inspect.isroutine(func) else type(func).__call__
-    try:
-        return get_type_hints(target)
-    except Exception:
-        return {}
+from graphrt._inject import injections_of
 
 
 def _service(task: TaskContext, service: str) -> Any:
@@ -74,26 +45,31 @@ class Call:
     is_async: bool
     takes_input: bool
     """False for a function with no parameters besides injected ones."""
+    afunc: Callable[..., Any] | None = None
+    """An async twin of a sync `func`, used by `ainvoke` instead of a worker thread."""
 
     @classmethod
     def of(cls, func: Callable[..., Any]) -> Call:
-        """Inspect `func` once. Its first positional parameter receives the input."""
+        """Inspect `func` once. Its first positional parameter receives the input.
+
+        Which parameters get which run service is decided by `graphrt._inject`, the rules tools share.
+        An object with an async twin (`__graphrt_acall__`, same signature) is awaited through it under
+        `ainvoke`, and called directly under `invoke`.
+        """
         try:
             params = list(inspect.signature(func).parameters.values())
         except (TypeError, ValueError):
             return cls(func, (), is_async_callable(func), True)
-        hints = _hints(func)
         positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         first = positional[0].name if positional else None
-        injected = []
-        for p in params:
-            if p.name == first or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                continue
-            service = _service_for(p.name, hints.get(p.name, p.annotation))
-            if service is not None:
-                injected.append((p.name, service))
+        injected = tuple(
+            (param.name, found.source)
+            for param, _annotation, found in injections_of(func, tool=False, skip=first)
+            if found is not None
+        )
         takes_input = first is not None or any(p.kind == p.VAR_POSITIONAL for p in params)
-        return cls(func, tuple(injected), is_async_callable(func), takes_input)
+        afunc = getattr(func, "__graphrt_acall__", None)
+        return cls(func, injected, is_async_callable(func), takes_input, afunc)
 
     def _kwargs(self, task: TaskContext | None) -> dict[str, Any]:
         if task is None or not self.injected:
@@ -115,6 +91,8 @@ class Call:
         """Await an async function; a sync one runs in a worker thread (inline when not `offload`)."""
         kwargs = self._kwargs(task)
         args = (input,) if self.takes_input else ()
+        if self.afunc is not None:
+            return await self.afunc(*args, **kwargs)
         if self.is_async:
             return await self.func(*args, **kwargs)
         if not offload:

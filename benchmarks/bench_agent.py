@@ -1,0 +1,143 @@
+"""Agent-loop benchmark: `create_agent` on graphrt against LangGraph's prebuilt agent, and plain Python.
+
+The shared harness's `react_agent_50` shape: a model that makes 50 sequential tool calls (one per turn),
+then answers; the tool is a `@tool` function; the thread is checkpointed in memory. graphrt runs its
+`create_agent`; LangGraph runs `langgraph.prebuilt.create_react_agent` (LangChain's `create_agent` is the
+same loop, in a package the reference environment does not have). Both models are subclasses of their
+library's chat-model base class, answering from the same rule. Prints microseconds per tool call.
+
+    python benchmarks/bench_agent.py
+    LG_PYTHON=/path/to/langgraph/venv/bin/python python benchmarks/bench_agent.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+K = 50
+
+
+def next_reply(n_messages: int) -> tuple[str, list[dict[str, Any]]]:
+    """(content, tool_calls): a tool call until K were made, then the answer."""
+    calls = (n_messages - 1) // 2  # history: question, then (call, result) pairs
+    if calls < K:
+        return "", [{"name": "lookup", "args": {"q": calls}, "id": f"call_{calls}", "type": "tool_call"}]
+    return f"answer after {calls} calls", []
+
+
+def build(lib: str) -> Callable[[], list[str]]:
+    """One agent run: returns the transcript's contents (checked against the expected one)."""
+    if lib == "langgraph":
+        import warnings
+
+        from langchain_core.language_models import BaseChatModel
+        from langchain_core.messages import AIMessage, HumanMessage
+        from langchain_core.outputs import ChatGeneration, ChatResult
+        from langchain_core.tools import tool
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        warnings.filterwarnings("ignore")
+        from langgraph.prebuilt import create_react_agent as make_agent
+
+        class LgModel(BaseChatModel):
+            @property
+            def _llm_type(self) -> str:
+                return "bench"
+
+            def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+                content, calls = next_reply(len(messages))
+                return ChatResult(generations=[ChatGeneration(message=AIMessage(content, tool_calls=calls))])
+
+            def bind_tools(self, tools: Any, **kw: Any) -> Any:
+                return self
+
+        model: Any = LgModel()
+    else:
+        from graphrt.checkpoint.memory import InMemorySaver
+        from graphrt.messages import AIMessage, HumanMessage
+        from graphrt.models import BaseChatModel as GrtBase
+        from graphrt.prebuilt import create_agent as make_agent  # type: ignore[assignment]
+        from graphrt.tools import tool  # type: ignore[assignment]
+
+        class GrtModel(GrtBase):
+            def _generate(self, messages: Any, options: Any) -> Any:
+                content, calls = next_reply(len(messages))
+                return AIMessage(content, tool_calls=calls)
+
+        model = GrtModel()
+
+    @tool
+    def lookup(q: int) -> str:
+        """Look something up."""
+        return f"result {q}"
+
+    agent = make_agent(model, [lookup], checkpointer=InMemorySaver())
+
+    def run() -> list[str]:
+        config = {"configurable": {"thread_id": uuid.uuid4().hex}, "recursion_limit": 2 * K + 10}
+        out = agent.invoke({"messages": [HumanMessage("go")]}, config)
+        return [m.content for m in out["messages"]]
+
+    return run
+
+
+EXPECTED = ["go"] + [c for i in range(K) for c in ("", f"result {i}")] + [f"answer after {K} calls"]
+
+
+def plain() -> list[str]:
+    """The same loop as plain Python: a list of dicts, the rule, the tool call."""
+    history: list[dict[str, Any]] = [{"role": "user", "content": "go"}]
+    while True:
+        content, calls = next_reply(len(history))
+        history.append({"role": "assistant", "content": content, "tool_calls": calls})
+        if not calls:
+            return [m["content"] for m in history]
+        history += [{"role": "tool", "content": f"result {c['args']['q']}", "tool_call_id": c["id"]} for c in calls]
+
+
+def _time(func: Callable[[], list[str]], repeat: int = 7) -> float:
+    """Median µs per tool call over `repeat` runs, after a checked warm-up run."""
+    if func() != EXPECTED:
+        raise AssertionError("wrong transcript")
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        samples.append((time.perf_counter() - start) * 1e6 / K)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--json":
+        print(json.dumps(_time(build(sys.argv[2]))))
+        return
+    ours, floor = _time(build("graphrt")), _time(plain)
+    theirs: float | None = None
+    lg_python = os.environ.get("LG_PYTHON")
+    try:
+        if lg_python:
+            out = subprocess.run(
+                [lg_python, __file__, "--json", "langgraph"], capture_output=True, text=True, check=True
+            )
+            theirs = float(out.stdout)
+        else:
+            theirs = _time(build("langgraph"))
+    except (ImportError, subprocess.CalledProcessError):
+        theirs = None
+    lg = f"{theirs:.1f}" if theirs else "n/a"
+    ratio = f"{theirs / ours:.1f}x" if theirs else "n/a"
+    print("| workload | unit | graphrt µs | LangGraph µs | LangGraph / graphrt | graphrt / plain |")
+    print("|---|---|---:|---:|---:|---:|")
+    print(f"| react_agent_{K} | tool call | {ours:.1f} | {lg} | {ratio} | {ours / floor:.0f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""The tool-calling agent loop that `create_agent` and `create_react_agent` both build.
+
+model node -> (tool calls?) -> tools node -> model node ... -> END. The model node calls the chat model
+on the prompt plus the conversation; the tools node is a `ToolNode`. With a response format the final
+answer is also turned into a `structured_response` through the model's `with_structured_output`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, NotRequired, Required, TypedDict
+
+from graphrt.config import RunnableConfig
+from graphrt.constants import END, START
+from graphrt.graph import StateGraph
+from graphrt.graph.message import add_messages
+from graphrt.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage, ToolMessage, convert_to_messages
+from graphrt.prebuilt.tool_node import ToolNode
+from graphrt.runtime import Runtime
+from graphrt.tools import BaseTool
+from graphrt.types import Send
+
+
+class AgentState(TypedDict):
+    """The state of an agent: the conversation, and the structured answer when a response format is set."""
+
+    messages: Required[Annotated[list[AnyMessage], add_messages]]
+    structured_response: NotRequired[Any]
+
+
+Prompt = Callable[[Any], Sequence[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    """Everything the agent graph is built from (both factories fill one in)."""
+
+    model: Any
+    tools: Sequence[BaseTool | Callable[..., Any]] | ToolNode
+    prompt: Prompt | Callable[[Any], Awaitable[Sequence[Any]]]
+    response_format: Any
+    structured_prompt: str | None
+    state_schema: Any
+    context_schema: Any
+    name: str | None
+    model_node: str
+    """"model" (create_agent) or "agent" (create_react_agent)."""
+    separate_structured_node: bool
+    """create_react_agent makes the structured response in its own node, create_agent in the model node."""
+    send_each_call: bool = True
+    """Each tool call runs as its own `tools` task (LangGraph's v2); False: one task runs them all (v1)."""
+
+
+def resolve_model(model: Any) -> Any:
+    """A chat model from a model object or a "provider:model" string."""
+    if isinstance(model, str):
+        from graphrt.models import init_chat_model
+
+        return init_chat_model(model)
+    if not callable(getattr(model, "invoke", None)):
+        raise TypeError(
+            f"An agent needs a chat model (an object with invoke/ainvoke and bind_tools) or a 'provider:model' "
+            f"string such as 'anthropic:claude-3-5-haiku-latest'; got {type(model).__name__}. Dynamic model "
+            "functions are not supported yet."
+        )
+    return model
+
+
+def system_prompt_of(prompt: str | SystemMessage | Callable[..., Any] | None) -> Prompt:
+    """The function that turns the state into the model's input messages."""
+    if prompt is None:
+        return _messages_of
+    if isinstance(prompt, str | SystemMessage):
+        system = SystemMessage(prompt) if isinstance(prompt, str) else prompt
+        return lambda state: [system, *_messages_of(state)]
+    if callable(prompt):
+        return prompt
+    raise ValueError(f"Got unexpected type for `prompt`: {type(prompt)}")
+
+
+def _messages_of(state: Any) -> list[Any]:
+    messages = state.get("messages") if isinstance(state, dict) else getattr(state, "messages", None)
+    if messages is None:
+        raise ValueError(f"Expected input to call_model to have 'messages' key, but got {state}")
+    return list(messages)
+
+
+def check_history(messages: Sequence[Any]) -> None:
+    """Every tool call in the history needs its ToolMessage (models reject a history without one)."""
+    # Compared by `type` string, not isinstance: this runs on the whole history before every model call.
+    answered = {m.tool_call_id for m in messages if m.type == "tool"}
+    missing = [c for m in messages if m.type == "ai" for c in m.tool_calls if c["id"] not in answered]
+    if missing:
+        raise ValueError(
+            "Found AIMessages with tool_calls that do not have a corresponding ToolMessage. Here are the first few "
+            f"of those tool calls: {missing[:3]}.\n\nEvery tool call (LLM requesting to call a tool) in the message "
+            "history MUST have a corresponding ToolMessage (result of a tool invocation to return to the LLM) - "
+            "this is required by most LLM providers."
+        )
+
+
+class ModelNode:
+    """Calls the chat model on the prompt; adds the answer (and, inline, the structured response)."""
+
+    def __init__(self, spec: AgentSpec, model: Any, tools: list[BaseTool]) -> None:
+        self.spec = spec
+        self.bound = model.bind_tools(tools) if tools else model
+        self.model = model
+        self.name = spec.model_node
+
+    def _inputs(self, state: Any, messages: Sequence[Any]) -> list[BaseMessage]:
+        check_history(_messages_of(state))
+        return convert_to_messages(list(messages))
+
+    def _answer(self, response: Any) -> AIMessage:
+        if not isinstance(response, AIMessage):
+            raise TypeError(f"The chat model returned {type(response).__name__}, expected an AIMessage.")
+        return response.model_copy(update={"name": self.spec.name}) if self.spec.name else response
+
+    def _structured(self) -> tuple[Any, list[BaseMessage]]:
+        prefix: list[BaseMessage] = [SystemMessage(self.spec.structured_prompt)] if self.spec.structured_prompt else []
+        return self.model.with_structured_output(self.spec.response_format), prefix
+
+    def __call__(self, state: Any, config: RunnableConfig, runtime: Runtime[Any]) -> dict[str, Any]:
+        prompt = self.spec.prompt(state)
+        messages = self._inputs(state, prompt)  # type: ignore[arg-type]
+        answer = self._answer(self.bound.invoke(messages))
+        out: dict[str, Any] = {"messages": [answer]}
+        if self._inline_structured(answer):
+            structured, prefix = self._structured()
+            out["structured_response"] = structured.invoke([*prefix, *messages, answer])
+        return out
+
+    async def _acall(self, state: Any, config: RunnableConfig, runtime: Runtime[Any]) -> dict[str, Any]:
+        prompt = self.spec.prompt(state)
+        if isinstance(prompt, Awaitable):
+            prompt = await prompt
+        messages = self._inputs(state, prompt)
+        answer = self._answer(await self.bound.ainvoke(messages))
+        out: dict[str, Any] = {"messages": [answer]}
+        if self._inline_structured(answer):
+            structured, prefix = self._structured()
+            out["structured_response"] = await structured.ainvoke([*prefix, *messages, answer])
+        return out
+
+    @property
+    def __graphrt_acall__(self) -> Callable[..., Any]:
+        return self._acall
+
+    def _inline_structured(self, answer: AIMessage) -> bool:
+        return (
+            self.spec.response_format is not None and not answer.tool_calls and not self.spec.separate_structured_node
+        )
+
+
+class StructuredResponseNode:
+    """create_react_agent's `generate_structured_response` node."""
+
+    name = "generate_structured_response"
+
+    def __init__(self, model_node: ModelNode) -> None:
+        self.model_node = model_node
+
+    def __call__(self, state: Any, config: RunnableConfig) -> dict[str, Any]:
+        structured, prefix = self.model_node._structured()
+        return {"structured_response": structured.invoke([*prefix, *_messages_of(state)])}
+
+    async def _acall(self, state: Any, config: RunnableConfig) -> dict[str, Any]:
+        structured, prefix = self.model_node._structured()
+        return {"structured_response": await structured.ainvoke([*prefix, *_messages_of(state)])}
+
+    @property
+    def __graphrt_acall__(self) -> Callable[..., Any]:
+        return self._acall
+
+
+def build_agent(spec: AgentSpec) -> StateGraph[Any]:
+    """The agent's `StateGraph`, ready to compile."""
+    tool_node = spec.tools if isinstance(spec.tools, ToolNode) else ToolNode(list(spec.tools))
+    tools = list(tool_node.tools_by_name.values())
+    model_node = ModelNode(spec, resolve_model(spec.model), tools)
+    builder: StateGraph[Any] = StateGraph(spec.state_schema or AgentState, context_schema=spec.context_schema)
+    builder.add_node(spec.model_node, model_node)
+    builder.add_edge(START, spec.model_node)
+    after_model = END
+    if spec.response_format is not None and spec.separate_structured_node:
+        builder.add_node(StructuredResponseNode.name, StructuredResponseNode(model_node))
+        builder.add_edge(StructuredResponseNode.name, END)
+        after_model = StructuredResponseNode.name
+    if not tools:
+        builder.add_edge(spec.model_node, after_model)
+        return builder
+    builder.add_node("tools", tool_node)
+
+    def route_model(state: Any) -> str | list[Send]:
+        last = _messages_of(state)[-1]
+        if not (isinstance(last, AIMessage) and last.tool_calls):
+            return after_model
+        if spec.send_each_call:
+            return [Send("tools", [call]) for call in last.tool_calls]
+        return "tools"
+
+    builder.add_conditional_edges(spec.model_node, route_model, ["tools", after_model])
+    direct = {t.name for t in tools if t.return_direct}
+    if not direct:
+        builder.add_edge("tools", spec.model_node)
+        return builder
+
+    def route_tools(state: Any) -> str:
+        for message in reversed(_messages_of(state)):
+            if not isinstance(message, ToolMessage):
+                break
+            if message.name in direct:
+                return END
+        return spec.model_node
+
+    builder.add_conditional_edges("tools", route_tools, [spec.model_node, END])
+    return builder

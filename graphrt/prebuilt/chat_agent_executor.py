@@ -1,0 +1,77 @@
+"""`create_react_agent`: LangGraph's older agent factory, the same loop as `create_agent`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from graphrt.checkpoint.base import BaseCheckpointSaver
+from graphrt.graph.state import CompiledStateGraph
+from graphrt.messages import SystemMessage
+from graphrt.prebuilt._agent import AgentSpec, AgentState, build_agent, system_prompt_of
+from graphrt.prebuilt.tool_node import ToolNode
+from graphrt.store.base import BaseStore
+from graphrt.tools import BaseTool
+
+__all__ = ("AgentState", "create_react_agent")
+
+
+def create_react_agent(
+    model: str | Any,
+    tools: Sequence[BaseTool | Callable[..., Any]] | ToolNode,
+    *,
+    prompt: str | SystemMessage | Callable[[Any], Any] | None = None,
+    response_format: Any = None,
+    pre_model_hook: Any = None,
+    post_model_hook: Any = None,
+    state_schema: type[Any] | None = None,
+    context_schema: type[Any] | None = None,
+    checkpointer: BaseCheckpointSaver[Any] | bool | None = None,
+    store: BaseStore | None = None,
+    interrupt_before: list[str] | None = None,
+    interrupt_after: list[str] | None = None,
+    debug: bool = False,
+    version: str = "v2",
+    name: str | None = None,
+) -> CompiledStateGraph[Any]:
+    """LangGraph's `create_react_agent`: an `agent` node and a `tools` node in a loop.
+
+    `prompt` is a string or `SystemMessage` put before the conversation, or a function from the state to the
+    model's input messages. `response_format` (a schema, or `(prompt, schema)`) adds a
+    `generate_structured_response` node that fills `structured_response` after the loop.
+
+    Raises:
+        NotImplementedError: for `pre_model_hook` / `post_model_hook` (not supported yet).
+    """
+    if pre_model_hook is not None or post_model_hook is not None:
+        raise NotImplementedError(
+            "create_react_agent(pre_model_hook=/post_model_hook=) is not supported by graphrt yet; add your own "
+            "nodes around ToolNode in a StateGraph instead."
+        )
+    if version not in ("v1", "v2"):
+        raise ValueError(f"Invalid version {version!r}: use 'v1' or 'v2'.")
+    structured_prompt, schema = response_format if isinstance(response_format, tuple) else (None, response_format)
+    spec = AgentSpec(
+        model=model,
+        tools=tools,
+        prompt=system_prompt_of(prompt),
+        response_format=schema,
+        structured_prompt=structured_prompt,
+        state_schema=state_schema or AgentState,
+        context_schema=context_schema,
+        name=name,
+        model_node="agent",
+        separate_structured_node=True,
+        send_each_call=version == "v2",
+    )
+    return build_agent(spec).compile(
+        checkpointer=checkpointer,
+        store=store,
+        interrupt_before=interrupt_before,
+        interrupt_after=interrupt_after,
+        debug=debug,
+        name=name,
+    )
+
+
+create_tool_calling_executor = create_react_agent
