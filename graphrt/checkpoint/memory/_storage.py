@@ -148,7 +148,7 @@ class MemoryStorage:
         self._pop(self.checkpoints_by_ns, thread_id)
         for table in (self.heads_by_ns, self.blob_rows, self.pending):
             for key in [k for k in table if k[0] == thread_id]:
-                self._pop(table, key)  # type: ignore[arg-type]
+                self._pop(table, key)
 
     def copy_thread(self, source: str, target: str) -> None:
         for checkpoint_ns, rows in list(self.checkpoints_by_ns.get(source, {}).items()):
@@ -161,13 +161,13 @@ class MemoryStorage:
         for (t, ns, cid), writes in list(self.pending.items()):
             if t == source:
                 saved = self._child(self.pending, (target, ns, cid))
-                for key, row in writes.items():
-                    self._put(saved, key, row)
+                for wkey, write in writes.items():
+                    self._put(saved, wkey, write)
         for (t, ns), blobs in list(self.blob_rows.items()):
             if t == source:
                 stored = self._child(self.blob_rows, (target, ns))
-                for key, blob in blobs.items():
-                    self._put(stored, key, blob)
+                for bkey, blob in blobs.items():
+                    self._put(stored, bkey, blob)
 
     def heads(self, thread_id: str) -> dict[str, str]:
         return {ns: head for (t, ns), head in self.heads_by_ns.items() if t == thread_id}
