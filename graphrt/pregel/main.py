@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, aclosing, closing, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -269,8 +269,32 @@ class Pregel:
         async def aput_writes(effect: SaveWrites) -> None:
             await saver.aput_writes_guarded(cursor["config"], effect.writes, effect.task_id, effect.task_path)
 
-        io.put_checkpoint, io.put_writes = put_checkpoint, put_writes
-        io.aput_checkpoint, io.aput_writes = aput_checkpoint, aput_writes
+        def put_step(effect: SaveCheckpoint, writes: list[SaveWrites]) -> None:
+            tasks = [(w.task_id, w.writes, w.task_path) for w in writes]
+            new = saver.put_step(
+                cursor["config"],
+                tasks,
+                effect.checkpoint,
+                effect.metadata,
+                effect.new_versions,
+                expected_head=cursor["head"],
+            )
+            cursor["config"], cursor["head"] = new, new["configurable"]["checkpoint_id"]
+
+        async def aput_step(effect: SaveCheckpoint, writes: list[SaveWrites]) -> None:
+            tasks = [(w.task_id, w.writes, w.task_path) for w in writes]
+            new = await saver.aput_step(
+                cursor["config"],
+                tasks,
+                effect.checkpoint,
+                effect.metadata,
+                effect.new_versions,
+                expected_head=cursor["head"],
+            )
+            cursor["config"], cursor["head"] = new, new["configurable"]["checkpoint_id"]
+
+        io.put_checkpoint, io.put_writes, io.put_step = put_checkpoint, put_writes, put_step
+        io.aput_checkpoint, io.aput_writes, io.aput_step = aput_checkpoint, aput_writes, aput_step
 
     def _load(self, config: RunnableConfig) -> tuple[CheckpointTuple | None, str | None]:
         """The checkpoint the run starts from, and the thread's newest one (what a concurrent run would move)."""
@@ -338,8 +362,10 @@ class Pregel:
         )
         with self._owned(config):
             run = self._start(input, config, options)
-            for event, chunk in drive_sync(run_loop(run.st, run.plan), run.io):
-                yield from _shape(run, event, chunk, subgraphs)
+            # Closed before the claim is released, so held-back writes are saved by the owner.
+            with closing(drive_sync(run_loop(run.st, run.plan), run.io)) as events:
+                for event, chunk in events:
+                    yield from _shape(run, event, chunk, subgraphs)
 
     async def astream(
         self,
@@ -363,9 +389,10 @@ class Pregel:
         )
         async with self._aowned(config):
             run = await self._astart(input, config, options)
-            async for event, chunk in drive_async(run_loop(run.st, run.plan), run.io):
-                for item in _shape(run, event, chunk, subgraphs):
-                    yield item
+            async with aclosing(drive_async(run_loop(run.st, run.plan), run.io)) as events:
+                async for event, chunk in events:
+                    for item in _shape(run, event, chunk, subgraphs):
+                        yield item
 
     default_stream_mode: StreamMode = "values"
 
