@@ -103,6 +103,14 @@ class Dialect:
         return statement if self.param == "?" else statement.replace("?", self.param)
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _ns_text(namespace: tuple[str, ...]) -> str:
     # Labels never contain ".", so the joined text is unambiguous.
     return ".".join(namespace)
@@ -425,7 +433,9 @@ class SqlStore(StoreCore):
         for key, condition in spec.items():
             if isinstance(condition, Mapping) and set(condition) == {"$eq"}:
                 condition = condition["$eq"]
-            if not isinstance(key, str) or not key or '"' in key or "\\" in key:
+            if not isinstance(key, str) or not key or '"' in key or "\\" in key or "." in key:
+                continue  # a dotted key may also name a literal field: left to the compiled predicate
+            if type(condition) is str and not condition.isascii() and not _encodable(condition):
                 continue
             path = "$." + ".".join(f'"{part}"' for part in key.split("."))
             if type(condition) is str:
