@@ -141,6 +141,10 @@ class SqlStore(StoreCore):
     """A store in a SQL database reached through one DB-API connection, shared under a lock."""
 
     dialect: Dialect
+    autocommit_reads = False
+    """The connection runs a statement outside BEGIN/COMMIT in its own transaction (sqlite3 with
+    `isolation_level=None`), so `get` can be one bare SELECT; a driver that would leave a transaction
+    open (psycopg without autocommit) keeps this False."""
 
     def __init__(self, conn: Any, *, index: IndexConfig | None = None, ttl: TTLConfig | None = None) -> None:
         super().__init__(index=index, ttl=ttl)
@@ -253,7 +257,7 @@ class SqlStore(StoreCore):
         through `batch`, which writes.
         """
         op = self._get_op(namespace, key, refresh_ttl)
-        if op.refresh_ttl and self.ttl_config is not None:
+        if not self.autocommit_reads or (op.refresh_ttl and self.ttl_config is not None):
             return super().get(namespace, key, refresh_ttl=refresh_ttl)
         if not self.is_setup:
             self._migrate()
