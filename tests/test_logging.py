@@ -98,25 +98,29 @@ def test_a_refused_conflict_is_logged(caplog: pytest.LogCaptureFixture) -> None:
         saver.put_guarded(moved, head.checkpoint, head.metadata, {}, expected_head="someone-else")
         # the engine's run-end hook is what logs conflicts; drive it through a run that loses its thread:
 
-    def stale(state: State) -> dict[str, Any]:
-        # another run (another thread: an invoke inside a node would run nested) moves the thread on
-        other = threading.Thread(target=graph.invoke, args=({"items": ["other"]}, config))
+    refused: list[BaseException] = []
+
+    def other_run() -> None:
+        try:
+            graph.invoke({"items": ["other"]}, config)
+        except ThreadConflictError as exc:
+            refused.append(exc)
+
+    def busy(state: State) -> dict[str, Any]:
+        # another run (another thread: an invoke inside a node would run nested) is refused the thread
+        other = threading.Thread(target=other_run)
         other.start()
         other.join()
         return {"items": ["mine"]}
 
     builder = StateGraph(State)
-    builder.add_node("stale", stale)
-    builder.add_edge(START, "stale")
-    builder.add_edge("stale", END)
-    with pytest.raises(ThreadConflictError):
-        builder.compile(checkpointer=saver).invoke({"items": []}, config)
+    builder.add_node("busy", busy)
+    builder.add_edge(START, "busy")
+    builder.add_edge("busy", END)
+    builder.compile(checkpointer=saver).invoke({"items": []}, config)
+    assert len(refused) == 1
     names = [(r.name, r.levelname) for r in caplog.records if r.getMessage().startswith("conflict refused: ")]
-    assert names == [("graphrt.checkpoint", "WARNING")]
-    assert any(
-        r.getMessage().startswith("run failed: thread 't' after ") and r.getMessage().endswith(": ThreadConflictError")
-        for r in caplog.records
-    )
+    assert names == [("graphrt.checkpoint", "WARNING")]  # the refused claim; the owner's run went on
 
 
 class Tty(io.StringIO):

@@ -16,7 +16,8 @@ import contextvars
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,7 @@ class _Done:
 # ---------------------------------------------------------------- sync
 
 
-def drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event]:
+def drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Generator[Event, None, None]:
     """Run the loop to the end, yielding the run's stream events as they happen."""
     log_run_start(io.label)
     try:
@@ -52,6 +53,9 @@ def drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event]
     except Exception as exc:
         log_run_end(io.label, io.steps, exc)
         raise
+    finally:
+        if io.writer is not None:
+            io.writer.flush()  # the run stopped (done, error, or the caller closed the stream)
     log_run_end(io.label, io.steps)
 
 
@@ -70,6 +74,8 @@ def _drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event
             sink.emit(effect.mode, effect.chunk)  # type: ignore[union-attr]
         elif kind is RunTasks:
             _log_step(effect, io)  # type: ignore[arg-type]
+            if io.writer is not None:
+                io.writer.flush()
             reply = yield from _run_tasks_sync(effect, io)  # type: ignore[arg-type]
         elif kind is ReadCache:
             reply = read_cache(io.cache, effect.keys)  # type: ignore[union-attr]
@@ -88,14 +94,15 @@ def _log_step(effect: RunTasks, io: RunIO) -> None:
     log_step(effect.tasks[0].ctx.step if effect.tasks else -1, [t.name for t in effect.tasks])
 
 
-def _perform_sync(effects: Sequence[Effect], io: RunIO) -> None:
+def _perform_sync(effects: Sequence[Effect], io: RunIO, last: bool = False) -> None:
+    """A finished task's effects; the step's `last` task's writes wait for the step's checkpoint."""
     for effect in effects:
         if type(effect) is Emit:
             io.sink.emit(effect.mode, effect.chunk)
         elif type(effect) is WriteCache:
             write_cache(io.cache, effect.key, effect.value)
         elif io.writer is not None:
-            io.writer.put_writes(effect)  # type: ignore[arg-type]
+            io.writer.put_writes(effect, last=last)  # type: ignore[arg-type]
 
 
 _POOL_SIZE = 32
@@ -131,7 +138,7 @@ def _run_tasks_sync(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOu
         task = tasks[0]
         error = run_task_sync(task, io)
         results.append((task, error))
-        _perform_sync(effect.after_task(task, error), io)
+        _perform_sync(effect.after_task(task, error), io, last=True)
     elif tasks:
         todo: queue.SimpleQueue[Task] = queue.SimpleQueue()
         for task in tasks:
@@ -166,7 +173,7 @@ def _run_tasks_sync(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOu
                 continue
             if type(item) is _Done:
                 results.append((item.task, item.error))
-                _perform_sync(effect.after_task(item.task, item.error), io)
+                _perform_sync(effect.after_task(item.task, item.error), io, last=len(results) == len(tasks))
             else:
                 yield item
     return _outcome(tasks, results)
@@ -243,19 +250,24 @@ def _outcome(tasks: Sequence[Task], results: list[tuple[Task, BaseException | No
 # ---------------------------------------------------------------- async
 
 
-async def drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncIterator[Event]:
+async def drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncGenerator[Event, None]:
     """Async twin of `drive_sync`: a root run hands events to the caller while its tasks still run."""
     log_run_start(io.label)
     try:
-        async for event in _drive_async(loop, io):
-            yield event
+        async with aclosing(_drive_async(loop, io)) as events:  # closed at once when the caller stops early
+            async for event in events:
+                yield event
     except Exception as exc:
         log_run_end(io.label, io.steps, exc)
         raise
+    finally:
+        if io.writer is not None:
+            with anyio.CancelScope(shield=True):
+                await io.writer.aflush()
     log_run_end(io.label, io.steps)
 
 
-async def _drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncIterator[Event]:
+async def _drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncGenerator[Event, None]:
     if io.nested:
         await _walk_async(loop, io)
         for event in io.sink.drain():
@@ -273,6 +285,9 @@ async def _drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncIt
             event_loop.call_soon_threadsafe(wake.set)
 
     sink.wake = notify
+    # A step starts only once the caller has read every earlier event (as a sync stream would): a caller
+    # that stops early never finds later steps run ahead of what it saw.
+    demand = io.demand = asyncio.Event()
     walker = asyncio.ensure_future(_walk_async(loop, io))
     walker.add_done_callback(lambda _: wake.set())
     try:
@@ -284,12 +299,18 @@ async def _drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncIt
                     yield event
                 walker.result()
                 return
+            demand.set()  # caught up: the run may start its next step
             await wake.wait()
             wake.clear()
+            demand.clear()
     finally:
         sink.wake = None
         if not walker.done():
+            # The caller stopped early: stop the run, and let a save in flight finish before the caller
+            # goes on (its thread claim is released after this).
             walker.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([walker])
 
 
 async def _walk_async(loop: Generator[Effect, Any, None], io: RunIO) -> None:
@@ -306,6 +327,10 @@ async def _walk_async(loop: Generator[Effect, Any, None], io: RunIO) -> None:
             io.sink.emit(effect.mode, effect.chunk)  # type: ignore[union-attr]
         elif kind is RunTasks:
             _log_step(effect, io)  # type: ignore[arg-type]
+            if io.demand is not None:
+                await io.demand.wait()
+            if io.writer is not None:
+                await io.writer.aflush()
             reply = await _run_tasks_async(effect, io)  # type: ignore[arg-type]
         elif kind is ReadCache:
             reply = await aread_cache(io.cache, effect.keys)  # type: ignore[union-attr]
@@ -318,14 +343,14 @@ async def _walk_async(loop: Generator[Effect, Any, None], io: RunIO) -> None:
                 await io.writer.aput_writes(effect)  # type: ignore[arg-type]
 
 
-async def _perform_async(effects: Sequence[Effect], io: RunIO) -> None:
+async def _perform_async(effects: Sequence[Effect], io: RunIO, last: bool = False) -> None:
     for effect in effects:
         if type(effect) is Emit:
             io.sink.emit(effect.mode, effect.chunk)
         elif type(effect) is WriteCache:
             await awrite_cache(io.cache, effect.key, effect.value)
         elif io.writer is not None:
-            await io.writer.aput_writes(effect)  # type: ignore[arg-type]
+            await io.writer.aput_writes(effect, last=last)  # type: ignore[arg-type]
 
 
 async def _run_tasks_async(effect: RunTasks, io: RunIO) -> StepOutcome:
@@ -340,7 +365,7 @@ async def _run_tasks_async(effect: RunTasks, io: RunIO) -> StepOutcome:
         else:
             error = await run_task_async(task)
         results.append((task, error))
-        await _perform_async(effect.after_task(task, error), io)
+        await _perform_async(effect.after_task(task, error), io, last=len(results) == len(effect.tasks))
 
     if len(effect.tasks) == 1:
         await one(effect.tasks[0])

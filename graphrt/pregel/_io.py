@@ -7,10 +7,13 @@ with the nested run's namespace, when the caller asked for subgraph events.
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from graphrt.checkpoint.base import UnserializableValueError
+from graphrt.checkpoint.base._saver import UnsavableValueError
 from graphrt.config import RunnableConfig
 
 if TYPE_CHECKING:
@@ -75,31 +78,92 @@ class Sink:
 
 @dataclass(slots=True)
 class ThreadWriter:
-    """Saves one scope's checkpoints and task writes, each checkpoint guarded against a second writer."""
+    """Saves one scope's checkpoints and task writes, each checkpoint guarded against a second writer.
+
+    One commit per step: the writes of a step's last finishing task are held back and committed with the
+    checkpoint that follows them (`put_step`); a finished sibling's writes are saved at once, so a crash
+    never loses them. Held-back writes with no checkpoint after them are saved by `flush`.
+    """
 
     saver: BaseCheckpointSaver[Any]
     config: RunnableConfig
     """The config of the last saved checkpoint (the parent of the next one), or just the thread and namespace."""
     head: str | None
     """The thread's newest checkpoint id when the run started; a save fails if another run moved it."""
+    deferred: list[SaveWrites] = field(default_factory=list)
 
     def put_checkpoint(self, effect: SaveCheckpoint) -> None:
-        new = self.saver.put_guarded(
-            self.config, effect.checkpoint, effect.metadata, effect.new_versions, expected_head=self.head
-        )
+        if self.deferred:
+            writes = list(self.deferred)
+            tasks = [(w.task_id, w.writes, w.task_path) for w in writes]
+            with naming_nodes(writes):
+                new = self.saver.put_step(
+                    self.config, tasks, effect.checkpoint, effect.metadata, effect.new_versions, expected_head=self.head
+                )
+            self.deferred.clear()
+        else:
+            new = self.saver.put_guarded(
+                self.config, effect.checkpoint, effect.metadata, effect.new_versions, expected_head=self.head
+            )
         self.config, self.head = new, new["configurable"]["checkpoint_id"]
 
-    def put_writes(self, effect: SaveWrites) -> None:
-        self.saver.put_writes_guarded(self.config, effect.writes, effect.task_id, effect.task_path)
+    def put_writes(self, effect: SaveWrites, *, last: bool = False) -> None:
+        """Save a task's writes; `last` (the step's last task): hold them for the step's checkpoint."""
+        if last:
+            self.deferred.append(effect)
+            return
+        self.flush()
+        with naming_nodes([effect]):
+            self.saver.put_writes_guarded(self.config, effect.writes, effect.task_id, effect.task_path)
+
+    def flush(self) -> None:
+        while self.deferred:
+            effect = self.deferred[0]
+            with naming_nodes([effect]):
+                self.saver.put_writes_guarded(self.config, effect.writes, effect.task_id, effect.task_path)
+            self.deferred.pop(0)
 
     async def aput_checkpoint(self, effect: SaveCheckpoint) -> None:
-        new = await self.saver.aput_guarded(
-            self.config, effect.checkpoint, effect.metadata, effect.new_versions, expected_head=self.head
-        )
+        if self.deferred:
+            writes = list(self.deferred)  # kept until saved: a cancelled save leaves them for `aflush`
+            tasks = [(w.task_id, w.writes, w.task_path) for w in writes]
+            with naming_nodes(writes):
+                new = await self.saver.aput_step(
+                    self.config, tasks, effect.checkpoint, effect.metadata, effect.new_versions, expected_head=self.head
+                )
+            self.deferred.clear()
+        else:
+            new = await self.saver.aput_guarded(
+                self.config, effect.checkpoint, effect.metadata, effect.new_versions, expected_head=self.head
+            )
         self.config, self.head = new, new["configurable"]["checkpoint_id"]
 
-    async def aput_writes(self, effect: SaveWrites) -> None:
-        await self.saver.aput_writes_guarded(self.config, effect.writes, effect.task_id, effect.task_path)
+    async def aput_writes(self, effect: SaveWrites, *, last: bool = False) -> None:
+        if last:
+            self.deferred.append(effect)
+            return
+        await self.aflush()
+        with naming_nodes([effect]):
+            await self.saver.aput_writes_guarded(self.config, effect.writes, effect.task_id, effect.task_path)
+
+    async def aflush(self) -> None:
+        while self.deferred:
+            effect = self.deferred[0]
+            with naming_nodes([effect]):
+                await self.saver.aput_writes_guarded(self.config, effect.writes, effect.task_id, effect.task_path)
+            self.deferred.pop(0)
+
+
+@contextmanager
+def naming_nodes(writes: Sequence[SaveWrites]) -> Iterator[None]:
+    """A task write that cannot be saved is reported with its node's name, not its task id."""
+    try:
+        yield
+    except (UnserializableValueError, UnsavableValueError) as exc:
+        node = next((w.node for w in writes if w.task_id == exc.task_id and w.node), None)
+        if node is None:
+            raise
+        raise exc.for_node(node) from None
 
 
 @dataclass(slots=True)
@@ -116,6 +180,8 @@ class RunIO:
     max_concurrency: int | None = None
     label: str = ""
     """Names the run in log lines (its thread)."""
+    demand: Any = None
+    """An async root run's `asyncio.Event`: set while the caller waits for events (steps start only then)."""
     steps: int = 0
     """Steps run so far (for the log line at the run's end)."""
     cache: BaseCache[Any] | None = None

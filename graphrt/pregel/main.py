@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, aclosing, closing, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = ("Pregel",)
 DEFAULT_RECURSION_LIMIT = int(os.environ.get("LANGGRAPH_DEFAULT_RECURSION_LIMIT", "10007"))
 """LangGraph 1.2's default (it was 25 before); the same environment variable overrides it."""
 _counter = itertools.count()
+STREAM_MODES = ("values", "updates", "custom", "messages", "checkpoints", "tasks", "debug")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,13 @@ class RunOptions:
     """invoke/ainvoke: only the final values are needed."""
     subgraphs: bool = False
     """The caller reads nested runs' events too."""
+
+    def __post_init__(self) -> None:
+        # Checked before the run claims or writes anything.
+        for given in (self.stream_mode, self.print_mode):
+            for mode in (given,) if isinstance(given, str) else given or ():
+                if mode not in STREAM_MODES:
+                    raise ValueError(f"Unknown stream_mode {mode!r}: use one of {', '.join(STREAM_MODES)}.")
 
 
 @dataclass(slots=True)
@@ -258,6 +267,22 @@ class Pregel:
         run.units = UnitRunner(_algo.read_saved_writes(st.pending_writes) if resuming else {}, io)
         return _Run(st, plan, io, modes, single, printed, parent is not None)
 
+    def _owned(self, config: RunnableConfig | None) -> AbstractContextManager[None]:
+        """Hold the thread for a root run or a state update, before anything is read or written.
+
+        A second run on the thread is refused (or waits, with `multitask_strategy="enqueue"`); see
+        `BaseCheckpointSaver.claim_thread`. A nested run works under its root's claim.
+        """
+        if self.saver is None or running_task() is not None:
+            return nullcontext()
+        return self.saver.claim_thread(self._thread_config(self._config(config)))
+
+    def _aowned(self, config: RunnableConfig | None) -> AbstractAsyncContextManager[None]:
+        """Async twin of `_owned`."""
+        if self.saver is None or running_task() is not None:
+            return nullcontext()
+        return self.saver.aclaim_thread(self._thread_config(self._config(config)))
+
     def _load(self, saver: Any, config: RunnableConfig) -> tuple[CheckpointTuple | None, str | None]:
         """The checkpoint the run starts from, and the thread's newest one (what a concurrent run would move)."""
         if saver is None:
@@ -330,9 +355,12 @@ class Pregel:
             False,
             subgraphs,
         )
-        run = self._start(input, config, options)
-        for ns, event, chunk in drive_sync(run_loop(run.st, run.plan), run.io):
-            yield from _shape(run, ns, event, chunk, subgraphs)
+        with self._owned(config):
+            run = self._start(input, config, options)
+            # Closed before the claim is released, so held-back writes are saved by the owner.
+            with closing(drive_sync(run_loop(run.st, run.plan), run.io)) as events:
+                for ns, event, chunk in events:
+                    yield from _shape(run, ns, event, chunk, subgraphs)
         _raise_if_nested_interrupt(run)
 
     async def astream(
@@ -364,10 +392,12 @@ class Pregel:
             False,
             subgraphs,
         )
-        run = await self._astart(input, config, options)
-        async for ns, event, chunk in drive_async(run_loop(run.st, run.plan), run.io):
-            for item in _shape(run, ns, event, chunk, subgraphs):
-                yield item
+        async with self._aowned(config):
+            run = await self._astart(input, config, options)
+            async with aclosing(drive_async(run_loop(run.st, run.plan), run.io)) as events:
+                async for ns, event, chunk in events:
+                    for item in _shape(run, ns, event, chunk, subgraphs):
+                        yield item
         _raise_if_nested_interrupt(run)
 
     default_stream_mode: StreamMode = "values"
@@ -390,13 +420,14 @@ class Pregel:
         options = RunOptions(
             stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, None, True
         )
-        run = self._start(input, config, options)
-        events = drive_sync(run_loop(run.st, run.plan), run.io)
-        if run.nested:
-            for _ in events:
-                pass
-            return self._nested_result(run, options)
-        return _collect(run, events, stream_mode)
+        with self._owned(config):
+            run = self._start(input, config, options)
+            events = drive_sync(run_loop(run.st, run.plan), run.io)
+            if run.nested:
+                for _ in events:
+                    pass
+                return self._nested_result(run, options)
+            return _collect(run, events, stream_mode)
 
     async def ainvoke(
         self,
@@ -416,8 +447,9 @@ class Pregel:
         options = RunOptions(
             stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, None, True
         )
-        run = await self._astart(input, config, options)
-        events = [event async for event in drive_async(run_loop(run.st, run.plan), run.io)]
+        async with self._aowned(config):
+            run = await self._astart(input, config, options)
+            events = [event async for event in drive_async(run_loop(run.st, run.plan), run.io)]
         if run.nested:
             return self._nested_result(run, options)
         return _collect(run, iter(events), stream_mode)
@@ -577,12 +609,13 @@ class Pregel:
         graph, saver = self._target(config)
         _state.check_supersteps(supersteps)
         config = self._thread_config(self._config(config))
-        for superstep in supersteps:
-            saved, head = self._load(saver, config)
-            updates = [(u.values, u.as_node) for u in superstep]
-            checkpoint, metadata, versions = _state.plan_update(graph, saved, config, updates, saver)
-            parent = saved.config if saved else _state.thread_only(config)
-            config = {**config, **saver.put_guarded(parent, checkpoint, metadata, versions, expected_head=head)}
+        with self._owned(config):
+            for superstep in supersteps:
+                saved, head = self._load(saver, config)
+                updates = [(u.values, u.as_node) for u in superstep]
+                checkpoint, metadata, versions = _state.plan_update(graph, saved, config, updates, saver)
+                parent = saved.config if saved else _state.thread_only(config)
+                config = {**config, **saver.put_guarded(parent, checkpoint, metadata, versions, expected_head=head)}
         return {"configurable": config["configurable"]}
 
     async def abulk_update_state(
@@ -592,13 +625,14 @@ class Pregel:
         graph, saver = self._target(config)
         _state.check_supersteps(supersteps)
         config = self._thread_config(self._config(config))
-        for superstep in supersteps:
-            saved, head = await self._aload(saver, config)
-            updates = [(u.values, u.as_node) for u in superstep]
-            checkpoint, metadata, versions = _state.plan_update(graph, saved, config, updates, saver)
-            parent = saved.config if saved else _state.thread_only(config)
-            new = await saver.aput_guarded(parent, checkpoint, metadata, versions, expected_head=head)
-            config = {**config, **new}
+        async with self._aowned(config):
+            for superstep in supersteps:
+                saved, head = await self._aload(saver, config)
+                updates = [(u.values, u.as_node) for u in superstep]
+                checkpoint, metadata, versions = _state.plan_update(graph, saved, config, updates, saver)
+                parent = saved.config if saved else _state.thread_only(config)
+                new = await saver.aput_guarded(parent, checkpoint, metadata, versions, expected_head=head)
+                config = {**config, **new}
         return {"configurable": config["configurable"]}
 
 
@@ -606,7 +640,7 @@ def _drop(_chunk: Any) -> None:
     return None
 
 
-_ALL_MODES = ("values", "updates", "custom", "messages", "tasks", "checkpoints", "debug")
+_ALL_MODES = STREAM_MODES
 
 
 def _with_children(snapshot: StateSnapshot, children: dict[int, tuple[Pregel, Any]]) -> StateSnapshot:

@@ -96,6 +96,13 @@ class InMemoryStore(StoreCore, ThreadSweeper):
 
     def get(self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None) -> Item | None:
         """Return the item at `namespace`/`key`, or `None` (a lookup needs no batch plan)."""
+        # Hot path: an item without a TTL in a namespace that exists was checked when it was put,
+        # and needs no clock or refresh. (Single dict reads need no lock; entries are replaced whole.)
+        space = self._spaces.get(namespace) if type(namespace) is tuple else None
+        if space is not None and type(key) is str:
+            entry = space.get(key)
+            if entry is not None and entry.expires is None:
+                return entry.item()
         op = self._get_op(namespace, key, refresh_ttl)
         with self._lock:
             return self._get(Get(op.namespace, op.key, op.refresh_ttl), self._clock.now())

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import orjson
 
 from graphrt.checkpoint._delta import MISSING, Blob, ChainFetcher, DeltaCodec, Memo
-from graphrt.checkpoint.base._saver import UnserializableValueError
+from graphrt.checkpoint.base._saver import UnsavableValueError, UnserializableValueError
 from graphrt.checkpoint.base._types import (
     WRITES_IDX_MAP,
     ChannelVersions,
@@ -125,20 +125,21 @@ def encode_record(serde: SerializerProtocol, rest: dict[str, Any]) -> tuple[str,
     """A checkpoint's record (ids, versions, versions seen): JSON-native, so one orjson call.
 
     The tagging serializer would walk every version in Python first; for graphrt's own serializer the
-    bytes are the same whenever no key is its tag marker, which the check rules out.
+    bytes are the same whenever no key is its tag marker. Searching the bytes for the quoted marker rules
+    that out in one C call (any occurrence, even inside a string, takes the serializer's path).
     """
-    if type(serde) is JsonPlusSerializer and _no_marker(rest):
+    if type(serde) is JsonPlusSerializer:
         try:
-            return "json", orjson.dumps(rest)
+            data = orjson.dumps(rest)
         except TypeError:
             pass  # a non-JSON version type: let the serializer tag it
+        else:
+            if _QUOTED_MARK not in data:
+                return "json", data
     return serde.dumps_typed(rest)
 
 
-def _no_marker(rest: dict[str, Any]) -> bool:
-    versions = rest.get("channel_versions", {})
-    seen = rest.get("versions_seen", {})
-    return MARK not in versions and MARK not in seen and not any(MARK in v for v in seen.values())
+_QUOTED_MARK: Final = f'"{MARK}"'.encode()
 
 
 def prepare_put(
@@ -163,7 +164,9 @@ def prepare_put(
             try:
                 blob = codec.encode((thread_id, checkpoint_ns, channel), value)
             except SerializationError as exc:
-                raise UnserializableValueError.from_error(channel, exc) from None
+                raise _named_error(codec, channel, value, exc) from None
+            except (ValueError, RecursionError) as exc:
+                raise _named_error(codec, channel, value, exc) from None
         else:
             value, blob = MISSING, Blob("empty", b"")
         blobs.append(BlobWrite(channel, str(version), blob, value))
@@ -178,6 +181,23 @@ def prepare_put(
         metadata=encode_metadata(get_checkpoint_metadata(config, metadata)),
         blobs=tuple(blobs),
     )
+
+
+def _named_error(codec: DeltaCodec, channel: str, value: Any, exc: Exception) -> Exception:
+    """The error for a channel's value; for the run's input (`__start__`), naming the input key that held it."""
+    if channel == "__start__" and isinstance(value, Mapping):
+        for key, item in value.items():
+            try:
+                codec.dumps({key: item})  # at the same depth as in the whole input
+            except SerializationError as inner:
+                return UnserializableValueError(
+                    channel, inner.type_name, path=inner.path, reason=getattr(inner, "reason", ""), input_key=str(key)
+                )
+            except (ValueError, RecursionError) as inner:
+                return UnsavableValueError(channel, str(inner), input_key=str(key))
+    if isinstance(exc, SerializationError):
+        return UnserializableValueError.from_error(channel, exc)
+    return UnsavableValueError(channel, str(exc))
 
 
 def prepare_writes(
@@ -198,6 +218,8 @@ def prepare_writes(
             type_, data = codec.dumps(value)
         except SerializationError as exc:
             raise UnserializableValueError.from_error(channel, exc, task_id=task_id) from None
+        except (ValueError, RecursionError) as exc:
+            raise UnsavableValueError(channel, str(exc), task_id=task_id) from None
         rows.append(WriteRow(task_id, WRITES_IDX_MAP.get(channel, idx), channel, type_, data, task_path))
     return thread_id, checkpoint_ns, str(checkpoint_id), rows
 
