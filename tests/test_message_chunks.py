@@ -147,13 +147,18 @@ def test_chunks_validate_as_any_message_and_round_trip_through_the_serializer() 
 
 texts = st.text(alphabet='ab {}":,1', max_size=6)
 tool_chunks = st.lists(
-    st.fixed_dictionaries(
-        {
-            "name": st.none() | st.sampled_from(["f", "g"]),
-            "args": st.none() | texts,
-            "id": st.none() | st.sampled_from(["c1", "c2"]),
-            "index": st.none() | st.integers(0, 2),
-        }
+    st.builds(
+        # A tool call keeps one id across its pieces (providers send it once, or the same each time).
+        lambda name, args, index, with_id: {
+            "name": name,
+            "args": args,
+            "id": f"c{index}" if with_id else None,
+            "index": index,
+        },
+        st.none() | st.sampled_from(["f", "g"]),
+        st.none() | texts,
+        st.none() | st.integers(0, 2),
+        st.booleans(),
     ),
     max_size=3,
     unique_by=lambda call: call["index"],  # one piece per tool call in a chunk, as providers send them
