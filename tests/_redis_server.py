@@ -147,28 +147,58 @@ def private_server() -> Iterator[RedisServer]:
         server.close()
 
 
-@pytest.fixture(scope="session")
-def redis_server_url() -> Iterator[str]:
-    """The URL of the session's Redis server: `GRAPHRT_TEST_REDIS_URL`, or a throwaway server."""
+_session: dict[str, RedisServer] = {}
+
+
+def session_url() -> str:
+    """The URL of the session's Redis server: `GRAPHRT_TEST_REDIS_URL`, or a throwaway server started now."""
     url = os.environ.get(ENV_URL)
     if url:
-        yield url
-        return
-    with private_server() as server:
-        yield server.url
+        return url
+    if "server" not in _session:
+        server = RedisServer(require_redis_server_binary())
+        server.start()
+        _session["server"] = server
+    return _session["server"].url
 
 
-@pytest.fixture
-def redis_url(redis_server_url: str) -> Iterator[str]:
-    """The session server's URL, its database flushed before the test, so each test starts empty."""
+def stop_session_server() -> None:
+    """Stop the throwaway server, if one was started (at the end of the test session)."""
+    server = _session.pop("server", None)
+    if server is not None:
+        server.close()
+
+
+def fresh_url() -> str:
+    """The session server's URL, its database flushed so the caller starts empty."""
     import redis
 
-    client = redis.Redis.from_url(redis_server_url)
+    url = session_url()
+    client = redis.Redis.from_url(url)
     try:
         client.flushdb()
     finally:
         client.close()
-    yield redis_server_url
+    return url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_session_server() -> Iterator[None]:
+    """Stops the session's Redis server at the end (started on first use)."""
+    yield
+    stop_session_server()
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> str:
+    """The URL of the session's Redis server."""
+    return session_url()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The session server's URL, its database flushed before the test, so each test starts empty."""
+    return fresh_url()
 
 
 @pytest.fixture
