@@ -227,9 +227,10 @@ class CoreSaver(BaseCheckpointSaver[str]):
         Raises:
             ThreadConflictError: As `put_guarded`; nothing was saved.
         """
+        # The writes first: a bad value is reported as the task's write, which is where it came from.
+        batches = [prepare_writes(self._codec, config, w, task_id, path)[3] for task_id, w, path in task_writes]
         prepared = prepare_put(self._codec, config, checkpoint, metadata, new_versions)
         parent = config["configurable"].get("checkpoint_id")
-        batches = [prepare_writes(self._codec, config, w, task_id, path)[3] for task_id, w, path in task_writes]
         with self._write_tx(prepared.thread_id) as tx:
             self._check(tx, prepared.thread_id, prepared.checkpoint_ns, expected_head)
             for rows in batches:

@@ -46,6 +46,8 @@ class SaveWrites:
     task_id: str
     writes: tuple[tuple[str, Any], ...]
     task_path: str = ""
+    node: str = ""
+    """The node that wrote them (named in errors instead of the task id)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +295,7 @@ def _after_task_effects(st: LoopState, plan: RunPlan) -> Callable[[Task, BaseExc
             writes = _saved_writes(task, error)
             st.pending_writes.extend((task.id, c, v) for c, v in writes)
             if save_now:
-                effects.append(SaveWrites(task.id, writes, _path_str(task)))
+                effects.append(SaveWrites(task.id, writes, _path_str(task), task.name))
         if error is None and not task.node.hidden:
             if "updates" in plan.modes:
                 effects.append(Emit("updates", {task.name: plan.updates_chunk(task)}))

@@ -5,11 +5,24 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    aclosing,
+    closing,
+    contextmanager,
+    nullcontext,
+)
 from dataclasses import dataclass
 from typing import Any
 
-from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, get_checkpoint_metadata
+from graphrt.checkpoint.base import (
+    BaseCheckpointSaver,
+    CheckpointTuple,
+    UnserializableValueError,
+    get_checkpoint_metadata,
+)
+from graphrt.checkpoint.base._saver import UnsavableValueError
 from graphrt.checkpoint.base.id import uuid6
 from graphrt.config import RunnableConfig
 from graphrt.errors import EmptyInputError
@@ -254,7 +267,8 @@ class Pregel:
             cursor["config"], cursor["head"] = new, new["configurable"]["checkpoint_id"]
 
         def put_writes(effect: SaveWrites) -> None:
-            saver.put_writes_guarded(cursor["config"], effect.writes, effect.task_id, effect.task_path)
+            with _naming_nodes([effect]):
+                saver.put_writes_guarded(cursor["config"], effect.writes, effect.task_id, effect.task_path)
 
         async def aput_checkpoint(effect: SaveCheckpoint) -> None:
             new = await saver.aput_guarded(
@@ -267,10 +281,37 @@ class Pregel:
             cursor["config"], cursor["head"] = new, new["configurable"]["checkpoint_id"]
 
         async def aput_writes(effect: SaveWrites) -> None:
-            await saver.aput_writes_guarded(cursor["config"], effect.writes, effect.task_id, effect.task_path)
+            with _naming_nodes([effect]):
+                await saver.aput_writes_guarded(cursor["config"], effect.writes, effect.task_id, effect.task_path)
 
-        io.put_checkpoint, io.put_writes = put_checkpoint, put_writes
-        io.aput_checkpoint, io.aput_writes = aput_checkpoint, aput_writes
+        def put_step(effect: SaveCheckpoint, writes: list[SaveWrites]) -> None:
+            tasks = [(w.task_id, w.writes, w.task_path) for w in writes]
+            with _naming_nodes(writes):
+                new = saver.put_step(
+                    cursor["config"],
+                    tasks,
+                    effect.checkpoint,
+                    effect.metadata,
+                    effect.new_versions,
+                    expected_head=cursor["head"],
+                )
+            cursor["config"], cursor["head"] = new, new["configurable"]["checkpoint_id"]
+
+        async def aput_step(effect: SaveCheckpoint, writes: list[SaveWrites]) -> None:
+            tasks = [(w.task_id, w.writes, w.task_path) for w in writes]
+            with _naming_nodes(writes):
+                new = await saver.aput_step(
+                    cursor["config"],
+                    tasks,
+                    effect.checkpoint,
+                    effect.metadata,
+                    effect.new_versions,
+                    expected_head=cursor["head"],
+                )
+            cursor["config"], cursor["head"] = new, new["configurable"]["checkpoint_id"]
+
+        io.put_checkpoint, io.put_writes, io.put_step = put_checkpoint, put_writes, put_step
+        io.aput_checkpoint, io.aput_writes, io.aput_step = aput_checkpoint, aput_writes, aput_step
 
     def _load(self, config: RunnableConfig) -> tuple[CheckpointTuple | None, str | None]:
         """The checkpoint the run starts from, and the thread's newest one (what a concurrent run would move)."""
@@ -338,8 +379,10 @@ class Pregel:
         )
         with self._owned(config):
             run = self._start(input, config, options)
-            for event, chunk in drive_sync(run_loop(run.st, run.plan), run.io):
-                yield from _shape(run, event, chunk, subgraphs)
+            # Closed before the claim is released, so held-back writes are saved by the owner.
+            with closing(drive_sync(run_loop(run.st, run.plan), run.io)) as events:
+                for event, chunk in events:
+                    yield from _shape(run, event, chunk, subgraphs)
 
     async def astream(
         self,
@@ -363,9 +406,10 @@ class Pregel:
         )
         async with self._aowned(config):
             run = await self._astart(input, config, options)
-            async for event, chunk in drive_async(run_loop(run.st, run.plan), run.io):
-                for item in _shape(run, event, chunk, subgraphs):
-                    yield item
+            async with aclosing(drive_async(run_loop(run.st, run.plan), run.io)) as events:
+                async for event, chunk in events:
+                    for item in _shape(run, event, chunk, subgraphs):
+                        yield item
 
     default_stream_mode: StreamMode = "values"
 
@@ -507,6 +551,18 @@ class Pregel:
                 new = await saver.aput_guarded(parent, checkpoint, metadata, versions, expected_head=head)
                 config = {**config, **new}
         return {"configurable": config["configurable"]}
+
+
+@contextmanager
+def _naming_nodes(writes: Sequence[SaveWrites]) -> Iterator[None]:
+    """A task write that cannot be saved is reported with its node's name, not its task id."""
+    try:
+        yield
+    except (UnserializableValueError, UnsavableValueError) as exc:
+        node = next((w.node for w in writes if w.task_id == exc.task_id and w.node), None)
+        if node is None:
+            raise
+        raise exc.for_node(node) from None
 
 
 def _drop(_chunk: Any) -> None:

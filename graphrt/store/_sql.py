@@ -1,6 +1,8 @@
 """The SQL store, written once: schema, statements, row mapping and batch application.
 
-Dialect packages (`sqlite/`, later `postgres/`) only connect and say how their SQL differs. Values
+Dialect packages (`sqlite/`, later `postgres/`) only connect and say how their SQL differs, through
+the `Dialect` of graphrt's one SQL layer (`graphrt.checkpoint._dialect`, shared with the checkpoint
+savers) and two hooks: `_seq_base` (write order) and `_external_version` (other connections' commits). Values
 are JSON text; vectors are float32 blobs (unit length, all of an item's vectors in one blob) in a
 side table, scored in numpy from an in-process copy that is refreshed when another connection
 commits. Filters run in Python with the same compiled predicate as every other backend.
@@ -18,13 +20,14 @@ from typing import Any
 import numpy as np
 import orjson
 
+from graphrt.checkpoint._dialect import Dialect, apply_migrations
 from graphrt.store._indexed import StoreCore, page, ttl_micros
 from graphrt.store._namespace import matches_condition
 from graphrt.store._plan import Delete, Get, ListNamespaces, Plan, Put, Search, Step, to_datetime
 from graphrt.store._vectors import VectorIndex
 from graphrt.store.base import IndexConfig, Item, Result, SearchItem, TTLConfig
 
-__all__ = ("Dialect", "MIGRATIONS", "SqlStore")
+__all__ = ("MIGRATIONS", "Dialect", "SqlStore")
 
 _COLUMNS = "id, ns, key, value, created_at, updated_at, ttl_minutes, expires_at, seq"
 _MERGE_LIMIT = 32
@@ -33,27 +36,29 @@ _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
 MIGRATIONS: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS graphrt_store (
-        id INTEGER PRIMARY KEY,
+        id {id},
         ns TEXT NOT NULL,
         key TEXT NOT NULL,
         value TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
-        ttl_minutes REAL,
-        expires_at INTEGER,
+        created_at {bigint} NOT NULL,
+        updated_at {bigint} NOT NULL,
+        seq {bigint} NOT NULL,
+        ttl_minutes {float},
+        expires_at {bigint},
         UNIQUE (ns, key)
     )""",
     "CREATE INDEX IF NOT EXISTS graphrt_store_seq ON graphrt_store (seq)",
     "CREATE INDEX IF NOT EXISTS graphrt_store_ns_seq ON graphrt_store (ns, seq)",
     "CREATE INDEX IF NOT EXISTS graphrt_store_expires ON graphrt_store (expires_at) WHERE expires_at IS NOT NULL",
     """CREATE TABLE IF NOT EXISTS graphrt_store_vectors (
-        item_id INTEGER PRIMARY KEY,
+        item_id {bigint} PRIMARY KEY,
         dims INTEGER NOT NULL,
-        vectors BLOB NOT NULL
+        vectors {blob} NOT NULL
     )""",
 )
-"""Schema steps in order; `setup()` runs those a database has not seen yet."""
+"""Schema steps in order (versions 0, 1, ...), in the shared SQL layer's portable types: microsecond
+timestamps and sequence numbers are 64-bit (`{bigint}`), so the schema holds on PostgreSQL too.
+`setup()` runs those a database has not seen yet."""
 
 _UPSERT = """
 INSERT INTO graphrt_store (ns, key, value, created_at, updated_at, seq, ttl_minutes, expires_at)
@@ -78,29 +83,17 @@ _DROP_VECTORS = (
 )
 _DELETE = "DELETE FROM graphrt_store WHERE ns = ? AND key = ?"
 _REFRESH = (
-    "UPDATE graphrt_store SET expires_at = ? + CAST(ttl_minutes * 60000000 AS INTEGER) "
+    "UPDATE graphrt_store SET expires_at = ? + CAST(ttl_minutes * 60000000 AS BIGINT) "
     "WHERE id = ? AND ttl_minutes IS NOT NULL"
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Dialect:
-    """How one database's SQL differs from the statements above."""
-
-    name: str
-    param: str
-    """Placeholder for a bound parameter (`?` for SQLite, `%s` for psycopg)."""
-    begin_write: str
-    """Statement starting a transaction that will write."""
-    by_seq: str = ""
-    """Hint after the table name that makes a scan follow the `seq` index (newest first)."""
-    json_field: str | None = None
-    """SQL reading a JSON field as text-or-number, with `{path}` for the bound path parameter(s), and
-    `json_type` its type check; None: filters are not pushed into SQL."""
-    json_type: str | None = None
-
-    def sql(self, statement: str) -> str:
-        return statement if self.param == "?" else statement.replace("?", self.param)
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _ns_text(namespace: tuple[str, ...]) -> str:
@@ -166,22 +159,22 @@ class SqlStore(StoreCore):
             cur = self.conn.cursor()
             cur.execute(self.dialect.begin_write)
             try:
-                cur.execute("CREATE TABLE IF NOT EXISTS graphrt_store_migrations (v INTEGER PRIMARY KEY)")
-                cur.execute("SELECT MAX(v) FROM graphrt_store_migrations")
-                done = cur.fetchone()[0]
-                start = -1 if done is None else int(done)
-                for version, statement in enumerate(MIGRATIONS):
-                    if version > start:
-                        cur.execute(statement)
-                        cur.execute(
-                            self.dialect.sql("INSERT INTO graphrt_store_migrations (v) VALUES (?)"),
-                            (version,),
-                        )
+                steps = [(statement,) for statement in MIGRATIONS]
+                apply_migrations(cur, self.dialect, "graphrt_store_migrations", steps, first=0)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             self.is_setup = True
+
+    def _seq_base(self, cur: Any, count: int) -> int:
+        """The number after which a batch's `count` writes take their `seq` values.
+
+        `MAX(seq)` is safe only while the write transaction holds the database's only write lock (SQLite);
+        a backend with concurrent writers (PostgreSQL) overrides this with a sequence.
+        """
+        cur.execute("SELECT COALESCE(MAX(seq), 0) FROM graphrt_store")
+        return int(cur.fetchone()[0])
 
     def _apply(self, plan: Plan) -> list[Result]:
         if not self.is_setup:
@@ -254,8 +247,7 @@ class SqlStore(StoreCore):
 
     def _write_run(self, cur: Any, steps: Sequence[Step], plan: Plan, now: int) -> None:
         """Apply consecutive puts and deletes with one statement each (the last write of a key wins)."""
-        cur.execute("SELECT COALESCE(MAX(seq), 0) FROM graphrt_store")
-        base = int(cur.fetchone()[0])
+        base = self._seq_base(cur, len(steps))
         last: dict[tuple[tuple[str, ...], str], tuple[int, Step]] = {}
         deleted: set[tuple[tuple[str, ...], str]] = set()
         for position, step in enumerate(steps):
@@ -425,7 +417,9 @@ class SqlStore(StoreCore):
         for key, condition in spec.items():
             if isinstance(condition, Mapping) and set(condition) == {"$eq"}:
                 condition = condition["$eq"]
-            if not isinstance(key, str) or not key or '"' in key or "\\" in key:
+            if not isinstance(key, str) or not key or '"' in key or "\\" in key or "." in key:
+                continue  # a dotted key may also name a literal field: left to the compiled predicate
+            if type(condition) is str and not condition.isascii() and not _encodable(condition):
                 continue
             path = "$." + ".".join(f'"{part}"' for part in key.split("."))
             if type(condition) is str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from typing import Any, Generic, TypeVar
@@ -23,7 +25,13 @@ from graphrt.checkpoint.serde.jsonplus import JsonPlusSerializer
 from graphrt.config import RunnableConfig
 from graphrt.errors import ThreadConflictError
 
-__all__ = ("PRUNE_STRATEGIES", "BaseCheckpointSaver", "UnserializableValueError", "check_prune_args")
+__all__ = (
+    "PRUNE_STRATEGIES",
+    "BaseCheckpointSaver",
+    "UnsavableValueError",
+    "UnserializableValueError",
+    "check_prune_args",
+)
 
 T = TypeVar("T")
 
@@ -41,15 +49,47 @@ class UnserializableValueError(SerializationError):
     """The channel whose value could not be saved."""
     task_id: str | None
     """The task that wrote the value, for `put_writes`; None for a checkpoint's channel value."""
+    node: str | None
+    """The node whose write it was, when known (the runtime adds it)."""
+    input_key: str | None
+    """The key of the run's input that held the value, when it came from the input."""
 
     def __init__(
-        self, channel: str, type_name: str, *, path: str = "", reason: str = "", task_id: str | None = None
+        self,
+        channel: str,
+        type_name: str,
+        *,
+        path: str = "",
+        reason: str = "",
+        task_id: str | None = None,
+        node: str | None = None,
+        input_key: str | None = None,
     ) -> None:
         super().__init__(type_name, path=path, reason=reason)
         self.channel = channel
         self.task_id = task_id
-        what = f"write to channel '{channel}' of task '{task_id}'" if task_id else f"channel '{channel}'"
+        self.node = node
+        self.input_key = input_key
+        if input_key is not None:
+            what = f"input key '{input_key}'"
+        elif node is not None:
+            what = f"the write of node '{node}' to channel '{channel}'"
+        elif task_id:
+            what = f"write to channel '{channel}' of task '{task_id}'"
+        else:
+            what = f"channel '{channel}'"
         self.args = (f"Cannot save {what}: {self.args[0]}",)
+
+    def for_node(self, node: str) -> UnserializableValueError:
+        """The same error, naming the node that wrote the value instead of its task id."""
+        return UnserializableValueError(
+            self.channel,
+            self.type_name,
+            path=self.path,
+            reason=getattr(self, "reason", ""),
+            task_id=self.task_id,
+            node=node,
+        )
 
     @classmethod
     def from_error(
@@ -61,14 +101,70 @@ class UnserializableValueError(SerializationError):
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             _rebuild_unserializable,
-            (self.channel, self.type_name, self.path, getattr(self, "reason", ""), self.task_id),
+            (
+                self.channel,
+                self.type_name,
+                self.path,
+                getattr(self, "reason", ""),
+                self.task_id,
+                getattr(self, "node", None),
+                getattr(self, "input_key", None),
+            ),
         )
 
 
+class UnsavableValueError(ValueError):
+    """A value the serializer refuses for its shape (a reference cycle, or nesting too deep); nothing of it was saved.
+
+    graphrt only. Names where the value came from, like `UnserializableValueError`.
+    """
+
+    def __init__(
+        self,
+        channel: str,
+        reason: str,
+        *,
+        task_id: str | None = None,
+        node: str | None = None,
+        input_key: str | None = None,
+    ) -> None:
+        self.channel, self.reason, self.task_id, self.node, self.input_key = channel, reason, task_id, node, input_key
+        if input_key is not None:
+            what = f"input key '{input_key}'"
+        elif node is not None:
+            what = f"the write of node '{node}' to channel '{channel}'"
+        elif task_id:
+            what = f"write to channel '{channel}' of task '{task_id}'"
+        else:
+            what = f"channel '{channel}'"
+        super().__init__(f"Cannot save {what}: {reason}")
+
+    def for_node(self, node: str) -> UnsavableValueError:
+        """The same error, naming the node that wrote the value."""
+        return UnsavableValueError(self.channel, self.reason, task_id=self.task_id, node=node)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_unsavable, (self.channel, self.reason, self.task_id, self.node, self.input_key))
+
+
+def _rebuild_unsavable(
+    channel: str, reason: str, task_id: str | None, node: str | None, input_key: str | None
+) -> UnsavableValueError:
+    return UnsavableValueError(channel, reason, task_id=task_id, node=node, input_key=input_key)
+
+
 def _rebuild_unserializable(
-    channel: str, type_name: str, path: str, reason: str, task_id: str | None
+    channel: str,
+    type_name: str,
+    path: str,
+    reason: str,
+    task_id: str | None,
+    node: str | None = None,
+    input_key: str | None = None,
 ) -> UnserializableValueError:
-    return UnserializableValueError(channel, type_name, path=path, reason=reason, task_id=task_id)
+    return UnserializableValueError(
+        channel, type_name, path=path, reason=reason, task_id=task_id, node=node, input_key=input_key
+    )
 
 
 def check_prune_args(thread_ids: Sequence[str], strategy: str) -> list[str]:
@@ -101,7 +197,6 @@ class BaseCheckpointSaver(Generic[V]):
     def __init__(self, *, serde: SerializerProtocol | None = None) -> None:
         self.serde = maybe_add_typed_methods(serde or self.serde)
         self._limiter_lock = threading.Lock()
-        self._async_limiter: anyio.CapacityLimiter | None = None
 
     @property
     def config_specs(self) -> list[Any]:
@@ -318,14 +413,22 @@ class BaseCheckpointSaver(Generic[V]):
     # -- async twins ------------------------------------------------------------------------------
 
     def _limiter(self) -> anyio.CapacityLimiter:
-        # Created on first use, so subclasses that skip __init__ still work.
-        limiter = getattr(self, "_async_limiter", None)
-        if limiter is None:
-            lock = self.__dict__.setdefault("_limiter_lock", threading.Lock())
-            with lock:
-                limiter = getattr(self, "_async_limiter", None)
-                if limiter is None:
-                    limiter = self._async_limiter = anyio.CapacityLimiter(1)
+        """One worker thread at a time per saver and event loop.
+
+        A limiter belongs to one event loop: sharing it between loops (runs driven by `asyncio.run`
+        in several threads) can deadlock, so each loop gets its own; the storage's own lock
+        serializes the calls of different loops.
+        """
+        try:
+            loop: object = asyncio.get_running_loop()
+        except RuntimeError:  # another async backend (trio): one limiter
+            loop = self
+        lock = self.__dict__.setdefault("_limiter_lock", threading.Lock())
+        with lock:
+            limiters = self.__dict__.setdefault("_async_limiters", weakref.WeakKeyDictionary())
+            limiter: anyio.CapacityLimiter | None = limiters.get(loop)
+            if limiter is None:
+                limiter = limiters[loop] = anyio.CapacityLimiter(1)
         return limiter
 
     async def _offload(self, func: Callable[..., T], *args: Any) -> T:

@@ -9,7 +9,7 @@ from typing import Any, cast
 import orjson
 
 from graphrt.checkpoint._delta import MISSING, Blob, ChainFetcher, DeltaCodec, Memo
-from graphrt.checkpoint.base._saver import UnserializableValueError
+from graphrt.checkpoint.base._saver import UnsavableValueError, UnserializableValueError
 from graphrt.checkpoint.base._types import (
     WRITES_IDX_MAP,
     ChannelVersions,
@@ -163,7 +163,9 @@ def prepare_put(
             try:
                 blob = codec.encode((thread_id, checkpoint_ns, channel), value)
             except SerializationError as exc:
-                raise UnserializableValueError.from_error(channel, exc) from None
+                raise _named_error(codec, channel, value, exc) from None
+            except (ValueError, RecursionError) as exc:
+                raise _named_error(codec, channel, value, exc) from None
         else:
             value, blob = MISSING, Blob("empty", b"")
         blobs.append(BlobWrite(channel, str(version), blob, value))
@@ -178,6 +180,23 @@ def prepare_put(
         metadata=encode_metadata(get_checkpoint_metadata(config, metadata)),
         blobs=tuple(blobs),
     )
+
+
+def _named_error(codec: DeltaCodec, channel: str, value: Any, exc: Exception) -> Exception:
+    """The error for a channel's value; for the run's input (`__start__`), naming the input key that held it."""
+    if channel == "__start__" and isinstance(value, Mapping):
+        for key, item in value.items():
+            try:
+                codec.dumps({key: item})  # at the same depth as in the whole input
+            except SerializationError as inner:
+                return UnserializableValueError(
+                    channel, inner.type_name, path=inner.path, reason=getattr(inner, "reason", ""), input_key=str(key)
+                )
+            except (ValueError, RecursionError) as inner:
+                return UnsavableValueError(channel, str(inner), input_key=str(key))
+    if isinstance(exc, SerializationError):
+        return UnserializableValueError.from_error(channel, exc)
+    return UnsavableValueError(channel, str(exc))
 
 
 def prepare_writes(
@@ -198,6 +217,8 @@ def prepare_writes(
             type_, data = codec.dumps(value)
         except SerializationError as exc:
             raise UnserializableValueError.from_error(channel, exc, task_id=task_id) from None
+        except (ValueError, RecursionError) as exc:
+            raise UnsavableValueError(channel, str(exc), task_id=task_id) from None
         rows.append(WriteRow(task_id, WRITES_IDX_MAP.get(channel, idx), channel, type_, data, task_path))
     return thread_id, checkpoint_ns, str(checkpoint_id), rows
 
