@@ -175,6 +175,8 @@ class RedisTx:
         self._local: dict[bytes, dict[bytes, bytes | None]] = {}
         self._read: dict[bytes, dict[bytes, bytes | None]] = {}
         self._cleared: set[bytes] = set()
+        self._complete: set[bytes] = set()
+        """Keys whose every field is in `_read`: an absent field is known to be absent."""
         self._dirty: dict[bytes, set[bytes]] = {}
         """key -> fields written (or deleted) here."""
         self.threads_read: set[str] = set()
@@ -186,7 +188,8 @@ class RedisTx:
     def _hmget(self, key: bytes, fields: Sequence[bytes]) -> list[bytes | None]:
         local, cache = self._local.get(key, {}), self._read.setdefault(key, {})
         cleared = key in self._cleared
-        missing = [f for f in fields if f not in local and f not in cache and not cleared]
+        known = cleared or key in self._complete
+        missing = [f for f in fields if f not in local and f not in cache and not known]
         if missing:
             got = self.r.hmget(key, missing) if len(missing) > 1 else [self.r.hget(key, missing[0])]
             if self.writable:
@@ -200,7 +203,12 @@ class RedisTx:
         return self._hmget(key, [field])[0]
 
     def _hall(self, key: bytes) -> dict[bytes, bytes]:
-        base: dict[bytes, bytes] = {} if key in self._cleared else dict(self.r.hgetall(key))
+        if key in self._cleared:
+            base: dict[bytes, bytes] = {}
+        elif key in self._complete:
+            base = {f: v for f, v in self._read[key].items() if v is not None}
+        else:
+            base = dict(self.r.hgetall(key))
         for field, value in self._local.get(key, {}).items():
             if value is None:
                 base.pop(field, None)
@@ -218,6 +226,11 @@ class RedisTx:
         self._cleared.add(key)
         self._local[key] = {}
         self._dirty[key] = set()
+
+    def prefill(self, key: bytes, fields: dict[bytes, bytes]) -> None:
+        """Take `fields` as the whole content of `key` (read under this transaction's lock)."""
+        self._read[key] = dict(fields)
+        self._complete.add(key)
 
     # -- ReadTx --
 
@@ -488,30 +501,47 @@ def read_tx(client: redis.Redis, ttl: Ttl) -> Iterator[RedisTx]:
 _RETRYABLE = (RedisConnectionError, RedisTimeoutError)
 
 
-def _acquire_lock(client: redis.Redis, key: bytes, token: bytes) -> None:
+def _acquire_lock(client: redis.Redis, keys: dict[str, bytes], token: bytes) -> tuple[dict[bytes, bytes], Any]:
+    """Take the thread's write lock; returns its heads and lease, read right after."""
     delay = 0.0005
     deadline = time.monotonic() + LOCK_MS / 1000 + 5
     while True:
-        # A retried SET whose first attempt did succeed finds our own token: that is ours too.
-        if client.set(key, token, nx=True, px=LOCK_MS) or client.get(key) == token:
-            return
+        pipe = client.pipeline(transaction=False)
+        pipe.set(keys["lk"], token, nx=True, px=LOCK_MS)
+        pipe.get(keys["lk"])
+        pipe.hgetall(keys["hd"])
+        pipe.hget(keys["ls"], b"l")
+        _, holder, heads, lease = pipe.execute()
+        # A resent SET whose first attempt did succeed finds our own token: that is ours too.
+        if holder == token:
+            return heads, lease
         if time.monotonic() > deadline:
             raise RedisWriteLost("Timed out waiting for a Redis thread lock; nothing was written.")
         time.sleep(delay)
         delay = min(delay * 2, 0.02)
 
 
-def _begin(client: redis.Redis, pipe: Any, lock: bytes, token: bytes) -> None:
-    """Take the lock and WATCH it; a dropped connection here is retried (nothing has happened yet)."""
+def _begin(client: redis.Redis, pipe: Any, thread_id: str, token: bytes) -> RedisTx:
+    """Take the lock and WATCH it; a dropped connection here is retried (nothing has happened yet).
+
+    The thread's heads and lease are read in the same round trip as the lock: once the lock is
+    ours nobody else writes them, and every guarded write reads both.
+    """
+    keys = thread_keys(thread_id)
+    lock = keys["lk"]
     for attempt in range(3):
         try:
-            _acquire_lock(client, lock, token)
+            heads, lease = _acquire_lock(client, keys, token)
             pipe.watch(lock)
-            return
+            tx = RedisTx(pipe, writable=True)
+            tx.prefill(keys["hd"], heads)
+            tx.prefill(keys["ls"], {b"l": lease} if lease is not None else {})
+            return tx
         except (*_RETRYABLE, WatchError):
             pipe.reset()
             if attempt == 2:
                 raise
+    raise AssertionError("unreachable")
 
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -526,8 +556,7 @@ def write_tx(client: redis.Redis, thread_id: str | None, ttl: Ttl) -> Iterator[R
     pipe: Any
     try:
         with client.pipeline(transaction=True) as pipe:
-            _begin(client, pipe, lock, token)
-            tx = RedisTx(pipe, writable=True)
+            tx = _begin(client, pipe, thread_id or "", token)
             yield tx
             pipe.multi()
             tx.queue_writes(pipe, ttl)
