@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import _redis_server
+import pytest
 import redis
 from _redis_server import RedisServer
 
@@ -32,3 +34,16 @@ def test_private_server_keeps_acknowledged_writes_across_a_restart(private_redis
     client = redis.Redis.from_url(private_redis.url)
     assert client.get("k") == b"v"
     client.close()
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "failed"), ("", "skipped")])
+def test_a_missing_redis_server_fails_under_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: str
+) -> None:
+    monkeypatch.setattr(_redis_server.shutil, "which", lambda name: None)
+    monkeypatch.setattr(_redis_server.os, "access", lambda path, mode: False)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(BaseException) as stopped:
+        _redis_server.require_redis_server_binary()
+    assert type(stopped.value).__name__ == {"failed": "Failed", "skipped": "Skipped"}[outcome]
+    assert "apt-get install redis-server" in str(stopped.value)
