@@ -33,6 +33,7 @@ _COLUMNS = "id, ns, key, value, created_at, updated_at, ttl_minutes, expires_at,
 _MERGE_LIMIT = 32
 """Up to this many namespaces under a prefix are read one index range each and merged by `seq`."""
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_SELECT_ONE = f"SELECT {_COLUMNS} FROM graphrt_store WHERE ns = ? AND key = ? AND {_LIVE}"
 
 MIGRATIONS: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS graphrt_store (
@@ -140,6 +141,10 @@ class SqlStore(StoreCore):
     """A store in a SQL database reached through one DB-API connection, shared under a lock."""
 
     dialect: Dialect
+    autocommit_reads = False
+    """The connection runs a statement outside BEGIN/COMMIT in its own transaction (sqlite3 with
+    `isolation_level=None`), so `get` can be one bare SELECT; a driver that would leave a transaction
+    open (psycopg without autocommit) keeps this False."""
 
     def __init__(self, conn: Any, *, index: IndexConfig | None = None, ttl: TTLConfig | None = None) -> None:
         super().__init__(index=index, ttl=ttl)
@@ -148,6 +153,7 @@ class SqlStore(StoreCore):
         self.is_setup = False
         self._cache: VectorIndex | None = None
         self._cache_version: Any = None
+        self._get_cursor: Any = None
 
     def _external_version(self, cur: Any) -> Any:
         """A value that changes whenever another connection commits (cache invalidation)."""
@@ -240,10 +246,27 @@ class SqlStore(StoreCore):
         return results, refresh
 
     def _get(self, cur: Any, namespace: tuple[str, ...], key: str, now: int) -> _Row | None:
-        sql = f"SELECT {_COLUMNS} FROM graphrt_store WHERE ns = ? AND key = ? AND {_LIVE}"
-        cur.execute(self.dialect.sql(sql), (_ns_text(namespace), key, now))
+        cur.execute(self.dialect.sql(_SELECT_ONE), (_ns_text(namespace), key, now))
         found = cur.fetchone()
         return None if found is None else _Row.of(found)
+
+    def get(self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None) -> Item | None:
+        """Return the item at `namespace`/`key`, or `None`: one statement, no batch plan.
+
+        A single SELECT reads one consistent snapshot by itself; a get that refreshes a TTL goes
+        through `batch`, which writes.
+        """
+        op = self._get_op(namespace, key, refresh_ttl)
+        if not self.autocommit_reads or (op.refresh_ttl and self.ttl_config is not None):
+            return super().get(namespace, key, refresh_ttl=refresh_ttl)
+        if not self.is_setup:
+            self._migrate()
+        with self.lock:
+            cur = self._get_cursor
+            if cur is None:
+                cur = self._get_cursor = self.conn.cursor()
+            row = self._get(cur, op.namespace, op.key, self._clock.now())
+        return None if row is None else row.item()
 
     def _write_run(self, cur: Any, steps: Sequence[Step], plan: Plan, now: int) -> None:
         """Apply consecutive puts and deletes with one statement each (the last write of a key wins)."""

@@ -151,11 +151,16 @@ def test_a_run_whose_lease_was_taken_over_cannot_write(core_saver: Any) -> None:
 def test_a_held_lease_is_renewed(core_saver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     if core_saver.lease_seconds is None:
         pytest.skip("this storage's leases never expire")
-    monkeypatch.setattr(core_saver, "lease_seconds", 0.3)
+    monkeypatch.setattr(core_saver, "lease_seconds", 0.9)
     with core_saver.claim_thread(cfg()):
+        renewer = core_saver._claims._renewer
         first = stored_lease(core_saver)
-        time.sleep(0.7)
+        time.sleep(2.0)
         later = stored_lease(core_saver)
         assert first is not None and later is not None and first.owner == later.owner
         assert later.expires_at is not None and later.expires_at > now_micros()  # still live after 2x its life
         assert isinstance(try_claim(core_saver), ThreadConflictError)
+    assert renewer is not None
+    renewer.join(5)  # with no claim left the renewing thread ends: nothing keeps running
+    assert not renewer.is_alive()
+    assert stored_lease(core_saver) is None

@@ -122,3 +122,18 @@ def test_a_local_reducer_is_honoured_across_runs(saver: Any, mode: str) -> None:
     graph = build_with_local_reducer(saver)
     assert run(graph, {"items": ["a"]}, mode, thread()) == {"items": ["a", "node"]}
     assert run(graph, {"items": ["b"]}, mode, thread()) == {"items": ["a", "node", "b", "node"]}
+
+
+def test_a_channel_named_like_the_serializers_tag_marker_round_trips(saver: Any) -> None:
+    from graphrt.checkpoint.serde._codecs import MARK
+
+    checkpoint = empty_checkpoint()
+    version = saver.get_next_version(None, None)
+    checkpoint["channel_values"] = {MARK: [1, 2]}
+    checkpoint["channel_versions"] = {MARK: version}
+    checkpoint["versions_seen"] = {"node": {MARK: version}, MARK: {"x": version}}
+    config = saver.put(thread(), checkpoint, {"source": "input", "step": -1}, {MARK: version})
+    loaded = saver.get_tuple(config).checkpoint
+    assert loaded["channel_values"] == {MARK: [1, 2]}
+    assert loaded["channel_versions"] == {MARK: version}
+    assert loaded["versions_seen"] == {"node": {MARK: version}, MARK: {"x": version}}

@@ -28,6 +28,7 @@ class BaseSqliteStore(SqlStore):
     """The SQLite store's code, shared by `SqliteStore` and `AsyncSqliteStore`."""
 
     dialect = SQLITE
+    autocommit_reads = True
 
     def __init__(
         self, conn: sqlite3.Connection, *, index: IndexConfig | None = None, ttl: TTLConfig | None = None
