@@ -8,10 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio
 from _checkpoint_helpers import MODES, AssertingSaver
+from _redis_server import fresh_url
 
 from graphrt.checkpoint.base import BaseCheckpointSaver
 from graphrt.checkpoint.memory import InMemorySaver
+from graphrt.checkpoint.redis import RedisSaver
+from graphrt.checkpoint.redis.aio import AsyncRedisSaver
 from graphrt.checkpoint.sqlite import SqliteSaver, connect
 from graphrt.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -43,11 +47,28 @@ def _async_sqlite_file(tmp_path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
         conn.close()
 
 
+@contextmanager
+def _redis(tmp_path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
+    with RedisSaver.from_conn_string(fresh_url()) as saver:
+        yield saver
+
+
+@contextmanager
+def _async_redis(tmp_path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
+    saver = AsyncRedisSaver(redis.asyncio.Redis.from_url(fresh_url()))
+    try:
+        yield saver
+    finally:
+        saver.client.close()
+
+
 BACKENDS: dict[str, Callable[[Path], AbstractContextManager[BaseCheckpointSaver[Any]]]] = {
     "memory": _memory,
     "sqlite_file": _sqlite_file,
     "sqlite_memory": _sqlite_memory,
     "async_sqlite_file": _async_sqlite_file,
+    "redis": _redis,
+    "async_redis": _async_redis,
 }
 """A new backend adds one line here (Postgres will, with a skip mark when no server is available)."""
 

@@ -94,7 +94,8 @@ def test_size_counts_the_stored_values_and_deleted_threads_disappear(
     Thread(saver, "small").put("sync", {"x": "s"})
     Thread(saver, "big").put("sync", {"x": "y" * 10_000})
     sizes = {t.thread_id: t.size for t in list_threads(saver, mode)}
-    if isinstance(saver, AssertingSaver | InMemorySaver):
+    generic = type(saver).list_threads is BaseCheckpointSaver.list_threads
+    if isinstance(saver, AssertingSaver | InMemorySaver) or generic:
         assert sizes == {"small": None, "big": None}  # the generic fallback cannot tell
     else:
         assert sizes["small"] is not None and sizes["big"] is not None

@@ -185,7 +185,13 @@ def intrude(saver: Any) -> dict[str, Any]:
 def main(argv: Sequence[str]) -> None:
     command, database, folder = argv
     directory = Path(folder)
-    with SqliteSaver.from_conn_string(database) as saver:
+    if database.startswith("redis://"):
+        from graphrt.checkpoint.redis import RedisSaver
+
+        opened: Any = RedisSaver.from_conn_string(database)
+    else:
+        opened = SqliteSaver.from_conn_string(database)
+    with opened as saver:
         try:
             if command == "conflict":
                 values = slow_graph(saver, directory, block=True).invoke({"items": ["A"]}, THREAD)

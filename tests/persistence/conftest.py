@@ -15,15 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio
+from _redis_server import fresh_url
 
 from graphrt.checkpoint.memory import InMemorySaver
+from graphrt.checkpoint.redis import RedisSaver
+from graphrt.checkpoint.redis.aio import AsyncRedisSaver
 from graphrt.checkpoint.sqlite import SqliteSaver
 from graphrt.checkpoint.sqlite.aio import AsyncSqliteSaver
 from graphrt.config import RunnableConfig
 from graphrt.types import StateSnapshot
 
 MODES = ("sync", "async")
-BACKENDS = ("memory", "sqlite")
+BACKENDS = ("memory", "sqlite", "redis")
 
 
 @pytest.fixture(params=MODES)
@@ -35,9 +39,20 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(params=BACKENDS)
 def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """A fresh checkpointer: in memory, or a SQLite file (async face when the test runs in async mode)."""
+    """A fresh checkpointer: in memory, a SQLite file or Redis (async face when the test runs in async mode)."""
     if request.param == "memory":
         yield InMemorySaver()
+        return
+    is_async = "mode" in request.fixturenames and request.getfixturevalue("mode") == "async"
+    if request.param == "redis":
+        url = fresh_url()
+        if is_async:
+            async_saver = AsyncRedisSaver(redis.asyncio.Redis.from_url(url))
+            yield async_saver
+            async_saver.client.close()
+            return
+        with RedisSaver.from_conn_string(url) as redis_saver:
+            yield redis_saver
         return
     path = str(tmp_path / "cp.sqlite")
     if "mode" in request.fixturenames and request.getfixturevalue("mode") == "async":

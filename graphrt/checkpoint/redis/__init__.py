@@ -1,0 +1,236 @@
+"""`RedisSaver`: checkpoints in plain Redis 7 (no modules needed), shared by many processes and machines."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager, contextmanager
+from types import TracebackType
+from typing import Any, TypeVar
+
+try:
+    import redis
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from redis.exceptions import WatchError
+    from redis.retry import Retry
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError("graphrt.checkpoint.redis needs the redis package: pip install 'graphrt[redis]'") from exc
+
+from graphrt.checkpoint._core import CoreSaver
+from graphrt.checkpoint._primitives import ReadTx, WriteTx
+from graphrt.checkpoint.redis._storage import Ttl, read_tx, write_tx
+from graphrt.checkpoint.serde.base import SerializerProtocol
+from graphrt.config import RunnableConfig
+
+__all__ = ("RedisSaver",)
+
+T = TypeVar("T")
+
+_MIN_VERSION = (7, 0)
+_WRITE_RETRIES = 3
+
+
+def parse_ttl(ttl: Mapping[str, Any] | None) -> Ttl:
+    """`{"default_ttl": minutes, "refresh_on_read": bool}` as (milliseconds, refresh), checked."""
+    if ttl is None:
+        return None
+    if not isinstance(ttl, Mapping):
+        raise TypeError(f"ttl must be a dict like {{'default_ttl': 60, 'refresh_on_read': True}}, got {ttl!r}")
+    unknown = set(ttl) - {"default_ttl", "refresh_on_read"}
+    if unknown:
+        raise ValueError(f"Unknown ttl keys {sorted(unknown)}: use 'default_ttl' (minutes) and 'refresh_on_read'")
+    minutes = ttl.get("default_ttl")
+    if minutes is None:
+        return None
+    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not minutes > 0:
+        raise ValueError(f"ttl['default_ttl'] must be a positive number of minutes, got {minutes!r}")
+    refresh = ttl.get("refresh_on_read", True)
+    if not isinstance(refresh, bool):
+        raise ValueError(f"ttl['refresh_on_read'] must be True or False, got {refresh!r}")
+    return max(1, int(minutes * 60_000)), refresh
+
+
+def new_client(url: str) -> redis.Redis:
+    """A client for `url` that retries a command on a dropped connection (reads and lock steps only
+    reach Redis through plain commands; a transaction's commit is never resent)."""
+    return redis.Redis.from_url(
+        url,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), 5),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        health_check_interval=0,
+    )
+
+
+def describe(client: Any) -> str:
+    """host:port/db of a client, never its password."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+    where = kwargs.get("path") or f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+    return f"{where}/{kwargs.get('db', 0)}"
+
+
+class RedisCore(CoreSaver):
+    """What `RedisSaver` and `AsyncRedisSaver` share: the primitives over a sync redis-py client."""
+
+    def __init__(
+        self, client: redis.Redis, *, ttl: Mapping[str, Any] | None = None, serde: SerializerProtocol | None = None
+    ) -> None:
+        if not isinstance(client, redis.Redis):
+            raise TypeError(
+                f"{type(self).__name__} takes a redis.Redis client, got {type(client).__name__}; "
+                f"or use {type(self).__name__}.from_conn_string(url)"
+            )
+        super().__init__(serde=serde)
+        self.client = client
+        self.ttl = parse_ttl(ttl)
+        self.is_setup = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(redis={describe(self.client)})"
+
+    def _check_server(self) -> None:
+        info = self.client.info("server")
+        version = tuple(int(p) for p in str(info.get("redis_version", "0.0")).split(".")[:2])
+        if version < _MIN_VERSION:
+            raise RuntimeError(
+                f"{type(self).__name__} needs Redis 7 or newer; the server at {describe(self.client)} runs "
+                f"{info.get('redis_version')}"
+            )
+        self.is_setup = True
+
+    @contextmanager
+    def _read_tx(self) -> Iterator[ReadTx]:
+        with read_tx(self.client, self.ttl) as tx:
+            yield tx
+
+    def _write_tx(self, thread_id: str | None = None) -> AbstractContextManager[WriteTx]:
+        return write_tx(self.client, thread_id, self.ttl)
+
+    def _retrying(self, call: Callable[[], T]) -> T:
+        """Run a whole write again when the connection dropped before its commit (nothing was written)."""
+        for attempt in range(_WRITE_RETRIES):
+            try:
+                return call()
+            except _RETRY_ON:
+                if attempt == _WRITE_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def claim_thread(self, config: RunnableConfig) -> AbstractContextManager[None]:
+        """`CoreSaver.claim_thread`, whose claim is tried again when the connection dropped before it
+        committed (a claim that did not commit took nothing)."""
+        return self._retrying(lambda: _entered(super(RedisCore, self).claim_thread(config)))
+
+    def aclaim_thread(self, config: RunnableConfig) -> AbstractAsyncContextManager[None]:
+        """Async twin of `claim_thread`."""
+        return _aretrying(lambda: super(RedisCore, self).aclaim_thread(config))
+
+    def put(self, *args: Any, **kwargs: Any) -> Any:
+        return self._retrying(lambda: super(RedisCore, self).put(*args, **kwargs))
+
+    def put_step(self, *args: Any, **kwargs: Any) -> Any:
+        return self._retrying(lambda: super(RedisCore, self).put_step(*args, **kwargs))
+
+    def put_writes(self, *args: Any, **kwargs: Any) -> None:
+        self._retrying(lambda: super(RedisCore, self).put_writes(*args, **kwargs))
+
+    def put_writes_guarded(self, *args: Any, **kwargs: Any) -> None:
+        self._retrying(lambda: super(RedisCore, self).put_writes_guarded(*args, **kwargs))
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._retrying(lambda: super(RedisCore, self).delete_thread(thread_id))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        self._retrying(lambda: super(RedisCore, self).copy_thread(source_thread_id, target_thread_id))
+
+
+_RETRY_ON = (WatchError, RedisConnectionError, RedisTimeoutError)
+
+
+@contextmanager
+def _held(cm: AbstractContextManager[None]) -> Iterator[None]:
+    try:
+        yield
+    except BaseException as exc:
+        if not cm.__exit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        cm.__exit__(None, None, None)
+
+
+def _entered(cm: AbstractContextManager[None]) -> AbstractContextManager[None]:
+    """`cm` entered now (so a failure to enter can be retried); exited when the result is."""
+    cm.__enter__()
+    return _held(cm)
+
+
+@asynccontextmanager
+async def _aretrying(make: Callable[[], AbstractAsyncContextManager[None]]) -> AsyncIterator[None]:
+    for attempt in range(_WRITE_RETRIES):
+        cm = make()
+        try:
+            await cm.__aenter__()
+            break
+        except _RETRY_ON:
+            if attempt == _WRITE_RETRIES - 1:
+                raise
+    try:
+        yield
+    except BaseException as exc:
+        if not await cm.__aexit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await cm.__aexit__(None, None, None)
+
+
+class RedisSaver(RedisCore):
+    """Checkpoints in Redis 7 with no modules: keys, hashes, sorted sets and MULTI/EXEC.
+
+    Same contract as every graphrt saver: one writer per thread across processes and machines (a
+    lease per thread, taken over when its owner dies), exactly-once task writes, list values that
+    only grew stored as deltas, `list` with filters, `delete_thread`, `copy_thread`, `prune`, and a
+    per-thread TTL. A write is applied whole or not at all; with AOF on, a restart keeps every
+    completed checkpoint. Unlike LangGraph's `RedisSaver` it needs neither RediSearch nor RedisJSON.
+
+    Args:
+        redis_client: A `redis.Redis` client (bytes responses: keep `decode_responses=False`).
+        ttl: `{"default_ttl": minutes, "refresh_on_read": bool}`: a thread's checkpoints expire
+            this long after its last write (or read, with `refresh_on_read`, the default).
+        serde: The serializer; `JsonPlusSerializer` by default.
+
+    Example:
+        >>> with RedisSaver.from_conn_string("redis://localhost:6379") as saver:  # doctest: +SKIP
+        ...     saver.setup()
+        ...     graph = builder.compile(checkpointer=saver)
+    """
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        *,
+        ttl: Mapping[str, Any] | None = None,
+        serde: SerializerProtocol | None = None,
+    ) -> None:
+        super().__init__(redis_client, ttl=ttl, serde=serde)
+
+    @classmethod
+    @contextmanager
+    def from_conn_string(cls, redis_url: str, *, ttl: Mapping[str, Any] | None = None) -> Iterator[RedisSaver]:
+        """A saver on a new client for `redis_url` ("redis://[:password@]host:port/db"), closed on exit."""
+        client = new_client(redis_url)
+        try:
+            yield cls(client, ttl=ttl)
+        finally:
+            client.close()
+
+    def setup(self) -> None:
+        """Check the server (Redis 7 or newer). Nothing to create: keys appear as they are written."""
+        self._check_server()
+
+    def __enter__(self) -> RedisSaver:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
