@@ -133,8 +133,8 @@ class LocalServer:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options, "-w", "start")
 
     def restart(self) -> None:
-        """Stop the server at once (every connection drops) and start it again on the same port."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        """Stop the server (every connection drops; committed data stays) and start it again on the same port."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
         self.start()
 
     def stop(self) -> None:
@@ -146,7 +146,7 @@ class LocalServer:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-class TestDatabases:
+class PgDatabases:
     """Hands out a fresh, empty database per test, cloned from a template, dropped afterwards."""
 
     def __init__(self, admin_dsn: str, server: LocalServer | None) -> None:
@@ -199,7 +199,7 @@ class TestDatabases:
 
 
 @contextlib.contextmanager
-def provide() -> Iterator[TestDatabases]:
+def provide() -> Iterator[PgDatabases]:
     """`GRAPHRT_TEST_PG_DSN`'s server, or a throwaway one started here and stopped when the block ends.
 
     Raises:
@@ -211,7 +211,7 @@ def provide() -> Iterator[TestDatabases]:
         raise Unavailable("psycopg is not installed: pip install 'graphrt[postgres]'") from exc
     dsn = os.environ.get(DSN_VARIABLE)
     if dsn:
-        databases = TestDatabases(dsn, None)
+        databases = PgDatabases(dsn, None)
         try:
             yield databases
         finally:
@@ -220,7 +220,7 @@ def provide() -> Iterator[TestDatabases]:
     server = LocalServer()
     try:
         server.start()
-        databases = TestDatabases(server.dsn, server)
+        databases = PgDatabases(server.dsn, server)
         yield databases
     finally:
         server.stop()

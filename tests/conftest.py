@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests._pg import TestDatabases, Unavailable, provide
+from tests._pg import PgDatabases, Unavailable, provide
 
 
 @pytest.fixture(scope="session")
-def pg_databases() -> Iterator[TestDatabases]:
+def pg_databases() -> Iterator[PgDatabases]:
     """The session's PostgreSQL server; skips the test when there is none, except under CI where it fails."""
     try:
         with provide() as databases:
@@ -23,7 +23,7 @@ def pg_databases() -> Iterator[TestDatabases]:
 
 
 @pytest.fixture
-def pg_dsn(pg_databases: TestDatabases) -> Iterator[str]:
+def pg_dsn(pg_databases: PgDatabases) -> Iterator[str]:
     """The DSN of a fresh, empty database on the session's server, dropped after the test."""
     with pg_databases.fresh() as dsn:
         yield dsn

@@ -8,6 +8,7 @@ commits. Filters run in Python with the same compiled predicate as every other b
 
 from __future__ import annotations
 
+import functools
 import heapq
 import threading
 from collections.abc import Generator, Iterator, Mapping, Sequence
@@ -29,31 +30,34 @@ __all__ = ("Dialect", "MIGRATIONS", "SqlStore")
 _COLUMNS = "id, ns, key, value, created_at, updated_at, ttl_minutes, expires_at, seq"
 _MERGE_LIMIT = 32
 """Up to this many namespaces under a prefix are read one index range each and merged by `seq`."""
+_DIALECT_MIGRATIONS = 1000
+"""Version number of a dialect's first own migration (the shared ones count from 0)."""
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
 MIGRATIONS: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS graphrt_store (
-        id INTEGER PRIMARY KEY,
-        ns TEXT NOT NULL,
-        key TEXT NOT NULL,
+        id {pk},
+        ns {text} NOT NULL,
+        key {text} NOT NULL,
         value TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
-        ttl_minutes REAL,
-        expires_at INTEGER,
+        created_at {int} NOT NULL,
+        updated_at {int} NOT NULL,
+        seq {int} NOT NULL,
+        ttl_minutes {float},
+        expires_at {int},
         UNIQUE (ns, key)
     )""",
     "CREATE INDEX IF NOT EXISTS graphrt_store_seq ON graphrt_store (seq)",
     "CREATE INDEX IF NOT EXISTS graphrt_store_ns_seq ON graphrt_store (ns, seq)",
     "CREATE INDEX IF NOT EXISTS graphrt_store_expires ON graphrt_store (expires_at) WHERE expires_at IS NOT NULL",
     """CREATE TABLE IF NOT EXISTS graphrt_store_vectors (
-        item_id INTEGER PRIMARY KEY,
+        item_id {int} PRIMARY KEY,
         dims INTEGER NOT NULL,
-        vectors BLOB NOT NULL
+        vectors {blob} NOT NULL
     )""",
 )
-"""Schema steps in order; `setup()` runs those a database has not seen yet."""
+"""Schema steps in order, with `{pk}`/`{int}`/`{float}`/`{text}`/`{blob}` standing for the dialect's column
+types; `setup()` runs those a database has not seen yet."""
 
 _UPSERT = """
 INSERT INTO graphrt_store (ns, key, value, created_at, updated_at, seq, ttl_minutes, expires_at)
@@ -78,7 +82,7 @@ _DROP_VECTORS = (
 )
 _DELETE = "DELETE FROM graphrt_store WHERE ns = ? AND key = ?"
 _REFRESH = (
-    "UPDATE graphrt_store SET expires_at = ? + CAST(ttl_minutes * 60000000 AS INTEGER) "
+    "UPDATE graphrt_store SET expires_at = ? + CAST(ttl_minutes * 60000000 AS {int}) "
     "WHERE id = ? AND ttl_minutes IS NOT NULL"
 )
 
@@ -92,15 +96,35 @@ class Dialect:
     """Placeholder for a bound parameter (`?` for SQLite, `%s` for psycopg)."""
     begin_write: str
     """Statement starting a transaction that will write."""
+    lock_write: str = ""
+    """Statement run right after `begin_write` to serialize writers, where `begin_write` alone does not."""
     by_seq: str = ""
     """Hint after the table name that makes a scan follow the `seq` index (newest first)."""
     json_field: str | None = None
     """SQL reading a JSON field as text-or-number, with `{path}` for the bound path parameter(s), and
     `json_type` its type check; None: filters are not pushed into SQL."""
     json_type: str | None = None
+    types: tuple[tuple[str, str], ...] = (
+        ("pk", "INTEGER PRIMARY KEY"),
+        ("int", "INTEGER"),
+        ("float", "REAL"),
+        ("text", "TEXT"),
+        ("blob", "BLOB"),
+    )
+    """Column types standing in for `{pk}` (an auto-numbered 64-bit key), `{int}` (64-bit), `{float}` (double),
+    `{text}` (text compared byte by byte: namespace ranges rely on it) and `{blob}` in the statements."""
+    migrations: tuple[str, ...] = ()
+    """Schema steps only this dialect needs, after the shared ones (numbered from 1000 in the migrations table)."""
 
     def sql(self, statement: str) -> str:
-        return statement if self.param == "?" else statement.replace("?", self.param)
+        return _render(self, statement)
+
+
+@functools.lru_cache(maxsize=1024)
+def _render(dialect: Dialect, statement: str) -> str:
+    for name, sql_type in dialect.types:
+        statement = statement.replace("{" + name + "}", sql_type)
+    return statement if dialect.param == "?" else statement.replace("?", dialect.param)
 
 
 def _ns_text(namespace: tuple[str, ...]) -> str:
@@ -160,19 +184,27 @@ class SqlStore(StoreCore):
         """A value that changes whenever another connection commits (cache invalidation)."""
         raise NotImplementedError
 
+    def _begin_write(self, cur: Any) -> None:
+        cur.execute(self.dialect.begin_write)
+        if self.dialect.lock_write:
+            cur.execute(self.dialect.lock_write)
+
+    def _wrote(self, cur: Any) -> None:
+        """Called in each transaction that puts or deletes items, before it commits (a dialect hook)."""
+
     def _migrate(self) -> None:
         """Create the tables, running only the migrations this database has not seen."""
         with self.lock:
             cur = self.conn.cursor()
-            cur.execute(self.dialect.begin_write)
+            self._begin_write(cur)
             try:
                 cur.execute("CREATE TABLE IF NOT EXISTS graphrt_store_migrations (v INTEGER PRIMARY KEY)")
-                cur.execute("SELECT MAX(v) FROM graphrt_store_migrations")
-                done = cur.fetchone()[0]
-                start = -1 if done is None else int(done)
-                for version, statement in enumerate(MIGRATIONS):
-                    if version > start:
-                        cur.execute(statement)
+                cur.execute("SELECT v FROM graphrt_store_migrations")
+                done = {int(found[0]) for found in cur.fetchall()}
+                steps = [*enumerate(MIGRATIONS), *enumerate(self.dialect.migrations, start=_DIALECT_MIGRATIONS)]
+                for version, statement in steps:
+                    if version not in done:
+                        cur.execute(self.dialect.sql(statement))
                         cur.execute(
                             self.dialect.sql("INSERT INTO graphrt_store_migrations (v) VALUES (?)"),
                             (version,),
@@ -190,7 +222,10 @@ class SqlStore(StoreCore):
         with self.lock:
             cur = self.conn.cursor()
             now = self._clock.now()
-            cur.execute(self.dialect.begin_write if writes else "BEGIN")
+            if writes:
+                self._begin_write(cur)
+            else:
+                cur.execute("BEGIN")
             try:
                 results, refresh = self._run_steps(cur, plan, now)
                 if refresh and writes:
@@ -206,7 +241,7 @@ class SqlStore(StoreCore):
             return results
 
     def _write(self, cur: Any, action: Any) -> Any:
-        cur.execute(self.dialect.begin_write)
+        self._begin_write(cur)
         try:
             result = action()
             cur.execute("COMMIT")
@@ -289,6 +324,7 @@ class SqlStore(StoreCore):
         cur.executemany(self.dialect.sql(_DELETE), deletes)
         cur.executemany(self.dialect.sql(_UPSERT), upserts)
         cur.executemany(self.dialect.sql(_SET_VECTORS), vectors)
+        self._wrote(cur)
         self._cache_fresh(cur, fresh)
 
     def _item_id(self, cur: Any, ns_text: str, key: str) -> int | None:
