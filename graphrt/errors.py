@@ -118,19 +118,42 @@ class TaskNotFound(Exception):
 
 
 class ThreadConflictError(GraphRtError):
-    """Another run advanced this thread after this run started; this run wrote nothing more.
+    """Another run holds or advanced this thread; this run wrote nothing (more).
 
-    LangGraph silently forks the history in this case and one run's update is lost.
+    Raised in two cases. `busy=True`: the thread is owned by another run (in any process), so this
+    run was refused before it wrote anything and retrying it is safe. Otherwise: the thread's newest
+    checkpoint moved since this run read it (someone wrote without claiming the thread).
+    LangGraph silently forks the history in both cases and one run's update is lost.
     """
 
-    def __init__(self, thread_id: str, checkpoint_ns: str = "", *, expected: str | None, found: str | None):
+    def __init__(
+        self,
+        thread_id: str,
+        checkpoint_ns: str = "",
+        *,
+        expected: str | None = None,
+        found: str | None = None,
+        busy: bool = False,
+        waited: float | None = None,
+    ):
         self.thread_id = thread_id
         self.checkpoint_ns = checkpoint_ns
         self.expected = expected
         self.found = found
+        self.busy = busy
         where = f"thread '{thread_id}'" + (f" (namespace '{checkpoint_ns}')" if checkpoint_ns else "")
-        super().__init__(
-            f"Concurrent run on {where}: its newest checkpoint is {found!r}, but this run started from "
-            f"{expected!r}. Only one run may write a thread at a time; retry this run after the other "
-            "finishes, or use a different thread_id."
-        )
+        if busy:
+            after = f" (waited {waited:g} s)" if waited else ""
+            message = (
+                f"Concurrent run on {where}: another run is using this thread{after}. This run was not "
+                "applied: nothing of it was written, so retrying it is safe. Retry after the other run "
+                "finishes, use a different thread_id, or pass "
+                "config={'configurable': {..., 'multitask_strategy': 'enqueue'}} to wait for the thread."
+            )
+        else:
+            message = (
+                f"Concurrent run on {where}: its newest checkpoint is {found!r}, but this run started from "
+                f"{expected!r}. Only one run may write a thread at a time; retry this run after the other "
+                "finishes, or use a different thread_id."
+            )
+        super().__init__(message)

@@ -268,7 +268,7 @@ def test_setup_is_idempotent_and_configures_the_file(tmp_path: Path) -> None:
     saver.setup()
     saver.setup()
     SqliteSaver(conn).setup()
-    assert conn.execute("SELECT v FROM graphrt_checkpoint_migrations").fetchall() == [(1,)]
+    assert conn.execute("SELECT v FROM graphrt_checkpoint_migrations").fetchall() == [(1,), (2,)]
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert conn.execute("PRAGMA busy_timeout").fetchone() == (5000,)
     Thread(saver).put("sync", {"a": 1})  # a connection in Python's default transaction mode works too

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -194,6 +195,55 @@ class BaseCheckpointSaver(Generic[V]):
         if found != expected_head:
             raise ThreadConflictError(thread_id, checkpoint_ns, expected=expected_head, found=found)
         return self.put(config, checkpoint, metadata, new_versions)
+
+    def put_step(
+        self,
+        config: RunnableConfig,
+        task_writes: Sequence[tuple[str, Sequence[tuple[str, Any]], str]],
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+        *,
+        expected_head: str | None,
+    ) -> RunnableConfig:
+        """Save tasks' writes (task_id, writes, task_path) against `config`'s checkpoint, then the next one.
+
+        graphrt only. graphrt's savers do both in one transaction; this default makes one call each
+        (`put_writes_guarded`, then `put_guarded`), which keeps the same guarantees at more cost.
+        """
+        for task_id, writes, task_path in task_writes:
+            self.put_writes_guarded(config, writes, task_id, task_path)
+        return self.put_guarded(config, checkpoint, metadata, new_versions, expected_head=expected_head)
+
+    async def aput_step(
+        self,
+        config: RunnableConfig,
+        task_writes: Sequence[tuple[str, Sequence[tuple[str, Any]], str]],
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+        *,
+        expected_head: str | None,
+    ) -> RunnableConfig:
+        """Async twin of `put_step`."""
+
+        def call() -> RunnableConfig:
+            return self.put_step(config, task_writes, checkpoint, metadata, new_versions, expected_head=expected_head)
+
+        return await self._offload(call)
+
+    def claim_thread(self, config: RunnableConfig) -> AbstractContextManager[None]:
+        """Hold `config`'s thread for the block, so no other run writes it meanwhile (graphrt only).
+
+        graphrt's savers implement it across processes (see the README's "Thread ownership"). This
+        default claims nothing: a saver that does not override it keeps only the weaker guard of
+        `put_guarded` (a second run is refused at its first write, after it may have saved some).
+        """
+        return nullcontext()
+
+    def aclaim_thread(self, config: RunnableConfig) -> AbstractAsyncContextManager[None]:
+        """Async twin of `claim_thread`."""
+        return nullcontext()
 
     def get_head_id(self, config: RunnableConfig) -> str | None:
         """The id of the newest checkpoint of `config`'s thread and namespace (graphrt only).

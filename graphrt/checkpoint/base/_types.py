@@ -147,6 +147,10 @@ def get_checkpoint_id(config: RunnableConfig) -> str | None:
     return checkpoint_id
 
 
+_RUN_OPTIONS = frozenset({"multitask_strategy", "multitask_timeout"})
+"""graphrt's per-call options in `configurable`: how a run claims its thread, not facts about it."""
+
+
 def get_checkpoint_metadata(config: RunnableConfig, metadata: CheckpointMetadata) -> CheckpointMetadata:
     """The metadata to save: `metadata` plus the run's scalar config values (e.g. `user_id`).
 
@@ -159,7 +163,7 @@ def get_checkpoint_metadata(config: RunnableConfig, metadata: CheckpointMetadata
         if not source:
             continue
         for key, value in source.items():
-            if key in result or key in EXCLUDED_METADATA_KEYS or key.startswith("__"):
+            if key in result or key in EXCLUDED_METADATA_KEYS or key in _RUN_OPTIONS or key.startswith("__"):
                 continue
             if isinstance(value, str):
                 result[key] = value.replace("\u0000", "")

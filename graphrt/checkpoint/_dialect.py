@@ -1,0 +1,122 @@
+"""The one SQL layer of graphrt: dialects, versioned migrations and transactions, for checkpoints and the store.
+
+Statements are written once with "?" placeholders and `{blob}`/`{bigint}`/`{id}`/`{float}` column types;
+a `Dialect` says how one database differs and adapts them. SQLite and PostgreSQL differ in:
+
+- placeholders ("?" vs "%s") and column types (BLOB vs BYTEA; INTEGER vs BIGINT for microsecond
+  timestamps, which overflow PostgreSQL's 32-bit INTEGER; the store's surrogate key);
+- how a write transaction starts (`BEGIN IMMEDIATE` takes SQLite's file write lock up front) and how
+  one thread's writers are serialized (`lock_thread`: nothing for SQLite, whose write lock is global;
+  a transaction-scoped advisory lock for PostgreSQL);
+- how the store allocates its write sequence (`MAX(seq)` under SQLite's lock; a sequence elsewhere)
+  and notices other connections' commits (`PRAGMA data_version`; a counter row elsewhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = ("POSTGRES", "SQLITE", "Cursor", "Dialect", "apply_migrations")
+
+
+class Cursor(Protocol):
+    """The DB-API cursor methods the statements need."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, params: Any, /) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between SQL databases, declared rather than sniffed."""
+
+    name: str
+    placeholder: str
+    """The driver's parameter marker: "?" (sqlite3) or "%s" (psycopg)."""
+    blob_type: str
+    """Column type for serialized bytes."""
+    bigint_type: str
+    """Column type for 64-bit integers (microsecond timestamps, sequence numbers)."""
+    id_type: str
+    """Column definition of an auto-assigned 64-bit primary key."""
+    float_type: str
+    """Column type for a double-precision number."""
+    begin_write: str
+    """Statement starting a transaction that will write."""
+    begin_read: str
+    """Statement starting a read-only transaction with one consistent snapshot."""
+    lock_thread: str | None = None
+    """SQL (one "?" for the thread id) run first in a write transaction to serialize one thread's
+    writers until commit; None when `begin_write` already serializes all writers."""
+    by_seq: str = ""
+    """Store: hint after the table name that makes a scan follow the `seq` index (newest first)."""
+    json_field: str | None = None
+    """Store: SQL reading a JSON field as text-or-number, with "?" for the bound path; None: filters
+    are not pushed into SQL."""
+    json_type: str | None = None
+    """Store: SQL naming that field's JSON type, with "?" for the bound path."""
+
+    def sql(self, text: str) -> str:
+        """`text` with its "?" placeholders in this driver's style."""
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    def ddl(self, text: str) -> str:
+        """A schema statement with its `{blob}`, `{bigint}`, `{id}` and `{float}` types filled in."""
+        return text.format(blob=self.blob_type, bigint=self.bigint_type, id=self.id_type, float=self.float_type)
+
+
+SQLITE = Dialect(
+    name="sqlite",
+    placeholder="?",
+    blob_type="BLOB",
+    bigint_type="INTEGER",
+    id_type="INTEGER PRIMARY KEY",
+    float_type="REAL",
+    begin_write="BEGIN IMMEDIATE",
+    begin_read="BEGIN",
+    by_seq="INDEXED BY graphrt_store_seq",
+    json_field="json_extract(value, ?)",
+    json_type="json_type(value, ?)",
+)
+POSTGRES = Dialect(
+    name="postgres",
+    placeholder="%s",
+    blob_type="BYTEA",
+    bigint_type="BIGINT",
+    id_type="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    float_type="DOUBLE PRECISION",
+    begin_write="BEGIN",
+    begin_read="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    lock_thread="SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",
+)
+"""A starting point for the PostgreSQL backend; its package may refine it (e.g. JSON pushdown)."""
+
+
+def apply_migrations(cur: Cursor, dialect: Dialect, table: str, steps: Sequence[Sequence[str]], first: int = 1) -> None:
+    """Run the migration steps this database lacks, inside the caller's write transaction.
+
+    Step i is recorded in `table` as version `first + i` once all its statements ran; only ever
+    append steps. Each component keeps its own table (`graphrt_checkpoint_migrations`,
+    `graphrt_store_migrations`), so one can be upgraded without the other.
+    """
+    cur.execute(f"CREATE TABLE IF NOT EXISTS {table} (v INTEGER PRIMARY KEY)")
+    cur.execute(f"SELECT MAX(v) FROM {table}")
+    row = cur.fetchone()
+    applied = row[0] if row and row[0] is not None else first - 1
+    for offset, statements in enumerate(steps):
+        version = first + offset
+        if version <= applied:
+            continue
+        for statement in statements:
+            cur.execute(dialect.ddl(statement))
+        cur.execute(dialect.sql(f"INSERT INTO {table} (v) VALUES (?)"), (version,))

@@ -1,0 +1,162 @@
+"""The storage primitives (`_primitives.WriteTx`) over plain dictionaries, for `InMemorySaver`."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+
+from graphrt.checkpoint._delta import MAX_CHAIN, Blob, StreamKey
+from graphrt.checkpoint._primitives import CheckpointRow, Lease, ListQuery
+from graphrt.checkpoint.base._storage import WriteRow
+
+__all__ = ("MemoryStorage",)
+
+
+class MemoryStorage:
+    """Checkpoints, blobs, writes and leases in dictionaries; the caller holds one lock around each use."""
+
+    def __init__(self) -> None:
+        self.checkpoints_by_ns: dict[str, dict[str, dict[str, CheckpointRow]]] = {}
+        """thread id -> namespace -> checkpoint id -> row."""
+        self.heads_by_ns: dict[tuple[str, str], str] = {}
+        self.pending: dict[tuple[str, str, str], dict[tuple[str, int], WriteRow]] = {}
+        """(thread id, namespace, checkpoint id) -> (task id, idx) -> write."""
+        self.blob_rows: dict[tuple[str, str], dict[tuple[str, str], Blob]] = {}
+        """(thread id, namespace) -> (channel, version) -> blob."""
+        self.leases: dict[str, Lease] = {}
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def head(self, thread_id: str, checkpoint_ns: str) -> str | None:
+        return self.heads_by_ns.get((thread_id, checkpoint_ns))
+
+    def checkpoint(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointRow | None:
+        if checkpoint_id is None:
+            checkpoint_id = self.head(thread_id, checkpoint_ns)
+            if checkpoint_id is None:
+                return None
+        return self.checkpoints_by_ns.get(thread_id, {}).get(checkpoint_ns, {}).get(checkpoint_id)
+
+    def checkpoints(self, query: ListQuery) -> Iterable[CheckpointRow]:
+        threads = [query.thread_id] if query.thread_id is not None else list(self.checkpoints_by_ns)
+        found = [
+            row
+            for thread_id in threads
+            for checkpoint_ns, rows in self.checkpoints_by_ns.get(thread_id, {}).items()
+            if query.checkpoint_ns is None or checkpoint_ns == query.checkpoint_ns
+            for checkpoint_id, row in rows.items()
+            if not (query.checkpoint_id and checkpoint_id != query.checkpoint_id)
+            and not (query.before and checkpoint_id >= query.before)
+        ]
+        found.sort(key=lambda r: (r.checkpoint_id, r.thread_id, r.checkpoint_ns), reverse=True)
+        return found if query.limit is None else found[: query.limit]
+
+    def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Blob]:
+        stored = self.blob_rows.get((thread_id, checkpoint_ns), {})
+        return {k: stored[k] for k in keys if k in stored}
+
+    def chain(self, stream: StreamKey, version: str, stop_at: Collection[str]) -> list[tuple[str, Blob]]:
+        thread_id, checkpoint_ns, channel = stream
+        stored = self.blob_rows.get((thread_id, checkpoint_ns), {})
+        chain: list[tuple[str, Blob]] = []
+        current: str | None = version
+        while current is not None and (blob := stored.get((channel, current))) is not None:
+            chain.append((current, blob))
+            current = blob.base
+            if current in stop_at or len(chain) >= MAX_CHAIN:
+                break
+        return chain
+
+    def writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> list[WriteRow]:
+        return list(self.pending.get((thread_id, checkpoint_ns, checkpoint_id), {}).values())
+
+    def lease(self, thread_id: str) -> Lease | None:
+        return self.leases.get(thread_id)
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    def insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> int:
+        stored = self.blob_rows.setdefault((thread_id, checkpoint_ns), {})
+        new = 0
+        for channel, version, blob in items:
+            if (channel, version) not in stored:
+                stored[(channel, version)] = blob
+                new += 1
+        return new
+
+    def set_blob(self, stream: StreamKey, version: str, blob: Blob) -> None:
+        thread_id, checkpoint_ns, channel = stream
+        self.blob_rows.setdefault((thread_id, checkpoint_ns), {})[(channel, version)] = blob
+
+    def dependents(self, stream: StreamKey, version: str) -> list[str]:
+        thread_id, checkpoint_ns, channel = stream
+        stored = self.blob_rows.get((thread_id, checkpoint_ns), {})
+        return [v for (ch, v), b in stored.items() if ch == channel and b.base == version and v != version]
+
+    def put_checkpoint(self, row: CheckpointRow) -> None:
+        spaces = self.checkpoints_by_ns.setdefault(row.thread_id, {})
+        spaces.setdefault(row.checkpoint_ns, {})[row.checkpoint_id] = row
+        key = (row.thread_id, row.checkpoint_ns)
+        head = self.heads_by_ns.get(key)
+        if head is None or row.checkpoint_id > head:
+            self.heads_by_ns[key] = row.checkpoint_id
+
+    def put_writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, rows: Sequence[WriteRow]) -> None:
+        saved = self.pending.setdefault((thread_id, checkpoint_ns, checkpoint_id), {})
+        for row in rows:
+            key = (row.task_id, row.idx)
+            if row.replaces or key not in saved:
+                saved[key] = row
+
+    def delete_thread(self, thread_id: str) -> None:
+        self.checkpoints_by_ns.pop(thread_id, None)
+        for key in [k for k in self.heads_by_ns if k[0] == thread_id]:
+            del self.heads_by_ns[key]
+        for key in [k for k in self.blob_rows if k[0] == thread_id]:
+            del self.blob_rows[key]
+        for wkey in [k for k in self.pending if k[0] == thread_id]:
+            del self.pending[wkey]
+
+    def copy_thread(self, source: str, target: str) -> None:
+        for checkpoint_ns, rows in list(self.checkpoints_by_ns.get(source, {}).items()):
+            for row in list(rows.values()):
+                self.put_checkpoint(
+                    CheckpointRow(
+                        target, checkpoint_ns, row.checkpoint_id, row.parent_id, row.type, row.checkpoint, row.metadata
+                    )
+                )
+        for (t, ns, cid), writes in list(self.pending.items()):
+            if t == source:
+                self.pending.setdefault((target, ns, cid), {}).update(writes)
+        for (t, ns), blobs in list(self.blob_rows.items()):
+            if t == source:
+                self.blob_rows.setdefault((target, ns), {}).update(blobs)
+
+    def heads(self, thread_id: str) -> dict[str, str]:
+        return {ns: head for (t, ns), head in self.heads_by_ns.items() if t == thread_id}
+
+    def blob_keys(self, thread_id: str, checkpoint_ns: str) -> list[tuple[str, str]]:
+        return list(self.blob_rows.get((thread_id, checkpoint_ns), {}))
+
+    def delete_blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> None:
+        stored = self.blob_rows.get((thread_id, checkpoint_ns), {})
+        for key in keys:
+            stored.pop(key, None)
+
+    def drop_history(self, thread_id: str, checkpoint_ns: str, keep_id: str) -> None:
+        rows = self.checkpoints_by_ns.get(thread_id, {}).get(checkpoint_ns, {})
+        for checkpoint_id in [c for c in rows if c != keep_id]:
+            del rows[checkpoint_id]
+            self.pending.pop((thread_id, checkpoint_ns, checkpoint_id), None)
+        if (kept := rows.get(keep_id)) is not None:
+            rows[keep_id] = CheckpointRow(
+                kept.thread_id, kept.checkpoint_ns, kept.checkpoint_id, None, kept.type, kept.checkpoint, kept.metadata
+            )
+
+    def swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> bool:
+        if self.leases.get(thread_id) != expected:
+            return False
+        if new is None:
+            self.leases.pop(thread_id, None)
+        else:
+            self.leases[thread_id] = new
+        return True
