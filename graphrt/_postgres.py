@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+import select
+from collections.abc import Callable, Iterator
 from typing import Any
+
+_ATTEMPTS = 3
+"""How many connections a transaction start tries before giving up (each dead one is replaced)."""
 
 __all__ = ("Connector", "ConnectionLostError", "redact", "require_psycopg")
 
@@ -85,6 +89,10 @@ class Connector:
             psycopg.conninfo.conninfo_to_dict(conn_string)
         except psycopg.ProgrammingError as exc:
             raise ValueError(f"{what}: invalid connection string ({redact(str(exc))})") from None
+        try:  # one direct attempt first: a wrong host or password fails now, with the server's reason
+            psycopg.connect(conn_string, **kwargs).close()
+        except psycopg.OperationalError as exc:
+            raise ConnectionError(f"{what}: could not connect to PostgreSQL ({redact(str(exc))})") from None
         pool = psycopg_pool.ConnectionPool(
             conn_string,
             min_size=1,
@@ -125,11 +133,63 @@ class Connector:
                 yield self.conn
             return
         try:
-            with self.pool.connection() as conn, _lost_as_error(conn, self.what):
-                _prepare(conn, tuple_row)
-                yield conn
+            conn = self.pool.getconn()
+            while _looks_dead(conn):
+                conn.close()  # returned closed, so the pool discards it and connects anew
+                self.pool.putconn(conn)
+                conn = self.pool.getconn()
         except psycopg_pool.PoolTimeout as exc:
             raise ConnectionLostError(self.what, f"no connection available: {exc}") from None
+        try:
+            with _lost_as_error(conn, self.what):
+                _prepare(conn, tuple_row)
+                yield conn
+        finally:
+            self.pool.putconn(conn)  # rolls back a transaction left open, discards a broken connection
+
+    @contextlib.contextmanager
+    def transaction(
+        self, begin: str, setup: Callable[[Any], None] | None = None, *, pipeline: bool = False
+    ) -> Iterator[Any]:
+        """A cursor inside a transaction opened with `begin`, committed on exit and rolled back on error.
+
+        A connection found dead when the transaction starts (dropped while idle in the pool, or during a
+        server restart) is replaced and the start retried, so callers only see `ConnectionLostError` when
+        the connection breaks in the middle of their transaction. `setup(conn)` runs first on each connection.
+        With `pipeline`, statements after `begin` are sent without waiting for their results until one is
+        read (a fetch, or `rowcount`), and the commit goes with the last of them: fewer round trips.
+        """
+        import psycopg
+
+        for attempt in range(_ATTEMPTS):
+            with contextlib.ExitStack() as stack:
+                conn = None
+                try:
+                    conn = stack.enter_context(self.connection())
+                    if setup is not None:
+                        setup(conn)
+                    cur = stack.enter_context(conn.cursor())
+                    cur.execute(begin)
+                except (ConnectionLostError, psycopg.OperationalError) as exc:
+                    lost = isinstance(exc, ConnectionLostError) or conn is None or _is_broken(conn)
+                    if not lost or attempt == _ATTEMPTS - 1 or not self.replaceable:
+                        raise
+                    stack.close()  # hands the broken connection back, so the pool discards it
+                    self.recover()
+                    continue
+                try:
+                    if pipeline:
+                        with conn.pipeline() as pipe:
+                            yield _PipelinedCursor(cur, pipe)
+                            cur.execute("COMMIT")
+                    else:
+                        yield cur
+                        cur.execute("COMMIT")
+                except BaseException:
+                    if not _is_broken(conn) and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        cur.execute("ROLLBACK")
+                    raise
+                return
 
     def recover(self) -> None:
         """After a lost connection: drop the pool's idle connections that broke too (a restart drops them all)."""
@@ -155,9 +215,64 @@ def _lost_as_error(conn: Any, what: str) -> Iterator[None]:
     try:
         yield
     except psycopg.OperationalError as exc:
-        if conn.closed or getattr(conn, "broken", False):
+        if _is_broken(conn):
             raise ConnectionLostError(what, str(exc)) from None
         raise
+
+
+class _PipelinedCursor:
+    """A cursor in pipeline mode whose `rowcount` waits for the results it depends on."""
+
+    def __init__(self, cur: Any, pipe: Any) -> None:
+        self._cur = cur
+        self._pipe = pipe
+
+    def execute(self, sql: str, params: Any = None, /) -> Any:
+        return self._cur.execute(sql, params)
+
+    def executemany(self, sql: str, params: Any, /) -> Any:
+        return self._cur.executemany(sql, params)
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        rows: list[Any] = self._cur.fetchall()
+        return rows
+
+    def fetchmany(self, size: int) -> list[Any]:
+        rows: list[Any] = self._cur.fetchmany(size)
+        return rows
+
+    @property
+    def rowcount(self) -> int:
+        self._pipe.sync()
+        count: int = self._cur.rowcount
+        return count
+
+
+def _is_broken(conn: Any) -> bool:
+    return bool(conn.closed or getattr(conn, "broken", False))
+
+
+def _looks_dead(conn: Any) -> bool:
+    """Whether an idle connection was dropped by the server (checked without a round trip).
+
+    A terminated backend or a server shutting down sends an error and closes the socket, so an idle
+    connection whose socket is readable is read: if that fails, or leaves it broken, it is dead.
+    """
+    import psycopg
+
+    if conn.closed or getattr(conn, "broken", False):
+        return True
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+        if not readable:
+            return False
+        conn.pgconn.consume_input()
+    except (psycopg.OperationalError, OSError, ValueError):
+        return True
+    return bool(conn.pgconn.status != psycopg.pq.ConnStatus.OK)
 
 
 def _prepare(conn: Any, tuple_row: Any) -> None:

@@ -23,7 +23,7 @@ from graphrt.config import RunnableConfig
 from graphrt.types import StateSnapshot
 
 MODES = ("sync", "async")
-BACKENDS = ("memory", "sqlite")
+BACKENDS = ("memory", "sqlite", "postgres")
 
 
 @pytest.fixture(params=MODES)
@@ -38,6 +38,17 @@ def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """A fresh checkpointer: in memory, or a SQLite file (async face when the test runs in async mode)."""
     if request.param == "memory":
         yield InMemorySaver()
+        return
+    if request.param == "postgres":
+        import psycopg_pool
+
+        from graphrt.checkpoint.postgres import PostgresSaver
+        from graphrt.checkpoint.postgres.aio import AsyncPostgresSaver
+
+        dsn = request.getfixturevalue("pg_dsn")
+        is_async = "mode" in request.fixturenames and request.getfixturevalue("mode") == "async"
+        with psycopg_pool.ConnectionPool(dsn, min_size=1, max_size=4, kwargs={"autocommit": True}) as pool:
+            yield (AsyncPostgresSaver if is_async else PostgresSaver)(pool)
         return
     path = str(tmp_path / "cp.sqlite")
     if "mode" in request.fixturenames and request.getfixturevalue("mode") == "async":

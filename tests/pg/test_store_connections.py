@@ -97,3 +97,19 @@ def test_no_password_in_errors_or_reprs(pg_dsn: str) -> None:
     with psycopg_pool.ConnectionPool(pg_dsn + f" password={secret}", min_size=1, kwargs={"autocommit": True}) as pool:
         store = PostgresStore(pool)
         assert secret not in repr(store) and secret not in repr(store._connector)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "connect to postgresql://bob:s3cr3t-Pa55@db:5432/app failed",
+        "postgres://bob:s3cr3t-Pa55@db/app",
+        "host=db password=s3cr3t-Pa55 user=bob",
+        "host=db password = 's3cr3t-Pa55 x' user=bob",
+    ],
+)
+def test_redact_hides_passwords_in_both_dsn_forms(text: str) -> None:
+    from graphrt._postgres import redact
+
+    assert "s3cr3t-Pa55" not in redact(text)
+    assert "***" in redact(text)
