@@ -11,7 +11,7 @@ import contextvars
 import queue
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,11 @@ class RunIO:
     put_writes: Callable[[SaveWrites], None] | None = None
     aput_checkpoint: Callable[[SaveCheckpoint], Any] | None = None
     aput_writes: Callable[[SaveWrites], Any] | None = None
+    put_step: Callable[[SaveCheckpoint, list[SaveWrites]], None] | None = None
+    """Saves task writes and the checkpoint after them in one transaction (one commit per step)."""
+    aput_step: Callable[[SaveCheckpoint, list[SaveWrites]], Any] | None = None
+    deferred: list[SaveWrites] = field(default_factory=list)
+    """The step's last finishing task's writes, held back to be saved with the next checkpoint."""
     max_concurrency: int | None = None
     custom: deque[Event] = field(default_factory=deque)
     """Chunks from `get_stream_writer()`, drained between effects (appended from any thread)."""
@@ -42,8 +47,15 @@ class RunIO:
 # ---------------------------------------------------------------- sync
 
 
-def drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event]:
+def drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Generator[Event, None, None]:
     """Run the loop to the end, yielding stream events."""
+    try:
+        yield from _drive_sync(loop, io)
+    finally:
+        _flush_sync(io)  # the run stopped (done, error, or the caller closed the stream)
+
+
+def _drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event]:
     reply: Any = None
     while True:
         try:
@@ -57,12 +69,23 @@ def drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event]
             yield from _drain(io)
             yield (effect.mode, effect.chunk)  # type: ignore[union-attr]
         elif kind is RunTasks:
+            _flush_sync(io)
             reply = yield from _run_tasks_sync(effect, io)  # type: ignore[arg-type]
         elif kind is SaveCheckpoint:
-            if io.put_checkpoint is not None:
+            if io.deferred and io.put_step is not None:
+                deferred, io.deferred = io.deferred, []
+                io.put_step(effect, deferred)  # type: ignore[arg-type]
+            elif io.put_checkpoint is not None:
                 io.put_checkpoint(effect)  # type: ignore[arg-type]
         elif io.put_writes is not None:
+            _flush_sync(io)
             io.put_writes(effect)  # type: ignore[arg-type]
+
+
+def _flush_sync(io: RunIO) -> None:
+    """Save held-back task writes on their own (no checkpoint followed them)."""
+    while io.deferred and io.put_writes is not None:
+        io.put_writes(io.deferred.pop(0))
 
 
 def _drain(io: RunIO) -> Iterator[Event]:
@@ -70,12 +93,20 @@ def _drain(io: RunIO) -> Iterator[Event]:
         yield io.custom.popleft()
 
 
-def _perform_sync(effects: Sequence[Effect], io: RunIO) -> Iterator[Event]:
+def _perform_sync(effects: Sequence[Effect], io: RunIO, last: bool = False) -> Iterator[Event]:
+    """A finished task's effects; the step's last task's writes wait for the checkpoint that follows.
+
+    Earlier siblings' writes are saved at once, so a crash never loses a finished sibling; the last
+    one's are committed with the step's checkpoint (one transaction), or on their own if none follows.
+    """
     for effect in effects:
         if type(effect) is Emit:
             yield (effect.mode, effect.chunk)
-        elif type(effect) is SaveWrites and io.put_writes is not None:
-            io.put_writes(effect)
+        elif type(effect) is SaveWrites:
+            if last and io.put_step is not None:
+                io.deferred.append(effect)
+            elif io.put_writes is not None:
+                io.put_writes(effect)
 
 
 _POOL_SIZE = 32
@@ -103,7 +134,7 @@ def _run_tasks_sync(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOu
         error = run_task_sync(task)
         results.append((task, error))
         yield from _drain(io)
-        yield from _perform_sync(effect.after_task(task, error), io)
+        yield from _perform_sync(effect.after_task(task, error), io, last=True)
     elif tasks:
         todo: queue.SimpleQueue[Task] = queue.SimpleQueue()
         for task in tasks:
@@ -131,7 +162,7 @@ def _run_tasks_sync(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOu
                     _raise_if_worker_died(futures)
             results.append((task, error))
             yield from _drain(io)
-            yield from _perform_sync(effect.after_task(task, error), io)
+            yield from _perform_sync(effect.after_task(task, error), io, last=len(results) == len(tasks))
     return _outcome(tasks, results)
 
 
@@ -183,8 +214,22 @@ def _outcome(tasks: Sequence[Task], results: list[tuple[Task, BaseException | No
 # ---------------------------------------------------------------- async
 
 
-async def drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncIterator[Event]:
+async def drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncGenerator[Event, None]:
     """Run the loop to the end on the current event loop, yielding stream events."""
+    try:
+        async for event in _drive_async(loop, io):
+            yield event
+    finally:
+        with anyio.CancelScope(shield=True):
+            await _flush_async(io)
+
+
+async def _flush_async(io: RunIO) -> None:
+    while io.deferred and io.aput_writes is not None:
+        await io.aput_writes(io.deferred.pop(0))
+
+
+async def _drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncIterator[Event]:
     reply: Any = None
     while True:
         try:
@@ -200,24 +245,33 @@ async def drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncIte
                 yield event
             yield (effect.mode, effect.chunk)  # type: ignore[union-attr]
         elif kind is RunTasks:
+            await _flush_async(io)
             events: list[Event] = []
             reply = await _run_tasks_async(effect, io, events)  # type: ignore[arg-type]
             for event in events:
                 yield event
         elif kind is SaveCheckpoint:
-            if io.aput_checkpoint is not None:
+            if io.deferred and io.aput_step is not None:
+                deferred, io.deferred = io.deferred, []
+                await io.aput_step(effect, deferred)  # type: ignore[arg-type]
+            elif io.aput_checkpoint is not None:
                 await io.aput_checkpoint(effect)  # type: ignore[arg-type]
         elif io.aput_writes is not None:
+            await _flush_async(io)
             await io.aput_writes(effect)  # type: ignore[arg-type]
 
 
-async def _perform_async(effects: Sequence[Effect], io: RunIO, events: list[Event]) -> None:
+async def _perform_async(effects: Sequence[Effect], io: RunIO, events: list[Event], last: bool = False) -> None:
+    """Async twin of `_perform_sync`."""
     for effect in effects:
         if type(effect) is Emit:
             events.extend(_drain(io))
             events.append((effect.mode, effect.chunk))
-        elif type(effect) is SaveWrites and io.aput_writes is not None:
-            await io.aput_writes(effect)
+        elif type(effect) is SaveWrites:
+            if last and io.aput_step is not None:
+                io.deferred.append(effect)
+            elif io.aput_writes is not None:
+                await io.aput_writes(effect)
 
 
 async def _run_tasks_async(effect: RunTasks, io: RunIO, events: list[Event]) -> StepOutcome:
@@ -232,7 +286,8 @@ async def _run_tasks_async(effect: RunTasks, io: RunIO, events: list[Event]) -> 
         else:
             error = await run_task_async(task)
         results.append((task, error))
-        await _perform_async(effect.after_task(task, error), io, events)
+        last = len(results) == len(effect.tasks)
+        await _perform_async(effect.after_task(task, error), io, events, last)
 
     if len(effect.tasks) == 1:
         await one(effect.tasks[0])

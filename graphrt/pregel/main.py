@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, aclosing, closing, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = ("Pregel",)
 DEFAULT_RECURSION_LIMIT = int(os.environ.get("LANGGRAPH_DEFAULT_RECURSION_LIMIT", "10007"))
 """LangGraph 1.2's default (it was 25 before); the same environment variable overrides it."""
 _counter = itertools.count()
+STREAM_MODES = ("values", "updates", "custom", "messages", "checkpoints", "tasks", "debug")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,13 @@ class RunOptions:
     debug: bool | None = None
     for_invoke: bool = False
     """invoke/ainvoke: only the final values are needed."""
+
+    def __post_init__(self) -> None:
+        # Checked before the run claims or writes anything.
+        for given in (self.stream_mode, self.print_mode):
+            for mode in (given,) if isinstance(given, str) else given or ():
+                if mode not in STREAM_MODES:
+                    raise ValueError(f"Unknown stream_mode {mode!r}: use one of {', '.join(STREAM_MODES)}.")
 
 
 @dataclass(slots=True)
@@ -260,8 +269,32 @@ class Pregel:
         async def aput_writes(effect: SaveWrites) -> None:
             await saver.aput_writes_guarded(cursor["config"], effect.writes, effect.task_id, effect.task_path)
 
-        io.put_checkpoint, io.put_writes = put_checkpoint, put_writes
-        io.aput_checkpoint, io.aput_writes = aput_checkpoint, aput_writes
+        def put_step(effect: SaveCheckpoint, writes: list[SaveWrites]) -> None:
+            tasks = [(w.task_id, w.writes, w.task_path) for w in writes]
+            new = saver.put_step(
+                cursor["config"],
+                tasks,
+                effect.checkpoint,
+                effect.metadata,
+                effect.new_versions,
+                expected_head=cursor["head"],
+            )
+            cursor["config"], cursor["head"] = new, new["configurable"]["checkpoint_id"]
+
+        async def aput_step(effect: SaveCheckpoint, writes: list[SaveWrites]) -> None:
+            tasks = [(w.task_id, w.writes, w.task_path) for w in writes]
+            new = await saver.aput_step(
+                cursor["config"],
+                tasks,
+                effect.checkpoint,
+                effect.metadata,
+                effect.new_versions,
+                expected_head=cursor["head"],
+            )
+            cursor["config"], cursor["head"] = new, new["configurable"]["checkpoint_id"]
+
+        io.put_checkpoint, io.put_writes, io.put_step = put_checkpoint, put_writes, put_step
+        io.aput_checkpoint, io.aput_writes, io.aput_step = aput_checkpoint, aput_writes, aput_step
 
     def _load(self, config: RunnableConfig) -> tuple[CheckpointTuple | None, str | None]:
         """The checkpoint the run starts from, and the thread's newest one (what a concurrent run would move)."""
@@ -280,6 +313,22 @@ class Pregel:
         if not _names_a_checkpoint(config, saved):
             return saved, _id_of(saved)
         return saved, await self.checkpointer.aget_head_id(config)
+
+    def _owned(self, config: RunnableConfig | None) -> AbstractContextManager[None]:
+        """Hold the thread for a run or state update, before anything is read or written.
+
+        A second run on the thread is refused (or waits, with `multitask_strategy="enqueue"`); see
+        `BaseCheckpointSaver.claim_thread`.
+        """
+        if self.checkpointer is None:
+            return nullcontext()
+        return self.checkpointer.claim_thread(self._thread_config(self._config(config)))
+
+    def _aowned(self, config: RunnableConfig | None) -> AbstractAsyncContextManager[None]:
+        """Async twin of `_owned`."""
+        if self.checkpointer is None:
+            return nullcontext()
+        return self.checkpointer.aclaim_thread(self._thread_config(self._config(config)))
 
     def _start(self, input: Any, config: RunnableConfig | None, options: RunOptions) -> _Run:
         cfg = self._thread_config(self._config(config))
@@ -311,9 +360,12 @@ class Pregel:
         options = RunOptions(
             mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, debug
         )
-        run = self._start(input, config, options)
-        for event, chunk in drive_sync(run_loop(run.st, run.plan), run.io):
-            yield from _shape(run, event, chunk, subgraphs)
+        with self._owned(config):
+            run = self._start(input, config, options)
+            # Closed before the claim is released, so held-back writes are saved by the owner.
+            with closing(drive_sync(run_loop(run.st, run.plan), run.io)) as events:
+                for event, chunk in events:
+                    yield from _shape(run, event, chunk, subgraphs)
 
     async def astream(
         self,
@@ -335,10 +387,12 @@ class Pregel:
         options = RunOptions(
             mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, debug
         )
-        run = await self._astart(input, config, options)
-        async for event, chunk in drive_async(run_loop(run.st, run.plan), run.io):
-            for item in _shape(run, event, chunk, subgraphs):
-                yield item
+        async with self._aowned(config):
+            run = await self._astart(input, config, options)
+            async with aclosing(drive_async(run_loop(run.st, run.plan), run.io)) as events:
+                async for event, chunk in events:
+                    for item in _shape(run, event, chunk, subgraphs):
+                        yield item
 
     default_stream_mode: StreamMode = "values"
 
@@ -360,8 +414,9 @@ class Pregel:
         options = RunOptions(
             stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, None, True
         )
-        run = self._start(input, config, options)
-        return _collect(run, drive_sync(run_loop(run.st, run.plan), run.io), stream_mode)
+        with self._owned(config):
+            run = self._start(input, config, options)
+            return _collect(run, drive_sync(run_loop(run.st, run.plan), run.io), stream_mode)
 
     async def ainvoke(
         self,
@@ -381,8 +436,9 @@ class Pregel:
         options = RunOptions(
             stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, None, True
         )
-        run = await self._astart(input, config, options)
-        events = [event async for event in drive_async(run_loop(run.st, run.plan), run.io)]
+        async with self._aowned(config):
+            run = await self._astart(input, config, options)
+            events = [event async for event in drive_async(run_loop(run.st, run.plan), run.io)]
         return _collect(run, iter(events), stream_mode)
 
     # ------------------------------------------------------------ thread state
@@ -453,12 +509,13 @@ class Pregel:
         saver = _state.require_saver(self)
         _state.check_supersteps(supersteps)
         config = self._thread_config(self._config(config))
-        for superstep in supersteps:
-            saved, head = self._load(config)
-            updates = [(u.values, u.as_node) for u in superstep]
-            checkpoint, metadata, versions = _state.plan_update(self, saved, config, updates)
-            parent = saved.config if saved else _state.thread_only(config)
-            config = {**config, **saver.put_guarded(parent, checkpoint, metadata, versions, expected_head=head)}
+        with self._owned(config):
+            for superstep in supersteps:
+                saved, head = self._load(config)
+                updates = [(u.values, u.as_node) for u in superstep]
+                checkpoint, metadata, versions = _state.plan_update(self, saved, config, updates)
+                parent = saved.config if saved else _state.thread_only(config)
+                config = {**config, **saver.put_guarded(parent, checkpoint, metadata, versions, expected_head=head)}
         return {"configurable": config["configurable"]}
 
     async def abulk_update_state(
@@ -468,13 +525,14 @@ class Pregel:
         saver = _state.require_saver(self)
         _state.check_supersteps(supersteps)
         config = self._thread_config(self._config(config))
-        for superstep in supersteps:
-            saved, head = await self._aload(config)
-            updates = [(u.values, u.as_node) for u in superstep]
-            checkpoint, metadata, versions = _state.plan_update(self, saved, config, updates)
-            parent = saved.config if saved else _state.thread_only(config)
-            new = await saver.aput_guarded(parent, checkpoint, metadata, versions, expected_head=head)
-            config = {**config, **new}
+        async with self._aowned(config):
+            for superstep in supersteps:
+                saved, head = await self._aload(config)
+                updates = [(u.values, u.as_node) for u in superstep]
+                checkpoint, metadata, versions = _state.plan_update(self, saved, config, updates)
+                parent = saved.config if saved else _state.thread_only(config)
+                new = await saver.aput_guarded(parent, checkpoint, metadata, versions, expected_head=head)
+                config = {**config, **new}
         return {"configurable": config["configurable"]}
 
 

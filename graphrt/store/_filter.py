@@ -2,7 +2,9 @@
 
 Semantics (the same on every backend):
 
-* A key is a dotted path into the value (`"a.b"` reads `value["a"]["b"]`).
+* A key is a field name, or a dotted path into the value (`"a.b"` reads `value["a"]["b"]`); a field
+  whose own name has the dot (`{"a.b": 1}`) is read first. Keys that look like JSON paths (starting
+  with `$`) or hold NUL or lone surrogates are refused, on every backend.
 * A plain value matches by JSON equality: `True` never equals `1`, `1` equals `1.0`, lists match
   element by element, dicts key by key. A missing field counts as `None`.
 * A dict whose keys all start with `$` is a set of operators, all of which must hold:
@@ -142,14 +144,41 @@ def _fields(spec: Mapping[Any, Any], where: str = "") -> Predicate:
     """Predicate over a dict: every named (dotted) field satisfies its condition."""
     tests: list[tuple[tuple[str, ...], Predicate]] = []
     for key, condition in spec.items():
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"Filter keys must be non-empty strings; got {key!r} at {where or 'top level'!r}.")
+        _check_filter_key(key, where)
         tests.append((tuple(key.split(".")), _condition(condition, f"{where}{key}")))
+    if any(len(path) > 1 for path, _ in tests):
+        return lambda value: all(test(_read_field(value, path)) for path, test in tests)
     if len(tests) == 1 and len(tests[0][0]) == 1:
         # One top-level field: the common filter, without the generic path walk.
         (name,), test = tests[0]
         return lambda value: test(value.get(name, MISSING) if type(value) is dict else read_path(value, (name,)))
     return lambda value: all(test(read_path(value, path)) for path, test in tests)
+
+
+def _check_filter_key(key: Any, where: str) -> None:
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"Filter keys must be non-empty strings; got {key!r} at {where or 'top level'!r}.")
+    if key.startswith("$"):
+        raise ValueError(
+            f"Filter key {key!r} looks like a JSON path or an operator; filter keys are field names, with "
+            "dots for nested fields (e.g. {'a.b': 1}); list positions cannot be filtered on."
+        )
+    if "\x00" in key:
+        raise ValueError(f"Filter key {key!r} contains a NUL character ('\\x00'); no stored field can have it.")
+    if not key.isascii():
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"Filter key {key!r} contains a lone surrogate (not valid Unicode text).") from None
+
+
+def _read_field(value: Any, path: tuple[str, ...]) -> Any:
+    """A dotted key: the field literally named so when the value has one, else the nested path."""
+    if type(value) is dict:
+        literal = value.get(".".join(path), MISSING)
+        if literal is not MISSING:
+            return literal
+    return read_path(value, path)
 
 
 def compile_filter(spec: Mapping[str, Any] | None) -> Predicate | None:

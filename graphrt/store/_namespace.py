@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "InvalidNamespaceError",
+    "check_key",
     "check_put_namespace",
     "check_labels",
     "matches_condition",
@@ -22,7 +23,7 @@ class InvalidNamespaceError(ValueError):
 
 
 def check_labels(namespace: Sequence[Any]) -> None:
-    """Raise `InvalidNamespaceError` unless every label is a non-empty string free of `.` and NUL."""
+    """Raise `InvalidNamespaceError` unless every label is a non-empty string free of `.`, NUL and lone surrogates."""
     for label in namespace:
         if not isinstance(label, str):
             raise InvalidNamespaceError(
@@ -41,6 +42,30 @@ def check_labels(namespace: Sequence[Any]) -> None:
             )
         if not label:
             raise InvalidNamespaceError(f"Namespace labels cannot be empty strings. Got {label} in {namespace}")
+        if not label.isascii():
+            try:
+                label.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidNamespaceError(
+                    f"Invalid namespace label {label!r} found in {namespace}. Namespace labels cannot contain"
+                    " lone surrogates (not valid Unicode text)."
+                ) from None
+
+
+def check_key(key: Any) -> str:
+    """A store key: a string that every backend can store (no NUL, no lone surrogate)."""
+    if not isinstance(key, str):
+        raise TypeError(f"Store keys must be strings, got {type(key).__name__}: {key!r}.")
+    if "\x00" in key:
+        raise ValueError(f"Store key {key!r} contains a NUL character ('\\x00'), which databases cannot store.")
+    if not key.isascii():
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"Store key {key!r} contains a lone surrogate, which is not valid Unicode text and cannot be stored."
+            ) from None
+    return key
 
 
 def check_put_namespace(namespace: Sequence[Any]) -> None:

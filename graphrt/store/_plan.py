@@ -6,6 +6,7 @@ negative limit) is found here, before the backend writes anything.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import orjson
 
 from graphrt.store._embed import Embedder, ensure_embeddings
 from graphrt.store._filter import compile_filter
-from graphrt.store._namespace import check_labels, check_put_namespace
+from graphrt.store._namespace import check_key, check_labels, check_put_namespace
 from graphrt.store._paths import get_text_at_path, tokenize_path
 from graphrt.store._vectors import normalize
 from graphrt.store.base import GetOp, IndexConfig, ListNamespacesOp, MatchCondition, Op, PutOp, SearchOp
@@ -198,14 +199,36 @@ def _encode(namespace: tuple[str, ...], key: str, value: Any) -> tuple[bytes, di
             f"The value for key {key!r} in {namespace} is not JSON-serializable ({exc}); store values "
             "must hold only dicts with string keys, lists, strings, numbers, booleans and None."
         ) from None
+    if b"null" in raw and (where := _non_finite(value, "")) is not None:
+        # orjson writes NaN and Infinity as null: the value would silently change.
+        raise ValueError(
+            f"The value for key {key!r} in {namespace} holds {where[1]} at {where[0] or 'the top level'!r}; "
+            "JSON has no NaN or Infinity. Store None or a string instead."
+        )
     decoded: dict[str, Any] = orjson.loads(raw)
     return raw, decoded
 
 
+def _non_finite(value: Any, path: str) -> tuple[str, str] | None:
+    """(path, repr) of the first NaN or infinite float in a JSON-like value, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, repr(value))
+    if isinstance(value, Mapping):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for name, item in items:
+        found = _non_finite(item, f"{path}.{name}" if path else str(name))
+        if found is not None:
+            return found
+    return None
+
+
 def put_step(op: PutOp, spec: IndexSpec | None, plan: Plan, text_ids: dict[str, int]) -> Put | Delete:
     """Check a put (or delete) and encode its value; texts to embed are added to `plan`."""
-    if not isinstance(op.key, str):
-        raise TypeError(f"Store keys must be strings, got {type(op.key).__name__}: {op.key!r}.")
+    check_key(op.key)
     if op.value is None:
         check_labels(op.namespace)
         return Delete(tuple(op.namespace), op.key)
@@ -250,7 +273,7 @@ def plan_batch(ops: Iterable[Op], spec: IndexSpec | None) -> Plan:
     for op in ops:
         if isinstance(op, GetOp):
             check_labels(op.namespace)
-            plan.steps.append(Get(tuple(op.namespace), str(op.key), op.refresh_ttl))
+            plan.steps.append(Get(tuple(op.namespace), check_key(str(op.key)), op.refresh_ttl))
         elif isinstance(op, PutOp):
             plan.steps.append(put_step(op, spec, plan, text_ids))
         elif isinstance(op, SearchOp):

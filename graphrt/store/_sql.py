@@ -127,6 +127,14 @@ def _render(dialect: Dialect, statement: str) -> str:
     return statement if dialect.param == "?" else statement.replace("?", dialect.param)
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _ns_text(namespace: tuple[str, ...]) -> str:
     # Labels never contain ".", so the joined text is unambiguous.
     return ".".join(namespace)
@@ -461,7 +469,9 @@ class SqlStore(StoreCore):
         for key, condition in spec.items():
             if isinstance(condition, Mapping) and set(condition) == {"$eq"}:
                 condition = condition["$eq"]
-            if not isinstance(key, str) or not key or '"' in key or "\\" in key:
+            if not isinstance(key, str) or not key or '"' in key or "\\" in key or "." in key:
+                continue  # a dotted key may also name a literal field: left to the compiled predicate
+            if type(condition) is str and not condition.isascii() and not _encodable(condition):
                 continue
             path = "$." + ".".join(f'"{part}"' for part in key.split("."))
             if type(condition) is str:

@@ -14,7 +14,7 @@ from typing import Any, Literal, NamedTuple, TypedDict
 import anyio.to_thread
 
 from graphrt.store._embed import AEmbeddingsFunc, Embeddings, EmbeddingsFunc, ensure_embeddings
-from graphrt.store._namespace import InvalidNamespaceError, check_labels, check_put_namespace
+from graphrt.store._namespace import InvalidNamespaceError, check_key, check_labels, check_put_namespace
 from graphrt.store._paths import get_text_at_path, tokenize_path
 
 __all__ = (
@@ -274,7 +274,7 @@ class BaseStore(ABC):
     # Each public method builds one op; the sync and async twins share these builders.
     def _get_op(self, namespace: tuple[str, ...], key: str, refresh_ttl: bool | None) -> GetOp:
         check_labels(namespace)
-        return GetOp(tuple(namespace), str(key), _refresh(self.ttl_config, refresh_ttl))
+        return GetOp(tuple(namespace), check_key(str(key)), _refresh(self.ttl_config, refresh_ttl))
 
     def _search_op(
         self,

@@ -91,3 +91,10 @@ def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AssertingS
 @pytest.fixture(params=MODES)
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(params=list(BACKENDS))
+def core_saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Every backend, unwrapped: the storage-primitive and ownership contracts drive it directly."""
+    with BACKENDS[request.param](tmp_path) as inner:
+        yield inner

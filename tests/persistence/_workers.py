@@ -10,6 +10,9 @@ Commands:
     crash:    run `pair_graph` with input x; `blocker` waits until `fast`'s writes are saved,
               touches `ready` and then waits to be killed.
     resume:   continue `pair_graph` with `invoke(None, ...)`, nothing blocking.
+    race:N:S: wait for `go`, then call `slow_graph` (not blocking) N times with input "<pid>-<i>" and
+              `multitask_strategy` S; prints {"applied": [inputs that completed], "refused": count}.
+    intrude:  save a checkpoint on the thread with a raw `saver.put` (no claim), as an outside writer.
 Each prints one JSON line: {"values": ...} or {"error": class name, "message": ..., "thread_id": ...}.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 import operator
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -107,6 +111,36 @@ def pair_graph(saver: Any, directory: Path, *, block: bool) -> Any:
     return builder.compile(checkpointer=saver)
 
 
+def race(saver: Any, directory: Path, rounds: int, strategy: str) -> dict[str, Any]:
+    """Call the thread `rounds` times as fast as possible; report what was applied and refused."""
+    from graphrt.errors import ThreadConflictError
+
+    graph = slow_graph(saver, directory, block=False)
+    config: RunnableConfig = {"configurable": {"thread_id": "t", "multitask_strategy": strategy}}
+    wait_for((directory / "go").exists, "the go file")
+    applied, refused = [], 0
+    for i in range(rounds):
+        label = f"{os.getpid()}-{i}"
+        try:
+            graph.invoke({"items": [label]}, config)
+            applied.append(label)
+        except ThreadConflictError:
+            refused += 1
+    return {"applied": applied, "refused": refused}
+
+
+def intrude(saver: Any) -> dict[str, Any]:
+    """A checkpoint written on the thread without claiming it."""
+    from graphrt.checkpoint.base import copy_checkpoint
+    from graphrt.checkpoint.base.id import uuid6
+
+    head = saver.get_tuple(THREAD)
+    checkpoint = copy_checkpoint(head.checkpoint)
+    checkpoint["id"] = str(uuid6())
+    new = saver.put(head.config, checkpoint, {"source": "update", "step": 99}, {})
+    return {"checkpoint_id": new["configurable"]["checkpoint_id"]}
+
+
 def main(argv: Sequence[str]) -> None:
     command, database, folder = argv
     directory = Path(folder)
@@ -118,6 +152,12 @@ def main(argv: Sequence[str]) -> None:
                 values = pair_graph(saver, directory, block=True).invoke({"items": ["x"]}, THREAD)
             elif command == "resume":
                 values = pair_graph(saver, directory, block=False).invoke(None, THREAD)
+            elif command.startswith("race:"):
+                _, rounds, strategy = command.split(":")
+                print(json.dumps(race(saver, directory, int(rounds), strategy)), flush=True)
+                sys.exit(0)
+            elif command == "intrude":
+                values = intrude(saver)
             else:
                 raise SystemExit(f"unknown command {command!r}")
             result: dict[str, Any] = {"values": values}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from typing import Any, Generic, TypeVar
@@ -101,7 +103,6 @@ class BaseCheckpointSaver(Generic[V]):
     def __init__(self, *, serde: SerializerProtocol | None = None) -> None:
         self.serde = maybe_add_typed_methods(serde or self.serde)
         self._limiter_lock = threading.Lock()
-        self._async_limiter: anyio.CapacityLimiter | None = None
 
     @property
     def config_specs(self) -> list[Any]:
@@ -318,14 +319,22 @@ class BaseCheckpointSaver(Generic[V]):
     # -- async twins ------------------------------------------------------------------------------
 
     def _limiter(self) -> anyio.CapacityLimiter:
-        # Created on first use, so subclasses that skip __init__ still work.
-        limiter = getattr(self, "_async_limiter", None)
-        if limiter is None:
-            lock = self.__dict__.setdefault("_limiter_lock", threading.Lock())
-            with lock:
-                limiter = getattr(self, "_async_limiter", None)
-                if limiter is None:
-                    limiter = self._async_limiter = anyio.CapacityLimiter(1)
+        """One worker thread at a time per saver and event loop.
+
+        A limiter belongs to one event loop: sharing it between loops (runs driven by `asyncio.run`
+        in several threads) can deadlock, so each loop gets its own; the storage's own lock
+        serializes the calls of different loops.
+        """
+        try:
+            loop: object = asyncio.get_running_loop()
+        except RuntimeError:  # another async backend (trio): one limiter
+            loop = self
+        lock = self.__dict__.setdefault("_limiter_lock", threading.Lock())
+        with lock:
+            limiters = self.__dict__.setdefault("_async_limiters", weakref.WeakKeyDictionary())
+            limiter: anyio.CapacityLimiter | None = limiters.get(loop)
+            if limiter is None:
+                limiter = limiters[loop] = anyio.CapacityLimiter(1)
         return limiter
 
     async def _offload(self, func: Callable[..., T], *args: Any) -> T:

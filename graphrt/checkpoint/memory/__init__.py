@@ -42,7 +42,12 @@ class InMemorySaver(CoreSaver):
     @contextmanager
     def _write_tx(self, thread_id: str | None = None) -> Iterator[MemoryStorage]:
         with self._lock:
-            yield self._storage
+            try:
+                yield self._storage
+            except BaseException:
+                self._storage.rollback()
+                raise
+            self._storage.commit()
 
     def __enter__(self) -> InMemorySaver:
         return self

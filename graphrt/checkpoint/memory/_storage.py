@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from typing import Any, Final
 
 from graphrt.checkpoint._delta import MAX_CHAIN, Blob, StreamKey
 from graphrt.checkpoint._primitives import CheckpointRow, Lease, ListQuery
@@ -10,9 +11,14 @@ from graphrt.checkpoint.base._storage import WriteRow
 
 __all__ = ("MemoryStorage",)
 
+_ABSENT: Final = object()
+
 
 class MemoryStorage:
-    """Checkpoints, blobs, writes and leases in dictionaries; the caller holds one lock around each use."""
+    """Checkpoints, blobs, writes and leases in dictionaries; the caller holds one lock around each use.
+
+    Writes are journaled so a failed write transaction is undone (`rollback`), as a database would.
+    """
 
     def __init__(self) -> None:
         self.checkpoints_by_ns: dict[str, dict[str, dict[str, CheckpointRow]]] = {}
@@ -23,6 +29,37 @@ class MemoryStorage:
         self.blob_rows: dict[tuple[str, str], dict[tuple[str, str], Blob]] = {}
         """(thread id, namespace) -> (channel, version) -> blob."""
         self.leases: dict[str, Lease] = {}
+        self._journal: list[tuple[dict[Any, Any], Any, Any]] = []
+        """Undo records of the open write transaction: (dict, key, old value or _ABSENT)."""
+
+    # -- transactions -----------------------------------------------------------------------------
+
+    def rollback(self) -> None:
+        """Undo every change since the last `commit` (a write transaction failed)."""
+        for table, key, old in reversed(self._journal):
+            if old is _ABSENT:
+                table.pop(key, None)
+            else:
+                table[key] = old
+        self._journal.clear()
+
+    def commit(self) -> None:
+        self._journal.clear()
+
+    def _put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        self._journal.append((table, key, table.get(key, _ABSENT)))
+        table[key] = value
+
+    def _pop(self, table: dict[Any, Any], key: Any) -> None:
+        if key in table:
+            self._journal.append((table, key, table.pop(key)))
+
+    def _child(self, table: dict[Any, Any], key: Any) -> Any:
+        child = table.get(key)
+        if child is None:
+            child = {}
+            self._put(table, key, child)
+        return child
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -75,17 +112,17 @@ class MemoryStorage:
     # -- writes -----------------------------------------------------------------------------------
 
     def insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> int:
-        stored = self.blob_rows.setdefault((thread_id, checkpoint_ns), {})
+        stored = self._child(self.blob_rows, (thread_id, checkpoint_ns))
         new = 0
         for channel, version, blob in items:
             if (channel, version) not in stored:
-                stored[(channel, version)] = blob
+                self._put(stored, (channel, version), blob)
                 new += 1
         return new
 
     def set_blob(self, stream: StreamKey, version: str, blob: Blob) -> None:
         thread_id, checkpoint_ns, channel = stream
-        self.blob_rows.setdefault((thread_id, checkpoint_ns), {})[(channel, version)] = blob
+        self._put(self._child(self.blob_rows, (thread_id, checkpoint_ns)), (channel, version), blob)
 
     def dependents(self, stream: StreamKey, version: str) -> list[str]:
         thread_id, checkpoint_ns, channel = stream
@@ -93,28 +130,25 @@ class MemoryStorage:
         return [v for (ch, v), b in stored.items() if ch == channel and b.base == version and v != version]
 
     def put_checkpoint(self, row: CheckpointRow) -> None:
-        spaces = self.checkpoints_by_ns.setdefault(row.thread_id, {})
-        spaces.setdefault(row.checkpoint_ns, {})[row.checkpoint_id] = row
+        spaces = self._child(self.checkpoints_by_ns, row.thread_id)
+        self._put(self._child(spaces, row.checkpoint_ns), row.checkpoint_id, row)
         key = (row.thread_id, row.checkpoint_ns)
         head = self.heads_by_ns.get(key)
         if head is None or row.checkpoint_id > head:
-            self.heads_by_ns[key] = row.checkpoint_id
+            self._put(self.heads_by_ns, key, row.checkpoint_id)
 
     def put_writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, rows: Sequence[WriteRow]) -> None:
-        saved = self.pending.setdefault((thread_id, checkpoint_ns, checkpoint_id), {})
+        saved = self._child(self.pending, (thread_id, checkpoint_ns, checkpoint_id))
         for row in rows:
             key = (row.task_id, row.idx)
             if row.replaces or key not in saved:
-                saved[key] = row
+                self._put(saved, key, row)
 
     def delete_thread(self, thread_id: str) -> None:
-        self.checkpoints_by_ns.pop(thread_id, None)
-        for key in [k for k in self.heads_by_ns if k[0] == thread_id]:
-            del self.heads_by_ns[key]
-        for key in [k for k in self.blob_rows if k[0] == thread_id]:
-            del self.blob_rows[key]
-        for wkey in [k for k in self.pending if k[0] == thread_id]:
-            del self.pending[wkey]
+        self._pop(self.checkpoints_by_ns, thread_id)
+        for table in (self.heads_by_ns, self.blob_rows, self.pending):
+            for key in [k for k in table if k[0] == thread_id]:
+                self._pop(table, key)
 
     def copy_thread(self, source: str, target: str) -> None:
         for checkpoint_ns, rows in list(self.checkpoints_by_ns.get(source, {}).items()):
@@ -126,10 +160,14 @@ class MemoryStorage:
                 )
         for (t, ns, cid), writes in list(self.pending.items()):
             if t == source:
-                self.pending.setdefault((target, ns, cid), {}).update(writes)
+                saved = self._child(self.pending, (target, ns, cid))
+                for wkey, write in writes.items():
+                    self._put(saved, wkey, write)
         for (t, ns), blobs in list(self.blob_rows.items()):
             if t == source:
-                self.blob_rows.setdefault((target, ns), {}).update(blobs)
+                stored = self._child(self.blob_rows, (target, ns))
+                for bkey, blob in blobs.items():
+                    self._put(stored, bkey, blob)
 
     def heads(self, thread_id: str) -> dict[str, str]:
         return {ns: head for (t, ns), head in self.heads_by_ns.items() if t == thread_id}
@@ -140,23 +178,33 @@ class MemoryStorage:
     def delete_blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> None:
         stored = self.blob_rows.get((thread_id, checkpoint_ns), {})
         for key in keys:
-            stored.pop(key, None)
+            self._pop(stored, key)
 
     def drop_history(self, thread_id: str, checkpoint_ns: str, keep_id: str) -> None:
         rows = self.checkpoints_by_ns.get(thread_id, {}).get(checkpoint_ns, {})
         for checkpoint_id in [c for c in rows if c != keep_id]:
-            del rows[checkpoint_id]
-            self.pending.pop((thread_id, checkpoint_ns, checkpoint_id), None)
+            self._pop(rows, checkpoint_id)
+            self._pop(self.pending, (thread_id, checkpoint_ns, checkpoint_id))
         if (kept := rows.get(keep_id)) is not None:
-            rows[keep_id] = CheckpointRow(
-                kept.thread_id, kept.checkpoint_ns, kept.checkpoint_id, None, kept.type, kept.checkpoint, kept.metadata
+            self._put(
+                rows,
+                keep_id,
+                CheckpointRow(
+                    kept.thread_id,
+                    kept.checkpoint_ns,
+                    kept.checkpoint_id,
+                    None,
+                    kept.type,
+                    kept.checkpoint,
+                    kept.metadata,
+                ),
             )
 
     def swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> bool:
         if self.leases.get(thread_id) != expected:
             return False
         if new is None:
-            self.leases.pop(thread_id, None)
+            self._pop(self.leases, thread_id)
         else:
-            self.leases[thread_id] = new
+            self._put(self.leases, thread_id, new)
         return True

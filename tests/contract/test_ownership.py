@@ -1,0 +1,161 @@
+"""Thread ownership through the saver contract (`claim_thread`), on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from graphrt.checkpoint._ownership import HOST, now_micros
+from graphrt.checkpoint._primitives import Lease
+from graphrt.checkpoint.base import empty_checkpoint
+from graphrt.errors import ThreadConflictError
+
+
+def cfg(thread_id: str = "t", **options: Any) -> Any:
+    return {"configurable": {"thread_id": thread_id, **options}}
+
+
+def in_fresh_context(func: Any) -> Any:
+    """Run `func` in another thread with an empty context (as another run would)."""
+    result: list[Any] = []
+
+    def target() -> None:
+        try:
+            result.append(contextvars.Context().run(func))
+        except BaseException as exc:
+            result.append(exc)
+
+    worker = threading.Thread(target=target)
+    worker.start()
+    worker.join(20)
+    return result[0]
+
+
+def try_claim(saver: Any, **options: Any) -> Any:
+    def claim() -> str:
+        with saver.claim_thread(cfg(**options)):
+            return "claimed"
+
+    return in_fresh_context(claim)
+
+
+def stored_lease(saver: Any, thread_id: str = "t") -> Lease | None:
+    with saver._read_tx() as tx:
+        lease: Lease | None = tx.lease(thread_id)
+        return lease
+
+
+def test_a_held_thread_refuses_another_claim_until_released(core_saver: Any) -> None:
+    with core_saver.claim_thread(cfg()):
+        refused = try_claim(core_saver)
+        assert isinstance(refused, ThreadConflictError) and refused.busy
+        assert try_claim(core_saver, thread_id="other") == "claimed"
+        with core_saver.claim_thread(cfg()):  # re-entrant in the holding context
+            pass
+        assert stored_lease(core_saver) is not None
+    assert stored_lease(core_saver) is None  # released: no lease left
+    assert try_claim(core_saver) == "claimed"
+
+
+def test_enqueue_waits_until_the_holder_releases(core_saver: Any) -> None:
+    released = threading.Event()
+
+    def holder() -> None:
+        with core_saver.claim_thread(cfg()):
+            started.set()
+            time.sleep(0.3)
+            released.set()
+
+    started = threading.Event()
+    thread = threading.Thread(target=lambda: contextvars.Context().run(holder))
+    thread.start()
+    assert started.wait(10)
+    assert try_claim(core_saver, multitask_strategy="enqueue", multitask_timeout=10) == "claimed"
+    assert released.is_set()
+    thread.join(10)
+
+
+def test_async_claims(core_saver: Any) -> None:
+    async def scenario() -> None:
+        async with core_saver.aclaim_thread(cfg()):
+            assert isinstance(try_claim(core_saver), ThreadConflictError)
+            waiter = asyncio.create_task(claim_later(), context=contextvars.Context())  # another run
+            await asyncio.sleep(0.1)
+            assert not waiter.done()
+        await asyncio.wait_for(waiter, 10)
+
+    async def claim_later() -> None:
+        async with core_saver.aclaim_thread(cfg(multitask_strategy="enqueue")):
+            pass
+
+    asyncio.run(scenario())
+    assert stored_lease(core_saver) is None
+
+
+def set_lease(saver: Any, lease: Lease) -> None:
+    with saver._write_tx("t") as tx:
+        assert tx.swap_lease("t", tx.lease("t"), lease)
+
+
+@pytest.mark.parametrize(
+    ("host", "pid", "expires", "taken_over"),
+    [
+        ("elsewhere/boot", 1, +60_000_000, False),  # another machine's live lease
+        ("elsewhere/boot", 1, -1, True),  # expired: that machine stopped renewing
+        (HOST, "dead", +60_000_000, True),  # this machine, process gone (kill -9)
+        (HOST, "self", +60_000_000, True),  # this process, but no live claim holds it (leaked)
+        (HOST, 1, +60_000_000, False),  # this machine, process alive (pid 1)
+    ],
+)
+def test_stale_leases_are_taken_over(core_saver: Any, host: str, pid: Any, expires: int, taken_over: bool) -> None:
+    if pid == "dead":
+        child = subprocess.Popen([sys.executable, "-c", "pass"])
+        child.wait()
+        pid = child.pid
+    elif pid == "self":
+        import os
+
+        pid = os.getpid()
+    set_lease(core_saver, Lease("someone", host, pid, now_micros() + expires))
+    result = try_claim(core_saver)
+    if taken_over:
+        assert result == "claimed"
+    else:
+        assert isinstance(result, ThreadConflictError)
+        lease = stored_lease(core_saver)
+        assert lease is not None and lease.owner == "someone"
+
+
+def test_a_run_whose_lease_was_taken_over_cannot_write(core_saver: Any) -> None:
+    checkpoint = empty_checkpoint()
+    with core_saver.claim_thread(cfg()):
+        first = core_saver.put_guarded(cfg(), checkpoint, {}, {}, expected_head=None)
+        set_lease(core_saver, Lease("thief", "elsewhere/boot", 1, now_micros() + 60_000_000))
+        nxt = {**empty_checkpoint(), "id": "z" + checkpoint["id"][1:]}
+        with pytest.raises(ThreadConflictError):
+            core_saver.put_guarded(first, nxt, {}, {}, expected_head=first["configurable"]["checkpoint_id"])
+        with pytest.raises(ThreadConflictError):
+            core_saver.put_writes_guarded(first, [("c", 1)], "task")
+    assert core_saver.get_head_id(cfg()) == first["configurable"]["checkpoint_id"]
+    assert core_saver.get_tuple(cfg()).pending_writes == []
+    assert stored_lease(core_saver) is not None and stored_lease(core_saver).owner == "thief"  # not released by us
+
+
+def test_a_held_lease_is_renewed(core_saver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    if core_saver.lease_seconds is None:
+        pytest.skip("this storage's leases never expire")
+    monkeypatch.setattr(core_saver, "lease_seconds", 0.3)
+    with core_saver.claim_thread(cfg()):
+        first = stored_lease(core_saver)
+        time.sleep(0.7)
+        later = stored_lease(core_saver)
+        assert first is not None and later is not None and first.owner == later.owner
+        assert later.expires_at is not None and later.expires_at > now_micros()  # still live after 2x its life
+        assert isinstance(try_claim(core_saver), ThreadConflictError)
