@@ -14,6 +14,7 @@ exists, else skipped).
 
     python benchmarks/bench_postgres.py
     python benchmarks/bench_postgres.py --quick          # fewer repetitions
+    python benchmarks/bench_postgres.py --no-fsync       # local server without fsync (commits cost no disk flush)
 """
 
 from __future__ import annotations
@@ -157,14 +158,14 @@ def throughput(python: str, impl: str, dsn: str, procs: int, runs: int) -> float
     return procs * runs / wall
 
 
-def server_dsn() -> tuple[str, Any]:
+def server_dsn(durable: bool) -> tuple[str, Any]:
     dsn = os.environ.get("GRAPHRT_BENCH_PG_DSN")
     if dsn:
         return dsn, None
     sys.path.insert(0, str(ROOT))
     from tests._pg import LocalServer
 
-    server = LocalServer(durable=True)
+    server = LocalServer(durable=durable)
     server.start()
     return server.dsn, server
 
@@ -191,6 +192,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--go-at", type=float, default=0.0)
     parser.add_argument("--lg-throughput", action="store_true")
+    parser.add_argument("--no-fsync", action="store_true", help="local server without fsync: round trips, not disk")
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, args.dsn, args.name, args.runs, args.go_at)
@@ -200,7 +202,7 @@ def main() -> None:
         return
 
     lg_python = os.environ.get("LG_PYTHON") or ("/work/lgvenv/bin/python" if Path("/work/lgvenv").exists() else "")
-    admin, server = server_dsn()
+    admin, server = server_dsn(not args.no_fsync)
     try:
         sides: dict[str, dict[str, float]] = {}
         for impl, python in (("graphrt", sys.executable), ("langgraph", lg_python)):

@@ -224,13 +224,16 @@ class _PipelinedCursor:
     """A cursor in pipeline mode whose `rowcount` waits for the results it depends on."""
 
     def __init__(self, cur: Any, pipe: Any) -> None:
-        self._cur = cur
+        self._main = self._cur = cur
         self._pipe = pipe
 
     def execute(self, sql: str, params: Any = None, /) -> Any:
+        self._cur = self._main
         return self._cur.execute(sql, params)
 
     def executemany(self, sql: str, params: Any, /) -> Any:
+        # A cursor of its own: in pipeline mode psycopg adds an executemany's row count to the cursor's last one.
+        self._cur = self._main.connection.cursor()
         return self._cur.executemany(sql, params)
 
     def fetchone(self) -> Any:

@@ -73,19 +73,25 @@ BACKENDS: dict[str, Callable[[Path], AbstractContextManager[BaseCheckpointSaver[
     "postgres": _postgres,
     "async_postgres": _async_postgres,
 }
-"""A new backend adds one line here (Postgres will, with a skip mark when no server is available)."""
+"""A new backend adds one line here (the Postgres ones skip when no server is available, except under CI)."""
+
+
+@contextmanager
+def _open(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
+    if request.param.endswith("postgres"):
+        _PG_DSNS[tmp_path] = request.getfixturevalue("pg_dsn")
+    try:
+        with BACKENDS[request.param](tmp_path) as inner:
+            yield inner
+    finally:
+        _PG_DSNS.pop(tmp_path, None)
 
 
 @pytest.fixture(params=list(BACKENDS))
 def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AssertingSaver]:
     """Every backend, wrapped so any change to an already saved checkpoint fails the test."""
-    if request.param.endswith("postgres"):
-        _PG_DSNS[tmp_path] = request.getfixturevalue("pg_dsn")
-    try:
-        with BACKENDS[request.param](tmp_path) as inner:
-            yield AssertingSaver(inner)
-    finally:
-        _PG_DSNS.pop(tmp_path, None)
+    with _open(request, tmp_path) as inner:
+        yield AssertingSaver(inner)
 
 
 @pytest.fixture(params=MODES)
@@ -96,5 +102,5 @@ def mode(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(params=list(BACKENDS))
 def core_saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """Every backend, unwrapped: the storage-primitive and ownership contracts drive it directly."""
-    with BACKENDS[request.param](tmp_path) as inner:
+    with _open(request, tmp_path) as inner:
         yield inner
