@@ -1,8 +1,6 @@
 """The SQL store, written once: schema, statements, row mapping and batch application.
 
-Dialect packages (`sqlite/`, later `postgres/`) only connect and say how their SQL differs, through
-the `Dialect` of graphrt's one SQL layer (`graphrt.checkpoint._dialect`, shared with the checkpoint
-savers) and two hooks: `_seq_base` (write order) and `_external_version` (other connections' commits). Values
+Dialect packages (`sqlite/`, later `postgres/`) only connect and say how their SQL differs. Values
 are JSON text; vectors are float32 blobs (unit length, all of an item's vectors in one blob) in a
 side table, scored in numpy from an in-process copy that is refreshed when another connection
 commits. Filters run in Python with the same compiled predicate as every other backend.
@@ -10,6 +8,7 @@ commits. Filters run in Python with the same compiled predicate as every other b
 
 from __future__ import annotations
 
+import functools
 import heapq
 import threading
 from collections.abc import Generator, Iterator, Mapping, Sequence
@@ -20,46 +19,45 @@ from typing import Any
 import numpy as np
 import orjson
 
-from graphrt.checkpoint._dialect import Dialect, apply_migrations
 from graphrt.store._indexed import StoreCore, page, ttl_micros
 from graphrt.store._namespace import matches_condition
 from graphrt.store._plan import Delete, Get, ListNamespaces, Plan, Put, Search, Step, to_datetime
 from graphrt.store._vectors import VectorIndex
 from graphrt.store.base import IndexConfig, Item, Result, SearchItem, TTLConfig
 
-__all__ = ("MIGRATIONS", "Dialect", "SqlStore")
+__all__ = ("Dialect", "MIGRATIONS", "SqlStore")
 
 _COLUMNS = "id, ns, key, value, created_at, updated_at, ttl_minutes, expires_at, seq"
 _MERGE_LIMIT = 32
 """Up to this many namespaces under a prefix are read one index range each and merged by `seq`."""
+_DIALECT_MIGRATIONS = 1000
+"""Version number of a dialect's first own migration (the shared ones count from 0)."""
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
-_SELECT_ONE = f"SELECT {_COLUMNS} FROM graphrt_store WHERE ns = ? AND key = ? AND {_LIVE}"
 
 MIGRATIONS: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS graphrt_store (
-        id {id},
-        ns TEXT NOT NULL,
-        key TEXT NOT NULL,
+        id {pk},
+        ns {text} NOT NULL,
+        key {text} NOT NULL,
         value TEXT NOT NULL,
-        created_at {bigint} NOT NULL,
-        updated_at {bigint} NOT NULL,
-        seq {bigint} NOT NULL,
+        created_at {int} NOT NULL,
+        updated_at {int} NOT NULL,
+        seq {int} NOT NULL,
         ttl_minutes {float},
-        expires_at {bigint},
+        expires_at {int},
         UNIQUE (ns, key)
     )""",
     "CREATE INDEX IF NOT EXISTS graphrt_store_seq ON graphrt_store (seq)",
     "CREATE INDEX IF NOT EXISTS graphrt_store_ns_seq ON graphrt_store (ns, seq)",
     "CREATE INDEX IF NOT EXISTS graphrt_store_expires ON graphrt_store (expires_at) WHERE expires_at IS NOT NULL",
     """CREATE TABLE IF NOT EXISTS graphrt_store_vectors (
-        item_id {bigint} PRIMARY KEY,
+        item_id {int} PRIMARY KEY,
         dims INTEGER NOT NULL,
         vectors {blob} NOT NULL
     )""",
 )
-"""Schema steps in order (versions 0, 1, ...), in the shared SQL layer's portable types: microsecond
-timestamps and sequence numbers are 64-bit (`{bigint}`), so the schema holds on PostgreSQL too.
-`setup()` runs those a database has not seen yet."""
+"""Schema steps in order, with `{pk}`/`{int}`/`{float}`/`{text}`/`{blob}` standing for the dialect's column
+types; `setup()` runs those a database has not seen yet."""
 
 _UPSERT = """
 INSERT INTO graphrt_store (ns, key, value, created_at, updated_at, seq, ttl_minutes, expires_at)
@@ -84,9 +82,49 @@ _DROP_VECTORS = (
 )
 _DELETE = "DELETE FROM graphrt_store WHERE ns = ? AND key = ?"
 _REFRESH = (
-    "UPDATE graphrt_store SET expires_at = ? + CAST(ttl_minutes * 60000000 AS BIGINT) "
+    "UPDATE graphrt_store SET expires_at = ? + CAST(ttl_minutes * 60000000 AS {int}) "
     "WHERE id = ? AND ttl_minutes IS NOT NULL"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one database's SQL differs from the statements above."""
+
+    name: str
+    param: str
+    """Placeholder for a bound parameter (`?` for SQLite, `%s` for psycopg)."""
+    begin_write: str
+    """Statement starting a transaction that will write."""
+    lock_write: str = ""
+    """Statement run right after `begin_write` to serialize writers, where `begin_write` alone does not."""
+    by_seq: str = ""
+    """Hint after the table name that makes a scan follow the `seq` index (newest first)."""
+    json_field: str | None = None
+    """SQL reading a JSON field as text-or-number, with `{path}` for the bound path parameter(s), and
+    `json_type` its type check; None: filters are not pushed into SQL."""
+    json_type: str | None = None
+    types: tuple[tuple[str, str], ...] = (
+        ("pk", "INTEGER PRIMARY KEY"),
+        ("int", "INTEGER"),
+        ("float", "REAL"),
+        ("text", "TEXT"),
+        ("blob", "BLOB"),
+    )
+    """Column types standing in for `{pk}` (an auto-numbered 64-bit key), `{int}` (64-bit), `{float}` (double),
+    `{text}` (text compared byte by byte: namespace ranges rely on it) and `{blob}` in the statements."""
+    migrations: tuple[str, ...] = ()
+    """Schema steps only this dialect needs, after the shared ones (numbered from 1000 in the migrations table)."""
+
+    def sql(self, statement: str) -> str:
+        return _render(self, statement)
+
+
+@functools.lru_cache(maxsize=1024)
+def _render(dialect: Dialect, statement: str) -> str:
+    for name, sql_type in dialect.types:
+        statement = statement.replace("{" + name + "}", sql_type)
+    return statement if dialect.param == "?" else statement.replace("?", dialect.param)
 
 
 def _encodable(text: str) -> bool:
@@ -141,10 +179,6 @@ class SqlStore(StoreCore):
     """A store in a SQL database reached through one DB-API connection, shared under a lock."""
 
     dialect: Dialect
-    autocommit_reads = False
-    """The connection runs a statement outside BEGIN/COMMIT in its own transaction (sqlite3 with
-    `isolation_level=None`), so `get` can be one bare SELECT; a driver that would leave a transaction
-    open (psycopg without autocommit) keeps this False."""
 
     def __init__(self, conn: Any, *, index: IndexConfig | None = None, ttl: TTLConfig | None = None) -> None:
         super().__init__(index=index, ttl=ttl)
@@ -153,34 +187,41 @@ class SqlStore(StoreCore):
         self.is_setup = False
         self._cache: VectorIndex | None = None
         self._cache_version: Any = None
-        self._get_cursor: Any = None
 
     def _external_version(self, cur: Any) -> Any:
         """A value that changes whenever another connection commits (cache invalidation)."""
         raise NotImplementedError
 
+    def _begin_write(self, cur: Any) -> None:
+        cur.execute(self.dialect.begin_write)
+        if self.dialect.lock_write:
+            cur.execute(self.dialect.lock_write)
+
+    def _wrote(self, cur: Any) -> None:
+        """Called in each transaction that puts or deletes items, before it commits (a dialect hook)."""
+
     def _migrate(self) -> None:
         """Create the tables, running only the migrations this database has not seen."""
         with self.lock:
             cur = self.conn.cursor()
-            cur.execute(self.dialect.begin_write)
+            self._begin_write(cur)
             try:
-                steps = [(statement,) for statement in MIGRATIONS]
-                apply_migrations(cur, self.dialect, "graphrt_store_migrations", steps, first=0)
+                cur.execute("CREATE TABLE IF NOT EXISTS graphrt_store_migrations (v INTEGER PRIMARY KEY)")
+                cur.execute("SELECT v FROM graphrt_store_migrations")
+                done = {int(found[0]) for found in cur.fetchall()}
+                steps = [*enumerate(MIGRATIONS), *enumerate(self.dialect.migrations, start=_DIALECT_MIGRATIONS)]
+                for version, statement in steps:
+                    if version not in done:
+                        cur.execute(self.dialect.sql(statement))
+                        cur.execute(
+                            self.dialect.sql("INSERT INTO graphrt_store_migrations (v) VALUES (?)"),
+                            (version,),
+                        )
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             self.is_setup = True
-
-    def _seq_base(self, cur: Any, count: int) -> int:
-        """The number after which a batch's `count` writes take their `seq` values.
-
-        `MAX(seq)` is safe only while the write transaction holds the database's only write lock (SQLite);
-        a backend with concurrent writers (PostgreSQL) overrides this with a sequence.
-        """
-        cur.execute("SELECT COALESCE(MAX(seq), 0) FROM graphrt_store")
-        return int(cur.fetchone()[0])
 
     def _apply(self, plan: Plan) -> list[Result]:
         if not self.is_setup:
@@ -189,7 +230,10 @@ class SqlStore(StoreCore):
         with self.lock:
             cur = self.conn.cursor()
             now = self._clock.now()
-            cur.execute(self.dialect.begin_write if writes else "BEGIN")
+            if writes:
+                self._begin_write(cur)
+            else:
+                cur.execute("BEGIN")
             try:
                 results, refresh = self._run_steps(cur, plan, now)
                 if refresh and writes:
@@ -205,7 +249,7 @@ class SqlStore(StoreCore):
             return results
 
     def _write(self, cur: Any, action: Any) -> Any:
-        cur.execute(self.dialect.begin_write)
+        self._begin_write(cur)
         try:
             result = action()
             cur.execute("COMMIT")
@@ -246,31 +290,15 @@ class SqlStore(StoreCore):
         return results, refresh
 
     def _get(self, cur: Any, namespace: tuple[str, ...], key: str, now: int) -> _Row | None:
-        cur.execute(self.dialect.sql(_SELECT_ONE), (_ns_text(namespace), key, now))
+        sql = f"SELECT {_COLUMNS} FROM graphrt_store WHERE ns = ? AND key = ? AND {_LIVE}"
+        cur.execute(self.dialect.sql(sql), (_ns_text(namespace), key, now))
         found = cur.fetchone()
         return None if found is None else _Row.of(found)
 
-    def get(self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None) -> Item | None:
-        """Return the item at `namespace`/`key`, or `None`: one statement, no batch plan.
-
-        A single SELECT reads one consistent snapshot by itself; a get that refreshes a TTL goes
-        through `batch`, which writes.
-        """
-        op = self._get_op(namespace, key, refresh_ttl)
-        if not self.autocommit_reads or (op.refresh_ttl and self.ttl_config is not None):
-            return super().get(namespace, key, refresh_ttl=refresh_ttl)
-        if not self.is_setup:
-            self._migrate()
-        with self.lock:
-            cur = self._get_cursor
-            if cur is None:
-                cur = self._get_cursor = self.conn.cursor()
-            row = self._get(cur, op.namespace, op.key, self._clock.now())
-        return None if row is None else row.item()
-
     def _write_run(self, cur: Any, steps: Sequence[Step], plan: Plan, now: int) -> None:
         """Apply consecutive puts and deletes with one statement each (the last write of a key wins)."""
-        base = self._seq_base(cur, len(steps))
+        cur.execute("SELECT COALESCE(MAX(seq), 0) FROM graphrt_store")
+        base = int(cur.fetchone()[0])
         last: dict[tuple[tuple[str, ...], str], tuple[int, Step]] = {}
         deleted: set[tuple[tuple[str, ...], str]] = set()
         for position, step in enumerate(steps):
@@ -304,6 +332,7 @@ class SqlStore(StoreCore):
         cur.executemany(self.dialect.sql(_DELETE), deletes)
         cur.executemany(self.dialect.sql(_UPSERT), upserts)
         cur.executemany(self.dialect.sql(_SET_VECTORS), vectors)
+        self._wrote(cur)
         self._cache_fresh(cur, fresh)
 
     def _item_id(self, cur: Any, ns_text: str, key: str) -> int | None:

@@ -62,6 +62,28 @@ def _async_redis(tmp_path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
         saver.client.close()
 
 
+_PG_DSNS: dict[Path, str] = {}
+"""The test database of each test (keyed by its tmp_path), for the Postgres backends."""
+
+
+@contextmanager
+def _postgres(tmp_path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
+    from graphrt.checkpoint.postgres import PostgresSaver
+
+    with PostgresSaver.from_conn_string(_PG_DSNS[tmp_path]) as saver:
+        yield saver
+
+
+@contextmanager
+def _async_postgres(tmp_path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
+    import psycopg
+
+    from graphrt.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    with psycopg.connect(_PG_DSNS[tmp_path], autocommit=True) as conn:
+        yield AsyncPostgresSaver(conn)
+
+
 BACKENDS: dict[str, Callable[[Path], AbstractContextManager[BaseCheckpointSaver[Any]]]] = {
     "memory": _memory,
     "sqlite_file": _sqlite_file,
@@ -69,14 +91,27 @@ BACKENDS: dict[str, Callable[[Path], AbstractContextManager[BaseCheckpointSaver[
     "async_sqlite_file": _async_sqlite_file,
     "redis": _redis,
     "async_redis": _async_redis,
+    "postgres": _postgres,
+    "async_postgres": _async_postgres,
 }
-"""A new backend adds one line here (Postgres will, with a skip mark when no server is available)."""
+"""A new backend adds one line here (the Postgres ones skip when no server is available, except under CI)."""
+
+
+@contextmanager
+def _open(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
+    if request.param.endswith("postgres"):
+        _PG_DSNS[tmp_path] = request.getfixturevalue("pg_dsn")
+    try:
+        with BACKENDS[request.param](tmp_path) as inner:
+            yield inner
+    finally:
+        _PG_DSNS.pop(tmp_path, None)
 
 
 @pytest.fixture(params=list(BACKENDS))
 def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AssertingSaver]:
     """Every backend, wrapped so any change to an already saved checkpoint fails the test."""
-    with BACKENDS[request.param](tmp_path) as inner:
+    with _open(request, tmp_path) as inner:
         yield AssertingSaver(inner)
 
 
@@ -88,5 +123,5 @@ def mode(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(params=list(BACKENDS))
 def core_saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """Every backend, unwrapped: the storage-primitive and ownership contracts drive it directly."""
-    with BACKENDS[request.param](tmp_path) as inner:
+    with _open(request, tmp_path) as inner:
         yield inner

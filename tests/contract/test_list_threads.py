@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 from _checkpoint_helpers import AssertingSaver, Thread
-from conftest import BACKENDS
+from conftest import BACKENDS, _open
 
 from graphrt.checkpoint.base import BaseCheckpointSaver, ThreadInfo
 from graphrt.checkpoint.memory import InMemorySaver
@@ -21,7 +21,7 @@ def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseCheckp
     if request.param == "generic":
         yield AssertingSaver(InMemorySaver())
         return
-    with BACKENDS[request.param](tmp_path) as inner:
+    with _open(request, tmp_path) as inner:
         yield inner
 
 

@@ -27,7 +27,7 @@ from graphrt.config import RunnableConfig
 from graphrt.types import StateSnapshot
 
 MODES = ("sync", "async")
-BACKENDS = ("memory", "sqlite", "redis")
+BACKENDS = ("memory", "sqlite", "redis", "postgres")
 
 
 @pytest.fixture(params=MODES)
@@ -53,6 +53,16 @@ def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
             return
         with RedisSaver.from_conn_string(url) as redis_saver:
             yield redis_saver
+        return
+    if request.param == "postgres":
+        import psycopg_pool
+
+        from graphrt.checkpoint.postgres import PostgresSaver
+        from graphrt.checkpoint.postgres.aio import AsyncPostgresSaver
+
+        dsn = request.getfixturevalue("pg_dsn")
+        with psycopg_pool.ConnectionPool(dsn, min_size=1, max_size=4, kwargs={"autocommit": True}) as pool:
+            yield (AsyncPostgresSaver if is_async else PostgresSaver)(pool)
         return
     path = str(tmp_path / "cp.sqlite")
     if "mode" in request.fixturenames and request.getfixturevalue("mode") == "async":

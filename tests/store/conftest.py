@@ -81,6 +81,25 @@ def _sqlite(path: Path, index: IndexConfig | None, ttl: TTLConfig | None) -> Ite
 
 
 @contextmanager
+def _postgres(path: Path, index: IndexConfig | None, ttl: TTLConfig | None) -> Iterator[BaseStore]:
+    from graphrt.store.postgres import PostgresStore
+
+    with PostgresStore.from_conn_string(pg_dsn_for(path), index=index, ttl=ttl) as store:
+        store.setup()
+        yield store
+
+
+@contextmanager
+def _postgres_pool(path: Path, index: IndexConfig | None, ttl: TTLConfig | None) -> Iterator[BaseStore]:
+    import psycopg_pool
+
+    from graphrt.store.postgres.aio import AsyncPostgresStore
+
+    with psycopg_pool.ConnectionPool(pg_dsn_for(path), min_size=1, max_size=2, kwargs={"autocommit": True}) as pool:
+        yield AsyncPostgresStore(pool, index=index, ttl=ttl)
+
+
+@contextmanager
 def _sqlite_aio(path: Path, index: IndexConfig | None, ttl: TTLConfig | None) -> Iterator[BaseStore]:
     conn = connect(str(path / "store.db"))
     try:
@@ -93,6 +112,8 @@ BACKENDS: dict[str, Factory] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "sqlite-aio": _sqlite_aio,
+    "postgres": _postgres,
+    "postgres-aio": _postgres_pool,
 }
 """Every store backend; a new backend adds one line here and runs the whole contract suite."""
 
@@ -126,10 +147,20 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+_PG_DSNS: dict[Path, str] = {}
+"""The test database of each store folder (Postgres stores of one test share the test's database)."""
+
+
+def pg_dsn_for(folder: Path) -> str:
+    return _PG_DSNS[folder.parent]
+
+
 @pytest.fixture
-def make(backend: str, mode: str, tmp_path: Path) -> Iterator[Callable[..., Driver]]:
+def make(backend: str, mode: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Driver]]:
     """Build a store of the current backend (index/ttl optional), driven in the current mode."""
     opened: list[Any] = []
+    if backend.startswith("postgres"):
+        _PG_DSNS[tmp_path] = request.getfixturevalue("pg_dsn")
 
     def build(index: IndexConfig | None = None, ttl: TTLConfig | None = None) -> Driver:
         folder = tmp_path / f"s{len(opened)}"
@@ -141,6 +172,7 @@ def make(backend: str, mode: str, tmp_path: Path) -> Iterator[Callable[..., Driv
     yield build
     for context in reversed(opened):
         context.__exit__(None, None, None)
+    _PG_DSNS.pop(tmp_path, None)
 
 
 @pytest.fixture

@@ -1,0 +1,285 @@
+"""Connections for the PostgreSQL checkpointer and store: one connection, a pool, or a pool built from a DSN.
+
+Everything PostgreSQL-specific about *connecting* lives here, shared by `graphrt.checkpoint.postgres` and
+`graphrt.store.postgres`: the import check naming the extra to install, autocommit and tuple rows on every
+connection handed out, a pool that replaces connections the server dropped, and error messages and reprs
+that never contain a password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import select
+from collections.abc import Callable, Iterator
+from typing import Any
+
+_ATTEMPTS = 3
+"""How many connections a transaction start tries before giving up (each dead one is replaced)."""
+
+__all__ = ("Connector", "ConnectionLostError", "redact", "require_psycopg")
+
+
+def require_psycopg(what: str) -> None:
+    """Fail with the command that installs psycopg when it (or psycopg-pool) is missing."""
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(f"{what} needs psycopg: pip install 'graphrt[postgres]'") from exc
+
+
+_PASSWORD_PATTERNS = (
+    re.compile(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)"),
+    re.compile(r"(?i)(postgres(?:ql)?://[^:/@\s]*:)([^@\s]*)(@)"),
+)
+
+
+def redact(text: str) -> str:
+    """`text` with any password of a DSN (URL or key=value form) replaced by `***`."""
+    text = _PASSWORD_PATTERNS[0].sub(r"\1***", text)
+    return _PASSWORD_PATTERNS[1].sub(r"\1***\3", text)
+
+
+class ConnectionLostError(ConnectionError):
+    """The database connection broke (the server closed it, restarted, or the network failed) during a call.
+
+    Nothing of the failed call is half-applied: its transaction was rolled back by the server, unless the
+    connection broke while the commit itself was in flight. Calling again on the same object uses a new
+    connection when the object has a pool (or a DSN), so the work can resume.
+    """
+
+    def __init__(self, what: str, detail: str) -> None:
+        self.what = what
+        super().__init__(f"{what}: the connection to PostgreSQL was lost ({redact(detail)}). Call again to resume.")
+
+
+class Connector:
+    """Hands out autocommit connections from a pool, or a single connection given by the user.
+
+    A connection the server dropped is discarded by the pool and the next call gets a new one; a single
+    connection cannot be replaced, so an error says to pass a pool (or use `from_conn_string`) instead.
+    """
+
+    def __init__(self, target: Any, what: str) -> None:
+        import psycopg
+        import psycopg_pool
+
+        self.what = what
+        self.pool: Any = None
+        self.conn: Any = None
+        if isinstance(target, psycopg_pool.ConnectionPool):
+            self.pool = target
+        elif isinstance(target, psycopg.Connection):
+            self.conn = target
+        else:
+            raise TypeError(
+                f"{what} takes a psycopg Connection or a psycopg_pool ConnectionPool, got {type(target).__name__}; "
+                f"to connect from a connection string use {what}.from_conn_string(...)"
+            )
+
+    @classmethod
+    @contextlib.contextmanager
+    def open_pool(cls, conn_string: str, what: str, *, max_size: int = 4, **kwargs: Any) -> Iterator[Connector]:
+        """A pool to `conn_string`, closed when the block ends. `kwargs` go to `psycopg.connect`."""
+        import psycopg
+        import psycopg_pool
+
+        try:
+            psycopg.conninfo.conninfo_to_dict(conn_string)
+        except psycopg.ProgrammingError as exc:
+            raise ValueError(f"{what}: invalid connection string ({redact(str(exc))})") from None
+        try:  # one direct attempt first: a wrong host or password fails now, with the server's reason
+            psycopg.connect(conn_string, **kwargs).close()
+        except psycopg.OperationalError as exc:
+            raise ConnectionError(f"{what}: could not connect to PostgreSQL ({redact(str(exc))})") from None
+        pool = psycopg_pool.ConnectionPool(
+            conn_string,
+            min_size=1,
+            max_size=max_size,
+            kwargs={"autocommit": True, **kwargs},
+            open=False,
+            name=f"graphrt-{what}",
+        )
+        try:
+            pool.open(wait=True, timeout=30)
+        except psycopg_pool.PoolTimeout as exc:
+            pool.close()
+            raise ConnectionError(f"{what}: could not connect to PostgreSQL within 30 s ({redact(str(exc))})") from None
+        try:
+            yield cls(pool, what)
+        finally:
+            pool.close()
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        """A connection in autocommit mode with tuple rows, idle (no transaction open) on entry and on exit.
+
+        Raises:
+            ConnectionLostError: No connection could be had, or it broke inside the block.
+        """
+        import psycopg_pool
+        from psycopg.rows import tuple_row
+
+        if self.pool is None:
+            if self.conn.closed:
+                raise ConnectionLostError(
+                    self.what,
+                    "the connection passed to it is closed; pass a psycopg_pool ConnectionPool, or use "
+                    "from_conn_string, to get a new connection automatically",
+                )
+            with _lost_as_error(self.conn, self.what):
+                _prepare(self.conn, tuple_row)
+                yield self.conn
+            return
+        try:
+            conn = self.pool.getconn()
+            while _looks_dead(conn):
+                conn.close()  # returned closed, so the pool discards it and connects anew
+                self.pool.putconn(conn)
+                conn = self.pool.getconn()
+        except psycopg_pool.PoolTimeout as exc:
+            raise ConnectionLostError(self.what, f"no connection available: {exc}") from None
+        try:
+            with _lost_as_error(conn, self.what):
+                _prepare(conn, tuple_row)
+                yield conn
+        finally:
+            self.pool.putconn(conn)  # rolls back a transaction left open, discards a broken connection
+
+    @contextlib.contextmanager
+    def transaction(
+        self, begin: str, setup: Callable[[Any], None] | None = None, *, pipeline: bool = False
+    ) -> Iterator[Any]:
+        """A cursor inside a transaction opened with `begin`, committed on exit and rolled back on error.
+
+        A connection found dead when the transaction starts (dropped while idle in the pool, or during a
+        server restart) is replaced and the start retried, so callers only see `ConnectionLostError` when
+        the connection breaks in the middle of their transaction. `setup(conn)` runs first on each connection.
+        With `pipeline`, statements after `begin` are sent without waiting for their results until one is
+        read (a fetch, or `rowcount`), and the commit goes with the last of them: fewer round trips.
+        """
+        import psycopg
+
+        for attempt in range(_ATTEMPTS):
+            with contextlib.ExitStack() as stack:
+                conn = None
+                try:
+                    conn = stack.enter_context(self.connection())
+                    if setup is not None:
+                        setup(conn)
+                    cur = stack.enter_context(conn.cursor())
+                    cur.execute(begin)
+                except (ConnectionLostError, psycopg.OperationalError) as exc:
+                    lost = isinstance(exc, ConnectionLostError) or conn is None or _is_broken(conn)
+                    if not lost or attempt == _ATTEMPTS - 1 or not self.replaceable:
+                        raise
+                    stack.close()  # hands the broken connection back, so the pool discards it
+                    self.recover()
+                    continue
+                try:
+                    if pipeline:
+                        with conn.pipeline() as pipe:
+                            yield _PipelinedCursor(cur, pipe)
+                            cur.execute("COMMIT")
+                    else:
+                        yield cur
+                        cur.execute("COMMIT")
+                except BaseException:
+                    if not _is_broken(conn) and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        cur.execute("ROLLBACK")
+                    raise
+                return
+
+    def recover(self) -> None:
+        """After a lost connection: drop the pool's idle connections that broke too (a restart drops them all)."""
+        if self.pool is not None:
+            with contextlib.suppress(Exception):
+                self.pool.check()
+
+    @property
+    def replaceable(self) -> bool:
+        """Whether a lost connection is replaced on the next call (a pool), or not (a single connection)."""
+        return self.pool is not None
+
+    def __repr__(self) -> str:
+        kind = "pool" if self.pool is not None else "connection"
+        return f"<Connector {self.what} ({kind})>"
+
+
+@contextlib.contextmanager
+def _lost_as_error(conn: Any, what: str) -> Iterator[None]:
+    """Turn an error that left `conn` broken into `ConnectionLostError` (other errors pass unchanged)."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        if _is_broken(conn):
+            raise ConnectionLostError(what, str(exc)) from None
+        raise
+
+
+class _PipelinedCursor:
+    """A cursor in pipeline mode whose `rowcount` waits for the results it depends on."""
+
+    def __init__(self, cur: Any, pipe: Any) -> None:
+        self._main = self._cur = cur
+        self._pipe = pipe
+
+    def execute(self, sql: str, params: Any = None, /) -> Any:
+        self._cur = self._main
+        return self._cur.execute(sql, params)
+
+    def executemany(self, sql: str, params: Any, /) -> Any:
+        # A cursor of its own: in pipeline mode psycopg adds an executemany's row count to the cursor's last one.
+        self._cur = self._main.connection.cursor()
+        return self._cur.executemany(sql, params)
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        rows: list[Any] = self._cur.fetchall()
+        return rows
+
+    def fetchmany(self, size: int) -> list[Any]:
+        rows: list[Any] = self._cur.fetchmany(size)
+        return rows
+
+    @property
+    def rowcount(self) -> int:
+        self._pipe.sync()
+        count: int = self._cur.rowcount
+        return count
+
+
+def _is_broken(conn: Any) -> bool:
+    return bool(conn.closed or getattr(conn, "broken", False))
+
+
+def _looks_dead(conn: Any) -> bool:
+    """Whether an idle connection was dropped by the server (checked without a round trip).
+
+    A terminated backend or a server shutting down sends an error and closes the socket, so an idle
+    connection whose socket is readable is read: if that fails, or leaves it broken, it is dead.
+    """
+    import psycopg
+
+    if conn.closed or getattr(conn, "broken", False):
+        return True
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+        if not readable:
+            return False
+        conn.pgconn.consume_input()
+    except (psycopg.OperationalError, OSError, ValueError):
+        return True
+    return bool(conn.pgconn.status != psycopg.pq.ConnStatus.OK)
+
+
+def _prepare(conn: Any, tuple_row: Any) -> None:
+    if not conn.autocommit:
+        conn.autocommit = True  # statements below open and close their own transactions
+    if conn.row_factory is not tuple_row:
+        conn.row_factory = tuple_row

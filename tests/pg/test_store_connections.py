@@ -1,0 +1,115 @@
+"""The PostgreSQL store survives dropped connections and restarts, and never shows a password."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psycopg
+import psycopg_pool
+import pytest
+
+from graphrt._postgres import ConnectionLostError
+from graphrt.store.postgres import PostgresStore
+from graphrt.store.postgres.aio import AsyncPostgresStore
+from tests._pg import PgDatabases, free_port
+
+
+def terminate_others(dsn: str) -> int:
+    """`pg_terminate_backend` every other connection to this test's database; returns how many."""
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.parametrize("module", ["graphrt.store.postgres", "graphrt.store.postgres.aio"])
+def test_import_without_psycopg_says_what_to_install(module: str) -> None:
+    code = f"import sys; sys.modules['psycopg'] = None; import {module}"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 1
+    assert "PostgresStore needs psycopg: pip install 'graphrt[postgres]'" in proc.stderr.splitlines()[-1]
+
+
+def test_a_terminated_connection_is_replaced_and_the_call_completes(pg_dsn: str) -> None:
+    with PostgresStore.from_conn_string(pg_dsn) as store:
+        store.setup()
+        store.put(("a",), "k", {"v": 1})
+        assert terminate_others(pg_dsn) >= 1
+        store.put(("a",), "k2", {"v": 2})
+        assert terminate_others(pg_dsn) >= 1
+        assert store.get(("a",), "k").value == {"v": 1}
+        assert [item.key for item in store.search(("a",))] == ["k2", "k"]
+
+
+def test_a_single_terminated_connection_fails_clearly(pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        store = PostgresStore(conn)
+        store.setup()
+        store.put(("a",), "k", {"v": 1})
+        terminate_others(pg_dsn)
+        with pytest.raises(ConnectionLostError, match="the connection to PostgreSQL was lost") as info:
+            store.get(("a",), "k")
+        with pytest.raises(ConnectionLostError, match="pass a psycopg_pool ConnectionPool"):
+            store.get(("a",), "k")
+    assert isinstance(info.value, ConnectionError)
+
+
+def test_a_server_restart_is_survived_by_the_same_store(pg_databases: PgDatabases, pg_dsn: str) -> None:
+    if pg_databases.server is None:
+        pytest.skip("the server comes from GRAPHRT_TEST_PG_DSN; only a server the tests started can be restarted")
+    with PostgresStore.from_conn_string(pg_dsn) as store:
+        store.put(("a",), "k", {"v": 1})
+        pg_databases.server.restart()
+        store.put(("a",), "k2", {"v": 2})
+        assert store.get(("a",), "k").value == {"v": 1}
+
+
+def test_the_async_store_survives_a_terminated_connection(pg_dsn: str) -> None:
+    import asyncio
+
+    async def main() -> list[str]:
+        async with AsyncPostgresStore.from_conn_string(pg_dsn) as store:
+            await store.setup()
+            await store.aput(("a",), "k", {"v": 1})
+            terminate_others(pg_dsn)
+            await store.aput(("a",), "k2", {"v": 2})
+            return [item.key for item in await store.asearch(("a",))]
+
+    assert asyncio.run(main()) == ["k2", "k"]
+
+
+def test_no_password_in_errors_or_reprs(pg_dsn: str) -> None:
+    secret = "s3cr3t-Pa55"
+    dead = f"postgresql://someone:{secret}@127.0.0.1:{free_port()}/nowhere?connect_timeout=1"
+    with pytest.raises(ConnectionError) as info, PostgresStore.from_conn_string(dead):
+        pass
+    assert secret not in str(info.value)
+    with (
+        pytest.raises(ValueError, match="invalid connection string") as bad,
+        PostgresStore.from_conn_string(f"password={secret} nonsense"),
+    ):
+        pass
+    assert secret not in str(bad.value)
+    with psycopg_pool.ConnectionPool(pg_dsn + f" password={secret}", min_size=1, kwargs={"autocommit": True}) as pool:
+        store = PostgresStore(pool)
+        assert secret not in repr(store) and secret not in repr(store._connector)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "connect to postgresql://bob:s3cr3t-Pa55@db:5432/app failed",
+        "postgres://bob:s3cr3t-Pa55@db/app",
+        "host=db password=s3cr3t-Pa55 user=bob",
+        "host=db password = 's3cr3t-Pa55 x' user=bob",
+    ],
+)
+def test_redact_hides_passwords_in_both_dsn_forms(text: str) -> None:
+    from graphrt._postgres import redact
+
+    assert "s3cr3t-Pa55" not in redact(text)
+    assert "***" in redact(text)
