@@ -21,8 +21,9 @@ def server_db(request: pytest.FixtureRequest) -> Iterator[tuple[str, Any]]:
 
         url = request.getfixturevalue("pg_dsn")
     else:
+        from _redis_server import fresh_url
+
         from graphrt.checkpoint.redis import RedisSaver as saver_class  # type: ignore[assignment]
-        from tests._redis_server import fresh_url
 
         request.getfixturevalue("redis_url")  # the session server (skips, or fails under CI, without one)
         url = fresh_url()
