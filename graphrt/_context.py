@@ -111,6 +111,8 @@ class TaskContext:
     """The run's channels as of this step (read-only: a branch reads state through them)."""
     calls: int = 0
     """How many `@task` calls this task made so far (a call's index is part of its id)."""
+    nested_runs: int = 0
+    """How many checkpointed subgraph runs this task opened (a second one is refused: same namespace)."""
     _counter: int = 0
     _config: RunnableConfig | None = None
 

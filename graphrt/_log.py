@@ -53,9 +53,11 @@ def log_run_end(label: str, steps: int, error: BaseException | None = None) -> N
         )
 
 
-def log_step(step: int, names: Sequence[str]) -> None:
-    """DEBUG: a step runs these tasks."""
+def log_step(tasks: Sequence[Any]) -> None:
+    """DEBUG: a step runs these tasks (names are read only when the line is logged: this is on every step)."""
     if run_logger.isEnabledFor(logging.DEBUG):
+        names = [t.name for t in tasks]
+        step = tasks[0].ctx.step if tasks else -1
         run_logger.debug("step %d: %d task(s): %s", step, len(names), ", ".join(names))
 
 

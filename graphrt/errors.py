@@ -13,6 +13,7 @@ The tree::
     ├── TaskNotFound
     ├── ThreadConflictError            another run advanced the thread (graphrt only)
     └── GraphRtError                   base of graphrt's own usage errors
+        └── MultipleSubgraphsError     a node ran two checkpointed subgraphs
     RecursionError
     └── GraphRecursionError            `recursion_limit` reached
 """
@@ -37,6 +38,7 @@ __all__ = (
     "InvalidUpdateError",
     "NodeInterrupt",
     "ParentCommand",
+    "MultipleSubgraphsError",
     "TaskNotFound",
     "ThreadConflictError",
     "create_error_message",
@@ -107,6 +109,21 @@ class ParentCommand(GraphBubbleUp):
 
     def __init__(self, command: Command[Any]) -> None:
         super().__init__(command)
+
+
+class MultipleSubgraphsError(GraphRtError):
+    """A node ran a second subgraph that saves checkpoints: both would share the node's namespace."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        super().__init__(
+            create_error_message(
+                message=f"Multiple subgraphs called inside the same node '{node}' with a checkpointer: they would "
+                "save under one namespace and a resumed run could not tell them apart. Call each subgraph from its "
+                "own node, or compile the extra ones with checkpointer=False.",
+                error_code=ErrorCode.MULTIPLE_SUBGRAPHS,
+            )
+        )
 
 
 class EmptyInputError(Exception):

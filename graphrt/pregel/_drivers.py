@@ -91,7 +91,7 @@ def _drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event
 
 def _log_step(effect: RunTasks, io: RunIO) -> None:
     io.steps += 1
-    log_step(effect.tasks[0].ctx.step if effect.tasks else -1, [t.name for t in effect.tasks])
+    log_step(effect.tasks)
 
 
 def _perform_sync(effects: Sequence[Effect], io: RunIO, last: bool = False) -> None:
@@ -205,7 +205,7 @@ def run_task_sync(task: Task, io: RunIO | None = None) -> BaseException | None:
                     _note(exc, task)
                     return exc
                 task.writes.clear()
-                task.ctx.calls = 0
+                task.ctx.calls = task.ctx.nested_runs = 0
                 log_retry(task.name, attempt, delay, exc)
                 time.sleep(delay)
     finally:
@@ -396,7 +396,7 @@ async def run_task_async(task: Task) -> BaseException | None:
                     _note(exc, task)
                     return exc
                 task.writes.clear()
-                task.ctx.calls = 0
+                task.ctx.calls = task.ctx.nested_runs = 0
                 log_retry(task.name, attempt, delay, exc)
                 await anyio.sleep(delay)
     finally:

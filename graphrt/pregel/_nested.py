@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphrt._context import RunScope, TaskContext
 from graphrt.config import RunnableConfig
+from graphrt.errors import MultipleSubgraphsError
 from graphrt.pregel._spec import INTERRUPT
 from graphrt.types import Command
 
@@ -24,6 +25,10 @@ _PER_RUN_KEYS = ("checkpoint_id", "checkpoint_ns", "checkpoint_map")
 def child_scope(graph: Pregel, parent: TaskContext, config: RunnableConfig | None) -> tuple[RunnableConfig, RunScope]:
     """The config (before defaults) and scope of `graph` running inside the task `parent`."""
     outer = parent.run.scope
+    if outer.saver is not None and graph.checkpointer is not False:
+        if parent.nested_runs:
+            raise MultipleSubgraphsError(parent.name)
+        parent.nested_runs += 1
     ns = recast(parent.interrupt_ns) if graph.checkpointer is True else parent.interrupt_ns
     merged: dict[str, Any] = {**parent.run.config, **(config or {})}
     configurable = {

@@ -342,9 +342,8 @@ class Pregel:
         debug: bool | None = None,
     ) -> Iterator[Any]:
         """Run the graph, yielding chunks in `stream_mode` (a list of modes yields `(mode, chunk)`)."""
-        mode = stream_mode or self.default_stream_mode
         options = RunOptions(
-            mode,
+            stream_mode or self.default_stream_mode,
             context,
             print_mode,
             output_keys,
@@ -352,8 +351,7 @@ class Pregel:
             interrupt_after,
             durability,
             debug,
-            False,
-            subgraphs,
+            subgraphs=subgraphs,
         )
         with self._owned(config):
             run = self._start(input, config, options)
@@ -379,9 +377,8 @@ class Pregel:
         debug: bool | None = None,
     ) -> AsyncIterator[Any]:
         """Async twin of `stream`."""
-        mode = stream_mode or self.default_stream_mode
         options = RunOptions(
-            mode,
+            stream_mode or self.default_stream_mode,
             context,
             print_mode,
             output_keys,
@@ -389,8 +386,7 @@ class Pregel:
             interrupt_after,
             durability,
             debug,
-            False,
-            subgraphs,
+            subgraphs=subgraphs,
         )
         async with self._aowned(config):
             run = await self._astart(input, config, options)

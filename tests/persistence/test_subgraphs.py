@@ -355,3 +355,22 @@ def test_subgraph_invoked_inside_a_node_function_is_nested(saver: Any, mode: str
     out = run(compiled, {"foo": "", "log": []}, mode, thread())
     assert [i.value for i in out["__interrupt__"]] == ["inner?"]
     assert run(compiled, Command(resume="A"), mode, thread())["foo"] == "got:A"
+
+
+def test_two_checkpointed_subgraphs_in_one_node_are_refused(saver: Any, mode: str) -> None:
+    """Both would save under the node's namespace; a resumed run could hand the second the first's state."""
+    from graphrt.errors import MultipleSubgraphsError
+
+    first, second = chain("a"), chain("b")
+    unsaved = chain("c", checkpointer=False)
+
+    def both(state: S) -> dict[str, Any]:
+        first.invoke(state)
+        unsaved.invoke(state)  # saves nothing: allowed
+        return second.invoke(state)
+
+    graph = StateGraph(S).add_node("both", both).add_edge(START, "both").compile(checkpointer=saver)
+    with pytest.raises(MultipleSubgraphsError, match=r"^Multiple subgraphs called inside the same node 'both'"):
+        run(graph, {"foo": "", "log": []}, "sync", thread())
+    plain = StateGraph(S).add_node("both", both).add_edge(START, "both").compile()  # no checkpointer: no namespace
+    assert run(plain, {"foo": "", "log": []}, mode)["log"] == ["b"]
