@@ -581,9 +581,27 @@ def convert_to_messages(
         ValueError: a role is unknown, or a dict lacks `role`/`content`.
         NotImplementedError: a value is none of the above.
     """
+    if type(messages) is list and _EXACT_TYPES.issuperset(map(type, messages)):
+        # The usual input, a history of graphrt messages: a C-level type check, no per-item call.
+        return messages.copy()
     if isinstance(messages, BaseMessage | str | dict):
         return [_to_message(messages)]
     return [_to_message(message) for message in messages]
+
+
+_EXACT_TYPES = frozenset(
+    (
+        HumanMessage,
+        AIMessage,
+        SystemMessage,
+        ToolMessage,
+        ChatMessage,
+        FunctionMessage,
+        RemoveMessage,
+        *_CHUNK_OF,
+    )
+)
+"""The message classes defined here: values of exactly these types are messages as they are."""
 
 
 def _to_message(message: Any) -> BaseMessage:

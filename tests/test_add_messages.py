@@ -292,3 +292,19 @@ def test_a_history_grown_in_place_is_checked_again() -> None:
     history.append(HumanMessage("appended in place, no id"))
     merged = add_messages(history, [AIMessage("b")])
     assert all(m.id is not None for m in merged)
+
+
+def test_a_history_whose_last_message_was_replaced_in_place_is_checked_again() -> None:
+    history = add_messages([], [HumanMessage("a", id="1"), AIMessage("b", id="2")])
+    history[-1] = AIMessage("c", id="3")
+    merged = add_messages(history, [AIMessage("d", id="3")])
+    assert [m.content for m in merged] == ["a", "d"]
+
+
+def test_an_update_with_a_known_id_replaces_on_a_remembered_history() -> None:
+    history = add_messages([], [HumanMessage("a", id="1"), AIMessage("b", id="2")])
+    grown = add_messages(history, [AIMessage("c", id="3")])
+    replaced = add_messages(grown, [AIMessage("B", id="2")])
+    assert [m.content for m in replaced] == ["a", "B", "c"]
+    again = add_messages(replaced, [AIMessage("C", id="3"), HumanMessage("d", id="4")])
+    assert [m.content for m in again] == ["a", "B", "C", "d"]

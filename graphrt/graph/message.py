@@ -75,56 +75,48 @@ def add_messages(
     if left is None or right is None:
         given = "left" if left is not None else "right"
         raise ValueError(f"Must specify non-null arguments for both 'left' and 'right'. Only received: '{given}'.")
-    update_items = right if isinstance(right, list) else [right]
-    fresh = not any(map(_given_id, update_items))
     update, update_ids = _coerce(right)
-    # The common turn: new messages without ids get fresh uuids, which can't collide with the history,
-    # so the history needs only a C-level check, not an id scan.
-    if (
-        fresh
-        and type(left) is list
-        and not any(isinstance(m, RemoveMessage) for m in update)
-        and (_was_checked(left) or (_PLAIN_TYPES.issuperset(map(type, left)) and None not in map(_ID_OF, left)))
-    ):
-        appended: list[Any] = [*left, *update]
-        if _PLAIN_TYPES.issuperset(map(type, update)):
-            _remember_checked(appended)
-        return appended
+    # The common turn appends new messages to a history this function returned (the channel's value fed
+    # back in): its ids are remembered, so only the update is looked at, never the whole history.
+    known = _known_ids(left)
+    if known is not None and _PLAIN_TYPES.issuperset(map(type, update)) and RemoveMessage not in map(type, update):
+        new_ids = set(update_ids)
+        if len(new_ids) == len(update_ids) and known.isdisjoint(new_ids):
+            appended: list[Any] = [*left, *update]
+            _remember(appended, known | new_ids)
+            return appended
     history, history_ids = _coerce(left)
-    return _merge(history, history_ids, update, update_ids)
+    merged = _merge(history, history_ids, update, update_ids)
+    if _PLAIN_TYPES.issuperset(map(type, merged)):
+        _remember(merged, set(map(_get_id, merged)))
+    return merged
 
 
-_ID_OF = attrgetter("id")
-
-_checked: dict[int, tuple[list[Any], int]] = {}
-"""Histories this function returned lately (all plain messages with ids), by identity: a history fed
-back in (the next update of the same run) needs no second scan. Strong references, so an id can't be
-reused while it is listed; bounded, oldest dropped first."""
+_checked: dict[int, tuple[list[Any], int, Any, set[str]]] = {}
+"""Histories this function returned lately (all plain messages with ids), by identity, with their ids: a
+history fed back in (the next update of the same run) needs no second scan. Strong references, so an id
+can't be reused while it is listed; bounded, oldest dropped first. The id sets are never modified."""
 
 
 _checked_lock = threading.Lock()
 
 
-def _was_checked(history: list[Any]) -> bool:
-    """Returned by this function and not grown since (a node may append to its state list in place)."""
+def _known_ids(history: Any) -> set[str] | None:
+    """The ids of a history returned by this function and not changed since: a node may append to its
+    state list or replace its last message in place; then the history is scanned again."""
     hit = _checked.get(id(history))
-    return hit is not None and hit[0] is history and hit[1] == len(history)
+    if hit is None or hit[0] is not history or hit[1] != len(history) or (history and history[-1] is not hit[2]):
+        return None
+    return hit[3]
 
 
-def _remember_checked(history: list[Any]) -> None:
+def _remember(history: list[Any], ids: set[str]) -> None:
+    if len(ids) != len(history):
+        return  # duplicate ids (only a caller's own list can have them): no shortcut for this one
     with _checked_lock:  # parallel nodes may reduce at once
-        _checked[id(history)] = (history, len(history))
+        _checked[id(history)] = (history, len(history), history[-1] if history else None, ids)
         while len(_checked) > 32:
             _checked.pop(next(iter(_checked)))
-
-
-def _given_id(item: Any) -> Any:
-    """The id a message-like value already carries (None: it will get a fresh one)."""
-    if isinstance(item, BaseMessage):
-        return item.id
-    if isinstance(item, dict):
-        return item.get("id")
-    return None
 
 
 def _check_format(format: object) -> None:

@@ -47,6 +47,8 @@ def coerce_messages(input: Any) -> list[BaseMessage]:
     Raises:
         TypeError: the input is none of those.
     """
+    if type(input) is list:  # the usual input, checked first
+        return convert_to_messages(input)
     if hasattr(input, "to_messages") and callable(input.to_messages):
         input = input.to_messages()
     if isinstance(input, str | BaseMessage):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain, compress
+from operator import attrgetter, itemgetter
 from typing import Annotated, Any, NotRequired, Required, TypedDict
 
 from graphrt.config import RunnableConfig
@@ -86,18 +88,52 @@ def _messages_of(state: Any) -> list[Any]:
     return list(messages)
 
 
-def check_history(messages: Sequence[Any]) -> None:
-    """Every tool call in the history needs its ToolMessage (models reject a history without one)."""
-    # Compared by `type` string, not isinstance: this runs on the whole history before every model call.
+_TYPE, _CALL_ID, _TOOL_CALLS, _ID = (
+    attrgetter("type"),
+    attrgetter("tool_call_id"),
+    attrgetter("tool_calls"),
+    itemgetter("id"),
+)
+
+
+class HistoryCheck:
+    """Checks that every tool call in the history has its ToolMessage (models reject a history without one).
+
+    This runs before every model call, on a history that mostly repeats the last one checked, so the last
+    history that passed is remembered (a shallow copy, with its answered and unanswered call ids) and a
+    history that starts with it costs only its new messages. Messages are told apart by their `type`
+    string, with C-level loops, no Python code per message.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: tuple[list[Any], frozenset[Any]] = ([], frozenset())
+
+    def __call__(self, messages: list[Any]) -> None:
+        """Raise ValueError naming the first unanswered tool calls, if any."""
+        prefix, answered = self._last  # one read: a node may run in several threads at once
+        if prefix and len(messages) >= len(prefix) and messages[: len(prefix)] == prefix:
+            new = messages[len(prefix) :]
+        else:
+            new, answered = messages, frozenset()
+        types = list(map(_TYPE, new))
+        answered = answered.union(map(_CALL_ID, compress(new, map("tool".__eq__, types))))
+        asked = chain.from_iterable(map(_TOOL_CALLS, compress(new, map("ai".__eq__, types))))
+        if not answered.issuperset(map(_ID, asked)):
+            _raise_unanswered(messages)
+        self._last = (list(messages), answered)
+
+
+def _raise_unanswered(messages: Sequence[Any]) -> None:
     answered = {m.tool_call_id for m in messages if m.type == "tool"}
     missing = [c for m in messages if m.type == "ai" for c in m.tool_calls if c["id"] not in answered]
-    if missing:
-        raise ValueError(
-            "Found AIMessages with tool_calls that do not have a corresponding ToolMessage. Here are the first few "
-            f"of those tool calls: {missing[:3]}.\n\nEvery tool call (LLM requesting to call a tool) in the message "
-            "history MUST have a corresponding ToolMessage (result of a tool invocation to return to the LLM) - "
-            "this is required by most LLM providers."
-        )
+    raise ValueError(
+        "Found AIMessages with tool_calls that do not have a corresponding ToolMessage. Here are the first few "
+        f"of those tool calls: {missing[:3]}.\n\nEvery tool call (LLM requesting to call a tool) in the message "
+        "history MUST have a corresponding ToolMessage (result of a tool invocation to return to the LLM) - "
+        "this is required by most LLM providers."
+    )
 
 
 class ModelNode:
@@ -108,9 +144,10 @@ class ModelNode:
         self.bound = model.bind_tools(tools) if tools else model
         self.model = model
         self.name = spec.model_node
+        self._check_history = HistoryCheck()
 
     def _inputs(self, state: Any, messages: Sequence[Any]) -> list[BaseMessage]:
-        check_history(_messages_of(state))
+        self._check_history(_messages_of(state))
         return convert_to_messages(list(messages))
 
     def _answer(self, response: Any) -> AIMessage:
