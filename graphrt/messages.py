@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated, Any, Literal, NotRequired, TypeAlias
+from typing import Annotated, Any, Literal, NotRequired, TypeAlias, cast
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 from typing_extensions import TypedDict  # pydantic needs this TypedDict before Python 3.12
@@ -583,7 +583,7 @@ def convert_to_messages(
     """
     if type(messages) is list and _EXACT_TYPES.issuperset(map(type, messages)):
         # The usual input, a history of graphrt messages: a C-level type check, no per-item call.
-        return messages.copy()
+        return cast(list[BaseMessage], messages.copy())
     if isinstance(messages, BaseMessage | str | dict):
         return [_to_message(messages)]
     return [_to_message(message) for message in messages]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from operator import attrgetter
 from typing import Annotated, Any, Literal, TypeAlias, overload
@@ -92,7 +93,7 @@ def add_messages(
     return merged
 
 
-_checked: dict[int, tuple[list[Any], int, Any, set[str]]] = {}
+_checked: OrderedDict[int, tuple[list[Any], int, Any, set[str]]] = OrderedDict()
 """Histories this function returned lately (all plain messages with ids), by identity, with their ids: a
 history fed back in (the next update of the same run) needs no second scan. Strong references, so an id
 can't be reused while it is listed; bounded, oldest dropped first. The id sets are never modified."""
@@ -115,8 +116,8 @@ def _remember(history: list[Any], ids: set[str]) -> None:
         return  # duplicate ids (only a caller's own list can have them): no shortcut for this one
     with _checked_lock:  # parallel nodes may reduce at once
         _checked[id(history)] = (history, len(history), history[-1] if history else None, ids)
-        while len(_checked) > 32:
-            _checked.pop(next(iter(_checked)))
+        if len(_checked) > 32:
+            _checked.popitem(last=False)  # O(1); a plain dict's first key is found by skipping deleted slots
 
 
 def _check_format(format: object) -> None:

@@ -230,25 +230,27 @@ class BaseChatModel:
         return message_chunk_sink(self._ls_metadata())
 
     def _chunks(self, chunks: Iterator[AIMessageChunk]) -> Iterator[AIMessageChunk]:
-        """Give every chunk the reply's id and mark the last one."""
+        """Pass each chunk on as soon as the provider makes it, with the reply's id.
+
+        The last chunk has `chunk_position="last"`: a provider may mark its own last chunk; otherwise an
+        empty marked chunk follows (as in LangChain), since holding a chunk back to mark it would delay it.
+        """
         run_id = f"lc_run--{uuid.uuid4()}"
-        previous: AIMessageChunk | None = None
+        last: AIMessageChunk | None = None
         for chunk in chunks:
-            if previous is not None:
-                yield previous
-            previous = _with_id(chunk, run_id)
-        if previous is not None:
-            yield previous.model_copy(update={"chunk_position": "last"})
+            last = _with_id(chunk, run_id)
+            yield last
+        if last is not None and last.chunk_position != "last":
+            yield _last_marker(last)
 
     async def _achunks(self, chunks: AsyncIterator[AIMessageChunk]) -> AsyncIterator[AIMessageChunk]:
         run_id = f"lc_run--{uuid.uuid4()}"
-        previous: AIMessageChunk | None = None
+        last: AIMessageChunk | None = None
         async for chunk in chunks:
-            if previous is not None:
-                yield previous
-            previous = _with_id(chunk, run_id)
-        if previous is not None:
-            yield previous.model_copy(update={"chunk_position": "last"})
+            last = _with_id(chunk, run_id)
+            yield last
+        if last is not None and last.chunk_position != "last":
+            yield _last_marker(last)
 
     def _final(self, total: AIMessageChunk | None) -> AIMessage:
         if total is None:
@@ -267,6 +269,12 @@ def _with_id(chunk: AIMessageChunk, run_id: str) -> AIMessageChunk:
     return chunk if chunk.id is not None else chunk.model_copy(update={"id": run_id})
 
 
+def _last_marker(last: AIMessageChunk) -> AIMessageChunk:
+    """The empty chunk that ends a stream whose provider did not mark its last chunk."""
+    return AIMessageChunk("" if isinstance(last.content, str) else [], id=last.id, chunk_position="last")
+
+
 def _as_chunk(message: AIMessage) -> AIMessageChunk:
+    """A whole reply as the one (so also the last) chunk of a stream."""
     data = message.model_dump(exclude={"type"})
-    return AIMessageChunk(**data)
+    return AIMessageChunk(**data, chunk_position="last")

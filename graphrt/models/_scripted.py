@@ -118,7 +118,7 @@ class ScriptedChatModel(BaseChatModel):
                 **base,
             )
             yield AIMessageChunk("", tool_call_chunks=[tool_call_chunk(args=args[half:], index=index)], **base)
-        yield AIMessageChunk("", response_metadata=message.response_metadata, **base)
+        yield AIMessageChunk("", response_metadata=message.response_metadata, chunk_position="last", **base)
 
     def _pick(self, messages: list[BaseMessage]) -> Reply:
         reply = self._script.next()

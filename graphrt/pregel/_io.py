@@ -176,7 +176,8 @@ class RunIO:
     """Runs inside a task of another run: a driver whose tasks no pool worker takes runs them itself (no
     pool deadlock), and an async driver needs no separate event pump (its events go to the root's sink)."""
     live: bool = False
-    """Run even a single task off the caller's thread, so nested runs' events reach the caller as they happen."""
+    """Run even a single task off the caller's thread, so nested runs' events, tokens and custom chunks reach
+    the caller as they happen."""
     max_concurrency: int | None = None
     label: str = ""
     """Names the run in log lines (its thread)."""

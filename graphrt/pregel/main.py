@@ -259,7 +259,10 @@ class Pregel:
             sink,
             writer,
             nested=parent is not None,
-            live=parent is None and options.subgraphs and not options.for_invoke,
+            # Tokens and custom chunks reach a streaming caller while the task that makes them still runs.
+            live=parent is None
+            and not options.for_invoke
+            and (options.subgraphs or not all_modes.isdisjoint(("messages", "custom"))),
             max_concurrency=config.get("max_concurrency"),
             cache=self.cache,
             label=_run_label(config, saver),
