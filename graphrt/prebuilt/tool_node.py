@@ -80,15 +80,13 @@ class ToolNode:
     def __call__(self, input: Any, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
         """Run the tool calls (in parallel worker threads when there are several) and combine the answers."""
         calls, kind = self._parse_input(input)
-        jobs = [(call, self._tool_runtime(call, input, config, runtime)) for call in calls]
-        if len(jobs) <= 1:
-            outputs = [self._run_one(call, kind, rt) for call, rt in jobs]
+        jobs = [_Job(call, input, config, runtime, self) for call in calls]
+        if len(jobs) <= 1:  # one call (the usual turn) runs inline: a thread would only add a handoff
+            outputs = [self._run_one(job, kind) for job in jobs]
         else:
             workers = config.get("max_concurrency") or len(jobs)
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = [
-                    pool.submit(contextvars.copy_context().run, self._run_one, call, kind, rt) for call, rt in jobs
-                ]
+                futures = [pool.submit(contextvars.copy_context().run, self._run_one, job, kind) for job in jobs]
                 outputs = [future.result() for future in futures]
         return self._combine(outputs, kind)
 
@@ -100,7 +98,7 @@ class ToolNode:
 
         async def run(i: int, call: ToolCall) -> None:
             try:
-                outputs[i] = await self._arun_one(call, kind, self._tool_runtime(call, input, config, runtime))
+                outputs[i] = await self._arun_one(_Job(call, input, config, runtime, self), kind)
             except Exception as exc:  # raised below, the first in call order, like the sync path
                 errors[i] = exc
 
@@ -144,42 +142,32 @@ class ToolNode:
                 return list(message.tool_calls), kind
         raise ValueError("No AIMessage found in input")
 
-    def _tool_runtime(
-        self, call: ToolCall, input: Any, config: RunnableConfig, runtime: Runtime[Any]
-    ) -> ToolRuntime[Any, Any]:
-        state = input if not (isinstance(input, list) and input and isinstance(input[-1], dict)) else {}
-        return ToolRuntime(
-            state=state,
-            context=runtime.context,
-            config=config,
-            stream_writer=runtime.stream_writer,
-            tool_call_id=call.get("id"),
-            store=runtime.store,
-            tools=list(self._tools_by_name.values()),
-        )
-
-    def _prepare(self, call: ToolCall, rt: ToolRuntime[Any, Any]) -> tuple[BaseTool | None, dict[str, Any]]:
+    def _prepare(self, job: _Job) -> tuple[BaseTool | None, dict[str, Any]]:
+        call = job.call
         found = self._tools_by_name.get(call["name"])
         if found is None:
             return None, {}
+        if not found.injected:
+            return found, {**call, "type": "tool_call"}
         injected = {injection.param for injection in found.injected}
         args = {k: v for k, v in call["args"].items() if k not in injected}
         for injection in found.injected:
             if injection.source == "tool_runtime":
-                args[injection.param] = rt
+                args[injection.param] = job.tool_runtime()
             elif injection.source == "store":
-                if rt.store is None:
+                if job.runtime.store is None:
                     raise ValueError(
                         "Cannot inject store into tools with InjectedStore annotations - please compile your "
                         f"graph with a store (tool '{found.name}', parameter '{injection.param}')."
                     )
-                args[injection.param] = rt.store
+                args[injection.param] = job.runtime.store
             elif injection.source == "state":
-                _inject_state(args, injection.param, injection.field, rt.state, injection.required, found.name)
+                _inject_state(args, injection.param, injection.field, job.state, injection.required, found.name)
         return found, {**call, "args": args, "type": "tool_call"}
 
-    def _run_one(self, call: ToolCall, kind: InputKind, rt: ToolRuntime[Any, Any]) -> Any:
-        found, prepared = self._prepare(call, rt)
+    def _run_one(self, job: _Job, kind: InputKind) -> Any:
+        call, config = job.call, job.config
+        found, prepared = self._prepare(job)
         if found is None:
             return self._unknown_tool(call)
         if isinstance(found, StructuredTool) and found.func is None:
@@ -188,7 +176,7 @@ class ToolNode:
             )
         try:
             try:
-                response = found.invoke(prepared, rt.config)
+                response = found.invoke(prepared, config)
             except ValidationError as exc:
                 raise ToolInvocationError(call["name"], exc, call["args"]) from exc
             return self._normalize(response, call, kind)
@@ -197,13 +185,14 @@ class ToolNode:
         except Exception as exc:
             return self._handle(exc, call)
 
-    async def _arun_one(self, call: ToolCall, kind: InputKind, rt: ToolRuntime[Any, Any]) -> Any:
-        found, prepared = self._prepare(call, rt)
+    async def _arun_one(self, job: _Job, kind: InputKind) -> Any:
+        call, config = job.call, job.config
+        found, prepared = self._prepare(job)
         if found is None:
             return self._unknown_tool(call)
         try:
             try:
-                response = await found.ainvoke(prepared, rt.config)
+                response = await found.ainvoke(prepared, config)
             except ValidationError as exc:
                 raise ToolInvocationError(call["name"], exc, call["args"]) from exc
             return self._normalize(response, call, kind)
@@ -278,6 +267,34 @@ class ToolNode:
         if kind == "list":
             return [item if isinstance(item, Command) else [item] for item in flat]
         return [item if isinstance(item, Command) else Command(update={self.messages_key: [item]}) for item in flat]
+
+
+@dataclasses.dataclass(slots=True)
+class _Job:
+    """One tool call with what its injected values come from; the `ToolRuntime` is built only if asked for."""
+
+    call: ToolCall
+    input: Any
+    config: RunnableConfig
+    runtime: Runtime[Any]
+    node: ToolNode
+
+    @property
+    def state(self) -> Any:
+        """The graph state the node was given ({} when it was given bare tool calls)."""
+        given = self.input
+        return given if not (isinstance(given, list) and given and isinstance(given[-1], dict)) else {}
+
+    def tool_runtime(self) -> ToolRuntime[Any, Any]:
+        return ToolRuntime(
+            state=self.state,
+            context=self.runtime.context,
+            config=self.config,
+            stream_writer=self.runtime.stream_writer,
+            tool_call_id=self.call.get("id"),
+            store=self.runtime.store,
+            tools=list(self.node.tools_by_name.values()),
+        )
 
 
 def _inject_state(args: dict[str, Any], param: str, field: str | None, state: Any, required: bool, name: str) -> None:
