@@ -5,7 +5,8 @@ then answers; the tool is a `@tool` function; the thread is checkpointed in memo
 graphrt runs `graphrt.prebuilt.create_agent`; the LangGraph side runs LangChain's `create_agent` when the
 `langchain` package is installed, else `langgraph.prebuilt.create_react_agent` (the same loop; the table
 says which ran). Both models are subclasses of their library's chat-model base class, answering from the
-same rule. Prints median microseconds per tool call (wall time) and the ratios.
+same rule. Prints median microseconds per tool call, wall time and CPU time (the process's; on a shared
+machine it moves less with the load than wall time), and the ratios.
 
     python benchmarks/bench_agent.py
     LG_PYTHON=/path/to/langgraph/venv/bin/python python benchmarks/bench_agent.py
@@ -118,42 +119,63 @@ def _factory() -> str:
     return "langchain.agents.create_agent"
 
 
-def _time(func: Callable[[], list[str]], repeat: int = 15) -> float:
-    """Median µs per tool call over `repeat` runs, after a checked warm-up run."""
+ROUNDS, REPEAT = 3, 7
+
+
+def _samples(func: Callable[[], list[str]], repeat: int = REPEAT) -> tuple[list[float], list[float]]:
+    """Wall and CPU µs per tool call of `repeat` runs, after a checked warm-up run."""
     if func() != EXPECTED:
         raise AssertionError("wrong transcript")
-    samples = []
+    wall: list[float] = []
+    cpu: list[float] = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         func()
-        samples.append((time.perf_counter() - start) * 1e6 / K)
-    return statistics.median(samples)
+        wall.append((time.perf_counter() - start) * 1e6 / K)
+        cpu.append((time.process_time() - start_cpu) * 1e6 / K)
+    return wall, cpu
+
+
+def _langgraph_samples() -> tuple[list[float], list[float], str] | None:
+    """LangGraph's samples, in this process or from `LG_PYTHON`'s; None when LangGraph is not available."""
+    lg_python = os.environ.get("LG_PYTHON")
+    try:
+        if not lg_python:
+            return (*_samples(build("langgraph")), _factory())
+        out = subprocess.run([lg_python, __file__, "--json", "langgraph"], capture_output=True, text=True, check=True)
+    except (ImportError, subprocess.CalledProcessError):
+        return None
+    wall, cpu, factory = json.loads(out.stdout)
+    return wall, cpu, factory
 
 
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--json":
-        print(json.dumps([_time(build(sys.argv[2])), _factory()]))
+        print(json.dumps([*_samples(build(sys.argv[2])), _factory()]))
         return
-    ours, floor = _time(build("graphrt")), _time(plain)
-    theirs: float | None = None
-    factory = "n/a"
-    lg_python = os.environ.get("LG_PYTHON")
-    try:
-        if lg_python:
-            out = subprocess.run(
-                [lg_python, __file__, "--json", "langgraph"], capture_output=True, text=True, check=True
-            )
-            theirs, factory = json.loads(out.stdout)
-        else:
-            theirs, factory = _time(build("langgraph")), _factory()
-    except (ImportError, subprocess.CalledProcessError):
-        theirs = None
-    lg = f"{theirs:.1f}" if theirs else "n/a"
-    ratio = f"{theirs / ours:.1f}x" if theirs else "n/a"
-    print(f"LangGraph side: {factory}")
-    print("| workload | unit | graphrt µs | LangGraph µs | plain Python µs | LangGraph / graphrt | graphrt / plain |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    print(f"| react_agent_{K} | tool call | {ours:.1f} | {lg} | {floor:.2f} | {ratio} | {ours / floor:.0f}x |")
+    # The two sides alternate for a few rounds, so that a change in the machine's load hits both.
+    ours: tuple[list[float], list[float]] = ([], [])
+    theirs: tuple[list[float], list[float]] = ([], [])
+    factory = "n/a (LangGraph not found: set LG_PYTHON)"
+    agent = build("graphrt")
+    for _ in range(ROUNDS):
+        for into, got in zip(ours, _samples(agent), strict=True):
+            into.extend(got)
+        lg = _langgraph_samples()
+        if lg is not None:
+            theirs[0].extend(lg[0])
+            theirs[1].extend(lg[1])
+            factory = lg[2]
+    floor = statistics.median(_samples(plain)[0])
+    print(f"LangGraph side: {factory}; medians of {ROUNDS} x {REPEAT} runs, alternating")
+    print("| react_agent_50, µs per tool call | graphrt | LangGraph | LangGraph / graphrt | graphrt / plain |")
+    print("|---|---:|---:|---:|---:|")
+    for name, index in (("wall time", 0), ("CPU time", 1)):
+        mine = statistics.median(ours[index])
+        other = statistics.median(theirs[index]) if theirs[index] else None
+        lg_text, ratio = (f"{other:.1f}", f"{other / mine:.1f}x") if other else ("n/a", "n/a")
+        print(f"| {name} | {mine:.1f} | {lg_text} | {ratio} | {mine / floor:.0f}x |")
+    print(f"| plain Python (wall) | {floor:.2f} | | | |")
 
 
 if __name__ == "__main__":
