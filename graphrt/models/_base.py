@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from graphrt._context import message_chunk_sink
+from graphrt._context import message_chunk_sink, running_task
 from graphrt.messages import (
     AIMessage,
     AIMessageChunk,
@@ -224,6 +224,9 @@ class BaseChatModel:
         return metadata
 
     def _sink(self, config: Mapping[str, Any] | None) -> Any:
+        task = running_task()
+        if task is None or task.run.message_sink is None:
+            return None  # the usual case, decided before any metadata is built
         tags = [*self._config.get("tags", ()), *((config or {}).get("tags", ()))]
         if "nostream" in tags:
             return None
