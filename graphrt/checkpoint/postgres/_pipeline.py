@@ -18,7 +18,6 @@ either mode. Speculation is on only inside `retrying()`, which the saver's metho
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
@@ -76,7 +75,7 @@ _EXPECT_LEASE = (
 _EXPECT_BLOB = (
     "SELECT graphrt_expect(EXISTS (SELECT 1 FROM graphrt_checkpoint_blobs WHERE thread_id = %s AND checkpoint_ns = %s "
     "AND channel = %s AND version = %s AND type = %s AND base_version IS NOT DISTINCT FROM %s::text AND depth = %s "
-    "AND md5(COALESCE(blob, ''::bytea)) = %s))"
+    "AND COALESCE(octet_length(blob), 0) = %s))"
 )
 _INSERT_BLOBS = (
     "WITH new AS (INSERT INTO graphrt_checkpoint_blobs "
@@ -288,10 +287,6 @@ class BatchCursor:
         return self.sets[-1][0]
 
 
-def _md5(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
 class PgWriteTx(SqlTx):
     """The write primitives over a `BatchCursor`; speculative when created inside `retrying()` (first try).
 
@@ -330,6 +325,9 @@ class PgWriteTx(SqlTx):
         return found
 
     def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Blob]:
+        """Known blobs are checked on type, base, depth and size, not on their bytes: hashing a whole value at
+        the server would make each step's cost grow with the thread. A version's bytes change only when a
+        reused version number is overwritten, and the core reads only a delta base's existence and depth."""
         found: dict[tuple[str, str], Blob] = {}
         missing = list(keys)
         if self.speculative:
@@ -340,7 +338,7 @@ class PgWriteTx(SqlTx):
                     missing.append((channel, version))
                     continue
                 found[(channel, version)] = blob
-                params = (thread_id, checkpoint_ns, channel, version, blob.type, blob.base, blob.depth, _md5(blob.data))
+                params = (thread_id, checkpoint_ns, channel, version, blob.type, blob.base, blob.depth, len(blob.data))
                 self.cur.execute(_EXPECT_BLOB, params)
         if missing:
             found.update(super().blobs(thread_id, checkpoint_ns, missing))
