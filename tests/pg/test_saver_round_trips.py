@@ -14,6 +14,8 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 
+from graphrt.checkpoint._ownership import now_micros
+from graphrt.checkpoint._primitives import Lease
 from graphrt.checkpoint.base import ChannelVersions, Checkpoint, empty_checkpoint
 from graphrt.checkpoint.base.id import uuid6
 from graphrt.checkpoint.postgres import PostgresSaver
@@ -96,6 +98,26 @@ def test_a_head_moved_by_another_process_is_a_conflict_and_nothing_is_saved(pg_d
         # Having read the new head, the next guarded step goes through.
         mine.head = moved
         mine.put({"log": ["a", "theirs", "ours"]})
+
+
+def test_a_claim_taken_over_by_another_process_fences_the_run(pg_dsn: str) -> None:
+    with PostgresSaver.from_conn_string(pg_dsn) as ours, PostgresSaver.from_conn_string(pg_dsn) as theirs:
+        mine = Writer(ours, "t")
+        with ours.claim_thread(_config("t")):
+            first = mine.put({"log": ["a"]})
+            with theirs._write_tx("t") as tx:  # another machine takes the thread over (say, after a network split)
+                assert tx.swap_lease("t", tx.lease("t"), Lease("thief", "elsewhere/boot", 1, now_micros() + 60_000_000))
+            # `ours` still believes it holds the lease; the server refutes that, and the exact retry is fenced.
+            with pytest.raises(ThreadConflictError):
+                mine.put({"log": ["a", "b"]})
+            with pytest.raises(ThreadConflictError):
+                ours.put_writes_guarded(
+                    {"configurable": {**_config("t")["configurable"], "checkpoint_id": first}}, [("log", ["x"])], "task"
+                )
+        assert ours.get_head_id(_config("t")) == first
+        with theirs._read_tx() as tx:
+            lease = tx.lease("t")
+        assert lease is not None and lease.owner == "thief"  # not released by the fenced run
 
 
 def test_a_delta_base_deleted_by_another_process_is_not_built_on(pg_dsn: str) -> None:
