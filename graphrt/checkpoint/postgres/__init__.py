@@ -2,8 +2,8 @@
 
 The algorithm (deltas, guarded puts, exactly-once writes, retention, thread ownership) is the storage core's
 (`graphrt.checkpoint._core`) and the statements are the shared SQL layer's (`graphrt.checkpoint._sql`); this
-package opens transactions on PostgreSQL connections (`graphrt._postgres`) in pipeline mode, where a step's
-write transaction is one round trip (`_pipeline`).
+package opens transactions on PostgreSQL connections (`graphrt._postgres`) and sends each one's statements as
+batches, so a step's write transaction is one round trip (`_pipeline`).
 """
 
 from __future__ import annotations
@@ -77,10 +77,10 @@ class PostgresCore(SqlSaver):
     core's lease row (a dead owner's lease is taken over: at once on its own machine, after
     `lease_seconds` elsewhere).
 
-    Every transaction is pipelined. The write methods (`put`, `put_step`, `put_writes*`) and thread claims
-    run speculatively: the reads the core makes before writing (head, lease, delta bases) are answered from
-    what this saver last committed and checked by the server in the same round trip as the commit; a stale
-    guess rolls back and the method runs again with real reads (see `_pipeline`).
+    Every transaction's statements are sent as batches. The write methods (`put`, `put_step`, `put_writes*`)
+    and thread claims run speculatively: the reads the core makes before writing (head, lease, delta bases)
+    are answered from what this saver last committed and checked by the server in the same round trip as
+    the commit; a stale guess rolls back and the method runs again with real reads (see `_pipeline`).
     """
 
     dialect = POSTGRES

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from graphrt._postgres import ConnectionLostError
-from graphrt.checkpoint._delta import Blob, StreamKey
+from graphrt.checkpoint._delta import MAX_CHAIN, Blob, StreamKey
 from graphrt.checkpoint._dialect import Dialect
 from graphrt.checkpoint._primitives import CheckpointRow, Lease
 from graphrt.checkpoint._sql import SqlTx
@@ -95,6 +95,9 @@ _DELETE_LEASE = (
     "WITH changed AS (DELETE FROM graphrt_thread_leases WHERE thread_id = %s AND owner = %s "
     "AND COALESCE(expires_at, -1) = %s RETURNING 1) "
 )
+
+_MAX_KNOWN_BLOB = 64 * 1024
+"""Larger blobs are not kept in `Knowledge` (a delta on one is built after reading its base for real)."""
 
 _speculating: ContextVar[bool] = ContextVar("graphrt_pg_speculating", default=False)
 _retrying: ContextVar[bool] = ContextVar("graphrt_pg_retrying", default=False)
@@ -168,10 +171,10 @@ class Knowledge:
     """What this saver last saw committed, per recently used thread: the guesses of speculative transactions.
 
     Only a speed-up: every guess is checked by the server before anything commits. Bounded (least recently
-    used threads are dropped) and thread-safe.
+    used threads are dropped, blobs over 64 KiB are not kept) and thread-safe.
     """
 
-    def __init__(self, max_threads: int = 10_000) -> None:
+    def __init__(self, max_threads: int = 2_000) -> None:
         self._threads: OrderedDict[str, _Thread] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_threads
@@ -220,8 +223,10 @@ class Knowledge:
                     known.heads[fact[2]] = fact[3] if old is None or fact[3] > old else old
                 elif kind == "lease":
                     known.lease = fact[2]
-                elif kind == "blob":
+                elif kind == "blob" and len(fact[5].data) <= _MAX_KNOWN_BLOB:
                     known.blobs[(fact[2], fact[3])] = (fact[4], fact[5])
+                elif kind == "blob":
+                    known.blobs.pop((fact[2], fact[3]), None)
 
     def forget(self, thread_id: str) -> None:
         with self._lock:
@@ -414,17 +419,19 @@ class PgWriteTx(SqlTx):
 class PgReadTx(SqlTx):
     """The read primitives over a `BatchCursor`, in one REPEATABLE READ snapshot.
 
-    A checkpoint's pending writes are asked for in the same round trip as the checkpoint, and a blob found
-    absent is not asked for again (the snapshot cannot change); what is read feeds `Knowledge`.
+    A checkpoint's pending writes are asked for in the same round trip as the checkpoint, and the bases of the
+    blobs asked for (up to 64 KiB each) with the blobs, for the delta chains that follow; a blob found absent
+    is not asked for again (the snapshot cannot change). What is read feeds `Knowledge`.
     """
 
-    __slots__ = ("_absent", "_writes", "knowledge")
+    __slots__ = ("_absent", "_bases", "_writes", "knowledge")
 
     def __init__(self, cur: BatchCursor, dialect: Dialect, knowledge: Knowledge) -> None:
         super().__init__(cur, dialect)
         self.knowledge = knowledge
         self._writes: dict[tuple[str, str, str], list[WriteRow]] = {}
         self._absent: set[tuple[str, str, str, str]] = set()
+        self._bases: dict[tuple[str, str, str, str], Blob] = {}
 
     def head(self, thread_id: str, checkpoint_ns: str) -> str | None:
         found = super().head(thread_id, checkpoint_ns)
@@ -455,7 +462,14 @@ class PgReadTx(SqlTx):
         return cached if cached is not None else super().writes(thread_id, checkpoint_ns, checkpoint_id)
 
     def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Blob]:
+        prefetch = 0 < len(keys) <= _PREFETCH_KEYS
+        if prefetch:  # queued first: the blobs' own result stays the last of the round trip
+            sql = " UNION ALL ".join(_SELECT_BASE for _ in keys)
+            self.cur.execute(sql, tuple(x for ch, v in keys for x in (thread_id, checkpoint_ns, ch, v)))
         found = super().blobs(thread_id, checkpoint_ns, keys)
+        if prefetch:
+            for r in self.cur.sets[-2][1]:  # type: ignore[attr-defined]
+                self._bases[(thread_id, checkpoint_ns, r[0], r[1])] = Blob(r[2], bytes(r[3] or b""), r[4], r[5])
         facts: list[tuple[Any, ...]] = []
         for channel, version in keys:
             blob = found.get((channel, version))
@@ -469,7 +483,13 @@ class PgReadTx(SqlTx):
     def chain(self, stream: StreamKey, version: str, stop_at: Collection[str]) -> list[tuple[str, Blob]]:
         if (*stream, version) in self._absent:
             return []
-        return super().chain(stream, version, stop_at)
+        links: list[tuple[str, Blob]] = []
+        while (blob := self._bases.get((*stream, version))) is not None:
+            links.append((version, blob))
+            if blob.base is None or blob.base in stop_at or len(links) >= MAX_CHAIN:
+                return links
+            version = blob.base
+        return (links + super().chain(stream, version, stop_at))[:MAX_CHAIN]
 
     def lease(self, thread_id: str) -> Lease | None:
         found = super().lease(thread_id)
@@ -477,6 +497,15 @@ class PgReadTx(SqlTx):
         return found
 
 
+_PREFETCH_KEYS = 200
+"""Blob lookups whose bases are fetched in the same round trip (`SqlTx.blobs` sends this many per query)."""
+_SELECT_BASE = (
+    "SELECT b.channel, b.version, b.type, b.blob, b.base_version, b.depth FROM graphrt_checkpoint_blobs t "
+    "JOIN graphrt_checkpoint_blobs b ON b.thread_id = t.thread_id AND b.checkpoint_ns = t.checkpoint_ns "
+    "AND b.channel = t.channel AND b.version = t.base_version "
+    f"WHERE t.thread_id = %s AND t.checkpoint_ns = %s AND t.channel = %s AND t.version = %s "
+    f"AND COALESCE(octet_length(b.blob), 0) <= {_MAX_KNOWN_BLOB}"
+)
 _SELECT_WRITES_OF = (
     "SELECT task_id, idx, channel, type, blob, task_path FROM graphrt_checkpoint_writes "
     "WHERE thread_id = %s AND checkpoint_ns = %s AND checkpoint_id = {target}"
