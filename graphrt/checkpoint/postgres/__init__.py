@@ -2,27 +2,70 @@
 
 The algorithm (deltas, guarded puts, exactly-once writes, retention, thread ownership) is the storage core's
 (`graphrt.checkpoint._core`) and the statements are the shared SQL layer's (`graphrt.checkpoint._sql`); this
-package only opens transactions on PostgreSQL connections (`graphrt._postgres`).
+package opens transactions on PostgreSQL connections (`graphrt._postgres`) and sends each one's statements as
+batches, so a step's write transaction is one round trip (`_pipeline`).
 """
 
 from __future__ import annotations
 
+import builtins
+import functools
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager, nullcontext
+from typing import Any, TypeVar, cast
 
 from graphrt._postgres import Connector, require_psycopg
 
 require_psycopg("PostgresSaver")
 
+from graphrt.checkpoint._dialect import apply_migrations  # noqa: E402
+from graphrt.checkpoint._ownership import claim_options, held_owner, release  # noqa: E402
 from graphrt.checkpoint._sql import POSTGRES, Cursor, SqlSaver  # noqa: E402
+from graphrt.checkpoint.base._types import config_thread  # noqa: E402
+from graphrt.checkpoint.postgres._pipeline import (  # noqa: E402
+    EXPECTATION_FAILED,
+    PG_MIGRATIONS,
+    BatchCursor,
+    Knowledge,
+    Mispredicted,
+    PgReadTx,
+    PgWriteTx,
+    Resend,
+    first_try,
+    retrying,
+)
 from graphrt.checkpoint.serde.base import SerializerProtocol  # noqa: E402
+from graphrt.config import RunnableConfig  # noqa: E402
 
 __all__ = ("PostgresCore", "PostgresSaver")
 
 _MIGRATION_LOCK = 0x67727463686B7074
 """Advisory lock key ("grtchkpt") held while migrating, so concurrent `setup()` calls take turns."""
+PG_MIGRATIONS_TABLE = "graphrt_checkpoint_pg_migrations"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _retried(method: F) -> F:
+    """Run a saver method through `retrying`: speculative first, exact after a stale guess, resent after a
+    connection terminated before anything was applied."""
+
+    @functools.wraps(method)
+    def run(self: PostgresCore, *args: Any, **kwargs: Any) -> Any:
+        return retrying(lambda: method(self, *args, **kwargs), self._connector.recover)
+
+    return cast(F, run)
+
+
+def _terminated_unanswered(exc: BaseException, conn: Any, cur: BatchCursor) -> bool:
+    """Whether the server ended the connection (shutdown, `pg_terminate_backend`) in answer to a transaction's
+    first batch: it then ran none of it, and the operation can be sent again on another connection."""
+    import psycopg
+
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    broken = bool(conn.closed or conn.broken)
+    return broken and cur.flushes <= 1 and isinstance(exc, psycopg.OperationalError) and sqlstate.startswith("57P")
 
 
 class PostgresCore(SqlSaver):
@@ -33,6 +76,11 @@ class PostgresCore(SqlSaver):
     across every process and machine while different threads write in parallel. Thread ownership is the
     core's lease row (a dead owner's lease is taken over: at once on its own machine, after
     `lease_seconds` elsewhere).
+
+    Every transaction's statements are sent as batches. The write methods (`put`, `put_step`, `put_writes*`)
+    and thread claims run speculatively: the reads the core makes before writing (head, lease, delta bases)
+    are answered from what this saver last committed and checked by the server in the same round trip as
+    the commit; a stale guess rolls back and the method runs again with real reads (see `_pipeline`).
     """
 
     dialect = POSTGRES
@@ -48,6 +96,7 @@ class PostgresCore(SqlSaver):
         # One connection can carry only one transaction at a time; a pool hands each caller its own.
         self.lock: Any = nullcontext() if self._connector.replaceable else threading.RLock()
         self.is_setup = False
+        self._knowledge = Knowledge()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {'pooled' if self._connector.replaceable else 'single connection'}>"
@@ -66,6 +115,7 @@ class PostgresCore(SqlSaver):
             try:
                 cur.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
                 self._migrate(cur)
+                apply_migrations(cur, self.dialect, PG_MIGRATIONS_TABLE, PG_MIGRATIONS)
                 cur.execute("COMMIT")
             except BaseException:
                 if not conn.closed:
@@ -77,8 +127,109 @@ class PostgresCore(SqlSaver):
         return self._transaction(self.dialect.begin_read)
 
     def _write(self) -> Any:
-        # Writes mostly insert: pipelined, a step's transaction costs a few round trips, not one per statement.
         return self._transaction(self.dialect.begin_write, pipeline=True)
+
+    @contextmanager
+    def _batched(self, begin: str, make: Callable[[BatchCursor], Any], lock: str | None = None) -> Iterator[Any]:
+        """A transaction whose statements, BEGIN and COMMIT included, are queued and sent together.
+
+        Nothing waits for the server until a result is read; the commit sends what is left. A failed
+        expectation of a speculative transaction (`graphrt_expect`) surfaces as `Mispredicted`, after the
+        rollback; so does an error the caller raised on speculative answers that the server refutes.
+        """
+        import psycopg
+
+        setup = None if self.is_setup else self._setup_on
+        with self.lock, self._connector.connection() as conn:
+            if setup is not None:
+                setup(conn)
+            cur = BatchCursor(conn)
+            try:
+                cur.execute(begin)
+                if lock is not None and self.dialect.lock_thread is not None:
+                    cur.execute(self.dialect.sql(self.dialect.lock_thread), (lock,))
+                tx = make(cur)
+                try:
+                    yield tx
+                except BaseException:
+                    if getattr(tx, "speculative", False) and cur.pending:
+                        cur.flush()  # were the answers the error came from right? (raises if not)
+                    raise
+                cur.execute("COMMIT")
+                cur.flush()
+            except BaseException as exc:
+                if (
+                    not (conn.closed or conn.broken)
+                    and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+                ):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, psycopg.Error) and exc.sqlstate == EXPECTATION_FAILED:
+                    raise Mispredicted() from None
+                if _terminated_unanswered(exc, conn, cur) and self._connector.replaceable:
+                    raise Resend(self._connector.what, str(exc)) from None
+                raise
+
+    @contextmanager
+    def _read_tx(self) -> Iterator[PgReadTx]:
+        with self._batched(self.dialect.begin_read, lambda cur: PgReadTx(cur, self.dialect, self._knowledge)) as tx:
+            yield tx
+
+    @contextmanager
+    def _write_tx(self, thread_id: str | None = None) -> Iterator[PgWriteTx]:
+        make = functools.partial(PgWriteTx, dialect=self.dialect, knowledge=self._knowledge)
+        try:
+            with self._batched(self.dialect.begin_write, make, thread_id) as tx:
+                yield tx
+        except BaseException:
+            if thread_id is not None:
+                self._knowledge.forget(thread_id)
+            raise
+        self._knowledge.learn(tx.facts)
+
+    put = _retried(SqlSaver.put)
+    put_step = _retried(SqlSaver.put_step)
+    put_writes = _retried(SqlSaver.put_writes)
+    put_writes_guarded = _retried(SqlSaver.put_writes_guarded)
+    get_tuple = _retried(SqlSaver.get_tuple)
+    list = _retried(SqlSaver.list)
+    get_head_id = _retried(SqlSaver.get_head_id)
+    delete_thread = _retried(SqlSaver.delete_thread)
+    copy_thread = _retried(SqlSaver.copy_thread)
+    prune = _retried(SqlSaver.prune)
+
+    @contextmanager
+    def claim_thread(self, config: RunnableConfig) -> Iterator[None]:
+        """`CoreSaver.claim_thread`, whose claim and release each cost one round trip when nothing contends."""
+        thread_id, _ = config_thread(config)
+        claims: builtins.list[AbstractContextManager[None]] = []
+
+        def enter() -> None:
+            claim = super(PostgresCore, self).claim_thread(config)
+            claim.__enter__()
+            claims.append(claim)
+
+        retrying(enter, self._connector.recover)
+        owner = held_owner(self, thread_id)
+        try:
+            yield
+        finally:
+            self._release(claims[-1], thread_id, owner)
+
+    def _release(self, claim: AbstractContextManager[None], thread_id: str, owner: str | None) -> None:
+        try:
+            first_try(lambda: claim.__exit__(None, None, None))
+        except (Mispredicted, Resend):  # the claim's block has ended; its release is done again on its own
+            if owner is not None:
+                retrying(lambda: release(self, thread_id, owner), self._connector.recover)
+
+    def aclaim_thread(self, config: RunnableConfig) -> AbstractAsyncContextManager[None]:
+        """`CoreSaver.aclaim_thread`, its claim and release sent like `claim_thread`'s."""
+        thread_id, _ = config_thread(config)
+        claim = self._claims.aclaim(thread_id, claim_options(config), self._offload_retrying)
+        return cast(AbstractAsyncContextManager[None], claim)
+
+    async def _offload_retrying(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await self._offload(lambda: retrying(lambda: func(*args), self._connector.recover))
 
     def _setup(self) -> None:
         with self.lock, self._connector.connection() as conn:

@@ -1,0 +1,512 @@
+"""PostgreSQL transactions sent as batches: a step's write transaction costs one round trip.
+
+The storage core (`_core.CoreSaver`) reads before it writes: a guarded put reads the thread's head and
+lease and compares them with what the run expects, then reads the bases of its deltas. Answered by the
+server, each read waits for a round trip. Here, inside a *speculative* write transaction, `head`, `lease`
+and `blobs` are answered from what this saver last saw committed (`Knowledge`), and each such answer is
+sent as an *expectation*: a statement that raises `EXPECTATION_FAILED` at the server unless the stored
+value still equals the answer given. Everything (BEGIN, the thread lock, expectations, inserts, COMMIT) is
+queued and sent as one query (`BatchCursor`), committed with one round trip; the core's code runs unchanged
+on the answers.
+
+A failed expectation aborts the whole transaction (nothing applied) and raises `Mispredicted`; the saver
+then runs the same core method again in an exact transaction, whose reads ask the server (still batched:
+one round trip per read, plus the commit). So a wrong guess costs time, never correctness: the outcome is
+always the one the exact transaction produces. Reads the knowledge cannot answer are asked for real in
+either mode. Speculation is on only inside `retrying()`, which the saver's methods run in.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from graphrt._postgres import ConnectionLostError
+from graphrt.checkpoint._delta import MAX_CHAIN, Blob, StreamKey
+from graphrt.checkpoint._dialect import Dialect
+from graphrt.checkpoint._primitives import CheckpointRow, Lease
+from graphrt.checkpoint._sql import SqlTx
+from graphrt.checkpoint.base._storage import WriteRow
+
+__all__ = (
+    "EXPECTATION_FAILED",
+    "PG_MIGRATIONS",
+    "Knowledge",
+    "Mispredicted",
+    "BatchCursor",
+    "PgReadTx",
+    "PgWriteTx",
+    "Resend",
+    "first_try",
+    "retrying",
+)
+
+T = TypeVar("T")
+
+EXPECTATION_FAILED = "GR001"
+"""The SQLSTATE `graphrt_expect` raises: a speculative answer no longer matches what is stored."""
+
+PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE OR REPLACE FUNCTION graphrt_expect(ok BOOLEAN) RETURNS VOID LANGUAGE plpgsql AS $$
+        BEGIN
+            IF ok IS NOT TRUE THEN
+                RAISE EXCEPTION 'graphrt: a speculative read no longer matches the database'
+                    USING ERRCODE = 'GR001';
+            END IF;
+        END $$""",
+    ),
+)
+"""PostgreSQL-only schema steps (functions), versioned in `graphrt_checkpoint_pg_migrations`. Only append."""
+
+_EXPECT_HEAD = (
+    "SELECT graphrt_expect((SELECT checkpoint_id FROM graphrt_checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
+    "ORDER BY checkpoint_id DESC LIMIT 1) IS NOT DISTINCT FROM %s::text)"
+)
+_EXPECT_NO_LEASE = "SELECT graphrt_expect(NOT EXISTS (SELECT 1 FROM graphrt_thread_leases WHERE thread_id = %s))"
+_EXPECT_LEASE = (
+    "SELECT graphrt_expect(EXISTS (SELECT 1 FROM graphrt_thread_leases WHERE thread_id = %s AND owner = %s "
+    "AND host = %s AND pid = %s AND expires_at IS NOT DISTINCT FROM %s::bigint))"
+)
+_EXPECT_BLOB = (
+    "SELECT graphrt_expect(EXISTS (SELECT 1 FROM graphrt_checkpoint_blobs WHERE thread_id = %s AND checkpoint_ns = %s "
+    "AND channel = %s AND version = %s AND type = %s AND base_version IS NOT DISTINCT FROM %s::text AND depth = %s "
+    "AND COALESCE(octet_length(blob), 0) = %s))"
+)
+_INSERT_BLOBS = (
+    "WITH new AS (INSERT INTO graphrt_checkpoint_blobs "
+    "(thread_id, checkpoint_ns, channel, version, type, blob, base_version, depth) "
+    "SELECT %s, %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[], %s::text[], %s::int[]) "
+    "ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING RETURNING 1) "
+)
+_INSERT_LEASE = (
+    "WITH changed AS (INSERT INTO graphrt_thread_leases (thread_id, owner, host, pid, expires_at) "
+    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (thread_id) DO NOTHING RETURNING 1) "
+)
+_UPDATE_LEASE = (
+    "WITH changed AS (UPDATE graphrt_thread_leases SET owner = %s, host = %s, pid = %s, expires_at = %s "
+    "WHERE thread_id = %s AND owner = %s AND COALESCE(expires_at, -1) = %s RETURNING 1) "
+)
+_DELETE_LEASE = (
+    "WITH changed AS (DELETE FROM graphrt_thread_leases WHERE thread_id = %s AND owner = %s "
+    "AND COALESCE(expires_at, -1) = %s RETURNING 1) "
+)
+
+_MAX_KNOWN_BLOB = 64 * 1024
+"""Larger blobs are not kept in `Knowledge` (a delta on one is built after reading its base for real)."""
+
+_speculating: ContextVar[bool] = ContextVar("graphrt_pg_speculating", default=False)
+_retrying: ContextVar[bool] = ContextVar("graphrt_pg_retrying", default=False)
+_RESENDS = 3
+"""How many times a call is sent again after its connection was found terminated before it was answered."""
+
+
+class Mispredicted(Exception):
+    """A speculative transaction's guess was stale: it was rolled back; run the operation again exactly."""
+
+
+class Resend(ConnectionLostError):
+    """The server terminated the connection (restart, `pg_terminate_backend`) before answering a
+    transaction's first batch: nothing was applied, so `retrying` runs the operation again on a new
+    connection. Seen by users only when that keeps failing, or without a pool."""
+
+
+def is_speculating() -> bool:
+    return _speculating.get()
+
+
+def first_try(call: Callable[[], T]) -> T:
+    """Run `call` once, speculatively, letting `Mispredicted` and `Resend` out (for a step that cannot be
+    repeated as such, like leaving a claim's block)."""
+    outer, token = _retrying.set(True), _speculating.set(True)
+    try:
+        return call()
+    finally:
+        _speculating.reset(token)
+        _retrying.reset(outer)
+
+
+def retrying(call: Callable[[], T], recover: Callable[[], None]) -> T:
+    """Run `call` (a whole saver operation) speculatively; again exactly when a guess was stale, and again
+    after `recover()` when the connection was terminated before anything was applied.
+
+    Only the outermost `retrying` of a context retries (a nested one just calls), since only it can run
+    the whole operation again.
+    """
+    if _retrying.get():
+        return call()
+    outer = _retrying.set(True)
+    try:
+        speculate, lost = True, 0
+        while True:
+            token = _speculating.set(speculate)
+            try:
+                return call()
+            except Mispredicted:
+                speculate = False
+            except Resend:
+                lost += 1
+                if lost >= _RESENDS:
+                    raise
+                recover()
+            finally:
+                _speculating.reset(token)
+    finally:
+        _retrying.reset(outer)
+
+
+@dataclass(slots=True)
+class _Thread:
+    heads: dict[str, str | None] = field(default_factory=dict)
+    lease: Lease | None = None
+    blobs: dict[tuple[str, str], tuple[str, Blob]] = field(default_factory=dict)
+    """(namespace, channel) -> the last (version, blob) seen of that stream."""
+
+
+class Knowledge:
+    """What this saver last saw committed, per recently used thread: the guesses of speculative transactions.
+
+    Only a speed-up: every guess is checked by the server before anything commits. Bounded (least recently
+    used threads are dropped, blobs over 64 KiB are not kept) and thread-safe.
+    """
+
+    def __init__(self, max_threads: int = 2_000) -> None:
+        self._threads: OrderedDict[str, _Thread] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_threads
+
+    def _thread(self, thread_id: str) -> _Thread:
+        known = self._threads.get(thread_id)
+        if known is None:
+            known = self._threads[thread_id] = _Thread()
+            if len(self._threads) > self._max:
+                self._threads.popitem(last=False)
+        else:
+            self._threads.move_to_end(thread_id)
+        return known
+
+    def head(self, thread_id: str, checkpoint_ns: str) -> str | None:
+        """The guessed head (None, a new namespace, when nothing is known)."""
+        with self._lock:
+            known = self._threads.get(thread_id)
+            return None if known is None else known.heads.get(checkpoint_ns)
+
+    def lease(self, thread_id: str) -> Lease | None:
+        """The guessed lease (None, no lease, when nothing is known)."""
+        with self._lock:
+            known = self._threads.get(thread_id)
+            return None if known is None else known.lease
+
+    def blob(self, thread_id: str, checkpoint_ns: str, channel: str, version: str) -> Blob | None:
+        with self._lock:
+            known = self._threads.get(thread_id)
+            last = None if known is None else known.blobs.get((checkpoint_ns, channel))
+            return last[1] if last is not None and last[0] == version else None
+
+    def learn(self, facts: Sequence[tuple[Any, ...]]) -> None:
+        """Record facts seen in a committed transaction (or a consistent read), in order."""
+        with self._lock:
+            for fact in facts:
+                kind, thread_id = fact[0], fact[1]
+                if kind == "forget":
+                    self._threads.pop(thread_id, None)
+                    continue
+                known = self._thread(thread_id)
+                if kind == "head":
+                    known.heads[fact[2]] = fact[3]
+                elif kind == "put":  # a checkpoint written: the head unless a newer one is known
+                    old = known.heads.get(fact[2])
+                    known.heads[fact[2]] = fact[3] if old is None or fact[3] > old else old
+                elif kind == "lease":
+                    known.lease = fact[2]
+                elif kind == "blob" and len(fact[5].data) <= _MAX_KNOWN_BLOB:
+                    known.blobs[(fact[2], fact[3])] = (fact[4], fact[5])
+                elif kind == "blob":
+                    known.blobs.pop((fact[2], fact[3]), None)
+
+    def forget(self, thread_id: str) -> None:
+        with self._lock:
+            self._threads.pop(thread_id, None)
+
+
+class BatchCursor:
+    """A DB-API face over a connection that queues statements and sends them as one query when a result is read.
+
+    Parameters are bound on the client (`psycopg.ClientCursor.mogrify`), so a whole transaction (BEGIN, the
+    thread lock, expectations, inserts, COMMIT) travels as one simple-protocol query: one round trip, and no
+    per-statement exchange with the socket. A read returns the last queued statement's result; `sets` keeps
+    every statement's (row count, rows) of the last round trip.
+    """
+
+    def __init__(self, conn: Any) -> None:
+        import psycopg
+
+        self._cur = psycopg.ClientCursor(conn)
+        self._queue: list[str] = []
+        self.sets: list[tuple[int, list[Any]]] = []
+        self.flushes = 0
+
+    def execute(self, sql: str, params: Any = None, /) -> None:
+        self._queue.append(sql if params is None else self._cur.mogrify(sql, params))
+
+    def executemany(self, sql: str, params: Any, /) -> None:
+        for one in params:
+            self.execute(sql, one)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._queue)
+
+    def flush(self) -> None:
+        """Send the queued statements (one round trip) and keep their results."""
+        if not self._queue:
+            return
+        text = ";\n".join(self._queue)
+        self._queue.clear()
+        self.flushes += 1
+        cur = self._cur
+        cur.execute(text)
+        sets = []
+        while True:
+            sets.append((cur.rowcount, cur.fetchall() if cur.description is not None else []))
+            if not cur.nextset():
+                break
+        self.sets = sets
+
+    def fetchone(self) -> Any:
+        self.flush()
+        rows = self.sets[-1][1]
+        return rows[0] if rows else None
+
+    def fetchall(self) -> list[Any]:
+        self.flush()
+        return self.sets[-1][1]
+
+    @property
+    def rowcount(self) -> int:
+        self.flush()
+        return self.sets[-1][0]
+
+
+class PgWriteTx(SqlTx):
+    """The write primitives over a `BatchCursor`; speculative when created inside `retrying()` (first try).
+
+    `facts` collects what the transaction saw and wrote, for `Knowledge.learn` after it commits.
+    """
+
+    __slots__ = ("facts", "knowledge", "speculative")
+
+    def __init__(self, cur: BatchCursor, dialect: Dialect, knowledge: Knowledge) -> None:
+        super().__init__(cur, dialect)
+        self.knowledge = knowledge
+        self.speculative = is_speculating()
+        self.facts: list[tuple[Any, ...]] = []
+
+    # -- reads answered from knowledge, each checked by the server before commit ----------------------
+
+    def head(self, thread_id: str, checkpoint_ns: str) -> str | None:
+        if not self.speculative:
+            found = super().head(thread_id, checkpoint_ns)
+        else:
+            found = self.knowledge.head(thread_id, checkpoint_ns)
+            self.cur.execute(_EXPECT_HEAD, (thread_id, checkpoint_ns, found))
+        self.facts.append(("head", thread_id, checkpoint_ns, found))
+        return found
+
+    def lease(self, thread_id: str) -> Lease | None:
+        if not self.speculative:
+            found = super().lease(thread_id)
+        else:
+            found = self.knowledge.lease(thread_id)
+            if found is None:
+                self.cur.execute(_EXPECT_NO_LEASE, (thread_id,))
+            else:
+                self.cur.execute(_EXPECT_LEASE, (thread_id, found.owner, found.host, found.pid, found.expires_at))
+        self.facts.append(("lease", thread_id, found))
+        return found
+
+    def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Blob]:
+        """Known blobs are checked on type, base, depth and size, not on their bytes: hashing a whole value at
+        the server would make each step's cost grow with the thread. A version's bytes change only when a
+        reused version number is overwritten, and the core reads only a delta base's existence and depth."""
+        found: dict[tuple[str, str], Blob] = {}
+        missing = list(keys)
+        if self.speculative:
+            missing = []
+            for channel, version in keys:
+                blob = self.knowledge.blob(thread_id, checkpoint_ns, channel, version)
+                if blob is None:
+                    missing.append((channel, version))
+                    continue
+                found[(channel, version)] = blob
+                params = (thread_id, checkpoint_ns, channel, version, blob.type, blob.base, blob.depth, len(blob.data))
+                self.cur.execute(_EXPECT_BLOB, params)
+        if missing:
+            found.update(super().blobs(thread_id, checkpoint_ns, missing))
+        return found
+
+    # -- writes whose results are expected rather than awaited -------------------------------------
+
+    def insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> int:
+        columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
+        for channel, version, blob in items:
+            for column, value in zip(
+                columns, (channel, version, blob.type, blob.data, blob.base, blob.depth), strict=True
+            ):
+                column.append(value)
+            self.facts.append(("blob", thread_id, checkpoint_ns, channel, version, blob))
+        params = (thread_id, checkpoint_ns, *columns)
+        if self.speculative:
+            self.cur.execute(_INSERT_BLOBS + "SELECT graphrt_expect(count(*) = %s) FROM new", (*params, len(items)))
+            return len(items)
+        self.cur.execute(_INSERT_BLOBS + "SELECT count(*) FROM new", params)
+        return int(self.cur.fetchone()[0])
+
+    def set_blob(self, stream: StreamKey, version: str, blob: Blob) -> None:
+        super().set_blob(stream, version, blob)
+        self.facts.append(("blob", *stream, version, blob))
+
+    def put_checkpoint(self, row: CheckpointRow) -> None:
+        super().put_checkpoint(row)
+        self.facts.append(("put", row.thread_id, row.checkpoint_ns, row.checkpoint_id))
+
+    def swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> bool:
+        if expected is None and new is None:
+            return self.lease(thread_id) is None
+        params: tuple[Any, ...]
+        if expected is None:
+            assert new is not None
+            sql, params = _INSERT_LEASE, (thread_id, new.owner, new.host, new.pid, new.expires_at)
+        else:
+            old = (thread_id, expected.owner, -1 if expected.expires_at is None else expected.expires_at)
+            if new is None:
+                sql, params = _DELETE_LEASE, old
+            else:
+                sql, params = _UPDATE_LEASE, (new.owner, new.host, new.pid, new.expires_at, *old)
+        if self.speculative:
+            self.cur.execute(sql + "SELECT graphrt_expect(count(*) = 1) FROM changed", params)
+            swapped = True
+        else:
+            self.cur.execute(sql + "SELECT count(*) FROM changed", params)
+            swapped = int(self.cur.fetchone()[0]) == 1
+        if swapped:
+            self.facts.append(("lease", thread_id, new))
+        return swapped
+
+    # -- the rest are exact; those that rewrite history drop what is known of the thread ---------------
+
+    def delete_thread(self, thread_id: str) -> None:
+        super().delete_thread(thread_id)
+        self.facts.append(("forget", thread_id))
+
+    def copy_thread(self, source: str, target: str) -> None:
+        super().copy_thread(source, target)
+        self.facts.append(("forget", target))
+
+    def delete_blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> None:
+        super().delete_blobs(thread_id, checkpoint_ns, keys)
+        self.facts.append(("forget", thread_id))
+
+    def drop_history(self, thread_id: str, checkpoint_ns: str, keep_id: str) -> None:
+        super().drop_history(thread_id, checkpoint_ns, keep_id)
+        self.facts.append(("forget", thread_id))
+
+
+class PgReadTx(SqlTx):
+    """The read primitives over a `BatchCursor`, in one REPEATABLE READ snapshot.
+
+    A checkpoint's pending writes are asked for in the same round trip as the checkpoint, and the bases of the
+    blobs asked for (up to 64 KiB each) with the blobs, for the delta chains that follow; a blob found absent
+    is not asked for again (the snapshot cannot change). What is read feeds `Knowledge`.
+    """
+
+    __slots__ = ("_absent", "_bases", "_writes", "knowledge")
+
+    def __init__(self, cur: BatchCursor, dialect: Dialect, knowledge: Knowledge) -> None:
+        super().__init__(cur, dialect)
+        self.knowledge = knowledge
+        self._writes: dict[tuple[str, str, str], list[WriteRow]] = {}
+        self._absent: set[tuple[str, str, str, str]] = set()
+        self._bases: dict[tuple[str, str, str, str], Blob] = {}
+
+    def head(self, thread_id: str, checkpoint_ns: str) -> str | None:
+        found = super().head(thread_id, checkpoint_ns)
+        self.knowledge.learn([("head", thread_id, checkpoint_ns, found)])
+        return found
+
+    def checkpoint(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointRow | None:
+        target = "(SELECT checkpoint_id FROM graphrt_checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
+        target += "ORDER BY checkpoint_id DESC LIMIT 1)"
+        # The writes' query is queued first, so the checkpoint's result is the last of the round trip.
+        if checkpoint_id is None:
+            sql = _SELECT_WRITES_OF.format(target=target)
+            self.cur.execute(sql, (thread_id, checkpoint_ns, thread_id, checkpoint_ns))
+        else:
+            self.cur.execute(_SELECT_WRITES_OF.format(target="%s"), (thread_id, checkpoint_ns, checkpoint_id))
+        row = super().checkpoint(thread_id, checkpoint_ns, checkpoint_id)
+        if checkpoint_id is None:
+            self.knowledge.learn([("head", thread_id, checkpoint_ns, None if row is None else row.checkpoint_id)])
+        if row is not None:
+            rows = self.cur.sets[-2][1]  # type: ignore[attr-defined]
+            self._writes[(thread_id, checkpoint_ns, row.checkpoint_id)] = [
+                WriteRow(r[0], r[1], r[2], r[3], bytes(r[4] or b""), r[5]) for r in rows
+            ]
+        return row
+
+    def writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> list[WriteRow]:
+        cached = self._writes.pop((thread_id, checkpoint_ns, checkpoint_id), None)
+        return cached if cached is not None else super().writes(thread_id, checkpoint_ns, checkpoint_id)
+
+    def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Blob]:
+        prefetch = 0 < len(keys) <= _PREFETCH_KEYS
+        if prefetch:  # queued first: the blobs' own result stays the last of the round trip
+            sql = " UNION ALL ".join(_SELECT_BASE for _ in keys)
+            self.cur.execute(sql, tuple(x for ch, v in keys for x in (thread_id, checkpoint_ns, ch, v)))
+        found = super().blobs(thread_id, checkpoint_ns, keys)
+        if prefetch:
+            for r in self.cur.sets[-2][1]:  # type: ignore[attr-defined]
+                self._bases[(thread_id, checkpoint_ns, r[0], r[1])] = Blob(r[2], bytes(r[3] or b""), r[4], r[5])
+        facts: list[tuple[Any, ...]] = []
+        for channel, version in keys:
+            blob = found.get((channel, version))
+            if blob is None:
+                self._absent.add((thread_id, checkpoint_ns, channel, version))
+            else:
+                facts.append(("blob", thread_id, checkpoint_ns, channel, version, blob))
+        self.knowledge.learn(facts)
+        return found
+
+    def chain(self, stream: StreamKey, version: str, stop_at: Collection[str]) -> list[tuple[str, Blob]]:
+        if (*stream, version) in self._absent:
+            return []
+        links: list[tuple[str, Blob]] = []
+        while (blob := self._bases.get((*stream, version))) is not None:
+            links.append((version, blob))
+            if blob.base is None or blob.base in stop_at or len(links) >= MAX_CHAIN:
+                return links
+            version = blob.base
+        return (links + super().chain(stream, version, stop_at))[:MAX_CHAIN]
+
+    def lease(self, thread_id: str) -> Lease | None:
+        found = super().lease(thread_id)
+        self.knowledge.learn([("lease", thread_id, found)])
+        return found
+
+
+_PREFETCH_KEYS = 200
+"""Blob lookups whose bases are fetched in the same round trip (`SqlTx.blobs` sends this many per query)."""
+_SELECT_BASE = (
+    "SELECT b.channel, b.version, b.type, b.blob, b.base_version, b.depth FROM graphrt_checkpoint_blobs t "
+    "JOIN graphrt_checkpoint_blobs b ON b.thread_id = t.thread_id AND b.checkpoint_ns = t.checkpoint_ns "
+    "AND b.channel = t.channel AND b.version = t.base_version "
+    f"WHERE t.thread_id = %s AND t.checkpoint_ns = %s AND t.channel = %s AND t.version = %s "
+    f"AND COALESCE(octet_length(b.blob), 0) <= {_MAX_KNOWN_BLOB}"
+)
+_SELECT_WRITES_OF = (
+    "SELECT task_id, idx, channel, type, blob, task_path FROM graphrt_checkpoint_writes "
+    "WHERE thread_id = %s AND checkpoint_ns = %s AND checkpoint_id = {target}"
+)

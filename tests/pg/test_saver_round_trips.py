@@ -1,0 +1,166 @@
+"""The PostgreSQL saver's round trips: a step's write is one, and a stale guess never changes an outcome.
+
+Write transactions answer the core's reads (head, lease, delta bases) from what the saver last committed and
+let the server check those answers at commit (`graphrt.checkpoint.postgres._pipeline`). These tests count the
+round trips, and make another saver (another process) change the thread behind the first one's back.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+from graphrt.checkpoint._ownership import now_micros
+from graphrt.checkpoint._primitives import Lease
+from graphrt.checkpoint.base import ChannelVersions, Checkpoint, empty_checkpoint
+from graphrt.checkpoint.base.id import uuid6
+from graphrt.checkpoint.postgres import PostgresSaver
+from graphrt.checkpoint.postgres._pipeline import BatchCursor
+from graphrt.config import RunnableConfig
+from graphrt.errors import ThreadConflictError
+from graphrt.graph import START, StateGraph
+
+
+class Chat(TypedDict, total=False):
+    log: Annotated[list[str], operator.add]
+
+
+def chat_graph(saver: PostgresSaver) -> Any:
+    def reply(state: Chat) -> Chat:
+        return {"log": [f"reply {len(state.get('log', []))}"]}
+
+    builder: Any = StateGraph(Chat)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "reply")
+    return builder.compile(checkpointer=saver)
+
+
+@contextmanager
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Counts the batches sent to the server (each one round trip) inside the block."""
+    count = [0]
+    flush = BatchCursor.flush
+
+    def counting(self: BatchCursor) -> None:
+        if self.pending:
+            count[0] += 1
+        flush(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BatchCursor, "flush", counting)
+        yield count
+
+
+def test_a_chat_turn_costs_a_fixed_handful_of_round_trips(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with PostgresSaver.from_conn_string(pg_dsn) as saver:
+        graph = chat_graph(saver)
+        config: RunnableConfig = {"configurable": {"thread_id": "chat"}}
+        for _ in range(3):
+            graph.invoke({"log": ["hi"]}, config)
+        turns = []
+        for _ in range(3):
+            with round_trips(monkeypatch) as count:
+                graph.invoke({"log": ["hi"]}, config)
+            turns.append(count[0])
+        # Flat as the thread grows: claim 1; load the checkpoint 3 (it and its writes; the blobs the codec does
+        # not hold, with their delta bases; commit); 3 checkpoints (input, step, with writes) 1 each; release 1.
+        assert turns == [8, 8, 8]
+        assert len(graph.get_state(config).values["log"]) == 12
+
+
+def test_a_guarded_step_is_one_round_trip(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with PostgresSaver.from_conn_string(pg_dsn) as saver:
+        thread = Writer(saver, "t")
+        thread.put({"log": ["a"]})
+        with round_trips(monkeypatch) as count:
+            thread.put({"log": ["a", "b"]})
+            thread.put({"log": ["a", "b", "c"]})
+        assert count[0] == 2
+
+
+def test_a_head_moved_by_another_process_is_a_conflict_and_nothing_is_saved(pg_dsn: str) -> None:
+    with PostgresSaver.from_conn_string(pg_dsn) as ours, PostgresSaver.from_conn_string(pg_dsn) as theirs:
+        mine = Writer(ours, "t")
+        first = mine.put({"log": ["a"]})
+        other = Writer(theirs, "t", mine)
+        moved = other.put({"log": ["a", "theirs"]})
+        # `ours` last saw `first` as the head: its guess is stale, the server refuses it, the exact retry conflicts.
+        with pytest.raises(ThreadConflictError) as caught:
+            mine.put({"log": ["a", "ours"]})
+        assert caught.value.found == moved and mine.head == first
+        saved = ours.get_tuple(_config("t"))
+        assert saved is not None and saved.checkpoint["channel_values"]["log"] == ["a", "theirs"]
+        # Having read the new head, the next guarded step goes through.
+        mine.head = moved
+        mine.put({"log": ["a", "theirs", "ours"]})
+
+
+def test_a_claim_taken_over_by_another_process_fences_the_run(pg_dsn: str) -> None:
+    with PostgresSaver.from_conn_string(pg_dsn) as ours, PostgresSaver.from_conn_string(pg_dsn) as theirs:
+        mine = Writer(ours, "t")
+        with ours.claim_thread(_config("t")):
+            first = mine.put({"log": ["a"]})
+            with theirs._write_tx("t") as tx:  # another machine takes the thread over (say, after a network split)
+                assert tx.swap_lease("t", tx.lease("t"), Lease("thief", "elsewhere/boot", 1, now_micros() + 60_000_000))
+            # `ours` still believes it holds the lease; the server refutes that, and the exact retry is fenced.
+            with pytest.raises(ThreadConflictError):
+                mine.put({"log": ["a", "b"]})
+            with pytest.raises(ThreadConflictError):
+                ours.put_writes_guarded(
+                    {"configurable": {**_config("t")["configurable"], "checkpoint_id": first}}, [("log", ["x"])], "task"
+                )
+        assert ours.get_head_id(_config("t")) == first
+        with theirs._read_tx() as tx:
+            lease = tx.lease("t")
+        assert lease is not None and lease.owner == "thief"  # not released by the fenced run
+
+
+def test_a_delta_base_deleted_by_another_process_is_not_built_on(pg_dsn: str) -> None:
+    with PostgresSaver.from_conn_string(pg_dsn) as ours, PostgresSaver.from_conn_string(pg_dsn) as theirs:
+        mine = Writer(ours, "t")
+        mine.put({"log": ["a"]}, guarded=False)
+        mine.put({"log": ["a", "b"]}, guarded=False)
+        theirs.delete_thread("t")
+        # `ours` stores an append as a delta on the version it remembers; that one is gone, so it is stored whole.
+        mine.put({"log": ["a", "b", "c"]}, guarded=False)
+    with PostgresSaver.from_conn_string(pg_dsn) as fresh:
+        saved = fresh.get_tuple(_config("t"))
+        assert saved is not None and saved.checkpoint["channel_values"]["log"] == ["a", "b", "c"]
+
+
+def _config(thread_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+
+
+class Writer:
+    """Saves a thread's checkpoints one after another, as a run does (versions move for changed channels)."""
+
+    def __init__(self, saver: PostgresSaver, thread_id: str, after: Writer | None = None) -> None:
+        self.saver = saver
+        self.thread_id = thread_id
+        self.head: str | None = after.head if after else None
+        self.versions: ChannelVersions = dict(after.versions) if after else {}
+
+    def put(self, values: dict[str, Any], *, guarded: bool = True) -> str:
+        checkpoint: Checkpoint = empty_checkpoint()
+        checkpoint["id"] = str(uuid6())
+        new_versions: ChannelVersions = {}
+        for channel, value in values.items():
+            new_versions[channel] = self.saver.get_next_version(self.versions.get(channel), None)  # type: ignore[arg-type]
+            checkpoint["channel_values"][channel] = value
+        checkpoint["channel_versions"] = {**self.versions, **new_versions}
+        config = _config(self.thread_id)
+        if self.head is not None:
+            config["configurable"]["checkpoint_id"] = self.head
+        metadata: Any = {"source": "loop", "step": 0}
+        if guarded:
+            saved = self.saver.put_guarded(config, checkpoint, metadata, new_versions, expected_head=self.head)
+        else:
+            saved = self.saver.put(config, checkpoint, metadata, new_versions)
+        self.versions = dict(checkpoint["channel_versions"])
+        self.head = str(saved["configurable"]["checkpoint_id"])
+        return self.head
