@@ -16,19 +16,21 @@ to run in a read or a write transaction) and finishes with what the transactions
 runs an operation with `run` (sync transactions) or `arun` (async ones), so every public method and its
 `a*` twin share all their code.
 
-`blocking` gives the sync face of a saver that only has async transactions: each primitive runs on the
-event loop the saver last used (from another thread), or on a private loop when none is running.
+`blocking_call` gives the sync face of a saver that only has async transactions: a whole operation runs on
+the event loop the saver last used (waited for from another thread), or on the saver's private loop when
+none is running; `blocking` does the same per primitive, for code that holds a sync transaction itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-__all__ = ("Body", "Op", "Tx", "adrive", "arun", "blocking", "drive", "run")
+__all__ = ("Body", "Op", "PrivateLoop", "Tx", "adrive", "arun", "blocking", "blocking_call", "drive", "run")
 
 T = TypeVar("T")
 
@@ -36,13 +38,15 @@ Body = Generator[Any, Any, T]
 """A transaction body: yields primitive calls (`yield tx.blobs(...)`), returns its result."""
 
 
-@dataclass(frozen=True, slots=True)
 class Tx(Generic[T]):
     """A request of an operation: run `body(tx)` in a write transaction on `thread_id`, or a read one."""
 
-    body: Callable[[Any], Body[T]]
-    write: bool = False
-    thread_id: str | None = None
+    __slots__ = ("body", "thread_id", "write")
+
+    def __init__(self, body: Callable[[Any], Body[T]], write: bool = False, thread_id: str | None = None) -> None:
+        self.body = body
+        self.write = write
+        self.thread_id = thread_id
 
 
 Op = Generator["Tx[Any]", Any, T]
@@ -129,13 +133,40 @@ class _Blocking:
         return lambda *args: call(method(*args))
 
 
-@contextmanager
-def blocking(
-    open_tx: Callable[[], AbstractAsyncContextManager[Any]], loop: asyncio.AbstractEventLoop | None, what: str
-) -> Iterator[Any]:
-    """A sync transaction over `open_tx()`'s async one, for the sync methods of an async-only saver.
+class PrivateLoop:
+    """A saver's own event loop, for its sync calls made where no loop of its runs; one call at a time.
 
-    Runs on `loop` when it is running (in another thread: the caller waits), else on a private loop.
+    Made on first use and closed when the saver is garbage collected (or at exit).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runner: asyncio.Runner | None = None
+
+    @contextmanager
+    def hold(self) -> Iterator[asyncio.Runner]:
+        with self._lock:
+            if self._runner is None:
+                self._runner = asyncio.Runner()
+                weakref.finalize(self, _close, self._runner)
+            yield self._runner
+
+
+def _close(runner: asyncio.Runner) -> None:
+    # Not `runner.close()`: that runs the loop once more, which fails when the collector calls this while
+    # another loop runs in the thread; the loop is idle, so closing it only releases its resources.
+    loop = runner.get_loop()
+    if not loop.is_closed():
+        loop.close()
+
+
+@contextmanager
+def blocking_call(
+    loop: asyncio.AbstractEventLoop | None, private: PrivateLoop, what: str
+) -> Iterator[Callable[[Awaitable[Any]], Any]]:
+    """How a sync method of an async-only saver waits for its coroutines, for the block.
+
+    On `loop` when it is running (in another thread: the caller waits), else on the saver's `private` loop.
 
     Raises:
         RuntimeError: Called from a thread whose event loop is running (waiting would block that loop).
@@ -150,14 +181,26 @@ def blocking(
             "await the async twins (aget_tuple, alist, aput, ...), or call the sync ones from another thread"
         )
     if loop is not None and loop.is_running():
+        running = loop
 
         def call(coro: Awaitable[T]) -> T:
-            return asyncio.run_coroutine_threadsafe(_awaited(coro), loop).result()
+            return asyncio.run_coroutine_threadsafe(_awaited(coro), running).result()
 
-        with _bridged(open_tx, call) as tx:
-            yield tx
+        yield call
         return
-    with asyncio.Runner() as runner, _bridged(open_tx, lambda coro: runner.run(_awaited(coro))) as tx:
+    with private.hold() as runner:
+        yield lambda coro: runner.run(_awaited(coro))
+
+
+@contextmanager
+def blocking(
+    open_tx: Callable[[], AbstractAsyncContextManager[Any]],
+    loop: asyncio.AbstractEventLoop | None,
+    private: PrivateLoop,
+    what: str,
+) -> Iterator[Any]:
+    """A sync transaction over `open_tx()`'s async one, each primitive waited for by `blocking_call`."""
+    with blocking_call(loop, private, what) as call, _bridged(open_tx, call) as tx:
         yield tx
 
 
