@@ -154,7 +154,9 @@ class CoreSaver(BaseCheckpointSaver[str]):
 
     async def _arun(self, op: Op[T]) -> T:
         """Run an operation natively on the async transactions (only when `_native_async`)."""
-        self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        if loop is not self._private.loop:  # sync calls from other threads go to the caller's loop
+            self._loop = loop
         return await arun(op, self._aread_tx, self._awrite_tx)
 
     async def _transact(self, thread_id: str, body: Callable[[Any], Body[T]]) -> T:

@@ -24,6 +24,7 @@ none is running; `blocking` does the same per primitive, for code that holds a s
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Generator, Iterator
@@ -142,12 +143,14 @@ class PrivateLoop:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._runner: asyncio.Runner | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     @contextmanager
     def hold(self) -> Iterator[asyncio.Runner]:
         with self._lock:
             if self._runner is None:
                 self._runner = asyncio.Runner()
+                self.loop = self._runner.get_loop()
                 weakref.finalize(self, _close, self._runner)
             yield self._runner
 
@@ -180,16 +183,17 @@ def blocking_call(
             f"{what}'s sync methods cannot run on the event loop's thread (they would block it): "
             "await the async twins (aget_tuple, alist, aput, ...), or call the sync ones from another thread"
         )
-    if loop is not None and loop.is_running():
+    context = contextvars.copy_context()  # the caller's (its thread claims), for the coroutines
+    if loop is not None and loop.is_running() and loop is not private.loop:
         running = loop
 
         def call(coro: Awaitable[T]) -> T:
-            return asyncio.run_coroutine_threadsafe(_awaited(coro), running).result()
+            return asyncio.run_coroutine_threadsafe(_awaited(coro, context), running).result()
 
         yield call
         return
     with private.hold() as runner:
-        yield lambda coro: runner.run(_awaited(coro))
+        yield lambda coro: runner.run(_awaited(coro, context))
 
 
 @contextmanager
@@ -204,7 +208,9 @@ def blocking(
         yield tx
 
 
-async def _awaited(awaitable: Awaitable[T]) -> T:
+async def _awaited(awaitable: Awaitable[T], context: contextvars.Context) -> T:
+    for var, value in context.items():
+        var.set(value)
     return await awaitable
 
 
