@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import re
 import select
+import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -294,7 +295,7 @@ class AsyncConnector:
     Takes connections as LangGraph users make them (`autocommit=True`, any `row_factory` such as
     `dict_row`, any `prepare_threshold`): the connection's settings are left alone, graphrt's cursors
     read tuples. A pool's connection the server dropped is discarded and the call retried on a new one;
-    a single connection is used by one transaction at a time (per event loop).
+    a single connection carries one transaction at a time (from any event loop or thread).
     """
 
     def __init__(self, target: Any, what: str) -> None:
@@ -305,6 +306,7 @@ class AsyncConnector:
         self.pool: Any = None
         self.conn: Any = None
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+        self._in_use = threading.Lock()
         if isinstance(target, psycopg_pool.AsyncConnectionPool):
             self.pool = target
         elif isinstance(target, psycopg.AsyncConnection):
@@ -356,12 +358,21 @@ class AsyncConnector:
         finally:
             await pool.close()
 
-    def _lock(self) -> asyncio.Lock:
+    @contextlib.asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """The single connection for one transaction: the callers of one event loop queue on an asyncio lock,
+        and callers on other loops (other threads) wait their turn without blocking theirs."""
         loop = asyncio.get_running_loop()
         lock = self._locks.get(loop)
         if lock is None:
             lock = self._locks[loop] = asyncio.Lock()
-        return lock
+        async with lock:
+            while not self._in_use.acquire(blocking=False):
+                await asyncio.sleep(0.002)
+            try:
+                yield
+            finally:
+                self._in_use.release()
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
@@ -373,7 +384,7 @@ class AsyncConnector:
         import psycopg_pool
 
         if self.pool is None:
-            async with self._lock():
+            async with self._exclusive():
                 if self.conn.closed:
                     raise ConnectionLostError(
                         self.what,
