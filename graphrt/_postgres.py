@@ -396,12 +396,10 @@ class AsyncConnector:
                         await self.conn.set_autocommit(True)  # statements below open and close their transactions
                     yield self.conn
             return
+        # Unlike `Connector`, no `_looks_dead` probe: reading an idle async connection's socket behind
+        # psycopg's back slows its next statements down; a dead one fails `BEGIN` and `transaction` retries.
         try:
             conn = await self.pool.getconn()
-            while _looks_dead(conn):
-                await conn.close()  # returned closed, so the pool discards it and connects anew
-                await self.pool.putconn(conn)
-                conn = await self.pool.getconn()
         except psycopg_pool.PoolTimeout as exc:
             raise ConnectionLostError(self.what, f"no connection available: {exc}") from None
         try:
