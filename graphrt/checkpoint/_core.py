@@ -23,7 +23,7 @@ from typing import Any, TypeVar, cast
 
 from graphrt._log import log_checkpoint_saved
 from graphrt.checkpoint._delta import MISSING, Blob, BrokenChainError, DeltaCodec, Memo, StreamKey
-from graphrt.checkpoint._drive import Body, Op, PrivateLoop, Tx, arun, blocking, blocking_call, run
+from graphrt.checkpoint._drive import Body, Op, OpGen, PrivateLoop, Tx, arun, blocking, blocking_call, run
 from graphrt.checkpoint._ownership import DEFAULT_LEASE_SECONDS, Claims, claim_options, held_owner
 from graphrt.checkpoint._primitives import AsyncReadTx, AsyncWriteTx, CheckpointRow, ListQuery, ReadTx, WriteTx
 from graphrt.checkpoint.base._saver import BaseCheckpointSaver, check_prune_args
@@ -161,7 +161,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
 
     async def _transact(self, thread_id: str, body: Callable[[Any], Body[T]]) -> T:
         """One write transaction running `body`: natively when possible, else in a worker thread."""
-        op = _single(Tx(body, True, thread_id))
+        op: Tx[T] = Tx(body, True, thread_id)
         if self._native_async:
             return await self._arun(op)
         return await self._offload(self._run, op)
@@ -245,8 +245,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
                 return None
             return (yield from self._load(tx, row, config if checkpoint_id else None, None))
 
-        found: CheckpointTuple | None = yield Tx(body)
-        return found
+        return Tx(body)
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint `config` points at (its newest if no `checkpoint_id`), or None."""
@@ -284,8 +283,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
                 out.append((yield from self._load(tx, row, None, memo)))
             return out
 
-        found: builtins.list[CheckpointTuple] = yield Tx(body)
-        return found
+        return Tx(body)
 
     def list(
         self,
@@ -296,7 +294,8 @@ class CoreSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints newest first (see `BaseCheckpointSaver.list`), read in one consistent view."""
-        return iter(self._run(self._list_op(config, filter, before, limit)))
+        found: builtins.list[CheckpointTuple] = self._run(self._list_op(config, filter, before, limit))
+        return iter(found)
 
     async def alist(
         self,
@@ -316,8 +315,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
 
     def _head_op(self, config: RunnableConfig) -> Op[str | None]:
         thread_id, checkpoint_ns = config_thread(config)
-        head: str | None = yield Tx(lambda tx: (yield tx.head(thread_id, checkpoint_ns)))
-        return head
+        return Tx(lambda tx: (yield tx.head(thread_id, checkpoint_ns)))
 
     def get_head_id(self, config: RunnableConfig) -> str | None:
         """The id of the namespace's newest checkpoint, without loading it."""
@@ -356,9 +354,11 @@ class CoreSaver(BaseCheckpointSaver[str]):
                     yield tx.put_writes(prepared.thread_id, prepared.checkpoint_ns, parent, rows)
             return (yield from self._store(tx, prepared))
 
-        depths = yield Tx(body, True, prepared.thread_id)
-        self._remember(prepared, depths)
-        return prepared.config
+        def after(depths: builtins.list[int]) -> RunnableConfig:
+            self._remember(prepared, depths)
+            return prepared.config
+
+        return Tx(body, True, prepared.thread_id, after)
 
     def put(
         self,
@@ -504,14 +504,14 @@ class CoreSaver(BaseCheckpointSaver[str]):
     ) -> Op[None]:
         thread_id, checkpoint_ns, checkpoint_id, rows = prepare_writes(self._codec, config, writes, task_id, task_path)
         if not rows:
-            return
+            return _nothing()
 
         def body(tx: AnyWriteTx) -> Body[None]:
             if guarded:
                 yield from self._check(tx, thread_id, checkpoint_ns, checkpoint_id)
             yield tx.put_writes(thread_id, checkpoint_ns, checkpoint_id, rows)
 
-        yield Tx(body, True, thread_id)
+        return Tx(body, True, thread_id)
 
     def put_writes(
         self,
@@ -564,8 +564,9 @@ class CoreSaver(BaseCheckpointSaver[str]):
     # -- retention --------------------------------------------------------------------------------
 
     def _delete_op(self, thread_id: str) -> Op[None]:
-        yield Tx(lambda tx: (yield tx.delete_thread(thread_id)), True, thread_id)
-        self._codec.forget({thread_id})
+        return Tx(
+            lambda tx: (yield tx.delete_thread(thread_id)), True, thread_id, lambda _: self._codec.forget({thread_id})
+        )
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, write and value of a thread, in one transaction."""
@@ -579,9 +580,10 @@ class CoreSaver(BaseCheckpointSaver[str]):
 
     def _copy_op(self, source: str, target: str) -> Op[None]:
         if source == target:
-            return
-        yield Tx(lambda tx: (yield tx.copy_thread(source, target)), True, target)
-        self._codec.forget({target})
+            return _nothing()
+        return Tx(
+            lambda tx: (yield tx.copy_thread(source, target)), True, target, lambda _: self._codec.forget({target})
+        )
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy a thread's checkpoints, writes and values to another thread id, in one transaction.
@@ -596,7 +598,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
             return await super().acopy_thread(source_thread_id, target_thread_id)
         await self._arun(self._copy_op(str(source_thread_id), str(target_thread_id)))
 
-    def _prune_op(self, thread_ids: Sequence[str], strategy: str) -> Op[None]:
+    def _prune_op(self, thread_ids: Sequence[str], strategy: str) -> OpGen[None]:
         ids = check_prune_args(thread_ids, strategy)
         for thread_id in ids:
 
@@ -653,7 +655,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
         return next_string_version(current)
 
 
-def _single(request: Tx[T]) -> Op[T]:
-    """An operation of one transaction."""
-    result: T = yield request
-    return result
+def _nothing() -> OpGen[None]:
+    """An operation that touches no storage."""
+    return None
+    yield

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
 from typing import Any, Generic, TypeVar
 
-__all__ = ("Body", "Op", "PrivateLoop", "Tx", "adrive", "arun", "blocking", "blocking_call", "drive", "run")
+__all__ = ("Body", "Op", "OpGen", "PrivateLoop", "Tx", "adrive", "arun", "blocking", "blocking_call", "drive", "run")
 
 T = TypeVar("T")
 
@@ -40,18 +40,31 @@ Body = Generator[Any, Any, T]
 
 
 class Tx(Generic[T]):
-    """A request of an operation: run `body(tx)` in a write transaction on `thread_id`, or a read one."""
+    """Run `body(tx)` in a write transaction on `thread_id` (or a read one), then `after` on its result.
 
-    __slots__ = ("body", "thread_id", "write")
+    A request yielded by an operation, or a whole one-transaction operation by itself (cheaper: no
+    operation generator; `after` is what the operation would do after its transaction).
+    """
 
-    def __init__(self, body: Callable[[Any], Body[T]], write: bool = False, thread_id: str | None = None) -> None:
+    __slots__ = ("after", "body", "thread_id", "write")
+
+    def __init__(
+        self,
+        body: Callable[[Any], Body[Any]],
+        write: bool = False,
+        thread_id: str | None = None,
+        after: Callable[[Any], T] | None = None,
+    ) -> None:
         self.body = body
         self.write = write
         self.thread_id = thread_id
+        self.after = after
 
 
-Op = Generator["Tx[Any]", Any, T]
-"""An operation: yields `Tx` requests, receives each one's result, returns the operation's result."""
+OpGen = Generator["Tx[Any]", Any, T]
+Op = OpGen[T] | Tx[T]
+"""An operation: a generator that yields `Tx` requests, receives each one's result and returns the
+operation's result; or a single `Tx`."""
 
 
 def drive(body: Body[T]) -> T:
@@ -85,6 +98,16 @@ def run(
     write_tx: Callable[[str | None], AbstractContextManager[Any]],
 ) -> T:
     """Run an operation on sync transactions."""
+    if isinstance(op, Tx):
+        with write_tx(op.thread_id) if op.write else read_tx() as tx:
+            body = op.body(tx)
+            try:  # `drive`, inline: this is every sync call's path
+                value = next(body)
+                while True:
+                    value = body.send(value)
+            except StopIteration as stop:
+                result = stop.value
+        return result if op.after is None else op.after(result)
     try:
         request = next(op)
         while True:
@@ -111,6 +134,10 @@ async def arun(
     write_tx: Callable[[str | None], AbstractAsyncContextManager[Any]],
 ) -> T:
     """Run an operation on async transactions, on the running event loop."""
+    if isinstance(op, Tx):
+        async with write_tx(op.thread_id) if op.write else read_tx() as tx:
+            result = await adrive(op.body(tx))
+        return result if op.after is None else op.after(result)
     try:
         request = next(op)
         while True:
