@@ -43,6 +43,14 @@ def count_write_transactions(saver: Any, monkeypatch: pytest.MonkeyPatch) -> lis
         return original(thread_id)
 
     monkeypatch.setattr(saver, "_write_tx", counted)
+    if getattr(saver, "_native_async", False):  # its async methods open the async transactions
+        aoriginal = saver._awrite_tx
+
+        def acounted(thread_id: str | None = None) -> Any:
+            counter[0] += 1
+            return aoriginal(thread_id)
+
+        monkeypatch.setattr(saver, "_awrite_tx", acounted)
     return counter
 
 
