@@ -20,6 +20,7 @@ from graphrt._postgres import Connector, require_psycopg
 require_psycopg("PostgresSaver")
 
 from graphrt.checkpoint._dialect import apply_migrations  # noqa: E402
+from graphrt.checkpoint._drive import Body, Tx  # noqa: E402
 from graphrt.checkpoint._ownership import claim_options, held_owner, release  # noqa: E402
 from graphrt.checkpoint._sql import POSTGRES, Cursor, SqlSaver  # noqa: E402
 from graphrt.checkpoint.base._types import config_thread  # noqa: E402
@@ -45,6 +46,7 @@ _MIGRATION_LOCK = 0x67727463686B7074
 PG_MIGRATIONS_TABLE = "graphrt_checkpoint_pg_migrations"
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def _retried(method: F) -> F:
@@ -225,11 +227,12 @@ class PostgresCore(SqlSaver):
     def aclaim_thread(self, config: RunnableConfig) -> AbstractAsyncContextManager[None]:
         """`CoreSaver.aclaim_thread`, its claim and release sent like `claim_thread`'s."""
         thread_id, _ = config_thread(config)
-        claim = self._claims.aclaim(thread_id, claim_options(config), self._offload_retrying)
+        claim = self._claims.aclaim(thread_id, claim_options(config), self._transact_retrying)
         return cast(AbstractAsyncContextManager[None], claim)
 
-    async def _offload_retrying(self, func: Callable[..., Any], *args: Any) -> Any:
-        return await self._offload(lambda: retrying(lambda: func(*args), self._connector.recover))
+    async def _transact_retrying(self, thread_id: str, body: Callable[[Any], Body[T]]) -> T:
+        op: Tx[T] = Tx(body, True, thread_id)
+        return await self._offload(lambda: retrying(lambda: self._run(op), self._connector.recover))
 
     def _setup(self) -> None:
         with self.lock, self._connector.connection() as conn:

@@ -424,12 +424,12 @@ class PgReadTx(SqlTx):
     is not asked for again (the snapshot cannot change). What is read feeds `Knowledge`.
     """
 
-    __slots__ = ("_absent", "_bases", "_writes", "knowledge")
+    __slots__ = ("_absent", "_bases", "_pending", "knowledge")
 
     def __init__(self, cur: BatchCursor, dialect: Dialect, knowledge: Knowledge) -> None:
         super().__init__(cur, dialect)
         self.knowledge = knowledge
-        self._writes: dict[tuple[str, str, str], list[WriteRow]] = {}
+        self._pending: dict[tuple[str, str, str], list[WriteRow]] = {}
         self._absent: set[tuple[str, str, str, str]] = set()
         self._bases: dict[tuple[str, str, str, str], Blob] = {}
 
@@ -451,14 +451,14 @@ class PgReadTx(SqlTx):
         if checkpoint_id is None:
             self.knowledge.learn([("head", thread_id, checkpoint_ns, None if row is None else row.checkpoint_id)])
         if row is not None:
-            rows = self.cur.sets[-2][1]  # type: ignore[attr-defined]
-            self._writes[(thread_id, checkpoint_ns, row.checkpoint_id)] = [
+            rows = self.cur.sets[-2][1]
+            self._pending[(thread_id, checkpoint_ns, row.checkpoint_id)] = [
                 WriteRow(r[0], r[1], r[2], r[3], bytes(r[4] or b""), r[5]) for r in rows
             ]
         return row
 
     def writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> list[WriteRow]:
-        cached = self._writes.pop((thread_id, checkpoint_ns, checkpoint_id), None)
+        cached = self._pending.pop((thread_id, checkpoint_ns, checkpoint_id), None)
         return cached if cached is not None else super().writes(thread_id, checkpoint_ns, checkpoint_id)
 
     def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Blob]:
@@ -468,7 +468,7 @@ class PgReadTx(SqlTx):
             self.cur.execute(sql, tuple(x for ch, v in keys for x in (thread_id, checkpoint_ns, ch, v)))
         found = super().blobs(thread_id, checkpoint_ns, keys)
         if prefetch:
-            for r in self.cur.sets[-2][1]:  # type: ignore[attr-defined]
+            for r in self.cur.sets[-2][1]:
                 self._bases[(thread_id, checkpoint_ns, r[0], r[1])] = Blob(r[2], bytes(r[3] or b""), r[4], r[5])
         facts: list[tuple[Any, ...]] = []
         for channel, version in keys:
