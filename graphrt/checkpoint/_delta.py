@@ -22,7 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from graphrt.checkpoint.serde.base import SerializerProtocol
 
@@ -61,9 +61,12 @@ MISSING: Final = _Missing()
 """What `DeltaCodec.decode` returns for a version that holds no value."""
 
 
-@dataclass(frozen=True, slots=True)
-class Blob:
-    """One stored channel version: a whole value, or the tail appended to the list at `base`."""
+class Blob(NamedTuple):
+    """One stored channel version: a whole value, or the tail appended to the list at `base`.
+
+    A named tuple rather than a frozen dataclass: one is built per changed value per step, and a
+    tuple is several times cheaper to build; it is just as immutable (cached blobs are shared).
+    """
 
     type: str
     """The serializer's type tag, or "empty" for a channel that has no value at this version."""
@@ -150,7 +153,7 @@ class DeltaCodec:
         self._max_streams = max_streams
         self._per_stream = versions_per_stream
         self._streams: OrderedDict[StreamKey, _Stream] = OrderedDict()
-        self._scalars: dict[tuple[type, Any], tuple[str, bytes]] = {}
+        self._scalars: dict[tuple[type, Any], Blob] = {}
         self._lock = threading.Lock()
 
     # -- writing ----------------------------------------------------------------------------------
@@ -179,7 +182,10 @@ class DeltaCodec:
 
     def snapshot(self, value: Any) -> Blob:
         """The blob storing `value` whole."""
-        type_, data = self.dumps(value)
+        kind = type(value)
+        if kind is int or kind is bool or (kind is str and len(value) <= 256) or value is None:
+            return self._scalar(kind, value)
+        type_, data = self.serde.dumps_typed(value)
         return Blob(type_, data)
 
     def dumps(self, value: Any) -> tuple[str, bytes]:
@@ -189,16 +195,21 @@ class DeltaCodec:
         serialized once for its write and reused for its channel's blob (and by later steps).
         """
         kind = type(value)
-        if kind is int or kind is bool or (kind is str and len(value) <= 256):
-            key = (kind, value)
-            hit = self._scalars.get(key)
-            if hit is None:
-                hit = self.serde.dumps_typed(value)
-                if len(self._scalars) >= 4096:
-                    self._scalars.clear()
-                self._scalars[key] = hit
-            return hit
+        if kind is int or kind is bool or (kind is str and len(value) <= 256) or value is None:
+            blob = self._scalar(kind, value)
+            return blob.type, blob.data
         return self.serde.dumps_typed(value)
+
+    def _scalar(self, kind: type, value: Any) -> Blob:
+        """The whole-value blob of a small immutable scalar, serialized once and then shared."""
+        key = (kind, value)
+        hit = self._scalars.get(key)
+        if hit is None:
+            hit = Blob(*self.serde.dumps_typed(value))
+            if len(self._scalars) >= 4096:
+                self._scalars.clear()
+            self._scalars[key] = hit
+        return hit
 
     def _find_base(self, key: StreamKey, value: list[Any]) -> tuple[str, _Known] | None:
         """The remembered version `value` extends the most, unless its chain is already full."""
