@@ -125,6 +125,21 @@ class _Stream:
 
     written: OrderedDict[str, _Known] = field(default_factory=OrderedDict)
     read: OrderedDict[str, _Known] = field(default_factory=OrderedDict)
+    whole: tuple[list[Any], tuple[Any, ...]] | None = None
+    """The list last encoded whole, and decoded copies of its items, until `remember` files them under
+    its version in `read`."""
+
+
+def _is_prefix(items: tuple[Any, ...], value: list[Any]) -> bool:
+    """Whether `value` starts with the very objects `items` (and has at least one)."""
+    n = len(items)
+    # Cheap rejects first (ends, then whole prefix): the full scan is one pointer compare per item.
+    return (
+        0 < n <= len(value)
+        and items[-1] is value[n - 1]
+        and items[0] is value[0]
+        and all(map(operator.is_, items, value))
+    )
 
 
 class DeltaCodec:
@@ -178,7 +193,34 @@ class DeltaCodec:
                 base_version, known = base
                 type_, data = self.serde.dumps_typed(value[len(known.items) :])
                 return Blob(type_, data, base_version, known.depth + 1)
+            blob = self.snapshot(value)
+            self._keep_decoded(key, value)
+            return blob
         return self.snapshot(value)
+
+    def _keep_decoded(self, key: StreamKey, value: list[Any]) -> None:
+        """A list stored whole that extends a version this codec decoded: prepare decoded items for it.
+
+        Without them the next read of the list (a chat's next turn) would decode every item of the
+        snapshot again; with them it decodes nothing. Only the items added since the decoded version
+        are copied (through the serializer, as a read would), which is what the reads of the deltas
+        they replace would have decoded.
+        """
+        with self._lock:
+            stream = self._streams.get(key)
+            if stream is None:
+                return
+            stream.whole = None
+            reads = [known.items for known in stream.read.values()]
+        prefix = max((items for items in reads if _is_prefix(items, value)), key=len, default=None)
+        if prefix is None:
+            return
+        tail = value[len(prefix) :]
+        copies = self.serde.loads_typed(self.serde.dumps_typed(tail)) if tail else []
+        if type(copies) is not list or len(copies) != len(tail):
+            return  # a serializer that does not give lists back: reads decode the snapshot
+        with self._lock:
+            stream.whole = (value, (*prefix, *copies))
 
     def snapshot(self, value: Any) -> Blob:
         """The blob storing `value` whole."""
@@ -220,19 +262,10 @@ class DeltaCodec:
             candidates = sorted(
                 [*stream.written.items(), *stream.read.items()], key=lambda c: len(c[1].items), reverse=True
             )
-        size = len(value)
         for version, known in candidates:
-            items = known.items
-            n = len(items)
-            # Cheap rejects first (ends, then whole prefix): the full scan is one pointer compare per item.
-            if (
-                0 < n <= size
-                and items[-1] is value[n - 1]
-                and items[0] is value[0]
-                and all(map(operator.is_, items, value))
-            ):
+            if _is_prefix(known.items, value):
                 # Falling back to a shorter base would keep chains short but make every tail longer.
-                return (version, known) if known.depth + 1 < self.max_depth(size) else None
+                return (version, known) if known.depth + 1 < self.max_depth(len(value)) else None
         return None
 
     def remember(self, key: StreamKey, version: str, value: Any, depth: int, *, decoded: bool = False) -> None:
@@ -255,11 +288,18 @@ class DeltaCodec:
                     self._streams.popitem(last=False)
             else:
                 self._streams.move_to_end(key)
-            versions = stream.read if decoded else stream.written
-            versions[version] = _Known(tuple(value), depth)
-            versions.move_to_end(version)
-            if len(versions) > self._per_stream:
-                versions.popitem(last=False)
+            self._file(stream.read if decoded else stream.written, version, _Known(tuple(value), depth))
+            whole = stream.whole
+            if whole is not None and not decoded and depth == 0 and whole[0] is value:
+                # The snapshot `_keep_decoded` prepared was stored: its next read needs no decoding.
+                self._file(stream.read, version, _Known(whole[1], 0))
+            stream.whole = None
+
+    def _file(self, versions: OrderedDict[str, _Known], version: str, known: _Known) -> None:
+        versions[version] = known
+        versions.move_to_end(version)
+        if len(versions) > self._per_stream:
+            versions.popitem(last=False)
 
     def knows(self, key: StreamKey, version: str) -> bool:
         """Whether a read of `version` of the stream is served from memory, without storage access."""
