@@ -182,8 +182,9 @@ class DeltaCodec:
 
         Growing with the list keeps the snapshot cost per appended item constant (a snapshot re-encodes
         the whole list, and so does the first read of it): at most one snapshot per `size // 8` appends.
+        Never more than half of `MAX_CHAIN`, the links a read follows: a longer chain would read as broken.
         """
-        return max(self.snapshot_every, size // 8)
+        return min(max(self.snapshot_every, size // 8), MAX_CHAIN // 2)
 
     def encode(self, key: StreamKey, value: Any) -> Blob:
         """The blob to store for `value`: a delta on a remembered version when it appends to one."""

@@ -196,6 +196,23 @@ def test_reads_share_no_list_and_reread_is_served_from_memory(tmp_path: Path) ->
         assert a == b and a is not b
 
 
+def test_a_long_list_never_chains_past_what_a_read_follows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list long enough for `size // 8` appends to exceed `MAX_CHAIN` still snapshots in time."""
+    import graphrt.checkpoint.memory._storage as memory_storage
+
+    monkeypatch.setattr(_delta, "MAX_CHAIN", 40)
+    monkeypatch.setattr(memory_storage, "MAX_CHAIN", 40)
+    saver = InMemorySaver()
+    thread = Thread(saver)
+    items = list(range(1000))  # size // 8 = 125 links allowed by size alone
+    for i in range(60):
+        items = [*items, i]
+        thread.put("sync", {"items": items})
+    saver._codec.forget()  # a cold read follows the stored chain
+    head = saver.get_tuple(config())
+    assert head is not None and head.checkpoint["channel_values"]["items"] == items
+
+
 def test_a_chat_turn_after_a_snapshot_reads_no_blob(tmp_path: Path) -> None:
     """Each turn reads the head and appends to it; the turn after a snapshot finds it decoded already."""
     with SqliteSaver.from_conn_string(str(tmp_path / "c.sqlite")) as saver:
