@@ -116,7 +116,11 @@ def measure(impl: str, kind: str, turns: int) -> dict[str, Any]:
                 times.append((time.perf_counter() - start) * 1e3)
             assert len(out["messages"]) == 2 * turns
             if kind == "memory":
-                size = sum(stored_bytes(getattr(saver, a, None)) for a in ("storage", "writes", "blobs"))
+                holders = [getattr(saver, a, None) for a in ("storage", "writes", "blobs")]  # LangGraph's
+                tables = getattr(saver, "_storage", None)  # graphrt's: a MemoryStorage of plain dicts
+                if tables is not None:
+                    holders += [tables.checkpoints_by_ns, tables.pending, tables.blob_rows]
+                size = sum(stored_bytes(h) for h in holders)
         if kind == "sqlite":
             size = sqlite_bytes(path)
     marks = {str(m): statistics.median(times[max(0, m - WINDOW) : m]) for m in MARKS if m <= turns}

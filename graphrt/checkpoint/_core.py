@@ -452,15 +452,19 @@ class CoreSaver(BaseCheckpointSaver[str]):
 
     def _remember(self, prepared: PreparedPut, depths: Sequence[int]) -> None:
         for item, depth in zip(prepared.blobs, depths, strict=True):
-            stream = (prepared.thread_id, prepared.checkpoint_ns, item.channel)
-            self._codec.remember(stream, item.version, item.value, depth)
+            if type(item.value) is list:  # only lists are remembered (to spot appends)
+                stream = (prepared.thread_id, prepared.checkpoint_ns, item.channel)
+                self._codec.remember(stream, item.version, item.value, depth)
 
     def _store(self, tx: AnyWriteTx, p: PreparedPut) -> Body[builtins.list[int]]:
         """Insert a prepared checkpoint's blobs and row; returns each blob's stored chain depth."""
         thread_id, checkpoint_ns = p.thread_id, p.checkpoint_ns
         bases = [(item.channel, item.blob.base) for item in p.blobs if item.blob.base is not None]
         found = (yield tx.blobs(thread_id, checkpoint_ns, bases)) if bases else {}
-        rows = [(item.channel, item.version, self._rebased(item, found)) for item in p.blobs]
+        rows = [
+            (item.channel, item.version, item.blob if item.blob.base is None else self._rebased(item, found))
+            for item in p.blobs
+        ]
         if rows and (yield tx.insert_blobs(thread_id, checkpoint_ns, rows)) != len(rows):
             # Some versions were stored already (a reused version number): overwrite those that differ.
             existing = yield tx.blobs(thread_id, checkpoint_ns, [(ch, v) for ch, v, _ in rows])

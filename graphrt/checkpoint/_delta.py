@@ -22,7 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from graphrt.checkpoint.serde.base import SerializerProtocol
 
@@ -61,9 +61,12 @@ MISSING: Final = _Missing()
 """What `DeltaCodec.decode` returns for a version that holds no value."""
 
 
-@dataclass(frozen=True, slots=True)
-class Blob:
-    """One stored channel version: a whole value, or the tail appended to the list at `base`."""
+class Blob(NamedTuple):
+    """One stored channel version: a whole value, or the tail appended to the list at `base`.
+
+    A named tuple rather than a frozen dataclass: one is built per changed value per step, and a
+    tuple is several times cheaper to build; it is just as immutable (cached blobs are shared).
+    """
 
     type: str
     """The serializer's type tag, or "empty" for a channel that has no value at this version."""
@@ -122,6 +125,21 @@ class _Stream:
 
     written: OrderedDict[str, _Known] = field(default_factory=OrderedDict)
     read: OrderedDict[str, _Known] = field(default_factory=OrderedDict)
+    whole: tuple[list[Any], tuple[Any, ...]] | None = None
+    """The list last encoded whole, and decoded copies of its items, until `remember` files them under
+    its version in `read`."""
+
+
+def _is_prefix(items: tuple[Any, ...], value: list[Any]) -> bool:
+    """Whether `value` starts with the very objects `items` (and has at least one)."""
+    n = len(items)
+    # Cheap rejects first (ends, then whole prefix): the full scan is one pointer compare per item.
+    return (
+        0 < n <= len(value)
+        and items[-1] is value[n - 1]
+        and items[0] is value[0]
+        and all(map(operator.is_, items, value))
+    )
 
 
 class DeltaCodec:
@@ -150,7 +168,7 @@ class DeltaCodec:
         self._max_streams = max_streams
         self._per_stream = versions_per_stream
         self._streams: OrderedDict[StreamKey, _Stream] = OrderedDict()
-        self._scalars: dict[tuple[type, Any], tuple[str, bytes]] = {}
+        self._scalars: dict[tuple[type, Any], Blob] = {}
         self._lock = threading.Lock()
 
     # -- writing ----------------------------------------------------------------------------------
@@ -164,8 +182,9 @@ class DeltaCodec:
 
         Growing with the list keeps the snapshot cost per appended item constant (a snapshot re-encodes
         the whole list, and so does the first read of it): at most one snapshot per `size // 8` appends.
+        Never more than half of `MAX_CHAIN`, the links a read follows: a longer chain would read as broken.
         """
-        return max(self.snapshot_every, size // 8)
+        return min(max(self.snapshot_every, size // 8), MAX_CHAIN // 2)
 
     def encode(self, key: StreamKey, value: Any) -> Blob:
         """The blob to store for `value`: a delta on a remembered version when it appends to one."""
@@ -175,11 +194,41 @@ class DeltaCodec:
                 base_version, known = base
                 type_, data = self.serde.dumps_typed(value[len(known.items) :])
                 return Blob(type_, data, base_version, known.depth + 1)
+            blob = self.snapshot(value)
+            self._keep_decoded(key, value)
+            return blob
         return self.snapshot(value)
+
+    def _keep_decoded(self, key: StreamKey, value: list[Any]) -> None:
+        """A list stored whole that extends a version this codec decoded: prepare decoded items for it.
+
+        Without them the next read of the list (a chat's next turn) would decode every item of the
+        snapshot again; with them it decodes nothing. Only the items added since the decoded version
+        are copied (through the serializer, as a read would), which is what the reads of the deltas
+        they replace would have decoded.
+        """
+        with self._lock:
+            stream = self._streams.get(key)
+            if stream is None:
+                return
+            stream.whole = None
+            reads = [known.items for known in stream.read.values()]
+        prefix = max((items for items in reads if _is_prefix(items, value)), key=len, default=None)
+        if prefix is None:
+            return
+        tail = value[len(prefix) :]
+        copies = self.serde.loads_typed(self.serde.dumps_typed(tail)) if tail else []
+        if type(copies) is not list or len(copies) != len(tail):
+            return  # a serializer that does not give lists back: reads decode the snapshot
+        with self._lock:
+            stream.whole = (value, (*prefix, *copies))
 
     def snapshot(self, value: Any) -> Blob:
         """The blob storing `value` whole."""
-        type_, data = self.dumps(value)
+        kind = type(value)
+        if kind is int or kind is bool or (kind is str and len(value) <= 256) or value is None:
+            return self._scalar(kind, value)
+        type_, data = self.serde.dumps_typed(value)
         return Blob(type_, data)
 
     def dumps(self, value: Any) -> tuple[str, bytes]:
@@ -189,16 +238,21 @@ class DeltaCodec:
         serialized once for its write and reused for its channel's blob (and by later steps).
         """
         kind = type(value)
-        if kind is int or kind is bool or (kind is str and len(value) <= 256):
-            key = (kind, value)
-            hit = self._scalars.get(key)
-            if hit is None:
-                hit = self.serde.dumps_typed(value)
-                if len(self._scalars) >= 4096:
-                    self._scalars.clear()
-                self._scalars[key] = hit
-            return hit
+        if kind is int or kind is bool or (kind is str and len(value) <= 256) or value is None:
+            blob = self._scalar(kind, value)
+            return blob.type, blob.data
         return self.serde.dumps_typed(value)
+
+    def _scalar(self, kind: type, value: Any) -> Blob:
+        """The whole-value blob of a small immutable scalar, serialized once and then shared."""
+        key = (kind, value)
+        hit = self._scalars.get(key)
+        if hit is None:
+            hit = Blob(*self.serde.dumps_typed(value))
+            if len(self._scalars) >= 4096:
+                self._scalars.clear()
+            self._scalars[key] = hit
+        return hit
 
     def _find_base(self, key: StreamKey, value: list[Any]) -> tuple[str, _Known] | None:
         """The remembered version `value` extends the most, unless its chain is already full."""
@@ -209,19 +263,10 @@ class DeltaCodec:
             candidates = sorted(
                 [*stream.written.items(), *stream.read.items()], key=lambda c: len(c[1].items), reverse=True
             )
-        size = len(value)
         for version, known in candidates:
-            items = known.items
-            n = len(items)
-            # Cheap rejects first (ends, then whole prefix): the full scan is one pointer compare per item.
-            if (
-                0 < n <= size
-                and items[-1] is value[n - 1]
-                and items[0] is value[0]
-                and all(map(operator.is_, items, value))
-            ):
+            if _is_prefix(known.items, value):
                 # Falling back to a shorter base would keep chains short but make every tail longer.
-                return (version, known) if known.depth + 1 < self.max_depth(size) else None
+                return (version, known) if known.depth + 1 < self.max_depth(len(value)) else None
         return None
 
     def remember(self, key: StreamKey, version: str, value: Any, depth: int, *, decoded: bool = False) -> None:
@@ -244,11 +289,18 @@ class DeltaCodec:
                     self._streams.popitem(last=False)
             else:
                 self._streams.move_to_end(key)
-            versions = stream.read if decoded else stream.written
-            versions[version] = _Known(tuple(value), depth)
-            versions.move_to_end(version)
-            if len(versions) > self._per_stream:
-                versions.popitem(last=False)
+            self._file(stream.read if decoded else stream.written, version, _Known(tuple(value), depth))
+            whole = stream.whole
+            if whole is not None and not decoded and depth == 0 and whole[0] is value:
+                # The snapshot `_keep_decoded` prepared was stored: its next read needs no decoding.
+                self._file(stream.read, version, _Known(whole[1], 0))
+            stream.whole = None
+
+    def _file(self, versions: OrderedDict[str, _Known], version: str, known: _Known) -> None:
+        versions[version] = known
+        versions.move_to_end(version)
+        if len(versions) > self._per_stream:
+            versions.popitem(last=False)
 
     def knows(self, key: StreamKey, version: str) -> bool:
         """Whether a read of `version` of the stream is served from memory, without storage access."""

@@ -220,7 +220,6 @@ class Claims:
         self._held: dict[str, tuple[str, Lease]] = {}
         """owner token -> (thread_id, lease as last stored)."""
         self._renewer: threading.Thread | None = None
-        self._wake = threading.Event()
 
     # -- sync -------------------------------------------------------------------------------------
 
@@ -309,19 +308,22 @@ class Claims:
         with self._lock:
             self._held[lease.owner] = (thread_id, lease)
             if self._renewer is None or not self._renewer.is_alive():
-                self._wake.clear()
                 self._renewer = threading.Thread(target=self._renew_loop, name="graphrt-lease", daemon=True)
                 self._renewer.start()
 
     def _untrack(self, owner: str) -> None:
         with self._lock:
             self._held.pop(owner, None)
-            if not self._held:
-                self._wake.set()
 
     def _renew_loop(self) -> None:
+        """Renew the held leases every third of their life; end at the first round that finds none held.
+
+        The thread outlives the last claim by at most one round rather than ending with it: a thread that
+        runs many short runs one after another (a chat, an agent) starts it once, not once per run.
+        """
         seconds = self._storage.lease_seconds or DEFAULT_LEASE_SECONDS
-        while not self._wake.wait(seconds / 3):
+        while True:
+            time.sleep(seconds / 3)
             with self._lock:
                 held = list(self._held.items())
             for owner, (thread_id, lease) in held:

@@ -360,12 +360,15 @@ def mark_interrupted(st: LoopState) -> None:
 
 def seen_snapshot(st: LoopState) -> dict[str, dict[str, Any]]:
     """`versions_seen` for a checkpoint, copying only what changed since the last one."""
-    copies = st.seen_copies
-    if len(copies) != len(st.seen) or st.seen_dirty:
-        for name in st.seen_dirty | (st.seen.keys() - copies.keys()):
-            if name in st.seen:
-                copies[name] = dict(st.seen[name])
+    copies, seen = st.seen_copies, st.seen
+    if st.seen_dirty:
+        for name in st.seen_dirty:
+            if name in seen:
+                copies[name] = dict(seen[name])
         st.seen_dirty = set()
+    if len(copies) != len(seen):  # nodes restored from a checkpoint, or seen changed without a mark
+        for name in seen.keys() - copies.keys():
+            copies[name] = dict(seen[name])
     return dict(copies)
 
 

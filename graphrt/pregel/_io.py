@@ -93,14 +93,19 @@ class ThreadWriter:
     deferred: list[SaveWrites] = field(default_factory=list)
 
     def put_checkpoint(self, effect: SaveCheckpoint) -> None:
-        if self.deferred:
-            writes = list(self.deferred)
-            tasks = [(w.task_id, w.writes, w.task_path) for w in writes]
-            with naming_nodes(writes):
+        deferred = self.deferred
+        if deferred:
+            tasks = [(w.task_id, w.writes, w.task_path) for w in deferred]
+            try:
                 new = self.saver.put_step(
                     self.config, tasks, effect.checkpoint, effect.metadata, effect.new_versions, expected_head=self.head
                 )
-            self.deferred.clear()
+            except (UnserializableValueError, UnsavableValueError) as exc:
+                named = _for_node(exc, deferred)
+                if named is exc:
+                    raise
+                raise named from None
+            deferred.clear()
         else:
             new = self.saver.put_guarded(
                 self.config, effect.checkpoint, effect.metadata, effect.new_versions, expected_head=self.head
@@ -160,10 +165,18 @@ def naming_nodes(writes: Sequence[SaveWrites]) -> Iterator[None]:
     try:
         yield
     except (UnserializableValueError, UnsavableValueError) as exc:
-        node = next((w.node for w in writes if w.task_id == exc.task_id and w.node), None)
-        if node is None:
+        named = _for_node(exc, writes)
+        if named is exc:
             raise
-        raise exc.for_node(node) from None
+        raise named from None
+
+
+def _for_node(
+    exc: UnserializableValueError | UnsavableValueError, writes: Sequence[SaveWrites]
+) -> UnserializableValueError | UnsavableValueError:
+    """`exc` naming the node whose write it is (itself when it names no task of `writes`)."""
+    node = next((w.node for w in writes if w.task_id == exc.task_id and w.node), None)
+    return exc if node is None else exc.for_node(node)
 
 
 @dataclass(slots=True)

@@ -196,6 +196,52 @@ def test_reads_share_no_list_and_reread_is_served_from_memory(tmp_path: Path) ->
         assert a == b and a is not b
 
 
+def test_a_long_list_never_chains_past_what_a_read_follows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list long enough for `size // 8` appends to exceed `MAX_CHAIN` still snapshots in time."""
+    import graphrt.checkpoint.memory._storage as memory_storage
+
+    monkeypatch.setattr(_delta, "MAX_CHAIN", 40)
+    monkeypatch.setattr(memory_storage, "MAX_CHAIN", 40)
+    saver = InMemorySaver()
+    thread = Thread(saver)
+    items = list(range(1000))  # size // 8 = 125 links allowed by size alone
+    for i in range(60):
+        items = [*items, i]
+        thread.put("sync", {"items": items})
+    saver._codec.forget()  # a cold read follows the stored chain
+    head = saver.get_tuple(config())
+    assert head is not None and head.checkpoint["channel_values"]["items"] == items
+
+
+def test_a_chat_turn_after_a_snapshot_reads_no_blob(tmp_path: Path) -> None:
+    """Each turn reads the head and appends to it; the turn after a snapshot finds it decoded already."""
+    with SqliteSaver.from_conn_string(str(tmp_path / "c.sqlite")) as saver:
+        thread = Thread(saver)
+        thread.put("sync", {"messages": [{"turn": -1}]})
+        snapshot_reads = 0
+        for turn in range(70):
+            head = saver.get_tuple(config())
+            assert head is not None
+            history = head.checkpoint["channel_values"]["messages"]
+            assert history == [{"turn": t} for t in range(-1, turn)]
+            appended = {"turn": turn}
+            thread.put("sync", {"messages": [*history, appended]})
+            if blob_rows(saver)[-1][2] != 0:
+                continue
+            # This turn stored the whole list: the next read is served from memory...
+            statements: list[str] = []
+            saver.conn.set_trace_callback(statements.append)
+            after = saver.get_tuple(config())
+            saver.conn.set_trace_callback(None)
+            assert not [s for s in statements if "graphrt_checkpoint_blobs" in s]
+            # ...with copies of what the caller appended, not the caller's objects.
+            assert after is not None
+            got = after.checkpoint["channel_values"]["messages"]
+            assert got[-1] == appended and got[-1] is not appended
+            snapshot_reads += 1
+        assert snapshot_reads == 1  # the snapshot after 64 deltas
+
+
 def test_overwriting_a_reused_version_keeps_the_deltas_built_on_it(saver: Any, mode: str) -> None:
     inner = saver.inner
     checkpoint = base_module.empty_checkpoint()

@@ -149,6 +149,21 @@ def test_a_run_whose_lease_was_taken_over_cannot_write(core_saver: Any) -> None:
     assert stored_lease(core_saver) is not None and stored_lease(core_saver).owner == "thief"  # not released by us
 
 
+def test_runs_one_after_another_share_one_renewing_thread(core_saver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chat's turns claim and release the thread in quick succession: the renewer starts once, not per turn."""
+    if core_saver.lease_seconds is None:
+        pytest.skip("this storage's leases never expire")
+    monkeypatch.setattr(core_saver, "lease_seconds", 1.5)
+    renewers = []
+    for _ in range(20):
+        with core_saver.claim_thread(cfg()):
+            renewers.append(core_saver._claims._renewer)
+        assert stored_lease(core_saver) is None  # each claim is released at once
+    assert renewers[0] is not None and all(r is renewers[0] for r in renewers)
+    renewers[0].join(5)  # idle for a whole round, it ends
+    assert not renewers[0].is_alive()
+
+
 def test_a_held_lease_is_renewed(core_saver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     if core_saver.lease_seconds is None:
         pytest.skip("this storage's leases never expire")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final, NamedTuple, cast
 
 import orjson
 
-from graphrt.checkpoint._delta import MISSING, Blob, ChainFetcher, DeltaCodec, Memo
+from graphrt.checkpoint._delta import EMPTY, MISSING, Blob, ChainFetcher, DeltaCodec, Memo
 from graphrt.checkpoint.base._saver import UnsavableValueError, UnserializableValueError
 from graphrt.checkpoint.base._types import (
     WRITES_IDX_MAP,
@@ -43,9 +43,12 @@ __all__ = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class BlobWrite:
-    """A channel version to store, and the value it holds (kept to re-encode or remember it)."""
+class BlobWrite(NamedTuple):
+    """A channel version to store, and the value it holds (kept to re-encode or remember it).
+
+    Named tuples here and in `WriteRow`: one is built per changed value per step, several times
+    cheaper than a frozen dataclass and as immutable.
+    """
 
     channel: str
     version: str
@@ -72,8 +75,7 @@ class PreparedPut:
         return checkpoint_config(self.thread_id, self.checkpoint_ns, self.checkpoint_id)
 
 
-@dataclass(frozen=True, slots=True)
-class WriteRow:
+class WriteRow(NamedTuple):
     """One pending write, serialized: keyed by (task_id, idx) within its checkpoint."""
 
     task_id: str
@@ -155,21 +157,22 @@ def prepare_put(
         UnserializableValueError: A changed channel's value cannot be serialized.
     """
     thread_id, checkpoint_ns = config_thread(config)
-    rest = {k: v for k, v in checkpoint.items() if k != "channel_values"}
-    values = checkpoint["channel_values"]
+    rest: dict[str, Any] = dict(checkpoint)
+    values = rest.pop("channel_values")
     blobs = []
+    encode = codec.encode
     for channel, version in new_versions.items():
-        if channel in values:
-            value = values[channel]
+        value = values.get(channel, MISSING)
+        if value is MISSING:
+            blob = EMPTY
+        else:
             try:
-                blob = codec.encode((thread_id, checkpoint_ns, channel), value)
+                blob = encode((thread_id, checkpoint_ns, channel), value)
             except SerializationError as exc:
                 raise _named_error(codec, channel, value, exc) from None
             except (ValueError, RecursionError) as exc:
                 raise _named_error(codec, channel, value, exc) from None
-        else:
-            value, blob = MISSING, Blob("empty", b"")
-        blobs.append(BlobWrite(channel, str(version), blob, value))
+        blobs.append(BlobWrite(channel, version if type(version) is str else str(version), blob, value))
     type_, data = encode_record(codec.serde, rest)
     return PreparedPut(
         thread_id=thread_id,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import TracebackType
 
 from graphrt.checkpoint._core import CoreSaver
@@ -34,20 +32,11 @@ class InMemorySaver(CoreSaver):
         self._lock = threading.RLock()
         self._storage = MemoryStorage()
 
-    @contextmanager
-    def _read_tx(self) -> Iterator[MemoryStorage]:
-        with self._lock:
-            yield self._storage
+    def _read_tx(self) -> _Transaction:
+        return _Transaction(self._lock, self._storage, write=False)
 
-    @contextmanager
-    def _write_tx(self, thread_id: str | None = None) -> Iterator[MemoryStorage]:
-        with self._lock:
-            try:
-                yield self._storage
-            except BaseException:
-                self._storage.rollback()
-                raise
-            self._storage.commit()
+    def _write_tx(self, thread_id: str | None = None) -> _Transaction:
+        return _Transaction(self._lock, self._storage, write=True)
 
     def __enter__(self) -> InMemorySaver:
         return self
@@ -64,6 +53,37 @@ class InMemorySaver(CoreSaver):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         return None
+
+
+class _Transaction:
+    """The saver's lock held around one use of its storage; a write that fails is rolled back.
+
+    A plain class rather than a generator-based context manager: every step enters a few of these.
+    """
+
+    __slots__ = ("_lock", "_storage", "_write")
+
+    def __init__(self, lock: threading.RLock, storage: MemoryStorage, *, write: bool) -> None:
+        self._lock = lock
+        self._storage = storage
+        self._write = write
+
+    def __enter__(self) -> MemoryStorage:
+        self._lock.acquire()
+        return self._storage
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if not self._write:
+                return
+            if exc_type is None:
+                self._storage.commit()
+            else:
+                self._storage.rollback()
+        finally:
+            self._lock.release()
 
 
 MemorySaver = InMemorySaver

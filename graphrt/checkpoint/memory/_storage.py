@@ -12,6 +12,8 @@ from graphrt.checkpoint.base._storage import WriteRow
 __all__ = ("MemoryStorage",)
 
 _ABSENT: Final = object()
+_ADDED: Final = object()
+"""Undo record of keys a batch added (one record for the batch, not one per key)."""
 
 
 class MemoryStorage:
@@ -37,7 +39,10 @@ class MemoryStorage:
     def rollback(self) -> None:
         """Undo every change since the last `commit` (a write transaction failed)."""
         for table, key, old in reversed(self._journal):
-            if old is _ABSENT:
+            if old is _ADDED:
+                for added in key:
+                    table.pop(added, None)
+            elif old is _ABSENT:
                 table.pop(key, None)
             else:
                 table[key] = old
@@ -113,12 +118,14 @@ class MemoryStorage:
 
     def insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> int:
         stored = self._child(self.blob_rows, (thread_id, checkpoint_ns))
-        new = 0
+        added = []
         for channel, version, blob in items:
-            if (channel, version) not in stored:
-                self._put(stored, (channel, version), blob)
-                new += 1
-        return new
+            key = (channel, version)
+            if key not in stored:
+                stored[key] = blob
+                added.append(key)
+        self._journal.append((stored, added, _ADDED))
+        return len(added)
 
     def set_blob(self, stream: StreamKey, version: str, blob: Blob) -> None:
         thread_id, checkpoint_ns, channel = stream
@@ -139,10 +146,15 @@ class MemoryStorage:
 
     def put_writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, rows: Sequence[WriteRow]) -> None:
         saved = self._child(self.pending, (thread_id, checkpoint_ns, checkpoint_id))
+        added = []
         for row in rows:
             key = (row.task_id, row.idx)
-            if row.replaces or key not in saved:
+            if key not in saved:
+                saved[key] = row
+                added.append(key)
+            elif row.replaces:
                 self._put(saved, key, row)
+        self._journal.append((saved, added, _ADDED))
 
     def delete_thread(self, thread_id: str) -> None:
         self._pop(self.checkpoints_by_ns, thread_id)
