@@ -7,20 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from graphrt.store._sql import Dialect, SqlStore
+from graphrt.checkpoint._dialect import SQLITE
+from graphrt.store._sql import SqlStore
 from graphrt.store._ttl import ThreadSweeper
 from graphrt.store.base import IndexConfig, TTLConfig
 
 __all__ = ("BaseSqliteStore", "SqliteStore", "connect")
-
-SQLITE = Dialect(
-    name="sqlite",
-    param="?",
-    begin_write="BEGIN IMMEDIATE",
-    by_seq="INDEXED BY graphrt_store_seq",
-    json_field="json_extract(value, ?)",
-    json_type="json_type(value, ?)",
-)
 
 
 def connect(conn_string: str) -> sqlite3.Connection:
