@@ -14,22 +14,25 @@ from __future__ import annotations
 import functools
 import heapq
 import threading
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
 
 from graphrt.checkpoint._dialect import Dialect, apply_migrations
 from graphrt.store._indexed import StoreCore, page, ttl_micros
-from graphrt.store._namespace import matches_condition
+from graphrt.store._namespace import check_key, check_labels, matches_condition
 from graphrt.store._plan import Delete, Get, ListNamespaces, Plan, Put, Search, Step, to_datetime
 from graphrt.store._vectors import VectorIndex
-from graphrt.store.base import IndexConfig, Item, Result, SearchItem, TTLConfig
+from graphrt.store.base import IndexConfig, Item, Result, SearchItem, TTLConfig, _refresh
 
 __all__ = ("MIGRATIONS", "Dialect", "SqlStore")
+
+T = TypeVar("T")
 
 _COLUMNS = "id, ns, key, value, created_at, updated_at, ttl_minutes, expires_at, seq"
 _MERGE_LIMIT = 32
@@ -102,8 +105,11 @@ _REFRESH = (
 )
 _GET = f"SELECT {_COLUMNS} FROM graphrt_store WHERE ns = ? AND key = ? AND {_LIVE}"
 _GET_ONE = (
-    f"SELECT id, value, created_at, updated_at, ttl_minutes FROM graphrt_store WHERE ns = ? AND key = ? AND {_LIVE}"
+    "SELECT id, value, created_at, updated_at, ttl_minutes, expires_at FROM graphrt_store"
+    f" WHERE ns = ? AND key = ? AND {_LIVE}"
 )
+_READS_LIMIT = 16_384
+"""At most this many rows are kept for `get` (see `SqlStore._reads`); past it, the memory starts over."""
 
 
 def _render(dialect: Dialect, statement: str) -> str:
@@ -176,6 +182,11 @@ class SqlStore(StoreCore):
         self.is_setup = False
         self._cache: VectorIndex | None = None
         self._cache_version: Any = None
+        self._reads: dict[tuple[str, str], tuple[str, datetime, datetime, int | None, float | None]] | None = None
+        """Rows recently read by `get` (value JSON, timestamps, expiry, TTL), or None when off; a backend whose
+        store owns its connection turns it on. Valid while `_external_version` stays `_reads_version`; this
+        store's own writes drop what they touch."""
+        self._reads_version: Any = None
 
     def _external_version(self, cur: Any) -> Any:
         """A value that changes whenever another connection commits (cache invalidation)."""
@@ -207,16 +218,22 @@ class SqlStore(StoreCore):
             self.is_setup = True
 
     def get(self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None) -> Item | None:
-        """Return the item at `namespace`/`key`, or `None` (one SELECT; see `_apply`)."""
-        op = self._get_op(namespace, key, refresh_ttl)
-        result: Item | None = self._apply(Plan([Get(op.namespace, op.key, op.refresh_ttl)]))[0]  # type: ignore[assignment]
-        return result
+        """Return the item at `namespace`/`key`, or `None`: one SELECT (see `_get_alone`), no batch plan."""
+        check_labels(namespace)
+        step = Get(tuple(namespace), check_key(str(key)), _refresh(self.ttl_config, refresh_ttl))
+        return self._connected(lambda: self._get_alone(step))
+
+    def _connected(self, action: Callable[[], T]) -> T:
+        """Run `action` once the schema exists, with `self.conn` usable (a pooled backend lends one)."""
+        if not self.is_setup:
+            self._migrate()
+        return action()
 
     def _apply(self, plan: Plan) -> list[Result]:
         if not self.is_setup:
             self._migrate()
         steps = plan.steps
-        if len(steps) == 1 and type(steps[0]) is Get:
+        if len(steps) == 1 and type(steps[0]) is Get:  # e.g. `aget`, or `batch([GetOp(...)])`
             return [self._get_alone(steps[0])]
         writes = any(isinstance(step, Put | Delete) for step in steps)
         with self.lock:
@@ -234,6 +251,7 @@ class SqlStore(StoreCore):
             except BaseException:
                 cur.execute("ROLLBACK")
                 self._cache = None  # it may hold vectors of writes that were just rolled back
+                self._forget_reads()
                 raise
             if refresh and not writes:
                 # Reads stay in a shared-lock transaction; pushing expiry back is a short write after.
@@ -242,23 +260,39 @@ class SqlStore(StoreCore):
 
     def _get_alone(self, step: Get) -> Item | None:
         """A batch of one get: a single SELECT in autocommit mode is its own consistent snapshot, so it
-        needs no BEGIN/COMMIT around it (one statement, one round trip to a server)."""
+        needs no BEGIN/COMMIT around it (one statement, one round trip to a server). With `_reads` on, a
+        row read before is served from memory once the database is known not to have changed since."""
+        where = (_ns_text(step.namespace), step.key)
         with self.lock:
             cur = self.conn.cursor()
             now = self._clock.now()
-            cur.execute(_render(self.dialect, _GET_ONE), (_ns_text(step.namespace), step.key, now))
+            reads = self._reads
+            if reads is not None:
+                version = self._external_version(cur)
+                if version != self._reads_version:
+                    reads.clear()
+                    self._reads_version = version
+                hit = reads.get(where)
+                if hit is not None and (hit[3] is None or hit[3] > now) and not (step.refresh and hit[4] is not None):
+                    return Item._trusted(orjson.loads(hit[0]), step.key, step.namespace, hit[1], hit[2])
+            cur.execute(_render(self.dialect, _GET_ONE), (*where, now))
             found = cur.fetchone()
             if found is None:
                 return None
-            item_id, value, created, updated, ttl = found
+            item_id, value, created, updated, ttl, expires = found
+            updated_at = to_datetime(updated)
+            created_at = updated_at if created == updated else to_datetime(created)
             if step.refresh and ttl is not None:
                 self._refresh(cur, [item_id], now)
-        updated_at = to_datetime(updated)
-        created_at = updated_at if created == updated else to_datetime(created)
+            elif reads is not None:
+                if len(reads) >= _READS_LIMIT:
+                    reads.clear()
+                reads[where] = (value, created_at, updated_at, expires, ttl)
         return Item._trusted(orjson.loads(value), step.key, step.namespace, created_at, updated_at)
 
     def _refresh(self, cur: Any, ids: list[int], now: int) -> None:
         """Push back the expiry of the items `ids` that have a TTL, in a short write transaction."""
+        self._forget_reads()
         self._write(cur, lambda: cur.executemany(_render(self.dialect, _REFRESH), [(now, i) for i in ids]))
 
     def _write(self, cur: Any, action: Any) -> Any:
@@ -345,6 +379,13 @@ class SqlStore(StoreCore):
         cur.executemany(_render(self.dialect, _SET_VECTORS), vectors)
         self._wrote(cur)
         self._cache_fresh(cur, fresh)
+        if self._reads:
+            for namespace, key in last:
+                self._reads.pop((_ns_text(namespace), key), None)
+
+    def _forget_reads(self) -> None:
+        if self._reads:
+            self._reads.clear()
 
     def _item_id(self, cur: Any, ns_text: str, key: str) -> int | None:
         cur.execute(self.dialect.sql("SELECT id FROM graphrt_store WHERE ns = ? AND key = ?"), (ns_text, key))
@@ -521,6 +562,7 @@ class SqlStore(StoreCore):
         with self.lock:
             cur = self.conn.cursor()
             now = self._clock.now()
+            self._forget_reads()
 
             def delete_expired() -> int:
                 expired = "SELECT id FROM graphrt_store WHERE expires_at IS NOT NULL AND expires_at <= ?"

@@ -64,6 +64,11 @@ class BasePostgresStore(SqlStore):
             self._migrate()
         return self._bound(lambda: SqlStore._apply(self, plan))
 
+    def _connected(self, action: Callable[[], T]) -> T:
+        if not self.is_setup:
+            self._migrate()
+        return self._bound(action)
+
     def _sweep(self) -> int:
         if not self.is_setup:
             self._migrate()
