@@ -67,6 +67,8 @@ class Dialect:
     migrations); None when `begin_write` already serializes all writers."""
     by_seq: str = ""
     """Store: hint after the table name that makes a scan follow the `seq` index (newest first)."""
+    by_storage: str = ""
+    """Store: hint after the table name that makes a scan read the table in storage order (then sort)."""
     json_field: str | None = None
     """Store: SQL reading a JSON field as text-or-number, with "?" for the bound path; None: filters
     are not pushed into SQL."""
@@ -93,6 +95,7 @@ SQLITE = Dialect(
     begin_write="BEGIN IMMEDIATE",
     begin_read="BEGIN",
     by_seq="INDEXED BY graphrt_store_seq",
+    by_storage="NOT INDEXED",
     json_field="json_extract(value, ?)",
     json_type="json_type(value, ?)",
 )

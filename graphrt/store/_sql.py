@@ -108,6 +108,8 @@ _GET_ONE = (
     "SELECT id, value, created_at, updated_at, ttl_minutes, expires_at FROM graphrt_store"
     f" WHERE ns = ? AND key = ? AND {_LIVE}"
 )
+_SCAN_PAGE = 64
+"""A filtered search asking for at least this many rows scans the table rather than the seq index."""
 _READS_LIMIT = 16_384
 """At most this many rows are kept for `get` (see `SqlStore._reads`); past it, the memory starts over."""
 
@@ -166,8 +168,9 @@ class _Row:
         return Item(value=self.value, key=self.key, namespace=self.namespace, created_at=created, updated_at=updated)
 
     def search_item(self, score: float | None) -> SearchItem:
-        created, updated = to_datetime(self.created), to_datetime(self.updated)
-        return SearchItem(self.namespace, self.key, self.value, created, updated, score)
+        updated = to_datetime(self.updated)
+        created = updated if self.created == self.updated else to_datetime(self.created)
+        return SearchItem._trusted(self.namespace, self.key, self.value, created, updated, score)
 
 
 class SqlStore(StoreCore):
@@ -501,7 +504,10 @@ class SqlStore(StoreCore):
         spaces = self._namespaces_under(cur, step.prefix) if step.prefix else None
         if spaces is None:
             clause, args = _prefix_clause(step.prefix)
-            sql = f"SELECT {_COLUMNS} FROM graphrt_store {self.dialect.by_seq} WHERE {clause} AND {live}"
+            # A large filtered page reads the table in storage order and sorts what matches; otherwise follow
+            # the seq index newest first, which stops as soon as the page is full.
+            order = self.dialect.by_storage if narrow and fetch >= _SCAN_PAGE else self.dialect.by_seq
+            sql = f"SELECT {_COLUMNS} FROM graphrt_store {order} WHERE {clause} AND {live}"
             return stack.enter_context(closing(self._rows(sql, [*args, now, *narrow_args], fetch)))
         sql = f"SELECT {_COLUMNS} FROM graphrt_store WHERE ns = ? AND {live}"
         streams = [stack.enter_context(closing(self._rows(sql, [ns, now, *narrow_args], fetch))) for ns in spaces]

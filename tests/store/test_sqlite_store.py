@@ -203,3 +203,14 @@ def test_the_last_write_of_a_key_in_a_batch_is_the_newest(tmp_path: Path) -> Non
     with SqliteStore.from_conn_string(str(tmp_path / "s.db")) as store:
         store.batch([PutOp(("d",), "a", {"v": 1}), PutOp(("d",), "b", {"v": 1}), PutOp(("d",), "a", {"v": 2})])
         assert [item.key for item in store.search(("d",))] == ["a", "b"]
+
+
+def test_a_large_filtered_page_over_many_namespaces_is_newest_first(tmp_path: Path) -> None:
+    # More namespaces than are merged one by one, and a page big enough to scan the table in storage order.
+    with SqliteStore.from_conn_string(str(tmp_path / "s.db")) as store:
+        for i in range(80):
+            store.put(("p", f"n{i % 40}"), f"k{i}", {"kind": "odd" if i % 2 else "even", "i": i})
+        for i in range(0, 80, 4):  # rewrite some old rows: write order no longer follows row ids
+            store.put(("p", f"n{i % 40}"), f"k{i}", {"kind": "even", "i": i})
+        hits = store.search(("p",), filter={"kind": "even"}, limit=100)
+        assert [hit.key for hit in hits] == [f"k{i}" for i in range(76, -1, -4)] + [f"k{i}" for i in range(78, 0, -4)]
