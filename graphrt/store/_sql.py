@@ -11,6 +11,7 @@ predicate as every other backend.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import threading
@@ -242,15 +243,18 @@ class SqlStore(StoreCore):
         with self.lock:
             cur = self.conn.cursor()
             now = self._clock.now()
-            if writes:
-                self._begin_write(cur)
-            else:
-                cur.execute("BEGIN")
             try:
-                results, refresh = self._run_steps(cur, plan, now)
-                if refresh and writes:
-                    cur.executemany(_render(self.dialect, _REFRESH), [(now, i) for i in refresh])
-                cur.execute("COMMIT")
+                # A write transaction may go to a server in one round trip (see `_pipelined`); an error shows
+                # at the latest when the block ends, and the transaction is rolled back below.
+                with self._pipelined() if writes else contextlib.nullcontext():
+                    if writes:
+                        self._begin_write(cur)
+                    else:
+                        cur.execute("BEGIN")
+                    results, refresh = self._run_steps(cur, plan, now)
+                    if refresh and writes:
+                        cur.executemany(_render(self.dialect, _REFRESH), [(now, i) for i in refresh])
+                    cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 self._cache = None  # it may hold vectors of writes that were just rolled back
@@ -260,6 +264,11 @@ class SqlStore(StoreCore):
                 # Reads stay in a shared-lock transaction; pushing expiry back is a short write after.
                 self._refresh(cur, refresh, now)
             return results
+
+    def _pipelined(self) -> contextlib.AbstractContextManager[Any]:
+        """Where a driver can queue statements and send them together (psycopg's pipeline), a context doing
+        so for a write transaction's statements; results are still read where the code asks for them."""
+        return contextlib.nullcontext()
 
     def _get_alone(self, step: Get) -> Item | None:
         """A batch of one get: a single SELECT in autocommit mode is its own consistent snapshot, so it
@@ -375,11 +384,11 @@ class SqlStore(StoreCore):
             else:
                 drop.append(where)
         self._forget_cached(cur, drop)
-        cur.executemany(_render(self.dialect, _DROP_VECTORS), drop)
-        cur.executemany(_render(self.dialect, _DELETE), deletes)
+        self._run_many(cur, _DROP_VECTORS, drop)
+        self._run_many(cur, _DELETE, deletes)
         upserts.sort(key=lambda found: found[0])  # in write order, so the last write gets the largest seq
-        cur.executemany(_render(self.dialect, _UPSERT), [row for _, row in upserts])
-        cur.executemany(_render(self.dialect, _SET_VECTORS), vectors)
+        self._run_many(cur, _UPSERT, [row for _, row in upserts])
+        self._run_many(cur, _SET_VECTORS, vectors)
         self._wrote(cur)
         self._cache_fresh(cur, fresh)
         if self._reads:
@@ -389,6 +398,14 @@ class SqlStore(StoreCore):
     def _forget_reads(self) -> None:
         if self._reads:
             self._reads.clear()
+
+    def _run_many(self, cur: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run `statement` once per row: nothing for no rows, a plain execute for one (a driver's
+        `executemany` may cost a round trip of its own even when empty, e.g. psycopg's pipeline)."""
+        if len(rows) == 1:
+            cur.execute(_render(self.dialect, statement), rows[0])
+        elif rows:
+            cur.executemany(_render(self.dialect, statement), rows)
 
     def _item_id(self, cur: Any, ns_text: str, key: str) -> int | None:
         cur.execute(self.dialect.sql("SELECT id FROM graphrt_store WHERE ns = ? AND key = ?"), (ns_text, key))

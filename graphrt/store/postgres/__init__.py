@@ -7,6 +7,7 @@ connections are had (`graphrt._postgres`) and how other connections' commits are
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -64,6 +65,9 @@ class BasePostgresStore(SqlStore):
             self._migrate()
         return self._bound(lambda: SqlStore._apply(self, plan))
 
+    def _pipelined(self) -> contextlib.AbstractContextManager[Any]:
+        return self.conn.pipeline()  # type: ignore[no-any-return]
+
     def _connected(self, action: Callable[[], T]) -> T:
         if not self.is_setup:
             self._migrate()
@@ -79,6 +83,9 @@ class BasePostgresStore(SqlStore):
         return cur.fetchone()[0]
 
     def _wrote(self, cur: Any) -> None:
+        if self._cache is None:  # nothing to keep current: no need to wait for the new number
+            cur.execute("UPDATE graphrt_store_changes SET version = version + 1 WHERE one = 1")
+            return
         cur.execute("UPDATE graphrt_store_changes SET version = version + 1 WHERE one = 1 RETURNING version")
         version = cur.fetchone()[0]
         if self._cache is not None and self._cache_version == version - 1:
