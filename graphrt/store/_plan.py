@@ -263,12 +263,14 @@ def _positive_number(ttl: Any) -> bool:
     return isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl > 0
 
 
-def plain_put(namespace: Any, key: Any, value: Any, spec: IndexSpec | None, plan: Plan) -> Put | None:
+def plain_put(
+    namespace: Any, key: Any, value: Any, spec: IndexSpec | None, plan: Plan, text_ids: dict[str, int] | None = None
+) -> Put | None:
     """The `Put` of a common, plainly valid put (known namespace, ASCII key, dict value, default index, no
     TTL), checked and encoded without building a `PutOp`; None for anything else (`put_step` checks that)."""
     if type(value) is dict and type(key) is str and key.isascii() and "\x00" not in key and known_writable(namespace):
         raw, decoded = _encode(namespace, key, value)
-        texts = () if spec is None else _texts(decoded, spec.fields, plan, {})
+        texts = () if spec is None else _texts(decoded, spec.fields, plan, {} if text_ids is None else text_ids)
         return Put(namespace, key, raw, decoded, None, texts, spec is not None)
     return None
 
@@ -291,6 +293,10 @@ def _texts(value: dict[str, Any], paths: Iterable[str], plan: Plan, text_ids: di
 
 def put_step(op: PutOp, spec: IndexSpec | None, plan: Plan, text_ids: dict[str, int]) -> Put | Delete:
     """Check a put (or delete) and encode its value; texts to embed are added to `plan`."""
+    if op.index is None and op.ttl is None:
+        put = plain_put(op.namespace, op.key, op.value, spec, plan, text_ids)
+        if put is not None:
+            return put
     check_key(op.key)
     if op.value is None:
         check_labels(op.namespace)
@@ -327,8 +333,11 @@ def plan_batch(ops: Iterable[Op], spec: IndexSpec | None) -> Plan:
     """Check every op and build the plan; raises before anything is written."""
     plan = Plan([])
     text_ids: dict[str, int] = {}
+    steps = plan.steps
     for op in ops:
-        if isinstance(op, GetOp):
+        if type(op) is PutOp:  # the common case in big batches, first
+            steps.append(put_step(op, spec, plan, text_ids))
+        elif isinstance(op, GetOp):
             check_labels(op.namespace)
             plan.steps.append(Get(tuple(op.namespace), check_key(str(op.key)), op.refresh_ttl))
         elif isinstance(op, PutOp):

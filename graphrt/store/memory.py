@@ -77,11 +77,11 @@ class InMemoryStore(StoreCore, ThreadSweeper):
             now = self._clock.now()
             results: list[Result] = []
             for step in plan.steps:
-                if isinstance(step, Get):
-                    results.append(self._get(step, now))
-                elif isinstance(step, Put):
+                if type(step) is Put:
                     self._put(step, plan, now)
                     results.append(None)
+                elif isinstance(step, Get):
+                    results.append(self._get(step, now))
                 elif isinstance(step, Delete):
                     self._remove(step.namespace, step.key)
                     results.append(None)
