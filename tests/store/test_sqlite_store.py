@@ -214,3 +214,15 @@ def test_a_large_filtered_page_over_many_namespaces_is_newest_first(tmp_path: Pa
             store.put(("p", f"n{i % 40}"), f"k{i}", {"kind": "even", "i": i})
         hits = store.search(("p",), filter={"kind": "even"}, limit=100)
         assert [hit.key for hit in hits] == [f"k{i}" for i in range(76, -1, -4)] + [f"k{i}" for i in range(78, 0, -4)]
+
+
+def test_get_is_one_statement(tmp_path: Path) -> None:
+    conn = connect(str(tmp_path / "s.db"))
+    store = SqliteStore(conn)
+    store.put(("d",), "k", {"v": 1})
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    assert store.get(("d",), "k").value == {"v": 1}
+    assert store.get(("d",), "missing") is None
+    assert [s.split()[0] for s in statements] == ["SELECT", "SELECT"]
+    conn.close()
