@@ -384,6 +384,10 @@ class SqlStore(StoreCore):
             else:
                 drop.append(where)
         self._forget_cached(cur, drop)
+        if len(drop) > 1:  # a batch: skip one statement per item when no item has vectors at all
+            cur.execute("SELECT 1 FROM graphrt_store_vectors LIMIT 1")
+            if cur.fetchone() is None:
+                drop = []
         self._run_many(cur, _DROP_VECTORS, drop)
         self._run_many(cur, _DELETE, deletes)
         upserts.sort(key=lambda found: found[0])  # in write order, so the last write gets the largest seq
