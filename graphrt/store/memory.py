@@ -77,7 +77,7 @@ class InMemoryStore(StoreCore, ThreadSweeper):
             now = self._clock.now()
             results: list[Result] = []
             for step in plan.steps:
-                if type(step) is Put:
+                if isinstance(step, Put):
                     self._put(step, plan, now)
                     results.append(None)
                 elif isinstance(step, Get):
