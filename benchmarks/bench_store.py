@@ -1,11 +1,13 @@
-"""Store benchmarks: graphrt's stores against LangGraph's (when `langgraph` is importable).
+"""Store benchmarks: graphrt's stores against LangGraph's (when `langgraph` is importable), per op per backend.
 
-Workloads: a vector query over 10,000 items of 384 dimensions, a filtered search without a query over
-10,000 items, single puts, puts batched 100 to a call, and gets. Embeddings are precomputed random
-vectors looked up by text, so the numbers measure the stores, not a model. Prints microseconds per
-operation and LangGraph / graphrt.
+Workloads on each backend (in-memory, SQLite, and PostgreSQL when `PG_DSN` names a server whose role may
+create tables): a vector query over 10,000 items of 384 dimensions, a filtered search without a query over
+10,000 items, single puts, puts that embed their text, puts batched 100 to a call, and gets. Embeddings are
+precomputed random vectors looked up by text, so the numbers measure the stores, not a model. Prints
+microseconds per operation (best of several rounds) and the ratio LangGraph / graphrt.
 
     /tmp/lg/venv/bin/python benchmarks/bench_store.py     # any Python with numpy, orjson and anyio
+    PG_DSN=postgresql://postgres@127.0.0.1:5432/postgres /tmp/lg/venv/bin/python benchmarks/bench_store.py
 """
 
 from __future__ import annotations
@@ -81,6 +83,15 @@ def stores(lib: str, folder: str) -> Iterator[dict[str, tuple[Any, Any, bool]]]:
             indexed.setup()
         # LangGraph's SqliteStore needs the sqlite-vec extension for vectors; this Python cannot load it.
         made["sqlite"] = (indexed, plain, indexed is not None)
+        dsn = os.environ.get("PG_DSN")
+        if dsn:
+            if lib == "graphrt":
+                from graphrt.store.postgres import PostgresStore
+            else:
+                from langgraph.store.postgres import PostgresStore  # type: ignore[no-redef]
+            pg = stack.enter_context(PostgresStore.from_conn_string(dsn))
+            pg.setup()
+            made["postgres"] = (None, pg, False)  # vectors need pgvector on both sides: not compared here
         yield made
 
 
@@ -92,8 +103,9 @@ def measure(lib: str) -> dict[str, float]:
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder, stores(lib, folder) as made:
         for name, (indexed, plain, vectors) in made.items():
-            if vectors:
+            if indexed is not None:
                 fill(indexed, PutOp)
+            if vectors:
                 q = iter(range(10**9))
                 results[f"{name}: vector query, 10k x 384"] = per_op(
                     lambda s=indexed, q=q: s.search(("docs",), query=f"doc {N + next(q) % 64}", limit=10), 1
@@ -109,6 +121,12 @@ def measure(lib: str) -> dict[str, float]:
             results[f"{name}: search newest 10"] = per_op(lambda s=plain: s.search(("docs", "u1"), limit=10), 1)
             results[f"{name}: get"] = per_op(lambda s=plain: s.get(("docs", "u1"), "k4001"), 1)
             counter = iter(range(10**9))
+            if indexed is not None:
+                results[f"{name}: put with index (embeds)"] = per_op(
+                    lambda s=indexed, c=counter: s.put(("docs", "new"), f"e{next(c)}", doc(N + next(c) % 64)),
+                    1,
+                    seconds=0.5,
+                )
             results[f"{name}: put (one per call)"] = per_op(
                 lambda s=plain, c=counter: s.put(("docs", "new"), f"p{next(c)}", doc(1)), 1, seconds=0.5
             )

@@ -8,8 +8,10 @@ a `Dialect` says how one database differs and adapts them. SQLite and PostgreSQL
 - how a write transaction starts (`BEGIN IMMEDIATE` takes SQLite's file write lock up front) and how
   one thread's writers are serialized (`lock_thread`: nothing for SQLite, whose write lock is global;
   a transaction-scoped advisory lock for PostgreSQL);
-- how the store allocates its write sequence (`MAX(seq)` under SQLite's lock; a sequence elsewhere)
-  and notices other connections' commits (`PRAGMA data_version`; a counter row elsewhere).
+- how the store's writers are serialized (`lock_store`: SQLite's write lock is global; an advisory lock for
+  PostgreSQL), which text collation compares namespaces byte by byte, whether JSON filters can be pushed
+  into SQL (`json_field`), and how the store notices other connections' commits (`PRAGMA data_version`;
+  a counter row elsewhere: a hook of the store's backend package).
 """
 
 from __future__ import annotations
@@ -55,11 +57,18 @@ class Dialect:
     """Statement starting a transaction that will write."""
     begin_read: str
     """Statement starting a read-only transaction with one consistent snapshot."""
+    text_type: str = "TEXT"
+    """Column type for text compared byte by byte (the store's namespace ranges rely on that order)."""
     lock_thread: str | None = None
     """SQL (one "?" for the thread id) run first in a write transaction to serialize one thread's
     writers until commit; None when `begin_write` already serializes all writers."""
+    lock_store: str | None = None
+    """Store: SQL run first in a write transaction to serialize the store's writers (its write order and
+    migrations); None when `begin_write` already serializes all writers."""
     by_seq: str = ""
     """Store: hint after the table name that makes a scan follow the `seq` index (newest first)."""
+    by_storage: str = ""
+    """Store: hint after the table name that makes a scan read the table in storage order (then sort)."""
     json_field: str | None = None
     """Store: SQL reading a JSON field as text-or-number, with "?" for the bound path; None: filters
     are not pushed into SQL."""
@@ -71,8 +80,9 @@ class Dialect:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
     def ddl(self, text: str) -> str:
-        """A schema statement with its `{blob}`, `{bigint}`, `{id}` and `{float}` types filled in."""
-        return text.format(blob=self.blob_type, bigint=self.bigint_type, id=self.id_type, float=self.float_type)
+        """A schema statement with its `{blob}`, `{bigint}`, `{id}`, `{float}` and `{text}` types filled in."""
+        types = {"blob": self.blob_type, "bigint": self.bigint_type, "id": self.id_type, "float": self.float_type}
+        return text.format(**types, text=self.text_type)
 
 
 SQLITE = Dialect(
@@ -85,6 +95,7 @@ SQLITE = Dialect(
     begin_write="BEGIN IMMEDIATE",
     begin_read="BEGIN",
     by_seq="INDEXED BY graphrt_store_seq",
+    by_storage="NOT INDEXED",
     json_field="json_extract(value, ?)",
     json_type="json_type(value, ?)",
 )
@@ -95,9 +106,11 @@ POSTGRES = Dialect(
     bigint_type="BIGINT",
     id_type="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
     float_type="DOUBLE PRECISION",
+    text_type='TEXT COLLATE "C"',
     begin_write="BEGIN",
     begin_read="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
     lock_thread="SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",
+    lock_store="SELECT pg_advisory_xact_lock(7454148372475114085)",  # the key spells "grtstore"
 )
 """A starting point for the PostgreSQL backend; its package may refine it (e.g. JSON pushdown)."""
 

@@ -105,6 +105,30 @@ class Embedder:
         """Embed documents for indexing."""
         return self._to_matrix(self.embeddings.embed_documents(texts), len(texts))
 
+    def document_rows(self, texts: list[str]) -> list[Any]:
+        """Embed documents for indexing; see `checked_rows`."""
+        return self.checked_rows(self.embeddings.embed_documents(texts), len(texts))
+
+    async def adocument_rows(self, texts: list[str]) -> list[Any]:
+        """Embed documents for indexing, from async code; see `checked_rows`."""
+        method = getattr(self.embeddings, "aembed_documents", None)
+        if method is None:
+            rows = await anyio.to_thread.run_sync(self.embeddings.embed_documents, texts)
+        else:
+            rows = await method(texts)
+        return self.checked_rows(rows, len(texts))
+
+    def checked_rows(self, rows: Any, expected: int) -> list[Any]:
+        """The embedder's rows, checked: one per text, each `dims` numbers (else the `_to_matrix` errors).
+
+        Plain lists of floats are returned as they are, so a caller that only keeps them (the in-memory
+        store) never pays for converting each put's vector on its own; anything else is converted now.
+        """
+        dims = self.dims
+        if type(rows) is list and len(rows) == expected and all(_plain_row(row, dims) for row in rows):
+            return rows
+        return list(self._to_matrix(rows, expected))
+
     def queries(self, queries: list[str]) -> Matrix:
         """Embed search queries (with `embed_query`, which some models treat differently)."""
         return self._to_matrix([self.embeddings.embed_query(q) for q in queries], len(queries))
@@ -146,6 +170,16 @@ class Embedder:
                 f"was configured with dims={self.dims}. Set index['dims'] to the model's width."
             )
         return matrix
+
+
+def _plain_row(row: Any, dims: int) -> bool:
+    """Whether `row` is a list of `dims` real numbers (its sum is a cheap C-speed type check)."""
+    if type(row) is not list or len(row) != dims:
+        return False
+    try:
+        return type(sum(row)) in (float, int)
+    except TypeError:
+        return False
 
 
 def _describe(rows: Any) -> str:

@@ -22,8 +22,44 @@ class InvalidNamespaceError(ValueError):
     """A namespace is empty or one of its labels is not allowed."""
 
 
+_VALID: dict[tuple[str, ...], bool] = {}
+"""Namespaces already checked, to whether they may also hold items (see `check_put_namespace`): a store is
+called with the same few namespaces over and over, so each is checked once, not on every call."""
+_VALID_LIMIT = 4096
+"""The memo is cleared when it grows past this many namespaces (it only saves time)."""
+
+
+def _known(namespace: Any) -> bool | None:
+    """Whether a memoized namespace may hold items; None when it was not checked yet (or cannot be memoized)."""
+    if type(namespace) is not tuple:
+        return None
+    try:
+        return _VALID.get(namespace)
+    except TypeError:  # an unhashable label: the full check reports it
+        return None
+
+
+def known_writable(namespace: Any) -> bool:
+    """Whether `namespace` is a tuple already checked as a namespace items may be written under."""
+    return _known(namespace) is True
+
+
+def _remember(namespace: tuple[str, ...], writable: bool) -> None:
+    if len(_VALID) >= _VALID_LIMIT:
+        _VALID.clear()
+    _VALID[namespace] = writable
+
+
 def check_labels(namespace: Sequence[Any]) -> None:
     """Raise `InvalidNamespaceError` unless every label is a non-empty string free of `.`, NUL and lone surrogates."""
+    if _known(namespace) is not None:
+        return
+    _check_labels(namespace)
+    if type(namespace) is tuple:
+        _remember(namespace, bool(namespace) and namespace[0] != "langgraph")
+
+
+def _check_labels(namespace: Sequence[Any]) -> None:
     for label in namespace:
         if not isinstance(label, str):
             raise InvalidNamespaceError(
@@ -70,6 +106,8 @@ def check_key(key: Any) -> str:
 
 def check_put_namespace(namespace: Sequence[Any]) -> None:
     """Validate a namespace an item is written under: non-empty, valid labels, not rooted at "langgraph"."""
+    if _known(namespace):
+        return
     if not isinstance(namespace, tuple):
         raise InvalidNamespaceError(
             f"Namespace must be a tuple of strings, got {type(namespace).__name__}: {namespace!r}."

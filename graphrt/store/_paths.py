@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ("get_text_at_path", "tokenize_path")
@@ -62,7 +62,7 @@ def _as_text(value: Any) -> list[str]:
     return []
 
 
-def get_text_at_path(obj: Any, path: str | list[str]) -> list[str]:
+def get_text_at_path(obj: Any, path: str | Sequence[str]) -> list[str]:
     """Return the texts a field path selects in `obj`; `"$"` (or an empty path) selects the whole value."""
     if isinstance(obj, Mapping) and not isinstance(obj, dict):
         obj = dict(obj)
@@ -72,7 +72,7 @@ def get_text_at_path(obj: Any, path: str | list[str]) -> list[str]:
     return _walk(obj, tokens, 0)
 
 
-def _walk(obj: Any, tokens: list[str], pos: int) -> list[str]:
+def _walk(obj: Any, tokens: Sequence[str], pos: int) -> list[str]:
     if pos == len(tokens):
         return _as_text(obj)
     token = tokens[pos]
@@ -88,7 +88,7 @@ def _walk(obj: Any, tokens: list[str], pos: int) -> list[str]:
     return []
 
 
-def _walk_index(obj: Any, index: str, tokens: list[str], pos: int) -> list[str]:
+def _walk_index(obj: Any, index: str, tokens: Sequence[str], pos: int) -> list[str]:
     if not isinstance(obj, list):
         return []
     if index == "*":

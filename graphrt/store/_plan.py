@@ -6,6 +6,7 @@ negative limit) is found here, before the backend writes anything.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -19,7 +20,7 @@ import orjson
 
 from graphrt.store._embed import Embedder, ensure_embeddings
 from graphrt.store._filter import compile_filter
-from graphrt.store._namespace import check_key, check_labels, check_put_namespace
+from graphrt.store._namespace import check_key, check_labels, check_put_namespace, known_writable
 from graphrt.store._paths import get_text_at_path, tokenize_path
 from graphrt.store._vectors import normalize
 from graphrt.store.base import GetOp, IndexConfig, ListNamespacesOp, MatchCondition, Op, PutOp, SearchOp
@@ -55,8 +56,11 @@ class Clock:
         self._last = 0
 
     def now(self) -> int:
-        self._last = max(time.time_ns() // 1000, self._last + 1)
-        return self._last
+        now = time.time_ns() // 1000
+        if now <= self._last:
+            now = self._last + 1
+        self._last = now
+        return now
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +92,15 @@ def parse_index_config(index: IndexConfig | None) -> IndexSpec | None:
     return IndexSpec(Embedder(ensure_embeddings(index["embed"]), dims), tuple(raw_fields))
 
 
-@dataclass(frozen=True, slots=True)
+# Get, Put and Delete are built once per operation: plain (not frozen) dataclasses build faster.
+@dataclass(slots=True)
 class Get:
     namespace: tuple[str, ...]
     key: str
     refresh: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Put:
     namespace: tuple[str, ...]
     key: str
@@ -110,7 +115,7 @@ class Put:
     """Whether the item gets vectors at all (False for `index=False` or a store without an index)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delete:
     namespace: tuple[str, ...]
     key: str
@@ -147,22 +152,35 @@ class Plan:
     steps: list[Step]
     texts: list[str] = field(default_factory=list)
     queries: list[str] = field(default_factory=list)
-    text_vectors: Matrix | None = None
-    """Unit vectors of `texts`, filled in by `embed`/`aembed`."""
+    text_rows: list[Any] | None = None
+    """The embedder's rows for `texts`, checked (`Embedder.checked_rows`), filled in by `embed`/`aembed`."""
     query_vectors: dict[str, Matrix] = field(default_factory=dict)
+    _unit: Matrix | None = None
+
+    def rows_of(self, put: Put) -> list[Any]:
+        """The embedder's rows for one put's texts (possibly none), not yet converted or normalized."""
+        rows = self.text_rows
+        if not put.texts or rows is None:
+            return []
+        return [rows[i] for i in put.texts]
 
     def vectors_of(self, put: Put) -> Matrix:
-        """The unit vectors of one put's texts (possibly none)."""
-        if not put.texts or self.text_vectors is None:
+        """The unit vectors of one put's texts (possibly none); the batch's rows are converted once."""
+        texts = put.texts
+        if not texts or self.text_rows is None:
             return np.zeros((0, 0), dtype=np.float32)
-        return self.text_vectors[list(put.texts)]
+        if self._unit is None:
+            self._unit = normalize(np.asarray(self.text_rows, dtype=np.float32))
+        if len(texts) == 1:  # a view, not a copy
+            return self._unit[texts[0] : texts[0] + 1]
+        return self._unit[list(texts)]
 
     def embed(self, spec: IndexSpec | None) -> None:
         """Embed the batch's texts and queries with the sync embedder."""
         if spec is None:
             return
         if self.texts:
-            self.text_vectors = normalize(spec.embedder.documents(self.texts))
+            self.text_rows = spec.embedder.document_rows(self.texts)
         if self.queries:
             self._set_queries(spec.embedder.queries(self.queries))
 
@@ -171,7 +189,7 @@ class Plan:
         if spec is None:
             return
         if self.texts:
-            self.text_vectors = normalize(await spec.embedder.adocuments(self.texts))
+            self.text_rows = await spec.embedder.adocument_rows(self.texts)
         if self.queries:
             self._set_queries(await spec.embedder.aqueries(self.queries))
 
@@ -187,7 +205,7 @@ def _check_page(limit: Any, offset: Any, what: str) -> None:
 
 
 def _encode(namespace: tuple[str, ...], key: str, value: Any) -> tuple[bytes, dict[str, Any]]:
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise TypeError(
             f"Store values must be dicts (JSON objects), got {type(value).__name__} for key {key!r} in "
             f"{namespace}. Wrap other values in a dict, e.g. {{'value': ...}}."
@@ -226,14 +244,65 @@ def _non_finite(value: Any, path: str) -> tuple[str, str] | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
+def _path_tokens(path: str) -> str | tuple[str, ...]:
+    """A field path tokenized once ("$" stays "$")."""
+    return "$" if path == "$" else tuple(tokenize_path(path))
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_field(path: str) -> str | None:
+    """The field name when `path` names one top-level field ("text"), else None ("a.b", "[0]", "*", "$")."""
+    tokens = _path_tokens(path)
+    if isinstance(tokens, str) or len(tokens) != 1 or tokens[0] == "*" or tokens[0][:1] in ("[", "{"):
+        return None
+    return tokens[0]
+
+
+def _positive_number(ttl: Any) -> bool:
+    return isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl > 0
+
+
+def plain_put(
+    namespace: Any, key: Any, value: Any, spec: IndexSpec | None, plan: Plan, text_ids: dict[str, int] | None = None
+) -> Put | None:
+    """The `Put` of a common, plainly valid put (known namespace, ASCII key, dict value, default index, no
+    TTL), checked and encoded without building a `PutOp`; None for anything else (`put_step` checks that)."""
+    if type(value) is dict and type(key) is str and key.isascii() and "\x00" not in key and known_writable(namespace):
+        raw, decoded = _encode(namespace, key, value)
+        texts = () if spec is None else _texts(decoded, spec.fields, plan, {} if text_ids is None else text_ids)
+        return Put(namespace, key, raw, decoded, None, texts, spec is not None)
+    return None
+
+
+def _texts(value: dict[str, Any], paths: Iterable[str], plan: Plan, text_ids: dict[str, int]) -> tuple[int, ...]:
+    """Add the texts `paths` pick from `value` to the plan (once each); their indexes in `plan.texts`."""
+    texts: list[int] = []
+    for path in paths:
+        tokens = _path_tokens(path)
+        field = _plain_field(path)
+        found = value.get(field) if field is not None else None
+        # A top-level string field (the usual index) needs no path walk.
+        for text in (found,) if type(found) is str else get_text_at_path(value, tokens):
+            if text not in text_ids:
+                text_ids[text] = len(plan.texts)
+                plan.texts.append(text)
+            texts.append(text_ids[text])
+    return tuple(texts)
+
+
 def put_step(op: PutOp, spec: IndexSpec | None, plan: Plan, text_ids: dict[str, int]) -> Put | Delete:
     """Check a put (or delete) and encode its value; texts to embed are added to `plan`."""
+    if op.index is None and op.ttl is None:
+        put = plain_put(op.namespace, op.key, op.value, spec, plan, text_ids)
+        if put is not None:
+            return put
     check_key(op.key)
     if op.value is None:
         check_labels(op.namespace)
         return Delete(tuple(op.namespace), op.key)
     check_put_namespace(op.namespace)
-    if op.ttl is not None and (not isinstance(op.ttl, int | float) or isinstance(op.ttl, bool) or op.ttl <= 0):
+    if op.ttl is not None and (type(op.ttl) not in (int, float) or op.ttl <= 0) and not _positive_number(op.ttl):
         raise ValueError(f"ttl must be a positive number of minutes or None, got {op.ttl!r}.")
     raw, value = _encode(op.namespace, op.key, op.value)
     index = op.index
@@ -244,16 +313,10 @@ def put_step(op: PutOp, spec: IndexSpec | None, plan: Plan, text_ids: dict[str, 
     ):
         raise ValueError(f"index must be None, False or a list of field paths, got {index!r}.")
     indexed = spec is not None and index is not False
-    texts: list[int] = []
+    texts: tuple[int, ...] = ()
     if indexed and spec is not None:
-        paths = spec.fields if index is None or index is False else tuple(index)
-        for path in paths:
-            for text in get_text_at_path(value, "$" if path == "$" else tokenize_path(path)):
-                if text not in text_ids:
-                    text_ids[text] = len(plan.texts)
-                    plan.texts.append(text)
-                texts.append(text_ids[text])
-    return Put(tuple(op.namespace), op.key, raw, value, op.ttl, tuple(texts), indexed)
+        texts = _texts(value, spec.fields if index is None or index is False else index, plan, text_ids)
+    return Put(tuple(op.namespace), op.key, raw, value, op.ttl, texts, indexed)
 
 
 def _search_step(op: SearchOp, spec: IndexSpec | None, plan: Plan) -> Search:
@@ -270,8 +333,11 @@ def plan_batch(ops: Iterable[Op], spec: IndexSpec | None) -> Plan:
     """Check every op and build the plan; raises before anything is written."""
     plan = Plan([])
     text_ids: dict[str, int] = {}
+    steps = plan.steps
     for op in ops:
-        if isinstance(op, GetOp):
+        if type(op) is PutOp:  # the common case in big batches, first
+            steps.append(put_step(op, spec, plan, text_ids))
+        elif isinstance(op, GetOp):
             check_labels(op.namespace)
             plan.steps.append(Get(tuple(op.namespace), check_key(str(op.key)), op.refresh_ttl))
         elif isinstance(op, PutOp):

@@ -1,67 +1,84 @@
 """The SQL store, written once: schema, statements, row mapping and batch application.
 
-Dialect packages (`sqlite/`, later `postgres/`) only connect and say how their SQL differs. Values
-are JSON text; vectors are float32 blobs (unit length, all of an item's vectors in one blob) in a
-side table, scored in numpy from an in-process copy that is refreshed when another connection
-commits. Filters run in Python with the same compiled predicate as every other backend.
+Backend packages (`sqlite/`, `postgres/`) only connect and say how their SQL differs, through the `Dialect`
+of graphrt's one SQL layer (`graphrt.checkpoint._dialect`, shared with the checkpoint savers: placeholders,
+column types, how writers are serialized, JSON pushdown), plus hooks on `SqlStore` where behaviour rather
+than SQL differs (`_external_version`, `_wrote`). Values are JSON text; vectors are float32 blobs (unit
+length, all of an item's vectors in one blob) in a side table, scored in numpy from an in-process copy
+that is refreshed when another connection commits. Filters run in Python with the same compiled
+predicate as every other backend.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import threading
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
 
+from graphrt.checkpoint._dialect import Dialect, apply_migrations
 from graphrt.store._indexed import StoreCore, page, ttl_micros
-from graphrt.store._namespace import matches_condition
+from graphrt.store._namespace import check_key, check_labels, matches_condition
 from graphrt.store._plan import Delete, Get, ListNamespaces, Plan, Put, Search, Step, to_datetime
 from graphrt.store._vectors import VectorIndex
-from graphrt.store.base import IndexConfig, Item, Result, SearchItem, TTLConfig
+from graphrt.store.base import IndexConfig, Item, Result, SearchItem, TTLConfig, _refresh
 
-__all__ = ("Dialect", "MIGRATIONS", "SqlStore")
+__all__ = ("MIGRATIONS", "Dialect", "SqlStore")
+
+T = TypeVar("T")
 
 _COLUMNS = "id, ns, key, value, created_at, updated_at, ttl_minutes, expires_at, seq"
 _MERGE_LIMIT = 32
 """Up to this many namespaces under a prefix are read one index range each and merged by `seq`."""
-_DIALECT_MIGRATIONS = 1000
-"""Version number of a dialect's first own migration (the shared ones count from 0)."""
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_MIGRATIONS_TABLE = "graphrt_store_migrations"
 
-MIGRATIONS: tuple[str, ...] = (
-    """CREATE TABLE IF NOT EXISTS graphrt_store (
-        id {pk},
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE IF NOT EXISTS graphrt_store (
+        id {id},
         ns {text} NOT NULL,
         key {text} NOT NULL,
         value TEXT NOT NULL,
-        created_at {int} NOT NULL,
-        updated_at {int} NOT NULL,
-        seq {int} NOT NULL,
+        created_at {bigint} NOT NULL,
+        updated_at {bigint} NOT NULL,
+        seq {bigint} NOT NULL,
         ttl_minutes {float},
-        expires_at {int},
+        expires_at {bigint},
         UNIQUE (ns, key)
     )""",
-    "CREATE INDEX IF NOT EXISTS graphrt_store_seq ON graphrt_store (seq)",
-    "CREATE INDEX IF NOT EXISTS graphrt_store_ns_seq ON graphrt_store (ns, seq)",
-    "CREATE INDEX IF NOT EXISTS graphrt_store_expires ON graphrt_store (expires_at) WHERE expires_at IS NOT NULL",
-    """CREATE TABLE IF NOT EXISTS graphrt_store_vectors (
-        item_id {int} PRIMARY KEY,
+    ),
+    ("CREATE INDEX IF NOT EXISTS graphrt_store_seq ON graphrt_store (seq)",),
+    ("CREATE INDEX IF NOT EXISTS graphrt_store_ns_seq ON graphrt_store (ns, seq)",),
+    ("CREATE INDEX IF NOT EXISTS graphrt_store_expires ON graphrt_store (expires_at) WHERE expires_at IS NOT NULL",),
+    (
+        """CREATE TABLE IF NOT EXISTS graphrt_store_vectors (
+        item_id {bigint} PRIMARY KEY,
         dims INTEGER NOT NULL,
         vectors {blob} NOT NULL
     )""",
+    ),
+    (
+        # A counter bumped by writing transactions, for backends that cannot otherwise tell that another
+        # connection committed (SQLite has `PRAGMA data_version` and leaves it alone).
+        "CREATE TABLE IF NOT EXISTS graphrt_store_changes (one INTEGER PRIMARY KEY, version {bigint} NOT NULL)",
+        "INSERT INTO graphrt_store_changes (one, version) VALUES (1, 0) ON CONFLICT DO NOTHING",
+    ),
 )
-"""Schema steps in order, with `{pk}`/`{int}`/`{float}`/`{text}`/`{blob}` standing for the dialect's column
-types; `setup()` runs those a database has not seen yet."""
+"""Schema steps in order (versions 0, 1, ...; only ever append), in the shared SQL layer's portable types
+(`Dialect.ddl`): one schema for every dialect. `setup()` runs those a database has not seen yet."""
 
 _UPSERT = """
 INSERT INTO graphrt_store (ns, key, value, created_at, updated_at, seq, ttl_minutes, expires_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM graphrt_store), ?, ?)
 ON CONFLICT (ns, key) DO UPDATE SET
     value = excluded.value,
     created_at = CASE WHEN graphrt_store.expires_at IS NOT NULL
@@ -72,6 +89,8 @@ ON CONFLICT (ns, key) DO UPDATE SET
     ttl_minutes = excluded.ttl_minutes,
     expires_at = excluded.expires_at
 """
+"""Each write takes the next `seq` (the write order) in the statement itself, under the store's write lock:
+no separate round trip to allocate it."""
 _SET_VECTORS = """
 INSERT INTO graphrt_store_vectors (item_id, dims, vectors)
 SELECT id, ?, ? FROM graphrt_store WHERE ns = ? AND key = ?
@@ -82,49 +101,28 @@ _DROP_VECTORS = (
 )
 _DELETE = "DELETE FROM graphrt_store WHERE ns = ? AND key = ?"
 _REFRESH = (
-    "UPDATE graphrt_store SET expires_at = ? + CAST(ttl_minutes * 60000000 AS {int}) "
+    "UPDATE graphrt_store SET expires_at = ? + CAST(ttl_minutes * 60000000 AS BIGINT) "
     "WHERE id = ? AND ttl_minutes IS NOT NULL"
 )
+_GET = f"SELECT {_COLUMNS} FROM graphrt_store WHERE ns = ? AND key = ? AND {_LIVE}"
+_GET_ONE = (
+    "SELECT id, value, created_at, updated_at, ttl_minutes, expires_at FROM graphrt_store"
+    f" WHERE ns = ? AND key = ? AND {_LIVE}"
+)
+_SCAN_PAGE = 64
+"""A filtered search asking for at least this many rows scans the table rather than the seq index."""
+_READS_LIMIT = 16_384
+"""At most this many rows are kept for `get` (see `SqlStore._reads`); past it, the memory starts over."""
 
 
-@dataclass(frozen=True, slots=True)
-class Dialect:
-    """How one database's SQL differs from the statements above."""
-
-    name: str
-    param: str
-    """Placeholder for a bound parameter (`?` for SQLite, `%s` for psycopg)."""
-    begin_write: str
-    """Statement starting a transaction that will write."""
-    lock_write: str = ""
-    """Statement run right after `begin_write` to serialize writers, where `begin_write` alone does not."""
-    by_seq: str = ""
-    """Hint after the table name that makes a scan follow the `seq` index (newest first)."""
-    json_field: str | None = None
-    """SQL reading a JSON field as text-or-number, with `{path}` for the bound path parameter(s), and
-    `json_type` its type check; None: filters are not pushed into SQL."""
-    json_type: str | None = None
-    types: tuple[tuple[str, str], ...] = (
-        ("pk", "INTEGER PRIMARY KEY"),
-        ("int", "INTEGER"),
-        ("float", "REAL"),
-        ("text", "TEXT"),
-        ("blob", "BLOB"),
-    )
-    """Column types standing in for `{pk}` (an auto-numbered 64-bit key), `{int}` (64-bit), `{float}` (double),
-    `{text}` (text compared byte by byte: namespace ranges rely on it) and `{blob}` in the statements."""
-    migrations: tuple[str, ...] = ()
-    """Schema steps only this dialect needs, after the shared ones (numbered from 1000 in the migrations table)."""
-
-    def sql(self, statement: str) -> str:
-        return _render(self, statement)
+def _render(dialect: Dialect, statement: str) -> str:
+    """`statement` in the dialect's placeholder style, adapted once (keyed by strings, which hash fast)."""
+    return _adapt(dialect.placeholder, statement)
 
 
 @functools.lru_cache(maxsize=1024)
-def _render(dialect: Dialect, statement: str) -> str:
-    for name, sql_type in dialect.types:
-        statement = statement.replace("{" + name + "}", sql_type)
-    return statement if dialect.param == "?" else statement.replace("?", dialect.param)
+def _adapt(placeholder: str, statement: str) -> str:
+    return statement if placeholder == "?" else statement.replace("?", placeholder)
 
 
 def _encodable(text: str) -> bool:
@@ -171,8 +169,9 @@ class _Row:
         return Item(value=self.value, key=self.key, namespace=self.namespace, created_at=created, updated_at=updated)
 
     def search_item(self, score: float | None) -> SearchItem:
-        created, updated = to_datetime(self.created), to_datetime(self.updated)
-        return SearchItem(self.namespace, self.key, self.value, created, updated, score)
+        updated = to_datetime(self.updated)
+        created = updated if self.created == self.updated else to_datetime(self.created)
+        return SearchItem._trusted(self.namespace, self.key, self.value, created, updated, score)
 
 
 class SqlStore(StoreCore):
@@ -187,6 +186,11 @@ class SqlStore(StoreCore):
         self.is_setup = False
         self._cache: VectorIndex | None = None
         self._cache_version: Any = None
+        self._reads: dict[tuple[str, str], tuple[str, datetime, datetime, int | None, float | None]] | None = None
+        """Rows recently read by `get` (value JSON, timestamps, expiry, TTL), or None when off; a backend whose
+        store owns its connection turns it on. Valid while `_external_version` stays `_reads_version`; this
+        store's own writes drop what they touch."""
+        self._reads_version: Any = None
 
     def _external_version(self, cur: Any) -> Any:
         """A value that changes whenever another connection commits (cache invalidation)."""
@@ -194,8 +198,8 @@ class SqlStore(StoreCore):
 
     def _begin_write(self, cur: Any) -> None:
         cur.execute(self.dialect.begin_write)
-        if self.dialect.lock_write:
-            cur.execute(self.dialect.lock_write)
+        if self.dialect.lock_store:
+            cur.execute(self.dialect.lock_store)
 
     def _wrote(self, cur: Any) -> None:
         """Called in each transaction that puts or deletes items, before it commits (a dialect hook)."""
@@ -206,47 +210,102 @@ class SqlStore(StoreCore):
             cur = self.conn.cursor()
             self._begin_write(cur)
             try:
-                cur.execute("CREATE TABLE IF NOT EXISTS graphrt_store_migrations (v INTEGER PRIMARY KEY)")
-                cur.execute("SELECT v FROM graphrt_store_migrations")
-                done = {int(found[0]) for found in cur.fetchall()}
-                steps = [*enumerate(MIGRATIONS), *enumerate(self.dialect.migrations, start=_DIALECT_MIGRATIONS)]
-                for version, statement in steps:
-                    if version not in done:
-                        cur.execute(self.dialect.sql(statement))
-                        cur.execute(
-                            self.dialect.sql("INSERT INTO graphrt_store_migrations (v) VALUES (?)"),
-                            (version,),
-                        )
+                # Stores written before the schema was one for every dialect numbered PostgreSQL's own steps
+                # from 1000; those steps are now shared ones (idempotent), so forget the old numbers.
+                cur.execute(f"CREATE TABLE IF NOT EXISTS {_MIGRATIONS_TABLE} (v INTEGER PRIMARY KEY)")
+                cur.execute(f"DELETE FROM {_MIGRATIONS_TABLE} WHERE v >= 1000")
+                apply_migrations(cur, self.dialect, _MIGRATIONS_TABLE, MIGRATIONS, first=0)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             self.is_setup = True
 
+    def get(self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None) -> Item | None:
+        """Return the item at `namespace`/`key`, or `None`: one SELECT (see `_get_alone`), no batch plan."""
+        check_labels(namespace)
+        step = Get(tuple(namespace), check_key(str(key)), _refresh(self.ttl_config, refresh_ttl))
+        return self._connected(lambda: self._get_alone(step))
+
+    def _connected(self, action: Callable[[], T]) -> T:
+        """Run `action` once the schema exists, with `self.conn` usable (a pooled backend lends one)."""
+        if not self.is_setup:
+            self._migrate()
+        return action()
+
     def _apply(self, plan: Plan) -> list[Result]:
         if not self.is_setup:
             self._migrate()
-        writes = any(isinstance(step, Put | Delete) for step in plan.steps)
+        steps = plan.steps
+        if len(steps) == 1 and type(steps[0]) is Get:  # e.g. `aget`, or `batch([GetOp(...)])`
+            return [self._get_alone(steps[0])]
+        writes = any(isinstance(step, Put | Delete) for step in steps)
         with self.lock:
             cur = self.conn.cursor()
             now = self._clock.now()
-            if writes:
-                self._begin_write(cur)
-            else:
-                cur.execute("BEGIN")
             try:
-                results, refresh = self._run_steps(cur, plan, now)
-                if refresh and writes:
-                    cur.executemany(self.dialect.sql(_REFRESH), [(now, i) for i in refresh])
-                cur.execute("COMMIT")
+                # A write transaction may go to a server in one round trip (see `_pipelined`); an error shows
+                # at the latest when the block ends, and the transaction is rolled back below.
+                with self._pipelined() if writes else contextlib.nullcontext():
+                    if writes:
+                        self._begin_write(cur)
+                    else:
+                        cur.execute("BEGIN")
+                    results, refresh = self._run_steps(cur, plan, now)
+                    if refresh and writes:
+                        cur.executemany(_render(self.dialect, _REFRESH), [(now, i) for i in refresh])
+                    cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 self._cache = None  # it may hold vectors of writes that were just rolled back
+                self._forget_reads()
                 raise
             if refresh and not writes:
                 # Reads stay in a shared-lock transaction; pushing expiry back is a short write after.
-                self._write(cur, lambda: cur.executemany(self.dialect.sql(_REFRESH), [(now, i) for i in refresh]))
+                self._refresh(cur, refresh, now)
             return results
+
+    def _pipelined(self) -> contextlib.AbstractContextManager[Any]:
+        """Where a driver can queue statements and send them together (psycopg's pipeline), a context doing
+        so for a write transaction's statements; results are still read where the code asks for them."""
+        return contextlib.nullcontext()
+
+    def _get_alone(self, step: Get) -> Item | None:
+        """A batch of one get: a single SELECT in autocommit mode is its own consistent snapshot, so it
+        needs no BEGIN/COMMIT around it (one statement, one round trip to a server). With `_reads` on, a
+        row read before is served from memory once the database is known not to have changed since."""
+        where = (_ns_text(step.namespace), step.key)
+        with self.lock:
+            cur = self.conn.cursor()
+            now = self._clock.now()
+            reads = self._reads
+            if reads is not None:
+                version = self._external_version(cur)
+                if version != self._reads_version:
+                    reads.clear()
+                    self._reads_version = version
+                hit = reads.get(where)
+                if hit is not None and (hit[3] is None or hit[3] > now) and not (step.refresh and hit[4] is not None):
+                    return Item._trusted(orjson.loads(hit[0]), step.key, step.namespace, hit[1], hit[2])
+            cur.execute(_render(self.dialect, _GET_ONE), (*where, now))
+            found = cur.fetchone()
+            if found is None:
+                return None
+            item_id, value, created, updated, ttl, expires = found
+            updated_at = to_datetime(updated)
+            created_at = updated_at if created == updated else to_datetime(created)
+            if step.refresh and ttl is not None:
+                self._refresh(cur, [item_id], now)
+            elif reads is not None:
+                if len(reads) >= _READS_LIMIT:
+                    reads.clear()
+                reads[where] = (value, created_at, updated_at, expires, ttl)
+        return Item._trusted(orjson.loads(value), step.key, step.namespace, created_at, updated_at)
+
+    def _refresh(self, cur: Any, ids: list[int], now: int) -> None:
+        """Push back the expiry of the items `ids` that have a TTL, in a short write transaction."""
+        self._forget_reads()
+        self._write(cur, lambda: cur.executemany(_render(self.dialect, _REFRESH), [(now, i) for i in ids]))
 
     def _write(self, cur: Any, action: Any) -> Any:
         self._begin_write(cur)
@@ -290,22 +349,19 @@ class SqlStore(StoreCore):
         return results, refresh
 
     def _get(self, cur: Any, namespace: tuple[str, ...], key: str, now: int) -> _Row | None:
-        sql = f"SELECT {_COLUMNS} FROM graphrt_store WHERE ns = ? AND key = ? AND {_LIVE}"
-        cur.execute(self.dialect.sql(sql), (_ns_text(namespace), key, now))
+        cur.execute(_render(self.dialect, _GET), (_ns_text(namespace), key, now))
         found = cur.fetchone()
         return None if found is None else _Row.of(found)
 
     def _write_run(self, cur: Any, steps: Sequence[Step], plan: Plan, now: int) -> None:
         """Apply consecutive puts and deletes with one statement each (the last write of a key wins)."""
-        cur.execute("SELECT COALESCE(MAX(seq), 0) FROM graphrt_store")
-        base = int(cur.fetchone()[0])
         last: dict[tuple[tuple[str, ...], str], tuple[int, Step]] = {}
         deleted: set[tuple[tuple[str, ...], str]] = set()
         for position, step in enumerate(steps):
             last[(step.namespace, step.key)] = (position, step)  # type: ignore[union-attr]
             if not isinstance(step, Put):
                 deleted.add((step.namespace, step.key))  # type: ignore[union-attr]
-        upserts: list[tuple[Any, ...]] = []
+        upserts: list[tuple[int, tuple[Any, ...]]] = []
         deletes: list[tuple[str, str]] = []
         drop: list[tuple[str, str]] = []  # deleted, or rewritten without vectors
         vectors: list[tuple[int, bytes, str, str]] = []
@@ -320,7 +376,7 @@ class SqlStore(StoreCore):
                 # Deleted earlier in this batch: the put makes a new item (a fresh created_at).
                 deletes.append(where)
             expires = None if step.ttl is None else now + ttl_micros(step.ttl)
-            upserts.append((*where, step.raw.decode(), now, now, base + position + 1, step.ttl, expires))
+            upserts.append((position, (*where, step.raw.decode(), now, now, step.ttl, expires)))
             rows = plan.vectors_of(step) if step.indexed else None
             if rows is not None and len(rows):
                 vectors.append((rows.shape[1], rows.tobytes(), *where))
@@ -328,12 +384,32 @@ class SqlStore(StoreCore):
             else:
                 drop.append(where)
         self._forget_cached(cur, drop)
-        cur.executemany(self.dialect.sql(_DROP_VECTORS), drop)
-        cur.executemany(self.dialect.sql(_DELETE), deletes)
-        cur.executemany(self.dialect.sql(_UPSERT), upserts)
-        cur.executemany(self.dialect.sql(_SET_VECTORS), vectors)
+        if len(drop) > 1:  # a batch: skip one statement per item when no item has vectors at all
+            cur.execute("SELECT 1 FROM graphrt_store_vectors LIMIT 1")
+            if cur.fetchone() is None:
+                drop = []
+        self._run_many(cur, _DROP_VECTORS, drop)
+        self._run_many(cur, _DELETE, deletes)
+        upserts.sort(key=lambda found: found[0])  # in write order, so the last write gets the largest seq
+        self._run_many(cur, _UPSERT, [row for _, row in upserts])
+        self._run_many(cur, _SET_VECTORS, vectors)
         self._wrote(cur)
         self._cache_fresh(cur, fresh)
+        if self._reads:
+            for namespace, key in last:
+                self._reads.pop((_ns_text(namespace), key), None)
+
+    def _forget_reads(self) -> None:
+        if self._reads:
+            self._reads.clear()
+
+    def _run_many(self, cur: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run `statement` once per row: nothing for no rows, a plain execute for one (a driver's
+        `executemany` may cost a round trip of its own even when empty, e.g. psycopg's pipeline)."""
+        if len(rows) == 1:
+            cur.execute(_render(self.dialect, statement), rows[0])
+        elif rows:
+            cur.executemany(_render(self.dialect, statement), rows)
 
     def _item_id(self, cur: Any, ns_text: str, key: str) -> int | None:
         cur.execute(self.dialect.sql("SELECT id FROM graphrt_store WHERE ns = ? AND key = ?"), (ns_text, key))
@@ -449,7 +525,10 @@ class SqlStore(StoreCore):
         spaces = self._namespaces_under(cur, step.prefix) if step.prefix else None
         if spaces is None:
             clause, args = _prefix_clause(step.prefix)
-            sql = f"SELECT {_COLUMNS} FROM graphrt_store {self.dialect.by_seq} WHERE {clause} AND {live}"
+            # A large filtered page reads the table in storage order and sorts what matches; otherwise follow
+            # the seq index newest first, which stops as soon as the page is full.
+            order = self.dialect.by_storage if narrow and fetch >= _SCAN_PAGE else self.dialect.by_seq
+            sql = f"SELECT {_COLUMNS} FROM graphrt_store {order} WHERE {clause} AND {live}"
             return stack.enter_context(closing(self._rows(sql, [*args, now, *narrow_args], fetch)))
         sql = f"SELECT {_COLUMNS} FROM graphrt_store WHERE ns = ? AND {live}"
         streams = [stack.enter_context(closing(self._rows(sql, [ns, now, *narrow_args], fetch))) for ns in spaces]
@@ -510,6 +589,7 @@ class SqlStore(StoreCore):
         with self.lock:
             cur = self.conn.cursor()
             now = self._clock.now()
+            self._forget_reads()
 
             def delete_expired() -> int:
                 expired = "SELECT id FROM graphrt_store WHERE expires_at IS NOT NULL AND expires_at <= ?"

@@ -6,7 +6,9 @@ so a query costs one matrix-vector product and a partial sort instead of a scan 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +25,10 @@ _FIRST_PASS = 256
 
 def normalize(vectors: Matrix) -> Matrix:
     """Scale rows to unit length (zero rows stay zero), so a dot product is the cosine similarity."""
+    if len(vectors) == 1:  # one put or one query: skip the general (slower) path
+        norm = math.sqrt(float(np.dot(vectors[0], vectors[0])))
+        one: Matrix = (vectors / norm if norm else vectors.copy()).astype(np.float32, copy=False)
+        return one
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     result: Matrix = (vectors / norms).astype(np.float32, copy=False)
@@ -40,18 +46,22 @@ class VectorIndex:
         self._size = 0
         self._rows: dict[int, list[int]] = {}
         self._ns_ids: dict[tuple[str, ...], int] = {}
+        self._pending: dict[int, tuple[tuple[str, ...], list[Any]]] = {}
+        """Owners staged by `stage`, not in the matrix yet: the next query adds them all at once."""
 
     def __len__(self) -> int:
+        self._flush()
         return self._size
 
     def __contains__(self, owner: int) -> bool:
-        return owner in self._rows
+        return owner in self._rows or owner in self._pending
 
     def clear(self) -> None:
         """Forget every vector."""
         self._size = 0
         self._rows.clear()
         self._ns_ids.clear()
+        self._pending.clear()
 
     def _ns_id(self, namespace: tuple[str, ...]) -> int:
         found = self._ns_ids.get(namespace)
@@ -84,6 +94,38 @@ class VectorIndex:
         self._rows[owner] = list(range(start, start + count))
         self._size += count
 
+    def stage(self, owner: int, namespace: tuple[str, ...], rows: list[Any]) -> None:
+        """Like `set`, for rows as the embedder returned them (checked, not yet float32 nor unit length).
+
+        They are converted and normalized together when the index is next queried: converting one
+        put's vector costs about as much as converting it among thousands, and many are never queried.
+        """
+        self.discard(owner)
+        if rows:
+            # As tuples of floats, which the garbage collector stops tracking: thousands of staged lists
+            # would make each full collection walk every number.
+            self._pending[owner] = (namespace, [tuple(row) for row in rows])
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        owners: list[int] = []
+        spaces: list[int] = []
+        rows: list[Any] = []
+        for owner, (namespace, owned) in pending.items():
+            owners += [owner] * len(owned)
+            spaces += [self._ns_id(namespace)] * len(owned)
+            rows += owned
+        self._reserve(len(rows))
+        start, end = self._size, self._size + len(rows)
+        self._matrix[start:end] = normalize(np.asarray(rows, dtype=np.float32))
+        self._row_owner[start:end] = owners
+        self._row_ns[start:end] = spaces
+        for row, owner in enumerate(owners, start):
+            self._rows.setdefault(owner, []).append(row)
+        self._size = end
+
     def load(self, owners: Sequence[int], namespaces: Sequence[tuple[str, ...]], matrix: Matrix) -> None:
         """Replace everything with one row per entry of `owners` (bulk load; owners may repeat)."""
         self.clear()
@@ -97,6 +139,8 @@ class VectorIndex:
 
     def discard(self, owner: int) -> None:
         """Remove the owner's rows, moving the last rows into the holes to keep the matrix dense."""
+        if self._pending and self._pending.pop(owner, None) is not None:
+            return
         rows = self._rows.pop(owner, None)
         if not rows:
             return
@@ -113,6 +157,7 @@ class VectorIndex:
 
     def ranked(self, query: Matrix, prefix: tuple[str, ...]) -> Iterator[tuple[int, float]]:
         """Yield `(owner, best score)` under `prefix`, best first, each owner once."""
+        self._flush()
         if self._size == 0:
             return
         scores = self._matrix[: self._size] @ query

@@ -85,6 +85,16 @@ class Item:
         self.created_at = _as_datetime(created_at)
         self.updated_at = _as_datetime(updated_at)
 
+    @classmethod
+    def _trusted(
+        cls, value: dict[str, Any], key: str, namespace: tuple[str, ...], created_at: datetime, updated_at: datetime
+    ) -> Item:
+        """An item from parts a store already holds in final form (a tuple, datetimes): no conversions."""
+        item = cls.__new__(cls)
+        item.value, item.key, item.namespace = value, key, namespace
+        item.created_at, item.updated_at = created_at, updated_at
+        return item
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Item):
             return False
@@ -129,6 +139,22 @@ class SearchItem(Item):
     ) -> None:
         super().__init__(value=value, key=key, namespace=namespace, created_at=created_at, updated_at=updated_at)
         self.score = score
+
+    @classmethod
+    def _trusted(  # type: ignore[override]
+        cls,
+        namespace: tuple[str, ...],
+        key: str,
+        value: dict[str, Any],
+        created_at: datetime,
+        updated_at: datetime,
+        score: float | None = None,
+    ) -> SearchItem:
+        """A search hit from parts a store already holds in final form (a tuple, datetimes): no conversions."""
+        item = cls.__new__(cls)
+        item.value, item.key, item.namespace = value, key, namespace
+        item.created_at, item.updated_at, item.score = created_at, updated_at, score
+        return item
 
     def dict(self) -> dict[str, Any]:
         """JSON-ready form, with `score`."""
@@ -302,7 +328,7 @@ class BaseStore(ABC):
                 f"TTL is not supported by {type(self).__name__}. "
                 "Use a store implementation that supports TTL or set ttl=None."
             )
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):
             raise TypeError(
                 f"Store values must be dicts (JSON objects), got {type(value).__name__}: {value!r:.80}. "
                 "Wrap other values in a dict, e.g. {'value': ...}; to delete an item use delete()."

@@ -5,17 +5,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 from graphrt.store._indexed import StoreCore, page, ttl_micros
 from graphrt.store._namespace import matches_condition, under_prefix
-from graphrt.store._plan import Delete, Get, ListNamespaces, Plan, Put, Search, put_step, to_datetime
+from graphrt.store._plan import Delete, Get, ListNamespaces, Plan, Put, Search, plain_put, put_step, to_datetime
 from graphrt.store._ttl import ThreadSweeper
 from graphrt.store._vectors import VectorIndex
 from graphrt.store.base import NOT_PROVIDED, IndexConfig, Item, NotProvided, Result, SearchItem, TTLConfig
 
 __all__ = ("InMemoryStore",)
+
+_NO_TEXTS = Plan([])
+"""The plan of a put on a store without an index: it never gains texts or vectors."""
 
 
 @dataclass(slots=True)
@@ -26,10 +28,9 @@ class _Entry:
     namespace: tuple[str, ...]
     key: str
     value: dict[str, Any]
-    created: datetime
-    updated: datetime
-    seq: int
-    """Write order: larger is newer, unique within the store."""
+    created: int
+    """Microseconds since the epoch, as the clock gave them (datetimes are built on first read)."""
+    updated: int
     ttl: float | None
     expires: int | None
     cached: Item | None = None
@@ -40,17 +41,14 @@ class _Entry:
 
     def item(self) -> Item:
         if self.cached is None:
-            self.cached = Item(
-                value=self.value,
-                key=self.key,
-                namespace=self.namespace,
-                created_at=self.created,
-                updated_at=self.updated,
-            )
+            updated = to_datetime(self.updated)
+            created = updated if self.created == self.updated else to_datetime(self.created)
+            self.cached = Item._trusted(self.value, self.key, self.namespace, created, updated)
         return self.cached
 
     def search_item(self, score: float | None) -> SearchItem:
-        return SearchItem(self.namespace, self.key, self.value, self.created, self.updated, score)
+        item = self.item()
+        return SearchItem._trusted(self.namespace, self.key, self.value, item.created_at, item.updated_at, score)
 
 
 class InMemoryStore(StoreCore, ThreadSweeper):
@@ -68,7 +66,6 @@ class InMemoryStore(StoreCore, ThreadSweeper):
         self._expiring: set[int] = set()
         self._vectors = VectorIndex(self._index.embedder.dims) if self._index else None
         self._next_id = 0
-        self._seq = 0
         self._lock = threading.RLock()
 
     async def _apply_async(self, plan: Plan) -> list[Result]:
@@ -80,11 +77,11 @@ class InMemoryStore(StoreCore, ThreadSweeper):
             now = self._clock.now()
             results: list[Result] = []
             for step in plan.steps:
-                if isinstance(step, Get):
-                    results.append(self._get(step, now))
-                elif isinstance(step, Put):
+                if isinstance(step, Put):
                     self._put(step, plan, now)
                     results.append(None)
+                elif isinstance(step, Get):
+                    results.append(self._get(step, now))
                 elif isinstance(step, Delete):
                     self._remove(step.namespace, step.key)
                     results.append(None)
@@ -116,21 +113,25 @@ class InMemoryStore(StoreCore, ThreadSweeper):
         *,
         ttl: float | NotProvided | None = NOT_PROVIDED,
     ) -> None:
-        """Store `value` at `namespace`/`key` (without an index, no batch plan is needed)."""
-        if self._index is not None:
-            return super().put(namespace, key, value, index, ttl=ttl)
-        plan = Plan([])
-        step = put_step(self._put_op(namespace, key, value, index, ttl), None, plan, {})
+        """Store `value` at `namespace`/`key` (the one-op batch, without the batch loop)."""
+        spec = self._index
+        plan = _NO_TEXTS if spec is None else Plan([])
+        step: Put | Delete | None = None
+        if index is None and (ttl is NOT_PROVIDED or ttl is None) and self.ttl_config is None:
+            step = plain_put(namespace, key, value, spec, plan)
+        if step is None:
+            step = put_step(self._put_op(namespace, key, value, index, ttl), spec, plan, {})
+        plan.embed(spec)
         with self._lock:
-            now = self._clock.now()
             if isinstance(step, Put):
-                self._put(step, plan, now)
+                self._put(step, plan, self._clock.now())
             else:
                 self._remove(step.namespace, step.key)
         return None
 
     def _live(self, namespace: tuple[str, ...], key: str, now: int) -> _Entry | None:
-        entry = self._spaces.get(namespace, {}).get(key)
+        space = self._spaces.get(namespace)
+        entry = space.get(key) if space is not None else None
         return entry if entry is not None and entry.live(now) else None
 
     def _touch(self, entry: _Entry, refresh: bool, now: int) -> None:
@@ -145,22 +146,35 @@ class InMemoryStore(StoreCore, ThreadSweeper):
         return entry.item()
 
     def _put(self, step: Put, plan: Plan, now: int) -> None:
-        previous = self._live(step.namespace, step.key, now)
-        updated = to_datetime(now)
-        created = previous.created if previous is not None else updated
-        entry_id = self._remove(step.namespace, step.key)
-        if entry_id is None:
+        namespace, key = step.namespace, step.key
+        space = self._spaces.get(namespace)
+        if space is None:
+            space = self._spaces[namespace] = {}
+        previous = space.pop(key, None)
+        if previous is None:
             entry_id = self._next_id
             self._next_id += 1
+            created = now
+        else:
+            # An overwrite keeps the id and the creation time (unless the old item had expired), and
+            # moves to the end of the write-ordered dicts.
+            entry_id = previous.id
+            created = previous.created if previous.live(now) else now
+            del self._by_id[entry_id]
+            if previous.expires is not None:
+                self._expiring.discard(entry_id)
         expires = None if step.ttl is None else now + ttl_micros(step.ttl)
-        self._seq += 1
-        entry = _Entry(entry_id, step.namespace, step.key, step.value, created, updated, self._seq, step.ttl, expires)
-        self._spaces.setdefault(step.namespace, {})[step.key] = entry
+        entry = _Entry(entry_id, namespace, key, step.value, created, now, step.ttl, expires)
+        space[key] = entry
         self._by_id[entry_id] = entry
         if expires is not None:
             self._expiring.add(entry_id)
-        if self._vectors is not None and step.indexed:
-            self._vectors.set(entry_id, step.namespace, plan.vectors_of(step))
+        vectors = self._vectors
+        if vectors is not None:
+            if step.indexed:
+                vectors.stage(entry_id, namespace, plan.rows_of(step))
+            elif previous is not None:
+                vectors.discard(entry_id)
 
     def _remove(self, namespace: tuple[str, ...], key: str) -> int | None:
         """Drop an item (live or expired); return its id so an overwrite can reuse it."""

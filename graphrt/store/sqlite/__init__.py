@@ -7,20 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from graphrt.store._sql import Dialect, SqlStore
+from graphrt.checkpoint._dialect import SQLITE
+from graphrt.store._sql import SqlStore
 from graphrt.store._ttl import ThreadSweeper
 from graphrt.store.base import IndexConfig, TTLConfig
 
 __all__ = ("BaseSqliteStore", "SqliteStore", "connect")
-
-SQLITE = Dialect(
-    name="sqlite",
-    param="?",
-    begin_write="BEGIN IMMEDIATE",
-    by_seq="INDEXED BY graphrt_store_seq",
-    json_field="json_extract(value, ?)",
-    json_type="json_type(value, ?)",
-)
 
 
 def connect(conn_string: str) -> sqlite3.Connection:
@@ -45,6 +37,15 @@ class BaseSqliteStore(SqlStore):
             conn.isolation_level = None
         super().__init__(conn, index=index, ttl=ttl)
 
+    def _own_connection(self) -> None:
+        """Declare that only this store uses its connection, so `get` may remember rows it read.
+
+        A change made through another connection (another process, another store object) moves SQLite's
+        `data_version`, which every `get` checks first; changes made through this connection by anything but
+        this store would not, which is why the remembering is off for a connection handed in from outside.
+        """
+        self._reads = {}
+
     def _external_version(self, cur: Any) -> Any:
         # Changes exactly when another connection commits to the database file.
         cur.execute("PRAGMA data_version")
@@ -65,6 +66,7 @@ class SqliteStore(BaseSqliteStore, ThreadSweeper):
         """Open `conn_string` (a path or `:memory:`) and close it when the block ends."""
         conn = connect(conn_string)
         store = cls(conn, index=index, ttl=ttl)
+        store._own_connection()
         try:
             yield store
         finally:

@@ -28,6 +28,7 @@ class AsyncSqliteStore(BaseSqliteStore, AsyncSweeper):
         """Open `conn_string` (a path or `:memory:`) and close it when the block ends."""
         conn = await anyio.to_thread.run_sync(connect, conn_string)
         store = cls(conn, index=index, ttl=ttl)
+        store._own_connection()
         try:
             yield store
         finally:
