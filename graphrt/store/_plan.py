@@ -66,6 +66,8 @@ class IndexSpec:
     embedder: Embedder
     fields: tuple[str, ...]
     """Field paths embedded when a put does not name its own ("$" is the whole value)."""
+    unit: bool = True
+    """Whether texts' and queries' vectors are scaled to unit length (False: kept as the embedder gave them)."""
 
 
 def parse_index_config(index: IndexConfig | None) -> IndexSpec | None:
@@ -148,7 +150,7 @@ class Plan:
     texts: list[str] = field(default_factory=list)
     queries: list[str] = field(default_factory=list)
     text_vectors: Matrix | None = None
-    """Unit vectors of `texts`, filled in by `embed`/`aembed`."""
+    """Vectors of `texts` (unit length unless the index says otherwise), filled in by `embed`/`aembed`."""
     query_vectors: dict[str, Matrix] = field(default_factory=dict)
 
     def vectors_of(self, put: Put) -> Matrix:
@@ -162,22 +164,25 @@ class Plan:
         if spec is None:
             return
         if self.texts:
-            self.text_vectors = normalize(spec.embedder.documents(self.texts))
+            self.text_vectors = _scaled(spec, spec.embedder.documents(self.texts))
         if self.queries:
-            self._set_queries(spec.embedder.queries(self.queries))
+            self._set_queries(_scaled(spec, spec.embedder.queries(self.queries)))
 
     async def aembed(self, spec: IndexSpec | None) -> None:
         """Embed the batch's texts and queries with the async embedder."""
         if spec is None:
             return
         if self.texts:
-            self.text_vectors = normalize(await spec.embedder.adocuments(self.texts))
+            self.text_vectors = _scaled(spec, await spec.embedder.adocuments(self.texts))
         if self.queries:
-            self._set_queries(await spec.embedder.aqueries(self.queries))
+            self._set_queries(_scaled(spec, await spec.embedder.aqueries(self.queries)))
 
     def _set_queries(self, matrix: Matrix) -> None:
-        unit = normalize(matrix)
-        self.query_vectors = {q: unit[i] for i, q in enumerate(self.queries)}
+        self.query_vectors = {q: matrix[i] for i, q in enumerate(self.queries)}
+
+
+def _scaled(spec: IndexSpec, matrix: Matrix) -> Matrix:
+    return normalize(matrix) if spec.unit else matrix
 
 
 def _check_page(limit: Any, offset: Any, what: str) -> None:

@@ -1,9 +1,10 @@
 """The SQL store, written once: schema, statements, row mapping and batch application.
 
-Dialect packages (`sqlite/`, later `postgres/`) only connect and say how their SQL differs. Values
-are JSON text; vectors are float32 blobs (unit length, all of an item's vectors in one blob) in a
-side table, scored in numpy from an in-process copy that is refreshed when another connection
-commits. Filters run in Python with the same compiled predicate as every other backend.
+Dialect packages (`sqlite/`, `postgres/`) only connect and say how their SQL differs. Values
+are JSON text; vectors are float32 blobs (all of an item's vectors in one blob; unit length unless the
+store's index keeps them as given) in a side table, scored in numpy from an in-process copy that is
+refreshed when another connection commits (a store may rank them another way: `_ranked`). Filters
+run in Python with the same compiled predicate as every other backend.
 """
 
 from __future__ import annotations
@@ -179,6 +180,8 @@ class SqlStore(StoreCore):
     """A store in a SQL database reached through one DB-API connection, shared under a lock."""
 
     dialect: Dialect
+    metric = "dot"
+    """How the in-process vector copy scores (see `graphrt.store._vectors.METRICS`)."""
 
     def __init__(self, conn: Any, *, index: IndexConfig | None = None, ttl: TTLConfig | None = None) -> None:
         super().__init__(index=index, ttl=ttl)
@@ -332,8 +335,12 @@ class SqlStore(StoreCore):
         cur.executemany(self.dialect.sql(_DELETE), deletes)
         cur.executemany(self.dialect.sql(_UPSERT), upserts)
         cur.executemany(self.dialect.sql(_SET_VECTORS), vectors)
+        self._vectors_set(cur, fresh)
         self._wrote(cur)
         self._cache_fresh(cur, fresh)
+
+    def _vectors_set(self, cur: Any, fresh: list[tuple[Put, Any]]) -> None:
+        """Called after a batch's new vectors are saved, in its transaction (a hook for a second vector index)."""
 
     def _item_id(self, cur: Any, ns_text: str, key: str) -> int | None:
         cur.execute(self.dialect.sql("SELECT id FROM graphrt_store WHERE ns = ? AND key = ?"), (ns_text, key))
@@ -404,7 +411,7 @@ class SqlStore(StoreCore):
             owners.extend([item_id] * count)
             spaces.extend([namespace] * count)
             blobs.append(blob)
-        cache = VectorIndex(dims)
+        cache = VectorIndex(dims, self.metric)
         cache.load(owners, spaces, np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dims))
         self._cache, self._cache_version = cache, version
         return cache
@@ -412,7 +419,7 @@ class SqlStore(StoreCore):
     def _scored(self, cur: Any, step: Search, plan: Plan, now: int) -> Iterator[tuple[_Row, float | None]]:
         """Rows with vectors, best score first, that are live and pass the filter."""
         assert step.query is not None
-        ranked = self._vectors(cur).ranked(plan.query_vectors[step.query], step.prefix)
+        ranked = self._ranked(cur, step, plan.query_vectors[step.query])
         chunk = max(16, step.offset + step.limit)
         while batch := [pair for _, pair in zip(range(chunk), ranked, strict=False)]:
             rows = self._rows_by_id(cur, [owner for owner, _ in batch])
@@ -421,6 +428,10 @@ class SqlStore(StoreCore):
                 if row is not None and _accept(row, step, now):
                     yield row, score
             chunk *= 2
+
+    def _ranked(self, cur: Any, step: Search, query: Any) -> Iterator[tuple[int, float]]:
+        """`(item id, best score)` of items with vectors under the search's prefix, best first, each once."""
+        return self._vectors(cur).ranked(query, step.prefix)
 
     def _namespaces_under(self, cur: Any, prefix: tuple[str, ...]) -> list[str] | None:
         """Namespaces at or below `prefix` (as text), or `None` when there are more than `_MERGE_LIMIT`."""

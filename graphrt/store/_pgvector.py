@@ -1,0 +1,237 @@
+"""Vector search in PostgreSQL with pgvector: the index config, the embeddings table, its ANN index, ranked reads.
+
+The SQL store keeps every item's vectors as a float32 blob (`graphrt_store_vectors`); with pgvector the same
+vectors are mirrored one per row into `graphrt_store_embeddings` (deleted with their blob by a foreign key) and
+searched in SQL. Vectors are stored as the embedder gave them, as LangGraph does, so any distance type can be
+used on the same data. Scores follow LangGraph's convention: cosine similarity, the negative L2 distance, the
+inner product (higher is better for each).
+
+Cosine is searched as the inner product of `l2_normalize(embedding)` with the unit query: the same order and
+score as cosine distance, and a zero vector scores 0 as on every other backend (cosine distance would be NaN).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from graphrt.store._vectors import normalize
+
+__all__ = ("EMBEDDINGS", "PgVector", "VectorConfig", "parse_vector_config")
+
+Matrix = npt.NDArray[np.float32]
+
+EMBEDDINGS = "graphrt_store_embeddings"
+DISTANCES = {"cosine": "cosine", "l2": "l2", "inner_product": "dot"}
+"""LangGraph's distance types, and the in-process metric giving the same scores."""
+_KINDS = {"hnsw": ("m", "ef_construction"), "ivfflat": ("nlist", "lists"), "flat": ()}
+"""ANN index kinds and the integer parameters each takes (`lists` is pgvector's name for `nlist`)."""
+_VECTOR_TYPES = ("vector", "halfvec")
+_FIRST_FETCH = 40
+"""Fewest candidates one index read asks for (pgvector's default `hnsw.ef_search`)."""
+_MAX_EF_SEARCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class VectorConfig:
+    """The checked pgvector part of a PostgreSQL store's `index` config."""
+
+    distance: str = "cosine"
+    """`cosine`, `l2` or `inner_product`."""
+    kind: str = "hnsw"
+    """`hnsw`, `ivfflat`, or `flat` (no index: every search is an exact scan in SQL)."""
+    vector_type: str = "vector"
+    """`vector` (float32) or `halfvec` (float16 in the index: half the size, slightly rounded scores)."""
+    params: tuple[tuple[str, int], ...] = ()
+    """The index's build parameters (`m`, `ef_construction` for HNSW; `lists` for IVFFlat)."""
+
+    @property
+    def metric(self) -> str:
+        """The in-process metric (`graphrt.store._vectors.METRICS`) giving the same scores."""
+        return DISTANCES[self.distance]
+
+    def expression(self, dims: int) -> str:
+        """The indexed SQL expression a search orders by (the query uses the very same text)."""
+        column = "l2_normalize(embedding)" if self.distance == "cosine" else "embedding"
+        return f"({column})::{self.vector_type}({dims})"
+
+    @property
+    def operator(self) -> str:
+        return "<->" if self.distance == "l2" else "<#>"
+
+    def index_sql(self, dims: int) -> str | None:
+        """`CREATE INDEX` for the configured ANN index, or None for `flat`."""
+        if self.kind == "flat":
+            return None
+        ops = f"{self.vector_type}_{'l2' if self.distance == 'l2' else 'ip'}_ops"
+        with_ = ", ".join(f"{name} = {value}" for name, value in self.params)
+        suffix = "".join(f"_{name[:2]}{value}" for name, value in self.params)
+        name = f"{EMBEDDINGS}_{self.kind}_{self.vector_type}_{self.distance}{suffix}"
+        return (
+            f"CREATE INDEX IF NOT EXISTS {name} ON {EMBEDDINGS} USING {self.kind} "
+            f"(({self.expression(dims)}) {ops}){f' WITH ({with_})' if with_ else ''}"
+        )
+
+
+def parse_vector_config(index: Mapping[str, Any] | None) -> VectorConfig:
+    """Check `distance_type` and `ann_index_config` (LangGraph's `PostgresIndexConfig` keys).
+
+    Raises:
+        ValueError: An unknown distance type, index kind, vector type or index parameter, or a parameter
+            that is not a positive int.
+    """
+    if not index:
+        return VectorConfig()
+    distance = index.get("distance_type", "cosine")
+    if distance not in DISTANCES:
+        raise ValueError(f"index['distance_type'] must be one of {tuple(DISTANCES)}, got {distance!r}.")
+    ann = index.get("ann_index_config") or {}
+    if not isinstance(ann, Mapping):
+        raise ValueError(f"index['ann_index_config'] must be a dict, got {type(ann).__name__}.")
+    kind = ann.get("kind", "hnsw")
+    if kind not in _KINDS:
+        raise ValueError(f"index['ann_index_config']['kind'] must be one of {tuple(_KINDS)}, got {kind!r}.")
+    vector_type = ann.get("vector_type", "vector")
+    if vector_type not in _VECTOR_TYPES:
+        raise ValueError(
+            f"index['ann_index_config']['vector_type'] must be one of {_VECTOR_TYPES}, got {vector_type!r}."
+        )
+    params: list[tuple[str, int]] = []
+    for key, value in ann.items():
+        if key in ("kind", "vector_type"):
+            continue
+        if key not in _KINDS[kind]:
+            allowed = ", ".join(("kind", "vector_type", *_KINDS[kind]))
+            raise ValueError(f"index['ann_index_config'] has {key!r}, which a {kind} index does not take ({allowed}).")
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"index['ann_index_config'][{key!r}] must be a positive int, got {value!r}.")
+        params.append(("lists" if key == "nlist" else key, value))
+    return VectorConfig(distance, kind, vector_type, tuple(sorted(params)))
+
+
+def literal(vector: Matrix) -> str:
+    """pgvector's text form of a vector (float32 values round-trip exactly)."""
+    return "[" + ",".join(map(repr, vector.tolist())) + "]"
+
+
+class PgVector:
+    """The embeddings table of one store: created at setup, written with each batch, read by searches."""
+
+    def __init__(self, config: VectorConfig, dims: int) -> None:
+        self.config = config
+        self.dims = dims
+
+    def create(self, cur: Any, *, with_index: bool) -> None:
+        """Create the table (backfilled from the saved blobs) and, `with_index`, the ANN index, if missing.
+
+        Raises:
+            ValueError: The table holds vectors of another width.
+        """
+        cur.execute("SELECT to_regclass(%s) IS NULL", (EMBEDDINGS,))
+        missing = cur.fetchone()[0]
+        if missing:
+            cur.execute(
+                f"""CREATE TABLE {EMBEDDINGS} (
+                    item_id BIGINT NOT NULL REFERENCES graphrt_store_vectors (item_id) ON DELETE CASCADE,
+                    n INTEGER NOT NULL,
+                    ns TEXT COLLATE "C" NOT NULL,
+                    embedding vector({self.dims}) NOT NULL,
+                    PRIMARY KEY (item_id, n)
+                )"""
+            )
+            self._backfill(cur)
+        cur.execute(
+            "SELECT atttypmod FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'embedding'",
+            (EMBEDDINGS,),
+        )
+        width = cur.fetchone()[0]
+        if width != self.dims:
+            raise ValueError(
+                f"The store's saved vectors are {width}-dimensional, not {self.dims}-dimensional; they were "
+                "written with another index configuration. Use the same 'dims' and embedder, or a new database."
+            )
+        statement = self.config.index_sql(self.dims)
+        if with_index and statement is not None:
+            cur.execute(statement)
+
+    def _backfill(self, cur: Any) -> None:
+        cur.execute(
+            "SELECT v.item_id, s.ns, v.vectors FROM graphrt_store_vectors v JOIN graphrt_store s ON s.id = v.item_id"
+        )
+        rows: list[tuple[int, int, str, str]] = []
+        for item_id, ns, blob in cur.fetchall():
+            if len(blob) % (4 * self.dims):
+                continue  # another width: `create` reports the mismatch on the first search's reload
+            matrix = np.frombuffer(blob, dtype=np.float32).reshape(-1, self.dims)
+            rows.extend((item_id, n, ns, literal(vector)) for n, vector in enumerate(matrix))
+        cur.executemany(f"INSERT INTO {EMBEDDINGS} (item_id, n, ns, embedding) VALUES (%s, %s, %s, %s)", rows)
+
+    def write(self, cur: Any, fresh: list[tuple[str, str, Matrix]]) -> None:
+        """Replace the embeddings of items `(namespace text, key, vectors)` just written in this transaction."""
+        lookup = "SELECT id FROM graphrt_store WHERE ns = %s AND key = %s"
+        cur.executemany(f"DELETE FROM {EMBEDDINGS} WHERE item_id = ({lookup})", [(ns, key) for ns, key, _ in fresh])
+        rows = [(n, literal(vector), ns, key) for ns, key, matrix in fresh for n, vector in enumerate(matrix)]
+        cur.executemany(
+            f"INSERT INTO {EMBEDDINGS} (item_id, n, ns, embedding) "
+            f"SELECT id, %s, ns, %s FROM graphrt_store WHERE ns = %s AND key = %s",
+            rows,
+        )
+
+    def ranked(
+        self, cur: Any, query: Matrix, where: str, where_args: list[Any], want: int
+    ) -> Iterator[tuple[int, float]]:
+        """`(item id, best score)` under the prefix, best first, each item once, ending with every item.
+
+        Reads the index in growing pages (with pgvector's iterative scan, so a prefix that the nearest
+        vectors miss still fills the page); once the index has nothing more, an exact scan yields the items
+        it never returned, so a filter that keeps few items gets the same answer as the exact path.
+        `where` is an SQL condition on `ns` (the namespace prefix), with `where_args` its parameters.
+        """
+        config = self.config
+        clause, clause_args = where, where_args
+        target = f"{config.expression(self.dims)} {config.operator} %s::{config.vector_type}({self.dims})"
+        vector = literal(normalize(query.reshape(1, -1))[0] if config.distance == "cosine" else query)
+        fetch = max(_FIRST_FETCH, 2 * want)
+        self._tune(cur, fetch)
+        seen: set[int] = set()
+        while True:
+            cur.execute(
+                f"SELECT item_id, {target} FROM {EMBEDDINGS} WHERE {clause} ORDER BY {target} LIMIT %s",
+                [vector, *clause_args, vector, fetch],
+            )
+            found = cur.fetchall()
+            if config.kind == "ivfflat":
+                found.sort(key=lambda pair: pair[1])  # its iterative scan returns them in roughly that order
+            for item_id, distance in found:
+                if item_id not in seen:
+                    seen.add(item_id)
+                    yield item_id, -float(distance)
+            if len(found) < fetch:
+                break
+            fetch *= 4
+        if config.kind == "flat":
+            return
+        # `+ 0` keeps the planner off the ANN index: this scan must see every row.
+        cur.execute(
+            f"SELECT item_id, {target} FROM {EMBEDDINGS} WHERE {clause} ORDER BY ({target}) + 0",
+            [vector, *clause_args, vector],
+        )
+        for item_id, distance in cur.fetchall():
+            if item_id not in seen:
+                seen.add(item_id)
+                yield item_id, -float(distance)
+
+    def _tune(self, cur: Any, fetch: int) -> None:
+        """Index scan settings for this transaction: iterative scans, and enough candidates for a page."""
+        if self.config.kind == "hnsw":
+            cur.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+            cur.execute(f"SET LOCAL hnsw.ef_search = {min(_MAX_EF_SEARCH, fetch)}")
+        elif self.config.kind == "ivfflat":
+            lists = dict(self.config.params).get("lists", 100)
+            cur.execute("SET LOCAL ivfflat.iterative_scan = relaxed_order")
+            cur.execute(f"SET LOCAL ivfflat.probes = {max(1, math.isqrt(lists))}")
