@@ -72,8 +72,8 @@ class BasePostgresStore(SqlStore):
         pgvector: None (default) searches with pgvector when the server has the extension (setup creates it
             when it can), and with an exact scan otherwise; True requires it; False never uses it.
         """
-        self._connector = conn if isinstance(conn, Connector) else Connector(conn, type(self).__name__)
         vector_config = parse_vector_config(index)
+        self._connector = conn if isinstance(conn, Connector) else Connector(conn, type(self).__name__)
         super().__init__(None, index=index, ttl=ttl)
         self.metric = vector_config.metric
         if self._index is not None:
