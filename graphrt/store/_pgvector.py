@@ -29,11 +29,16 @@ Matrix = npt.NDArray[np.float32]
 EMBEDDINGS = "graphrt_store_embeddings"
 DISTANCES = {"cosine": "cosine", "l2": "l2", "inner_product": "dot"}
 """LangGraph's distance types, and the in-process metric giving the same scores."""
-_KINDS = {"hnsw": ("m", "ef_construction"), "ivfflat": ("nlist", "lists"), "flat": ()}
-"""ANN index kinds and the integer parameters each takes (`lists` is pgvector's name for `nlist`)."""
+_KINDS = {"hnsw": ("m", "ef_construction", "ef_search"), "ivfflat": ("nlist", "lists", "probes"), "flat": ()}
+"""ANN index kinds and the integer parameters each takes (`lists` is pgvector's name for `nlist`). `ef_search`
+and `probes` are graphrt's: search-time settings (candidates an HNSW search keeps; IVFFlat lists it reads)."""
+_SEARCH_PARAMS = ("ef_search", "probes")
 _VECTOR_TYPES = ("vector", "halfvec")
 _FIRST_FETCH = 40
 """Fewest candidates one index read asks for (pgvector's default `hnsw.ef_search`)."""
+_EF_SEARCH = 200
+"""HNSW candidates kept by a search unless `ef_search` says otherwise (pgvector's default, 40, loses much
+recall on hard data: see benchmarks/bench_pgvector.py)."""
 _MAX_EF_SEARCH = 1000
 
 
@@ -49,6 +54,8 @@ class VectorConfig:
     """`vector` (float32) or `halfvec` (float16 in the index: half the size, slightly rounded scores)."""
     params: tuple[tuple[str, int], ...] = ()
     """The index's build parameters (`m`, `ef_construction` for HNSW; `lists` for IVFFlat)."""
+    search: tuple[tuple[str, int], ...] = ()
+    """Search-time settings (`ef_search` for HNSW, `probes` for IVFFlat)."""
 
     @property
     def metric(self) -> str:
@@ -102,6 +109,7 @@ def parse_vector_config(index: Mapping[str, Any] | None) -> VectorConfig:
             f"index['ann_index_config']['vector_type'] must be one of {_VECTOR_TYPES}, got {vector_type!r}."
         )
     params: list[tuple[str, int]] = []
+    search: list[tuple[str, int]] = []
     for key, value in ann.items():
         if key in ("kind", "vector_type"):
             continue
@@ -110,8 +118,8 @@ def parse_vector_config(index: Mapping[str, Any] | None) -> VectorConfig:
             raise ValueError(f"index['ann_index_config'] has {key!r}, which a {kind} index does not take ({allowed}).")
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"index['ann_index_config'][{key!r}] must be a positive int, got {value!r}.")
-        params.append(("lists" if key == "nlist" else key, value))
-    return VectorConfig(distance, kind, vector_type, tuple(sorted(params)))
+        (search if key in _SEARCH_PARAMS else params).append(("lists" if key == "nlist" else key, value))
+    return VectorConfig(distance, kind, vector_type, tuple(sorted(params)), tuple(search))
 
 
 def literal(vector: Matrix) -> str:
@@ -228,10 +236,12 @@ class PgVector:
 
     def _tune(self, cur: Any, fetch: int) -> None:
         """Index scan settings for this transaction: iterative scans, and enough candidates for a page."""
+        search = dict(self.config.search)
         if self.config.kind == "hnsw":
+            ef_search = min(_MAX_EF_SEARCH, max(search.get("ef_search", _EF_SEARCH), fetch))
             cur.execute("SET LOCAL hnsw.iterative_scan = strict_order")
-            cur.execute(f"SET LOCAL hnsw.ef_search = {min(_MAX_EF_SEARCH, fetch)}")
+            cur.execute(f"SET LOCAL hnsw.ef_search = {ef_search}")
         elif self.config.kind == "ivfflat":
-            lists = dict(self.config.params).get("lists", 100)
+            probes = search.get("probes") or max(1, math.isqrt(dict(self.config.params).get("lists", 100)))
             cur.execute("SET LOCAL ivfflat.iterative_scan = relaxed_order")
-            cur.execute(f"SET LOCAL ivfflat.probes = {max(1, math.isqrt(lists))}")
+            cur.execute(f"SET LOCAL ivfflat.probes = {probes}")

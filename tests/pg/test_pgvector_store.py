@@ -6,6 +6,7 @@ Each test runs the pgvector path and the exact in-process path (`pgvector=False`
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -271,6 +272,7 @@ def test_async_store_searches_with_pgvector(pg_dsn: str) -> None:
         ({"ann_index_config": {"kind": "hnsw", "nlist": 4}}, "has 'nlist', which a hnsw index does not take"),
         ({"ann_index_config": {"kind": "flat", "m": 4}}, "has 'm', which a flat index does not take"),
         ({"ann_index_config": {"m": 0}}, "['m'] must be a positive int, got 0"),
+        ({"ann_index_config": {"kind": "ivfflat", "ef_search": 9}}, "has 'ef_search', which a ivfflat index does not"),
         ({"ann_index_config": ["hnsw"]}, "index['ann_index_config'] must be a dict, got list"),
     ],
 )
@@ -279,3 +281,40 @@ def test_bad_vector_settings_are_refused_up_front(extra: dict[str, Any], message
 
     with pytest.raises(ValueError, match=re.escape(message)):
         PostgresStore(None, index={**config(), **extra})  # type: ignore[typeddict-item]
+
+
+def test_search_settings_reach_the_server(pg_dsn: str) -> None:
+    index = config("l2", kind="hnsw", ef_search=321)
+    with opened(pg_dsn, index) as store:
+        fill(store, 5)
+        settings = []
+
+        def spy(cur: Any, query: Any, where: str, where_args: list[Any], want: int) -> Any:
+            yield from original(cur, query, where, where_args, want)
+            settings.append(cur.execute("SHOW hnsw.ef_search").fetchone()[0])
+
+        assert store._embeddings is not None
+        original = store._embeddings.ranked
+        store._embeddings.ranked = spy  # type: ignore[method-assign]
+        assert len(store.search(("docs",), query="t1", limit=10)) == 5
+    assert settings == ["321"]
+
+
+def test_concurrent_setups_create_the_extension_table_and_index_once(pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'vector'").fetchone() == (0,)
+    errors: list[BaseException] = []
+
+    def setup() -> None:
+        try:
+            with opened(pg_dsn, config()) as store:
+                assert store._ann
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=setup) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

@@ -156,6 +156,9 @@ class BasePostgresStore(SqlStore):
                 return True
             except psycopg.Error as exc:
                 cur.execute("ROLLBACK TO SAVEPOINT graphrt_vector")
+                cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'")
+                if cur.fetchone() is not None:
+                    return True  # created at the same moment by a session that does not take the store's lock
                 problem = f"CREATE EXTENSION vector failed ({exc}); a superuser can run it once for this database"
         if self._pgvector:
             raise RuntimeError(f"{type(self).__name__}(pgvector=True): {problem}.")
