@@ -133,6 +133,8 @@ class PgVector:
     def __init__(self, config: VectorConfig, dims: int) -> None:
         self.config = config
         self.dims = dims
+        self.iterative = True
+        """Whether the server's pgvector has iterative index scans (0.8+); without, the exact tail does more."""
 
     def create(self, cur: Any, *, with_index: bool) -> None:
         """Create the table (backfilled from the saved blobs) and, `with_index`, the ANN index, if missing.
@@ -173,8 +175,11 @@ class PgVector:
         )
         rows: list[tuple[int, int, str, str]] = []
         for item_id, ns, blob in cur.fetchall():
-            if len(blob) % (4 * self.dims):
-                continue  # another width: `create` reports the mismatch on the first search's reload
+            if not blob or len(blob) % (4 * self.dims):
+                raise ValueError(
+                    f"The store's saved vectors are not {self.dims}-dimensional; they were written with another "
+                    "index configuration. Use the same 'dims' and embedder, or a new database."
+                )
             matrix = np.frombuffer(blob, dtype=np.float32).reshape(-1, self.dims)
             rows.extend((item_id, n, ns, literal(vector)) for n, vector in enumerate(matrix))
         cur.executemany(f"INSERT INTO {EMBEDDINGS} (item_id, n, ns, embedding) VALUES (%s, %s, %s, %s)", rows)
@@ -201,7 +206,6 @@ class PgVector:
         `where` is an SQL condition on `ns` (the namespace prefix), with `where_args` its parameters.
         """
         config = self.config
-        clause, clause_args = where, where_args
         target = f"{config.expression(self.dims)} {config.operator} %s::{config.vector_type}({self.dims})"
         vector = literal(normalize(query.reshape(1, -1))[0] if config.distance == "cosine" else query)
         fetch = max(_FIRST_FETCH, 2 * want)
@@ -214,8 +218,8 @@ class PgVector:
                 # picks a 3x slower sequential scan. The configured index is what a search should read.
                 cur.execute("SELECT set_config('enable_seqscan', 'off', true)")
             cur.execute(
-                f"SELECT item_id, {target} FROM {EMBEDDINGS} WHERE {clause} ORDER BY {target} LIMIT %s",
-                [vector, *clause_args, vector, fetch],
+                f"SELECT item_id, {target} FROM {EMBEDDINGS} WHERE {where} ORDER BY {target} LIMIT %s",
+                [vector, *where_args, vector, fetch],
             )
             found = cur.fetchall()
             if indexed:
@@ -233,8 +237,8 @@ class PgVector:
             return
         # `+ 0` keeps the planner off the ANN index: this scan must see every row.
         cur.execute(
-            f"SELECT item_id, {target} FROM {EMBEDDINGS} WHERE {clause} ORDER BY ({target}) + 0",
-            [vector, *clause_args, vector],
+            f"SELECT item_id, {target} FROM {EMBEDDINGS} WHERE {where} ORDER BY ({target}) + 0",
+            [vector, *where_args, vector],
         )
         for item_id, distance in cur.fetchall():
             if item_id not in seen:
@@ -247,10 +251,12 @@ class PgVector:
         search = dict(self.config.search)
         if self.config.kind == "hnsw":
             ef_search = min(_MAX_EF_SEARCH, max(search.get("ef_search", _EF_SEARCH), fetch))
-            settings = {"hnsw.iterative_scan": "strict_order", "hnsw.ef_search": str(ef_search)}
+            settings = {"hnsw.ef_search": str(ef_search), "hnsw.iterative_scan": "strict_order"}
         else:
             probes = search.get("probes") or max(1, math.isqrt(dict(self.config.params).get("lists", 100)))
-            settings = {"ivfflat.iterative_scan": "relaxed_order", "ivfflat.probes": str(probes)}
+            settings = {"ivfflat.probes": str(probes), "ivfflat.iterative_scan": "relaxed_order"}
+        if not self.iterative:
+            settings.popitem()
         calls = ", ".join("set_config(%s, %s, true)" for _ in settings)
         cur.execute(
             f"SELECT current_setting('enable_seqscan'), {calls}", [part for pair in settings.items() for part in pair]

@@ -124,8 +124,10 @@ class BasePostgresStore(SqlStore):
         """Find (or create) the pgvector extension, then the embeddings table and index (under the write lock)."""
         assert self._embeddings is not None
         self._mirror = self._ann = False
-        if not self._vector_extension(cur):
+        version = self._vector_extension(cur)
+        if version is None:
             return
+        self._embeddings.iterative = version >= (0, 8)
         cur.execute("SELECT to_regclass('graphrt_store_embeddings') IS NOT NULL")
         exists = bool(cur.fetchone()[0])
         if self._pgvector is False and not exists:
@@ -135,34 +137,39 @@ class BasePostgresStore(SqlStore):
         self._mirror = True
         self._ann = self._pgvector is not False
 
-    def _vector_extension(self, cur: Any) -> bool:
-        """Whether the `vector` extension is installed in this database, creating it when allowed and possible."""
+    def _vector_extension(self, cur: Any) -> tuple[int, ...] | None:
+        """The version of a usable `vector` extension in this database (created when allowed and possible).
+
+        None: there is none, or it is older than 0.7 (`l2_normalize`, `halfvec`), or `pgvector=False` and it
+        is not installed.
+
+        Raises:
+            RuntimeError: `pgvector=True` and no usable extension.
+        """
         import psycopg
 
-        cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'")
-        if cur.fetchone() is not None:
-            return True
-        if self._pgvector is False:
-            return False
-        cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+        version = _extension_version(cur)
         problem = None
-        if cur.fetchone() is None:
-            problem = "the server has no pgvector extension (see https://github.com/pgvector/pgvector)"
-        else:
-            cur.execute("SAVEPOINT graphrt_vector")
-            try:
-                cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                cur.execute("RELEASE SAVEPOINT graphrt_vector")
-                return True
-            except psycopg.Error as exc:
-                cur.execute("ROLLBACK TO SAVEPOINT graphrt_vector")
-                cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'")
-                if cur.fetchone() is not None:
-                    return True  # created at the same moment by a session that does not take the store's lock
-                problem = f"CREATE EXTENSION vector failed ({exc}); a superuser can run it once for this database"
-        if self._pgvector:
-            raise RuntimeError(f"{type(self).__name__}(pgvector=True): {problem}.")
-        return False
+        if version is None and self._pgvector is not False:
+            cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+            if cur.fetchone() is None:
+                problem = "the server has no pgvector extension (see https://github.com/pgvector/pgvector)"
+            else:
+                cur.execute("SAVEPOINT graphrt_vector")
+                try:
+                    cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                    cur.execute("RELEASE SAVEPOINT graphrt_vector")
+                except psycopg.Error as exc:
+                    cur.execute("ROLLBACK TO SAVEPOINT graphrt_vector")
+                    problem = f"CREATE EXTENSION vector failed ({exc}); a superuser can run it once in this database"
+                # Also finds an extension created at the same moment by a session without the store's lock.
+                version = _extension_version(cur)
+        if version is not None and version < (0, 7):
+            problem = f"pgvector {'.'.join(map(str, version))} is too old (0.7 or later: ALTER EXTENSION vector UPDATE)"
+            version = None
+        if version is None and self._pgvector:
+            raise RuntimeError(f"{type(self).__name__}(pgvector=True): {problem or 'no pgvector extension'}.")
+        return version
 
     def _vectors_set(self, cur: Any, fresh: list[tuple[Put, Any]]) -> None:
         if self._mirror and fresh:
@@ -195,6 +202,14 @@ class BasePostgresStore(SqlStore):
         version = cur.fetchone()[0]
         if self._cache is not None and self._cache_version == version - 1:
             self._cache_version = version  # our own write: the cache is kept up to date by the caller
+
+
+def _extension_version(cur: Any) -> tuple[int, ...] | None:
+    cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+    found = cur.fetchone()
+    if found is None:
+        return None
+    return tuple(int(part) for part in found[0].split(".") if part.isdigit())
 
 
 class PostgresStore(BasePostgresStore, ThreadSweeper):
