@@ -196,33 +196,35 @@ class PgVector:
         )
 
     def ranked(
-        self, cur: Any, query: Matrix, where: str, where_args: list[Any], want: int
+        self, cur: Any, query: Matrix, where: str | None, where_args: list[Any], want: int
     ) -> Iterator[tuple[int, float]]:
         """`(item id, best score)` under the prefix, best first, each item once, ending with every item.
 
         Reads the index in growing pages (with pgvector's iterative scan, so a prefix that the nearest
         vectors miss still fills the page); once the index has nothing more, an exact scan yields the items
         it never returned, so a filter that keeps few items gets the same answer as the exact path.
-        `where` is an SQL condition on `ns` (the namespace prefix), with `where_args` its parameters.
+        `where` is an SQL condition on `ns` (the namespace prefix), with `where_args` its parameters, or None.
         """
         config = self.config
+        force_index = config.kind != "flat" and where is None
+        where = where or "TRUE"
         target = f"{config.expression(self.dims)} {config.operator} %s::{config.vector_type}({self.dims})"
         vector = literal(normalize(query.reshape(1, -1))[0] if config.distance == "cosine" else query)
         fetch = max(_FIRST_FETCH, 2 * want)
-        indexed = config.kind != "flat"
-        seqscan = self._tune(cur, fetch) if indexed else None
+        seqscan = self._tune(cur, fetch) if config.kind != "flat" else None
         seen: set[int] = set()
         while True:
-            if indexed:
-                # The planner underrates the per-row cost of a scan (l2_normalize of every row): on 10k rows it
-                # picks a 3x slower sequential scan. The configured index is what a search should read.
+            if force_index:
+                # Over the whole store the planner underrates a scan's per-row cost (l2_normalize of every row)
+                # and picks a 3x slower sequential scan on 10k rows. Under a prefix it is left to choose: a
+                # scan of a small namespace is faster than a filtered index scan, and exact.
                 cur.execute("SELECT set_config('enable_seqscan', 'off', true)")
             cur.execute(
                 f"SELECT item_id, {target} FROM {EMBEDDINGS} WHERE {where} ORDER BY {target} LIMIT %s",
                 [vector, *where_args, vector, fetch],
             )
             found = cur.fetchall()
-            if indexed:
+            if force_index:
                 cur.execute("SELECT set_config('enable_seqscan', %s, true)", (seqscan,))
             if config.kind == "ivfflat":
                 found.sort(key=lambda pair: pair[1])  # its iterative scan returns them in roughly that order

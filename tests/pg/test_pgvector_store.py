@@ -141,6 +141,8 @@ def test_filter_and_prefix_give_the_exact_answer(pg_dsn: str, path: str) -> None
         # The nearest vectors are all outside the prefix and the HNSW scan gives up after 10 more rows, so
         # the answers come from the exact scan that follows it.
         index_scans_only(pg_dsn, **{"hnsw.max_scan_tuples": 10}).__enter__()
+    elif path == "no-iterative-scan":
+        index_scans_only(pg_dsn).__enter__()
     with opened(pg_dsn, config("l2"), False if path == "exact" else None) as store:
         if path == "no-iterative-scan":  # pgvector before 0.8: an index scan stops after ef_search rows
             assert store._embeddings is not None

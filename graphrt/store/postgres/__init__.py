@@ -180,8 +180,11 @@ class BasePostgresStore(SqlStore):
         if not self._ann:
             return super()._ranked(cur, step, query)
         assert self._embeddings is not None
+        want = step.offset + step.limit
+        if not step.prefix:
+            return self._embeddings.ranked(cur, query, None, [], want)
         clause, args = _prefix_clause(step.prefix)
-        return self._embeddings.ranked(cur, query, self.dialect.sql(clause), args, step.offset + step.limit)
+        return self._embeddings.ranked(cur, query, self.dialect.sql(clause), args, want)
 
     def _apply(self, plan: Plan) -> list[Result]:
         if not self.is_setup:
