@@ -211,13 +211,13 @@ class PgVector:
         target = f"{config.expression(self.dims)} {config.operator} %s::{config.vector_type}({self.dims})"
         vector = literal(normalize(query.reshape(1, -1))[0] if config.distance == "cosine" else query)
         fetch = max(_FIRST_FETCH, 2 * want)
-        seqscan = self._tune(cur, fetch) if config.kind != "flat" else None
+        # Over the whole store the planner underrates a scan's per-row cost (l2_normalize of every row) and
+        # picks a 3x slower sequential scan on 10k rows. Under a prefix it is left to choose: a scan of a
+        # small namespace is faster than a filtered index scan, and exact.
+        seqscan = self._tune(cur, fetch, force_index) if config.kind != "flat" else None
         seen: set[int] = set()
         while True:
-            if force_index:
-                # Over the whole store the planner underrates a scan's per-row cost (l2_normalize of every row)
-                # and picks a 3x slower sequential scan on 10k rows. Under a prefix it is left to choose: a
-                # scan of a small namespace is faster than a filtered index scan, and exact.
+            if force_index and seen:
                 cur.execute("SELECT set_config('enable_seqscan', 'off', true)")
             cur.execute(
                 f"SELECT item_id, {target} FROM {EMBEDDINGS} WHERE {where} ORDER BY {target} LIMIT %s",
@@ -247,9 +247,9 @@ class PgVector:
                 seen.add(item_id)
                 yield item_id, -float(distance)
 
-    def _tune(self, cur: Any, fetch: int) -> str:
-        """Set this transaction's index scan settings (iterative scans, enough candidates for a page) in one
-        round trip; return `enable_seqscan` as it was."""
+    def _tune(self, cur: Any, fetch: int, force_index: bool) -> str:
+        """Set this transaction's index scan settings (iterative scans, enough candidates for a page, and
+        `enable_seqscan` off with `force_index`) in one round trip; return `enable_seqscan` as it was."""
         search = dict(self.config.search)
         if self.config.kind == "hnsw":
             ef_search = min(_MAX_EF_SEARCH, max(search.get("ef_search", _EF_SEARCH), fetch))
@@ -259,6 +259,8 @@ class PgVector:
             settings = {"ivfflat.probes": str(probes), "ivfflat.iterative_scan": "relaxed_order"}
         if not self.iterative:
             settings.popitem()
+        if force_index:
+            settings["enable_seqscan"] = "off"
         calls = ", ".join("set_config(%s, %s, true)" for _ in settings)
         cur.execute(
             f"SELECT current_setting('enable_seqscan'), {calls}", [part for pair in settings.items() for part in pair]

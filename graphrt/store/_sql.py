@@ -501,10 +501,17 @@ class SqlStore(StoreCore):
                     (row, None)
                     for row in page(_passing(self._newest(cur, step, now, stack), step), step.offset, step.limit)
                 ]
-            # Items without vectors (index=False) follow every scored one, newest first.
-            extra = " AND id NOT IN (SELECT item_id FROM graphrt_store_vectors)"
-            unscored = ((row, None) for row in _passing(self._newest(cur, step, now, stack, extra), step))
-            return page(_chain(self._scored(cur, step, plan, now), unscored), step.offset, step.limit)
+            return page(
+                _chain(self._scored(cur, step, plan, now), self._unscored(cur, step, now, stack)),
+                step.offset,
+                step.limit,
+            )
+
+    def _unscored(self, cur: Any, step: Search, now: int, stack: ExitStack) -> Iterator[tuple[_Row, None]]:
+        """Items without vectors (index=False), newest first: they follow every scored one (queried only then)."""
+        extra = " AND id NOT IN (SELECT item_id FROM graphrt_store_vectors)"
+        for row in _passing(self._newest(cur, step, now, stack, extra), step):
+            yield row, None
 
     def _list(self, cur: Any, step: ListNamespaces, now: int) -> list[tuple[str, ...]]:
         cur.execute(self.dialect.sql(f"SELECT DISTINCT ns FROM graphrt_store WHERE {_LIVE}"), (now,))
