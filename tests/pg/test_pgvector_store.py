@@ -1,6 +1,6 @@
 """PostgresStore vector search: every distance type and index kind gives LangGraph's scores and the exact answer.
 
-Each test runs the pgvector path and the exact in-process path (`pgvector=False`) on the same data.
+Most tests run the pgvector path and the exact in-process path (`pgvector=False`) on the same data.
 """
 
 from __future__ import annotations

@@ -63,14 +63,19 @@ class BasePostgresStore(SqlStore):
         ttl: TTLConfig | None = None,
         pgvector: bool | None = None,
     ) -> None:
-        """Args:
-        conn: A psycopg `Connection`, a psycopg_pool `ConnectionPool` (or a `Connector`).
-        index: As for every store, plus LangGraph's `distance_type` (`cosine`, `l2`, `inner_product`) and
-            `ann_index_config` (`kind`: `hnsw`, `ivfflat` or `flat`; `m`, `ef_construction`, `nlist`;
-            `vector_type`: `vector` or `halfvec`).
-        ttl: As for every store.
-        pgvector: None (default) searches with pgvector when the server has the extension (setup creates it
-            when it can), and with an exact scan otherwise; True requires it; False never uses it.
+        """A store on `conn`; its tables are made by `setup()` (or the first call).
+
+        Args:
+            conn: A psycopg `Connection` or a psycopg_pool `ConnectionPool` (or a `Connector`).
+            index: As for every store, plus LangGraph's `distance_type` (`cosine`, `l2`, `inner_product`) and
+                `ann_index_config` (`kind`: `hnsw`, `ivfflat` or `flat`; `m`, `ef_construction`, `nlist`;
+                `vector_type`: `vector` or `halfvec`; graphrt's `ef_search` and `probes`).
+            ttl: As for every store.
+            pgvector: None (default) searches with pgvector when the server has the extension (setup creates
+                it when it can), and with an exact scan otherwise; True requires it; False never uses it.
+
+        Raises:
+            ValueError: An unknown distance type, index kind, vector type or index parameter.
         """
         vector_config = parse_vector_config(index)
         self._connector = conn if isinstance(conn, Connector) else Connector(conn, type(self).__name__)
