@@ -92,10 +92,11 @@ def index_scans_only(dsn: str, **settings: Any) -> Iterator[None]:
     yield
 
 
-@pytest.mark.parametrize("pgvector", PATHS)
+@pytest.mark.parametrize("kind", ["hnsw", "flat", "exact"])
 @pytest.mark.parametrize("distance", ["cosine", "l2", "inner_product"])
-def test_each_distance_type_scores_like_langgraph(pg_dsn: str, distance: str, pgvector: bool | None) -> None:
-    with opened(pg_dsn, config(distance), pgvector) as store:
+def test_each_distance_type_scores_like_langgraph(pg_dsn: str, distance: str, kind: str) -> None:
+    pgvector = False if kind == "exact" else None
+    with opened(pg_dsn, config(distance, kind="flat" if kind == "flat" else "hnsw"), pgvector) as store:
         fill(store)
         assert store._ann is (pgvector is None)
         for query in QUERIES:
@@ -210,9 +211,10 @@ def test_an_item_with_several_vectors_is_found_once_with_its_best_score(pg_dsn: 
         assert_same(pairs(store.search(("docs",), query="t3")), sorted(want, key=lambda pair: -pair[1]))
 
 
-@pytest.mark.parametrize("pgvector", PATHS)
-def test_a_zero_vector_scores_zero_under_cosine(pg_dsn: str, pgvector: bool | None) -> None:
-    with opened(pg_dsn, config(), pgvector) as store:
+@pytest.mark.parametrize("kind", ["hnsw", "flat", "exact"])
+def test_a_zero_vector_scores_zero_under_cosine(pg_dsn: str, kind: str) -> None:
+    index = config(kind="flat" if kind == "flat" else "hnsw")
+    with opened(pg_dsn, index, False if kind == "exact" else None) as store:
         store.put(("docs",), "zero", {"text": "zero"})
         store.put(("docs",), "one", {"text": "t1"})
         assert [(item.key, item.score) for item in store.search(("docs",), query="t1")] == [
