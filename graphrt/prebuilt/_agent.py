@@ -101,8 +101,8 @@ class HistoryCheck:
 
     This runs before every model call, on a history that mostly repeats the last one checked, so the last
     history that passed is remembered (a shallow copy, with the ids of the tool calls answered in it) and a
-    history that starts with it costs only its new messages; the node keeps that one history alive. Messages are told apart by their `type`
-    string, with C-level loops, no Python code per message.
+    history that starts with it costs only its new messages; the node keeps that one history alive.
+    Messages are told apart by their `type` string, with C-level loops, no Python code per message.
     """
 
     __slots__ = ("_last",)

@@ -70,6 +70,8 @@ class IndexSpec:
     embedder: Embedder
     fields: tuple[str, ...]
     """Field paths embedded when a put does not name its own ("$" is the whole value)."""
+    unit: bool = True
+    """Whether texts' and queries' vectors are scaled to unit length (False: kept as the embedder gave them)."""
 
 
 def parse_index_config(index: IndexConfig | None) -> IndexSpec | None:
@@ -155,6 +157,8 @@ class Plan:
     text_rows: list[Any] | None = None
     """The embedder's rows for `texts`, checked (`Embedder.checked_rows`), filled in by `embed`/`aembed`."""
     query_vectors: dict[str, Matrix] = field(default_factory=dict)
+    unit: bool = True
+    """Whether vectors are scaled to unit length (the index's `IndexSpec.unit`), set by `embed`/`aembed`."""
     _unit: Matrix | None = None
 
     def rows_of(self, put: Put) -> list[Any]:
@@ -165,12 +169,13 @@ class Plan:
         return [rows[i] for i in put.texts]
 
     def vectors_of(self, put: Put) -> Matrix:
-        """The unit vectors of one put's texts (possibly none); the batch's rows are converted once."""
+        """The vectors of one put's texts (possibly none; unit length unless `unit` is False); converted once."""
         texts = put.texts
         if not texts or self.text_rows is None:
             return np.zeros((0, 0), dtype=np.float32)
         if self._unit is None:
-            self._unit = normalize(np.asarray(self.text_rows, dtype=np.float32))
+            matrix = np.asarray(self.text_rows, dtype=np.float32)
+            self._unit = normalize(matrix) if self.unit else matrix
         if len(texts) == 1:  # a view, not a copy
             return self._unit[texts[0] : texts[0] + 1]
         return self._unit[list(texts)]
@@ -179,23 +184,28 @@ class Plan:
         """Embed the batch's texts and queries with the sync embedder."""
         if spec is None:
             return
+        self.unit = spec.unit
         if self.texts:
             self.text_rows = spec.embedder.document_rows(self.texts)
         if self.queries:
-            self._set_queries(spec.embedder.queries(self.queries))
+            self._set_queries(_scaled(spec, spec.embedder.queries(self.queries)))
 
     async def aembed(self, spec: IndexSpec | None) -> None:
         """Embed the batch's texts and queries with the async embedder."""
         if spec is None:
             return
+        self.unit = spec.unit
         if self.texts:
             self.text_rows = await spec.embedder.adocument_rows(self.texts)
         if self.queries:
-            self._set_queries(await spec.embedder.aqueries(self.queries))
+            self._set_queries(_scaled(spec, await spec.embedder.aqueries(self.queries)))
 
     def _set_queries(self, matrix: Matrix) -> None:
-        unit = normalize(matrix)
-        self.query_vectors = {q: unit[i] for i, q in enumerate(self.queries)}
+        self.query_vectors = {q: matrix[i] for i, q in enumerate(self.queries)}
+
+
+def _scaled(spec: IndexSpec, matrix: Matrix) -> Matrix:
+    return normalize(matrix) if spec.unit else matrix
 
 
 def _check_page(limit: Any, offset: Any, what: str) -> None:

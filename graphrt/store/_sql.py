@@ -3,9 +3,10 @@
 Backend packages (`sqlite/`, `postgres/`) only connect and say how their SQL differs, through the `Dialect`
 of graphrt's one SQL layer (`graphrt.checkpoint._dialect`, shared with the checkpoint savers: placeholders,
 column types, how writers are serialized, JSON pushdown), plus hooks on `SqlStore` where behaviour rather
-than SQL differs (`_external_version`, `_wrote`). Values are JSON text; vectors are float32 blobs (unit
-length, all of an item's vectors in one blob) in a side table, scored in numpy from an in-process copy
-that is refreshed when another connection commits. Filters run in Python with the same compiled
+than SQL differs (`_external_version`, `_wrote`, `_vectors_set`, `_ranked`). Values are JSON text; vectors
+are float32 blobs (all of an item's vectors in one blob; unit length unless the store's index keeps them as
+given) in a side table, scored in numpy from an in-process copy that is refreshed when another connection
+commits (a store may rank them another way: `_ranked`). Filters run in Python with the same compiled
 predicate as every other backend.
 """
 
@@ -178,6 +179,8 @@ class SqlStore(StoreCore):
     """A store in a SQL database reached through one DB-API connection, shared under a lock."""
 
     dialect: Dialect
+    metric = "dot"
+    """How the in-process vector copy scores (see `graphrt.store._vectors.METRICS`)."""
 
     def __init__(self, conn: Any, *, index: IndexConfig | None = None, ttl: TTLConfig | None = None) -> None:
         super().__init__(index=index, ttl=ttl)
@@ -393,6 +396,7 @@ class SqlStore(StoreCore):
         upserts.sort(key=lambda found: found[0])  # in write order, so the last write gets the largest seq
         self._run_many(cur, _UPSERT, [row for _, row in upserts])
         self._run_many(cur, _SET_VECTORS, vectors)
+        self._vectors_set(cur, fresh)
         self._wrote(cur)
         self._cache_fresh(cur, fresh)
         if self._reads:
@@ -410,6 +414,9 @@ class SqlStore(StoreCore):
             cur.execute(_render(self.dialect, statement), rows[0])
         elif rows:
             cur.executemany(_render(self.dialect, statement), rows)
+
+    def _vectors_set(self, cur: Any, fresh: list[tuple[Put, Any]]) -> None:
+        """Called after a batch's new vectors are saved, in its transaction (a hook for a second vector index)."""
 
     def _item_id(self, cur: Any, ns_text: str, key: str) -> int | None:
         cur.execute(self.dialect.sql("SELECT id FROM graphrt_store WHERE ns = ? AND key = ?"), (ns_text, key))
@@ -480,7 +487,7 @@ class SqlStore(StoreCore):
             owners.extend([item_id] * count)
             spaces.extend([namespace] * count)
             blobs.append(blob)
-        cache = VectorIndex(dims)
+        cache = VectorIndex(dims, self.metric)
         cache.load(owners, spaces, np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dims))
         self._cache, self._cache_version = cache, version
         return cache
@@ -488,7 +495,7 @@ class SqlStore(StoreCore):
     def _scored(self, cur: Any, step: Search, plan: Plan, now: int) -> Iterator[tuple[_Row, float | None]]:
         """Rows with vectors, best score first, that are live and pass the filter."""
         assert step.query is not None
-        ranked = self._vectors(cur).ranked(plan.query_vectors[step.query], step.prefix)
+        ranked = self._ranked(cur, step, plan.query_vectors[step.query])
         chunk = max(16, step.offset + step.limit)
         while batch := [pair for _, pair in zip(range(chunk), ranked, strict=False)]:
             rows = self._rows_by_id(cur, [owner for owner, _ in batch])
@@ -497,6 +504,10 @@ class SqlStore(StoreCore):
                 if row is not None and _accept(row, step, now):
                     yield row, score
             chunk *= 2
+
+    def _ranked(self, cur: Any, step: Search, query: Any) -> Iterator[tuple[int, float]]:
+        """`(item id, best score)` of items with vectors under the search's prefix, best first, each once."""
+        return self._vectors(cur).ranked(query, step.prefix)
 
     def _namespaces_under(self, cur: Any, prefix: tuple[str, ...]) -> list[str] | None:
         """Namespaces at or below `prefix` (as text), or `None` when there are more than `_MERGE_LIMIT`."""
@@ -569,10 +580,17 @@ class SqlStore(StoreCore):
                     (row, None)
                     for row in page(_passing(self._newest(cur, step, now, stack), step), step.offset, step.limit)
                 ]
-            # Items without vectors (index=False) follow every scored one, newest first.
-            extra = " AND id NOT IN (SELECT item_id FROM graphrt_store_vectors)"
-            unscored = ((row, None) for row in _passing(self._newest(cur, step, now, stack, extra), step))
-            return page(_chain(self._scored(cur, step, plan, now), unscored), step.offset, step.limit)
+            return page(
+                _chain(self._scored(cur, step, plan, now), self._unscored(cur, step, now, stack)),
+                step.offset,
+                step.limit,
+            )
+
+    def _unscored(self, cur: Any, step: Search, now: int, stack: ExitStack) -> Iterator[tuple[_Row, None]]:
+        """Items without vectors (index=False), newest first: they follow every scored one (queried only then)."""
+        extra = " AND id NOT IN (SELECT item_id FROM graphrt_store_vectors)"
+        for row in _passing(self._newest(cur, step, now, stack, extra), step):
+            yield row, None
 
     def _list(self, cur: Any, step: ListNamespaces, now: int) -> list[tuple[str, ...]]:
         cur.execute(self.dialect.sql(f"SELECT DISTINCT ns FROM graphrt_store WHERE {_LIVE}"), (now,))

@@ -1,6 +1,6 @@
-"""An in-process vector index: one contiguous float32 matrix, cosine scores in one matrix product.
+"""An in-process vector index: one contiguous float32 matrix, scores in one matrix product.
 
-The in-memory store keeps its vectors here; the SQLite store keeps a copy of its vector table here,
+The in-memory store keeps its vectors here; the SQL stores keep a copy of their vector table here,
 so a query costs one matrix-vector product and a partial sort instead of a scan in Python.
 """
 
@@ -15,9 +15,14 @@ import numpy.typing as npt
 
 from graphrt.store._namespace import under_prefix
 
-__all__ = ("VectorIndex", "normalize")
+__all__ = ("METRICS", "VectorIndex", "normalize")
 
 Matrix = npt.NDArray[np.float32]
+
+METRICS = ("dot", "cosine", "l2")
+"""How a row scores against a query: `dot` (the stored rows are already unit length, so this is cosine
+similarity; raw rows make it the inner product), `cosine` (rows and query are scaled to unit length first),
+`l2` (the negative Euclidean distance, so a higher score is still closer)."""
 
 _FIRST_PASS = 256
 """How many best rows a query sorts before falling back to sorting them all."""
@@ -36,10 +41,13 @@ def normalize(vectors: Matrix) -> Matrix:
 
 
 class VectorIndex:
-    """Unit vectors of many owners (items, by integer id); each owner may have several rows."""
+    """Vectors of many owners (items, by integer id); each owner may have several rows."""
 
-    def __init__(self, dims: int) -> None:
+    def __init__(self, dims: int, metric: str = "dot") -> None:
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}.")
         self.dims = dims
+        self.metric = metric
         self._matrix: Matrix = np.zeros((64, dims), dtype=np.float32)
         self._row_owner = np.zeros(64, dtype=np.int64)
         self._row_ns = np.zeros(64, dtype=np.int32)
@@ -81,11 +89,13 @@ class VectorIndex:
         self._row_ns = np.resize(self._row_ns, capacity)
 
     def set(self, owner: int, namespace: tuple[str, ...], vectors: Matrix) -> None:
-        """Replace the owner's vectors with `vectors` (unit rows); no rows removes the owner."""
+        """Replace the owner's vectors with `vectors`; no rows removes the owner."""
         self.discard(owner)
         count = len(vectors)
         if count == 0:
             return
+        if self.metric == "cosine":
+            vectors = normalize(vectors)
         self._reserve(count)
         start = self._size
         self._matrix[start : start + count] = vectors
@@ -131,7 +141,7 @@ class VectorIndex:
         self.clear()
         self._reserve(len(owners))
         self._size = len(owners)
-        self._matrix[: self._size] = matrix
+        self._matrix[: self._size] = normalize(matrix) if self.metric == "cosine" and len(matrix) else matrix
         self._row_owner[: self._size] = owners
         self._row_ns[: self._size] = [self._ns_id(ns) for ns in namespaces]
         for row, owner in enumerate(owners):
@@ -155,12 +165,22 @@ class VectorIndex:
                 moved_rows[moved_rows.index(last)] = row
             self._size = last
 
+    def _scores(self, query: Matrix) -> Matrix:
+        matrix = self._matrix[: self._size]
+        if self.metric == "l2":
+            distances: Matrix = np.linalg.norm(matrix - query, axis=1)
+            return -distances
+        if self.metric == "cosine":
+            query = normalize(query.reshape(1, -1))[0]
+        scores: Matrix = matrix @ query
+        return scores
+
     def ranked(self, query: Matrix, prefix: tuple[str, ...]) -> Iterator[tuple[int, float]]:
         """Yield `(owner, best score)` under `prefix`, best first, each owner once."""
         self._flush()
         if self._size == 0:
             return
-        scores = self._matrix[: self._size] @ query
+        scores = self._scores(query)
         rows: npt.NDArray[np.int64] | None = None
         if prefix:
             wanted = [i for ns, i in self._ns_ids.items() if under_prefix(ns, prefix)]

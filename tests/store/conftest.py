@@ -96,7 +96,8 @@ def _postgres_pool(path: Path, index: IndexConfig | None, ttl: TTLConfig | None)
     from graphrt.store.postgres.aio import AsyncPostgresStore
 
     with psycopg_pool.ConnectionPool(pg_dsn_for(path), min_size=1, max_size=2, kwargs={"autocommit": True}) as pool:
-        yield AsyncPostgresStore(pool, index=index, ttl=ttl)
+        # The exact vector search a server without pgvector gets ("postgres" searches with pgvector).
+        yield AsyncPostgresStore(pool, index=index, ttl=ttl, pgvector=False)
 
 
 @contextmanager

@@ -3,11 +3,14 @@
 The statements, schema and row mapping are the shared SQL store's (`graphrt.store._sql`); how PostgreSQL's SQL
 differs is the shared SQL layer's `POSTGRES` dialect (`graphrt.checkpoint._dialect`); this package says how
 connections are had (`graphrt._postgres`) and how other connections' commits are noticed (a counter row).
+Vector search runs in SQL on pgvector when the server has the extension (`graphrt.store._pgvector`), and as the
+shared exact scan otherwise; both give LangGraph's scores for the configured `distance_type`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -17,8 +20,9 @@ from graphrt._postgres import ConnectionLostError, Connector, require_psycopg
 require_psycopg("PostgresStore")
 
 from graphrt.checkpoint._dialect import POSTGRES  # noqa: E402
-from graphrt.store._plan import Plan  # noqa: E402
-from graphrt.store._sql import SqlStore  # noqa: E402
+from graphrt.store._pgvector import PgVector, parse_vector_config  # noqa: E402
+from graphrt.store._plan import Plan, Put, Search  # noqa: E402
+from graphrt.store._sql import SqlStore, _ns_text, _prefix_clause  # noqa: E402
 from graphrt.store._ttl import ThreadSweeper  # noqa: E402
 from graphrt.store.base import IndexConfig, Result, TTLConfig  # noqa: E402
 
@@ -32,9 +36,40 @@ class BasePostgresStore(SqlStore):
 
     dialect = POSTGRES
 
-    def __init__(self, conn: Any, *, index: IndexConfig | None = None, ttl: TTLConfig | None = None) -> None:
+    def __init__(
+        self,
+        conn: Any,
+        *,
+        index: IndexConfig | None = None,
+        ttl: TTLConfig | None = None,
+        pgvector: bool | None = None,
+    ) -> None:
+        """A store on `conn`; its tables are made by `setup()` (or the first call).
+
+        Args:
+            conn: A psycopg `Connection` or a psycopg_pool `ConnectionPool` (or a `Connector`).
+            index: As for every store, plus LangGraph's `distance_type` (`cosine`, `l2`, `inner_product`) and
+                `ann_index_config` (`kind`: `hnsw`, `ivfflat` or `flat`; `m`, `ef_construction`, `nlist`;
+                `vector_type`: `vector` or `halfvec`; graphrt's `ef_search` and `probes`).
+            ttl: As for every store.
+            pgvector: None (default) searches with pgvector when the server has the extension (setup creates
+                it when it can), and with an exact scan otherwise; True requires it; False never uses it.
+
+        Raises:
+            ValueError: An unknown distance type, index kind, vector type or index parameter.
+        """
+        vector_config = parse_vector_config(index)
         self._connector = conn if isinstance(conn, Connector) else Connector(conn, type(self).__name__)
         super().__init__(None, index=index, ttl=ttl)
+        self.metric = vector_config.metric
+        if self._index is not None:
+            self._index = dataclasses.replace(self._index, unit=False)  # stored as given, like LangGraph
+        self._pgvector = pgvector
+        self._embeddings = PgVector(vector_config, self._index.embedder.dims) if self._index else None
+        self._mirror = False
+        """Whether writes also go to the pgvector table (it exists)."""
+        self._ann = False
+        """Whether searches read the pgvector table."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {'pooled' if self._connector.replaceable else 'single connection'}>"
@@ -58,7 +93,84 @@ class BasePostgresStore(SqlStore):
             raise AssertionError("unreachable")
 
     def _migrate(self) -> None:
-        self._bound(super()._migrate)
+        self._bound(self._migrate_bound)
+
+    def _migrate_bound(self) -> None:
+        SqlStore._migrate(self)
+        if self._embeddings is None:
+            return
+        cur = self.conn.cursor()
+        try:
+            self._write(cur, lambda: self._setup_vectors(cur))
+        except BaseException:
+            self.is_setup = False
+            raise
+
+    def _setup_vectors(self, cur: Any) -> None:
+        """Find (or create) the pgvector extension, then the embeddings table and index (under the write lock)."""
+        assert self._embeddings is not None
+        self._mirror = self._ann = False
+        version = self._vector_extension(cur)
+        if version is None:
+            return
+        self._embeddings.iterative = version >= (0, 8)
+        cur.execute("SELECT to_regclass('graphrt_store_embeddings') IS NOT NULL")
+        exists = bool(cur.fetchone()[0])
+        if self._pgvector is False and not exists:
+            return
+        # With pgvector off, an existing table is still kept up to date for the stores that search it.
+        self._embeddings.create(cur, with_index=self._pgvector is not False)
+        self._mirror = True
+        self._ann = self._pgvector is not False
+
+    def _vector_extension(self, cur: Any) -> tuple[int, ...] | None:
+        """The version of a usable `vector` extension in this database (created when allowed and possible).
+
+        None: there is none, or it is older than 0.7 (`l2_normalize`, `halfvec`), or `pgvector=False` and it
+        is not installed.
+
+        Raises:
+            RuntimeError: `pgvector=True` and no usable extension.
+        """
+        import psycopg
+
+        version = _extension_version(cur)
+        problem = None
+        if version is None and self._pgvector is not False:
+            cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+            if cur.fetchone() is None:
+                problem = "the server has no pgvector extension (see https://github.com/pgvector/pgvector)"
+            else:
+                cur.execute("SAVEPOINT graphrt_vector")
+                try:
+                    cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                    cur.execute("RELEASE SAVEPOINT graphrt_vector")
+                except psycopg.Error as exc:
+                    cur.execute("ROLLBACK TO SAVEPOINT graphrt_vector")
+                    problem = f"CREATE EXTENSION vector failed ({exc}); a superuser can run it once in this database"
+                # Also finds an extension created at the same moment by a session without the store's lock.
+                version = _extension_version(cur)
+        if version is not None and version < (0, 7):
+            problem = f"pgvector {'.'.join(map(str, version))} is too old (0.7 or later: ALTER EXTENSION vector UPDATE)"
+            version = None
+        if version is None and self._pgvector:
+            raise RuntimeError(f"{type(self).__name__}(pgvector=True): {problem or 'no pgvector extension'}.")
+        return version
+
+    def _vectors_set(self, cur: Any, fresh: list[tuple[Put, Any]]) -> None:
+        if self._mirror and fresh:
+            assert self._embeddings is not None
+            self._embeddings.write(cur, [(_ns_text(step.namespace), step.key, rows) for step, rows in fresh])
+
+    def _ranked(self, cur: Any, step: Search, query: Any) -> Iterator[tuple[int, float]]:
+        if not self._ann:
+            return super()._ranked(cur, step, query)
+        assert self._embeddings is not None
+        want = step.offset + step.limit
+        if not step.prefix:
+            return self._embeddings.ranked(cur, query, None, [], want)
+        clause, args = _prefix_clause(step.prefix)
+        return self._embeddings.ranked(cur, query, self.dialect.sql(clause), args, want)
 
     def _apply(self, plan: Plan) -> list[Result]:
         if not self.is_setup:
@@ -92,6 +204,14 @@ class BasePostgresStore(SqlStore):
             self._cache_version = version  # our own write: the cache is kept up to date by the caller
 
 
+def _extension_version(cur: Any) -> tuple[int, ...] | None:
+    cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+    found = cur.fetchone()
+    if found is None:
+        return None
+    return tuple(int(part) for part in found[0].split(".") if part.isdigit())
+
+
 class PostgresStore(BasePostgresStore, ThreadSweeper):
     """A store in PostgreSQL; usable from sync code, and from async code through `abatch`.
 
@@ -109,6 +229,7 @@ class PostgresStore(BasePostgresStore, ThreadSweeper):
         ttl: TTLConfig | None = None,
         pool_size: int = 4,
         prepare_threshold: int | None = 5,
+        pgvector: bool | None = None,
     ) -> Iterator[PostgresStore]:
         """Connect to `conn_string` through a small pool, closed when the block ends.
 
@@ -117,7 +238,7 @@ class PostgresStore(BasePostgresStore, ThreadSweeper):
         with Connector.open_pool(
             conn_string, cls.__name__, max_size=pool_size, prepare_threshold=prepare_threshold
         ) as connector:
-            store = cls(connector, index=index, ttl=ttl)
+            store = cls(connector, index=index, ttl=ttl, pgvector=pgvector)
             try:
                 yield store
             finally:

@@ -35,11 +35,12 @@ class AsyncPostgresStore(BasePostgresStore, AsyncSweeper):
         ttl: TTLConfig | None = None,
         pool_size: int = 4,
         prepare_threshold: int | None = 5,
+        pgvector: bool | None = None,
     ) -> AsyncIterator[AsyncPostgresStore]:
         """Connect to `conn_string` through a small pool, closed when the block ends."""
         opened = Connector.open_pool(conn_string, cls.__name__, max_size=pool_size, prepare_threshold=prepare_threshold)
         connector = await anyio.to_thread.run_sync(opened.__enter__)
-        store = cls(connector, index=index, ttl=ttl)
+        store = cls(connector, index=index, ttl=ttl, pgvector=pgvector)
         try:
             yield store
         finally:
