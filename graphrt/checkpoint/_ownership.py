@@ -184,9 +184,13 @@ def release_on(tx: Any, thread_id: str, owner: str) -> Body[None]:
 
 
 def try_claim(storage: LeaseStorage, thread_id: str, lease: Lease) -> Lease | None:
-    """`claim_on` in a sync write transaction."""
-    with storage._write_tx(thread_id) as tx:
-        return drive(claim_on(tx, thread_id, lease))
+    """`claim_on` in a sync write transaction (a transaction that fails claims nothing)."""
+    try:
+        with storage._write_tx(thread_id) as tx:
+            return drive(claim_on(tx, thread_id, lease))
+    except BaseException:
+        let_go(lease.owner)
+        raise
 
 
 def let_go(owner: str) -> None:
@@ -277,7 +281,12 @@ class Claims:
         delay = 0.002
         while True:
             lease = new_lease(self._storage.lease_seconds)
-            if await transact(thread_id, functools.partial(claim_on, thread_id=thread_id, lease=lease)) is None:
+            try:
+                holder = await transact(thread_id, functools.partial(claim_on, thread_id=thread_id, lease=lease))
+            except BaseException:
+                let_go(lease.owner)  # the transaction failed: it claimed nothing
+                raise
+            if holder is None:
                 break
             remaining = deadline - time.monotonic()
             if options.strategy == "reject":

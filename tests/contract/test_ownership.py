@@ -180,3 +180,32 @@ def test_a_held_lease_is_renewed(core_saver: Any, monkeypatch: pytest.MonkeyPatc
     renewer.join(5)  # with no claim left the renewing thread ends: nothing keeps running
     assert not renewer.is_alive()
     assert stored_lease(core_saver) is None
+
+
+def test_a_claim_whose_transaction_fails_leaves_no_live_token() -> None:
+    """A claim rolled back after its body ran (a lost connection at COMMIT, a retried batch) claims nothing."""
+    from contextlib import contextmanager
+
+    from graphrt.checkpoint import _ownership
+    from graphrt.checkpoint.memory import InMemorySaver
+
+    class FailingCommit(InMemorySaver):
+        @contextmanager
+        def _write_tx(self, thread_id: str | None = None) -> Any:
+            with super()._write_tx(thread_id) as tx:
+                yield tx
+                raise ConnectionError("lost at commit")
+
+    saver = FailingCommit()
+    before = set(_ownership._live)
+    with pytest.raises(ConnectionError), saver.claim_thread(cfg("failing")):
+        pass
+    assert set(_ownership._live) == before
+
+    async def aclaim() -> None:
+        async with saver.aclaim_thread(cfg("failing-async")):
+            pass
+
+    with pytest.raises(ConnectionError):
+        asyncio.run(aclaim())
+    assert set(_ownership._live) == before
