@@ -19,7 +19,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 from graphrt.checkpoint._core import CoreSaver
 from graphrt.checkpoint._primitives import ReadTx, WriteTx
-from graphrt.checkpoint.redis._storage import Ttl, read_tx, write_tx
+from graphrt.checkpoint.redis._layout import Ttl
+from graphrt.checkpoint.redis._storage import read_tx, write_tx
 from graphrt.checkpoint.serde.base import SerializerProtocol
 from graphrt.config import RunnableConfig
 
@@ -69,42 +70,45 @@ def describe(client: Any) -> str:
     return f"{where}/{kwargs.get('db', 0)}"
 
 
-class RedisCore(CoreSaver):
-    """What `RedisSaver` and `AsyncRedisSaver` share: the primitives over a sync redis-py client."""
+def check_client(saver: str, client: Any, kind: type[Any], other: str) -> None:
+    """Refuse a client of the wrong kind, or one that decodes replies (the storage reads bytes)."""
+    if not isinstance(client, kind):
+        name = "redis.asyncio.Redis" if kind.__module__.startswith("redis.asyncio") else "redis.Redis"
+        raise TypeError(
+            f"{saver} takes a {name} client, got {type(client).__name__}; {other}, or {saver}.from_conn_string(url)"
+        )
+    if client.connection_pool.connection_kwargs.get("decode_responses"):
+        raise ValueError(f"{saver} needs a client with decode_responses=False (it stores bytes)")
 
-    def __init__(
-        self, client: redis.Redis, *, ttl: Mapping[str, Any] | None = None, serde: SerializerProtocol | None = None
-    ) -> None:
-        if not isinstance(client, redis.Redis):
-            raise TypeError(
-                f"{type(self).__name__} takes a redis.Redis client, got {type(client).__name__}; "
-                f"or use {type(self).__name__}.from_conn_string(url)"
-            )
+
+def check_version(saver: str, client: Any, info: Mapping[str, Any]) -> None:
+    """Refuse a server older than Redis 7, from its `INFO server` reply."""
+    version = tuple(int(p) for p in str(info.get("redis_version", "0.0")).split(".")[:2])
+    if version < _MIN_VERSION:
+        raise RuntimeError(
+            f"{saver} needs Redis 7 or newer; the server at {describe(client)} runs {info.get('redis_version')}"
+        )
+
+
+class RedisCore(CoreSaver):
+    """What `RedisSaver` and `AsyncRedisSaver` share: TTL, the sync primitives, retried writes."""
+
+    def __init__(self, *, ttl: Mapping[str, Any] | None = None, serde: SerializerProtocol | None = None) -> None:
         super().__init__(serde=serde)
-        self.client = client
         self.ttl = parse_ttl(ttl)
         self.is_setup = False
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(redis={describe(self.client)})"
-
-    def _check_server(self) -> None:
-        info = self.client.info("server")
-        version = tuple(int(p) for p in str(info.get("redis_version", "0.0")).split(".")[:2])
-        if version < _MIN_VERSION:
-            raise RuntimeError(
-                f"{type(self).__name__} needs Redis 7 or newer; the server at {describe(self.client)} runs "
-                f"{info.get('redis_version')}"
-            )
-        self.is_setup = True
+    def _sync_client(self) -> redis.Redis:
+        """The sync client that the sync methods use."""
+        raise NotImplementedError
 
     @contextmanager
     def _read_tx(self) -> Iterator[ReadTx]:
-        with read_tx(self.client, self.ttl) as tx:
+        with read_tx(self._sync_client(), self.ttl) as tx:
             yield tx
 
     def _write_tx(self, thread_id: str | None = None) -> AbstractContextManager[WriteTx]:
-        return write_tx(self.client, thread_id, self.ttl)
+        return write_tx(self._sync_client(), thread_id, self.ttl)
 
     def _retrying(self, call: Callable[[], T]) -> T:
         """Run a whole write again when the connection dropped before its commit (nothing was written)."""
@@ -211,7 +215,15 @@ class RedisSaver(RedisCore):
         ttl: Mapping[str, Any] | None = None,
         serde: SerializerProtocol | None = None,
     ) -> None:
-        super().__init__(redis_client, ttl=ttl, serde=serde)
+        check_client("RedisSaver", redis_client, redis.Redis, "for an asyncio client use AsyncRedisSaver")
+        super().__init__(ttl=ttl, serde=serde)
+        self.client = redis_client
+
+    def __repr__(self) -> str:
+        return f"RedisSaver(redis={describe(self.client)})"
+
+    def _sync_client(self) -> redis.Redis:
+        return self.client
 
     @classmethod
     @contextmanager
@@ -225,7 +237,8 @@ class RedisSaver(RedisCore):
 
     def setup(self) -> None:
         """Check the server (Redis 7 or newer). Nothing to create: keys appear as they are written."""
-        self._check_server()
+        check_version("RedisSaver", self.client, self.client.info("server"))
+        self.is_setup = True
 
     def __enter__(self) -> RedisSaver:
         return self
