@@ -5,19 +5,27 @@ head is the one the run saw and, when the run claimed the thread, while its leas
 run's), exactly-once task writes, one transaction per step (`put_step`), prune/copy/delete, and
 thread ownership (`claim_thread`, see `_ownership`). A backend subclasses `CoreSaver` and provides
 `_read_tx()` and `_write_tx(thread_id)`; it never reimplements any of this.
+
+Each operation is written once, as generators over the primitives (`_drive`): the sync methods run it
+on `_read_tx`/`_write_tx`. A backend with an async client may also provide `_aread_tx()` and
+`_awrite_tx(thread_id)`: the `a*` methods then run the same operation on those, natively on the event
+loop; otherwise they run the sync method in a worker thread (`BaseCheckpointSaver._offload`). A backend
+with only the async transactions gets working sync methods too (`_drive.blocking`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import builtins
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from graphrt._log import log_checkpoint_saved
-from graphrt.checkpoint._delta import MISSING, Blob, BrokenChainError, ChainFetcher, DeltaCodec, Memo, StreamKey
+from graphrt.checkpoint._delta import MISSING, Blob, BrokenChainError, DeltaCodec, Memo, StreamKey
+from graphrt.checkpoint._drive import Body, Op, Tx, arun, blocking, run
 from graphrt.checkpoint._ownership import DEFAULT_LEASE_SECONDS, Claims, claim_options, held_owner
-from graphrt.checkpoint._primitives import CheckpointRow, ListQuery, ReadTx, WriteTx
+from graphrt.checkpoint._primitives import AsyncReadTx, AsyncWriteTx, CheckpointRow, ListQuery, ReadTx, WriteTx
 from graphrt.checkpoint.base._saver import BaseCheckpointSaver, check_prune_args
 from graphrt.checkpoint.base._storage import (
     BlobWrite,
@@ -44,8 +52,21 @@ from graphrt.errors import ThreadConflictError
 
 __all__ = ("CoreSaver", "TaskWrites")
 
+T = TypeVar("T")
+
 TaskWrites = tuple[str, Sequence[tuple[str, Any]], str]
 """(task_id, [(channel, value), ...], task_path): one finished task's writes, for `put_step`."""
+
+AnyReadTx = ReadTx | AsyncReadTx
+AnyWriteTx = WriteTx | AsyncWriteTx
+
+
+class _NeedChain(Exception):
+    """Raised through `DeltaCodec.decode` when it asks for chain links not fetched yet (see `_decode`)."""
+
+    def __init__(self, version: str, stop_at: Collection[str]) -> None:
+        self.version = version
+        self.stop_at = frozenset(stop_at)
 
 
 class CoreSaver(BaseCheckpointSaver[str]):
@@ -57,19 +78,56 @@ class CoreSaver(BaseCheckpointSaver[str]):
     """
 
     lease_seconds: float | None = DEFAULT_LEASE_SECONDS
+    _native_async = False
+    """Whether the class provides `_aread_tx`/`_awrite_tx` (set for each subclass)."""
+    _loop: asyncio.AbstractEventLoop | None = None
+    """The event loop of the last native async call (where sync calls of an async-only saver run)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._native_async = cls._aread_tx is not CoreSaver._aread_tx
 
     def __init__(self, *, serde: SerializerProtocol | None = None) -> None:
         super().__init__(serde=serde)
         self._codec = DeltaCodec(self.serde)
         self._claims = Claims(self)
 
+    # -- transactions (a backend overrides these) -------------------------------------------------
+
     def _read_tx(self) -> AbstractContextManager[ReadTx]:
-        """A consistent read-only view of the storage."""
-        raise NotImplementedError
+        """A consistent read-only view of the storage (by default: the async one, run blocking)."""
+        if not self._native_async:
+            raise NotImplementedError
+        return blocking(self._aread_tx, self._loop, type(self).__name__)
 
     def _write_tx(self, thread_id: str | None = None) -> AbstractContextManager[WriteTx]:
         """An atomic transaction, serialized with every other writer of `thread_id` (all, when None)."""
+        if not self._native_async:
+            raise NotImplementedError
+        return blocking(lambda: self._awrite_tx(thread_id), self._loop, type(self).__name__)
+
+    def _aread_tx(self) -> AbstractAsyncContextManager[AsyncReadTx]:
+        """Async twin of `_read_tx`, for backends with an async client (optional)."""
         raise NotImplementedError
+
+    def _awrite_tx(self, thread_id: str | None = None) -> AbstractAsyncContextManager[AsyncWriteTx]:
+        """Async twin of `_write_tx`, for backends with an async client (optional)."""
+        raise NotImplementedError
+
+    def _run(self, op: Op[T]) -> T:
+        return run(op, self._read_tx, self._write_tx)
+
+    async def _arun(self, op: Op[T]) -> T:
+        """Run an operation natively on the async transactions (only when `_native_async`)."""
+        self._loop = asyncio.get_running_loop()
+        return await arun(op, self._aread_tx, self._awrite_tx)
+
+    async def _transact(self, thread_id: str, body: Callable[[Any], Body[T]]) -> T:
+        """One write transaction running `body`: natively when possible, else in a worker thread."""
+        op = _single(Tx(body, True, thread_id))
+        if self._native_async:
+            return await self._arun(op)
+        return await self._offload(self._run, op)
 
     # -- ownership --------------------------------------------------------------------------------
 
@@ -87,62 +145,122 @@ class CoreSaver(BaseCheckpointSaver[str]):
         """Async twin of `claim_thread` (an "enqueue" wait sleeps on the event loop)."""
         thread_id, _ = config_thread(config)
         return cast(
-            AbstractAsyncContextManager[None], self._claims.aclaim(thread_id, claim_options(config), self._offload)
+            AbstractAsyncContextManager[None], self._claims.aclaim(thread_id, claim_options(config), self._transact)
         )
 
-    def _check(self, tx: ReadTx, thread_id: str, checkpoint_ns: str, expected: str | None) -> None:
+    def _check(self, tx: AnyReadTx, thread_id: str, checkpoint_ns: str, expected: str | None) -> Body[None]:
         """Refuse a guarded write: the head moved, or the run's claim on the thread was taken over."""
-        found = tx.head(thread_id, checkpoint_ns)
+        found = yield tx.head(thread_id, checkpoint_ns)
         if found != expected:
             raise ThreadConflictError(thread_id, checkpoint_ns, expected=expected, found=found)
         owner = held_owner(self, thread_id)
         if owner is not None:
-            lease = tx.lease(thread_id)
+            lease = yield tx.lease(thread_id)
             if lease is None or lease.owner != owner:
                 raise ThreadConflictError(thread_id, checkpoint_ns, expected=expected, found=found)
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _fetcher(self, tx: ReadTx, stream: StreamKey, top: Blob | None) -> ChainFetcher:
-        def fetch(version: str, stop_at: Collection[str]) -> list[tuple[str, Blob]]:
-            if top is None:
-                return tx.chain(stream, version, stop_at)
-            if top.base is None or top.base in stop_at:
-                return [(version, top)]
-            return [(version, top), *tx.chain(stream, top.base, stop_at)]
+    def _decode(self, tx: AnyReadTx, stream: StreamKey, version: str, top: Blob | None, memo: Memo | None) -> Body[Any]:
+        """`DeltaCodec.decode` of one version, fetching through `tx` the chain links it asks for.
 
-        return fetch
+        `top` is the version's blob when already read (None: fetch it too). The codec asks for links
+        synchronously, so a missing one interrupts it (`_NeedChain`): the link is fetched, then the
+        decode runs again (it reads nothing before asking).
+        """
+        fetched: dict[str, tuple[frozenset[str], builtins.list[tuple[str, Blob]]]] = {}
+
+        def fetch(v: str, stop_at: Collection[str]) -> builtins.list[tuple[str, Blob]]:
+            if top is None:
+                start, prefix = v, []
+            elif top.base is None or top.base in stop_at:
+                return [(v, top)]
+            else:
+                start, prefix = top.base, [(v, top)]
+            got = fetched.get(start)
+            if got is None or got[0] != stop_at:
+                raise _NeedChain(start, stop_at)
+            return prefix + got[1]
+
+        while True:
+            try:
+                return self._codec.decode(stream, version, fetch, memo)
+            except _NeedChain as need:
+                chain = yield tx.chain(stream, need.version, need.stop_at)
+                fetched[need.version] = (need.stop_at, chain)
 
     def _load(
-        self, tx: ReadTx, row: CheckpointRow, config: RunnableConfig | None, memo: Memo | None
-    ) -> CheckpointTuple:
+        self, tx: AnyReadTx, row: CheckpointRow, config: RunnableConfig | None, memo: Memo | None
+    ) -> Body[CheckpointTuple]:
         thread_id, checkpoint_ns = row.thread_id, row.checkpoint_ns
         data: dict[str, Any] = self.serde.loads_typed((row.type, row.checkpoint))
         versions = {ch: str(v) for ch, v in data.get("channel_versions", {}).items()}
         codec = self._codec
         wanted = [(ch, v) for ch, v in versions.items() if not codec.knows((thread_id, checkpoint_ns, ch), v)]
-        tops = tx.blobs(thread_id, checkpoint_ns, wanted) if wanted else {}
+        tops = (yield tx.blobs(thread_id, checkpoint_ns, wanted)) if wanted else {}
         values: dict[str, Any] = {}
         for channel, version in versions.items():
             stream = (thread_id, checkpoint_ns, channel)
-            value = codec.decode(stream, version, self._fetcher(tx, stream, tops.get((channel, version))), memo)
+            value = yield from self._decode(tx, stream, version, tops.get((channel, version)), memo)
             if value is not MISSING:
                 values[channel] = value
         data["channel_values"] = values
         key = (thread_id, checkpoint_ns, row.checkpoint_id)
-        pending = sorted_pending_writes(self.serde, tx.writes(*key))
+        pending = sorted_pending_writes(self.serde, (yield tx.writes(*key)))
         metadata = decode_metadata(row.metadata)
         return make_tuple(key, cast(Checkpoint, data), metadata, row.parent_id, pending, config)
 
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """The checkpoint `config` points at (its newest if no `checkpoint_id`), or None."""
+    def _get_tuple_op(self, config: RunnableConfig) -> Op[CheckpointTuple | None]:
         thread_id, checkpoint_ns = config_thread(config)
         checkpoint_id = get_checkpoint_id(config)
-        with self._read_tx() as tx:
-            row = tx.checkpoint(thread_id, checkpoint_ns, str(checkpoint_id) if checkpoint_id else None)
+
+        def body(tx: AnyReadTx) -> Body[CheckpointTuple | None]:
+            row = yield tx.checkpoint(thread_id, checkpoint_ns, str(checkpoint_id) if checkpoint_id else None)
             if row is None:
                 return None
-            return self._load(tx, row, config if checkpoint_id else None, None)
+            return (yield from self._load(tx, row, config if checkpoint_id else None, None))
+
+        found: CheckpointTuple | None = yield Tx(body)
+        return found
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint `config` points at (its newest if no `checkpoint_id`), or None."""
+        return self._run(self._get_tuple_op(config))
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Async `get_tuple`."""
+        if not self._native_async:
+            return await super().aget_tuple(config)
+        return await self._arun(self._get_tuple_op(config))
+
+    def _list_op(
+        self,
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> Op[builtins.list[CheckpointTuple]]:
+        query = ListQuery(limit=None if filter else limit)
+        if config is not None:
+            thread_id, _ = config_thread(config)
+            ns = config["configurable"].get("checkpoint_ns")
+            query = ListQuery(thread_id, ns, get_checkpoint_id(config), None, query.limit)
+        if before is not None and (before_id := get_checkpoint_id(before)):
+            query = ListQuery(query.thread_id, query.checkpoint_ns, query.checkpoint_id, before_id, query.limit)
+
+        def body(tx: AnyReadTx) -> Body[builtins.list[CheckpointTuple]]:
+            out: builtins.list[CheckpointTuple] = []
+            memo: Memo = {}
+            for row in (yield tx.checkpoints(query)):
+                if limit is not None and len(out) >= limit:
+                    break
+                if filter and not matches_filter(decode_metadata(row.metadata), filter):
+                    continue
+                out.append((yield from self._load(tx, row, None, memo)))
+            return out
+
+        found: builtins.list[CheckpointTuple] = yield Tx(body)
+        return found
 
     def list(
         self,
@@ -153,31 +271,69 @@ class CoreSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints newest first (see `BaseCheckpointSaver.list`), read in one consistent view."""
-        query = ListQuery(limit=None if filter else limit)
-        if config is not None:
-            thread_id, _ = config_thread(config)
-            ns = config["configurable"].get("checkpoint_ns")
-            query = ListQuery(thread_id, ns, get_checkpoint_id(config), None, query.limit)
-        if before is not None and (before_id := get_checkpoint_id(before)):
-            query = ListQuery(query.thread_id, query.checkpoint_ns, query.checkpoint_id, before_id, query.limit)
-        out: builtins.list[CheckpointTuple] = []
-        memo: Memo = {}
-        with self._read_tx() as tx:
-            for row in tx.checkpoints(query):
-                if limit is not None and len(out) >= limit:
-                    break
-                if filter and not matches_filter(decode_metadata(row.metadata), filter):
-                    continue
-                out.append(self._load(tx, row, None, memo))
-        return iter(out)
+        return iter(self._run(self._list_op(config, filter, before, limit)))
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Async `list` (read in one consistent view before the first item is yielded)."""
+        if not self._native_async:
+            async for item in super().alist(config, filter=filter, before=before, limit=limit):
+                yield item
+            return
+        for item in await self._arun(self._list_op(config, filter, before, limit)):
+            yield item
+
+    def _head_op(self, config: RunnableConfig) -> Op[str | None]:
+        thread_id, checkpoint_ns = config_thread(config)
+        head: str | None = yield Tx(lambda tx: (yield tx.head(thread_id, checkpoint_ns)))
+        return head
 
     def get_head_id(self, config: RunnableConfig) -> str | None:
         """The id of the namespace's newest checkpoint, without loading it."""
-        thread_id, checkpoint_ns = config_thread(config)
-        with self._read_tx() as tx:
-            return tx.head(thread_id, checkpoint_ns)
+        return self._run(self._head_op(config))
+
+    async def aget_head_id(self, config: RunnableConfig) -> str | None:
+        """Async `get_head_id`."""
+        if not self._native_async:
+            return await super().aget_head_id(config)
+        return await self._arun(self._head_op(config))
 
     # -- writing ----------------------------------------------------------------------------------
+
+    def _put_op(
+        self,
+        config: RunnableConfig,
+        task_writes: Sequence[TaskWrites],
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+        guarded: bool,
+        expected_head: str | None,
+    ) -> Op[RunnableConfig]:
+        """Tasks' writes against `config`'s checkpoint, then the checkpoint after them, in one transaction
+        (checked against `expected_head` and the thread's claim when `guarded`)."""
+        # The writes first: a bad value is reported as the task's write, which is where it came from.
+        batches = [prepare_writes(self._codec, config, w, task_id, path)[3] for task_id, w, path in task_writes]
+        prepared = prepare_put(self._codec, config, checkpoint, metadata, new_versions)
+        parent = str(config["configurable"].get("checkpoint_id"))
+
+        def body(tx: AnyWriteTx) -> Body[builtins.list[int]]:
+            if guarded:
+                yield from self._check(tx, prepared.thread_id, prepared.checkpoint_ns, expected_head)
+            for rows in batches:
+                if rows:
+                    yield tx.put_writes(prepared.thread_id, prepared.checkpoint_ns, parent, rows)
+            return (yield from self._store(tx, prepared))
+
+        depths = yield Tx(body, True, prepared.thread_id)
+        self._remember(prepared, depths)
+        return prepared.config
 
     def put(
         self,
@@ -187,11 +343,19 @@ class CoreSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Save a checkpoint in one transaction; changed channels as blobs (appended lists as deltas)."""
-        prepared = prepare_put(self._codec, config, checkpoint, metadata, new_versions)
-        with self._write_tx(prepared.thread_id) as tx:
-            depths = self._store(tx, prepared)
-        self._remember(prepared, depths)
-        return prepared.config
+        return self._run(self._put_op(config, (), checkpoint, metadata, new_versions, False, None))
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Async `put`."""
+        if not self._native_async:
+            return await super().aput(config, checkpoint, metadata, new_versions)
+        return await self._arun(self._put_op(config, (), checkpoint, metadata, new_versions, False, None))
 
     def put_guarded(
         self,
@@ -209,6 +373,18 @@ class CoreSaver(BaseCheckpointSaver[str]):
                 thread was taken over; nothing was saved.
         """
         return self.put_step(config, (), checkpoint, metadata, new_versions, expected_head=expected_head)
+
+    async def aput_guarded(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+        *,
+        expected_head: str | None,
+    ) -> RunnableConfig:
+        """Async `put_guarded`."""
+        return await self.aput_step(config, (), checkpoint, metadata, new_versions, expected_head=expected_head)
 
     def put_step(
         self,
@@ -228,41 +404,49 @@ class CoreSaver(BaseCheckpointSaver[str]):
         Raises:
             ThreadConflictError: As `put_guarded`; nothing was saved.
         """
-        # The writes first: a bad value is reported as the task's write, which is where it came from.
-        batches = [prepare_writes(self._codec, config, w, task_id, path)[3] for task_id, w, path in task_writes]
-        prepared = prepare_put(self._codec, config, checkpoint, metadata, new_versions)
-        parent = config["configurable"].get("checkpoint_id")
-        with self._write_tx(prepared.thread_id) as tx:
-            self._check(tx, prepared.thread_id, prepared.checkpoint_ns, expected_head)
-            for rows in batches:
-                if rows:
-                    tx.put_writes(prepared.thread_id, prepared.checkpoint_ns, str(parent), rows)
-            depths = self._store(tx, prepared)
-        self._remember(prepared, depths)
-        return prepared.config
+        return self._run(self._put_op(config, task_writes, checkpoint, metadata, new_versions, True, expected_head))
+
+    async def aput_step(
+        self,
+        config: RunnableConfig,
+        task_writes: Sequence[TaskWrites],
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+        *,
+        expected_head: str | None,
+    ) -> RunnableConfig:
+        """Async `put_step`."""
+        if not self._native_async:
+            return await super().aput_step(
+                config, task_writes, checkpoint, metadata, new_versions, expected_head=expected_head
+            )
+        return await self._arun(
+            self._put_op(config, task_writes, checkpoint, metadata, new_versions, True, expected_head)
+        )
 
     def _remember(self, prepared: PreparedPut, depths: Sequence[int]) -> None:
         for item, depth in zip(prepared.blobs, depths, strict=True):
             stream = (prepared.thread_id, prepared.checkpoint_ns, item.channel)
             self._codec.remember(stream, item.version, item.value, depth)
 
-    def _store(self, tx: WriteTx, p: PreparedPut) -> builtins.list[int]:
+    def _store(self, tx: AnyWriteTx, p: PreparedPut) -> Body[builtins.list[int]]:
         """Insert a prepared checkpoint's blobs and row; returns each blob's stored chain depth."""
         thread_id, checkpoint_ns = p.thread_id, p.checkpoint_ns
         bases = [(item.channel, item.blob.base) for item in p.blobs if item.blob.base is not None]
-        found = tx.blobs(thread_id, checkpoint_ns, bases) if bases else {}
+        found = (yield tx.blobs(thread_id, checkpoint_ns, bases)) if bases else {}
         rows = [(item.channel, item.version, self._rebased(item, found)) for item in p.blobs]
-        if rows and tx.insert_blobs(thread_id, checkpoint_ns, rows) != len(rows):
+        if rows and (yield tx.insert_blobs(thread_id, checkpoint_ns, rows)) != len(rows):
             # Some versions were stored already (a reused version number): overwrite those that differ.
-            existing = tx.blobs(thread_id, checkpoint_ns, [(ch, v) for ch, v, _ in rows])
+            existing = yield tx.blobs(thread_id, checkpoint_ns, [(ch, v) for ch, v, _ in rows])
             for channel, version, blob in rows:
                 old = existing.get((channel, version))
                 if old is not None and old != blob:
                     stream = (thread_id, checkpoint_ns, channel)
-                    for dependent in tx.dependents(stream, version):
-                        self._rewrite_whole(tx, stream, dependent)
-                    tx.set_blob(stream, version, blob)
-        tx.put_checkpoint(
+                    for dependent in (yield tx.dependents(stream, version)):
+                        yield from self._rewrite_whole(tx, stream, dependent)
+                    yield tx.set_blob(stream, version, blob)
+        yield tx.put_checkpoint(
             CheckpointRow(thread_id, checkpoint_ns, p.checkpoint_id, p.parent_id, p.type, p.checkpoint, p.metadata)
         )
         log_checkpoint_saved(
@@ -284,11 +468,25 @@ class CoreSaver(BaseCheckpointSaver[str]):
             return self._codec.snapshot(item.value)
         return Blob(blob.type, blob.data, blob.base, base.depth + 1)
 
-    def _rewrite_whole(self, tx: WriteTx, stream: StreamKey, version: str) -> None:
+    def _rewrite_whole(self, tx: AnyWriteTx, stream: StreamKey, version: str) -> Body[None]:
         """Store a delta version as a whole value, so it no longer needs the versions before it."""
-        value = self._codec.decode(stream, version, lambda v, stop: tx.chain(stream, v, stop))
-        tx.set_blob(stream, version, self._codec.snapshot(value))
+        value = yield from self._decode(tx, stream, version, None, None)
+        yield tx.set_blob(stream, version, self._codec.snapshot(value))
         self._codec.remember(stream, version, value, 0, decoded=True)
+
+    def _put_writes_op(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str, guarded: bool
+    ) -> Op[None]:
+        thread_id, checkpoint_ns, checkpoint_id, rows = prepare_writes(self._codec, config, writes, task_id, task_path)
+        if not rows:
+            return
+
+        def body(tx: AnyWriteTx) -> Body[None]:
+            if guarded:
+                yield from self._check(tx, thread_id, checkpoint_ns, checkpoint_id)
+            yield tx.put_writes(thread_id, checkpoint_ns, checkpoint_id, rows)
+
+        yield Tx(body, True, thread_id)
 
     def put_writes(
         self,
@@ -298,10 +496,19 @@ class CoreSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         """Save a task's writes, committed before returning; a repeated ordinary write is ignored."""
-        thread_id, checkpoint_ns, checkpoint_id, rows = prepare_writes(self._codec, config, writes, task_id, task_path)
-        if rows:
-            with self._write_tx(thread_id) as tx:
-                tx.put_writes(thread_id, checkpoint_ns, checkpoint_id, rows)
+        self._run(self._put_writes_op(config, writes, task_id, task_path, False))
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Async `put_writes`."""
+        if not self._native_async:
+            return await super().aput_writes(config, writes, task_id, task_path)
+        await self._arun(self._put_writes_op(config, writes, task_id, task_path, False))
 
     def put_writes_guarded(
         self,
@@ -315,31 +522,68 @@ class CoreSaver(BaseCheckpointSaver[str]):
         Raises:
             ThreadConflictError: Another checkpoint is newer, or the claim was lost; nothing was saved.
         """
-        thread_id, checkpoint_ns, checkpoint_id, rows = prepare_writes(self._codec, config, writes, task_id, task_path)
-        if rows:
-            with self._write_tx(thread_id) as tx:
-                self._check(tx, thread_id, checkpoint_ns, checkpoint_id)
-                tx.put_writes(thread_id, checkpoint_ns, checkpoint_id, rows)
+        self._run(self._put_writes_op(config, writes, task_id, task_path, True))
+
+    async def aput_writes_guarded(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Async `put_writes_guarded`."""
+        if not self._native_async:
+            return await super().aput_writes_guarded(config, writes, task_id, task_path)
+        await self._arun(self._put_writes_op(config, writes, task_id, task_path, True))
 
     # -- retention --------------------------------------------------------------------------------
 
+    def _delete_op(self, thread_id: str) -> Op[None]:
+        yield Tx(lambda tx: (yield tx.delete_thread(thread_id)), True, thread_id)
+        self._codec.forget({thread_id})
+
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, write and value of a thread, in one transaction."""
-        with self._write_tx(str(thread_id)) as tx:
-            tx.delete_thread(str(thread_id))
-        self._codec.forget({str(thread_id)})
+        self._run(self._delete_op(str(thread_id)))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Async `delete_thread`."""
+        if not self._native_async:
+            return await super().adelete_thread(thread_id)
+        await self._arun(self._delete_op(str(thread_id)))
+
+    def _copy_op(self, source: str, target: str) -> Op[None]:
+        if source == target:
+            return
+        yield Tx(lambda tx: (yield tx.copy_thread(source, target)), True, target)
+        self._codec.forget({target})
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy a thread's checkpoints, writes and values to another thread id, in one transaction.
 
         The target keeps what it had; rows with the same keys are replaced by the source's.
         """
-        source, target = str(source_thread_id), str(target_thread_id)
-        if source == target:
-            return
-        with self._write_tx(target) as tx:
-            tx.copy_thread(source, target)
-        self._codec.forget({target})
+        self._run(self._copy_op(str(source_thread_id), str(target_thread_id)))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Async `copy_thread`."""
+        if not self._native_async:
+            return await super().acopy_thread(source_thread_id, target_thread_id)
+        await self._arun(self._copy_op(str(source_thread_id), str(target_thread_id)))
+
+    def _prune_op(self, thread_ids: Sequence[str], strategy: str) -> Op[None]:
+        ids = check_prune_args(thread_ids, strategy)
+        for thread_id in ids:
+
+            def body(tx: AnyWriteTx, thread_id: str = thread_id) -> Body[None]:
+                if strategy == "delete":
+                    yield tx.delete_thread(thread_id)
+                else:
+                    yield from self._keep_latest(tx, thread_id)
+
+            yield Tx(body, True, thread_id)
+        if strategy == "delete" and ids:
+            self._codec.forget(set(ids))
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Shrink threads: "keep_latest" keeps each namespace's newest checkpoint, "delete" removes all.
@@ -347,24 +591,23 @@ class CoreSaver(BaseCheckpointSaver[str]):
         A kept checkpoint keeps its pending writes and loses its (deleted) parent; list values stored
         as deltas are rewritten whole, since the versions they extended are deleted.
         """
-        ids = check_prune_args(thread_ids, strategy)
-        for thread_id in ids:
-            with self._write_tx(thread_id) as tx:
-                if strategy == "delete":
-                    tx.delete_thread(thread_id)
-                else:
-                    self._keep_latest(tx, thread_id)
-        if strategy == "delete" and ids:
-            self._codec.forget(set(ids))
+        self._run(self._prune_op(thread_ids, strategy))
 
-    def _keep_latest(self, tx: WriteTx, thread_id: str) -> None:
-        for checkpoint_ns, head in tx.heads(thread_id).items():
-            row = tx.checkpoint(thread_id, checkpoint_ns, head)
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Async `prune`."""
+        if not self._native_async:
+            return await super().aprune(thread_ids, strategy=strategy)
+        await self._arun(self._prune_op(thread_ids, strategy))
+
+    def _keep_latest(self, tx: AnyWriteTx, thread_id: str) -> Body[None]:
+        heads: dict[str, str] = yield tx.heads(thread_id)
+        for checkpoint_ns, head in heads.items():
+            row = yield tx.checkpoint(thread_id, checkpoint_ns, head)
             if row is None:
                 continue
             versions = self.serde.loads_typed((row.type, row.checkpoint)).get("channel_versions", {})
             keys = [(ch, str(v)) for ch, v in versions.items()]
-            found = tx.blobs(thread_id, checkpoint_ns, keys)
+            found = yield tx.blobs(thread_id, checkpoint_ns, keys)
             kept = set()
             for channel, version in keys:
                 blob = found.get((channel, version))
@@ -372,14 +615,20 @@ class CoreSaver(BaseCheckpointSaver[str]):
                     continue
                 if blob.base is not None:
                     try:
-                        self._rewrite_whole(tx, (thread_id, checkpoint_ns, channel), version)
+                        yield from self._rewrite_whole(tx, (thread_id, checkpoint_ns, channel), version)
                     except BrokenChainError:
                         continue
                 kept.add((channel, version))
-            garbage = [k for k in tx.blob_keys(thread_id, checkpoint_ns) if k not in kept]
-            tx.delete_blobs(thread_id, checkpoint_ns, garbage)
-            tx.drop_history(thread_id, checkpoint_ns, head)
+            garbage = [k for k in (yield tx.blob_keys(thread_id, checkpoint_ns)) if k not in kept]
+            yield tx.delete_blobs(thread_id, checkpoint_ns, garbage)
+            yield tx.drop_history(thread_id, checkpoint_ns, head)
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """The next channel version: an increasing counter plus a random part unique to this fork."""
         return next_string_version(current)
+
+
+def _single(request: Tx[T]) -> Op[T]:
+    """An operation of one transaction."""
+    result: T = yield request
+    return result

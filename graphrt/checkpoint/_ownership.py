@@ -19,17 +19,19 @@ holds does not claim again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from graphrt.checkpoint._drive import Body, drive
 from graphrt.checkpoint._primitives import Lease, WriteTx
 from graphrt.config import RunnableConfig
 from graphrt.errors import ThreadConflictError
@@ -143,6 +145,10 @@ def held_owner(saver: object, thread_id: str) -> str | None:
     return _held.get().get((id(saver), thread_id))
 
 
+Transact = Callable[[str, Callable[[Any], Body[Any]]], Awaitable[Any]]
+"""transact(thread_id, body) runs `body(tx)` in an async-callable write transaction on the thread."""
+
+
 class LeaseStorage(Protocol):
     """What `Claims` needs of a saver: write transactions and the lease duration."""
 
@@ -151,27 +157,41 @@ class LeaseStorage(Protocol):
     def _write_tx(self, thread_id: str | None = None) -> contextlib.AbstractContextManager[WriteTx]: ...
 
 
+def claim_on(tx: Any, thread_id: str, lease: Lease) -> Body[Lease | None]:
+    """Set `lease` on the thread unless a live lease holds it; returns that holder, or None if claimed.
+
+    A transaction body (`_drive`): run it in a write transaction on the thread, sync or async.
+    """
+    current: Lease | None = yield tx.lease(thread_id)
+    if current is not None and not is_stale(current, now_micros()):
+        return current
+    if (yield tx.swap_lease(thread_id, current, lease)):
+        with _live_lock:
+            _live.add(lease.owner)
+        return None
+    holder: Lease | None = yield tx.lease(thread_id)
+    return holder or current or lease
+
+
+def release_on(tx: Any, thread_id: str, owner: str) -> Body[None]:
+    """Drop the thread's lease if this claim still holds it (a transaction body, like `claim_on`)."""
+    with _live_lock:
+        _live.discard(owner)
+    current = yield tx.lease(thread_id)
+    if current is not None and current.owner == owner:
+        yield tx.swap_lease(thread_id, current, None)
+
+
 def try_claim(storage: LeaseStorage, thread_id: str, lease: Lease) -> Lease | None:
-    """Set `lease` on the thread unless a live lease holds it; returns that holder, or None if claimed."""
+    """`claim_on` in a sync write transaction."""
     with storage._write_tx(thread_id) as tx:
-        current = tx.lease(thread_id)
-        if current is not None and not is_stale(current, now_micros()):
-            return current
-        if tx.swap_lease(thread_id, current, lease):
-            with _live_lock:
-                _live.add(lease.owner)
-            return None
-        return tx.lease(thread_id) or current or lease
+        return drive(claim_on(tx, thread_id, lease))
 
 
 def release(storage: LeaseStorage, thread_id: str, owner: str) -> None:
-    """Drop the thread's lease if this claim still holds it."""
-    with _live_lock:
-        _live.discard(owner)
+    """`release_on` in a sync write transaction."""
     with storage._write_tx(thread_id) as tx:
-        current = tx.lease(thread_id)
-        if current is not None and current.owner == owner:
-            tx.swap_lease(thread_id, current, None)
+        drive(release_on(tx, thread_id, owner))
 
 
 def busy(thread_id: str, waited: float | None = None) -> ThreadConflictError:
@@ -238,8 +258,8 @@ class Claims:
     # -- async ------------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def aclaim(self, thread_id: str, options: ClaimOptions, offload: Callable[..., Any]) -> Any:
-        """Async twin of `claim`: storage calls run through `offload`, waiting sleeps on the event loop."""
+    async def aclaim(self, thread_id: str, options: ClaimOptions, transact: Transact) -> Any:
+        """Async twin of `claim`: `transact` runs the storage bodies, waiting sleeps on the event loop."""
         import anyio
 
         key = (id(self._storage), thread_id)
@@ -250,7 +270,7 @@ class Claims:
         delay = 0.002
         while True:
             lease = new_lease(self._storage.lease_seconds)
-            if await offload(try_claim, self._storage, thread_id, lease) is None:
+            if await transact(thread_id, functools.partial(claim_on, thread_id=thread_id, lease=lease)) is None:
                 break
             remaining = deadline - time.monotonic()
             if options.strategy == "reject":
@@ -270,7 +290,7 @@ class Claims:
             except ValueError:
                 _held.set({k: v for k, v in _held.get().items() if k != key})
             with anyio.CancelScope(shield=True):
-                await offload(release, self._storage, thread_id, lease.owner)
+                await transact(thread_id, lambda tx: release_on(tx, thread_id, lease.owner))
 
     # -- renewal ----------------------------------------------------------------------------------
 

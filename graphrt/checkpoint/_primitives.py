@@ -7,6 +7,11 @@ gives `CoreSaver` two kinds of transaction:
 - `WriteTx`: reads plus writes, applied atomically on exit and serialized with every other writer of
   the same thread, in this process and in others (`_write_tx(thread_id)`), rolled back on error.
 
+A backend with an async client (psycopg's `AsyncConnection`, `redis.asyncio`) may also give the async
+twins, `AsyncReadTx` (`_aread_tx()`) and `AsyncWriteTx` (`_awrite_tx(thread_id)`): the same methods,
+arguments, results and promises, awaited. `CoreSaver` then runs its `a*` methods on them natively, with
+no worker thread (see `_drive`).
+
 Every primitive is small, keyed by plain strings and bytes, and never decodes a value. See
 `/work/coord/write-path.md` (and the README's "Thread ownership") for how a backend plugs in.
 """
@@ -20,7 +25,7 @@ from typing import Protocol
 from graphrt.checkpoint._delta import Blob, StreamKey
 from graphrt.checkpoint.base._storage import WriteRow
 
-__all__ = ("CheckpointRow", "Lease", "ListQuery", "ReadTx", "WriteTx")
+__all__ = ("AsyncReadTx", "AsyncWriteTx", "CheckpointRow", "Lease", "ListQuery", "ReadTx", "WriteTx")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,4 +158,92 @@ class WriteTx(ReadTx, Protocol):
     def swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> bool:
         """Compare-and-set the thread's lease: if it equals `expected` (None: no lease) store `new`
         (None: delete) and return True; otherwise change nothing and return False."""
+        ...
+
+
+class AsyncReadTx(Protocol):
+    """`ReadTx` for async storage: the same methods, arguments and results, awaited."""
+
+    async def head(self, thread_id: str, checkpoint_ns: str) -> str | None:
+        """`ReadTx.head`, awaited.."""
+        ...
+
+    async def checkpoint(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointRow | None:
+        """`ReadTx.checkpoint`, awaited.."""
+        ...
+
+    async def checkpoints(self, query: ListQuery) -> Iterable[CheckpointRow]:
+        """`ReadTx.checkpoints`, awaited.."""
+        ...
+
+    async def blobs(
+        self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], Blob]:
+        """`ReadTx.blobs`, awaited.."""
+        ...
+
+    async def chain(self, stream: StreamKey, version: str, stop_at: Collection[str]) -> list[tuple[str, Blob]]:
+        """`ReadTx.chain`, awaited.."""
+        ...
+
+    async def writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> list[WriteRow]:
+        """`ReadTx.writes`, awaited.."""
+        ...
+
+    async def lease(self, thread_id: str) -> Lease | None:
+        """`ReadTx.lease`, awaited.."""
+        ...
+
+
+class AsyncWriteTx(AsyncReadTx, Protocol):
+    """`WriteTx` for async storage: the same methods, arguments and results, awaited."""
+
+    async def insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> int:
+        """`WriteTx.insert_blobs`, awaited.."""
+        ...
+
+    async def set_blob(self, stream: StreamKey, version: str, blob: Blob) -> None:
+        """`WriteTx.set_blob`, awaited.."""
+        ...
+
+    async def dependents(self, stream: StreamKey, version: str) -> list[str]:
+        """`WriteTx.dependents`, awaited.."""
+        ...
+
+    async def put_checkpoint(self, row: CheckpointRow) -> None:
+        """`WriteTx.put_checkpoint`, awaited.."""
+        ...
+
+    async def put_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, rows: Sequence[WriteRow]
+    ) -> None:
+        """`WriteTx.put_writes`, awaited.."""
+        ...
+
+    async def delete_thread(self, thread_id: str) -> None:
+        """`WriteTx.delete_thread`, awaited.."""
+        ...
+
+    async def copy_thread(self, source: str, target: str) -> None:
+        """`WriteTx.copy_thread`, awaited.."""
+        ...
+
+    async def heads(self, thread_id: str) -> dict[str, str]:
+        """`WriteTx.heads`, awaited.."""
+        ...
+
+    async def blob_keys(self, thread_id: str, checkpoint_ns: str) -> list[tuple[str, str]]:
+        """`WriteTx.blob_keys`, awaited.."""
+        ...
+
+    async def delete_blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> None:
+        """`WriteTx.delete_blobs`, awaited.."""
+        ...
+
+    async def drop_history(self, thread_id: str, checkpoint_ns: str, keep_id: str) -> None:
+        """`WriteTx.drop_history`, awaited.."""
+        ...
+
+    async def swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> bool:
+        """`WriteTx.swap_lease`, awaited.."""
         ...
