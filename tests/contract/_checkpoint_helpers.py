@@ -173,7 +173,8 @@ class AssertingSaver(BaseCheckpointSaver[str]):
     def get_next_version(self, current: Any, channel: None) -> Any:
         return self.inner.get_next_version(current, channel)
 
-    # async: the inner saver's own async path, then the same checks
+    # async: the inner saver's own async path, then the same checks (from a worker thread: the sync
+    # methods of a natively async saver may not block its event loop)
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         return await self.inner.aget_tuple(config)
 
@@ -189,7 +190,7 @@ class AssertingSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         saved = await self.inner.aput(config, checkpoint, metadata, new_versions)
-        self._record(saved, checkpoint, new_versions)
+        await anyio.to_thread.run_sync(self._record, saved, checkpoint, new_versions)
         return saved
 
     async def aput_guarded(
@@ -206,8 +207,8 @@ class AssertingSaver(BaseCheckpointSaver[str]):
                 config, checkpoint, metadata, new_versions, expected_head=expected_head
             )
         finally:
-            self._check_all()
-        self._record(saved, checkpoint, new_versions)
+            await anyio.to_thread.run_sync(self._check_all)
+        await anyio.to_thread.run_sync(self._record, saved, checkpoint, new_versions)
         return saved
 
     async def aput_writes(
@@ -218,15 +219,15 @@ class AssertingSaver(BaseCheckpointSaver[str]):
     async def adelete_thread(self, thread_id: str) -> None:
         await self.inner.adelete_thread(thread_id)
         self._forget([thread_id])
-        self._check_all()
+        await anyio.to_thread.run_sync(self._check_all)
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         await self.inner.acopy_thread(source_thread_id, target_thread_id)
-        self._check_all()
+        await anyio.to_thread.run_sync(self._check_all)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         await self.inner.aprune(thread_ids, strategy=strategy)
-        self._after_prune(thread_ids, strategy)
+        await anyio.to_thread.run_sync(self._after_prune, thread_ids, strategy)
 
 
 def race_put_guarded(path: str, expected_head: str | None, name: str, barrier: Any, results: Any) -> None:

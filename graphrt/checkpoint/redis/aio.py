@@ -3,73 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any
 
-import redis
 import redis.asyncio as aredis
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
+from graphrt.checkpoint._drive import blocking
+from graphrt.checkpoint._primitives import AsyncReadTx, AsyncWriteTx, ReadTx, WriteTx
 from graphrt.checkpoint.redis import RedisCore, check_client, check_version, describe
-from graphrt.checkpoint.redis._astorage import AsyncTx, aread_tx, awrite_tx
+from graphrt.checkpoint.redis._astorage import aread_tx, awrite_tx
+from graphrt.checkpoint.redis._loops import LoopClients
 from graphrt.checkpoint.serde.base import SerializerProtocol
 
 __all__ = ("AsyncRedisSaver",)
-
-_SHARED_KWARGS = ("host", "port", "db", "username", "password", "path", "socket_timeout", "socket_connect_timeout")
-
-
-def sync_twin(client: aredis.Redis) -> redis.Redis:
-    """A sync client to the same server and database as an asyncio client (same credentials)."""
-    kwargs = client.connection_pool.connection_kwargs
-    conn_class = client.connection_pool.connection_class
-    options = {k: kwargs[k] for k in _SHARED_KWARGS if k in kwargs}
-    if "path" in options:
-        options["unix_socket_path"] = options.pop("path")
-    if issubclass(conn_class, aredis.SSLConnection):
-        options["ssl"] = True
-    return redis.Redis(
-        **options,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), 5),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
-
-
-class _LoopGuard:
-    """Closes a client's connections when the event loop that opened them shuts down.
-
-    An asyncio connection belongs to the loop it was opened on. A saver used under one `asyncio.run`
-    after another (scripts, tests) would otherwise keep sockets of a closed loop in its pool. On the
-    first use in each loop an async generator is started there; `asyncio.run` (and `anyio.run`)
-    close every open async generator before closing the loop, which runs its `finally`.
-    """
-
-    def __init__(self, client: aredis.Redis) -> None:
-        self.client = client
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._anchor: AsyncIterator[None] | None = None
-
-    async def enter(self) -> None:
-        loop = asyncio.get_running_loop()
-        if loop is not self.loop:
-            anchor = self._disconnect_at_shutdown(loop)
-            await anchor.__anext__()
-            self.loop, self._anchor = loop, anchor
-
-    async def _disconnect_at_shutdown(self, loop: asyncio.AbstractEventLoop) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            if self.loop is loop:  # else another loop uses the client now: its connections are that loop's
-                self.loop = None
-                await self.client.connection_pool.disconnect()
 
 
 class AsyncRedisSaver(RedisCore):
@@ -77,9 +29,13 @@ class AsyncRedisSaver(RedisCore):
 
     Takes a `redis.asyncio.Redis` client (or use `from_conn_string`) and awaits every Redis command
     on it: the `a*` methods run on the event loop, with no worker thread. The saver may be used
-    under one `asyncio.run` after another: the client's connections are closed when each loop shuts
-    down. Its sync methods (for sync code sharing the saver) use a sync client to the same server,
-    opened on first use; they work from any thread, including the event loop's (they block it).
+    under one `asyncio.run` after another, or from several loops at once: the client serves one
+    loop at a time, another loop gets a client of its own with the same settings, and a loop's
+    connections are closed when it shuts down (see `_loops`).
+
+    Its sync methods run the same async code, each transaction on a private event loop of the
+    calling thread (so a thread waiting on the saver's loop cannot deadlock it); they refuse to run
+    on a thread whose loop is running, which they would block (as LangGraph's `AsyncRedisSaver`).
 
     Args:
         redis_client: A `redis.asyncio.Redis` client (bytes responses: keep `decode_responses=False`).
@@ -102,33 +58,28 @@ class AsyncRedisSaver(RedisCore):
         check_client("AsyncRedisSaver", redis_client, aredis.Redis, "for a sync client use RedisSaver")
         super().__init__(ttl=ttl, serde=serde)
         self.aclient = redis_client
-        self._guard = _LoopGuard(redis_client)
-        self._sync: redis.Redis | None = None
-        self._sync_lock = threading.Lock()
+        self._clients = LoopClients(redis_client)
 
     def __repr__(self) -> str:
         return f"AsyncRedisSaver(redis={describe(self.aclient)})"
 
-    def _sync_client(self) -> redis.Redis:
-        if self._sync is None:
-            with self._sync_lock:
-                if self._sync is None:
-                    self._sync = sync_twin(self.aclient)
-        return self._sync
+    def _read_tx(self) -> AbstractContextManager[ReadTx]:
+        return blocking(self._aread_tx, None, "AsyncRedisSaver")
+
+    def _write_tx(self, thread_id: str | None = None) -> AbstractContextManager[WriteTx]:
+        return blocking(lambda: self._awrite_tx(thread_id), None, "AsyncRedisSaver")
 
     @asynccontextmanager
-    async def _aread_tx(self) -> AsyncIterator[AsyncTx]:
-        await self._guard.enter()
-        async with aread_tx(self.aclient, self.ttl) as tx:
+    async def _aread_tx(self) -> AsyncIterator[AsyncReadTx]:
+        async with aread_tx(await self._clients.get(), self.ttl) as tx:
             yield tx
 
-    def _awrite_tx(self, thread_id: str | None = None) -> AbstractAsyncContextManager[AsyncTx]:
+    def _awrite_tx(self, thread_id: str | None = None) -> AbstractAsyncContextManager[AsyncWriteTx]:
         return self._awrite(thread_id)
 
     @asynccontextmanager
-    async def _awrite(self, thread_id: str | None) -> AsyncIterator[AsyncTx]:
-        await self._guard.enter()
-        async with awrite_tx(self.aclient, thread_id, self.ttl) as tx:
+    async def _awrite(self, thread_id: str | None) -> AsyncIterator[AsyncWriteTx]:
+        async with awrite_tx(await self._clients.get(), thread_id, self.ttl) as tx:
             yield tx
 
     @classmethod
@@ -146,21 +97,25 @@ class AsyncRedisSaver(RedisCore):
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         try:
-            async with cls(aclient, ttl=ttl) as saver:
-                yield saver
+            yield cls(aclient, ttl=ttl)
         finally:
             await aclient.aclose()
 
     async def asetup(self) -> None:
-        """Check the server (Redis 7 or newer) over the asyncio client. Nothing to create."""
-        await self._guard.enter()
-        check_version("AsyncRedisSaver", self.aclient, await self.aclient.info("server"))
+        """Check the server (Redis 7 or newer). Nothing to create: keys appear as they are written."""
+        client = await self._clients.get()
+        check_version("AsyncRedisSaver", client, await client.info("server"))
         self.is_setup = True
 
     def setup(self) -> None:
-        """Sync twin of `asetup` (over the sync client)."""
-        check_version("AsyncRedisSaver", self.aclient, self._sync_client().info("server"))
-        self.is_setup = True
+        """Sync twin of `asetup`, run like the other sync methods (never on the event loop's thread)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError("AsyncRedisSaver.setup() cannot run on the event loop's thread: await asetup()")
+        asyncio.run(self.asetup())
 
     async def __aenter__(self) -> AsyncRedisSaver:
         return self
@@ -168,8 +123,4 @@ class AsyncRedisSaver(RedisCore):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        """Close the sync client the sync methods opened, if any; the asyncio client stays its owner's."""
-        with self._sync_lock:
-            sync, self._sync = self._sync, None
-        if sync is not None:
-            sync.close()
+        return None
