@@ -195,6 +195,33 @@ def test_a_cancelled_async_write_frees_the_lock(redis_url: str) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("kind", ["read", "write"])
+def test_a_cancelled_task_stays_cancelled(redis_url: str, kind: str) -> None:
+    """A cancellation landing while a command runs reaches the caller (redis-py 8.2 alone may drop it)."""
+
+    async def main() -> None:
+        client = redis.asyncio.Redis.from_url(redis_url)
+
+        async def busy() -> None:
+            for i in range(100_000):
+                if kind == "read":
+                    async with aread_tx(client, None) as tx:
+                        await tx.head("t", "")
+                else:
+                    async with awrite_tx(client, "t", None) as tx:
+                        await tx.put_checkpoint(row("t", str(i)))
+
+        for i in range(150):
+            task = asyncio.create_task(busy())
+            await asyncio.sleep((i % 30) / 10_000)
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=5)
+            assert done and task.cancelled(), f"cancellation {i} was lost"
+        await client.aclose()
+
+    asyncio.run(main())
+
+
 def test_async_and_sync_writers_of_one_thread_take_turns(redis_url: str) -> None:
     """The async transaction holds the same lock as the sync one: a sync writer waits for its commit."""
     sync_client = redis.Redis.from_url(redis_url)

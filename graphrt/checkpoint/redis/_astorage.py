@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -36,6 +36,23 @@ __all__ = ("AsyncTx", "arun", "aread_tx", "awrite_tx")
 T = TypeVar("T")
 
 
+async def settled(awaitable: Awaitable[T], then: Callable[[], object] | None = None) -> T:
+    """`await awaitable` (and call `then()` once it returned), raising `CancelledError` if the task
+    was cancelled meanwhile.
+
+    redis-py 8.2 can let a command finish normally although its task was cancelled while it ran:
+    the cancellation is swallowed, and a cancelled run would carry on. This delivers it.
+    """
+    task = asyncio.current_task()
+    cancels = task.cancelling() if task is not None else 0
+    result = await awaitable
+    if then is not None:
+        then()
+    if task is not None and task.cancelling() > cancels:
+        raise asyncio.CancelledError
+    return result
+
+
 async def arun(client: aredis.Redis, conn: Any, steps: Steps[T]) -> T:
     """Drive `steps` to its result: each request is awaited on `conn` (or a pipeline of `client`)."""
     try:
@@ -46,12 +63,12 @@ async def arun(client: aredis.Redis, conn: Any, steps: Steps[T]) -> T:
                 pipe = client.pipeline(transaction=False)
                 for name, *args in request[1:]:
                     getattr(pipe, name)(*args)
-                reply = await pipe.execute()
+                reply = await settled(pipe.execute())
             elif op is SLEEP:
                 await asyncio.sleep(request[1])
                 reply = None
             else:
-                reply = await getattr(conn, op)(*request[1:])
+                reply = await settled(getattr(conn, op)(*request[1:]))
             request = steps.send(reply)
     except StopIteration as done:
         result: T = done.value
@@ -146,7 +163,7 @@ async def _abegin(client: aredis.Redis, pipe: Any, tx: AsyncTx, thread_id: str, 
     for attempt in range(BEGIN_ATTEMPTS):
         try:
             heads, lease = await arun(client, client, take_lock(thread_id, token))
-            await pipe.watch(thread_keys(thread_id)["lk"])
+            await settled(pipe.watch(thread_keys(thread_id)["lk"]))
             tx.state.prefill(thread_id, heads, lease)
             return
         except (*RETRYABLE, WatchError):
@@ -161,7 +178,7 @@ async def awrite_tx(client: aredis.Redis, thread_id: str | None, ttl: Ttl) -> As
     thread = thread_id or ""
     lock = thread_keys(thread)["lk"]
     token = new_token()
-    committed = False
+    committed: list[bool] = []  # [True] once EXEC returned, even if a cancellation is delivered after it
     pipe: Any
     try:
         async with client.pipeline(transaction=True) as pipe:
@@ -172,12 +189,12 @@ async def awrite_tx(client: aredis.Redis, thread_id: str | None, ttl: Ttl) -> As
             tx.state.queue_writes(pipe, ttl)
             pipe.delete(lock)
             try:
-                await pipe.execute()
+                await settled(pipe.execute(), then=lambda: committed.append(True))
             except WatchError:
                 raise lock_lost() from None
             except RETRYABLE as exc:
                 raise commit_failed(exc) from None
-            committed = True
+
     finally:
         if not committed:
             await _release(client, lock, token)

@@ -67,7 +67,7 @@ class AsyncRedisSaver(RedisCore):
         return blocking(self._aread_tx, None, "AsyncRedisSaver")
 
     def _write_tx(self, thread_id: str | None = None) -> AbstractContextManager[WriteTx]:
-        return blocking(lambda: self._awrite_tx(thread_id), None, "AsyncRedisSaver")
+        return blocking(lambda: self._awrite(thread_id), None, "AsyncRedisSaver")
 
     @asynccontextmanager
     async def _aread_tx(self) -> AsyncIterator[AsyncReadTx]:
