@@ -88,6 +88,12 @@ def test_constructors_reject_the_wrong_client_kind(redis_url: str) -> None:
     with pytest.raises(TypeError, match=r"AsyncRedisSaver takes a redis.asyncio.Redis client"):
         AsyncRedisSaver(client)  # type: ignore[arg-type]
     client.close()
+    with pytest.raises(ValueError, match="decode_responses=False"):
+        AsyncRedisSaver(redis.asyncio.Redis.from_url(redis_url, decode_responses=True))
+    decoding = redis.Redis.from_url(redis_url, decode_responses=True)
+    with pytest.raises(ValueError, match="decode_responses=False"):
+        RedisSaver(decoding)
+    decoding.close()
 
 
 @pytest.mark.parametrize(
