@@ -3,21 +3,25 @@
 Everything PostgreSQL-specific about *connecting* lives here, shared by `graphrt.checkpoint.postgres` and
 `graphrt.store.postgres`: the import check naming the extra to install, autocommit and tuple rows on every
 connection handed out, a pool that replaces connections the server dropped, and error messages and reprs
-that never contain a password.
+that never contain a password. `Connector` serves psycopg's sync connections and pools, `AsyncConnector`
+its asyncio ones (`AsyncConnection`, `AsyncConnectionPool`), with the same behaviour.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import select
-from collections.abc import Callable, Iterator
+import threading
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 _ATTEMPTS = 3
 """How many connections a transaction start tries before giving up (each dead one is replaced)."""
 
-__all__ = ("Connector", "ConnectionLostError", "redact", "require_psycopg")
+__all__ = ("AsyncConnector", "Connector", "ConnectionLostError", "redact", "require_psycopg")
 
 
 def require_psycopg(what: str) -> None:
@@ -283,3 +287,220 @@ def _prepare(conn: Any, tuple_row: Any) -> None:
         conn.autocommit = True  # statements below open and close their own transactions
     if conn.row_factory is not tuple_row:
         conn.row_factory = tuple_row
+
+
+class AsyncConnector:
+    """`Connector` for asyncio: a psycopg `AsyncConnection` given by the user, or an `AsyncConnectionPool`.
+
+    Takes connections as LangGraph users make them (`autocommit=True`, any `row_factory` such as
+    `dict_row`, any `prepare_threshold`): the connection's settings are left alone, graphrt's cursors
+    read tuples. A pool's connection the server dropped is discarded and the call retried on a new one;
+    a single connection carries one transaction at a time (from any event loop or thread).
+    """
+
+    def __init__(self, target: Any, what: str) -> None:
+        import psycopg
+        import psycopg_pool
+
+        self.what = what
+        self.pool: Any = None
+        self.conn: Any = None
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+        self._in_use = threading.Lock()
+        if isinstance(target, psycopg_pool.AsyncConnectionPool):
+            self.pool = target
+        elif isinstance(target, psycopg.AsyncConnection):
+            self.conn = target
+        elif isinstance(target, psycopg.Connection | psycopg_pool.ConnectionPool):
+            raise TypeError(
+                f"{what} takes a psycopg AsyncConnection or a psycopg_pool AsyncConnectionPool, got a sync "
+                f"{type(target).__name__}: pass `await psycopg.AsyncConnection.connect(dsn, autocommit=True)`, "
+                f"or use {what}.from_conn_string(dsn); for a sync connection use PostgresSaver"
+            )
+        else:
+            raise TypeError(
+                f"{what} takes a psycopg AsyncConnection or a psycopg_pool AsyncConnectionPool, got "
+                f"{type(target).__name__}; to connect from a connection string use {what}.from_conn_string(...)"
+            )
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open_pool(
+        cls, conn_string: str, what: str, *, max_size: int = 4, **kwargs: Any
+    ) -> AsyncIterator[AsyncConnector]:
+        """An async pool to `conn_string`, closed when the block ends. `kwargs` go to `AsyncConnection.connect`."""
+        import psycopg
+        import psycopg_pool
+
+        try:
+            psycopg.conninfo.conninfo_to_dict(conn_string)
+        except psycopg.ProgrammingError as exc:
+            raise ValueError(f"{what}: invalid connection string ({redact(str(exc))})") from None
+        try:  # one direct attempt first: a wrong host or password fails now, with the server's reason
+            await (await psycopg.AsyncConnection.connect(conn_string, **kwargs)).close()
+        except psycopg.OperationalError as exc:
+            raise ConnectionError(f"{what}: could not connect to PostgreSQL ({redact(str(exc))})") from None
+        pool = psycopg_pool.AsyncConnectionPool(
+            conn_string,
+            min_size=1,
+            max_size=max_size,
+            kwargs={"autocommit": True, **kwargs},
+            open=False,
+            name=f"graphrt-{what}",
+        )
+        try:
+            await pool.open(wait=True, timeout=30)
+        except psycopg_pool.PoolTimeout as exc:
+            await pool.close()
+            raise ConnectionError(f"{what}: could not connect to PostgreSQL within 30 s ({redact(str(exc))})") from None
+        try:
+            yield cls(pool, what)
+        finally:
+            await pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """The single connection for one transaction: the callers of one event loop queue on an asyncio lock,
+        and callers on other loops (other threads) wait their turn without blocking theirs."""
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        async with lock:
+            while not self._in_use.acquire(blocking=False):
+                await asyncio.sleep(0.002)
+            try:
+                yield
+            finally:
+                self._in_use.release()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        """An autocommit connection, idle (no transaction open) on entry and on exit.
+
+        Raises:
+            ConnectionLostError: No connection could be had, or it broke inside the block.
+        """
+        import psycopg_pool
+
+        if self.pool is None:
+            async with self._exclusive():
+                if self.conn.closed:
+                    raise ConnectionLostError(
+                        self.what,
+                        "the connection passed to it is closed; pass a psycopg_pool AsyncConnectionPool, or use "
+                        "from_conn_string, to get a new connection automatically",
+                    )
+                async with _alost_as_error(self.conn, self.what):
+                    if not self.conn.autocommit:
+                        await self.conn.set_autocommit(True)  # statements below open and close their transactions
+                    yield self.conn
+            return
+        # Unlike `Connector`, no `_looks_dead` probe: reading an idle async connection's socket behind
+        # psycopg's back slows its next statements down; a dead one fails `BEGIN` and `transaction` retries.
+        try:
+            conn = await self.pool.getconn()
+        except psycopg_pool.PoolTimeout as exc:
+            raise ConnectionLostError(self.what, f"no connection available: {exc}") from None
+        try:
+            async with _alost_as_error(conn, self.what):
+                if not conn.autocommit:
+                    await conn.set_autocommit(True)
+                yield conn
+        finally:
+            await self.pool.putconn(conn)  # rolls back a transaction left open, discards a broken connection
+
+    @contextlib.asynccontextmanager
+    async def transaction(
+        self, begin: str, setup: Callable[[Any], Awaitable[None]] | None = None, *, pipeline: bool = False
+    ) -> AsyncIterator[Any]:
+        """An async cursor (tuple rows) inside a transaction opened with `begin`; see `Connector.transaction`."""
+        import psycopg
+        from psycopg.rows import tuple_row
+
+        for attempt in range(_ATTEMPTS):
+            async with contextlib.AsyncExitStack() as stack:
+                conn = None
+                try:
+                    conn = await stack.enter_async_context(self.connection())
+                    if setup is not None:
+                        await setup(conn)
+                    cur = await stack.enter_async_context(conn.cursor(row_factory=tuple_row))
+                    await cur.execute(begin)
+                except (ConnectionLostError, psycopg.OperationalError) as exc:
+                    lost = isinstance(exc, ConnectionLostError) or conn is None or _is_broken(conn)
+                    if not lost or attempt == _ATTEMPTS - 1 or not self.replaceable:
+                        raise
+                    await stack.aclose()  # hands the broken connection back, so the pool discards it
+                    await self.recover()
+                    continue
+                try:
+                    if pipeline:
+                        async with conn.pipeline() as pipe:
+                            yield _AsyncPipelinedCursor(cur, pipe)
+                            await cur.execute("COMMIT")
+                    else:
+                        yield cur
+                        await cur.execute("COMMIT")
+                except BaseException:
+                    if not _is_broken(conn) and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        await cur.execute("ROLLBACK")
+                    raise
+                return
+
+    async def recover(self) -> None:
+        """After a lost connection: drop the pool's idle connections that broke too."""
+        if self.pool is not None:
+            with contextlib.suppress(Exception):
+                await self.pool.check()
+
+    @property
+    def replaceable(self) -> bool:
+        """Whether a lost connection is replaced on the next call (a pool), or not (a single connection)."""
+        return self.pool is not None
+
+    def __repr__(self) -> str:
+        kind = "pool" if self.pool is not None else "connection"
+        return f"<AsyncConnector {self.what} ({kind})>"
+
+
+@contextlib.asynccontextmanager
+async def _alost_as_error(conn: Any, what: str) -> AsyncIterator[None]:
+    """Async twin of `_lost_as_error`."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        if _is_broken(conn):
+            raise ConnectionLostError(what, str(exc)) from None
+        raise
+
+
+class _AsyncPipelinedCursor:
+    """An async cursor in pipeline mode; `arowcount()` waits for the results the count depends on."""
+
+    def __init__(self, cur: Any, pipe: Any) -> None:
+        self._main = self._cur = cur
+        self._pipe = pipe
+
+    async def execute(self, sql: str, params: Any = None, /) -> Any:
+        self._cur = self._main
+        return await self._cur.execute(sql, params)
+
+    async def executemany(self, sql: str, params: Any, /) -> Any:
+        # A cursor of its own: in pipeline mode psycopg adds an executemany's row count to the cursor's last one.
+        self._cur = self._main.connection.cursor(row_factory=self._main.row_factory)
+        return await self._cur.executemany(sql, params)
+
+    async def fetchone(self) -> Any:
+        return await self._cur.fetchone()
+
+    async def fetchall(self) -> list[Any]:
+        rows: list[Any] = await self._cur.fetchall()
+        return rows
+
+    async def arowcount(self) -> int:
+        await self._pipe.sync()
+        count: int = self._cur.rowcount
+        return count

@@ -23,7 +23,7 @@ from typing import Any, TypeVar, cast
 
 from graphrt._log import log_checkpoint_saved
 from graphrt.checkpoint._delta import MISSING, Blob, BrokenChainError, DeltaCodec, Memo, StreamKey
-from graphrt.checkpoint._drive import Body, Op, Tx, arun, blocking, run
+from graphrt.checkpoint._drive import Body, Op, OpGen, PrivateLoop, Tx, arun, blocking, blocking_call, run
 from graphrt.checkpoint._ownership import DEFAULT_LEASE_SECONDS, Claims, claim_options, held_owner
 from graphrt.checkpoint._primitives import AsyncReadTx, AsyncWriteTx, CheckpointRow, ListQuery, ReadTx, WriteTx
 from graphrt.checkpoint.base._saver import BaseCheckpointSaver, check_prune_args
@@ -69,6 +69,32 @@ class _NeedChain(Exception):
         self.stop_at = frozenset(stop_at)
 
 
+class _Links:
+    """The `ChainFetcher` of one decode: serves the links fetched so far, asks for the others.
+
+    `top` is the decoded version's blob when already read (None: it is fetched with its chain).
+    """
+
+    __slots__ = ("fetched", "top")
+
+    def __init__(self, top: Blob | None) -> None:
+        self.top = top
+        self.fetched: dict[str, tuple[frozenset[str], builtins.list[tuple[str, Blob]]]] = {}
+
+    def __call__(self, version: str, stop_at: Collection[str]) -> builtins.list[tuple[str, Blob]]:
+        top = self.top
+        if top is None:
+            start, prefix = version, []
+        elif top.base is None or top.base in stop_at:
+            return [(version, top)]
+        else:
+            start, prefix = top.base, [(version, top)]
+        got = self.fetched.get(start)
+        if got is None or got[0] != stop_at:
+            raise _NeedChain(start, stop_at)
+        return prefix + got[1]
+
+
 class CoreSaver(BaseCheckpointSaver[str]):
     """A saver whose algorithm lives here; subclasses supply transactions over their storage.
 
@@ -83,14 +109,19 @@ class CoreSaver(BaseCheckpointSaver[str]):
     _loop: asyncio.AbstractEventLoop | None = None
     """The event loop of the last native async call (where sync calls of an async-only saver run)."""
 
+    _async_only = False
+    """Whether its sync transactions are only the async ones run blocking (no sync client)."""
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._native_async = cls._aread_tx is not CoreSaver._aread_tx
+        cls._async_only = cls._native_async and cls._read_tx is CoreSaver._read_tx
 
     def __init__(self, *, serde: SerializerProtocol | None = None) -> None:
         super().__init__(serde=serde)
         self._codec = DeltaCodec(self.serde)
         self._claims = Claims(self)
+        self._private = PrivateLoop()
 
     # -- transactions (a backend overrides these) -------------------------------------------------
 
@@ -98,13 +129,13 @@ class CoreSaver(BaseCheckpointSaver[str]):
         """A consistent read-only view of the storage (by default: the async one, run blocking)."""
         if not self._native_async:
             raise NotImplementedError
-        return blocking(self._aread_tx, self._loop, type(self).__name__)
+        return blocking(self._aread_tx, self._loop, self._private, type(self).__name__)
 
     def _write_tx(self, thread_id: str | None = None) -> AbstractContextManager[WriteTx]:
         """An atomic transaction, serialized with every other writer of `thread_id` (all, when None)."""
         if not self._native_async:
             raise NotImplementedError
-        return blocking(lambda: self._awrite_tx(thread_id), self._loop, type(self).__name__)
+        return blocking(lambda: self._awrite_tx(thread_id), self._loop, self._private, type(self).__name__)
 
     def _aread_tx(self) -> AbstractAsyncContextManager[AsyncReadTx]:
         """Async twin of `_read_tx`, for backends with an async client (optional)."""
@@ -115,16 +146,22 @@ class CoreSaver(BaseCheckpointSaver[str]):
         raise NotImplementedError
 
     def _run(self, op: Op[T]) -> T:
+        if self._async_only:  # the whole operation on an event loop, not one hop per primitive
+            with blocking_call(self._loop, self._private, type(self).__name__) as call:
+                result: T = call(self._arun(op))
+                return result
         return run(op, self._read_tx, self._write_tx)
 
     async def _arun(self, op: Op[T]) -> T:
         """Run an operation natively on the async transactions (only when `_native_async`)."""
-        self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        if loop is not self._private.loop:  # sync calls from other threads go to the caller's loop
+            self._loop = loop
         return await arun(op, self._aread_tx, self._awrite_tx)
 
     async def _transact(self, thread_id: str, body: Callable[[Any], Body[T]]) -> T:
         """One write transaction running `body`: natively when possible, else in a worker thread."""
-        op = _single(Tx(body, True, thread_id))
+        op: Tx[T] = Tx(body, True, thread_id)
         if self._native_async:
             return await self._arun(op)
         return await self._offload(self._run, op)
@@ -161,33 +198,17 @@ class CoreSaver(BaseCheckpointSaver[str]):
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _decode(self, tx: AnyReadTx, stream: StreamKey, version: str, top: Blob | None, memo: Memo | None) -> Body[Any]:
+    def _decode(self, tx: AnyReadTx, stream: StreamKey, version: str, links: _Links, memo: Memo | None) -> Body[Any]:
         """`DeltaCodec.decode` of one version, fetching through `tx` the chain links it asks for.
 
-        `top` is the version's blob when already read (None: fetch it too). The codec asks for links
-        synchronously, so a missing one interrupts it (`_NeedChain`): the link is fetched, then the
-        decode runs again (it reads nothing before asking).
+        The codec asks for links synchronously, so a link not fetched yet interrupts it (`_NeedChain`):
+        the link is fetched, then the decode runs again (it reads nothing before asking).
         """
-        fetched: dict[str, tuple[frozenset[str], builtins.list[tuple[str, Blob]]]] = {}
-
-        def fetch(v: str, stop_at: Collection[str]) -> builtins.list[tuple[str, Blob]]:
-            if top is None:
-                start, prefix = v, []
-            elif top.base is None or top.base in stop_at:
-                return [(v, top)]
-            else:
-                start, prefix = top.base, [(v, top)]
-            got = fetched.get(start)
-            if got is None or got[0] != stop_at:
-                raise _NeedChain(start, stop_at)
-            return prefix + got[1]
-
         while True:
             try:
-                return self._codec.decode(stream, version, fetch, memo)
+                return self._codec.decode(stream, version, links, memo)
             except _NeedChain as need:
-                chain = yield tx.chain(stream, need.version, need.stop_at)
-                fetched[need.version] = (need.stop_at, chain)
+                links.fetched[need.version] = (need.stop_at, (yield tx.chain(stream, need.version, need.stop_at)))
 
     def _load(
         self, tx: AnyReadTx, row: CheckpointRow, config: RunnableConfig | None, memo: Memo | None
@@ -201,7 +222,11 @@ class CoreSaver(BaseCheckpointSaver[str]):
         values: dict[str, Any] = {}
         for channel, version in versions.items():
             stream = (thread_id, checkpoint_ns, channel)
-            value = yield from self._decode(tx, stream, version, tops.get((channel, version)), memo)
+            links = _Links(tops.get((channel, version)))
+            try:  # first without a generator: a whole value, or a delta on a version in memory, needs no link
+                value = codec.decode(stream, version, links, memo)
+            except _NeedChain:
+                value = yield from self._decode(tx, stream, version, links, memo)
             if value is not MISSING:
                 values[channel] = value
         data["channel_values"] = values
@@ -220,8 +245,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
                 return None
             return (yield from self._load(tx, row, config if checkpoint_id else None, None))
 
-        found: CheckpointTuple | None = yield Tx(body)
-        return found
+        return Tx(body)
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint `config` points at (its newest if no `checkpoint_id`), or None."""
@@ -259,8 +283,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
                 out.append((yield from self._load(tx, row, None, memo)))
             return out
 
-        found: builtins.list[CheckpointTuple] = yield Tx(body)
-        return found
+        return Tx(body)
 
     def list(
         self,
@@ -271,7 +294,8 @@ class CoreSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints newest first (see `BaseCheckpointSaver.list`), read in one consistent view."""
-        return iter(self._run(self._list_op(config, filter, before, limit)))
+        found: builtins.list[CheckpointTuple] = self._run(self._list_op(config, filter, before, limit))
+        return iter(found)
 
     async def alist(
         self,
@@ -291,8 +315,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
 
     def _head_op(self, config: RunnableConfig) -> Op[str | None]:
         thread_id, checkpoint_ns = config_thread(config)
-        head: str | None = yield Tx(lambda tx: (yield tx.head(thread_id, checkpoint_ns)))
-        return head
+        return Tx(lambda tx: (yield tx.head(thread_id, checkpoint_ns)))
 
     def get_head_id(self, config: RunnableConfig) -> str | None:
         """The id of the namespace's newest checkpoint, without loading it."""
@@ -331,9 +354,11 @@ class CoreSaver(BaseCheckpointSaver[str]):
                     yield tx.put_writes(prepared.thread_id, prepared.checkpoint_ns, parent, rows)
             return (yield from self._store(tx, prepared))
 
-        depths = yield Tx(body, True, prepared.thread_id)
-        self._remember(prepared, depths)
-        return prepared.config
+        def after(depths: builtins.list[int]) -> RunnableConfig:
+            self._remember(prepared, depths)
+            return prepared.config
+
+        return Tx(body, True, prepared.thread_id, after)
 
     def put(
         self,
@@ -470,7 +495,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
 
     def _rewrite_whole(self, tx: AnyWriteTx, stream: StreamKey, version: str) -> Body[None]:
         """Store a delta version as a whole value, so it no longer needs the versions before it."""
-        value = yield from self._decode(tx, stream, version, None, None)
+        value = yield from self._decode(tx, stream, version, _Links(None), None)
         yield tx.set_blob(stream, version, self._codec.snapshot(value))
         self._codec.remember(stream, version, value, 0, decoded=True)
 
@@ -479,14 +504,14 @@ class CoreSaver(BaseCheckpointSaver[str]):
     ) -> Op[None]:
         thread_id, checkpoint_ns, checkpoint_id, rows = prepare_writes(self._codec, config, writes, task_id, task_path)
         if not rows:
-            return
+            return _nothing()
 
         def body(tx: AnyWriteTx) -> Body[None]:
             if guarded:
                 yield from self._check(tx, thread_id, checkpoint_ns, checkpoint_id)
             yield tx.put_writes(thread_id, checkpoint_ns, checkpoint_id, rows)
 
-        yield Tx(body, True, thread_id)
+        return Tx(body, True, thread_id)
 
     def put_writes(
         self,
@@ -539,8 +564,9 @@ class CoreSaver(BaseCheckpointSaver[str]):
     # -- retention --------------------------------------------------------------------------------
 
     def _delete_op(self, thread_id: str) -> Op[None]:
-        yield Tx(lambda tx: (yield tx.delete_thread(thread_id)), True, thread_id)
-        self._codec.forget({thread_id})
+        return Tx(
+            lambda tx: (yield tx.delete_thread(thread_id)), True, thread_id, lambda _: self._codec.forget({thread_id})
+        )
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, write and value of a thread, in one transaction."""
@@ -554,9 +580,10 @@ class CoreSaver(BaseCheckpointSaver[str]):
 
     def _copy_op(self, source: str, target: str) -> Op[None]:
         if source == target:
-            return
-        yield Tx(lambda tx: (yield tx.copy_thread(source, target)), True, target)
-        self._codec.forget({target})
+            return _nothing()
+        return Tx(
+            lambda tx: (yield tx.copy_thread(source, target)), True, target, lambda _: self._codec.forget({target})
+        )
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy a thread's checkpoints, writes and values to another thread id, in one transaction.
@@ -571,7 +598,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
             return await super().acopy_thread(source_thread_id, target_thread_id)
         await self._arun(self._copy_op(str(source_thread_id), str(target_thread_id)))
 
-    def _prune_op(self, thread_ids: Sequence[str], strategy: str) -> Op[None]:
+    def _prune_op(self, thread_ids: Sequence[str], strategy: str) -> OpGen[None]:
         ids = check_prune_args(thread_ids, strategy)
         for thread_id in ids:
 
@@ -628,7 +655,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
         return next_string_version(current)
 
 
-def _single(request: Tx[T]) -> Op[T]:
-    """An operation of one transaction."""
-    result: T = yield request
-    return result
+def _nothing() -> OpGen[None]:
+    """An operation that touches no storage."""
+    return None
+    yield

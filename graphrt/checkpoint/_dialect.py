@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ("POSTGRES", "SQLITE", "Cursor", "Dialect", "apply_migrations")
+__all__ = ("POSTGRES", "SQLITE", "Cursor", "Dialect", "apply_migrations", "migrations")
 
 
 class Cursor(Protocol):
@@ -109,14 +109,21 @@ def apply_migrations(cur: Cursor, dialect: Dialect, table: str, steps: Sequence[
     append steps. Each component keeps its own table (`graphrt_checkpoint_migrations`,
     `graphrt_store_migrations`), so one can be upgraded without the other.
     """
-    cur.execute(f"CREATE TABLE IF NOT EXISTS {table} (v INTEGER PRIMARY KEY)")
-    cur.execute(f"SELECT MAX(v) FROM {table}")
-    row = cur.fetchone()
+    from graphrt.checkpoint._drive import drive
+
+    drive(migrations(cur, dialect, table, steps, first))
+
+
+def migrations(cur: Any, dialect: Dialect, table: str, steps: Sequence[Sequence[str]], first: int = 1) -> Any:
+    """`apply_migrations` as a transaction body over a sync or an async cursor (see `_drive`)."""
+    yield cur.execute(f"CREATE TABLE IF NOT EXISTS {table} (v INTEGER PRIMARY KEY)")
+    yield cur.execute(f"SELECT MAX(v) FROM {table}")
+    row = yield cur.fetchone()
     applied = row[0] if row and row[0] is not None else first - 1
     for offset, statements in enumerate(steps):
         version = first + offset
         if version <= applied:
             continue
         for statement in statements:
-            cur.execute(dialect.ddl(statement))
-        cur.execute(dialect.sql(f"INSERT INTO {table} (v) VALUES (?)"), (version,))
+            yield cur.execute(dialect.ddl(statement))
+        yield cur.execute(dialect.sql(f"INSERT INTO {table} (v) VALUES (?)"), (version,))

@@ -16,19 +16,22 @@ to run in a read or a write transaction) and finishes with what the transactions
 runs an operation with `run` (sync transactions) or `arun` (async ones), so every public method and its
 `a*` twin share all their code.
 
-`blocking` gives the sync face of a saver that only has async transactions: each primitive runs on the
-event loop the saver last used (from another thread), or on a private loop when none is running.
+`blocking_call` gives the sync face of a saver that only has async transactions: a whole operation runs on
+the event loop the saver last used (waited for from another thread), or on the saver's private loop when
+none is running; `blocking` does the same per primitive, for code that holds a sync transaction itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import threading
+import weakref
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-__all__ = ("Body", "Op", "Tx", "adrive", "arun", "blocking", "drive", "run")
+__all__ = ("Body", "Op", "OpGen", "PrivateLoop", "Tx", "adrive", "arun", "blocking", "blocking_call", "drive", "run")
 
 T = TypeVar("T")
 
@@ -36,17 +39,32 @@ Body = Generator[Any, Any, T]
 """A transaction body: yields primitive calls (`yield tx.blobs(...)`), returns its result."""
 
 
-@dataclass(frozen=True, slots=True)
 class Tx(Generic[T]):
-    """A request of an operation: run `body(tx)` in a write transaction on `thread_id`, or a read one."""
+    """Run `body(tx)` in a write transaction on `thread_id` (or a read one), then `after` on its result.
 
-    body: Callable[[Any], Body[T]]
-    write: bool = False
-    thread_id: str | None = None
+    A request yielded by an operation, or a whole one-transaction operation by itself (cheaper: no
+    operation generator; `after` is what the operation would do after its transaction).
+    """
+
+    __slots__ = ("after", "body", "thread_id", "write")
+
+    def __init__(
+        self,
+        body: Callable[[Any], Body[Any]],
+        write: bool = False,
+        thread_id: str | None = None,
+        after: Callable[[Any], T] | None = None,
+    ) -> None:
+        self.body = body
+        self.write = write
+        self.thread_id = thread_id
+        self.after = after
 
 
-Op = Generator["Tx[Any]", Any, T]
-"""An operation: yields `Tx` requests, receives each one's result, returns the operation's result."""
+OpGen = Generator["Tx[Any]", Any, T]
+Op = OpGen[T] | Tx[T]
+"""An operation: a generator that yields `Tx` requests, receives each one's result and returns the
+operation's result; or a single `Tx`."""
 
 
 def drive(body: Body[T]) -> T:
@@ -80,12 +98,28 @@ def run(
     write_tx: Callable[[str | None], AbstractContextManager[Any]],
 ) -> T:
     """Run an operation on sync transactions."""
+    if isinstance(op, Tx):
+        with write_tx(op.thread_id) if op.write else read_tx() as tx:
+            body = op.body(tx)
+            try:  # `drive`, inline: this is every sync call's path
+                value = next(body)
+                while True:
+                    value = body.send(value)
+            except StopIteration as stop:
+                result = stop.value
+        return result if op.after is None else op.after(result)
     try:
         request = next(op)
         while True:
             try:
                 with write_tx(request.thread_id) if request.write else read_tx() as tx:
-                    result = drive(request.body(tx))
+                    body = request.body(tx)
+                    try:  # `drive`, inline: this is every sync call's path
+                        value = next(body)
+                        while True:
+                            value = body.send(value)
+                    except StopIteration as stop:
+                        result = stop.value
             except BaseException as exc:
                 request = op.throw(exc)
             else:
@@ -100,6 +134,10 @@ async def arun(
     write_tx: Callable[[str | None], AbstractAsyncContextManager[Any]],
 ) -> T:
     """Run an operation on async transactions, on the running event loop."""
+    if isinstance(op, Tx):
+        async with write_tx(op.thread_id) if op.write else read_tx() as tx:
+            result = await adrive(op.body(tx))
+        return result if op.after is None else op.after(result)
     try:
         request = next(op)
         while True:
@@ -129,13 +167,42 @@ class _Blocking:
         return lambda *args: call(method(*args))
 
 
-@contextmanager
-def blocking(
-    open_tx: Callable[[], AbstractAsyncContextManager[Any]], loop: asyncio.AbstractEventLoop | None, what: str
-) -> Iterator[Any]:
-    """A sync transaction over `open_tx()`'s async one, for the sync methods of an async-only saver.
+class PrivateLoop:
+    """A saver's own event loop, for its sync calls made where no loop of its runs; one call at a time.
 
-    Runs on `loop` when it is running (in another thread: the caller waits), else on a private loop.
+    Made on first use and closed when the saver is garbage collected (or at exit).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runner: asyncio.Runner | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    @contextmanager
+    def hold(self) -> Iterator[asyncio.Runner]:
+        with self._lock:
+            if self._runner is None:
+                self._runner = asyncio.Runner()
+                self.loop = self._runner.get_loop()
+                weakref.finalize(self, _close, self._runner)
+            yield self._runner
+
+
+def _close(runner: asyncio.Runner) -> None:
+    # Not `runner.close()`: that runs the loop once more, which fails when the collector calls this while
+    # another loop runs in the thread; the loop is idle, so closing it only releases its resources.
+    loop = runner.get_loop()
+    if not loop.is_closed():
+        loop.close()
+
+
+@contextmanager
+def blocking_call(
+    loop: asyncio.AbstractEventLoop | None, private: PrivateLoop, what: str
+) -> Iterator[Callable[[Awaitable[Any]], Any]]:
+    """How a sync method of an async-only saver waits for its coroutines, for the block.
+
+    On `loop` when it is running (in another thread: the caller waits), else on the saver's `private` loop.
 
     Raises:
         RuntimeError: Called from a thread whose event loop is running (waiting would block that loop).
@@ -149,19 +216,34 @@ def blocking(
             f"{what}'s sync methods cannot run on the event loop's thread (they would block it): "
             "await the async twins (aget_tuple, alist, aput, ...), or call the sync ones from another thread"
         )
-    if loop is not None and loop.is_running():
+    context = contextvars.copy_context()  # the caller's (its thread claims), for the coroutines
+    if loop is not None and loop.is_running() and loop is not private.loop:
+        running = loop
 
         def call(coro: Awaitable[T]) -> T:
-            return asyncio.run_coroutine_threadsafe(_awaited(coro), loop).result()
+            return asyncio.run_coroutine_threadsafe(_awaited(coro, context), running).result()
 
-        with _bridged(open_tx, call) as tx:
-            yield tx
+        yield call
         return
-    with asyncio.Runner() as runner, _bridged(open_tx, lambda coro: runner.run(_awaited(coro))) as tx:
+    with private.hold() as runner:
+        yield lambda coro: runner.run(_awaited(coro, context))
+
+
+@contextmanager
+def blocking(
+    open_tx: Callable[[], AbstractAsyncContextManager[Any]],
+    loop: asyncio.AbstractEventLoop | None,
+    private: PrivateLoop,
+    what: str,
+) -> Iterator[Any]:
+    """A sync transaction over `open_tx()`'s async one, each primitive waited for by `blocking_call`."""
+    with blocking_call(loop, private, what) as call, _bridged(open_tx, call) as tx:
         yield tx
 
 
-async def _awaited(awaitable: Awaitable[T]) -> T:
+async def _awaited(awaitable: Awaitable[T], context: contextvars.Context) -> T:
+    for var, value in context.items():
+        var.set(value)
     return await awaitable
 
 

@@ -174,9 +174,10 @@ def claim_on(tx: Any, thread_id: str, lease: Lease) -> Body[Lease | None]:
 
 
 def release_on(tx: Any, thread_id: str, owner: str) -> Body[None]:
-    """Drop the thread's lease if this claim still holds it (a transaction body, like `claim_on`)."""
-    with _live_lock:
-        _live.discard(owner)
+    """Drop the thread's lease if this claim still holds it (a transaction body, like `claim_on`).
+
+    Call `let_go(owner)` first: should the storage be unreachable, the lease is then stale here.
+    """
     current = yield tx.lease(thread_id)
     if current is not None and current.owner == owner:
         yield tx.swap_lease(thread_id, current, None)
@@ -188,8 +189,15 @@ def try_claim(storage: LeaseStorage, thread_id: str, lease: Lease) -> Lease | No
         return drive(claim_on(tx, thread_id, lease))
 
 
+def let_go(owner: str) -> None:
+    """This process no longer holds the claim `owner` (its lease, if still stored, is stale here)."""
+    with _live_lock:
+        _live.discard(owner)
+
+
 def release(storage: LeaseStorage, thread_id: str, owner: str) -> None:
     """`release_on` in a sync write transaction."""
+    let_go(owner)
     with storage._write_tx(thread_id) as tx:
         drive(release_on(tx, thread_id, owner))
 
@@ -289,6 +297,7 @@ class Claims:
                 _held.reset(token)
             except ValueError:
                 _held.set({k: v for k, v in _held.get().items() if k != key})
+            let_go(lease.owner)
             with anyio.CancelScope(shield=True):
                 await transact(thread_id, lambda tx: release_on(tx, thread_id, lease.owner))
 

@@ -22,18 +22,21 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from graphrt.checkpoint._core import CoreSaver
 from graphrt.checkpoint._delta import MAX_CHAIN, Blob, StreamKey
 from graphrt.checkpoint._dialect import POSTGRES, SQLITE, Cursor, Dialect, apply_migrations
+from graphrt.checkpoint._drive import Body, adrive, drive
 from graphrt.checkpoint._primitives import CheckpointRow, Lease, ListQuery
 from graphrt.checkpoint._sql_threads import list_sql_threads
 from graphrt.checkpoint.base._storage import WriteRow
 from graphrt.checkpoint.base._threads import ThreadInfo, check_list_threads_args
 from graphrt.checkpoint.serde.base import SerializerProtocol
 
-__all__ = ("MIGRATIONS", "POSTGRES", "SQLITE", "Cursor", "Dialect", "SqlSaver", "SqlTx")
+__all__ = ("MIGRATIONS", "POSTGRES", "SQLITE", "AsyncSqlTx", "Cursor", "Dialect", "SqlSaver", "SqlTx")
+
+T = TypeVar("T")
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -195,29 +198,37 @@ def _blob(type_: str, data: Any, base: str | None, depth: int) -> Blob:
     return Blob(type_, bytes(data or b""), base, depth)
 
 
-class SqlTx:
-    """The storage primitives over one DB-API cursor inside a transaction."""
+class _SqlBodies:
+    """The storage primitives as transaction bodies (`_drive`) over one cursor, sync or async.
+
+    Each body yields its cursor calls (`yield self.cur.execute(...)`, `rows = yield self.cur.fetchall()`),
+    so the same statements and row handling serve a DB-API cursor (`SqlTx`) and an async one (`AsyncSqlTx`).
+    """
 
     __slots__ = ("cur", "q")
 
-    def __init__(self, cur: Cursor, dialect: Dialect) -> None:
+    def __init__(self, cur: Any, dialect: Dialect) -> None:
         self.cur = cur
         self.q = dialect.sql
 
-    def head(self, thread_id: str, checkpoint_ns: str) -> str | None:
-        self.cur.execute(self.q(_SELECT_HEAD), (thread_id, checkpoint_ns))
-        row = self.cur.fetchone()
+    def _rowcount(self) -> Any:
+        """The last statement's row count (a value, or an awaitable of it)."""
+        raise NotImplementedError
+
+    def _head(self, thread_id: str, checkpoint_ns: str) -> Body[str | None]:
+        yield self.cur.execute(self.q(_SELECT_HEAD), (thread_id, checkpoint_ns))
+        row = yield self.cur.fetchone()
         return str(row[0]) if row else None
 
-    def checkpoint(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointRow | None:
+    def _checkpoint(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> Body[CheckpointRow | None]:
         if checkpoint_id is None:
-            self.cur.execute(self.q(_SELECT_LATEST), (thread_id, checkpoint_ns))
+            yield self.cur.execute(self.q(_SELECT_LATEST), (thread_id, checkpoint_ns))
         else:
-            self.cur.execute(self.q(_SELECT_CHECKPOINT), (thread_id, checkpoint_ns, checkpoint_id))
-        row = self.cur.fetchone()
+            yield self.cur.execute(self.q(_SELECT_CHECKPOINT), (thread_id, checkpoint_ns, checkpoint_id))
+        row = yield self.cur.fetchone()
         return None if row is None else _row(row)
 
-    def checkpoints(self, query: ListQuery) -> Iterable[CheckpointRow]:
+    def _checkpoints(self, query: ListQuery) -> Body[list[CheckpointRow]]:
         wheres: list[str] = []
         params: list[Any] = []
         for column, op, value in (
@@ -233,51 +244,54 @@ class SqlTx:
         sql += (" WHERE " + " AND ".join(wheres) if wheres else "") + " ORDER BY checkpoint_id DESC"
         if query.limit is not None:
             sql += f" LIMIT {int(query.limit)}"
-        self.cur.execute(self.q(sql), params)
-        return [_row(r) for r in self.cur.fetchall()]
+        yield self.cur.execute(self.q(sql), params)
+        return [_row(r) for r in (yield self.cur.fetchall())]
 
-    def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Blob]:
+    def _blobs(
+        self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
+    ) -> Body[dict[tuple[str, str], Blob]]:
         found: dict[tuple[str, str], Blob] = {}
         for start in range(0, len(keys), _PREFETCH_CHUNK):
             chunk = keys[start : start + _PREFETCH_CHUNK]
             # One primary-key lookup per pair: with an OR (or IN) of pairs SQLite picks another index and
             # scans every blob of the thread, which grows with its history.
-            self.cur.execute(
+            yield self.cur.execute(
                 self.q(" UNION ALL ".join(_LOOKUP_BLOB for _ in chunk)),
                 tuple(x for ch, v in chunk for x in (thread_id, checkpoint_ns, ch, v)),
             )
-            found.update({(r[0], r[1]): _blob(r[2], r[3], r[4], r[5]) for r in self.cur.fetchall()})
+            found.update({(r[0], r[1]): _blob(r[2], r[3], r[4], r[5]) for r in (yield self.cur.fetchall())})
         return found
 
-    def chain(self, stream: StreamKey, version: str, stop_at: Collection[str]) -> list[tuple[str, Blob]]:
+    def _chain(self, stream: StreamKey, version: str, stop_at: Collection[str]) -> Body[list[tuple[str, Blob]]]:
         stops = list(stop_at) or [""]
         sql = _SELECT_CHAIN.format(stops=", ".join("?" * len(stops)))
-        self.cur.execute(self.q(sql), (*stream, version, *stream, MAX_CHAIN - 1, *stops))
-        return [(r[0], _blob(r[1], r[2], r[3], r[4])) for r in self.cur.fetchall()]
+        yield self.cur.execute(self.q(sql), (*stream, version, *stream, MAX_CHAIN - 1, *stops))
+        return [(r[0], _blob(r[1], r[2], r[3], r[4])) for r in (yield self.cur.fetchall())]
 
-    def writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> list[WriteRow]:
-        self.cur.execute(self.q(_SELECT_WRITES), (thread_id, checkpoint_ns, checkpoint_id))
-        return [WriteRow(r[0], r[1], r[2], r[3], bytes(r[4] or b""), r[5]) for r in self.cur.fetchall()]
+    def _writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> Body[list[WriteRow]]:
+        yield self.cur.execute(self.q(_SELECT_WRITES), (thread_id, checkpoint_ns, checkpoint_id))
+        return [WriteRow(r[0], r[1], r[2], r[3], bytes(r[4] or b""), r[5]) for r in (yield self.cur.fetchall())]
 
-    def lease(self, thread_id: str) -> Lease | None:
-        self.cur.execute(self.q(_SELECT_LEASE), (thread_id,))
-        row = self.cur.fetchone()
+    def _lease(self, thread_id: str) -> Body[Lease | None]:
+        yield self.cur.execute(self.q(_SELECT_LEASE), (thread_id,))
+        row = yield self.cur.fetchone()
         return None if row is None else Lease(row[0], row[1], int(row[2]), None if row[3] is None else int(row[3]))
 
-    def insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> int:
+    def _insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> Body[int]:
         rows = [(thread_id, checkpoint_ns, ch, v, b.type, b.data, b.base, b.depth) for ch, v, b in items]
-        self.cur.executemany(self.q(_INSERT_BLOB), rows)
-        return self.cur.rowcount
+        yield self.cur.executemany(self.q(_INSERT_BLOB), rows)
+        count: int = yield self._rowcount()
+        return count
 
-    def set_blob(self, stream: StreamKey, version: str, blob: Blob) -> None:
-        self.cur.execute(self.q(_UPSERT_BLOB), (*stream, version, blob.type, blob.data, blob.base, blob.depth))
+    def _set_blob(self, stream: StreamKey, version: str, blob: Blob) -> Body[None]:
+        yield self.cur.execute(self.q(_UPSERT_BLOB), (*stream, version, blob.type, blob.data, blob.base, blob.depth))
 
-    def dependents(self, stream: StreamKey, version: str) -> list[str]:
-        self.cur.execute(self.q(_SELECT_DEPENDENTS), (*stream, version, version))
-        return [r[0] for r in self.cur.fetchall()]
+    def _dependents(self, stream: StreamKey, version: str) -> Body[list[str]]:
+        yield self.cur.execute(self.q(_SELECT_DEPENDENTS), (*stream, version, version))
+        return [r[0] for r in (yield self.cur.fetchall())]
 
-    def put_checkpoint(self, row: CheckpointRow) -> None:
-        self.cur.execute(
+    def _put_checkpoint(self, row: CheckpointRow) -> Body[None]:
+        yield self.cur.execute(
             self.q(_UPSERT_CHECKPOINT),
             (
                 row.thread_id,
@@ -290,7 +304,9 @@ class SqlTx:
             ),
         )
 
-    def put_writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, rows: Sequence[WriteRow]) -> None:
+    def _put_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, rows: Sequence[WriteRow]
+    ) -> Body[None]:
         for replaces in (False, True):
             batch = [
                 (thread_id, checkpoint_ns, checkpoint_id, r.task_id, r.idx, r.channel, r.type, r.data, r.task_path)
@@ -298,30 +314,30 @@ class SqlTx:
                 if r.replaces is replaces
             ]
             if batch:
-                self.cur.executemany(self.q(_UPSERT_WRITE if replaces else _INSERT_WRITE), batch)
+                yield self.cur.executemany(self.q(_UPSERT_WRITE if replaces else _INSERT_WRITE), batch)
 
-    def delete_thread(self, thread_id: str) -> None:
+    def _delete_thread(self, thread_id: str) -> Body[None]:
         for table in _TABLES:
-            self.cur.execute(self.q(f"DELETE FROM {table} WHERE thread_id = ?"), (thread_id,))
+            yield self.cur.execute(self.q(f"DELETE FROM {table} WHERE thread_id = ?"), (thread_id,))
 
-    def copy_thread(self, source: str, target: str) -> None:
+    def _copy_thread(self, source: str, target: str) -> Body[None]:
         for table in _TABLES:
-            self.cur.execute(self.q(_copy_statement(table)), (target, source))
+            yield self.cur.execute(self.q(_copy_statement(table)), (target, source))
 
-    def heads(self, thread_id: str) -> dict[str, str]:
-        self.cur.execute(self.q(_SELECT_HEADS), (thread_id,))
-        return {r[0]: r[1] for r in self.cur.fetchall()}
+    def _heads(self, thread_id: str) -> Body[dict[str, str]]:
+        yield self.cur.execute(self.q(_SELECT_HEADS), (thread_id,))
+        return {r[0]: r[1] for r in (yield self.cur.fetchall())}
 
-    def blob_keys(self, thread_id: str, checkpoint_ns: str) -> list[tuple[str, str]]:
-        self.cur.execute(
+    def _blob_keys(self, thread_id: str, checkpoint_ns: str) -> Body[list[tuple[str, str]]]:
+        yield self.cur.execute(
             self.q("SELECT channel, version FROM graphrt_checkpoint_blobs WHERE thread_id = ? AND checkpoint_ns = ?"),
             (thread_id, checkpoint_ns),
         )
-        return [(r[0], r[1]) for r in self.cur.fetchall()]
+        return [(r[0], r[1]) for r in (yield self.cur.fetchall())]
 
-    def delete_blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> None:
+    def _delete_blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> Body[None]:
         if keys:
-            self.cur.executemany(
+            yield self.cur.executemany(
                 self.q(
                     "DELETE FROM graphrt_checkpoint_blobs "
                     "WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? AND version = ?"
@@ -329,12 +345,12 @@ class SqlTx:
                 [(thread_id, checkpoint_ns, ch, v) for ch, v in keys],
             )
 
-    def drop_history(self, thread_id: str, checkpoint_ns: str, keep_id: str) -> None:
+    def _drop_history(self, thread_id: str, checkpoint_ns: str, keep_id: str) -> Body[None]:
         scope = (thread_id, checkpoint_ns, keep_id)
         for table in ("graphrt_checkpoint_writes", "graphrt_checkpoints"):
             sql = f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id <> ?"
-            self.cur.execute(self.q(sql), scope)
-        self.cur.execute(
+            yield self.cur.execute(self.q(sql), scope)
+        yield self.cur.execute(
             self.q(
                 "UPDATE graphrt_checkpoints SET parent_checkpoint_id = NULL "
                 "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
@@ -342,18 +358,178 @@ class SqlTx:
             scope,
         )
 
-    def swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> bool:
+    def _swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> Body[bool]:
         if expected is None:
             if new is None:
-                return self.lease(thread_id) is None
-            self.cur.execute(self.q(_INSERT_LEASE), (thread_id, new.owner, new.host, new.pid, new.expires_at))
+                return (yield from self._lease(thread_id)) is None
+            yield self.cur.execute(self.q(_INSERT_LEASE), (thread_id, new.owner, new.host, new.pid, new.expires_at))
         else:
             old = (thread_id, expected.owner, -1 if expected.expires_at is None else expected.expires_at)
             if new is None:
-                self.cur.execute(self.q(_DELETE_LEASE), old)
+                yield self.cur.execute(self.q(_DELETE_LEASE), old)
             else:
-                self.cur.execute(self.q(_UPDATE_LEASE), (new.owner, new.host, new.pid, new.expires_at, *old))
-        return self.cur.rowcount == 1
+                yield self.cur.execute(self.q(_UPDATE_LEASE), (new.owner, new.host, new.pid, new.expires_at, *old))
+        count: int = yield self._rowcount()
+        return count == 1
+
+    def _threads(
+        self, serde: SerializerProtocol, filter: dict[str, Any] | None, limit: int | None
+    ) -> Body[list[ThreadInfo]]:
+        return (yield from list_sql_threads(self.cur, self.q, serde, filter, limit))
+
+
+class SqlTx(_SqlBodies):
+    """The storage primitives (`WriteTx`) over one DB-API cursor inside a transaction."""
+
+    __slots__ = ()
+
+    def _rowcount(self) -> int:
+        return self.cur.rowcount  # type: ignore[no-any-return]
+
+    def head(self, thread_id: str, checkpoint_ns: str) -> str | None:
+        return drive(self._head(thread_id, checkpoint_ns))
+
+    def checkpoint(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointRow | None:
+        return drive(self._checkpoint(thread_id, checkpoint_ns, checkpoint_id))
+
+    def checkpoints(self, query: ListQuery) -> Iterable[CheckpointRow]:
+        return drive(self._checkpoints(query))
+
+    def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Blob]:
+        return drive(self._blobs(thread_id, checkpoint_ns, keys))
+
+    def chain(self, stream: StreamKey, version: str, stop_at: Collection[str]) -> list[tuple[str, Blob]]:
+        return drive(self._chain(stream, version, stop_at))
+
+    def writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> list[WriteRow]:
+        return drive(self._writes(thread_id, checkpoint_ns, checkpoint_id))
+
+    def lease(self, thread_id: str) -> Lease | None:
+        return drive(self._lease(thread_id))
+
+    def insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> int:
+        return drive(self._insert_blobs(thread_id, checkpoint_ns, items))
+
+    def set_blob(self, stream: StreamKey, version: str, blob: Blob) -> None:
+        drive(self._set_blob(stream, version, blob))
+
+    def dependents(self, stream: StreamKey, version: str) -> list[str]:
+        return drive(self._dependents(stream, version))
+
+    def put_checkpoint(self, row: CheckpointRow) -> None:
+        drive(self._put_checkpoint(row))
+
+    def put_writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, rows: Sequence[WriteRow]) -> None:
+        drive(self._put_writes(thread_id, checkpoint_ns, checkpoint_id, rows))
+
+    def delete_thread(self, thread_id: str) -> None:
+        drive(self._delete_thread(thread_id))
+
+    def copy_thread(self, source: str, target: str) -> None:
+        drive(self._copy_thread(source, target))
+
+    def heads(self, thread_id: str) -> dict[str, str]:
+        return drive(self._heads(thread_id))
+
+    def blob_keys(self, thread_id: str, checkpoint_ns: str) -> list[tuple[str, str]]:
+        return drive(self._blob_keys(thread_id, checkpoint_ns))
+
+    def delete_blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> None:
+        drive(self._delete_blobs(thread_id, checkpoint_ns, keys))
+
+    def drop_history(self, thread_id: str, checkpoint_ns: str, keep_id: str) -> None:
+        drive(self._drop_history(thread_id, checkpoint_ns, keep_id))
+
+    def swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> bool:
+        return drive(self._swap_lease(thread_id, expected, new))
+
+    def threads(self, serde: SerializerProtocol, filter: dict[str, Any] | None, limit: int | None) -> list[ThreadInfo]:
+        """`list_threads`' rows (SQL savers only: aggregate queries, in this transaction)."""
+        return drive(self._threads(serde, filter, limit))
+
+
+class AsyncSqlTx(_SqlBodies):
+    """The storage primitives (`AsyncWriteTx`) over one async cursor (psycopg's) inside a transaction.
+
+    The cursor may be pipelined: its `rowcount()` is then a coroutine that waits for the results.
+    """
+
+    __slots__ = ()
+
+    def _rowcount(self) -> Any:
+        count = getattr(self.cur, "arowcount", None)
+        return count() if count is not None else _ready(self.cur.rowcount)
+
+    async def head(self, thread_id: str, checkpoint_ns: str) -> str | None:
+        return await adrive(self._head(thread_id, checkpoint_ns))
+
+    async def checkpoint(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointRow | None:
+        return await adrive(self._checkpoint(thread_id, checkpoint_ns, checkpoint_id))
+
+    async def checkpoints(self, query: ListQuery) -> Iterable[CheckpointRow]:
+        return await adrive(self._checkpoints(query))
+
+    async def blobs(
+        self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], Blob]:
+        return await adrive(self._blobs(thread_id, checkpoint_ns, keys))
+
+    async def chain(self, stream: StreamKey, version: str, stop_at: Collection[str]) -> list[tuple[str, Blob]]:
+        return await adrive(self._chain(stream, version, stop_at))
+
+    async def writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> list[WriteRow]:
+        return await adrive(self._writes(thread_id, checkpoint_ns, checkpoint_id))
+
+    async def lease(self, thread_id: str) -> Lease | None:
+        return await adrive(self._lease(thread_id))
+
+    async def insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> int:
+        return await adrive(self._insert_blobs(thread_id, checkpoint_ns, items))
+
+    async def set_blob(self, stream: StreamKey, version: str, blob: Blob) -> None:
+        await adrive(self._set_blob(stream, version, blob))
+
+    async def dependents(self, stream: StreamKey, version: str) -> list[str]:
+        return await adrive(self._dependents(stream, version))
+
+    async def put_checkpoint(self, row: CheckpointRow) -> None:
+        await adrive(self._put_checkpoint(row))
+
+    async def put_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, rows: Sequence[WriteRow]
+    ) -> None:
+        await adrive(self._put_writes(thread_id, checkpoint_ns, checkpoint_id, rows))
+
+    async def delete_thread(self, thread_id: str) -> None:
+        await adrive(self._delete_thread(thread_id))
+
+    async def copy_thread(self, source: str, target: str) -> None:
+        await adrive(self._copy_thread(source, target))
+
+    async def heads(self, thread_id: str) -> dict[str, str]:
+        return await adrive(self._heads(thread_id))
+
+    async def blob_keys(self, thread_id: str, checkpoint_ns: str) -> list[tuple[str, str]]:
+        return await adrive(self._blob_keys(thread_id, checkpoint_ns))
+
+    async def delete_blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> None:
+        await adrive(self._delete_blobs(thread_id, checkpoint_ns, keys))
+
+    async def drop_history(self, thread_id: str, checkpoint_ns: str, keep_id: str) -> None:
+        await adrive(self._drop_history(thread_id, checkpoint_ns, keep_id))
+
+    async def swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> bool:
+        return await adrive(self._swap_lease(thread_id, expected, new))
+
+    async def threads(
+        self, serde: SerializerProtocol, filter: dict[str, Any] | None, limit: int | None
+    ) -> list[ThreadInfo]:
+        """`SqlTx.threads`, awaited."""
+        return await adrive(self._threads(serde, filter, limit))
+
+
+async def _ready(value: T) -> T:
+    return value
 
 
 class SqlSaver(CoreSaver):
@@ -393,8 +569,8 @@ class SqlSaver(CoreSaver):
         Counts and sizes come from aggregate queries; only each listed thread's head is decoded.
         """
         check_list_threads_args(limit)
-        with self._read() as cur:
-            return iter(list_sql_threads(cur, self.dialect.sql, self.serde, filter, limit))
+        with self._read_tx() as tx:
+            return iter(tx.threads(self.serde, filter, limit))
 
     def _migrate(self, cur: Cursor) -> None:
         """Apply the migrations this database lacks (call inside a write transaction)."""

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from graphrt.checkpoint.base import (
     BaseCheckpointSaver,
@@ -173,8 +174,8 @@ class AssertingSaver(BaseCheckpointSaver[str]):
     def get_next_version(self, current: Any, channel: None) -> Any:
         return self.inner.get_next_version(current, channel)
 
-    # async: the inner saver's own async path, then the same checks (from a worker thread: the sync
-    # methods of a natively async saver may not block its event loop)
+    # async: the inner saver's own async path, then the same checks, from a worker thread (an async-only
+    # saver's sync methods refuse the event loop's thread)
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         return await self.inner.aget_tuple(config)
 

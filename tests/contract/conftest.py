@@ -78,12 +78,21 @@ def _postgres(tmp_path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
 
 @contextmanager
 def _async_postgres(tmp_path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
+    """A user's `AsyncConnection` as LangGraph's docs make it (each async call runs on its own event loop)."""
+    import asyncio
+
     import psycopg
+    from psycopg.rows import dict_row
 
     from graphrt.checkpoint.postgres.aio import AsyncPostgresSaver
 
-    with psycopg.connect(_PG_DSNS[tmp_path], autocommit=True) as conn:
+    conn = asyncio.run(
+        psycopg.AsyncConnection.connect(_PG_DSNS[tmp_path], autocommit=True, prepare_threshold=0, row_factory=dict_row)
+    )
+    try:
         yield AsyncPostgresSaver(conn)
+    finally:
+        asyncio.run(conn.close())
 
 
 BACKENDS: dict[str, Callable[[Path], AbstractContextManager[BaseCheckpointSaver[Any]]]] = {

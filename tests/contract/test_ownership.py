@@ -85,7 +85,8 @@ def test_enqueue_waits_until_the_holder_releases(core_saver: Any) -> None:
 def test_async_claims(core_saver: Any) -> None:
     async def scenario() -> None:
         async with core_saver.aclaim_thread(cfg()):
-            assert isinstance(try_claim(core_saver), ThreadConflictError)
+            # From a worker thread, so the loop stays free (an async-only saver's sync calls run on it).
+            assert isinstance(await asyncio.to_thread(try_claim, core_saver), ThreadConflictError)
             waiter = asyncio.create_task(claim_later(), context=contextvars.Context())  # another run
             await asyncio.sleep(0.1)
             assert not waiter.done()

@@ -56,14 +56,23 @@ def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
             yield redis_saver
         return
     if request.param == "postgres":
+        import psycopg
         import psycopg_pool
+        from psycopg.rows import dict_row
 
         from graphrt.checkpoint.postgres import PostgresSaver
         from graphrt.checkpoint.postgres.aio import AsyncPostgresSaver
 
         dsn = request.getfixturevalue("pg_dsn")
+        if is_async:  # a user's AsyncConnection (each test call runs its own event loop, so no pool)
+            conn = asyncio.run(psycopg.AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row))
+            try:
+                yield AsyncPostgresSaver(conn)
+            finally:
+                asyncio.run(conn.close())
+            return
         with psycopg_pool.ConnectionPool(dsn, min_size=1, max_size=4, kwargs={"autocommit": True}) as pool:
-            yield (AsyncPostgresSaver if is_async else PostgresSaver)(pool)
+            yield PostgresSaver(pool)
         return
     path = str(tmp_path / "cp.sqlite")
     if "mode" in request.fixturenames and request.getfixturevalue("mode") == "async":

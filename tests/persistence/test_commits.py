@@ -35,16 +35,22 @@ def chain(saver: Any, calls: list[str], size: int = 5, fail_at: int | None = Non
 
 
 def count_write_transactions(saver: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count the saver's write transactions, sync and (for a natively async saver) async."""
     counter = [0]
-    for name in ("_write_tx", "_awrite_tx") if getattr(saver, "_native_async", False) else ("_write_tx",):
-        original = getattr(saver, name)
+    original = saver._write_tx
 
-        def counted(thread_id: str | None = None, original: Any = original) -> Any:
+    def counted(thread_id: str | None = None) -> Any:
+        counter[0] += 1
+        return original(thread_id)
+
+    monkeypatch.setattr(saver, "_write_tx", counted)
+    if getattr(saver, "_native_async", False):  # its async methods open the async transactions
+        aoriginal = saver._awrite_tx
+
+        def acounted(thread_id: str | None = None) -> Any:
             counter[0] += 1
-            return original(thread_id)
+            return aoriginal(thread_id)
 
-        monkeypatch.setattr(saver, name, counted)
+        monkeypatch.setattr(saver, "_awrite_tx", acounted)
     return counter
 
 

@@ -26,7 +26,7 @@ _MIGRATION_LOCK = 0x67727463686B7074
 
 
 class PostgresCore(SqlSaver):
-    """The PostgreSQL transactions shared by `PostgresSaver` and `AsyncPostgresSaver`.
+    """The PostgreSQL transactions of `PostgresSaver` (`AsyncPostgresSaver`, in `aio`, has async ones).
 
     Reads run in a `REPEATABLE READ READ ONLY` transaction (one snapshot); writes in a transaction that
     first takes a transaction-scoped advisory lock on the thread id, so one thread's writers take turns

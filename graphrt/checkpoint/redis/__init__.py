@@ -18,7 +18,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError("graphrt.checkpoint.redis needs the redis package: pip install 'graphrt[redis]'") from exc
 
 from graphrt.checkpoint._core import CoreSaver
-from graphrt.checkpoint._drive import Op
+from graphrt.checkpoint._drive import Op, OpGen, Tx
 from graphrt.checkpoint._primitives import ReadTx, WriteTx
 from graphrt.checkpoint.redis._layout import Ttl
 from graphrt.checkpoint.redis._storage import read_tx, write_tx
@@ -100,9 +100,27 @@ class RedisCore(CoreSaver):
         self.is_setup = False
 
     def _run(self, op: Op[T]) -> T:
+        if self._async_only:  # runs `_arun` on an event loop, which retries
+            return super()._run(op)
+        if isinstance(op, Tx):  # one transaction: run it again whole
+            for attempt in range(_WRITE_RETRIES if op.write else 1):
+                try:
+                    return super()._run(op)
+                except _RETRY_ON:
+                    if attempt == _WRITE_RETRIES - 1 or not op.write:
+                        raise
+            raise AssertionError("unreachable")
         return super()._run(retried(op))
 
     async def _arun(self, op: Op[T]) -> T:
+        if isinstance(op, Tx):
+            for attempt in range(_WRITE_RETRIES if op.write else 1):
+                try:
+                    return await super()._arun(op)
+                except _RETRY_ON:
+                    if attempt == _WRITE_RETRIES - 1 or not op.write:
+                        raise
+            raise AssertionError("unreachable")
         return await super()._arun(retried(op))
 
     def claim_thread(self, config: RunnableConfig) -> AbstractContextManager[None]:
@@ -122,7 +140,7 @@ _RETRY_ON = (WatchError, RedisConnectionError, RedisTimeoutError)
 (A failed commit raises `RedisWriteLost` instead: it may have been applied.)"""
 
 
-def retried(op: Op[T]) -> Op[T]:
+def retried(op: OpGen[T]) -> OpGen[T]:
     """`op`, each of its write transactions run again (up to `_WRITE_RETRIES` times in all) when the
     connection dropped before the transaction committed; the operation sees only the last failure."""
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any
 
@@ -14,8 +14,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from graphrt.checkpoint._drive import blocking
-from graphrt.checkpoint._primitives import AsyncReadTx, AsyncWriteTx, ReadTx, WriteTx
+from graphrt.checkpoint._drive import blocking_call
+from graphrt.checkpoint._primitives import AsyncReadTx, AsyncWriteTx
 from graphrt.checkpoint.redis import RedisCore, check_client, check_version, describe
 from graphrt.checkpoint.redis._astorage import aread_tx, awrite_tx
 from graphrt.checkpoint.redis._loops import LoopClients
@@ -33,9 +33,9 @@ class AsyncRedisSaver(RedisCore):
     loop at a time, another loop gets a client of its own with the same settings, and a loop's
     connections are closed when it shuts down (see `_loops`).
 
-    Its sync methods run the same async code, each transaction on a private event loop of the
-    calling thread (so a thread waiting on the saver's loop cannot deadlock it); they refuse to run
-    on a thread whose loop is running, which they would block (as LangGraph's `AsyncRedisSaver`).
+    Its sync methods run the same async code (see `_drive.blocking_call`): on the saver's event loop
+    when it runs in another thread, else on the saver's private loop; they refuse to run on a thread
+    whose loop is running, which they would block (as LangGraph's `AsyncRedisSaver` does).
 
     Args:
         redis_client: A `redis.asyncio.Redis` client (bytes responses: keep `decode_responses=False`).
@@ -63,24 +63,32 @@ class AsyncRedisSaver(RedisCore):
     def __repr__(self) -> str:
         return f"AsyncRedisSaver(redis={describe(self.aclient)})"
 
-    def _read_tx(self) -> AbstractContextManager[ReadTx]:
-        return blocking(self._aread_tx, None, "AsyncRedisSaver")
-
-    def _write_tx(self, thread_id: str | None = None) -> AbstractContextManager[WriteTx]:
-        return blocking(lambda: self._awrite(thread_id), None, "AsyncRedisSaver")
-
     @asynccontextmanager
     async def _aread_tx(self) -> AsyncIterator[AsyncReadTx]:
-        async with aread_tx(await self._clients.get(), self.ttl) as tx:
-            yield tx
+        client = await self._clients.get()
+        try:
+            async with aread_tx(client, self.ttl) as tx:
+                yield tx
+        finally:
+            await self._after(client)
 
     def _awrite_tx(self, thread_id: str | None = None) -> AbstractAsyncContextManager[AsyncWriteTx]:
         return self._awrite(thread_id)
 
     @asynccontextmanager
     async def _awrite(self, thread_id: str | None) -> AsyncIterator[AsyncWriteTx]:
-        async with awrite_tx(await self._clients.get(), thread_id, self.ttl) as tx:
-            yield tx
+        client = await self._clients.get()
+        try:
+            async with awrite_tx(client, thread_id, self.ttl) as tx:
+                yield tx
+        finally:
+            await self._after(client)
+
+    async def _after(self, client: aredis.Redis) -> None:
+        """On the saver's private loop (its sync methods' loop, closed without shutting down), close the
+        connections after each transaction: nothing would close them later."""
+        if asyncio.get_running_loop() is self._private.loop:
+            await client.connection_pool.disconnect()
 
     @classmethod
     @asynccontextmanager
@@ -109,13 +117,8 @@ class AsyncRedisSaver(RedisCore):
 
     def setup(self) -> None:
         """Sync twin of `asetup`, run like the other sync methods (never on the event loop's thread)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise RuntimeError("AsyncRedisSaver.setup() cannot run on the event loop's thread: await asetup()")
-        asyncio.run(self.asetup())
+        with blocking_call(self._loop, self._private, "AsyncRedisSaver") as call:
+            call(self.asetup())
 
     async def __aenter__(self) -> AsyncRedisSaver:
         return self
