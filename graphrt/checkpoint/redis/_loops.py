@@ -36,14 +36,15 @@ class LoopClients:
         """Each running loop's cleanup generator, by the loop's id (the loop itself keeps weak references)."""
         self._lock = threading.Lock()
 
-    async def get(self) -> aredis.Redis:
-        """The client to use on the running loop (bound to it on its first use)."""
+    async def get(self, *, lend: bool = True) -> aredis.Redis:
+        """The client to use on the running loop (bound to it on its first use); `lend=False`: never
+        the user's client (for a loop that is not shut down properly)."""
         loop = asyncio.get_running_loop()
         found = self._by_loop.get(loop)
         if found is not None:
             return found
         with self._lock:
-            own = self._owner is not None
+            own = self._owner is not None or not lend
             if own:
                 pool = self.client.connection_pool
                 client = aredis.Redis(

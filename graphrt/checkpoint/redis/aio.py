@@ -65,7 +65,7 @@ class AsyncRedisSaver(RedisCore):
 
     @asynccontextmanager
     async def _aread_tx(self) -> AsyncIterator[AsyncReadTx]:
-        client = await self._clients.get()
+        client = await self._client()
         try:
             async with aread_tx(client, self.ttl) as tx:
                 yield tx
@@ -77,12 +77,15 @@ class AsyncRedisSaver(RedisCore):
 
     @asynccontextmanager
     async def _awrite(self, thread_id: str | None) -> AsyncIterator[AsyncWriteTx]:
-        client = await self._clients.get()
+        client = await self._client()
         try:
             async with awrite_tx(client, thread_id, self.ttl) as tx:
                 yield tx
         finally:
             await self._after(client)
+
+    async def _client(self) -> aredis.Redis:
+        return await self._clients.get(lend=asyncio.get_running_loop() is not self._private.loop)
 
     async def _after(self, client: aredis.Redis) -> None:
         """On the saver's private loop (its sync methods' loop, closed without shutting down), close the
@@ -111,8 +114,11 @@ class AsyncRedisSaver(RedisCore):
 
     async def asetup(self) -> None:
         """Check the server (Redis 7 or newer). Nothing to create: keys appear as they are written."""
-        client = await self._clients.get()
-        check_version("AsyncRedisSaver", client, await client.info("server"))
+        client = await self._client()
+        try:
+            check_version("AsyncRedisSaver", client, await client.info("server"))
+        finally:
+            await self._after(client)
         self.is_setup = True
 
     def setup(self) -> None:
