@@ -317,7 +317,7 @@ def test_the_async_saver_outlives_event_loops_and_serves_sync_callers(redis_url:
     async def on_the_loop_thread() -> None:
         with pytest.raises(RuntimeError, match="cannot run on the event loop's thread"):
             saver.get_tuple(THREAD)
-        with pytest.raises(RuntimeError, match="cannot run on the event loop.s thread"):
+        with pytest.raises(RuntimeError, match="cannot run on the event loop's thread"):
             saver.setup()
 
     asyncio.run(on_the_loop_thread())
