@@ -6,6 +6,10 @@ Uses `GRAPHRT_BENCH_REDIS_URL` when set (its database is flushed), else starts a
 LangGraph's own `RedisSaver` is not measured here: it needs the RediSearch and RedisJSON modules
 (Redis Stack), which Debian's `redis-server` does not ship.
 
+The async section runs the chain with `ainvoke` and async nodes: `AsyncRedisSaver` (native on
+`redis.asyncio`) beside `RedisSaver`, whose `a*` methods run the sync saver on a worker thread (what
+`AsyncRedisSaver` did before it was native).
+
     python benchmarks/bench_redis.py            # prints a table
     python benchmarks/bench_redis.py --json
 """
@@ -125,6 +129,57 @@ def bench_chain(kind: str, folder: Path, url: str, repeat: int = 5) -> float:
     return statistics.median(times)
 
 
+def async_chain_graph(saver: Any) -> Any:
+    from graphrt.graph import END, START, StateGraph
+
+    class Chain(TypedDict):
+        x: int
+
+    async def step(s: Chain) -> Chain:
+        return {"x": s["x"] + 1}
+
+    builder = StateGraph(Chain)
+    for i in range(CHAIN):
+        builder.add_node(f"n{i}", step)
+        builder.add_edge(START if i == 0 else f"n{i - 1}", f"n{i}")
+    builder.add_edge(f"n{CHAIN - 1}", END)
+    return builder.compile(checkpointer=saver)
+
+
+def bench_async_chain(kind: str, url: str, repeat: int = 7) -> float:
+    """Median µs per superstep of the 100-node chain under `ainvoke`: "native" (`AsyncRedisSaver`) or
+    "threaded" (`RedisSaver`, its async methods on a worker thread)."""
+    import asyncio
+
+    import redis.asyncio
+
+    from graphrt.checkpoint.redis import RedisSaver
+    from graphrt.checkpoint.redis.aio import AsyncRedisSaver
+
+    async def run(saver: Any) -> list[float]:
+        graph = async_chain_graph(saver)
+        times = []
+        for i in range(repeat + 1):
+            config = {"configurable": {"thread_id": f"achain-{kind}-{i}"}, "recursion_limit": CHAIN + 10}
+            start = time.perf_counter()
+            assert (await graph.ainvoke({"x": 0}, config))["x"] == CHAIN
+            if i:
+                times.append((time.perf_counter() - start) / (CHAIN + 1) * 1e6)
+        return times
+
+    async def native() -> list[float]:
+        client = redis.asyncio.Redis.from_url(url)
+        try:
+            return await run(AsyncRedisSaver(client))
+        finally:
+            await client.aclose()
+
+    if kind == "native":
+        return statistics.median(asyncio.run(native()))
+    with RedisSaver.from_conn_string(url) as saver:
+        return statistics.median(asyncio.run(run(saver)))
+
+
 def bench_chat(kind: str, folder: Path, url: str) -> dict[str, float]:
     """ms per turn around turns 10, 100 and 200 (median of 10 turns) of one growing thread."""
     from graphrt.messages import HumanMessage
@@ -155,18 +210,24 @@ def main() -> None:
                 "chain_us_per_step": bench_chain(kind, folder, url),
                 "chat_ms": bench_chat(kind, folder, url),
             }
+        for kind in ("threaded", "native", "threaded", "native"):  # alternated: the machine's load drifts
+            results.setdefault(f"async_redis_{kind}", []).append(bench_async_chain(kind, url))
     if args.json:
         print(json.dumps(results))
         return
     print(f"100-node chain (µs/superstep) and {TURNS}-turn chat (ms/turn), graphrt savers\n")
     print("| saver | chain µs/step | chat turn 10 | chat turn 100 | chat turn 200 | chat mean |")
     print("|---|---:|---:|---:|---:|---:|")
-    for kind, r in results.items():
+    for kind in SAVERS:
+        r = results[kind]
         chat = r["chat_ms"]
         print(
             f"| {kind} | {r['chain_us_per_step']:.0f} | {chat['10']:.2f} | {chat['100']:.2f} | "
             f"{chat[str(TURNS)]:.2f} | {chat['mean']:.2f} |"
         )
+    threaded, native = (statistics.median(results[f"async_redis_{k}"]) for k in ("threaded", "native"))
+    print(f"\n100-node chain under ainvoke (async nodes), µs/superstep: RedisSaver on a worker thread {threaded:.0f},")
+    print(f"AsyncRedisSaver native {native:.0f} (threaded / native = {threaded / native:.2f}x)")
     print("\nLangGraph's RedisSaver: not measured (needs Redis Stack: RediSearch + RedisJSON modules).")
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -180,6 +181,13 @@ def fresh_url() -> str:
     finally:
         client.close()
     return url
+
+
+async def close_async_redis(saver: Any, client: Any) -> None:
+    """Close an `AsyncRedisSaver` (the sync client its sync methods may have opened) and its asyncio client."""
+    async with saver:
+        pass
+    await client.aclose()
 
 
 @pytest.fixture(scope="session", autouse=True)

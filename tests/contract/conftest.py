@@ -7,10 +7,11 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import redis.asyncio
 from _checkpoint_helpers import MODES, AssertingSaver
-from _redis_server import fresh_url
+from _redis_server import close_async_redis, fresh_url
 
 from graphrt.checkpoint.base import BaseCheckpointSaver
 from graphrt.checkpoint.memory import InMemorySaver
@@ -55,11 +56,12 @@ def _redis(tmp_path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
 
 @contextmanager
 def _async_redis(tmp_path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
-    saver = AsyncRedisSaver(redis.asyncio.Redis.from_url(fresh_url()))
+    client = redis.asyncio.Redis.from_url(fresh_url())
+    saver = AsyncRedisSaver(client)
     try:
         yield saver
     finally:
-        saver.client.close()
+        anyio.run(close_async_redis, saver, client)
 
 
 _PG_DSNS: dict[Path, str] = {}

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio
-from _redis_server import fresh_url
+from _redis_server import close_async_redis, fresh_url
 
 from graphrt.checkpoint.memory import InMemorySaver
 from graphrt.checkpoint.redis import RedisSaver
@@ -47,9 +47,10 @@ def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     if request.param == "redis":
         url = fresh_url()
         if is_async:
-            async_saver = AsyncRedisSaver(redis.asyncio.Redis.from_url(url))
+            client = redis.asyncio.Redis.from_url(url)
+            async_saver = AsyncRedisSaver(client)
             yield async_saver
-            async_saver.client.close()
+            asyncio.run(close_async_redis(async_saver, client))
             return
         with RedisSaver.from_conn_string(url) as redis_saver:
             yield redis_saver

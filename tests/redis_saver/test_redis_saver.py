@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import operator
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import redis
 import redis.asyncio
 from _redis_server import RedisServer
 
+from graphrt.checkpoint.base import BaseCheckpointSaver
 from graphrt.checkpoint.redis import RedisSaver
 from graphrt.checkpoint.redis.aio import AsyncRedisSaver
 from graphrt.graph import START, StateGraph
@@ -85,6 +88,12 @@ def test_constructors_reject_the_wrong_client_kind(redis_url: str) -> None:
     with pytest.raises(TypeError, match=r"AsyncRedisSaver takes a redis.asyncio.Redis client"):
         AsyncRedisSaver(client)  # type: ignore[arg-type]
     client.close()
+    with pytest.raises(ValueError, match="decode_responses=False"):
+        AsyncRedisSaver(redis.asyncio.Redis.from_url(redis_url, decode_responses=True))
+    decoding = redis.Redis.from_url(redis_url, decode_responses=True)
+    with pytest.raises(ValueError, match="decode_responses=False"):
+        RedisSaver(decoding)
+    decoding.close()
 
 
 @pytest.mark.parametrize(
@@ -243,3 +252,152 @@ def test_a_read_whose_reply_is_lost_is_sent_again(redis_url: str, monkeypatch: p
         calls = _fail_once(monkeypatch, redis.connection.Connection, "read_response")
         assert graph.get_state(THREAD).values["messages"] == ["one", "echo one"]
         assert len(calls) > 1
+
+
+# -- the async saver on redis.asyncio --------------------------------------------------------------
+
+
+def async_chat_graph(saver: Any) -> Any:
+    async def reply(state: Chat) -> Chat:
+        return {"messages": [f"echo {state['messages'][-1]}"]}
+
+    builder = StateGraph(Chat)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "reply")
+    return builder.compile(checkpointer=saver)
+
+
+def test_a_user_made_asyncio_client_runs_graphs_without_any_worker_thread(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the async Redis saver used a worker thread")
+
+    monkeypatch.setattr(BaseCheckpointSaver, "_offload", refuse)
+    monkeypatch.setattr(anyio.to_thread, "run_sync", refuse)
+    monkeypatch.setattr(asyncio.BaseEventLoop, "run_in_executor", refuse)
+
+    async def main() -> list[Any]:
+        client = redis.asyncio.Redis.from_url(redis_url)  # made by the user, passed as is
+        saver = AsyncRedisSaver(client, ttl={"default_ttl": 5})
+        await saver.asetup()
+        graph = async_chat_graph(saver)
+        await graph.ainvoke({"messages": ["hi"]}, THREAD)
+        await graph.ainvoke({"messages": ["again"]}, THREAD)
+        history = [s async for s in graph.aget_state_history(THREAD)]
+        await saver.acopy_thread("chat", "copy")
+        await saver.aprune(["copy"], strategy="keep_latest")
+        copied = await saver.aget_tuple({"configurable": {"thread_id": "copy"}})
+        await saver.adelete_thread("chat")
+        gone = await saver.aget_tuple(THREAD)
+        await client.aclose()
+        return [history, copied, gone]
+
+    history, copied, gone = asyncio.run(main())
+    assert history[0].values["messages"] == ["hi", "echo hi", "again", "echo again"]
+    assert len(history) == 6
+    assert copied.checkpoint["channel_values"]["messages"] == ["hi", "echo hi", "again", "echo again"]
+    assert gone is None
+
+
+def test_the_async_saver_outlives_event_loops_and_serves_sync_callers(redis_url: str) -> None:
+    """One saver under one `asyncio.run` after another, its sync methods from a plain thread meanwhile."""
+    client = redis.asyncio.Redis.from_url(redis_url)
+    saver = AsyncRedisSaver(client)
+    graph = async_chat_graph(saver)
+    for turn in ("one", "two", "three"):
+        asyncio.run(graph.ainvoke({"messages": [turn]}, THREAD))
+        assert graph.get_state(THREAD).values["messages"][-1] == f"echo {turn}"  # no loop running: a private one
+
+    async def from_a_thread_while_the_loop_runs() -> Any:
+        return await asyncio.to_thread(saver.get_tuple, THREAD)
+
+    assert asyncio.run(from_a_thread_while_the_loop_runs()).checkpoint["channel_values"]["messages"][-1] == "echo three"
+
+    async def on_the_loop_thread() -> None:
+        with pytest.raises(RuntimeError, match="cannot run on the event loop's thread"):
+            saver.get_tuple(THREAD)
+        with pytest.raises(RuntimeError, match="cannot run on the event loop's thread"):
+            saver.setup()
+
+    asyncio.run(on_the_loop_thread())
+    saver.setup()
+    assert saver.is_setup
+    asyncio.run(client.aclose())
+    gc.collect()  # a connection left open on a closed loop would warn here (warnings are errors)
+
+
+def test_async_killed_connections_and_a_write_failing_before_commit_are_retried(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> tuple[list[str], int, int]:
+        async with AsyncRedisSaver.from_conn_string(redis_url) as saver:
+            graph = async_chat_graph(saver)
+            await graph.ainvoke({"messages": ["one"]}, THREAD)
+            killer = redis.Redis.from_url(redis_url)
+            assert killer.client_kill_filter(_type="normal", skipme=True) >= 1
+            assert (await graph.aget_state(THREAD)).values["messages"] == ["one", "echo one"]  # on a dead connection
+            assert killer.client_kill_filter(_type="normal", skipme=True) >= 1
+            await graph.ainvoke({"messages": ["two"]}, THREAD)  # claim, writes and checkpoints on a dead one
+            killer.close()
+            calls = _fail_first_read_in_a_write(monkeypatch)
+            await graph.ainvoke({"messages": ["three"]}, THREAD)
+            state = await graph.aget_state(THREAD)
+            return state.values["messages"], len(calls), len([s async for s in graph.aget_state_history(THREAD)])
+
+    messages, reads, saved = asyncio.run(main())
+    assert messages == ["one", "echo one", "two", "echo two", "three", "echo three"]
+    assert reads > 1
+    assert saved == 9
+
+
+def _fail_first_read_in_a_write(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Drop the connection under the first read of a write transaction (after its WATCH): the whole
+    transaction must run again, since the body already read through the dead connection."""
+    original, calls = redis.asyncio.client.Pipeline.immediate_execute_command, []
+
+    async def flaky(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if args[0] != "WATCH":
+            calls.append(args[0])
+            if len(calls) == 1:
+                raise redis.WatchError("A ConnectionError occurred while watching (injected)")
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.asyncio.client.Pipeline, "immediate_execute_command", flaky)
+    return calls
+
+
+def test_async_ttl_expires_and_refreshes_on_read(redis_url: str) -> None:
+    async def main() -> tuple[Any, Any]:
+        ttl = {"default_ttl": 0.01, "refresh_on_read": True}  # 600 ms
+        async with AsyncRedisSaver.from_conn_string(redis_url, ttl=ttl) as saver:
+            graph = async_chat_graph(saver)
+            await graph.ainvoke({"messages": ["hi"]}, THREAD)
+            for _ in range(3):  # 3 x 0.4 s > the TTL: only the reads keep it alive
+                await asyncio.sleep(0.4)
+                assert (await graph.aget_state(THREAD)).values["messages"] == ["hi", "echo hi"]
+            await asyncio.sleep(0.9)
+            return await saver.aget_tuple(THREAD), [k async for k in saver.aclient.scan_iter(b"graphrt:{chat}:cp")]
+
+    found, keys = asyncio.run(main())
+    assert found is None and keys == []
+
+
+def test_async_no_password_in_reprs_or_errors(private_redis: RedisServer) -> None:
+    secret = "s3cr3t-pw-27182"
+    admin = redis.Redis.from_url(private_redis.url)
+    admin.config_set("requirepass", secret)
+    admin.close()
+    wrong = f"redis://:{secret}-wrong@127.0.0.1:{private_redis.port}/0"
+
+    async def main() -> tuple[str, BaseException]:
+        async with AsyncRedisSaver.from_conn_string(wrong) as saver:
+            try:
+                await saver.aget_tuple(THREAD)
+            except redis.RedisError as exc:
+                return repr(saver), exc
+        raise AssertionError("a wrong password was accepted")
+
+    shown, error = asyncio.run(main())
+    assert secret not in shown and f"127.0.0.1:{private_redis.port}/0" in shown
+    assert secret not in str(error) and secret not in repr(error)

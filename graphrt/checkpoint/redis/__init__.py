@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager, contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -18,8 +18,10 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError("graphrt.checkpoint.redis needs the redis package: pip install 'graphrt[redis]'") from exc
 
 from graphrt.checkpoint._core import CoreSaver
+from graphrt.checkpoint._drive import Op, OpGen, Tx
 from graphrt.checkpoint._primitives import ReadTx, WriteTx
-from graphrt.checkpoint.redis._storage import Ttl, read_tx, write_tx
+from graphrt.checkpoint.redis._layout import Ttl
+from graphrt.checkpoint.redis._storage import read_tx, write_tx
 from graphrt.checkpoint.serde.base import SerializerProtocol
 from graphrt.config import RunnableConfig
 
@@ -69,82 +71,98 @@ def describe(client: Any) -> str:
     return f"{where}/{kwargs.get('db', 0)}"
 
 
-class RedisCore(CoreSaver):
-    """What `RedisSaver` and `AsyncRedisSaver` share: the primitives over a sync redis-py client."""
+def check_client(saver: str, client: Any, kind: type[Any], other: str) -> None:
+    """Refuse a client of the wrong kind, or one that decodes replies (the storage reads bytes)."""
+    if not isinstance(client, kind):
+        name = "redis.asyncio.Redis" if kind.__module__.startswith("redis.asyncio") else "redis.Redis"
+        raise TypeError(
+            f"{saver} takes a {name} client, got {type(client).__name__}; {other}, or {saver}.from_conn_string(url)"
+        )
+    if client.connection_pool.connection_kwargs.get("decode_responses"):
+        raise ValueError(f"{saver} needs a client with decode_responses=False (it stores bytes)")
 
-    def __init__(
-        self, client: redis.Redis, *, ttl: Mapping[str, Any] | None = None, serde: SerializerProtocol | None = None
-    ) -> None:
-        if not isinstance(client, redis.Redis):
-            raise TypeError(
-                f"{type(self).__name__} takes a redis.Redis client, got {type(client).__name__}; "
-                f"or use {type(self).__name__}.from_conn_string(url)"
-            )
+
+def check_version(saver: str, client: Any, info: Mapping[str, Any]) -> None:
+    """Refuse a server older than Redis 7, from its `INFO server` reply."""
+    version = tuple(int(p) for p in str(info.get("redis_version", "0.0")).split(".")[:2])
+    if version < _MIN_VERSION:
+        raise RuntimeError(
+            f"{saver} needs Redis 7 or newer; the server at {describe(client)} runs {info.get('redis_version')}"
+        )
+
+
+class RedisCore(CoreSaver):
+    """What `RedisSaver` and `AsyncRedisSaver` share: the TTL and writes retried on a dropped connection."""
+
+    def __init__(self, *, ttl: Mapping[str, Any] | None = None, serde: SerializerProtocol | None = None) -> None:
         super().__init__(serde=serde)
-        self.client = client
         self.ttl = parse_ttl(ttl)
         self.is_setup = False
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(redis={describe(self.client)})"
+    def _run(self, op: Op[T]) -> T:
+        if self._async_only:  # runs `_arun` on an event loop, which retries
+            return super()._run(op)
+        if isinstance(op, Tx):  # one transaction: run it again whole
+            for attempt in range(_WRITE_RETRIES if op.write else 1):
+                try:
+                    return super()._run(op)
+                except _RETRY_ON:
+                    if attempt == _WRITE_RETRIES - 1 or not op.write:
+                        raise
+            raise AssertionError("unreachable")
+        return super()._run(retried(op))
 
-    def _check_server(self) -> None:
-        info = self.client.info("server")
-        version = tuple(int(p) for p in str(info.get("redis_version", "0.0")).split(".")[:2])
-        if version < _MIN_VERSION:
-            raise RuntimeError(
-                f"{type(self).__name__} needs Redis 7 or newer; the server at {describe(self.client)} runs "
-                f"{info.get('redis_version')}"
-            )
-        self.is_setup = True
+    async def _arun(self, op: Op[T]) -> T:
+        if isinstance(op, Tx):
+            for attempt in range(_WRITE_RETRIES if op.write else 1):
+                try:
+                    return await super()._arun(op)
+                except _RETRY_ON:
+                    if attempt == _WRITE_RETRIES - 1 or not op.write:
+                        raise
+            raise AssertionError("unreachable")
+        return await super()._arun(retried(op))
 
-    @contextmanager
-    def _read_tx(self) -> Iterator[ReadTx]:
-        with read_tx(self.client, self.ttl) as tx:
-            yield tx
-
-    def _write_tx(self, thread_id: str | None = None) -> AbstractContextManager[WriteTx]:
-        return write_tx(self.client, thread_id, self.ttl)
-
-    def _retrying(self, call: Callable[[], T]) -> T:
-        """Run a whole write again when the connection dropped before its commit (nothing was written)."""
+    def claim_thread(self, config: RunnableConfig) -> AbstractContextManager[None]:
+        """`CoreSaver.claim_thread`, whose claim is tried again when the connection dropped before it
+        committed (a claim that did not commit took nothing)."""
         for attempt in range(_WRITE_RETRIES):
             try:
-                return call()
+                return _entered(super().claim_thread(config))
             except _RETRY_ON:
                 if attempt == _WRITE_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
-    def claim_thread(self, config: RunnableConfig) -> AbstractContextManager[None]:
-        """`CoreSaver.claim_thread`, whose claim is tried again when the connection dropped before it
-        committed (a claim that did not commit took nothing)."""
-        return self._retrying(lambda: _entered(super(RedisCore, self).claim_thread(config)))
-
-    def aclaim_thread(self, config: RunnableConfig) -> AbstractAsyncContextManager[None]:
-        """Async twin of `claim_thread`."""
-        return _aretrying(lambda: super(RedisCore, self).aclaim_thread(config))
-
-    def put(self, *args: Any, **kwargs: Any) -> Any:
-        return self._retrying(lambda: super(RedisCore, self).put(*args, **kwargs))
-
-    def put_step(self, *args: Any, **kwargs: Any) -> Any:
-        return self._retrying(lambda: super(RedisCore, self).put_step(*args, **kwargs))
-
-    def put_writes(self, *args: Any, **kwargs: Any) -> None:
-        self._retrying(lambda: super(RedisCore, self).put_writes(*args, **kwargs))
-
-    def put_writes_guarded(self, *args: Any, **kwargs: Any) -> None:
-        self._retrying(lambda: super(RedisCore, self).put_writes_guarded(*args, **kwargs))
-
-    def delete_thread(self, thread_id: str) -> None:
-        self._retrying(lambda: super(RedisCore, self).delete_thread(thread_id))
-
-    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        self._retrying(lambda: super(RedisCore, self).copy_thread(source_thread_id, target_thread_id))
-
 
 _RETRY_ON = (WatchError, RedisConnectionError, RedisTimeoutError)
+"""A write transaction failed with these before its commit: nothing was written, it may run again.
+(A failed commit raises `RedisWriteLost` instead: it may have been applied.)"""
+
+
+def retried(op: OpGen[T]) -> OpGen[T]:
+    """`op`, each of its write transactions run again (up to `_WRITE_RETRIES` times in all) when the
+    connection dropped before the transaction committed; the operation sees only the last failure."""
+    try:
+        request = next(op)
+        while True:
+            failures = 0
+            while True:
+                try:
+                    result = yield request
+                except _RETRY_ON as exc:
+                    failures += 1
+                    if request.write and failures < _WRITE_RETRIES:
+                        continue
+                    request = op.throw(exc)
+                except BaseException as exc:
+                    request = op.throw(exc)
+                else:
+                    request = op.send(result)
+                break
+    except StopIteration as stop:
+        result_: T = stop.value
+        return result_
 
 
 @contextmanager
@@ -162,25 +180,6 @@ def _entered(cm: AbstractContextManager[None]) -> AbstractContextManager[None]:
     """`cm` entered now (so a failure to enter can be retried); exited when the result is."""
     cm.__enter__()
     return _held(cm)
-
-
-@asynccontextmanager
-async def _aretrying(make: Callable[[], AbstractAsyncContextManager[None]]) -> AsyncIterator[None]:
-    for attempt in range(_WRITE_RETRIES):
-        cm = make()
-        try:
-            await cm.__aenter__()
-            break
-        except _RETRY_ON:
-            if attempt == _WRITE_RETRIES - 1:
-                raise
-    try:
-        yield
-    except BaseException as exc:
-        if not await cm.__aexit__(type(exc), exc, exc.__traceback__):
-            raise
-    else:
-        await cm.__aexit__(None, None, None)
 
 
 class RedisSaver(RedisCore):
@@ -211,7 +210,20 @@ class RedisSaver(RedisCore):
         ttl: Mapping[str, Any] | None = None,
         serde: SerializerProtocol | None = None,
     ) -> None:
-        super().__init__(redis_client, ttl=ttl, serde=serde)
+        check_client("RedisSaver", redis_client, redis.Redis, "for an asyncio client use AsyncRedisSaver")
+        super().__init__(ttl=ttl, serde=serde)
+        self.client = redis_client
+
+    def __repr__(self) -> str:
+        return f"RedisSaver(redis={describe(self.client)})"
+
+    @contextmanager
+    def _read_tx(self) -> Iterator[ReadTx]:
+        with read_tx(self.client, self.ttl) as tx:
+            yield tx
+
+    def _write_tx(self, thread_id: str | None = None) -> AbstractContextManager[WriteTx]:
+        return write_tx(self.client, thread_id, self.ttl)
 
     @classmethod
     @contextmanager
@@ -225,7 +237,8 @@ class RedisSaver(RedisCore):
 
     def setup(self) -> None:
         """Check the server (Redis 7 or newer). Nothing to create: keys appear as they are written."""
-        self._check_server()
+        check_version("RedisSaver", self.client, self.client.info("server"))
+        self.is_setup = True
 
     def __enter__(self) -> RedisSaver:
         return self
