@@ -1,7 +1,9 @@
-"""Redis saver benchmark: the 100-node chain and a 200-turn chat thread on Redis beside SQLite (and memory).
+"""Redis saver benchmark: the 100-node chain and a 200-turn chat thread on Redis beside SQLite, PostgreSQL and memory.
 
 Uses `GRAPHRT_BENCH_REDIS_URL` when set (its database is flushed), else starts a throwaway
-`redis-server` (AOF on, `appendfsync everysec`, as the tests run it) on a free loopback port.
+`redis-server` (AOF on, `appendfsync everysec`, as the tests run it) on a free loopback port. PostgreSQL is
+`GRAPHRT_TEST_PG_DSN`'s server when set, else a throwaway local one (`tests/_pg.py`, as the tests start it; its
+row is left out when neither is available).
 
 LangGraph's own `RedisSaver` is not measured here: it needs the RediSearch and RedisJSON modules
 (Redis Stack), which Debian's `redis-server` does not ship.
@@ -33,7 +35,7 @@ from typing import Annotated, Any, TypedDict
 CHAIN = 100
 TURNS = 200
 TEXT = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt " * 2
-SAVERS = ("memory", "sqlite", "redis")
+SAVERS = ("memory", "sqlite", "postgres", "redis")
 
 
 @contextmanager
@@ -68,6 +70,25 @@ def redis_url() -> Iterator[str]:
 
 
 @contextmanager
+def postgres_databases() -> Iterator[Any]:
+    """`tests._pg`'s databases (a fresh one per saver), or None when no PostgreSQL can be had."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests._pg import Unavailable, provide
+
+    try:
+        with provide() as databases:
+            yield databases
+    except Unavailable:
+        yield None
+
+
+_PG: Any = None
+"""The PostgreSQL databases of this run (set by `main`)."""
+
+
+@contextmanager
 def open_saver(kind: str, folder: Path, url: str) -> Iterator[Any]:
     from graphrt.checkpoint.memory import InMemorySaver
     from graphrt.checkpoint.redis import RedisSaver
@@ -77,6 +98,12 @@ def open_saver(kind: str, folder: Path, url: str) -> Iterator[Any]:
         yield InMemorySaver()
     elif kind == "sqlite":
         with SqliteSaver.from_conn_string(str(folder / f"{time.monotonic_ns()}.sqlite")) as saver:
+            yield saver
+    elif kind == "postgres":
+        from graphrt.checkpoint.postgres import PostgresSaver
+
+        with _PG.fresh() as dsn, PostgresSaver.from_conn_string(dsn) as saver:
+            saver.setup()
             yield saver
     else:
         with RedisSaver.from_conn_string(url) as saver:
@@ -202,10 +229,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    global _PG
     results: dict[str, Any] = {}
-    with redis_url() as url, tempfile.TemporaryDirectory() as tmp:
+    with redis_url() as url, tempfile.TemporaryDirectory() as tmp, postgres_databases() as _PG:
         folder = Path(tmp)
-        for kind in SAVERS:
+        savers = [kind for kind in SAVERS if kind != "postgres" or _PG is not None]
+        for kind in savers:
             results[kind] = {
                 "chain_us_per_step": bench_chain(kind, folder, url),
                 "chat_ms": bench_chat(kind, folder, url),
@@ -219,6 +248,9 @@ def main() -> None:
     print("| saver | chain µs/step | chat turn 10 | chat turn 100 | chat turn 200 | chat mean |")
     print("|---|---:|---:|---:|---:|---:|")
     for kind in SAVERS:
+        if kind not in results:
+            print(f"| {kind} | not measured (no PostgreSQL server) | | | | |")
+            continue
         r = results[kind]
         chat = r["chat_ms"]
         print(
