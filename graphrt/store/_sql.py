@@ -7,7 +7,7 @@ than SQL differs (`_external_version`, `_wrote`, `_vectors_set`, `_ranked`). Val
 are float32 blobs (all of an item's vectors in one blob; unit length unless the store's index keeps them as
 given) in a side table, scored in numpy from an in-process copy that is refreshed when another connection
 commits (a store may rank them another way: `_ranked`). Filters run in Python with the same compiled
-predicate as every other backend.
+predicate as every other backend, after SQL has narrowed the scan where it can (`_pushdown`).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ ON CONFLICT (ns, key) DO UPDATE SET
     expires_at = excluded.expires_at
 """
 """Each write takes the next `seq` (the write order) in the statement itself, under the store's write lock:
-no separate round trip to allocate it."""
+no separate round trip to allocate it. (PostgreSQL takes it from the change counter instead: `upsert`.)"""
 _SET_VECTORS = """
 INSERT INTO graphrt_store_vectors (item_id, dims, vectors)
 SELECT id, ?, ? FROM graphrt_store WHERE ns = ? AND key = ?
