@@ -74,15 +74,19 @@ class Dialect:
     are not pushed into SQL."""
     json_type: str | None = None
     """Store: SQL naming that field's JSON type, with "?" for the bound path."""
+    json_doc: str = "SELECT 1"
+    """Store: the migration step adding a parsed copy of each value for filters to read (PostgreSQL's
+    `doc`, a generated `jsonb` column); a statement doing nothing where filters read the text itself."""
 
     def sql(self, text: str) -> str:
         """`text` with its "?" placeholders in this driver's style."""
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
     def ddl(self, text: str) -> str:
-        """A schema statement with its `{blob}`, `{bigint}`, `{id}`, `{float}` and `{text}` types filled in."""
+        """A schema statement with its `{blob}`, `{bigint}`, `{id}`, `{float}` and `{text}` types (and the
+        store's `{json_doc}` step) filled in."""
         types = {"blob": self.blob_type, "bigint": self.bigint_type, "id": self.id_type, "float": self.float_type}
-        return text.format(**types, text=self.text_type)
+        return text.format(**types, text=self.text_type, json_doc=self.json_doc)
 
 
 SQLITE = Dialect(
@@ -111,6 +115,9 @@ POSTGRES = Dialect(
     begin_read="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
     lock_thread="SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",
     lock_store="SELECT pg_advisory_xact_lock(7454148372475114085)",  # the key spells "grtstore"
+    # jsonb refuses an escaped NUL ("\\u0000"), which JSON text may hold: such rows get no parsed copy.
+    json_doc="ALTER TABLE graphrt_store ADD COLUMN IF NOT EXISTS doc jsonb GENERATED ALWAYS AS "
+    "(CASE WHEN strpos(value, '\\u0000') > 0 THEN NULL ELSE value::jsonb END) STORED",
 )
 """A starting point for the PostgreSQL backend; its package may refine it (e.g. JSON pushdown)."""
 

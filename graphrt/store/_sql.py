@@ -7,7 +7,7 @@ than SQL differs (`_external_version`, `_wrote`, `_vectors_set`, `_ranked`). Val
 are float32 blobs (all of an item's vectors in one blob; unit length unless the store's index keeps them as
 given) in a side table, scored in numpy from an in-process copy that is refreshed when another connection
 commits (a store may rank them another way: `_ranked`). Filters run in Python with the same compiled
-predicate as every other backend.
+predicate as every other backend, after SQL has narrowed the scan where it can (`_pushdown`).
 """
 
 from __future__ import annotations
@@ -73,6 +73,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE IF NOT EXISTS graphrt_store_changes (one INTEGER PRIMARY KEY, version {bigint} NOT NULL)",
         "INSERT INTO graphrt_store_changes (one, version) VALUES (1, 0) ON CONFLICT DO NOTHING",
     ),
+    (
+        # The counter is also where a backend whose writes run without a global lock takes each write's
+        # `seq` from (PostgreSQL: one row lock serializes them), so it starts above every `seq` written so far.
+        "UPDATE graphrt_store_changes SET version = (SELECT COALESCE(MAX(seq), 0) FROM graphrt_store)"
+        " WHERE one = 1 AND version < (SELECT COALESCE(MAX(seq), 0) FROM graphrt_store)",
+    ),
+    ("{json_doc}",),
 )
 """Schema steps in order (versions 0, 1, ...; only ever append), in the shared SQL layer's portable types
 (`Dialect.ddl`): one schema for every dialect. `setup()` runs those a database has not seen yet."""
@@ -91,7 +98,7 @@ ON CONFLICT (ns, key) DO UPDATE SET
     expires_at = excluded.expires_at
 """
 """Each write takes the next `seq` (the write order) in the statement itself, under the store's write lock:
-no separate round trip to allocate it."""
+no separate round trip to allocate it. (PostgreSQL takes it from the change counter instead: `upsert`.)"""
 _SET_VECTORS = """
 INSERT INTO graphrt_store_vectors (item_id, dims, vectors)
 SELECT id, ?, ? FROM graphrt_store WHERE ns = ? AND key = ?
@@ -179,6 +186,8 @@ class SqlStore(StoreCore):
     """A store in a SQL database reached through one DB-API connection, shared under a lock."""
 
     dialect: Dialect
+    upsert = _UPSERT
+    """The statement writing one item (see `_UPSERT`); a backend may take `seq` from elsewhere."""
     metric = "dot"
     """How the in-process vector copy scores (see `graphrt.store._vectors.METRICS`)."""
 
@@ -204,8 +213,9 @@ class SqlStore(StoreCore):
         if self.dialect.lock_store:
             cur.execute(self.dialect.lock_store)
 
-    def _wrote(self, cur: Any) -> None:
-        """Called in each transaction that puts or deletes items, before it commits (a dialect hook)."""
+    def _wrote(self, cur: Any, upserts: int) -> None:
+        """Called in each transaction that puts or deletes items, after its `upserts` upserts, before it
+        commits (a dialect hook)."""
 
     def _migrate(self) -> None:
         """Create the tables, running only the migrations this database has not seen."""
@@ -394,10 +404,10 @@ class SqlStore(StoreCore):
         self._run_many(cur, _DROP_VECTORS, drop)
         self._run_many(cur, _DELETE, deletes)
         upserts.sort(key=lambda found: found[0])  # in write order, so the last write gets the largest seq
-        self._run_many(cur, _UPSERT, [row for _, row in upserts])
+        self._run_many(cur, self.upsert, [row for _, row in upserts])
         self._run_many(cur, _SET_VECTORS, vectors)
         self._vectors_set(cur, fresh)
-        self._wrote(cur)
+        self._wrote(cur, len(upserts))
         self._cache_fresh(cur, fresh)
         if self._reads:
             for namespace, key in last:

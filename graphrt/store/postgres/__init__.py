@@ -2,7 +2,9 @@
 
 The statements, schema and row mapping are the shared SQL store's (`graphrt.store._sql`); how PostgreSQL's SQL
 differs is the shared SQL layer's `POSTGRES` dialect (`graphrt.checkpoint._dialect`); this package says how
-connections are had (`graphrt._postgres`) and how other connections' commits are noticed (a counter row).
+connections are had (`graphrt._postgres`), how other connections' commits are noticed and writes are ordered
+(a counter row, see `_UPSERT`), how a lone put runs as one statement (`_PUT_ALONE`) and which filters run in SQL
+(`graphrt.store.postgres._filter`).
 Vector search runs in SQL on pgvector when the server has the extension (`graphrt.store._pgvector`), and as the
 shared exact scan otherwise; both give LangGraph's scores for the configured `distance_type`.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -20,21 +22,50 @@ from graphrt._postgres import ConnectionLostError, Connector, require_psycopg
 require_psycopg("PostgresStore")
 
 from graphrt.checkpoint._dialect import POSTGRES  # noqa: E402
+from graphrt.store._indexed import ttl_micros  # noqa: E402
 from graphrt.store._pgvector import PgVector, parse_vector_config  # noqa: E402
 from graphrt.store._plan import Plan, Put, Search  # noqa: E402
 from graphrt.store._sql import SqlStore, _ns_text, _prefix_clause  # noqa: E402
 from graphrt.store._ttl import ThreadSweeper  # noqa: E402
 from graphrt.store.base import IndexConfig, Result, TTLConfig  # noqa: E402
+from graphrt.store.postgres._filter import pushdown  # noqa: E402
 
 __all__ = ("BasePostgresStore", "POSTGRES", "PostgresStore")
 
 T = TypeVar("T")
+
+_BUMP = "bump AS (UPDATE graphrt_store_changes SET version = version + 1 WHERE one = 1 RETURNING version)"
+_INSERT = """
+INSERT INTO graphrt_store (ns, key, value, created_at, updated_at, seq, ttl_minutes, expires_at)
+SELECT %s, %s, %s, %s::bigint, %s::bigint, version, %s::double precision, %s::bigint FROM bump
+ON CONFLICT (ns, key) DO UPDATE SET
+    value = excluded.value,
+    created_at = CASE WHEN graphrt_store.expires_at IS NOT NULL
+        AND graphrt_store.expires_at <= excluded.updated_at
+        THEN excluded.created_at ELSE graphrt_store.created_at END,
+    updated_at = excluded.updated_at,
+    seq = excluded.seq,
+    ttl_minutes = excluded.ttl_minutes,
+    expires_at = excluded.expires_at
+"""
+_UPSERT = f"WITH {_BUMP} {_INSERT}"
+"""Each write takes its `seq` from the change counter it bumps: the counter's row lock serializes writers
+(held to commit; every write transaction takes it first, see `_begin_write`), and the new number is read
+after the lock is had, so `seq` follows commit order without a store-wide lock or a `MAX(seq)` that a
+statement's snapshot could have taken before an earlier writer committed."""
+_PUT_ALONE = f"""
+WITH {_BUMP}, up AS ({_INSERT.strip()} RETURNING id)
+DELETE FROM graphrt_store_vectors WHERE item_id IN (SELECT id FROM up)
+"""
+"""A batch of one put without vectors, as one autocommitted statement: bump the counter (taking `seq`),
+upsert, and drop the vectors the item had (its pgvector rows go with them)."""
 
 
 class BasePostgresStore(SqlStore):
     """The PostgreSQL store's code, shared by `PostgresStore` and `AsyncPostgresStore`."""
 
     dialect = POSTGRES
+    upsert = _UPSERT
 
     def __init__(
         self,
@@ -175,7 +206,32 @@ class BasePostgresStore(SqlStore):
     def _apply(self, plan: Plan) -> list[Result]:
         if not self.is_setup:
             self._migrate()
+        steps = plan.steps
+        if len(steps) == 1 and type(steps[0]) is Put and self._cache is None:
+            put = steps[0]
+            if not put.indexed or not len(plan.vectors_of(put)):
+                return self._bound(lambda: self._put_alone(put))
         return self._bound(lambda: SqlStore._apply(self, plan))
+
+    def _put_alone(self, put: Put) -> list[Result]:
+        """A batch of one put without vectors: one statement, one round trip, no transaction block."""
+        now = self._clock.now()
+        where = (_ns_text(put.namespace), put.key)
+        expires = None if put.ttl is None else now + ttl_micros(put.ttl)
+        self.conn.execute(_PUT_ALONE, (*where, put.raw.decode(), now, now, put.ttl, expires))
+        if self._reads:
+            self._reads.pop(where, None)
+        return [None]
+
+    def _begin_write(self, cur: Any) -> None:
+        super()._begin_write(cur)
+        if self.is_setup:
+            # The change counter's row lock first, as the one-statement put takes it: writers never wait
+            # for each other in opposite orders.
+            cur.execute("SELECT 1 FROM graphrt_store_changes WHERE one = 1 FOR UPDATE")
+
+    def _pushdown(self, spec: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
+        return pushdown(spec)
 
     def _pipelined(self) -> contextlib.AbstractContextManager[Any]:
         return self.conn.pipeline()  # type: ignore[no-any-return]
@@ -194,13 +250,14 @@ class BasePostgresStore(SqlStore):
         cur.execute("SELECT version FROM graphrt_store_changes WHERE one = 1")
         return cur.fetchone()[0]
 
-    def _wrote(self, cur: Any) -> None:
+    def _wrote(self, cur: Any, upserts: int) -> None:
         if self._cache is None:  # nothing to keep current: no need to wait for the new number
             cur.execute("UPDATE graphrt_store_changes SET version = version + 1 WHERE one = 1")
             return
         cur.execute("UPDATE graphrt_store_changes SET version = version + 1 WHERE one = 1 RETURNING version")
         version = cur.fetchone()[0]
-        if self._cache is not None and self._cache_version == version - 1:
+        # Each upsert bumped the counter once more (taking its `seq`).
+        if self._cache is not None and self._cache_version == version - 1 - upserts:
             self._cache_version = version  # our own write: the cache is kept up to date by the caller
 
 
