@@ -213,15 +213,25 @@ class Connector:
 
 @contextlib.contextmanager
 def _lost_as_error(conn: Any, what: str) -> Iterator[None]:
-    """Turn an error that left `conn` broken into `ConnectionLostError` (other errors pass unchanged)."""
+    """Turn an error that left `conn` broken into `ConnectionLostError` (other errors pass unchanged).
+
+    A socket closed under a statement (a terminated backend, a restart) may surface before psycopg marks the
+    connection broken: an error with no SQLSTATE (the client's own), or a connection-class one, counts too.
+    """
     import psycopg
 
     try:
         yield
     except psycopg.OperationalError as exc:
-        if _is_broken(conn):
+        if _is_broken(conn) or _names_a_lost_connection(exc):
             raise ConnectionLostError(what, str(exc)) from None
         raise
+
+
+def _names_a_lost_connection(exc: Exception) -> bool:
+    """Whether an error says the connection is gone (no SQLSTATE: raised by the client; 08xxx; 57P0x shutdown)."""
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
 class _PipelinedCursor:

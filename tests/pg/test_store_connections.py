@@ -113,3 +113,27 @@ def test_redact_hides_passwords_in_both_dsn_forms(text: str) -> None:
 
     assert "s3cr3t-Pa55" not in redact(text)
     assert "***" in redact(text)
+
+
+def test_a_socket_closed_before_the_connection_is_marked_broken_is_retried(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backend terminated just before a statement: psycopg raises "connection socket closed" (no SQLSTATE)
+    while the connection does not look broken yet; the call still completes on a new connection."""
+    with PostgresStore.from_conn_string(pg_dsn) as store:
+        store.setup()
+        real = psycopg.Connection.execute
+        failures = []
+
+        def flaky(self: psycopg.Connection, *args: object, **kwargs: object) -> object:
+            if not failures:
+                failures.append(1)
+                raise psycopg.OperationalError("connection socket closed")
+            return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(psycopg.Connection, "execute", flaky)
+        store.put(("a",), "k", {"v": 1})
+        monkeypatch.undo()
+        assert failures == [1]
+        item = store.get(("a",), "k")
+        assert item is not None and item.value == {"v": 1}
