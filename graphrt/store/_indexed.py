@@ -34,8 +34,16 @@ class StoreCore(BaseStore):
     """
 
     supports_ttl: bool = True
+    distance_types: tuple[str, ...] = ("cosine",)
+    """The `index["distance_type"]` values this backend scores by (others are refused, not ignored)."""
 
     def __init__(self, *, index: IndexConfig | None = None, ttl: TTLConfig | None = None) -> None:
+        distance = index.get("distance_type", "cosine") if isinstance(index, dict) else "cosine"
+        if distance not in self.distance_types:
+            raise ValueError(
+                f"{type(self).__name__} scores vectors by {' or '.join(self.distance_types)}, not "
+                f"index['distance_type']={distance!r}; leave it out, or use PostgresStore for 'l2' and 'inner_product'."
+            )
         self._index = parse_index_config(index)
         self.index_config: IndexConfig | None = dict(index) if index else None  # type: ignore[assignment]
         self.embeddings: Any = self._index.embedder.embeddings if self._index else None

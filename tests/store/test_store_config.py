@@ -168,3 +168,19 @@ def test_base_store_methods_go_through_batch_and_abatch_defaults_to_a_thread() -
     assert store.seen[-1][1] != threading.current_thread().name
     with pytest.raises(NotImplementedError, match="TTL is not supported by Recorder"):
         store.put(("a",), "k", {"v": 1}, ttl=5)
+
+
+@pytest.mark.parametrize("distance", ["l2", "inner_product", "bogus"])
+def test_a_distance_type_the_store_cannot_score_by_is_refused_not_ignored(distance: str, tmp_path: Any) -> None:
+    from graphrt.store.sqlite import SqliteStore
+
+    index = {"dims": DIMS, "embed": hash_embed, "distance_type": distance}
+    with pytest.raises(ValueError, match=f"InMemoryStore scores vectors by cosine, not .*{distance!r}"):
+        InMemoryStore(index=index)  # type: ignore[arg-type]
+    with (
+        pytest.raises(ValueError, match="SqliteStore scores vectors by cosine"),
+        SqliteStore.from_conn_string(str(tmp_path / "s.sqlite"), index=index),  # type: ignore[arg-type]
+    ):
+        pass
+    # cosine, said or not, is what they do
+    InMemoryStore(index={"dims": DIMS, "embed": hash_embed, "distance_type": "cosine"})  # type: ignore[typeddict-unknown-key]

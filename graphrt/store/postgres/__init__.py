@@ -23,7 +23,7 @@ require_psycopg("PostgresStore")
 
 from graphrt.checkpoint._dialect import POSTGRES  # noqa: E402
 from graphrt.store._indexed import ttl_micros  # noqa: E402
-from graphrt.store._pgvector import PgVector, parse_vector_config  # noqa: E402
+from graphrt.store._pgvector import DISTANCES, PgVector, parse_vector_config  # noqa: E402
 from graphrt.store._plan import Plan, Put, Search  # noqa: E402
 from graphrt.store._sql import SqlStore, _ns_text, _prefix_clause  # noqa: E402
 from graphrt.store._ttl import ThreadSweeper  # noqa: E402
@@ -66,6 +66,7 @@ class BasePostgresStore(SqlStore):
 
     dialect = POSTGRES
     upsert = _UPSERT
+    distance_types = tuple(DISTANCES)
 
     def __init__(
         self,
