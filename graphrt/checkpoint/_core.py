@@ -95,6 +95,11 @@ class _Links:
         return prefix + got[1]
 
 
+def _fetch(tx: AnyReadTx, stream: StreamKey, links: _Links, need: _NeedChain) -> Body[None]:
+    """Fetch the chain link a decode asked for (`need`) into `links`."""
+    links.fetched[need.version] = (need.stop_at, (yield tx.chain(stream, need.version, need.stop_at)))
+
+
 class CoreSaver(BaseCheckpointSaver[str]):
     """A saver whose algorithm lives here; subclasses supply transactions over their storage.
 
@@ -202,13 +207,14 @@ class CoreSaver(BaseCheckpointSaver[str]):
         """`DeltaCodec.decode` of one version, fetching through `tx` the chain links it asks for.
 
         The codec asks for links synchronously, so a link not fetched yet interrupts it (`_NeedChain`):
-        the link is fetched, then the decode runs again (it reads nothing before asking).
+        the link is fetched, then the decode runs again (it reads nothing before asking). Callers try
+        `codec.decode` directly first (no generator when no link is needed) and come here on `_NeedChain`.
         """
         while True:
             try:
                 return self._codec.decode(stream, version, links, memo)
             except _NeedChain as need:
-                links.fetched[need.version] = (need.stop_at, (yield tx.chain(stream, need.version, need.stop_at)))
+                yield from _fetch(tx, stream, links, need)
 
     def _load(
         self, tx: AnyReadTx, row: CheckpointRow, config: RunnableConfig | None, memo: Memo | None
@@ -225,7 +231,8 @@ class CoreSaver(BaseCheckpointSaver[str]):
             links = _Links(tops.get((channel, version)))
             try:  # first without a generator: a whole value, or a delta on a version in memory, needs no link
                 value = codec.decode(stream, version, links, memo)
-            except _NeedChain:
+            except _NeedChain as need:
+                yield from _fetch(tx, stream, links, need)  # what the first attempt asked for, not asked again
                 value = yield from self._decode(tx, stream, version, links, memo)
             if value is not MISSING:
                 values[channel] = value
