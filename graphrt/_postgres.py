@@ -89,27 +89,17 @@ class Connector:
         import psycopg
         import psycopg_pool
 
-        try:
-            psycopg.conninfo.conninfo_to_dict(conn_string)
-        except psycopg.ProgrammingError as exc:
-            raise ValueError(f"{what}: invalid connection string ({redact(str(exc))})") from None
+        _check_conninfo(conn_string, what)
         try:  # one direct attempt first: a wrong host or password fails now, with the server's reason
             psycopg.connect(conn_string, **kwargs).close()
         except psycopg.OperationalError as exc:
-            raise ConnectionError(f"{what}: could not connect to PostgreSQL ({redact(str(exc))})") from None
-        pool = psycopg_pool.ConnectionPool(
-            conn_string,
-            min_size=1,
-            max_size=max_size,
-            kwargs={"autocommit": True, **kwargs},
-            open=False,
-            name=f"graphrt-{what}",
-        )
+            raise _unreachable(what, exc) from None
+        pool = psycopg_pool.ConnectionPool(**_pool_options(conn_string, what, max_size, kwargs))
         try:
-            pool.open(wait=True, timeout=30)
+            pool.open(wait=True, timeout=_POOL_OPEN_TIMEOUT)
         except psycopg_pool.PoolTimeout as exc:
             pool.close()
-            raise ConnectionError(f"{what}: could not connect to PostgreSQL within 30 s ({redact(str(exc))})") from None
+            raise _unreachable(what, exc, _POOL_OPEN_TIMEOUT) from None
         try:
             yield cls(pool, what)
         finally:
@@ -209,6 +199,37 @@ class Connector:
     def __repr__(self) -> str:
         kind = "pool" if self.pool is not None else "connection"
         return f"<Connector {self.what} ({kind})>"
+
+
+_POOL_OPEN_TIMEOUT = 30
+"""Seconds `open_pool` waits for its pool's first connection."""
+
+
+def _check_conninfo(conn_string: str, what: str) -> None:
+    """A malformed connection string is a `ValueError` naming the caller (its text redacted)."""
+    import psycopg
+
+    try:
+        psycopg.conninfo.conninfo_to_dict(conn_string)
+    except psycopg.ProgrammingError as exc:
+        raise ValueError(f"{what}: invalid connection string ({redact(str(exc))})") from None
+
+
+def _unreachable(what: str, exc: Exception, waited: int | None = None) -> ConnectionError:
+    within = "" if waited is None else f" within {waited} s"
+    return ConnectionError(f"{what}: could not connect to PostgreSQL{within} ({redact(str(exc))})")
+
+
+def _pool_options(conn_string: str, what: str, max_size: int, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of `open_pool`'s (sync or async) psycopg_pool pool: autocommit connections, opened later."""
+    return {
+        "conninfo": conn_string,
+        "min_size": 1,
+        "max_size": max_size,
+        "kwargs": {"autocommit": True, **kwargs},
+        "open": False,
+        "name": f"graphrt-{what}",
+    }
 
 
 @contextlib.contextmanager
@@ -342,27 +363,17 @@ class AsyncConnector:
         import psycopg
         import psycopg_pool
 
-        try:
-            psycopg.conninfo.conninfo_to_dict(conn_string)
-        except psycopg.ProgrammingError as exc:
-            raise ValueError(f"{what}: invalid connection string ({redact(str(exc))})") from None
+        _check_conninfo(conn_string, what)
         try:  # one direct attempt first: a wrong host or password fails now, with the server's reason
             await (await psycopg.AsyncConnection.connect(conn_string, **kwargs)).close()
         except psycopg.OperationalError as exc:
-            raise ConnectionError(f"{what}: could not connect to PostgreSQL ({redact(str(exc))})") from None
-        pool = psycopg_pool.AsyncConnectionPool(
-            conn_string,
-            min_size=1,
-            max_size=max_size,
-            kwargs={"autocommit": True, **kwargs},
-            open=False,
-            name=f"graphrt-{what}",
-        )
+            raise _unreachable(what, exc) from None
+        pool = psycopg_pool.AsyncConnectionPool(**_pool_options(conn_string, what, max_size, kwargs))
         try:
-            await pool.open(wait=True, timeout=30)
+            await pool.open(wait=True, timeout=_POOL_OPEN_TIMEOUT)
         except psycopg_pool.PoolTimeout as exc:
             await pool.close()
-            raise ConnectionError(f"{what}: could not connect to PostgreSQL within 30 s ({redact(str(exc))})") from None
+            raise _unreachable(what, exc, _POOL_OPEN_TIMEOUT) from None
         try:
             yield cls(pool, what)
         finally:
