@@ -7,7 +7,7 @@ fresh database on one server:
 - graphrt hnsw: pgvector HNSW index (the default: m=16, ef_construction=64, ef_search=200), searched in SQL;
 - graphrt flat: pgvector without an index (`ann_index_config={"kind": "flat"}`): an exact scan in SQL;
 - graphrt exact: `pgvector=False`, the exact scan in numpy that a server without pgvector gets;
-- langgraph: LangGraph's PostgresStore on the same data (when `/work/lgvenv` or `LG_PYTHON` exists).
+- langgraph: LangGraph's PostgresStore on the same data (when `LG_PYTHON` names a Python with LangGraph).
 
 Recall@10 is |returned top 10 ∩ true top 10| / 10 (true top 10 from numpy in float64), averaged over the
 queries, searching the whole store and one namespace (10% of the items). Latency is the median of the 100
@@ -34,6 +34,9 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_postgres import fresh_database, server_dsn  # noqa: E402  (its server and scratch databases)
+
 SPACES = 10
 K = 10
 SIDES = ("graphrt-hnsw", "graphrt-flat", "graphrt-exact", "langgraph")
@@ -108,30 +111,6 @@ def measure(side: str, dsn: str, data_path: str, distance: str) -> dict[str, flo
     return result
 
 
-def server_dsn() -> tuple[str, Any]:
-    dsn = os.environ.get("GRAPHRT_BENCH_PG_DSN")
-    if dsn:
-        return dsn, None
-    sys.path.insert(0, str(ROOT))
-    from tests._pg import LocalServer
-
-    server = LocalServer()
-    server.start()
-    return server.dsn, server
-
-
-def fresh_database(admin_dsn: str, name: str) -> str:
-    import psycopg
-    import psycopg.conninfo
-
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
-        conn.execute(f'CREATE DATABASE "{name}"'.encode())
-    params = psycopg.conninfo.conninfo_to_dict(admin_dsn)
-    params["dbname"] = name
-    return psycopg.conninfo.make_conninfo("", **params)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=10_000)
@@ -147,9 +126,9 @@ def main() -> None:
         print(json.dumps(measure(args.side, args.dsn, args.data, args.distance)))
         return
 
-    lg_python = os.environ.get("LG_PYTHON") or ("/work/lgvenv/bin/python" if Path("/work/lgvenv").exists() else "")
+    lg_python = os.environ.get("LG_PYTHON", "")
     rng = np.random.default_rng(0)
-    admin, server = server_dsn()
+    admin, server = server_dsn(durable=False)
     with tempfile.TemporaryDirectory() as folder:
         data_path = str(Path(folder) / "vectors.npz")
         data = rng.standard_normal((args.count, args.dims)).astype(np.float32)

@@ -9,8 +9,8 @@ Measures, for each side in its own process and its own fresh database:
   (N = 1, 2, 4, 8), each with its own connections, each running 3-node graphs on its own threads.
 
 The server is `GRAPHRT_BENCH_PG_DSN` when set; otherwise a throwaway durable local server (fsync on), the
-same one the tests start (`tests/_pg.py`). LangGraph runs in `LG_PYTHON` (default /work/lgvenv/bin/python when it
-exists, else skipped).
+same one the tests start (`tests/_pg.py`). LangGraph runs in `LG_PYTHON` (skipped when it is
+not set).
 
     python benchmarks/bench_postgres.py
     python benchmarks/bench_postgres.py --quick          # fewer repetitions
@@ -201,7 +201,7 @@ def main() -> None:
         print(json.dumps(measure(args.impl, args.dsn, args.quick)))
         return
 
-    lg_python = os.environ.get("LG_PYTHON") or ("/work/lgvenv/bin/python" if Path("/work/lgvenv").exists() else "")
+    lg_python = os.environ.get("LG_PYTHON", "")
     admin, server = server_dsn(not args.no_fsync)
     try:
         sides: dict[str, dict[str, float]] = {}

@@ -13,7 +13,7 @@ arguments, results and promises, awaited. `CoreSaver` then runs its `a*` methods
 no worker thread (see `_drive`).
 
 Every primitive is small, keyed by plain strings and bytes, and never decodes a value. See
-`/work/coord/write-path.md` (and the README's "Thread ownership") for how a backend plugs in.
+the README's "Thread ownership" and `_core.CoreSaver` for how a backend plugs in.
 """
 
 from __future__ import annotations
