@@ -32,7 +32,7 @@ from graphrt.store._plan import Delete, Get, ListNamespaces, Plan, Put, Search, 
 from graphrt.store._vectors import VectorIndex
 from graphrt.store.base import IndexConfig, Item, Result, SearchItem, TTLConfig, _refresh
 
-__all__ = ("MIGRATIONS", "Dialect", "SqlStore")
+__all__ = ("MIGRATIONS", "UPSERT_CONFLICT", "Dialect", "SqlStore")
 
 T = TypeVar("T")
 
@@ -84,9 +84,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 """Schema steps in order (versions 0, 1, ...; only ever append), in the shared SQL layer's portable types
 (`Dialect.ddl`): one schema for every dialect. `setup()` runs those a database has not seen yet."""
 
-_UPSERT = """
-INSERT INTO graphrt_store (ns, key, value, created_at, updated_at, seq, ttl_minutes, expires_at)
-VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM graphrt_store), ?, ?)
+UPSERT_CONFLICT = """
 ON CONFLICT (ns, key) DO UPDATE SET
     value = excluded.value,
     created_at = CASE WHEN graphrt_store.expires_at IS NOT NULL
@@ -97,6 +95,13 @@ ON CONFLICT (ns, key) DO UPDATE SET
     ttl_minutes = excluded.ttl_minutes,
     expires_at = excluded.expires_at
 """
+"""How an upsert of the store's row updates an existing key (a live item keeps its `created_at`)."""
+_UPSERT = (
+    """
+INSERT INTO graphrt_store (ns, key, value, created_at, updated_at, seq, ttl_minutes, expires_at)
+VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM graphrt_store), ?, ?)"""
+    + UPSERT_CONFLICT
+)
 """Each write takes the next `seq` (the write order) in the statement itself, under the store's write lock:
 no separate round trip to allocate it. (PostgreSQL takes it from the change counter instead: `upsert`.)"""
 _SET_VECTORS = """

@@ -25,7 +25,7 @@ from graphrt.checkpoint._dialect import POSTGRES  # noqa: E402
 from graphrt.store._indexed import ttl_micros  # noqa: E402
 from graphrt.store._pgvector import DISTANCES, PgVector, parse_vector_config  # noqa: E402
 from graphrt.store._plan import Plan, Put, Search  # noqa: E402
-from graphrt.store._sql import SqlStore, _ns_text, _prefix_clause  # noqa: E402
+from graphrt.store._sql import UPSERT_CONFLICT, SqlStore, _ns_text, _prefix_clause  # noqa: E402
 from graphrt.store._ttl import ThreadSweeper  # noqa: E402
 from graphrt.store.base import IndexConfig, Result, TTLConfig  # noqa: E402
 from graphrt.store.postgres._filter import pushdown  # noqa: E402
@@ -35,19 +35,12 @@ __all__ = ("BasePostgresStore", "POSTGRES", "PostgresStore")
 T = TypeVar("T")
 
 _BUMP = "bump AS (UPDATE graphrt_store_changes SET version = version + 1 WHERE one = 1 RETURNING version)"
-_INSERT = """
+_INSERT = (
+    """
 INSERT INTO graphrt_store (ns, key, value, created_at, updated_at, seq, ttl_minutes, expires_at)
-SELECT %s, %s, %s, %s::bigint, %s::bigint, version, %s::double precision, %s::bigint FROM bump
-ON CONFLICT (ns, key) DO UPDATE SET
-    value = excluded.value,
-    created_at = CASE WHEN graphrt_store.expires_at IS NOT NULL
-        AND graphrt_store.expires_at <= excluded.updated_at
-        THEN excluded.created_at ELSE graphrt_store.created_at END,
-    updated_at = excluded.updated_at,
-    seq = excluded.seq,
-    ttl_minutes = excluded.ttl_minutes,
-    expires_at = excluded.expires_at
-"""
+SELECT %s, %s, %s, %s::bigint, %s::bigint, version, %s::double precision, %s::bigint FROM bump"""
+    + UPSERT_CONFLICT
+)
 _UPSERT = f"WITH {_BUMP} {_INSERT}"
 """Each write takes its `seq` from the change counter it bumps: the counter's row lock serializes writers
 (held to commit; every write transaction takes it first, see `_begin_write`), and the new number is read
