@@ -113,13 +113,7 @@ def run(
         while True:
             try:
                 with write_tx(request.thread_id) if request.write else read_tx() as tx:
-                    body = request.body(tx)
-                    try:  # `drive`, inline: this is every sync call's path
-                        value = next(body)
-                        while True:
-                            value = body.send(value)
-                    except StopIteration as stop:
-                        result = stop.value
+                    result = drive(request.body(tx))
             except BaseException as exc:
                 request = op.throw(exc)
             else:
