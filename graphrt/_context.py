@@ -139,18 +139,40 @@ class TaskContext:
             self._config = {**base, "metadata": metadata, "configurable": configurable}
         return self._config
 
-    def interrupt(self, value: Any) -> Any:
+    def interrupt(self, value: Any, response_schema: dict[str, Any] | type | None = None) -> Any:
         """Return the answer to this task's next interrupt, or raise GraphInterrupt asking for it."""
         idx = self._counter
         self._counter += 1
         key = interrupt_id(self.interrupt_ns, idx)
+        check = None if response_schema is None or isinstance(response_schema, dict) else _adapter(response_schema)
         if key in self.resume:
-            return self.resume[key]
+            return self.resume[key] if check is None else _validated(check, self.resume[key])
         if self.has_null_resume:
+            answer = self.null_resume if check is None else _validated(check, self.null_resume)
             self.has_null_resume = False
             self.resume[key] = self.null_resume
-            return self.null_resume
-        raise GraphInterrupt((Interrupt(value=value, id=key),))
+            return answer
+        schema = response_schema if check is None else check.json_schema()
+        raise GraphInterrupt((Interrupt(value=value, id=key, response_schema=schema),))
+
+
+def _adapter(schema: type) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(schema)
+
+
+def _validated(adapter: Any, answer: Any) -> Any:
+    """`answer` as the interrupt's `response_schema` type; a mismatch is marked as an invalid resume."""
+    from pydantic import ValidationError
+
+    try:
+        return adapter.validate_python(answer)
+    except ValidationError as exc:
+        from graphrt.errors import mark_invalid_resume
+
+        mark_invalid_resume(exc)
+        raise
 
 
 def interrupt_id(ns: str, idx: int) -> str:

@@ -42,6 +42,7 @@ __all__ = (
     "TaskNotFound",
     "ThreadConflictError",
     "create_error_message",
+    "is_invalid_resume",
 )
 
 
@@ -174,3 +175,20 @@ class ThreadConflictError(GraphRtError):
                 "finishes, or use a different thread_id."
             )
         super().__init__(message)
+
+
+_INVALID_RESUME = "_graphrt_invalid_resume"
+
+
+def mark_invalid_resume(error: BaseException) -> None:
+    """Mark `error` as raised by an answer that did not match its interrupt's `response_schema`."""
+    setattr(error, _INVALID_RESUME, True)
+
+
+def is_invalid_resume(error: BaseException) -> bool:
+    """Whether `error` was raised because a resume answer did not match the interrupt's `response_schema`.
+
+    `interrupt()` raises `pydantic.ValidationError` then; `ToolNode` lets it propagate (it is not a tool
+    error), so the interrupt stays pending and can be answered again.
+    """
+    return getattr(error, _INVALID_RESUME, False) is True

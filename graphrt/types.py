@@ -124,10 +124,15 @@ class Interrupt:
     """What the node asked."""
     id: str
     """Resume this interrupt directly with `Command(resume={id: answer})`."""
+    response_schema: dict[str, Any] | type | None
+    """JSON Schema of the answer the node expects, when it passed `interrupt(..., response_schema=...)`."""
 
-    def __init__(self, value: Any, id: str = _DEFAULT_INTERRUPT_ID) -> None:
+    def __init__(
+        self, value: Any, id: str = _DEFAULT_INTERRUPT_ID, *, response_schema: dict[str, Any] | type | None = None
+    ) -> None:
         self.value = value
         self.id = id
+        self.response_schema = response_schema
 
 
 class Send:
@@ -222,13 +227,19 @@ class StateSnapshot(NamedTuple):
     """Interrupts waiting for an answer."""
 
 
-def interrupt(value: Any) -> Any:
+def interrupt(value: Any, *, response_schema: dict[str, Any] | type | None = None) -> Any:
     """Pause the graph and surface `value` to the client; return the answer on resume.
 
     The first call in a node raises `GraphInterrupt`; the run stops with `__interrupt__` in its output.
     Resuming with `Command(resume=answer)` re-runs the node from the start, and this call then returns
     `answer`. Several calls in one node are matched to answers in call order. Needs a checkpointer.
+
+    `response_schema` describes the answer for clients: a JSON Schema `dict` is surfaced as it is (the
+    answer is not checked); a pydantic model, `TypedDict` or dataclass is surfaced as its JSON Schema, and
+    the answer is validated against it and returned as that type. An answer that does not match raises
+    `pydantic.ValidationError` (`graphrt.errors.is_invalid_resume` tells it apart); nothing of the
+    failed resume is kept, so the interrupt can be answered again.
     """
     from graphrt._context import current_task
 
-    return current_task("interrupt").interrupt(value)
+    return current_task("interrupt").interrupt(value, response_schema)

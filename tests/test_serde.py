@@ -525,6 +525,7 @@ def test_send_interrupt_and_command_round_trip() -> None:
     value = [
         Send("node", {"x": (1, 2)}),
         Interrupt({"question": "ok?"}, id="abc"),
+        Interrupt("n?", id="def", response_schema={"type": "integer"}),
         Command(graph=Command.PARENT, update={"k": 1}, resume={"abc": "yes"}, goto=[Send("n", 1), "m"]),
         Command(goto="next"),
         Command(),

@@ -11,6 +11,7 @@ from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from graphrt.cli._backends import CliError, open_saver, redact
 from graphrt.cli._output import Printer, human_size, to_jsonable
 from graphrt.messages import BaseMessage
+from graphrt.types import Interrupt
 
 __all__ = ("cmd_diff", "cmd_history", "cmd_show", "cmd_threads", "is_internal", "parse_filter")
 
@@ -114,8 +115,18 @@ def _interrupts(item: CheckpointTuple) -> list[Any]:
     out: list[Any] = []
     for task_id, channel, value in writes:
         if channel == "__interrupt__" and task_id not in answered:
-            out.extend(value if isinstance(value, list | tuple) else [value])
+            out.extend(_shown(i) for i in (value if isinstance(value, list | tuple) else [value]))
     return out
+
+
+def _shown(interrupt: Any) -> Any:
+    """An interrupt as JSON data: its value and id, and its `response_schema` when it has one."""
+    if not isinstance(interrupt, Interrupt):
+        return interrupt
+    shown = {"value": interrupt.value, "id": interrupt.id}
+    if interrupt.response_schema is not None:
+        shown["response_schema"] = interrupt.response_schema
+    return shown
 
 
 def _writes(item: CheckpointTuple) -> list[str]:

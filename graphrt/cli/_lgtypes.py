@@ -69,7 +69,10 @@ def _message(name: str, fields: dict[str, Any]) -> gm.BaseMessage:
 
 
 def _interrupt(fields: dict[str, Any]) -> Interrupt:
-    return Interrupt(fields.get("value"), **({"id": fields["id"]} if fields.get("id") else {}))
+    schema = fields.get("response_schema")
+    found = Interrupt(fields.get("value"), **({"id": fields["id"]} if fields.get("id") else {}))
+    found.response_schema = schema if isinstance(schema, dict) else None
+    return found
 
 
 def _command(fields: dict[str, Any]) -> Command[Any]:

@@ -17,7 +17,7 @@ import anyio
 from pydantic import BaseModel, ValidationError
 
 from graphrt.config import RunnableConfig
-from graphrt.errors import GraphBubbleUp
+from graphrt.errors import GraphBubbleUp, is_invalid_resume
 from graphrt.messages import AIMessage, AnyMessage, ToolCall, ToolMessage, convert_to_messages
 from graphrt.prebuilt._tool_errors import (
     INVALID_TOOL_NAME_ERROR_TEMPLATE,
@@ -178,6 +178,8 @@ class ToolNode:
             try:
                 response = found.invoke(prepared, config)
             except ValidationError as exc:
+                if is_invalid_resume(exc):
+                    raise  # an answer that did not match an interrupt's schema, not bad tool arguments
                 raise ToolInvocationError(call["name"], exc, call["args"]) from exc
             return self._normalize(response, call, kind)
         except GraphBubbleUp:
@@ -194,6 +196,8 @@ class ToolNode:
             try:
                 response = await found.ainvoke(prepared, config)
             except ValidationError as exc:
+                if is_invalid_resume(exc):
+                    raise  # an answer that did not match an interrupt's schema, not bad tool arguments
                 raise ToolInvocationError(call["name"], exc, call["args"]) from exc
             return self._normalize(response, call, kind)
         except GraphBubbleUp:
@@ -202,7 +206,7 @@ class ToolNode:
             return self._handle(exc, call)
 
     def _handle(self, exc: Exception, call: ToolCall) -> ToolMessage:
-        if not isinstance(exc, self._handled):
+        if not isinstance(exc, self._handled) or is_invalid_resume(exc):
             raise exc
         content = error_content(exc, self.handle_tool_errors)
         return ToolMessage(content, name=call["name"], tool_call_id=call["id"], status="error")

@@ -244,8 +244,13 @@ def _command_writes(st: LoopState, plan: RunPlan, command: Command[Any]) -> list
 
 
 def _pending_interrupts(st: LoopState) -> dict[str, str]:
-    """Interrupt id -> id of the task that raised it, for this checkpoint's interrupts not yet answered."""
-    answered = _answers(st)
+    """Interrupt id -> id of the task that raised it, for this checkpoint's interrupts not yet answered.
+
+    A task that failed after it was answered (e.g. an answer that did not match the interrupt's
+    `response_schema`) may be answered again: a new answer replaces the saved one.
+    """
+    failed = {task_id for task_id, chan, _ in st.pending_writes if chan == ERROR}
+    answered = {t: a for t, a in _answers(st).items() if t not in failed}
     return {
         i.id: task_id
         for task_id, chan, value in st.pending_writes

@@ -140,7 +140,11 @@ def _enc_send(o: Send, walk: Walk) -> dict[str, Any]:
 
 
 def _enc_interrupt(o: Interrupt, walk: Walk) -> dict[str, Any]:
-    return {MARK: "interrupt", VALUE: [walk(o.value), o.id]}
+    schema = o.response_schema
+    if schema is None:
+        return {MARK: "interrupt", VALUE: [walk(o.value), o.id]}
+    # A surfaced interrupt holds JSON Schema; a class (set only by hand) is saved as its schema.
+    return {MARK: "interrupt", VALUE: [walk(o.value), o.id, walk(_json_schema(schema))]}
 
 
 def _enc_command(o: Command[Any], walk: Walk) -> dict[str, Any]:
@@ -222,8 +226,16 @@ def _dec_send(payload: list[Any]) -> Send:
 
 
 def _dec_interrupt(payload: list[Any]) -> Interrupt:
-    value, id_ = payload
-    return Interrupt(value, id_)
+    value, id_, *schema = payload
+    return Interrupt(value, id_, response_schema=schema[0] if schema else None)
+
+
+def _json_schema(schema: dict[str, Any] | type) -> dict[str, Any]:
+    if isinstance(schema, dict):
+        return schema
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(schema).json_schema()
 
 
 def _dec_command(payload: dict[str, Any]) -> Command[Any]:
