@@ -191,13 +191,21 @@ class CoreSaver(BaseCheckpointSaver[str]):
         )
 
     def _check(self, tx: AnyReadTx, thread_id: str, checkpoint_ns: str, expected: str | None) -> Body[None]:
-        """Refuse a guarded write: the head moved, or the run's claim on the thread was taken over."""
-        found = yield tx.head(thread_id, checkpoint_ns)
+        """Refuse a guarded write: the head moved, or the run's claim on the thread was taken over.
+
+        A transaction with a `head_and_lease` primitive (SQL's `GuardSqlTx`) reads both in one statement.
+        """
+        owner = held_owner(self, thread_id)
+        both = getattr(tx, "head_and_lease", None) if owner is not None else None
+        if both is not None:
+            found, lease = yield both(thread_id, checkpoint_ns)
+        else:
+            found = yield tx.head(thread_id, checkpoint_ns)
         if found != expected:
             raise ThreadConflictError(thread_id, checkpoint_ns, expected=expected, found=found)
-        owner = held_owner(self, thread_id)
         if owner is not None:
-            lease = yield tx.lease(thread_id)
+            if both is None:
+                lease = yield tx.lease(thread_id)
             if lease is None or lease.owner != owner:
                 raise ThreadConflictError(thread_id, checkpoint_ns, expected=expected, found=found)
 

@@ -16,6 +16,7 @@ from graphrt.checkpoint.memory import InMemorySaver
 from graphrt.checkpoint.memory._storage import MemoryStorage
 from graphrt.checkpoint.serde.jsonplus import JsonPlusSerializer
 from graphrt.checkpoint.sqlite import SqliteSaver
+from graphrt.errors import ThreadConflictError
 
 
 class CountingSerializer(JsonPlusSerializer):
@@ -118,3 +119,16 @@ def test_a_version_that_is_not_stored_costs_no_chain_lookup(tmp_path: Path) -> N
         got = memory.get_tuple(saved)
     assert got is not None and got.checkpoint["channel_values"] == {"a": [1, 2]}
     assert chain.call_count == 0
+
+
+def test_a_claimed_guarded_put_reads_head_and_lease_in_one_statement(tmp_path: Path) -> None:
+    with SqliteSaver.from_conn_string(str(tmp_path / "c.sqlite")) as saver, saver.claim_thread(config()):
+        first = saver.put_guarded(config(), empty_checkpoint(), {}, {}, expected_head=None)
+        statements: list[str] = []
+        saver.conn.set_trace_callback(statements.append)
+        saver.put_guarded(first, empty_checkpoint(), {}, {}, expected_head=first["configurable"]["checkpoint_id"])
+        saver.conn.set_trace_callback(None)
+        reads = [s for s in statements if s.startswith("SELECT")]
+        assert len(reads) == 1 and "graphrt_thread_leases" in reads[0] and "graphrt_checkpoints" in reads[0]
+        with pytest.raises(ThreadConflictError):  # a stale head is still refused in that one read
+            saver.put_guarded(first, empty_checkpoint(), {}, {}, expected_head=first["configurable"]["checkpoint_id"])
