@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, TypeVar, cast
 
-from graphrt._log import log_checkpoint_saved
+from graphrt._log import checkpoint_logger, log_checkpoint_saved
 from graphrt.checkpoint._delta import MISSING, Blob, BrokenChainError, DeltaCodec, Encoded, Memo, StreamKey
 from graphrt.checkpoint._drive import Body, Op, OpGen, PrivateLoop, Tx, arun, blocking, blocking_call, run
 from graphrt.checkpoint._ownership import DEFAULT_LEASE_SECONDS, Claims, claim_options, held_owner
@@ -501,13 +502,9 @@ class CoreSaver(BaseCheckpointSaver[str]):
         yield tx.put_checkpoint(
             CheckpointRow(thread_id, checkpoint_ns, p.checkpoint_id, p.parent_id, p.type, p.checkpoint, p.metadata)
         )
-        log_checkpoint_saved(
-            thread_id,
-            checkpoint_ns,
-            p.checkpoint_id,
-            len(p.checkpoint) + len(p.metadata),
-            [len(b.data) for _, _, b in rows],
-        )
+        if checkpoint_logger.isEnabledFor(logging.DEBUG):
+            sizes = [len(b.data) for _, _, b in rows]
+            log_checkpoint_saved(thread_id, checkpoint_ns, p.checkpoint_id, len(p.checkpoint) + len(p.metadata), sizes)
         return [blob.depth for _, _, blob in rows]
 
     def _rebased(self, item: BlobWrite, found: dict[tuple[str, str], Blob]) -> Blob:

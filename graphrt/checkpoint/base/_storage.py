@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final, NamedTuple, cast
 
 import orjson
@@ -56,9 +55,11 @@ class BlobWrite(NamedTuple):
     value: Any
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedPut:
-    """A checkpoint, fully serialized before any storage is touched, so a bad value writes nothing."""
+class PreparedPut(NamedTuple):
+    """A checkpoint, fully serialized before any storage is touched, so a bad value writes nothing.
+
+    A named tuple, like `BlobWrite`: one is built per step.
+    """
 
     thread_id: str
     checkpoint_ns: str
