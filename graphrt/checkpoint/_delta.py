@@ -230,7 +230,11 @@ class DeltaCodec:
 
         `encoded`: what the same put serialized already (its writes), reused instead of serializing again.
         """
-        if type(value) is list:
+        kind = type(value)
+        if kind is int or kind is bool or value is None or (kind is str and len(value) <= 256):
+            hit = self._scalars.get((kind, value))  # the common step writes a counter or a flag: one lookup
+            return hit if hit is not None else self._scalar(kind, value)
+        if kind is list:
             base = self._find_base(key, value)
             if base is not None:
                 base_version, known = base
@@ -284,8 +288,8 @@ class DeltaCodec:
         else, for the blob of the same put (`Encoded`).
         """
         kind = type(value)
-        if kind is int or kind is bool or (kind is str and len(value) <= 256) or value is None:
-            blob = self._scalar(kind, value)
+        if kind is int or kind is bool or value is None or (kind is str and len(value) <= 256):
+            blob = self._scalars.get((kind, value)) or self._scalar(kind, value)
             return blob.type, blob.data
         result = self.serde.dumps_typed(value)
         if encoded is not None:
