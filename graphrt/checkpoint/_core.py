@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, TypeVar, cast
 
-from graphrt._log import log_checkpoint_saved
-from graphrt.checkpoint._delta import MISSING, Blob, BrokenChainError, DeltaCodec, Memo, StreamKey
+from graphrt._log import checkpoint_logger, log_checkpoint_saved
+from graphrt.checkpoint._delta import MISSING, Blob, BrokenChainError, DeltaCodec, Encoded, Memo, StreamKey
 from graphrt.checkpoint._drive import Body, Op, OpGen, PrivateLoop, Tx, arun, blocking, blocking_call, run
 from graphrt.checkpoint._ownership import DEFAULT_LEASE_SECONDS, Claims, claim_options, held_owner
 from graphrt.checkpoint._primitives import AsyncReadTx, AsyncWriteTx, CheckpointRow, ListQuery, ReadTx, WriteTx
@@ -191,13 +192,21 @@ class CoreSaver(BaseCheckpointSaver[str]):
         )
 
     def _check(self, tx: AnyReadTx, thread_id: str, checkpoint_ns: str, expected: str | None) -> Body[None]:
-        """Refuse a guarded write: the head moved, or the run's claim on the thread was taken over."""
-        found = yield tx.head(thread_id, checkpoint_ns)
+        """Refuse a guarded write: the head moved, or the run's claim on the thread was taken over.
+
+        A transaction with a `head_and_lease` primitive (SQL's `GuardSqlTx`) reads both in one statement.
+        """
+        owner = held_owner(self, thread_id)
+        both = getattr(tx, "head_and_lease", None) if owner is not None else None
+        if both is not None:
+            found, lease = yield both(thread_id, checkpoint_ns)
+        else:
+            found = yield tx.head(thread_id, checkpoint_ns)
         if found != expected:
             raise ThreadConflictError(thread_id, checkpoint_ns, expected=expected, found=found)
-        owner = held_owner(self, thread_id)
         if owner is not None:
-            lease = yield tx.lease(thread_id)
+            if both is None:
+                lease = yield tx.lease(thread_id)
             if lease is None or lease.owner != owner:
                 raise ThreadConflictError(thread_id, checkpoint_ns, expected=expected, found=found)
 
@@ -225,10 +234,16 @@ class CoreSaver(BaseCheckpointSaver[str]):
         codec = self._codec
         wanted = [(ch, v) for ch, v in versions.items() if not codec.knows((thread_id, checkpoint_ns, ch), v)]
         tops = (yield tx.blobs(thread_id, checkpoint_ns, wanted)) if wanted else {}
+        # A version asked for and not found is not stored (a channel consumed, not written): no value, and
+        # no chain to ask for.
+        absent = set(wanted).difference(tops) if len(tops) < len(wanted) else ()
         values: dict[str, Any] = {}
         for channel, version in versions.items():
+            top = tops.get((channel, version))
+            if top is None and absent and (channel, version) in absent:
+                continue
             stream = (thread_id, checkpoint_ns, channel)
-            links = _Links(tops.get((channel, version)))
+            links = _Links(top)
             try:  # first without a generator: a whole value, or a delta on a version in memory, needs no link
                 value = codec.decode(stream, version, links, memo)
             except _NeedChain as need:
@@ -349,8 +364,10 @@ class CoreSaver(BaseCheckpointSaver[str]):
         """Tasks' writes against `config`'s checkpoint, then the checkpoint after them, in one transaction
         (checked against `expected_head` and the thread's claim when `guarded`)."""
         # The writes first: a bad value is reported as the task's write, which is where it came from.
-        batches = [prepare_writes(self._codec, config, w, task_id, path)[3] for task_id, w, path in task_writes]
-        prepared = prepare_put(self._codec, config, checkpoint, metadata, new_versions)
+        encoded = Encoded() if task_writes else None  # each value serialized once per step
+        codec = self._codec
+        batches = [prepare_writes(codec, config, w, task_id, path, encoded)[3] for task_id, w, path in task_writes]
+        prepared = prepare_put(codec, config, checkpoint, metadata, new_versions, encoded)
         parent = str(config["configurable"].get("checkpoint_id"))
 
         def body(tx: AnyWriteTx) -> Body[builtins.list[int]]:
@@ -485,13 +502,9 @@ class CoreSaver(BaseCheckpointSaver[str]):
         yield tx.put_checkpoint(
             CheckpointRow(thread_id, checkpoint_ns, p.checkpoint_id, p.parent_id, p.type, p.checkpoint, p.metadata)
         )
-        log_checkpoint_saved(
-            thread_id,
-            checkpoint_ns,
-            p.checkpoint_id,
-            len(p.checkpoint) + len(p.metadata),
-            [len(b.data) for _, _, b in rows],
-        )
+        if checkpoint_logger.isEnabledFor(logging.DEBUG):
+            sizes = [len(b.data) for _, _, b in rows]
+            log_checkpoint_saved(thread_id, checkpoint_ns, p.checkpoint_id, len(p.checkpoint) + len(p.metadata), sizes)
         return [blob.depth for _, _, blob in rows]
 
     def _rebased(self, item: BlobWrite, found: dict[tuple[str, str], Blob]) -> Blob:

@@ -35,6 +35,7 @@ __all__ = (
     "BrokenChainError",
     "ChainFetcher",
     "DeltaCodec",
+    "Encoded",
     "Memo",
     "StreamKey",
 )
@@ -142,6 +143,44 @@ def _is_prefix(items: tuple[Any, ...], value: list[Any]) -> bool:
     )
 
 
+_MAX_REUSED_ITEMS: Final = 64
+"""Lists longer than this are not looked up in `Encoded` (a write holds a step's new items, not a history)."""
+
+
+class Encoded:
+    """What one put has serialized already, by identity, so each value is serialized once per step.
+
+    A step's writes and the checkpoint after them hold the very same objects: a task's returned list of
+    messages is the tail appended to the channel's list, a value written to a last-value channel is the
+    channel's value. Kept only while one put is prepared (no code runs in between that could change a
+    value), and holding the values, so their ids stay theirs.
+    """
+
+    __slots__ = ("_items", "_objects")
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[int, ...], tuple[list[Any], str, bytes]] = {}
+        self._objects: dict[int, tuple[Any, str, bytes]] = {}
+
+    def keep(self, value: Any, encoded: tuple[str, bytes]) -> None:
+        """Note that `value` serializes to `encoded`."""
+        if type(value) is list:
+            if 0 < len(value) <= _MAX_REUSED_ITEMS:
+                self._items[tuple(map(id, value))] = (value, *encoded)
+        else:
+            self._objects[id(value)] = (value, *encoded)
+
+    def find(self, value: Any) -> tuple[str, bytes] | None:
+        """What `value` serializes to, if a list of the very same items or the very same object was kept."""
+        if type(value) is list:
+            if not self._items or not 0 < len(value) <= _MAX_REUSED_ITEMS:
+                return None
+            hit = self._items.get(tuple(map(id, value)))
+        else:
+            hit = self._objects.get(id(value))
+        return None if hit is None else (hit[1], hit[2])
+
+
 class DeltaCodec:
     """Turns channel values into `Blob`s and back, remembering recent lists to spot appends.
 
@@ -186,18 +225,27 @@ class DeltaCodec:
         """
         return min(max(self.snapshot_every, size // 8), MAX_CHAIN // 2)
 
-    def encode(self, key: StreamKey, value: Any) -> Blob:
-        """The blob to store for `value`: a delta on a remembered version when it appends to one."""
-        if type(value) is list:
+    def encode(self, key: StreamKey, value: Any, encoded: Encoded | None = None) -> Blob:
+        """The blob to store for `value`: a delta on a remembered version when it appends to one.
+
+        `encoded`: what the same put serialized already (its writes), reused instead of serializing again.
+        """
+        kind = type(value)
+        if kind is int or kind is bool or value is None or (kind is str and len(value) <= 256):
+            hit = self._scalars.get((kind, value))  # the common step writes a counter or a flag: one lookup
+            return hit if hit is not None else self._scalar(kind, value)
+        if kind is list:
             base = self._find_base(key, value)
             if base is not None:
                 base_version, known = base
-                type_, data = self.serde.dumps_typed(value[len(known.items) :])
+                tail = value[len(known.items) :]
+                found = encoded.find(tail) if encoded is not None else None
+                type_, data = found if found is not None else self.serde.dumps_typed(tail)
                 return Blob(type_, data, base_version, known.depth + 1)
-            blob = self.snapshot(value)
+            blob = self.snapshot(value, encoded)
             self._keep_decoded(key, value)
             return blob
-        return self.snapshot(value)
+        return self.snapshot(value, encoded)
 
     def _keep_decoded(self, key: StreamKey, value: list[Any]) -> None:
         """A list stored whole that extends a version this codec decoded: prepare decoded items for it.
@@ -223,25 +271,30 @@ class DeltaCodec:
         with self._lock:
             stream.whole = (value, (*prefix, *copies))
 
-    def snapshot(self, value: Any) -> Blob:
-        """The blob storing `value` whole."""
+    def snapshot(self, value: Any, encoded: Encoded | None = None) -> Blob:
+        """The blob storing `value` whole (reusing what `encoded` holds for it)."""
         kind = type(value)
         if kind is int or kind is bool or (kind is str and len(value) <= 256) or value is None:
             return self._scalar(kind, value)
-        type_, data = self.serde.dumps_typed(value)
+        found = encoded.find(value) if encoded is not None else None
+        type_, data = found if found is not None else self.serde.dumps_typed(value)
         return Blob(type_, data)
 
-    def dumps(self, value: Any) -> tuple[str, bytes]:
-        """`serde.dumps_typed`, remembering small immutable scalars.
+    def dumps(self, value: Any, encoded: Encoded | None = None) -> tuple[str, bytes]:
+        """`serde.dumps_typed`, remembering small immutable scalars (and other values in `encoded`).
 
         A step's writes and the checkpoint after it hold the same values: an int written by a task is
-        serialized once for its write and reused for its channel's blob (and by later steps).
+        serialized once for its write and reused for its channel's blob (and by later steps); anything
+        else, for the blob of the same put (`Encoded`).
         """
         kind = type(value)
-        if kind is int or kind is bool or (kind is str and len(value) <= 256) or value is None:
-            blob = self._scalar(kind, value)
+        if kind is int or kind is bool or value is None or (kind is str and len(value) <= 256):
+            blob = self._scalars.get((kind, value)) or self._scalar(kind, value)
             return blob.type, blob.data
-        return self.serde.dumps_typed(value)
+        result = self.serde.dumps_typed(value)
+        if encoded is not None:
+            encoded.keep(value, result)
+        return result
 
     def _scalar(self, kind: type, value: Any) -> Blob:
         """The whole-value blob of a small immutable scalar, serialized once and then shared."""

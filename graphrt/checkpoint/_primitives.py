@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from graphrt.checkpoint._delta import Blob, StreamKey
 from graphrt.checkpoint.base._storage import WriteRow
@@ -28,9 +28,12 @@ from graphrt.checkpoint.base._storage import WriteRow
 __all__ = ("AsyncReadTx", "AsyncWriteTx", "CheckpointRow", "Lease", "ListQuery", "ReadTx", "WriteTx")
 
 
-@dataclass(frozen=True, slots=True)
-class CheckpointRow:
-    """One stored checkpoint without its channel values (those are blobs)."""
+class CheckpointRow(NamedTuple):
+    """One stored checkpoint without its channel values (those are blobs).
+
+    A named tuple rather than a frozen dataclass: one is built per step, and a tuple is several times
+    cheaper to build; it is just as immutable.
+    """
 
     thread_id: str
     checkpoint_ns: str

@@ -149,6 +149,11 @@ _SELECT_WRITES = (
     "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
 )
 _SELECT_LEASE = "SELECT owner, host, pid, expires_at FROM graphrt_thread_leases WHERE thread_id = ?"
+_SELECT_HEAD_AND_LEASE = (
+    "SELECT (SELECT checkpoint_id FROM graphrt_checkpoints WHERE thread_id = ? AND checkpoint_ns = ? "
+    "ORDER BY checkpoint_id DESC LIMIT 1), l.owner, l.host, l.pid, l.expires_at "
+    "FROM (SELECT 1 AS one) AS single LEFT JOIN graphrt_thread_leases AS l ON l.thread_id = ?"
+)
 _INSERT_LEASE = (
     "INSERT INTO graphrt_thread_leases (thread_id, owner, host, pid, expires_at) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (thread_id) DO NOTHING"
@@ -276,6 +281,12 @@ class _SqlBodies:
         yield self.cur.execute(self.q(_SELECT_LEASE), (thread_id,))
         row = yield self.cur.fetchone()
         return None if row is None else Lease(row[0], row[1], int(row[2]), None if row[3] is None else int(row[3]))
+
+    def _head_and_lease(self, thread_id: str, checkpoint_ns: str) -> Body[tuple[str | None, Lease | None]]:
+        yield self.cur.execute(self.q(_SELECT_HEAD_AND_LEASE), (thread_id, checkpoint_ns, thread_id))
+        head, owner, host, pid, expires_at = yield self.cur.fetchone()
+        lease = None if owner is None else Lease(owner, host, int(pid), None if expires_at is None else int(expires_at))
+        return (None if head is None else str(head)), lease
 
     def _insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> Body[int]:
         rows = [(thread_id, checkpoint_ns, ch, v, b.type, b.data, b.base, b.depth) for ch, v, b in items]
@@ -448,6 +459,20 @@ class SqlTx(_SqlBodies):
         return drive(self._threads(serde, filter, limit))
 
 
+class GuardSqlTx(SqlTx):
+    """`SqlTx` whose guard reads (the head and the lease of a guarded put) are one statement.
+
+    An extra primitive the storage core uses when a transaction has it (`CoreSaver._check`); transactions
+    that answer `head` and `lease` otherwise (PostgreSQL's speculative batches) keep doing so.
+    """
+
+    __slots__ = ()
+
+    def head_and_lease(self, thread_id: str, checkpoint_ns: str) -> tuple[str | None, Lease | None]:
+        """`head` and `lease`, read in one statement."""
+        return drive(self._head_and_lease(thread_id, checkpoint_ns))
+
+
 class AsyncSqlTx(_SqlBodies):
     """The storage primitives (`AsyncWriteTx`) over one async cursor (psycopg's) inside a transaction.
 
@@ -561,7 +586,7 @@ class SqlSaver(CoreSaver):
         with self._write() as cur:
             if thread_id is not None and self.dialect.lock_thread is not None:
                 cur.execute(self.dialect.sql(self.dialect.lock_thread), (thread_id,))
-            yield SqlTx(cur, self.dialect)
+            yield GuardSqlTx(cur, self.dialect)
 
     def list_threads(self, *, filter: dict[str, Any] | None = None, limit: int | None = None) -> Iterator[ThreadInfo]:
         """The threads newest first (see `BaseCheckpointSaver.list_threads`), with stored sizes, in one snapshot.

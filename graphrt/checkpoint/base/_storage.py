@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final, NamedTuple, cast
 
 import orjson
 
-from graphrt.checkpoint._delta import EMPTY, MISSING, Blob, ChainFetcher, DeltaCodec, Memo
+from graphrt.checkpoint._delta import EMPTY, MISSING, Blob, ChainFetcher, DeltaCodec, Encoded, Memo
 from graphrt.checkpoint.base._saver import UnsavableValueError, UnserializableValueError
 from graphrt.checkpoint.base._types import (
     WRITES_IDX_MAP,
@@ -56,9 +55,11 @@ class BlobWrite(NamedTuple):
     value: Any
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedPut:
-    """A checkpoint, fully serialized before any storage is touched, so a bad value writes nothing."""
+class PreparedPut(NamedTuple):
+    """A checkpoint, fully serialized before any storage is touched, so a bad value writes nothing.
+
+    A named tuple, like `BlobWrite`: one is built per step.
+    """
 
     thread_id: str
     checkpoint_ns: str
@@ -150,8 +151,11 @@ def prepare_put(
     checkpoint: Checkpoint,
     metadata: CheckpointMetadata,
     new_versions: ChannelVersions,
+    encoded: Encoded | None = None,
 ) -> PreparedPut:
     """Serialize a checkpoint: the changed channels as blobs, the rest as one record.
+
+    `encoded`: what the same put serialized already (its writes, see `prepare_writes`): reused, not redone.
 
     Raises:
         UnserializableValueError: A changed channel's value cannot be serialized.
@@ -167,7 +171,7 @@ def prepare_put(
             blob = EMPTY
         else:
             try:
-                blob = encode((thread_id, checkpoint_ns, channel), value)
+                blob = encode((thread_id, checkpoint_ns, channel), value, encoded)
             except SerializationError as exc:
                 raise _named_error(codec, channel, value, exc) from None
             except (ValueError, RecursionError) as exc:
@@ -209,8 +213,12 @@ def prepare_writes(
     writes: Sequence[tuple[str, Any]],
     task_id: str,
     task_path: str,
+    encoded: Encoded | None = None,
 ) -> tuple[str, str, str, list[WriteRow]]:
-    """(thread_id, checkpoint_ns, checkpoint_id, rows) for a task's writes, all serialized first."""
+    """(thread_id, checkpoint_ns, checkpoint_id, rows) for a task's writes, all serialized first.
+
+    `encoded` collects what was serialized, for the checkpoint saved in the same put (`prepare_put`).
+    """
     thread_id, checkpoint_ns = config_thread(config)
     checkpoint_id = config["configurable"].get("checkpoint_id")
     if checkpoint_id is None:
@@ -218,7 +226,7 @@ def prepare_writes(
     rows = []
     for idx, (channel, value) in enumerate(writes):
         try:
-            type_, data = codec.dumps(value)
+            type_, data = codec.dumps(value, encoded)
         except SerializationError as exc:
             raise UnserializableValueError.from_error(channel, exc, task_id=task_id) from None
         except (ValueError, RecursionError) as exc:
