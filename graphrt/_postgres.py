@@ -282,6 +282,10 @@ class _PipelinedCursor:
         rows: list[Any] = self._cur.fetchmany(size)
         return rows
 
+    def cursor(self) -> Any:
+        """Another cursor on the connection, in the same transaction (and pipeline)."""
+        return self._main.connection.cursor(row_factory=self._main.row_factory)
+
     @property
     def rowcount(self) -> int:
         self._pipe.sync()
@@ -346,7 +350,7 @@ class AsyncConnector:
             raise TypeError(
                 f"{what} takes a psycopg AsyncConnection or a psycopg_pool AsyncConnectionPool, got a sync "
                 f"{type(target).__name__}: pass `await psycopg.AsyncConnection.connect(dsn, autocommit=True)`, "
-                f"or use {what}.from_conn_string(dsn); for a sync connection use PostgresSaver"
+                f"or use {what}.from_conn_string(dsn); for a sync connection use {what.removeprefix('Async')}"
             )
         else:
             raise TypeError(
@@ -357,9 +361,17 @@ class AsyncConnector:
     @classmethod
     @contextlib.asynccontextmanager
     async def open_pool(
-        cls, conn_string: str, what: str, *, max_size: int = 4, **kwargs: Any
+        cls,
+        conn_string: str,
+        what: str,
+        *,
+        max_size: int = 4,
+        min_size: int = 1,
+        pool_options: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> AsyncIterator[AsyncConnector]:
-        """An async pool to `conn_string`, closed when the block ends. `kwargs` go to `AsyncConnection.connect`."""
+        """An async pool to `conn_string`, closed when the block ends. `kwargs` go to `AsyncConnection.connect`,
+        `pool_options` to `AsyncConnectionPool` (e.g. `timeout`, `max_idle`)."""
         import psycopg
         import psycopg_pool
 
@@ -368,7 +380,8 @@ class AsyncConnector:
             await (await psycopg.AsyncConnection.connect(conn_string, **kwargs)).close()
         except psycopg.OperationalError as exc:
             raise _unreachable(what, exc) from None
-        pool = psycopg_pool.AsyncConnectionPool(**_pool_options(conn_string, what, max_size, kwargs))
+        options = {**_pool_options(conn_string, what, max_size, kwargs), "min_size": min_size, **(pool_options or {})}
+        pool = psycopg_pool.AsyncConnectionPool(**options)
         try:
             await pool.open(wait=True, timeout=_POOL_OPEN_TIMEOUT)
         except psycopg_pool.PoolTimeout as exc:
@@ -493,7 +506,7 @@ async def _alost_as_error(conn: Any, what: str) -> AsyncIterator[None]:
     try:
         yield
     except psycopg.OperationalError as exc:
-        if _is_broken(conn):
+        if _is_broken(conn) or _names_a_lost_connection(exc):
             raise ConnectionLostError(what, str(exc)) from None
         raise
 
@@ -520,6 +533,14 @@ class _AsyncPipelinedCursor:
     async def fetchall(self) -> list[Any]:
         rows: list[Any] = await self._cur.fetchall()
         return rows
+
+    async def fetchmany(self, size: int) -> list[Any]:
+        rows: list[Any] = await self._cur.fetchmany(size)
+        return rows
+
+    def cursor(self) -> Any:
+        """Another cursor on the connection, in the same transaction (and pipeline)."""
+        return self._main.connection.cursor(row_factory=self._main.row_factory)
 
     async def arowcount(self) -> int:
         await self._pipe.sync()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import psycopg
 import psycopg_pool
@@ -122,16 +123,16 @@ def test_a_socket_closed_before_the_connection_is_marked_broken_is_retried(
     while the connection does not look broken yet; the call still completes on a new connection."""
     with PostgresStore.from_conn_string(pg_dsn) as store:
         store.setup()
-        real = psycopg.Connection.execute
+        real = psycopg.Cursor.execute
         failures = []
 
-        def flaky(self: psycopg.Connection, *args: object, **kwargs: object) -> object:
+        def flaky(self: psycopg.Cursor[Any], *args: object, **kwargs: object) -> object:
             if not failures:
                 failures.append(1)
                 raise psycopg.OperationalError("connection socket closed")
             return real(self, *args, **kwargs)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(psycopg.Connection, "execute", flaky)
+        monkeypatch.setattr(psycopg.Cursor, "execute", flaky)
         store.put(("a",), "k", {"v": 1})
         monkeypatch.undo()
         assert failures == [1]

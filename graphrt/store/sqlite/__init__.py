@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from graphrt.checkpoint._dialect import SQLITE
+from graphrt.checkpoint._drive import Body
 from graphrt.store._sql import SqlStore
 from graphrt.store._ttl import ThreadSweeper
 from graphrt.store.base import IndexConfig, TTLConfig
@@ -46,10 +47,10 @@ class BaseSqliteStore(SqlStore):
         """
         self._reads = {}
 
-    def _external_version(self, cur: Any) -> Any:
+    def _version(self, cur: Any) -> Body[Any]:
         # Changes exactly when another connection commits to the database file.
-        cur.execute("PRAGMA data_version")
-        return cur.fetchone()[0]
+        yield cur.execute("PRAGMA data_version")
+        return (yield cur.fetchone())[0]
 
 
 class SqliteStore(BaseSqliteStore, ThreadSweeper):
