@@ -3,7 +3,7 @@
 Backend packages (`sqlite/`, `postgres/`) only connect and say how their SQL differs, through the `Dialect`
 of graphrt's one SQL layer (`graphrt.checkpoint._dialect`, shared with the checkpoint savers: placeholders,
 column types, how writers are serialized, JSON pushdown), plus hooks on `SqlStore` where behaviour rather
-than SQL differs (`_version`, `_wrote`, `_vectors_set`, `_ranking`). Values are JSON text; vectors are
+than SQL differs (`version_sql`, `_wrote`, `_vectors_set`, `_ranking`). Values are JSON text; vectors are
 float32 blobs (all of an item's vectors in one blob; unit length unless the store's index keeps them as
 given) in a side table, scored in numpy from an in-process copy that is refreshed when another connection
 commits (a store may rank them another way: `_ranking`). Filters run in Python with the same compiled
@@ -22,7 +22,6 @@ import functools
 import heapq
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -243,15 +242,15 @@ class _Ranked:
 
 
 class _Stream:
-    """The rows of one query, read `fetch` at a time from a cursor of their own (`rows[at:]` are unread)."""
+    """The rows of one query, read `fetch` at a time from a cursor of their own (`rows[at:]` are unread,
+    as the driver gave them: a row becomes a `_Row` only when it is used)."""
 
-    __slots__ = ("at", "cur", "done", "fetch", "loads", "rows")
+    __slots__ = ("at", "cur", "done", "fetch", "rows")
 
-    def __init__(self, cur: Any, fetch: int, loads: Callable[[str], Any]) -> None:
+    def __init__(self, cur: Any, fetch: int) -> None:
         self.cur = cur
         self.fetch = fetch
-        self.loads = loads
-        self.rows: list[_Row] = []
+        self.rows: Sequence[Any] = ()
         self.at = 0
         self.done = False
 
@@ -260,11 +259,9 @@ class _Stream:
         yield from self.more()
 
     def more(self) -> Body[None]:
-        chunk = yield self.cur.fetchmany(self.fetch)
-        loads = self.loads
-        self.rows = [_Row.of(found, loads) for found in chunk]
+        self.rows = yield self.cur.fetchmany(self.fetch)
         self.at = 0
-        self.done = len(chunk) < self.fetch
+        self.done = len(self.rows) < self.fetch
 
 
 def _listed(body: Body[T]) -> Body[list[T]]:
@@ -283,6 +280,8 @@ class SqlStore(StoreCore):
     """The statement writing one item (see `_UPSERT`); a backend may take `seq` from elsewhere."""
     metric = "dot"
     """How the in-process vector copy scores (see `graphrt.store._vectors.METRICS`)."""
+    version_sql: str
+    """A query whose one value changes whenever another connection commits (cache invalidation)."""
 
     def __init__(
         self,
@@ -304,7 +303,7 @@ class SqlStore(StoreCore):
         self._cache_version: Any = None
         self._reads: dict[tuple[str, str], tuple[str, datetime, datetime, int | None, float | None]] | None = None
         """Rows recently read by `get` (value JSON, timestamps, expiry, TTL), or None when off; a backend whose
-        store owns its connection turns it on. Valid while `_version` stays `_reads_version`; this
+        store owns its connection turns it on. Valid while `version_sql` answers `_reads_version`; this
         store's own writes drop what they touch."""
         self._reads_version: Any = None
 
@@ -318,12 +317,12 @@ class SqlStore(StoreCore):
 
     def _execute(self, op: StoreOp[T]) -> T:
         if isinstance(op, Txn):
-            return self._run_txn(op)
+            return self._run_txn(op.kind, op.body)
         try:
             request = next(op)
             while True:
                 try:
-                    result = self._run_txn(request)
+                    result = self._run_txn(request.kind, request.body)
                 except BaseException as exc:
                     request = op.throw(exc)
                 else:
@@ -331,57 +330,36 @@ class SqlStore(StoreCore):
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 
-    def _run_txn(self, txn: Txn[T]) -> T:
-        attempt = 0
-        while True:
+    def _run_txn(self, kind: str, body_of: Callable[..., Body[T]], *args: Any) -> T:
+        """Run `body_of(cur, *args)` in a transaction of `kind`: on the store's one connection, under its
+        lock (a backend may lend connections another way, see `graphrt.store.postgres`)."""
+        with self.lock:
+            cur = self.conn.cursor()
+            if kind is not ALONE:
+                cur.execute(self.dialect.begin_read if kind is READ else self.dialect.begin_write)
             try:
-                with self._transaction(txn.kind) as cur:
-                    body = txn.body(cur)
-                    try:  # `drive`, inline: this is every sync call's path
-                        value = next(body)
-                        while True:
-                            value = body.send(value)
-                    except StopIteration as stop:
-                        return stop.value  # type: ignore[no-any-return]
-            except BaseException as exc:
+                if kind is not ALONE and kind is not READ:
+                    drive(self._lock_writers(cur))
+                body = body_of(cur, *args)
+                try:  # `drive`, inline: this is every sync call's path
+                    value = next(body)
+                    while True:
+                        value = body.send(value)
+                except StopIteration as stop:
+                    result: T = stop.value
+                if kind is not ALONE:
+                    cur.execute("COMMIT")
+            except BaseException:
+                if kind is not ALONE:
+                    cur.execute("ROLLBACK")
                 self._failed()
-                if not self._retry(exc, attempt):
-                    raise
-                self._recover()
-                attempt += 1
+                raise
+            return result
 
     def _failed(self) -> None:
         """After a transaction failed (and was rolled back): drop what may hold its uncommitted effects."""
         self._cache = None
         self._forget_reads()
-
-    def _retry(self, exc: BaseException, attempt: int) -> bool:
-        """Whether a transaction that failed with `exc` (on its `attempt`-th retry) runs again (a backend hook)."""
-        return False
-
-    def _recover(self) -> None:
-        """Before a transaction runs again (see `_retry`): e.g. drop a pool's broken connections."""
-
-    @contextmanager
-    def _transaction(self, kind: str) -> Iterator[Any]:
-        """A cursor in a transaction of `kind` (see `READ`, `WRITE`, `SETUP`, `ALONE`), committed on exit and
-        rolled back on error: on the store's one connection, under its lock."""
-        with self.lock:
-            cur = self.conn.cursor()
-            if kind is ALONE:
-                yield cur
-                return
-            if kind is READ:
-                cur.execute(self.dialect.begin_read)
-            else:
-                cur.execute(self.dialect.begin_write)
-                drive(self._lock_writers(cur))
-            try:
-                yield cur
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
 
     def _lock_writers(self, cur: Any) -> Body[None]:
         """Run first in each write transaction, after its BEGIN: serialize the store's writers."""
@@ -423,12 +401,14 @@ class SqlStore(StoreCore):
 
     def get(self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None) -> Item | None:
         """Return the item at `namespace`/`key`, or `None`: one SELECT (see `_get_alone`), no batch plan."""
-        return self._run(self._get_txn(namespace, key, refresh_ttl))
+        step = self._get_step(namespace, key, refresh_ttl)
+        if not self.is_setup:
+            self._migrate()
+        return self._run_txn(ALONE, self._get_alone, step)
 
-    def _get_txn(self, namespace: tuple[str, ...], key: str, refresh_ttl: bool | None) -> Txn[Item | None]:
+    def _get_step(self, namespace: tuple[str, ...], key: str, refresh_ttl: bool | None) -> Get:
         check_labels(namespace)
-        step = Get(tuple(namespace), check_key(str(key)), _refresh(self.ttl_config, refresh_ttl))
-        return Txn(lambda cur: self._get_alone(cur, step), ALONE)
+        return Get(tuple(namespace), check_key(str(key)), _refresh(self.ttl_config, refresh_ttl))
 
     def _apply(self, plan: Plan) -> list[Result]:
         return self._run(self._batch_op(plan))
@@ -498,7 +478,8 @@ class SqlStore(StoreCore):
         now = self._clock.now()
         reads = self._reads
         if reads is not None:
-            version = yield from self._version(cur)
+            yield cur.execute(self.version_sql)
+            version = (yield cur.fetchone())[0]
             if version != self._reads_version:
                 reads.clear()
                 self._reads_version = version
@@ -520,11 +501,6 @@ class SqlStore(StoreCore):
                 reads.clear()
             reads[where] = (value, created_at, updated_at, expires, ttl)
         return Item._trusted(self._loads(value), step.key, step.namespace, created_at, updated_at)
-
-    def _version(self, cur: Any) -> Body[Any]:
-        """A value that changes whenever another connection commits (cache invalidation)."""
-        raise NotImplementedError
-        yield
 
     def _wrote(self, cur: Any, upserts: int) -> Body[None]:
         """Run in each transaction that puts or deletes items, after its `upserts` upserts, before it
@@ -637,7 +613,8 @@ class SqlStore(StoreCore):
     def _vectors(self, cur: Any) -> Body[VectorIndex]:
         """The cached vector matrix, reloaded when another connection has committed since it was read."""
         assert self._index is not None
-        version = yield from self._version(cur)
+        yield cur.execute(self.version_sql)
+        version = (yield cur.fetchone())[0]
         if self._cache is not None and version == self._cache_version:
             return self._cache
         dims = self._index.embedder.dims
@@ -727,10 +704,10 @@ class SqlStore(StoreCore):
             queries = [(sql, [ns, now, *narrow_args]) for ns in spaces]
         streams: list[_Stream] = []
         for sql, params in queries:
-            stream = _Stream(self._cursor_beside(cur), fetch, self._loads)
+            stream = _Stream(self._cursor_beside(cur), fetch)
             streams.append(stream)
             yield from stream.open(self.dialect.sql(sql), params)
-        found = yield from _merged(streams, step.predicate, want)
+        found = yield from _merged(streams, step.predicate, want, self._loads)
         for stream in streams:
             yield stream.cur.close()
         return found
@@ -810,7 +787,9 @@ class SqlStore(StoreCore):
         return len(ids)
 
 
-def _merged(streams: list[_Stream], predicate: Callable[[Any], bool] | None, want: int) -> Body[list[_Row]]:
+def _merged(
+    streams: list[_Stream], predicate: Callable[[Any], bool] | None, want: int, loads: Callable[[str], Any]
+) -> Body[list[_Row]]:
     """Up to `want` rows passing `predicate` from `streams` (each newest first), newest first overall."""
     found: list[_Row] = []
     if want <= 0:
@@ -818,7 +797,8 @@ def _merged(streams: list[_Stream], predicate: Callable[[Any], bool] | None, wan
     if len(streams) == 1:
         stream = streams[0]
         while True:
-            for row in stream.rows:
+            for raw in stream.rows:
+                row = _Row.of(raw, loads)
                 if predicate is None or predicate(row.value):
                     found.append(row)
                     if len(found) == want:
@@ -826,12 +806,12 @@ def _merged(streams: list[_Stream], predicate: Callable[[Any], bool] | None, wan
             if stream.done:
                 return found
             yield from stream.more()
-    heap = [(-stream.rows[0].seq, i) for i, stream in enumerate(streams) if stream.rows]
+    heap = [(-stream.rows[0][8], i) for i, stream in enumerate(streams) if stream.rows]  # 8: seq
     heapq.heapify(heap)
     while heap:
         i = heap[0][1]
         stream = streams[i]
-        row = stream.rows[stream.at]
+        row = _Row.of(stream.rows[stream.at], loads)
         stream.at += 1
         if predicate is None or predicate(row.value):
             found.append(row)
@@ -840,7 +820,7 @@ def _merged(streams: list[_Stream], predicate: Callable[[Any], bool] | None, wan
         if stream.at == len(stream.rows) and not stream.done:
             yield from stream.more()
         if stream.at < len(stream.rows):
-            heapq.heapreplace(heap, (-stream.rows[stream.at].seq, i))
+            heapq.heapreplace(heap, (-stream.rows[stream.at][8], i))
         else:
             heapq.heappop(heap)
     return found

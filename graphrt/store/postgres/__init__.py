@@ -71,6 +71,7 @@ class BasePostgresStore(SqlStore):
 
     dialect = POSTGRES
     upsert = _UPSERT
+    version_sql = "SELECT version FROM graphrt_store_changes WHERE one = 1"
     distance_types = tuple(DISTANCES)
 
     def __init__(
@@ -231,10 +232,6 @@ class BasePostgresStore(SqlStore):
         # A lost connection is replaced (with a pool) and the transaction run again once.
         return isinstance(exc, ConnectionLostError) and not attempt and self._connector.replaceable
 
-    def _version(self, cur: Any) -> Body[Any]:
-        yield cur.execute("SELECT version FROM graphrt_store_changes WHERE one = 1")
-        return (yield cur.fetchone())[0]
-
     def _wrote(self, cur: Any, upserts: int) -> Body[None]:
         if self._cache is None:  # nothing to keep current: no need to wait for the new number
             yield cur.execute("UPDATE graphrt_store_changes SET version = version + 1 WHERE one = 1")
@@ -291,20 +288,32 @@ class PostgresStore(BasePostgresStore, ThreadSweeper):
         """Create or upgrade the store's tables; safe to call from many processes at once."""
         self._migrate()
 
-    @contextmanager
-    def _transaction(self, kind: str) -> Iterator[Any]:
+    def _run_txn(self, kind: str, body_of: Callable[..., Body[T]], *args: Any) -> T:
         # One call at a time per store object (its vector cache and counters are shared state).
         with self.lock:
-            if kind is ALONE:
-                with self._connector.connection() as conn:
-                    yield conn.cursor()
-                return
-            begin = self.dialect.begin_read if kind is READ else self.dialect.begin_write
-            # Write transactions mostly write: pipelined, they cost a round trip or two, not one per statement.
-            with self._connector.transaction(begin, pipeline=kind is WRITE) as cur:
-                if kind is not READ:
-                    drive(self._lock_writers(cur))
-                yield cur
+            attempt = 0
+            while True:
+                try:
+                    with self._transaction(kind) as cur:
+                        return drive(body_of(cur, *args))
+                except BaseException as exc:
+                    self._failed()
+                    if not self._retry(exc, attempt):
+                        raise
+                    self._connector.recover()
+                    attempt += 1
 
-    def _recover(self) -> None:
-        self._connector.recover()
+    @contextmanager
+    def _transaction(self, kind: str) -> Iterator[Any]:
+        """A cursor in a transaction of `kind` (see `graphrt.store._sql.READ` and kin), committed on exit and
+        rolled back on error, on a connection of the connector."""
+        if kind is ALONE:
+            with self._connector.connection() as conn:
+                yield conn.cursor()
+            return
+        begin = self.dialect.begin_read if kind is READ else self.dialect.begin_write
+        # Write transactions mostly write: pipelined, they cost a round trip or two, not one per statement.
+        with self._connector.transaction(begin, pipeline=kind is WRITE) as cur:
+            if kind is not READ:
+                drive(self._lock_writers(cur))
+            yield cur

@@ -18,7 +18,7 @@ from graphrt._postgres import AsyncConnector, require_psycopg
 
 require_psycopg("AsyncPostgresStore")
 
-from graphrt.checkpoint._drive import PrivateLoop, adrive, blocking_call  # noqa: E402
+from graphrt.checkpoint._drive import Body, PrivateLoop, adrive, blocking_call  # noqa: E402
 from graphrt.store._plan import Plan  # noqa: E402
 from graphrt.store._sql import ALONE, READ, WRITE, StoreOp, Txn  # noqa: E402
 from graphrt.store._ttl import AsyncSweeper  # noqa: E402
@@ -150,7 +150,8 @@ class AsyncPostgresStore(BasePostgresStore, AsyncSweeper):
 
     async def aget(self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None) -> Item | None:
         """Async `get`: one SELECT, no batch plan."""
-        return await self._arun(self._get_txn(namespace, key, refresh_ttl))
+        step = self._get_step(namespace, key, refresh_ttl)
+        return await self._arun(Txn(lambda cur: self._get_alone(cur, step), ALONE))
 
     async def sweep_ttl(self) -> int:
         """Delete every expired item now; return how many were deleted."""
@@ -178,12 +179,12 @@ class AsyncPostgresStore(BasePostgresStore, AsyncSweeper):
 
     async def _aexecute(self, op: StoreOp[T]) -> T:
         if isinstance(op, Txn):
-            return await self._arun_txn(op)
+            return await self._arun_txn(op.kind, op.body)
         try:
             request = next(op)
             while True:
                 try:
-                    result = await self._arun_txn(request)
+                    result = await self._arun_txn(request.kind, request.body)
                 except BaseException as exc:
                     request = op.throw(exc)
                 else:
@@ -191,12 +192,12 @@ class AsyncPostgresStore(BasePostgresStore, AsyncSweeper):
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 
-    async def _arun_txn(self, txn: Txn[T]) -> T:
+    async def _arun_txn(self, kind: str, body_of: Callable[..., Body[T]], *args: Any) -> T:
         attempt = 0
         while True:
             try:
-                async with self._atransaction(txn.kind) as cur:
-                    return await adrive(txn.body(cur))
+                async with self._atransaction(kind) as cur:
+                    return await adrive(body_of(cur, *args))
             except BaseException as exc:
                 self._failed()
                 if not self._retry(exc, attempt):

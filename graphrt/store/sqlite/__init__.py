@@ -5,10 +5,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from graphrt.checkpoint._dialect import SQLITE
-from graphrt.checkpoint._drive import Body
 from graphrt.store._sql import SqlStore
 from graphrt.store._ttl import ThreadSweeper
 from graphrt.store.base import IndexConfig, TTLConfig
@@ -29,6 +27,7 @@ class BaseSqliteStore(SqlStore):
     """The SQLite store's code, shared by `SqliteStore` and `AsyncSqliteStore`."""
 
     dialect = SQLITE
+    version_sql = "PRAGMA data_version"  # changes exactly when another connection commits to the file
 
     def __init__(
         self, conn: sqlite3.Connection, *, index: IndexConfig | None = None, ttl: TTLConfig | None = None
@@ -46,11 +45,6 @@ class BaseSqliteStore(SqlStore):
         this store would not, which is why the remembering is off for a connection handed in from outside.
         """
         self._reads = {}
-
-    def _version(self, cur: Any) -> Body[Any]:
-        # Changes exactly when another connection commits to the database file.
-        yield cur.execute("PRAGMA data_version")
-        return (yield cur.fetchone())[0]
 
 
 class SqliteStore(BaseSqliteStore, ThreadSweeper):
