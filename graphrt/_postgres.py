@@ -65,13 +65,18 @@ class Connector:
     connection cannot be replaced, so an error says to pass a pool (or use `from_conn_string`) instead.
     """
 
-    def __init__(self, target: Any, what: str) -> None:
+    def __init__(self, target: Any, what: str, *, keep: bool = False) -> None:
+        """Lend `target`'s connections; with `keep` (a pool that only its owner's one-call-at-a-time user
+        shares), the last connection is kept out of the pool for the next call (no checkout per call)."""
         import psycopg
         import psycopg_pool
 
         self.what = what
         self.pool: Any = None
         self.conn: Any = None
+        self.keep = keep
+        self._kept: Any = None
+        self._keeping = threading.Lock()
         if isinstance(target, psycopg_pool.ConnectionPool):
             self.pool = target
         elif isinstance(target, psycopg.Connection):
@@ -84,8 +89,11 @@ class Connector:
 
     @classmethod
     @contextlib.contextmanager
-    def open_pool(cls, conn_string: str, what: str, *, max_size: int = 4, **kwargs: Any) -> Iterator[Connector]:
-        """A pool to `conn_string`, closed when the block ends. `kwargs` go to `psycopg.connect`."""
+    def open_pool(
+        cls, conn_string: str, what: str, *, max_size: int = 4, keep: bool = False, **kwargs: Any
+    ) -> Iterator[Connector]:
+        """A pool to `conn_string`, closed when the block ends. `kwargs` go to `psycopg.connect`; for `keep`,
+        see the constructor."""
         import psycopg
         import psycopg_pool
 
@@ -100,10 +108,19 @@ class Connector:
         except psycopg_pool.PoolTimeout as exc:
             pool.close()
             raise _unreachable(what, exc, _POOL_OPEN_TIMEOUT) from None
+        connector = cls(pool, what, keep=keep)
         try:
-            yield cls(pool, what)
+            yield connector
         finally:
+            connector.release()
             pool.close()
+
+    def release(self) -> None:
+        """Give a kept connection back to the pool (see `keep`)."""
+        with self._keeping:
+            conn, self._kept = self._kept, None
+        if conn is not None:
+            self.pool.putconn(conn)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
@@ -126,8 +143,13 @@ class Connector:
                 _prepare(self.conn, tuple_row)
                 yield self.conn
             return
+        conn = None
+        if self.keep:
+            with self._keeping:
+                conn, self._kept = self._kept, None
         try:
-            conn = self.pool.getconn()
+            if conn is None:
+                conn = self.pool.getconn()
             while _looks_dead(conn):
                 conn.close()  # returned closed, so the pool discards it and connects anew
                 self.pool.putconn(conn)
@@ -139,7 +161,11 @@ class Connector:
                 _prepare(conn, tuple_row)
                 yield conn
         finally:
-            self.pool.putconn(conn)  # rolls back a transaction left open, discards a broken connection
+            if self.keep and not _is_broken(conn) and conn.pgconn.transaction_status == _IDLE:
+                with self._keeping:
+                    conn, self._kept = self._kept, conn
+            if conn is not None:
+                self.pool.putconn(conn)  # rolls back a transaction left open, discards a broken connection
 
     @contextlib.contextmanager
     def transaction(
@@ -203,6 +229,8 @@ class Connector:
 
 _POOL_OPEN_TIMEOUT = 30
 """Seconds `open_pool` waits for its pool's first connection."""
+_IDLE = 0
+"""libpq's `PQTRANS_IDLE`: no transaction open on the connection."""
 
 
 def _check_conninfo(conn_string: str, what: str) -> None:

@@ -138,3 +138,19 @@ def test_a_socket_closed_before_the_connection_is_marked_broken_is_retried(
         assert failures == [1]
         item = store.get(("a",), "k")
         assert item is not None and item.value == {"v": 1}
+
+
+def test_a_store_on_its_own_pool_keeps_its_connection_between_calls(pg_dsn: str) -> None:
+    """One call at a time: no pool checkout per call, and a kept connection that died is replaced."""
+    with PostgresStore.from_conn_string(pg_dsn) as store:
+        store.setup()
+        pool = store._connector.pool
+        before = pool.get_stats().get("requests_num", 0)
+        for i in range(10):
+            store.put(("a",), f"k{i}", {"v": i})
+            assert store.get(("a",), f"k{i}") is not None
+            assert [item.key for item in store.search(("a",), limit=1)] == [f"k{i}"]
+        assert pool.get_stats().get("requests_num", 0) - before <= 1
+        terminate_others(pg_dsn)
+        store.put(("a",), "k10", {"v": 10})
+        assert len(store.search(("a",), limit=20)) == 11

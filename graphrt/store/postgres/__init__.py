@@ -259,6 +259,9 @@ class PostgresStore(BasePostgresStore, ThreadSweeper):
     connection the server dropped is replaced and the call retried once.
     """
 
+    _alone: Any = None
+    """The cursor of the last call outside a transaction, reused while its connection is lent again."""
+
     @classmethod
     @contextmanager
     def from_conn_string(
@@ -275,8 +278,9 @@ class PostgresStore(BasePostgresStore, ThreadSweeper):
 
         `prepare_threshold=None` turns prepared statements off (needed behind PgBouncer in transaction mode).
         """
+        # The store makes one call at a time, so its own pool lends it the same connection call after call.
         with Connector.open_pool(
-            conn_string, cls.__name__, max_size=pool_size, prepare_threshold=prepare_threshold
+            conn_string, cls.__name__, max_size=pool_size, keep=True, prepare_threshold=prepare_threshold
         ) as connector:
             store = cls(connector, index=index, ttl=ttl, pgvector=pgvector)
             try:
@@ -309,7 +313,10 @@ class PostgresStore(BasePostgresStore, ThreadSweeper):
         rolled back on error, on a connection of the connector."""
         if kind is ALONE:
             with self._connector.connection() as conn:
-                yield conn.cursor()
+                cur = self._alone
+                if cur is None or cur.connection is not conn or cur.closed:
+                    cur = self._alone = conn.cursor()  # reused: making a cursor costs as much as a cheap statement
+                yield cur
             return
         begin = self.dialect.begin_read if kind is READ else self.dialect.begin_write
         # Write transactions mostly write: pipelined, they cost a round trip or two, not one per statement.
