@@ -361,13 +361,18 @@ class AsyncConnector:
     a single connection carries one transaction at a time (from any event loop or thread).
     """
 
-    def __init__(self, target: Any, what: str) -> None:
+    def __init__(self, target: Any, what: str, *, keep: bool = False) -> None:
+        """Lend `target`'s connections; with `keep` (a pool of the connector's own), a connection given back
+        idle is kept for the next call instead of returning to the pool (the others still come from it)."""
         import psycopg
         import psycopg_pool
 
         self.what = what
         self.pool: Any = None
         self.conn: Any = None
+        self.keep = keep
+        self._kept: Any = None
+        self._keeping = threading.Lock()
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
         self._in_use = threading.Lock()
         if isinstance(target, psycopg_pool.AsyncConnectionPool):
@@ -396,6 +401,7 @@ class AsyncConnector:
         max_size: int = 4,
         min_size: int = 1,
         pool_options: dict[str, Any] | None = None,
+        keep: bool = False,
         **kwargs: Any,
     ) -> AsyncIterator[AsyncConnector]:
         """An async pool to `conn_string`, closed when the block ends. `kwargs` go to `AsyncConnection.connect`,
@@ -415,10 +421,19 @@ class AsyncConnector:
         except psycopg_pool.PoolTimeout as exc:
             await pool.close()
             raise _unreachable(what, exc, _POOL_OPEN_TIMEOUT) from None
+        connector = cls(pool, what, keep=keep)
         try:
-            yield cls(pool, what)
+            yield connector
         finally:
+            await connector.release()
             await pool.close()
+
+    async def release(self) -> None:
+        """Give a kept connection back to the pool (see `keep`)."""
+        with self._keeping:
+            conn, self._kept = self._kept, None
+        if conn is not None:
+            await self.pool.putconn(conn)
 
     @contextlib.asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[None]:
@@ -460,8 +475,13 @@ class AsyncConnector:
             return
         # Unlike `Connector`, no `_looks_dead` probe: reading an idle async connection's socket behind
         # psycopg's back slows its next statements down; a dead one fails `BEGIN` and `transaction` retries.
+        conn = None
+        if self.keep:
+            with self._keeping:
+                conn, self._kept = self._kept, None
         try:
-            conn = await self.pool.getconn()
+            if conn is None:
+                conn = await self.pool.getconn()
         except psycopg_pool.PoolTimeout as exc:
             raise ConnectionLostError(self.what, f"no connection available: {exc}") from None
         try:
@@ -470,7 +490,11 @@ class AsyncConnector:
                     await conn.set_autocommit(True)
                 yield conn
         finally:
-            await self.pool.putconn(conn)  # rolls back a transaction left open, discards a broken connection
+            if self.keep and not _is_broken(conn) and conn.pgconn.transaction_status == _IDLE:
+                with self._keeping:
+                    conn, self._kept = self._kept, conn
+            if conn is not None:
+                await self.pool.putconn(conn)  # rolls back a transaction left open, discards a broken one
 
     @contextlib.asynccontextmanager
     async def transaction(

@@ -298,3 +298,21 @@ def test_no_password_in_errors_or_reprs(pg_dsn: str) -> None:
 
 def test_is_a_base_store() -> None:
     assert issubclass(AsyncPostgresStore, BaseStore)
+
+
+def test_from_conn_string_keeps_a_connection_for_calls_made_one_at_a_time(pg_dsn: str) -> None:
+    async def main() -> None:
+        async with AsyncPostgresStore.from_conn_string(pg_dsn) as store:
+            await store.setup()
+            pool = store._connector.pool
+            before = pool.get_stats().get("requests_num", 0)
+            for i in range(10):
+                await store.aput(("a",), f"k{i}", {"v": i})
+                assert await store.aget(("a",), f"k{i}") is not None
+                assert [item.key for item in await store.asearch(("a",), limit=1)] == [f"k{i}"]
+            assert pool.get_stats().get("requests_num", 0) - before <= 1
+            terminate_others(pg_dsn)  # the kept connection dies: the next call runs on a new one
+            await store.aput(("a",), "k10", {"v": 10})
+            assert len(await store.asearch(("a",), limit=20)) == 11
+
+    asyncio.run(main())

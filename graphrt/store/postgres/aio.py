@@ -89,6 +89,8 @@ class AsyncPostgresStore(BasePostgresStore, AsyncSweeper):
         self._loop: asyncio.AbstractEventLoop | None = None
         """The event loop of the last async call (where sync calls from other threads run)."""
         self._private = PrivateLoop()
+        self._alone: Any = None
+        """The cursor of the last call outside a transaction, reused while its connection is lent again."""
         self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
     def _connect(self, conn: Any) -> Any:
@@ -123,8 +125,15 @@ class AsyncPostgresStore(BasePostgresStore, AsyncSweeper):
         min_size = int(config.pop("min_size", 1))
         max_size = int(config.pop("max_size", None) or max(pool_size, min_size))
         connect_kwargs = {"prepare_threshold": prepare_threshold, **(config.pop("kwargs", None) or {})}
+        # An idle connection is kept for the next call: a call alone needs no pool checkout.
         async with AsyncConnector.open_pool(
-            conn_string, cls.__name__, max_size=max_size, min_size=min_size, pool_options=config, **connect_kwargs
+            conn_string,
+            cls.__name__,
+            max_size=max_size,
+            min_size=min_size,
+            pool_options=config,
+            keep=True,
+            **connect_kwargs,
         ) as connector:
             store = cls(connector, index=index, ttl=ttl, pgvector=pgvector)
             try:
@@ -212,7 +221,10 @@ class AsyncPostgresStore(BasePostgresStore, AsyncSweeper):
 
         if kind is ALONE:
             async with self._connector.connection() as conn:
-                yield conn.cursor(row_factory=tuple_row)
+                cur = self._alone
+                if cur is None or cur.connection is not conn or cur.closed:
+                    cur = self._alone = conn.cursor(row_factory=tuple_row)  # reused: a cursor costs a statement's CPU
+                yield cur
             return
         begin = self.dialect.begin_read if kind is READ else self.dialect.begin_write
         async with self._connector.transaction(begin, pipeline=kind is WRITE) as cur:
