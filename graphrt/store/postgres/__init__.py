@@ -60,10 +60,11 @@ after the lock is had, so `seq` follows commit order without a store-wide lock o
 statement's snapshot could have taken before an earlier writer committed."""
 _PUT_ALONE = f"""
 WITH {_BUMP}, up AS ({_INSERT.strip()} RETURNING id)
-DELETE FROM graphrt_store_vectors WHERE item_id IN (SELECT id FROM up)
+DELETE FROM graphrt_store_vectors WHERE item_id = (SELECT id FROM up)
 """
 """A batch of one put without vectors, as one autocommitted statement: bump the counter (taking `seq`),
-upsert, and drop the vectors the item had (its pgvector rows go with them)."""
+upsert, and drop the vectors the item had (its pgvector rows go with them). The upsert returns exactly one
+row: a scalar subquery, not `IN`, spares the server a hash aggregate per put."""
 
 
 class BasePostgresStore(SqlStore):
