@@ -316,3 +316,22 @@ def test_from_conn_string_keeps_a_connection_for_calls_made_one_at_a_time(pg_dsn
             assert len(await store.asearch(("a",), limit=20)) == 11
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("node", ["async", "sync"])
+def test_the_async_store_in_an_async_graph(pg_dsn: str, node: str) -> None:
+    """The seeds' memory chatbot under `ainvoke`: an async node awaits the store; a sync node (run off the
+    event loop's thread) calls its sync methods, which run on the loop."""
+    from graphrt.embeddings import StaticEmbeddings
+    from tests.test_store_in_graphs import acall_model, ask, call_model, chatbot
+
+    async def main() -> None:
+        index: IndexConfig = {"embed": StaticEmbeddings(), "dims": 256}
+        async with AsyncPostgresStore.from_conn_string(pg_dsn, index=index) as store:
+            await store.setup()
+            graph = chatbot(store, acall_model if node == "async" else call_model)
+            await graph.ainvoke(ask("Remember: my name is Bob"), {"configurable": {"thread_id": "1", "user_id": "u"}})
+            out = await graph.ainvoke(ask("what is my name?"), {"configurable": {"thread_id": "2", "user_id": "u"}})
+            assert out["messages"][-1].content == "User info: User name is Bob"
+
+    asyncio.run(main())
