@@ -4,7 +4,8 @@ Measures, for each side in its own process and its own fresh database:
 - chain: milliseconds per superstep of a 100-node chain (one node per step), median of 5 invokes;
 - chat: milliseconds per turn of a 200-turn chat thread (median of all turns, and of the first and last 20,
   to show whether a turn's cost grows with the thread);
-- store: microseconds per `put` and per `get` (medians over 300 operations);
+- store: microseconds per `put` and per `get` (medians over 300 operations), and per `aput`/`aget` of the
+  async store (`AsyncPostgresStore.from_conn_string`);
 - throughput (graphrt only unless --lg-throughput): threads completed per second by N worker processes
   (N = 1, 2, 4, 8), each with its own connections, each running 3-node graphs on its own threads.
 
@@ -20,6 +21,7 @@ not set).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import operator
 import os
@@ -48,16 +50,19 @@ def modules(impl: str) -> Any:
         from langgraph.checkpoint.postgres import PostgresSaver
         from langgraph.graph import START, MessagesState, StateGraph
         from langgraph.store.postgres import PostgresStore
+        from langgraph.store.postgres.aio import AsyncPostgresStore
     else:
         from graphrt.checkpoint.postgres import PostgresSaver  # type: ignore[assignment]
         from graphrt.graph import START, MessagesState, StateGraph  # type: ignore[assignment]
         from graphrt.messages import AIMessage, HumanMessage  # type: ignore[assignment]
         from graphrt.store.postgres import PostgresStore  # type: ignore[assignment]
+        from graphrt.store.postgres.aio import AsyncPostgresStore  # type: ignore[assignment]
     return argparse.Namespace(
         AIMessage=AIMessage,
         HumanMessage=HumanMessage,
         PostgresSaver=PostgresSaver,
         PostgresStore=PostgresStore,
+        AsyncPostgresStore=AsyncPostgresStore,
         START=START,
         MessagesState=MessagesState,
         StateGraph=StateGraph,
@@ -124,7 +129,24 @@ def measure(impl: str, dsn: str, quick: bool) -> dict[str, float]:
             gets.append((time.perf_counter() - start) * 1e6)
         out["store put us"] = statistics.median(puts)
         out["store get us"] = statistics.median(gets)
+    out.update(asyncio.run(measure_async_store(m, dsn)))
     return out
+
+
+async def measure_async_store(m: Any, dsn: str) -> dict[str, float]:
+    async with m.AsyncPostgresStore.from_conn_string(dsn) as store:
+        await store.setup()
+        value = {"text": TEXT, "n": 2}
+        puts, gets = [], []
+        for i in range(STORE_OPS):
+            start = time.perf_counter()
+            await store.aput(("users", "u2"), f"k{i}", value)
+            puts.append((time.perf_counter() - start) * 1e6)
+        for i in range(STORE_OPS):
+            start = time.perf_counter()
+            await store.aget(("users", "u2"), f"k{i}")
+            gets.append((time.perf_counter() - start) * 1e6)
+    return {"async store aput us": statistics.median(puts), "async store aget us": statistics.median(gets)}
 
 
 def worker(impl: str, dsn: str, name: str, runs: int, go_at: float) -> None:

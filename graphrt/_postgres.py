@@ -65,13 +65,18 @@ class Connector:
     connection cannot be replaced, so an error says to pass a pool (or use `from_conn_string`) instead.
     """
 
-    def __init__(self, target: Any, what: str) -> None:
+    def __init__(self, target: Any, what: str, *, keep: bool = False) -> None:
+        """Lend `target`'s connections; with `keep` (a pool that only its owner's one-call-at-a-time user
+        shares), the last connection is kept out of the pool for the next call (no checkout per call)."""
         import psycopg
         import psycopg_pool
 
         self.what = what
         self.pool: Any = None
         self.conn: Any = None
+        self.keep = keep
+        self._kept: Any = None
+        self._keeping = threading.Lock()
         if isinstance(target, psycopg_pool.ConnectionPool):
             self.pool = target
         elif isinstance(target, psycopg.Connection):
@@ -84,8 +89,11 @@ class Connector:
 
     @classmethod
     @contextlib.contextmanager
-    def open_pool(cls, conn_string: str, what: str, *, max_size: int = 4, **kwargs: Any) -> Iterator[Connector]:
-        """A pool to `conn_string`, closed when the block ends. `kwargs` go to `psycopg.connect`."""
+    def open_pool(
+        cls, conn_string: str, what: str, *, max_size: int = 4, keep: bool = False, **kwargs: Any
+    ) -> Iterator[Connector]:
+        """A pool to `conn_string`, closed when the block ends. `kwargs` go to `psycopg.connect`; for `keep`,
+        see the constructor."""
         import psycopg
         import psycopg_pool
 
@@ -100,10 +108,19 @@ class Connector:
         except psycopg_pool.PoolTimeout as exc:
             pool.close()
             raise _unreachable(what, exc, _POOL_OPEN_TIMEOUT) from None
+        connector = cls(pool, what, keep=keep)
         try:
-            yield cls(pool, what)
+            yield connector
         finally:
+            connector.release()
             pool.close()
+
+    def release(self) -> None:
+        """Give a kept connection back to the pool (see `keep`)."""
+        with self._keeping:
+            conn, self._kept = self._kept, None
+        if conn is not None:
+            self.pool.putconn(conn)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
@@ -126,8 +143,13 @@ class Connector:
                 _prepare(self.conn, tuple_row)
                 yield self.conn
             return
+        conn = None
+        if self.keep:
+            with self._keeping:
+                conn, self._kept = self._kept, None
         try:
-            conn = self.pool.getconn()
+            if conn is None:
+                conn = self.pool.getconn()
             while _looks_dead(conn):
                 conn.close()  # returned closed, so the pool discards it and connects anew
                 self.pool.putconn(conn)
@@ -139,7 +161,11 @@ class Connector:
                 _prepare(conn, tuple_row)
                 yield conn
         finally:
-            self.pool.putconn(conn)  # rolls back a transaction left open, discards a broken connection
+            if self.keep and not _is_broken(conn) and conn.pgconn.transaction_status == _IDLE:
+                with self._keeping:
+                    conn, self._kept = self._kept, conn
+            if conn is not None:
+                self.pool.putconn(conn)  # rolls back a transaction left open, discards a broken connection
 
     @contextlib.contextmanager
     def transaction(
@@ -203,6 +229,8 @@ class Connector:
 
 _POOL_OPEN_TIMEOUT = 30
 """Seconds `open_pool` waits for its pool's first connection."""
+_IDLE = 0
+"""libpq's `PQTRANS_IDLE`: no transaction open on the connection."""
 
 
 def _check_conninfo(conn_string: str, what: str) -> None:
@@ -282,6 +310,10 @@ class _PipelinedCursor:
         rows: list[Any] = self._cur.fetchmany(size)
         return rows
 
+    def cursor(self) -> Any:
+        """Another cursor on the connection, in the same transaction (and pipeline)."""
+        return self._main.connection.cursor(row_factory=self._main.row_factory)
+
     @property
     def rowcount(self) -> int:
         self._pipe.sync()
@@ -329,13 +361,18 @@ class AsyncConnector:
     a single connection carries one transaction at a time (from any event loop or thread).
     """
 
-    def __init__(self, target: Any, what: str) -> None:
+    def __init__(self, target: Any, what: str, *, keep: bool = False) -> None:
+        """Lend `target`'s connections; with `keep` (a pool of the connector's own), a connection given back
+        idle is kept for the next call instead of returning to the pool (the others still come from it)."""
         import psycopg
         import psycopg_pool
 
         self.what = what
         self.pool: Any = None
         self.conn: Any = None
+        self.keep = keep
+        self._kept: Any = None
+        self._keeping = threading.Lock()
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
         self._in_use = threading.Lock()
         if isinstance(target, psycopg_pool.AsyncConnectionPool):
@@ -346,7 +383,7 @@ class AsyncConnector:
             raise TypeError(
                 f"{what} takes a psycopg AsyncConnection or a psycopg_pool AsyncConnectionPool, got a sync "
                 f"{type(target).__name__}: pass `await psycopg.AsyncConnection.connect(dsn, autocommit=True)`, "
-                f"or use {what}.from_conn_string(dsn); for a sync connection use PostgresSaver"
+                f"or use {what}.from_conn_string(dsn); for a sync connection use {what.removeprefix('Async')}"
             )
         else:
             raise TypeError(
@@ -357,9 +394,18 @@ class AsyncConnector:
     @classmethod
     @contextlib.asynccontextmanager
     async def open_pool(
-        cls, conn_string: str, what: str, *, max_size: int = 4, **kwargs: Any
+        cls,
+        conn_string: str,
+        what: str,
+        *,
+        max_size: int = 4,
+        min_size: int = 1,
+        pool_options: dict[str, Any] | None = None,
+        keep: bool = False,
+        **kwargs: Any,
     ) -> AsyncIterator[AsyncConnector]:
-        """An async pool to `conn_string`, closed when the block ends. `kwargs` go to `AsyncConnection.connect`."""
+        """An async pool to `conn_string`, closed when the block ends. `kwargs` go to `AsyncConnection.connect`,
+        `pool_options` to `AsyncConnectionPool` (e.g. `timeout`, `max_idle`)."""
         import psycopg
         import psycopg_pool
 
@@ -368,16 +414,26 @@ class AsyncConnector:
             await (await psycopg.AsyncConnection.connect(conn_string, **kwargs)).close()
         except psycopg.OperationalError as exc:
             raise _unreachable(what, exc) from None
-        pool = psycopg_pool.AsyncConnectionPool(**_pool_options(conn_string, what, max_size, kwargs))
+        options = {**_pool_options(conn_string, what, max_size, kwargs), "min_size": min_size, **(pool_options or {})}
+        pool = psycopg_pool.AsyncConnectionPool(**options)
         try:
             await pool.open(wait=True, timeout=_POOL_OPEN_TIMEOUT)
         except psycopg_pool.PoolTimeout as exc:
             await pool.close()
             raise _unreachable(what, exc, _POOL_OPEN_TIMEOUT) from None
+        connector = cls(pool, what, keep=keep)
         try:
-            yield cls(pool, what)
+            yield connector
         finally:
+            await connector.release()
             await pool.close()
+
+    async def release(self) -> None:
+        """Give a kept connection back to the pool (see `keep`)."""
+        with self._keeping:
+            conn, self._kept = self._kept, None
+        if conn is not None:
+            await self.pool.putconn(conn)
 
     @contextlib.asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[None]:
@@ -419,8 +475,13 @@ class AsyncConnector:
             return
         # Unlike `Connector`, no `_looks_dead` probe: reading an idle async connection's socket behind
         # psycopg's back slows its next statements down; a dead one fails `BEGIN` and `transaction` retries.
+        conn = None
+        if self.keep:
+            with self._keeping:
+                conn, self._kept = self._kept, None
         try:
-            conn = await self.pool.getconn()
+            if conn is None:
+                conn = await self.pool.getconn()
         except psycopg_pool.PoolTimeout as exc:
             raise ConnectionLostError(self.what, f"no connection available: {exc}") from None
         try:
@@ -429,7 +490,11 @@ class AsyncConnector:
                     await conn.set_autocommit(True)
                 yield conn
         finally:
-            await self.pool.putconn(conn)  # rolls back a transaction left open, discards a broken connection
+            if self.keep and not _is_broken(conn) and conn.pgconn.transaction_status == _IDLE:
+                with self._keeping:
+                    conn, self._kept = self._kept, conn
+            if conn is not None:
+                await self.pool.putconn(conn)  # rolls back a transaction left open, discards a broken one
 
     @contextlib.asynccontextmanager
     async def transaction(
@@ -493,7 +558,7 @@ async def _alost_as_error(conn: Any, what: str) -> AsyncIterator[None]:
     try:
         yield
     except psycopg.OperationalError as exc:
-        if _is_broken(conn):
+        if _is_broken(conn) or _names_a_lost_connection(exc):
             raise ConnectionLostError(what, str(exc)) from None
         raise
 
@@ -520,6 +585,14 @@ class _AsyncPipelinedCursor:
     async def fetchall(self) -> list[Any]:
         rows: list[Any] = await self._cur.fetchall()
         return rows
+
+    async def fetchmany(self, size: int) -> list[Any]:
+        rows: list[Any] = await self._cur.fetchmany(size)
+        return rows
+
+    def cursor(self) -> Any:
+        """Another cursor on the connection, in the same transaction (and pipeline)."""
+        return self._main.connection.cursor(row_factory=self._main.row_factory)
 
     async def arowcount(self) -> int:
         await self._pipe.sync()

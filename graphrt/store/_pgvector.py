@@ -13,16 +13,17 @@ score as cosine distance, and a zero vector scores 0 as on every other backend (
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from graphrt.checkpoint._drive import Body
 from graphrt.store._vectors import normalize
 
-__all__ = ("EMBEDDINGS", "PgVector", "VectorConfig", "parse_vector_config")
+__all__ = ("EMBEDDINGS", "PgRanking", "PgVector", "VectorConfig", "parse_vector_config")
 
 Matrix = npt.NDArray[np.float32]
 
@@ -144,16 +145,16 @@ class PgVector:
         self.iterative = True
         """Whether the server's pgvector has iterative index scans (0.8+); without, the exact tail does more."""
 
-    def create(self, cur: Any, *, with_index: bool) -> None:
+    def create(self, cur: Any, *, with_index: bool) -> Body[None]:
         """Create the table (backfilled from the saved blobs) and, `with_index`, the ANN index, if missing.
 
         Raises:
             ValueError: The table holds vectors of another width.
         """
-        cur.execute("SELECT to_regclass(%s) IS NULL", (EMBEDDINGS,))
-        missing = cur.fetchone()[0]
+        yield cur.execute("SELECT to_regclass(%s) IS NULL", (EMBEDDINGS,))
+        missing = (yield cur.fetchone())[0]
         if missing:
-            cur.execute(
+            yield cur.execute(
                 f"""CREATE TABLE {EMBEDDINGS} (
                     item_id BIGINT NOT NULL REFERENCES graphrt_store_vectors (item_id) ON DELETE CASCADE,
                     n INTEGER NOT NULL,
@@ -162,12 +163,12 @@ class PgVector:
                     PRIMARY KEY (item_id, n)
                 )"""
             )
-            self._backfill(cur)
-        cur.execute(
+            yield from self._backfill(cur)
+        yield cur.execute(
             "SELECT atttypmod FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'embedding'",
             (EMBEDDINGS,),
         )
-        width = cur.fetchone()[0]
+        width = (yield cur.fetchone())[0]
         if width != self.dims:
             raise ValueError(
                 f"The store's saved vectors are {width}-dimensional, not {self.dims}-dimensional; they were "
@@ -175,14 +176,14 @@ class PgVector:
             )
         statement = self.config.index_sql(self.dims)
         if with_index and statement is not None:
-            cur.execute(statement)
+            yield cur.execute(statement)
 
-    def _backfill(self, cur: Any) -> None:
-        cur.execute(
+    def _backfill(self, cur: Any) -> Body[None]:
+        yield cur.execute(
             "SELECT v.item_id, s.ns, v.vectors FROM graphrt_store_vectors v JOIN graphrt_store s ON s.id = v.item_id"
         )
         rows: list[tuple[int, int, str, str]] = []
-        for item_id, ns, blob in cur.fetchall():
+        for item_id, ns, blob in (yield cur.fetchall()):
             if not blob or len(blob) % (4 * self.dims):
                 raise ValueError(
                     f"The store's saved vectors are not {self.dims}-dimensional; they were written with another "
@@ -190,73 +191,23 @@ class PgVector:
                 )
             matrix = np.frombuffer(blob, dtype=np.float32).reshape(-1, self.dims)
             rows.extend((item_id, n, ns, literal(vector)) for n, vector in enumerate(matrix))
-        cur.executemany(f"INSERT INTO {EMBEDDINGS} (item_id, n, ns, embedding) VALUES (%s, %s, %s, %s)", rows)
+        if rows:
+            yield cur.executemany(f"INSERT INTO {EMBEDDINGS} (item_id, n, ns, embedding) VALUES (%s, %s, %s, %s)", rows)
 
-    def write(self, cur: Any, fresh: list[tuple[str, str, Matrix]]) -> None:
+    def write(self, cur: Any, fresh: list[tuple[str, str, Matrix]]) -> Body[None]:
         """Replace the embeddings of items `(namespace text, key, vectors)` just written in this transaction."""
         lookup = "SELECT id FROM graphrt_store WHERE ns = %s AND key = %s"
-        cur.executemany(f"DELETE FROM {EMBEDDINGS} WHERE item_id = ({lookup})", [(ns, key) for ns, key, _ in fresh])
+        yield cur.executemany(
+            f"DELETE FROM {EMBEDDINGS} WHERE item_id = ({lookup})", [(ns, key) for ns, key, _ in fresh]
+        )
         rows = [(n, literal(vector), ns, key) for ns, key, matrix in fresh for n, vector in enumerate(matrix)]
-        cur.executemany(
+        yield cur.executemany(
             f"INSERT INTO {EMBEDDINGS} (item_id, n, ns, embedding) "
             f"SELECT id, %s, ns, %s FROM graphrt_store WHERE ns = %s AND key = %s",
             rows,
         )
 
-    def ranked(
-        self, cur: Any, query: Matrix, where: str | None, where_args: list[Any], want: int
-    ) -> Iterator[tuple[int, float]]:
-        """`(item id, best score)` under the prefix, best first, each item once, ending with every item.
-
-        Reads the index in growing pages (with pgvector's iterative scan, so a prefix that the nearest
-        vectors miss still fills the page); once the index has nothing more, an exact scan yields the items
-        it never returned, so a filter that keeps few items gets the same answer as the exact path.
-        `where` is an SQL condition on `ns` (the namespace prefix), with `where_args` its parameters, or None.
-        """
-        config = self.config
-        force_index = config.kind != "flat" and where is None
-        where = where or "TRUE"
-        target = config.distance_sql(self.dims, scan=config.kind == "flat")
-        vector = literal(normalize(query.reshape(1, -1))[0] if config.distance == "cosine" else query)
-        fetch = max(_FIRST_FETCH, 2 * want)
-        # Over the whole store the planner underrates a scan's per-row cost (l2_normalize of every row) and
-        # picks a 3x slower sequential scan on 10k rows. Under a prefix it is left to choose: a scan of a
-        # small namespace is faster than a filtered index scan, and exact.
-        seqscan = self._tune(cur, fetch, force_index) if config.kind != "flat" else None
-        seen: set[int] = set()
-        while True:
-            if force_index and seen:
-                cur.execute("SELECT set_config('enable_seqscan', 'off', true)")
-            cur.execute(
-                f"SELECT item_id, {target} FROM {EMBEDDINGS} WHERE {where} ORDER BY {target} LIMIT %s",
-                [vector, *where_args, vector, fetch],
-            )
-            found = cur.fetchall()
-            if force_index:
-                cur.execute("SELECT set_config('enable_seqscan', %s, true)", (seqscan,))
-            if config.kind == "ivfflat":
-                found.sort(key=lambda pair: pair[1])  # its iterative scan returns them in roughly that order
-            for item_id, distance in found:
-                if item_id not in seen:
-                    seen.add(item_id)
-                    yield item_id, -float(distance)
-            if len(found) < fetch:
-                break
-            fetch *= 4
-        if config.kind == "flat":
-            return
-        # `+ 0` keeps the planner off the ANN index: this scan must see every row.
-        target = config.distance_sql(self.dims, scan=True)
-        cur.execute(
-            f"SELECT item_id, {target} FROM {EMBEDDINGS} WHERE {where} ORDER BY ({target}) + 0",
-            [vector, *where_args, vector],
-        )
-        for item_id, distance in cur.fetchall():
-            if item_id not in seen:
-                seen.add(item_id)
-                yield item_id, -float(distance)
-
-    def _tune(self, cur: Any, fetch: int, force_index: bool) -> str:
+    def tune(self, cur: Any, fetch: int, force_index: bool) -> Body[str]:
         """Set this transaction's index scan settings (iterative scans, enough candidates for a page, and
         `enable_seqscan` off with `force_index`) in one round trip; return `enable_seqscan` as it was."""
         search = dict(self.config.search)
@@ -271,8 +222,90 @@ class PgVector:
         if force_index:
             settings["enable_seqscan"] = "off"
         calls = ", ".join("set_config(%s, %s, true)" for _ in settings)
-        cur.execute(
+        yield cur.execute(
             f"SELECT current_setting('enable_seqscan'), {calls}", [part for pair in settings.items() for part in pair]
         )
-        previous: str = cur.fetchone()[0]
+        previous: str = (yield cur.fetchone())[0]
         return previous
+
+    def ranking(self, cur: Any, query: Matrix, where: str | None, where_args: list[Any], want: int) -> PgRanking:
+        """`(item id, best score)` under the prefix, best first, each item once, ending with every item.
+
+        `where` is an SQL condition on `ns` (the namespace prefix), with `where_args` its parameters, or None.
+        """
+        return PgRanking(self, cur, query, where, where_args, want)
+
+
+class PgRanking:
+    """A search's candidates from the embeddings table, best first, each item once, ending with every item.
+
+    Reads the index in growing pages (with pgvector's iterative scan, so a prefix that the nearest
+    vectors miss still fills the page); once the index has nothing more, an exact scan yields the items
+    it never returned, so a filter that keeps few items gets the same answer as the exact path.
+    """
+
+    def __init__(
+        self, vectors: PgVector, cur: Any, query: Matrix, where: str | None, where_args: list[Any], want: int
+    ) -> None:
+        config = vectors.config
+        self._vectors = vectors
+        self._cur = cur
+        self._force_index = config.kind != "flat" and where is None
+        self._where = where or "TRUE"
+        self._args = where_args
+        self._vector = literal(normalize(query.reshape(1, -1))[0] if config.distance == "cosine" else query)
+        self._fetch = max(_FIRST_FETCH, 2 * want)
+        self._seqscan: str | None = None
+        self._stage = "start"
+        self._seen: set[int] = set()
+        self._pending: list[tuple[int, float]] = []
+
+    def take(self, count: int) -> Body[list[tuple[int, float]]]:
+        """The next `count` candidates (fewer only once every item was returned)."""
+        while len(self._pending) < count and self._stage != "done":
+            yield from self._more()
+        taken, self._pending = self._pending[:count], self._pending[count:]
+        return taken
+
+    def _add(self, found: list[Any]) -> None:
+        for item_id, distance in found:
+            if item_id not in self._seen:
+                self._seen.add(item_id)
+                self._pending.append((item_id, -float(distance)))
+
+    def _more(self) -> Body[None]:
+        cur, config, dims = self._cur, self._vectors.config, self._vectors.dims
+        if self._stage == "start":
+            # Over the whole store the planner underrates a scan's per-row cost (l2_normalize of every row) and
+            # picks a 3x slower sequential scan on 10k rows. Under a prefix it is left to choose: a scan of a
+            # small namespace is faster than a filtered index scan, and exact.
+            if config.kind != "flat":
+                self._seqscan = yield from self._vectors.tune(cur, self._fetch, self._force_index)
+            self._stage = "index"
+        if self._stage == "index":
+            target = config.distance_sql(dims, scan=config.kind == "flat")
+            if self._force_index and self._seen:
+                yield cur.execute("SELECT set_config('enable_seqscan', 'off', true)")
+            yield cur.execute(
+                f"SELECT item_id, {target} FROM {EMBEDDINGS} WHERE {self._where} ORDER BY {target} LIMIT %s",
+                [self._vector, *self._args, self._vector, self._fetch],
+            )
+            found = yield cur.fetchall()
+            if self._force_index:
+                yield cur.execute("SELECT set_config('enable_seqscan', %s, true)", (self._seqscan,))
+            if config.kind == "ivfflat":
+                found.sort(key=lambda pair: pair[1])  # its iterative scan returns them in roughly that order
+            self._add(found)
+            if len(found) < self._fetch:
+                self._stage = "done" if config.kind == "flat" else "tail"
+            else:
+                self._fetch *= 4
+            return
+        # `+ 0` keeps the planner off the ANN index: this scan must see every row.
+        target = config.distance_sql(dims, scan=True)
+        yield cur.execute(
+            f"SELECT item_id, {target} FROM {EMBEDDINGS} WHERE {self._where} ORDER BY ({target}) + 0",
+            [self._vector, *self._args, self._vector],
+        )
+        self._add((yield cur.fetchall()))
+        self._stage = "done"

@@ -1,38 +1,44 @@
-"""The SQL store, written once: schema, statements, row mapping and batch application.
+"""The SQL store, written once: schema, statements, row mapping and batch application, sync or async.
 
 Backend packages (`sqlite/`, `postgres/`) only connect and say how their SQL differs, through the `Dialect`
 of graphrt's one SQL layer (`graphrt.checkpoint._dialect`, shared with the checkpoint savers: placeholders,
 column types, how writers are serialized, JSON pushdown), plus hooks on `SqlStore` where behaviour rather
-than SQL differs (`_external_version`, `_wrote`, `_vectors_set`, `_ranked`). Values are JSON text; vectors
-are float32 blobs (all of an item's vectors in one blob; unit length unless the store's index keeps them as
+than SQL differs (`version_sql`, `_wrote`, `_vectors_set`, `_ranking`). Values are JSON text; vectors are
+float32 blobs (all of an item's vectors in one blob; unit length unless the store's index keeps them as
 given) in a side table, scored in numpy from an in-process copy that is refreshed when another connection
-commits (a store may rank them another way: `_ranked`). Filters run in Python with the same compiled
+commits (a store may rank them another way: `_ranking`). Filters run in Python with the same compiled
 predicate as every other backend, after SQL has narrowed the scan where it can (`_pushdown`).
+
+Each operation is written once, as the checkpoint savers' are (`graphrt.checkpoint._drive`): a transaction
+body is a generator that yields its cursor calls (`yield cur.execute(...)`, `rows = yield cur.fetchall()`)
+and an operation yields `Txn` requests (a body and the kind of transaction it needs). `SqlStore._run` runs
+them on DB-API cursors, where each call has already run when it is yielded; the async PostgreSQL store runs
+the very same operations on psycopg's async cursors (`AsyncPostgresStore._arun`), awaiting each call.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import heapq
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from itertools import islice
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import orjson
 
-from graphrt.checkpoint._dialect import Dialect, apply_migrations
-from graphrt.store._indexed import StoreCore, page, ttl_micros
+from graphrt.checkpoint._dialect import Dialect, migrations
+from graphrt.checkpoint._drive import Body, drive
+from graphrt.store._indexed import StoreCore, ttl_micros
 from graphrt.store._namespace import check_key, check_labels, matches_condition
 from graphrt.store._plan import Delete, Get, ListNamespaces, Plan, Put, Search, Step, to_datetime
 from graphrt.store._vectors import VectorIndex
 from graphrt.store.base import IndexConfig, Item, Result, SearchItem, TTLConfig, _refresh
 
-__all__ = ("MIGRATIONS", "UPSERT_CONFLICT", "Dialect", "SqlStore")
+__all__ = ("ALONE", "MIGRATIONS", "READ", "SETUP", "UPSERT_CONFLICT", "WRITE", "Dialect", "SqlStore", "StoreOp", "Txn")
 
 T = TypeVar("T")
 
@@ -173,9 +179,9 @@ class _Row:
     seq: int
 
     @staticmethod
-    def of(row: Sequence[Any]) -> _Row:
+    def of(row: Sequence[Any], loads: Callable[[str], Any] = orjson.loads) -> _Row:
         ns = tuple(row[1].split("."))
-        return _Row(row[0], ns, row[2], orjson.loads(row[3]), row[4], row[5], row[6], row[7], row[8])
+        return _Row(row[0], ns, row[2], loads(row[3]), row[4], row[5], row[6], row[7], row[8])
 
     def item(self) -> Item:
         created, updated = to_datetime(self.created), to_datetime(self.updated)
@@ -187,155 +193,249 @@ class _Row:
         return SearchItem._trusted(self.namespace, self.key, self.value, created, updated, score)
 
 
+READ = "read"
+"""A `Txn` kind: a read-only transaction (a consistent snapshot)."""
+WRITE = "write"
+"""A `Txn` kind: a write transaction, serialized with the store's other writers (pipelined where the driver can)."""
+SETUP = "setup"
+"""A `Txn` kind: a write transaction whose statements wait for each other (schema changes)."""
+ALONE = "alone"
+"""A `Txn` kind: no transaction around the body; each statement is its own (a body may open one itself)."""
+
+
+class Txn(Generic[T]):
+    """Request: run `body(cur)` in a transaction of `kind` and send back what it returns.
+
+    Yielded by an operation, or a whole one-transaction operation by itself (no operation generator).
+    """
+
+    __slots__ = ("body", "kind")
+
+    def __init__(self, body: Callable[[Any], Body[T]], kind: str) -> None:
+        self.body = body
+        self.kind = kind
+
+
+StoreOp = Generator[Txn[Any], Any, T] | Txn[T]
+"""A store operation: a generator yielding `Txn` requests and returning the result, or a single `Txn`."""
+
+
+class Ranking(Protocol):
+    """Items with vectors under a search's prefix, best score first, each once, taken a batch at a time."""
+
+    def take(self, count: int) -> Body[list[tuple[int, float]]]:
+        """The next `count` `(item id, score)` pairs (fewer only once every item was returned)."""
+        ...
+
+
+class _Ranked:
+    """A `Ranking` over an in-process iterator (no statements to run)."""
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self, pairs: Iterator[tuple[int, float]]) -> None:
+        self._pairs = pairs
+
+    def take(self, count: int) -> Body[list[tuple[int, float]]]:
+        return list(islice(self._pairs, count))
+        yield  # a body that runs no statement
+
+
+class _Stream:
+    """The rows of one query, read `fetch` at a time from a cursor of their own (`rows[at:]` are unread,
+    as the driver gave them: a row becomes a `_Row` only when it is used)."""
+
+    __slots__ = ("at", "cur", "done", "fetch", "rows")
+
+    def __init__(self, cur: Any, fetch: int) -> None:
+        self.cur = cur
+        self.fetch = fetch
+        self.rows: Sequence[Any] = ()
+        self.at = 0
+        self.done = False
+
+    def open(self, sql: str, params: Sequence[Any]) -> Body[None]:
+        yield self.cur.execute(sql, params)
+        yield from self.more()
+
+    def more(self) -> Body[None]:
+        self.rows = yield self.cur.fetchmany(self.fetch)
+        self.at = 0
+        self.done = len(self.rows) < self.fetch
+
+
+def _listed(body: Body[T]) -> Body[list[T]]:
+    return [(yield from body)]
+
+
 class SqlStore(StoreCore):
-    """A store in a SQL database reached through one DB-API connection, shared under a lock."""
+    """A store in a SQL database: operations written once, run on DB-API cursors by `_run`.
+
+    By default the store reaches the database through one DB-API connection shared under a lock
+    (`_transaction`); a backend may lend connections another way, or run the operations asynchronously.
+    """
 
     dialect: Dialect
     upsert = _UPSERT
     """The statement writing one item (see `_UPSERT`); a backend may take `seq` from elsewhere."""
     metric = "dot"
     """How the in-process vector copy scores (see `graphrt.store._vectors.METRICS`)."""
+    version_sql: str
+    """A query whose one value changes whenever another connection commits (cache invalidation)."""
 
-    def __init__(self, conn: Any, *, index: IndexConfig | None = None, ttl: TTLConfig | None = None) -> None:
+    def __init__(
+        self,
+        conn: Any,
+        *,
+        index: IndexConfig | None = None,
+        ttl: TTLConfig | None = None,
+        deserializer: Callable[[bytes], dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(index=index, ttl=ttl)
         self.conn = conn
         self.lock = threading.RLock()
         self.is_setup = False
+        self._loads: Callable[[str], Any] = orjson.loads
+        """How a stored value's JSON text becomes the item's value (a user's `deserializer`, given bytes)."""
+        if deserializer is not None:
+            self._loads = lambda text: deserializer(text.encode())
         self._cache: VectorIndex | None = None
         self._cache_version: Any = None
         self._reads: dict[tuple[str, str], tuple[str, datetime, datetime, int | None, float | None]] | None = None
         """Rows recently read by `get` (value JSON, timestamps, expiry, TTL), or None when off; a backend whose
-        store owns its connection turns it on. Valid while `_external_version` stays `_reads_version`; this
+        store owns its connection turns it on. Valid while `version_sql` answers `_reads_version`; this
         store's own writes drop what they touch."""
         self._reads_version: Any = None
 
-    def _external_version(self, cur: Any) -> Any:
-        """A value that changes whenever another connection commits (cache invalidation)."""
-        raise NotImplementedError
+    # -- running operations (sync) ----------------------------------------------------------------
 
-    def _begin_write(self, cur: Any) -> None:
-        cur.execute(self.dialect.begin_write)
-        if self.dialect.lock_store:
-            cur.execute(self.dialect.lock_store)
+    def _run(self, op: StoreOp[T]) -> T:
+        """Run an operation on sync transactions, creating the schema first if needed."""
+        if not self.is_setup:
+            self._execute(self._migrate_op())
+        return self._execute(op)
 
-    def _wrote(self, cur: Any, upserts: int) -> None:
-        """Called in each transaction that puts or deletes items, after its `upserts` upserts, before it
-        commits (a dialect hook)."""
+    def _execute(self, op: StoreOp[T]) -> T:
+        if isinstance(op, Txn):
+            return self._run_txn(op.kind, op.body)
+        try:
+            request = next(op)
+            while True:
+                try:
+                    result = self._run_txn(request.kind, request.body)
+                except BaseException as exc:
+                    request = op.throw(exc)
+                else:
+                    request = op.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
-    def _migrate(self) -> None:
-        """Create the tables, running only the migrations this database has not seen."""
+    def _run_txn(self, kind: str, body_of: Callable[..., Body[T]], *args: Any) -> T:
+        """Run `body_of(cur, *args)` in a transaction of `kind`: on the store's one connection, under its
+        lock (a backend may lend connections another way, see `graphrt.store.postgres`)."""
         with self.lock:
             cur = self.conn.cursor()
-            self._begin_write(cur)
+            if kind is not ALONE:
+                cur.execute(self.dialect.begin_read if kind is READ else self.dialect.begin_write)
             try:
-                # Stores written before the schema was one for every dialect numbered PostgreSQL's own steps
-                # from 1000; those steps are now shared ones (idempotent), so forget the old numbers.
-                cur.execute(f"CREATE TABLE IF NOT EXISTS {_MIGRATIONS_TABLE} (v INTEGER PRIMARY KEY)")
-                cur.execute(f"DELETE FROM {_MIGRATIONS_TABLE} WHERE v >= 1000")
-                apply_migrations(cur, self.dialect, _MIGRATIONS_TABLE, MIGRATIONS, first=0)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            self.is_setup = True
-
-    def get(self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None) -> Item | None:
-        """Return the item at `namespace`/`key`, or `None`: one SELECT (see `_get_alone`), no batch plan."""
-        check_labels(namespace)
-        step = Get(tuple(namespace), check_key(str(key)), _refresh(self.ttl_config, refresh_ttl))
-        return self._connected(lambda: self._get_alone(step))
-
-    def _connected(self, action: Callable[[], T]) -> T:
-        """Run `action` once the schema exists, with `self.conn` usable (a pooled backend lends one)."""
-        if not self.is_setup:
-            self._migrate()
-        return action()
-
-    def _apply(self, plan: Plan) -> list[Result]:
-        if not self.is_setup:
-            self._migrate()
-        steps = plan.steps
-        if len(steps) == 1 and type(steps[0]) is Get:  # e.g. `aget`, or `batch([GetOp(...)])`
-            return [self._get_alone(steps[0])]
-        writes = any(isinstance(step, Put | Delete) for step in steps)
-        with self.lock:
-            cur = self.conn.cursor()
-            now = self._clock.now()
-            try:
-                # A write transaction may go to a server in one round trip (see `_pipelined`); an error shows
-                # at the latest when the block ends, and the transaction is rolled back below.
-                with self._pipelined() if writes else contextlib.nullcontext():
-                    if writes:
-                        self._begin_write(cur)
-                    else:
-                        cur.execute("BEGIN")
-                    results, refresh = self._run_steps(cur, plan, now)
-                    if refresh and writes:
-                        cur.executemany(_render(self.dialect, _REFRESH), [(now, i) for i in refresh])
+                if kind is not ALONE and kind is not READ:
+                    drive(self._lock_writers(cur))
+                body = body_of(cur, *args)
+                try:  # `drive`, inline: this is every sync call's path
+                    value = next(body)
+                    while True:
+                        value = body.send(value)
+                except StopIteration as stop:
+                    result: T = stop.value
+                if kind is not ALONE:
                     cur.execute("COMMIT")
             except BaseException:
-                cur.execute("ROLLBACK")
-                self._cache = None  # it may hold vectors of writes that were just rolled back
-                self._forget_reads()
+                if kind is not ALONE:
+                    cur.execute("ROLLBACK")
+                self._failed()
                 raise
-            if refresh and not writes:
-                # Reads stay in a shared-lock transaction; pushing expiry back is a short write after.
-                self._refresh(cur, refresh, now)
-            return results
+            return result
 
-    def _pipelined(self) -> contextlib.AbstractContextManager[Any]:
-        """Where a driver can queue statements and send them together (psycopg's pipeline), a context doing
-        so for a write transaction's statements; results are still read where the code asks for them."""
-        return contextlib.nullcontext()
-
-    def _get_alone(self, step: Get) -> Item | None:
-        """A batch of one get: a single SELECT in autocommit mode is its own consistent snapshot, so it
-        needs no BEGIN/COMMIT around it (one statement, one round trip to a server). With `_reads` on, a
-        row read before is served from memory once the database is known not to have changed since."""
-        where = (_ns_text(step.namespace), step.key)
-        with self.lock:
-            cur = self.conn.cursor()
-            now = self._clock.now()
-            reads = self._reads
-            if reads is not None:
-                version = self._external_version(cur)
-                if version != self._reads_version:
-                    reads.clear()
-                    self._reads_version = version
-                hit = reads.get(where)
-                if hit is not None and (hit[3] is None or hit[3] > now) and not (step.refresh and hit[4] is not None):
-                    return Item._trusted(orjson.loads(hit[0]), step.key, step.namespace, hit[1], hit[2])
-            cur.execute(_render(self.dialect, _GET_ONE), (*where, now))
-            found = cur.fetchone()
-            if found is None:
-                return None
-            item_id, value, created, updated, ttl, expires = found
-            updated_at = to_datetime(updated)
-            created_at = updated_at if created == updated else to_datetime(created)
-            if step.refresh and ttl is not None:
-                self._refresh(cur, [item_id], now)
-            elif reads is not None:
-                if len(reads) >= _READS_LIMIT:
-                    reads.clear()
-                reads[where] = (value, created_at, updated_at, expires, ttl)
-        return Item._trusted(orjson.loads(value), step.key, step.namespace, created_at, updated_at)
-
-    def _refresh(self, cur: Any, ids: list[int], now: int) -> None:
-        """Push back the expiry of the items `ids` that have a TTL, in a short write transaction."""
+    def _failed(self) -> None:
+        """After a transaction failed (and was rolled back): drop what may hold its uncommitted effects."""
+        self._cache = None
         self._forget_reads()
-        self._write(cur, lambda: cur.executemany(_render(self.dialect, _REFRESH), [(now, i) for i in ids]))
 
-    def _write(self, cur: Any, action: Any) -> Any:
-        self._begin_write(cur)
+    def _lock_writers(self, cur: Any) -> Body[None]:
+        """Run first in each write transaction, after its BEGIN: serialize the store's writers."""
+        if self.dialect.lock_store:
+            yield cur.execute(self.dialect.lock_store)
+
+    def _cursor_beside(self, cur: Any) -> Any:
+        """Another cursor on `cur`'s connection, in its transaction (to read two result sets at once)."""
+        return cur.connection.cursor()
+
+    def _write_body(self, cur: Any, inner: Body[T]) -> Body[T]:
+        """`inner` in a write transaction of its own, on a cursor outside one (an `ALONE` body's)."""
+        yield cur.execute(self.dialect.begin_write)
         try:
-            result = action()
-            cur.execute("COMMIT")
+            yield from self._lock_writers(cur)
+            result = yield from inner
+            yield cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            yield cur.execute("ROLLBACK")
             raise
         return result
 
-    def _run_steps(self, cur: Any, plan: Plan, now: int) -> tuple[list[Result], list[int]]:
+    # -- operations -------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        """Create the tables, running only the migrations this database has not seen."""
+        self._execute(self._migrate_op())
+
+    def _migrate_op(self) -> Generator[Txn[Any], Any, None]:
+        yield Txn(self._migrate_body, SETUP)
+        self.is_setup = True
+
+    def _migrate_body(self, cur: Any) -> Body[None]:
+        # Stores written before the schema was one for every dialect numbered PostgreSQL's own steps
+        # from 1000; those steps are now shared ones (idempotent), so forget the old numbers.
+        yield cur.execute(f"CREATE TABLE IF NOT EXISTS {_MIGRATIONS_TABLE} (v INTEGER PRIMARY KEY)")
+        yield cur.execute(f"DELETE FROM {_MIGRATIONS_TABLE} WHERE v >= 1000")
+        yield from migrations(cur, self.dialect, _MIGRATIONS_TABLE, MIGRATIONS, first=0)
+
+    def get(self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None) -> Item | None:
+        """Return the item at `namespace`/`key`, or `None`: one SELECT (see `_get_alone`), no batch plan."""
+        step = self._get_step(namespace, key, refresh_ttl)
+        if not self.is_setup:
+            self._migrate()
+        return self._run_txn(ALONE, self._get_alone, step)
+
+    def _get_step(self, namespace: tuple[str, ...], key: str, refresh_ttl: bool | None) -> Get:
+        check_labels(namespace)
+        return Get(tuple(namespace), check_key(str(key)), _refresh(self.ttl_config, refresh_ttl))
+
+    def _apply(self, plan: Plan) -> list[Result]:
+        return self._run(self._batch_op(plan))
+
+    def _batch_op(self, plan: Plan) -> StoreOp[list[Result]]:
+        """A checked, embedded batch as one operation: one write transaction if it writes, else a read one
+        (then a short write pushing back the expiry of what it read, if any)."""
+        steps = plan.steps
+        if len(steps) == 1 and type(steps[0]) is Get:  # e.g. `aget`, or `batch([GetOp(...)])`
+            get = steps[0]
+            return Txn(lambda cur: _listed(self._get_alone(cur, get)), ALONE)
+        if any(isinstance(step, Put | Delete) for step in steps):
+            return Txn(lambda cur: self._steps_body(cur, plan, True), WRITE)
+        return self._read_op(plan)
+
+    def _read_op(self, plan: Plan) -> Generator[Txn[Any], Any, list[Result]]:
+        results, refresh, now = yield Txn(lambda cur: self._steps_body(cur, plan, False), READ)
+        if refresh:
+            # Reads stay in a read-only transaction; pushing expiry back is a short write after.
+            self._forget_reads()
+            yield Txn(lambda cur: self._run_many(cur, _REFRESH, [(now, i) for i in refresh]), WRITE)
+        return results  # type: ignore[no-any-return]
+
+    def _steps_body(self, cur: Any, plan: Plan, writes: bool) -> Body[Any]:
+        """The plan's steps in order. With `writes`: their results, the expiry of what was read pushed
+        back in the same transaction; else `(results, ids to refresh, now)`."""
+        now = self._clock.now()
         results: list[Result] = []
         refresh: list[int] = []
         steps = plan.steps
@@ -346,32 +446,74 @@ class SqlStore(StoreCore):
                 j = i
                 while j < len(steps) and isinstance(steps[j], Put | Delete):
                     j += 1
-                self._write_run(cur, steps[i:j], plan, now)
+                yield from self._write_run(cur, steps[i:j], plan, now)
                 results.extend([None] * (j - i))
                 i = j
                 continue
             if isinstance(step, Get):
-                row = self._get(cur, step.namespace, step.key, now)
+                row = yield from self._get(cur, step.namespace, step.key, now)
                 results.append(None if row is None else row.item())
                 rows = [] if row is None else [row]
             elif isinstance(step, Search):
-                found = self._search(cur, step, plan, now)
+                found = yield from self._search(cur, step, plan, now)
                 results.append([row.search_item(score) for row, score in found])
                 rows = [row for row, _ in found]
             else:
-                results.append(self._list(cur, step, now))
+                results.append((yield from self._list(cur, step, now)))
                 rows = []
             if getattr(step, "refresh", False):
                 refresh.extend(row.id for row in rows if row.ttl is not None)
             i += 1
-        return results, refresh
+        if not writes:
+            return results, refresh, now
+        if refresh:
+            yield from self._run_many(cur, _REFRESH, [(now, i) for i in refresh])
+        return results
 
-    def _get(self, cur: Any, namespace: tuple[str, ...], key: str, now: int) -> _Row | None:
-        cur.execute(_render(self.dialect, _GET), (_ns_text(namespace), key, now))
-        found = cur.fetchone()
-        return None if found is None else _Row.of(found)
+    def _get_alone(self, cur: Any, step: Get) -> Body[Item | None]:
+        """A batch of one get: a single SELECT in autocommit mode is its own consistent snapshot, so it
+        needs no BEGIN/COMMIT around it (one statement, one round trip to a server). With `_reads` on, a
+        row read before is served from memory once the database is known not to have changed since."""
+        where = (_ns_text(step.namespace), step.key)
+        now = self._clock.now()
+        reads = self._reads
+        if reads is not None:
+            yield cur.execute(self.version_sql)
+            version = (yield cur.fetchone())[0]
+            if version != self._reads_version:
+                reads.clear()
+                self._reads_version = version
+            hit = reads.get(where)
+            if hit is not None and (hit[3] is None or hit[3] > now) and not (step.refresh and hit[4] is not None):
+                return Item._trusted(self._loads(hit[0]), step.key, step.namespace, hit[1], hit[2])
+        yield cur.execute(_render(self.dialect, _GET_ONE), (*where, now))
+        found = yield cur.fetchone()
+        if found is None:
+            return None
+        item_id, value, created, updated, ttl, expires = found
+        updated_at = to_datetime(updated)
+        created_at = updated_at if created == updated else to_datetime(created)
+        if step.refresh and ttl is not None:
+            self._forget_reads()
+            yield from self._write_body(cur, self._run_many(cur, _REFRESH, [(now, item_id)]))
+        elif reads is not None:
+            if len(reads) >= _READS_LIMIT:
+                reads.clear()
+            reads[where] = (value, created_at, updated_at, expires, ttl)
+        return Item._trusted(self._loads(value), step.key, step.namespace, created_at, updated_at)
 
-    def _write_run(self, cur: Any, steps: Sequence[Step], plan: Plan, now: int) -> None:
+    def _wrote(self, cur: Any, upserts: int) -> Body[None]:
+        """Run in each transaction that puts or deletes items, after its `upserts` upserts, before it
+        commits (a dialect hook)."""
+        return
+        yield
+
+    def _get(self, cur: Any, namespace: tuple[str, ...], key: str, now: int) -> Body[_Row | None]:
+        yield cur.execute(_render(self.dialect, _GET), (_ns_text(namespace), key, now))
+        found = yield cur.fetchone()
+        return None if found is None else _Row.of(found, self._loads)
+
+    def _write_run(self, cur: Any, steps: Sequence[Step], plan: Plan, now: int) -> Body[None]:
         """Apply consecutive puts and deletes with one statement each (the last write of a key wins)."""
         last: dict[tuple[tuple[str, ...], str], tuple[int, Step]] = {}
         deleted: set[tuple[tuple[str, ...], str]] = set()
@@ -401,19 +543,19 @@ class SqlStore(StoreCore):
                 fresh.append((step, rows))
             else:
                 drop.append(where)
-        self._forget_cached(cur, drop)
+        yield from self._forget_cached(cur, drop)
         if len(drop) > 1:  # a batch: skip one statement per item when no item has vectors at all
-            cur.execute("SELECT 1 FROM graphrt_store_vectors LIMIT 1")
-            if cur.fetchone() is None:
+            yield cur.execute("SELECT 1 FROM graphrt_store_vectors LIMIT 1")
+            if (yield cur.fetchone()) is None:
                 drop = []
-        self._run_many(cur, _DROP_VECTORS, drop)
-        self._run_many(cur, _DELETE, deletes)
+        yield from self._run_many(cur, _DROP_VECTORS, drop)
+        yield from self._run_many(cur, _DELETE, deletes)
         upserts.sort(key=lambda found: found[0])  # in write order, so the last write gets the largest seq
-        self._run_many(cur, self.upsert, [row for _, row in upserts])
-        self._run_many(cur, _SET_VECTORS, vectors)
-        self._vectors_set(cur, fresh)
-        self._wrote(cur, len(upserts))
-        self._cache_fresh(cur, fresh)
+        yield from self._run_many(cur, self.upsert, [row for _, row in upserts])
+        yield from self._run_many(cur, _SET_VECTORS, vectors)
+        yield from self._vectors_set(cur, fresh)
+        yield from self._wrote(cur, len(upserts))
+        yield from self._cache_fresh(cur, fresh)
         if self._reads:
             for namespace, key in last:
                 self._reads.pop((_ns_text(namespace), key), None)
@@ -422,68 +564,61 @@ class SqlStore(StoreCore):
         if self._reads:
             self._reads.clear()
 
-    def _run_many(self, cur: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    def _run_many(self, cur: Any, statement: str, rows: Sequence[Sequence[Any]]) -> Body[None]:
         """Run `statement` once per row: nothing for no rows, a plain execute for one (a driver's
         `executemany` may cost a round trip of its own even when empty, e.g. psycopg's pipeline)."""
         if len(rows) == 1:
-            cur.execute(_render(self.dialect, statement), rows[0])
+            yield cur.execute(_render(self.dialect, statement), rows[0])
         elif rows:
-            cur.executemany(_render(self.dialect, statement), rows)
+            yield cur.executemany(_render(self.dialect, statement), rows)
 
-    def _vectors_set(self, cur: Any, fresh: list[tuple[Put, Any]]) -> None:
-        """Called after a batch's new vectors are saved, in its transaction (a hook for a second vector index)."""
+    def _vectors_set(self, cur: Any, fresh: list[tuple[Put, Any]]) -> Body[None]:
+        """Run after a batch's new vectors are saved, in its transaction (a hook for a second vector index)."""
+        return
+        yield
 
-    def _item_id(self, cur: Any, ns_text: str, key: str) -> int | None:
-        cur.execute(self.dialect.sql("SELECT id FROM graphrt_store WHERE ns = ? AND key = ?"), (ns_text, key))
-        found = cur.fetchone()
+    def _item_id(self, cur: Any, ns_text: str, key: str) -> Body[int | None]:
+        yield cur.execute(self.dialect.sql("SELECT id FROM graphrt_store WHERE ns = ? AND key = ?"), (ns_text, key))
+        found = yield cur.fetchone()
         return None if found is None else int(found[0])
 
-    def _forget_cached(self, cur: Any, where: list[tuple[str, str]]) -> None:
+    def _forget_cached(self, cur: Any, where: list[tuple[str, str]]) -> Body[None]:
         if self._cache is None:
             return
         for ns_text, key in where:
-            item_id = self._item_id(cur, ns_text, key)
-            if item_id is not None:
+            item_id = yield from self._item_id(cur, ns_text, key)
+            if item_id is not None and self._cache is not None:
                 self._cache.discard(item_id)
 
-    def _cache_fresh(self, cur: Any, fresh: list[tuple[Put, Any]]) -> None:
+    def _cache_fresh(self, cur: Any, fresh: list[tuple[Put, Any]]) -> Body[None]:
         """Put this batch's new vectors into the loaded cache (our own commits do not invalidate it)."""
         if self._cache is None:
             return
         for step, rows in fresh:
-            item_id = self._item_id(cur, _ns_text(step.namespace), step.key)
-            if item_id is not None:
+            item_id = yield from self._item_id(cur, _ns_text(step.namespace), step.key)
+            if item_id is not None and self._cache is not None:
                 self._cache.set(item_id, step.namespace, rows)
 
-    def _rows(self, sql: str, params: Sequence[Any], fetch: int = 256) -> Generator[_Row, None, None]:
-        """Stream rows from their own cursor, so other statements can run while this one is read."""
-        cur = self.conn.cursor()
-        try:
-            cur.execute(self.dialect.sql(sql), params)
-            while chunk := cur.fetchmany(fetch):
-                for found in chunk:
-                    yield _Row.of(found)
-        finally:
-            cur.close()
-
-    def _rows_by_id(self, cur: Any, ids: list[int]) -> dict[int, _Row]:
+    def _rows_by_id(self, cur: Any, ids: list[int]) -> Body[dict[int, _Row]]:
         found: dict[int, _Row] = {}
+        loads = self._loads
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ", ".join("?" * len(chunk))
-            cur.execute(self.dialect.sql(f"SELECT {_COLUMNS} FROM graphrt_store WHERE id IN ({marks})"), chunk)
-            for row in cur.fetchall():
-                found[row[0]] = _Row.of(row)
+            yield cur.execute(self.dialect.sql(f"SELECT {_COLUMNS} FROM graphrt_store WHERE id IN ({marks})"), chunk)
+            for row in (yield cur.fetchall()):
+                found[row[0]] = _Row.of(row, loads)
         return found
 
-    def _vectors(self, cur: Any) -> VectorIndex:
+    def _vectors(self, cur: Any) -> Body[VectorIndex]:
         """The cached vector matrix, reloaded when another connection has committed since it was read."""
         assert self._index is not None
-        version = self._external_version(cur)
+        yield cur.execute(self.version_sql)
+        version = (yield cur.fetchone())[0]
         if self._cache is not None and version == self._cache_version:
             return self._cache
         dims = self._index.embedder.dims
-        cur.execute(
+        yield cur.execute(
             "SELECT v.item_id, s.ns, v.dims, v.vectors FROM graphrt_store_vectors v"
             " JOIN graphrt_store s ON s.id = v.item_id"
         )
@@ -491,7 +626,7 @@ class SqlStore(StoreCore):
         spaces: list[tuple[str, ...]] = []
         blobs: list[bytes] = []
         parsed: dict[str, tuple[str, ...]] = {}
-        for item_id, ns, width, blob in cur.fetchall():
+        for item_id, ns, width, blob in (yield cur.fetchall()):
             count, rest = divmod(len(blob), 4 * dims)
             if width != dims or rest or not count:
                 raise ValueError(
@@ -501,34 +636,42 @@ class SqlStore(StoreCore):
             namespace = parsed.get(ns) or parsed.setdefault(ns, tuple(ns.split(".")))
             owners.extend([item_id] * count)
             spaces.extend([namespace] * count)
-            blobs.append(blob)
+            blobs.append(bytes(blob))
         cache = VectorIndex(dims, self.metric)
         cache.load(owners, spaces, np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dims))
         self._cache, self._cache_version = cache, version
         return cache
 
-    def _scored(self, cur: Any, step: Search, plan: Plan, now: int) -> Iterator[tuple[_Row, float | None]]:
-        """Rows with vectors, best score first, that are live and pass the filter."""
+    def _scored(self, cur: Any, step: Search, plan: Plan, now: int, want: int) -> Body[list[tuple[_Row, float]]]:
+        """Up to `want` rows with vectors, best score first, that are live and pass the filter."""
         assert step.query is not None
-        ranked = self._ranked(cur, step, plan.query_vectors[step.query])
-        chunk = max(16, step.offset + step.limit)
-        while batch := [pair for _, pair in zip(range(chunk), ranked, strict=False)]:
-            rows = self._rows_by_id(cur, [owner for owner, _ in batch])
+        ranking = yield from self._ranking(cur, step, plan.query_vectors[step.query])
+        found: list[tuple[_Row, float]] = []
+        chunk = max(16, want)
+        while len(found) < want:
+            batch = yield from ranking.take(chunk)
+            if not batch:
+                break
+            rows = yield from self._rows_by_id(cur, [owner for owner, _ in batch])
             for owner, score in batch:
                 row = rows.get(owner)
                 if row is not None and _accept(row, step, now):
-                    yield row, score
+                    found.append((row, score))
+                    if len(found) == want:
+                        break
             chunk *= 2
+        return found
 
-    def _ranked(self, cur: Any, step: Search, query: Any) -> Iterator[tuple[int, float]]:
-        """`(item id, best score)` of items with vectors under the search's prefix, best first, each once."""
-        return self._vectors(cur).ranked(query, step.prefix)
+    def _ranking(self, cur: Any, step: Search, query: Any) -> Body[Ranking]:
+        """The items with vectors under the search's prefix, best first (see `Ranking`)."""
+        cache = yield from self._vectors(cur)
+        return _Ranked(cache.ranked(query, step.prefix))
 
-    def _namespaces_under(self, cur: Any, prefix: tuple[str, ...]) -> list[str] | None:
+    def _namespaces_under(self, cur: Any, prefix: tuple[str, ...]) -> Body[list[str] | None]:
         """Namespaces at or below `prefix` (as text), or `None` when there are more than `_MERGE_LIMIT`."""
         text = _ns_text(prefix)
-        cur.execute(self.dialect.sql("SELECT 1 FROM graphrt_store WHERE ns = ? LIMIT 1"), (text,))
-        found = [text] if cur.fetchone() else []
+        yield cur.execute(self.dialect.sql("SELECT 1 FROM graphrt_store WHERE ns = ? LIMIT 1"), (text,))
+        found = [text] if (yield cur.fetchone()) else []
         # Skip from one distinct namespace to the next along the (ns, ...) index: O(namespaces x log n).
         skip = """
             WITH RECURSIVE spaces(ns) AS (
@@ -539,26 +682,35 @@ class SqlStore(StoreCore):
             )
             SELECT ns FROM spaces WHERE ns IS NOT NULL LIMIT ?
         """
-        cur.execute(self.dialect.sql(skip), (text + ".", text + "/", text + "/", _MERGE_LIMIT + 1))
-        found.extend(row[0] for row in cur.fetchall())
+        yield cur.execute(self.dialect.sql(skip), (text + ".", text + "/", text + "/", _MERGE_LIMIT + 1))
+        found.extend(row[0] for row in (yield cur.fetchall()))
         return found if len(found) <= _MERGE_LIMIT else None
 
-    def _newest(self, cur: Any, step: Search, now: int, stack: ExitStack, extra: str = "") -> Iterator[_Row]:
-        """Live rows under the prefix, newest write first, read lazily."""
+    def _newest(self, cur: Any, step: Search, now: int, want: int, extra: str = "") -> Body[list[_Row]]:
+        """Up to `want` live rows under the prefix that pass the filter, newest write first, read lazily."""
         fetch = max(16, step.offset + step.limit)
         narrow, narrow_args = self._pushdown(step.filter)
         live = f"{_LIVE}{extra}{narrow} ORDER BY seq DESC"
-        spaces = self._namespaces_under(cur, step.prefix) if step.prefix else None
+        spaces = (yield from self._namespaces_under(cur, step.prefix)) if step.prefix else None
         if spaces is None:
             clause, args = _prefix_clause(step.prefix)
             # A large filtered page reads the table in storage order and sorts what matches; otherwise follow
             # the seq index newest first, which stops as soon as the page is full.
             order = self.dialect.by_storage if narrow and fetch >= _SCAN_PAGE else self.dialect.by_seq
             sql = f"SELECT {_COLUMNS} FROM graphrt_store {order} WHERE {clause} AND {live}"
-            return stack.enter_context(closing(self._rows(sql, [*args, now, *narrow_args], fetch)))
-        sql = f"SELECT {_COLUMNS} FROM graphrt_store WHERE ns = ? AND {live}"
-        streams = [stack.enter_context(closing(self._rows(sql, [ns, now, *narrow_args], fetch))) for ns in spaces]
-        return streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda row: -row.seq)
+            queries = [(sql, [*args, now, *narrow_args])]
+        else:
+            sql = f"SELECT {_COLUMNS} FROM graphrt_store WHERE ns = ? AND {live}"
+            queries = [(sql, [ns, now, *narrow_args]) for ns in spaces]
+        streams: list[_Stream] = []
+        for sql, params in queries:
+            stream = _Stream(self._cursor_beside(cur), fetch)
+            streams.append(stream)
+            yield from stream.open(self.dialect.sql(sql), params)
+        found = yield from _merged(streams, step.predicate, want, self._loads)
+        for stream in streams:
+            yield stream.cur.close()
+        return found
 
     def _pushdown(self, spec: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
         """SQL keeping only rows whose plain fields equal the filter's strings or numbers.
@@ -588,28 +740,23 @@ class SqlStore(StoreCore):
             args += [path, condition, path]
         return "".join(f" AND {p}" for p in parts), args
 
-    def _search(self, cur: Any, step: Search, plan: Plan, now: int) -> list[tuple[_Row, float | None]]:
-        with ExitStack() as stack:
-            if step.query is None:
-                return [
-                    (row, None)
-                    for row in page(_passing(self._newest(cur, step, now, stack), step), step.offset, step.limit)
-                ]
-            return page(
-                _chain(self._scored(cur, step, plan, now), self._unscored(cur, step, now, stack)),
-                step.offset,
-                step.limit,
-            )
+    def _search(self, cur: Any, step: Search, plan: Plan, now: int) -> Body[list[tuple[_Row, float | None]]]:
+        """The search's page: scored rows first (best first), then, with a query, rows without vectors."""
+        want = step.offset + step.limit
+        if step.query is None:
+            rows = yield from self._newest(cur, step, now, want)
+            return [(row, None) for row in rows[step.offset :]]
+        found: list[tuple[_Row, float | None]] = list((yield from self._scored(cur, step, plan, now, want)))
+        if len(found) < want:
+            # Items without vectors (index=False), newest first: they follow every scored one.
+            extra = " AND id NOT IN (SELECT item_id FROM graphrt_store_vectors)"
+            rest = yield from self._newest(cur, step, now, want - len(found), extra)
+            found.extend((row, None) for row in rest)
+        return found[step.offset :]
 
-    def _unscored(self, cur: Any, step: Search, now: int, stack: ExitStack) -> Iterator[tuple[_Row, None]]:
-        """Items without vectors (index=False), newest first: they follow every scored one (queried only then)."""
-        extra = " AND id NOT IN (SELECT item_id FROM graphrt_store_vectors)"
-        for row in _passing(self._newest(cur, step, now, stack, extra), step):
-            yield row, None
-
-    def _list(self, cur: Any, step: ListNamespaces, now: int) -> list[tuple[str, ...]]:
-        cur.execute(self.dialect.sql(f"SELECT DISTINCT ns FROM graphrt_store WHERE {_LIVE}"), (now,))
-        names = [tuple(found[0].split(".")) for found in cur.fetchall()]
+    def _list(self, cur: Any, step: ListNamespaces, now: int) -> Body[list[tuple[str, ...]]]:
+        yield cur.execute(self.dialect.sql(f"SELECT DISTINCT ns FROM graphrt_store WHERE {_LIVE}"), (now,))
+        names = [tuple(found[0].split(".")) for found in (yield cur.fetchall())]
         names = [ns for ns in names if all(matches_condition(ns, c) for c in step.conditions)]
         if step.max_depth is not None:
             names = list({ns[: step.max_depth] for ns in names})
@@ -617,42 +764,67 @@ class SqlStore(StoreCore):
         return names[step.offset : step.offset + step.limit]
 
     def _sweep(self) -> int:
-        if not self.is_setup:
-            self._migrate()
-        with self.lock:
-            cur = self.conn.cursor()
-            now = self._clock.now()
-            self._forget_reads()
+        return self._run(self._sweep_txn())
 
-            def delete_expired() -> int:
-                expired = "SELECT id FROM graphrt_store WHERE expires_at IS NOT NULL AND expires_at <= ?"
-                cur.execute(self.dialect.sql(expired), (now,))
-                ids = [int(found[0]) for found in cur.fetchall()]
-                if ids:
-                    sql = f"DELETE FROM graphrt_store_vectors WHERE item_id IN ({expired})"
-                    cur.execute(self.dialect.sql(sql), (now,))
-                    cur.execute(self.dialect.sql(expired.replace("SELECT id", "DELETE")), (now,))
-                cache = self._cache
-                if cache is not None:
-                    for item_id in ids:
-                        cache.discard(item_id)
-                return len(ids)
+    def _sweep_txn(self) -> Txn[int]:
+        return Txn(self._sweep_body, WRITE)
 
-            deleted: int = self._write(cur, delete_expired)
-            return deleted
+    def _sweep_body(self, cur: Any) -> Body[int]:
+        """Delete expired items (and their vectors); return how many."""
+        now = self._clock.now()
+        self._forget_reads()
+        expired = "SELECT id FROM graphrt_store WHERE expires_at IS NOT NULL AND expires_at <= ?"
+        yield cur.execute(self.dialect.sql(expired), (now,))
+        ids = [int(found[0]) for found in (yield cur.fetchall())]
+        if ids:
+            sql = f"DELETE FROM graphrt_store_vectors WHERE item_id IN ({expired})"
+            yield cur.execute(self.dialect.sql(sql), (now,))
+            yield cur.execute(self.dialect.sql(expired.replace("SELECT id", "DELETE")), (now,))
+        cache = self._cache
+        if cache is not None:
+            for item_id in ids:
+                cache.discard(item_id)
+        return len(ids)
+
+
+def _merged(
+    streams: list[_Stream], predicate: Callable[[Any], bool] | None, want: int, loads: Callable[[str], Any]
+) -> Body[list[_Row]]:
+    """Up to `want` rows passing `predicate` from `streams` (each newest first), newest first overall."""
+    found: list[_Row] = []
+    if want <= 0:
+        return found
+    if len(streams) == 1:
+        stream = streams[0]
+        while True:
+            for raw in stream.rows:
+                row = _Row.of(raw, loads)
+                if predicate is None or predicate(row.value):
+                    found.append(row)
+                    if len(found) == want:
+                        return found
+            if stream.done:
+                return found
+            yield from stream.more()
+    heap = [(-stream.rows[0][8], i) for i, stream in enumerate(streams) if stream.rows]  # 8: seq
+    heapq.heapify(heap)
+    while heap:
+        i = heap[0][1]
+        stream = streams[i]
+        row = _Row.of(stream.rows[stream.at], loads)
+        stream.at += 1
+        if predicate is None or predicate(row.value):
+            found.append(row)
+            if len(found) == want:
+                break
+        if stream.at == len(stream.rows) and not stream.done:
+            yield from stream.more()
+        if stream.at < len(stream.rows):
+            heapq.heapreplace(heap, (-stream.rows[stream.at][8], i))
+        else:
+            heapq.heappop(heap)
+    return found
 
 
 def _accept(row: _Row, step: Search, now: int) -> bool:
     return (row.expires is None or row.expires > now) and (step.predicate is None or step.predicate(row.value))
-
-
-def _passing(rows: Iterator[_Row], step: Search) -> Iterator[_Row]:
-    predicate = step.predicate
-    return rows if predicate is None else (row for row in rows if predicate(row.value))
-
-
-def _chain(
-    first: Iterator[tuple[_Row, float | None]], then: Iterator[tuple[_Row, None]]
-) -> Iterator[tuple[_Row, float | None]]:
-    yield from first
-    yield from then

@@ -290,21 +290,23 @@ def test_bad_vector_settings_are_refused_up_front(extra: dict[str, Any], message
         PostgresStore(None, index={**config(), **extra})  # type: ignore[typeddict-item]
 
 
-def test_search_settings_reach_the_server(pg_dsn: str) -> None:
+def test_search_settings_reach_the_server(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphrt.store._pgvector import PgRanking
+
     index = config("l2", kind="hnsw", ef_search=321)
+    original = PgRanking.take
+    settings = []
+
+    def spy(ranking: PgRanking, count: int) -> Any:
+        taken = yield from original(ranking, count)
+        settings.append(ranking._cur.execute("SHOW hnsw.ef_search").fetchone()[0])
+        return taken
+
     with opened(pg_dsn, index) as store:
         fill(store, 5)
-        settings = []
-
-        def spy(cur: Any, query: Any, where: str, where_args: list[Any], want: int) -> Any:
-            yield from original(cur, query, where, where_args, want)
-            settings.append(cur.execute("SHOW hnsw.ef_search").fetchone()[0])
-
-        assert store._embeddings is not None
-        original = store._embeddings.ranked
-        store._embeddings.ranked = spy  # type: ignore[method-assign]
+        monkeypatch.setattr(PgRanking, "take", spy)
         assert len(store.search(("docs",), query="t1", limit=10)) == 5
-    assert settings == ["321"]
+    assert settings and set(settings) == {"321"}
 
 
 def test_concurrent_setups_create_the_extension_table_and_index_once(pg_dsn: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import psycopg
 import psycopg_pool
@@ -122,18 +123,34 @@ def test_a_socket_closed_before_the_connection_is_marked_broken_is_retried(
     while the connection does not look broken yet; the call still completes on a new connection."""
     with PostgresStore.from_conn_string(pg_dsn) as store:
         store.setup()
-        real = psycopg.Connection.execute
+        real = psycopg.Cursor.execute
         failures = []
 
-        def flaky(self: psycopg.Connection, *args: object, **kwargs: object) -> object:
+        def flaky(self: psycopg.Cursor[Any], *args: object, **kwargs: object) -> object:
             if not failures:
                 failures.append(1)
                 raise psycopg.OperationalError("connection socket closed")
             return real(self, *args, **kwargs)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(psycopg.Connection, "execute", flaky)
+        monkeypatch.setattr(psycopg.Cursor, "execute", flaky)
         store.put(("a",), "k", {"v": 1})
         monkeypatch.undo()
         assert failures == [1]
         item = store.get(("a",), "k")
         assert item is not None and item.value == {"v": 1}
+
+
+def test_a_store_on_its_own_pool_keeps_its_connection_between_calls(pg_dsn: str) -> None:
+    """One call at a time: no pool checkout per call, and a kept connection that died is replaced."""
+    with PostgresStore.from_conn_string(pg_dsn) as store:
+        store.setup()
+        pool = store._connector.pool
+        before = pool.get_stats().get("requests_num", 0)
+        for i in range(10):
+            store.put(("a",), f"k{i}", {"v": i})
+            assert store.get(("a",), f"k{i}") is not None
+            assert [item.key for item in store.search(("a",), limit=1)] == [f"k{i}"]
+        assert pool.get_stats().get("requests_num", 0) - before <= 1
+        terminate_others(pg_dsn)
+        store.put(("a",), "k10", {"v": 10})
+        assert len(store.search(("a",), limit=20)) == 11

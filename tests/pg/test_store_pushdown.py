@@ -118,7 +118,7 @@ def test_the_pushdown_reads_only_matching_rows(
     put_both(stores, ("t", "a"), [{"g": i % 50, "s": f"s{i % 50}"} for i in range(500)])
     read: list[int] = []
     real = _sql._Row.of
-    monkeypatch.setattr(_sql._Row, "of", staticmethod(lambda row: read.append(1) or real(row)))
+    monkeypatch.setattr(_sql._Row, "of", staticmethod(lambda row, *rest: read.append(1) or real(row, *rest)))
     pg, memory = stores
     for spec in ({"g": 7}, {"s": "s7"}, {"g": 7.0, "s": {"$eq": "s7"}}):
         read.clear()

@@ -90,14 +90,38 @@ def _postgres(path: Path, index: IndexConfig | None, ttl: TTLConfig | None) -> I
 
 
 @contextmanager
-def _postgres_pool(path: Path, index: IndexConfig | None, ttl: TTLConfig | None) -> Iterator[BaseStore]:
-    import psycopg_pool
+def _postgres_aio(path: Path, index: IndexConfig | None, ttl: TTLConfig | None) -> Iterator[BaseStore]:
+    """`AsyncPostgresStore` on a user's `AsyncConnection`, natively async: no call may use a worker thread
+    (the test's event loops come and go, one per call, so one connection rather than a pool). Searches use
+    the exact vector scan a server without pgvector gets ("postgres" searches with pgvector)."""
+    import psycopg
+    from psycopg.rows import dict_row
 
     from graphrt.store.postgres.aio import AsyncPostgresStore
 
-    with psycopg_pool.ConnectionPool(pg_dsn_for(path), min_size=1, max_size=2, kwargs={"autocommit": True}) as pool:
-        # The exact vector search a server without pgvector gets ("postgres" searches with pgvector).
-        yield AsyncPostgresStore(pool, index=index, ttl=ttl, pgvector=False)
+    conn = asyncio.run(psycopg.AsyncConnection.connect(pg_dsn_for(path), autocommit=True, row_factory=dict_row))
+    try:
+        with _threads_refused():
+            yield AsyncPostgresStore(conn, index=index, ttl=ttl, pgvector=False)
+    finally:
+        asyncio.run(conn.close())
+
+
+@contextmanager
+def _threads_refused() -> Iterator[None]:
+    """Fail any store call that would run in a worker thread (a sync embedder's calls excepted)."""
+    import anyio.to_thread
+
+    real = anyio.to_thread.run_sync
+
+    def refuse(func: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(func, "__name__", "") in ("embed_documents", "embed_query"):
+            return real(func, *args, **kwargs)  # a sync embedder's call, as on every store
+        raise AssertionError(f"a worker thread was used for {func!r}")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(anyio.to_thread, "run_sync", refuse)
+        yield
 
 
 @contextmanager
@@ -114,7 +138,7 @@ BACKENDS: dict[str, Factory] = {
     "sqlite": _sqlite,
     "sqlite-aio": _sqlite_aio,
     "postgres": _postgres,
-    "postgres-aio": _postgres_pool,
+    "postgres-aio": _postgres_aio,
 }
 """Every store backend; a new backend adds one line here and runs the whole contract suite."""
 

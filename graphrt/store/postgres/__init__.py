@@ -11,9 +11,8 @@ shared exact scan otherwise; both give LangGraph's scores for the configured `di
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -22,10 +21,23 @@ from graphrt._postgres import ConnectionLostError, Connector, require_psycopg
 require_psycopg("PostgresStore")
 
 from graphrt.checkpoint._dialect import POSTGRES  # noqa: E402
+from graphrt.checkpoint._drive import Body, drive  # noqa: E402
 from graphrt.store._indexed import ttl_micros  # noqa: E402
 from graphrt.store._pgvector import DISTANCES, PgVector, parse_vector_config  # noqa: E402
 from graphrt.store._plan import Plan, Put, Search  # noqa: E402
-from graphrt.store._sql import UPSERT_CONFLICT, SqlStore, _ns_text, _prefix_clause  # noqa: E402
+from graphrt.store._sql import (  # noqa: E402
+    ALONE,
+    READ,
+    SETUP,
+    UPSERT_CONFLICT,
+    WRITE,
+    Ranking,
+    SqlStore,
+    StoreOp,
+    Txn,
+    _ns_text,
+    _prefix_clause,
+)
 from graphrt.store._ttl import ThreadSweeper  # noqa: E402
 from graphrt.store.base import IndexConfig, Result, TTLConfig  # noqa: E402
 from graphrt.store.postgres._filter import pushdown  # noqa: E402
@@ -48,10 +60,11 @@ after the lock is had, so `seq` follows commit order without a store-wide lock o
 statement's snapshot could have taken before an earlier writer committed."""
 _PUT_ALONE = f"""
 WITH {_BUMP}, up AS ({_INSERT.strip()} RETURNING id)
-DELETE FROM graphrt_store_vectors WHERE item_id IN (SELECT id FROM up)
+DELETE FROM graphrt_store_vectors WHERE item_id = (SELECT id FROM up)
 """
 """A batch of one put without vectors, as one autocommitted statement: bump the counter (taking `seq`),
-upsert, and drop the vectors the item had (its pgvector rows go with them)."""
+upsert, and drop the vectors the item had (its pgvector rows go with them). The upsert returns exactly one
+row: a scalar subquery, not `IN`, spares the server a hash aggregate per put."""
 
 
 class BasePostgresStore(SqlStore):
@@ -59,6 +72,7 @@ class BasePostgresStore(SqlStore):
 
     dialect = POSTGRES
     upsert = _UPSERT
+    version_sql = "SELECT version FROM graphrt_store_changes WHERE one = 1"
     distance_types = tuple(DISTANCES)
 
     def __init__(
@@ -68,24 +82,26 @@ class BasePostgresStore(SqlStore):
         index: IndexConfig | None = None,
         ttl: TTLConfig | None = None,
         pgvector: bool | None = None,
+        deserializer: Callable[[bytes], dict[str, Any]] | None = None,
     ) -> None:
         """A store on `conn`; its tables are made by `setup()` (or the first call).
 
         Args:
-            conn: A psycopg `Connection` or a psycopg_pool `ConnectionPool` (or a `Connector`).
+            conn: A connection or pool (see the concrete class), or a connector of `graphrt._postgres`.
             index: As for every store, plus LangGraph's `distance_type` (`cosine`, `l2`, `inner_product`) and
                 `ann_index_config` (`kind`: `hnsw`, `ivfflat` or `flat`; `m`, `ef_construction`, `nlist`;
                 `vector_type`: `vector` or `halfvec`; graphrt's `ef_search` and `probes`).
             ttl: As for every store.
             pgvector: None (default) searches with pgvector when the server has the extension (setup creates
                 it when it can), and with an exact scan otherwise; True requires it; False never uses it.
+            deserializer: Turns a stored value's JSON (bytes) into the item's value (default: orjson's).
 
         Raises:
             ValueError: An unknown distance type, index kind, vector type or index parameter.
         """
         vector_config = parse_vector_config(index)
-        self._connector = conn if isinstance(conn, Connector) else Connector(conn, type(self).__name__)
-        super().__init__(None, index=index, ttl=ttl)
+        self._connector = self._connect(conn)
+        super().__init__(None, index=index, ttl=ttl, deserializer=deserializer)
         self.metric = vector_config.metric
         if self._index is not None:
             self._index = dataclasses.replace(self._index, unit=False)  # stored as given, like LangGraph
@@ -96,59 +112,47 @@ class BasePostgresStore(SqlStore):
         self._ann = False
         """Whether searches read the pgvector table."""
 
+    def _connect(self, conn: Any) -> Any:
+        """The connector lending `conn`'s connections (a backend hook: sync or async ones)."""
+        return conn if isinstance(conn, Connector) else Connector(conn, type(self).__name__)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {'pooled' if self._connector.replaceable else 'single connection'}>"
 
-    def _bound(self, action: Callable[[], T]) -> T:
-        """Run `action` with `self.conn` set to a live connection; once more on a new one if it was lost."""
-        with self.lock:
-            for attempt in range(2):
-                try:
-                    with self._connector.connection() as conn:
-                        self.conn = conn
-                        try:
-                            return action()
-                        finally:
-                            self.conn = None
-                except ConnectionLostError:
-                    self._cache = None
-                    if attempt or not self._connector.replaceable:
-                        raise
-                    self._connector.recover()
-            raise AssertionError("unreachable")
+    def _cursor_beside(self, cur: Any) -> Any:
+        from psycopg.rows import tuple_row
 
-    def _migrate(self) -> None:
-        self._bound(self._migrate_bound)
+        opener = getattr(cur, "cursor", None)  # a pipelined cursor (graphrt._postgres) opens its own
+        return opener() if opener is not None else cur.connection.cursor(row_factory=tuple_row)
 
-    def _migrate_bound(self) -> None:
-        SqlStore._migrate(self)
+    def _migrate_op(self) -> Generator[Txn[Any], Any, None]:
+        yield from super()._migrate_op()
         if self._embeddings is None:
             return
-        cur = self.conn.cursor()
         try:
-            self._write(cur, lambda: self._setup_vectors(cur))
+            yield Txn(self._setup_vectors, SETUP)
         except BaseException:
             self.is_setup = False
             raise
 
-    def _setup_vectors(self, cur: Any) -> None:
+    def _setup_vectors(self, cur: Any) -> Body[None]:
         """Find (or create) the pgvector extension, then the embeddings table and index (under the write lock)."""
         assert self._embeddings is not None
         self._mirror = self._ann = False
-        version = self._vector_extension(cur)
+        version = yield from self._vector_extension(cur)
         if version is None:
             return
         self._embeddings.iterative = version >= (0, 8)
-        cur.execute("SELECT to_regclass('graphrt_store_embeddings') IS NOT NULL")
-        exists = bool(cur.fetchone()[0])
+        yield cur.execute("SELECT to_regclass('graphrt_store_embeddings') IS NOT NULL")
+        exists = bool((yield cur.fetchone())[0])
         if self._pgvector is False and not exists:
             return
         # With pgvector off, an existing table is still kept up to date for the stores that search it.
-        self._embeddings.create(cur, with_index=self._pgvector is not False)
+        yield from self._embeddings.create(cur, with_index=self._pgvector is not False)
         self._mirror = True
         self._ann = self._pgvector is not False
 
-    def _vector_extension(self, cur: Any) -> tuple[int, ...] | None:
+    def _vector_extension(self, cur: Any) -> Body[tuple[int, ...] | None]:
         """The version of a usable `vector` extension in this database (created when allowed and possible).
 
         None: there is none, or it is older than 0.7 (`l2_normalize`, `halfvec`), or `pgvector=False` and it
@@ -159,22 +163,22 @@ class BasePostgresStore(SqlStore):
         """
         import psycopg
 
-        version = _extension_version(cur)
+        version = yield from _extension_version(cur)
         problem = None
         if version is None and self._pgvector is not False:
-            cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
-            if cur.fetchone() is None:
+            yield cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+            if (yield cur.fetchone()) is None:
                 problem = "the server has no pgvector extension (see https://github.com/pgvector/pgvector)"
             else:
-                cur.execute("SAVEPOINT graphrt_vector")
+                yield cur.execute("SAVEPOINT graphrt_vector")
                 try:
-                    cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                    cur.execute("RELEASE SAVEPOINT graphrt_vector")
+                    yield cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                    yield cur.execute("RELEASE SAVEPOINT graphrt_vector")
                 except psycopg.Error as exc:
-                    cur.execute("ROLLBACK TO SAVEPOINT graphrt_vector")
+                    yield cur.execute("ROLLBACK TO SAVEPOINT graphrt_vector")
                     problem = f"CREATE EXTENSION vector failed ({exc}); a superuser can run it once in this database"
                 # Also finds an extension created at the same moment by a session without the store's lock.
-                version = _extension_version(cur)
+                version = yield from _extension_version(cur)
         if version is not None and version < (0, 7):
             problem = f"pgvector {'.'.join(map(str, version))} is too old (0.7 or later: ALTER EXTENSION vector UPDATE)"
             version = None
@@ -182,93 +186,82 @@ class BasePostgresStore(SqlStore):
             raise RuntimeError(f"{type(self).__name__}(pgvector=True): {problem or 'no pgvector extension'}.")
         return version
 
-    def _vectors_set(self, cur: Any, fresh: list[tuple[Put, Any]]) -> None:
+    def _vectors_set(self, cur: Any, fresh: list[tuple[Put, Any]]) -> Body[None]:
         if self._mirror and fresh:
             assert self._embeddings is not None
-            self._embeddings.write(cur, [(_ns_text(step.namespace), step.key, rows) for step, rows in fresh])
+            yield from self._embeddings.write(cur, [(_ns_text(step.namespace), step.key, rows) for step, rows in fresh])
 
-    def _ranked(self, cur: Any, step: Search, query: Any) -> Iterator[tuple[int, float]]:
+    def _ranking(self, cur: Any, step: Search, query: Any) -> Body[Ranking]:
         if not self._ann:
-            return super()._ranked(cur, step, query)
+            return (yield from super()._ranking(cur, step, query))
         assert self._embeddings is not None
         want = step.offset + step.limit
         if not step.prefix:
-            return self._embeddings.ranked(cur, query, None, [], want)
+            return self._embeddings.ranking(cur, query, None, [], want)
         clause, args = _prefix_clause(step.prefix)
-        return self._embeddings.ranked(cur, query, self.dialect.sql(clause), args, want)
+        return self._embeddings.ranking(cur, query, self.dialect.sql(clause), args, want)
 
-    def _apply(self, plan: Plan) -> list[Result]:
-        if not self.is_setup:
-            self._migrate()
+    def _batch_op(self, plan: Plan) -> StoreOp[list[Result]]:
         steps = plan.steps
         if len(steps) == 1 and type(steps[0]) is Put and self._cache is None:
             put = steps[0]
             if not put.indexed or not len(plan.vectors_of(put)):
-                return self._bound(lambda: self._put_alone(put))
-        return self._bound(lambda: SqlStore._apply(self, plan))
+                return Txn(lambda cur: self._put_alone(cur, put), ALONE)
+        return super()._batch_op(plan)
 
-    def _put_alone(self, put: Put) -> list[Result]:
+    def _put_alone(self, cur: Any, put: Put) -> Body[list[Result]]:
         """A batch of one put without vectors: one statement, one round trip, no transaction block."""
         now = self._clock.now()
         where = (_ns_text(put.namespace), put.key)
         expires = None if put.ttl is None else now + ttl_micros(put.ttl)
-        self.conn.execute(_PUT_ALONE, (*where, put.raw.decode(), now, now, put.ttl, expires))
+        yield cur.execute(_PUT_ALONE, (*where, put.raw.decode(), now, now, put.ttl, expires))
         if self._reads:
             self._reads.pop(where, None)
         return [None]
 
-    def _begin_write(self, cur: Any) -> None:
-        super()._begin_write(cur)
+    def _lock_writers(self, cur: Any) -> Body[None]:
+        yield from super()._lock_writers(cur)
         if self.is_setup:
             # The change counter's row lock first, as the one-statement put takes it: writers never wait
             # for each other in opposite orders.
-            cur.execute("SELECT 1 FROM graphrt_store_changes WHERE one = 1 FOR UPDATE")
+            yield cur.execute("SELECT 1 FROM graphrt_store_changes WHERE one = 1 FOR UPDATE")
 
     def _pushdown(self, spec: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
         return pushdown(spec)
 
-    def _pipelined(self) -> contextlib.AbstractContextManager[Any]:
-        return self.conn.pipeline()  # type: ignore[no-any-return]
+    def _retry(self, exc: BaseException, attempt: int) -> bool:
+        # A lost connection is replaced (with a pool) and the transaction run again once.
+        return isinstance(exc, ConnectionLostError) and not attempt and self._connector.replaceable
 
-    def _connected(self, action: Callable[[], T]) -> T:
-        if not self.is_setup:
-            self._migrate()
-        return self._bound(action)
-
-    def _sweep(self) -> int:
-        if not self.is_setup:
-            self._migrate()
-        return self._bound(super()._sweep)
-
-    def _external_version(self, cur: Any) -> Any:
-        cur.execute("SELECT version FROM graphrt_store_changes WHERE one = 1")
-        return cur.fetchone()[0]
-
-    def _wrote(self, cur: Any, upserts: int) -> None:
+    def _wrote(self, cur: Any, upserts: int) -> Body[None]:
         if self._cache is None:  # nothing to keep current: no need to wait for the new number
-            cur.execute("UPDATE graphrt_store_changes SET version = version + 1 WHERE one = 1")
+            yield cur.execute("UPDATE graphrt_store_changes SET version = version + 1 WHERE one = 1")
             return
-        cur.execute("UPDATE graphrt_store_changes SET version = version + 1 WHERE one = 1 RETURNING version")
-        version = cur.fetchone()[0]
+        yield cur.execute("UPDATE graphrt_store_changes SET version = version + 1 WHERE one = 1 RETURNING version")
+        version = (yield cur.fetchone())[0]
         # Each upsert bumped the counter once more (taking its `seq`).
         if self._cache is not None and self._cache_version == version - 1 - upserts:
             self._cache_version = version  # our own write: the cache is kept up to date by the caller
 
 
-def _extension_version(cur: Any) -> tuple[int, ...] | None:
-    cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-    found = cur.fetchone()
+def _extension_version(cur: Any) -> Body[tuple[int, ...] | None]:
+    yield cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+    found = yield cur.fetchone()
     if found is None:
         return None
     return tuple(int(part) for part in found[0].split(".") if part.isdigit())
 
 
 class PostgresStore(BasePostgresStore, ThreadSweeper):
-    """A store in PostgreSQL; usable from sync code, and from async code through `abatch`.
+    """A store in PostgreSQL; usable from sync code, and from async code through `abatch` (in a worker thread;
+    for async code use `AsyncPostgresStore`, which runs on psycopg's async connections).
 
     Takes a psycopg `Connection` or a psycopg_pool `ConnectionPool`; with a pool (or `from_conn_string`) a
     connection the server dropped is replaced and the call retried once.
     """
+
+    _alone: Any = None
+    """The cursor of the last call outside a transaction, reused while its connection is lent again."""
 
     @classmethod
     @contextmanager
@@ -286,8 +279,9 @@ class PostgresStore(BasePostgresStore, ThreadSweeper):
 
         `prepare_threshold=None` turns prepared statements off (needed behind PgBouncer in transaction mode).
         """
+        # The store makes one call at a time, so its own pool lends it the same connection call after call.
         with Connector.open_pool(
-            conn_string, cls.__name__, max_size=pool_size, prepare_threshold=prepare_threshold
+            conn_string, cls.__name__, max_size=pool_size, keep=True, prepare_threshold=prepare_threshold
         ) as connector:
             store = cls(connector, index=index, ttl=ttl, pgvector=pgvector)
             try:
@@ -298,3 +292,36 @@ class PostgresStore(BasePostgresStore, ThreadSweeper):
     def setup(self) -> None:
         """Create or upgrade the store's tables; safe to call from many processes at once."""
         self._migrate()
+
+    def _run_txn(self, kind: str, body_of: Callable[..., Body[T]], *args: Any) -> T:
+        # One call at a time per store object (its vector cache and counters are shared state).
+        with self.lock:
+            attempt = 0
+            while True:
+                try:
+                    with self._transaction(kind) as cur:
+                        return drive(body_of(cur, *args))
+                except BaseException as exc:
+                    self._failed()
+                    if not self._retry(exc, attempt):
+                        raise
+                    self._connector.recover()
+                    attempt += 1
+
+    @contextmanager
+    def _transaction(self, kind: str) -> Iterator[Any]:
+        """A cursor in a transaction of `kind` (see `graphrt.store._sql.READ` and kin), committed on exit and
+        rolled back on error, on a connection of the connector."""
+        if kind is ALONE:
+            with self._connector.connection() as conn:
+                cur = self._alone
+                if cur is None or cur.connection is not conn or cur.closed:
+                    cur = self._alone = conn.cursor()  # reused: making a cursor costs as much as a cheap statement
+                yield cur
+            return
+        begin = self.dialect.begin_read if kind is READ else self.dialect.begin_write
+        # Write transactions mostly write: pipelined, they cost a round trip or two, not one per statement.
+        with self._connector.transaction(begin, pipeline=kind is WRITE) as cur:
+            if kind is not READ:
+                drive(self._lock_writers(cur))
+            yield cur

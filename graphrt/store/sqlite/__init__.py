@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from graphrt.checkpoint._dialect import SQLITE
 from graphrt.store._sql import SqlStore
@@ -28,6 +27,7 @@ class BaseSqliteStore(SqlStore):
     """The SQLite store's code, shared by `SqliteStore` and `AsyncSqliteStore`."""
 
     dialect = SQLITE
+    version_sql = "PRAGMA data_version"  # changes exactly when another connection commits to the file
 
     def __init__(
         self, conn: sqlite3.Connection, *, index: IndexConfig | None = None, ttl: TTLConfig | None = None
@@ -45,11 +45,6 @@ class BaseSqliteStore(SqlStore):
         this store would not, which is why the remembering is off for a connection handed in from outside.
         """
         self._reads = {}
-
-    def _external_version(self, cur: Any) -> Any:
-        # Changes exactly when another connection commits to the database file.
-        cur.execute("PRAGMA data_version")
-        return cur.fetchone()[0]
 
 
 class SqliteStore(BaseSqliteStore, ThreadSweeper):
