@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
-import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from operator import attrgetter
@@ -55,7 +56,8 @@ def add_messages(
     """Merge `right` into `left` by message id: append new ids, replace known ids in place, apply removals.
 
     Both sides may be one message-like value or a list of them (see `convert_to_messages`). A message
-    without an id gets a fresh uuid4 string; the message given is copied for that, never changed.
+    without an id gets a uuid4 string on a copy; the message given is never changed. Like LangGraph, where
+    the message keeps the id it got, merging the same message object again gives it the same id.
     `RemoveMessage(id=...)` deletes the message with that id, and `RemoveMessage(id=REMOVE_ALL_MESSAGES)`
     drops everything before it (earlier history and earlier messages in `right`).
 
@@ -145,18 +147,68 @@ def _coerce(value: Messages) -> tuple[list[BaseMessage], list[str]]:
 
 
 def _with_id(item: Any) -> BaseMessage:
-    [message] = convert_to_messages([item])
-    if isinstance(message, BaseMessageChunk):
-        message = message_chunk_to_message(message)  # like LangGraph, state keeps complete messages
+    message: BaseMessage
+    if type(item) in _PLAIN_TYPES:
+        message = item  # a complete message already (the usual write)
+    else:
+        [message] = convert_to_messages([item])
+        if isinstance(message, BaseMessageChunk):
+            message = message_chunk_to_message(message)  # like LangGraph, state keeps complete messages
     if message.id is not None:
         return message
-    fresh = str(uuid.uuid4())
-    if message is item:
-        # The caller's object: give the id to a shallow copy instead.
-        copy: BaseMessage = message.model_copy(update={"id": fresh})
-        return copy
-    message.id = fresh
-    return message
+    if message is not item:
+        message.id = _new_id()  # built here from a dict, a tuple or a chunk: ours to change
+        return message
+    # The caller's object: give the id to a shallow copy instead, the same id each time this object is
+    # merged (a branch reading the state a node's writes will make, then the step applying them).
+    return _copy_with_id(item, _id_of(item))
+
+
+def _copy_with_id(message: BaseMessage, id: str) -> BaseMessage:
+    """A shallow copy of `message` with `id` set: what `model_copy(update={"id": id})` makes, built
+    directly (this runs for every message a node returns without an id)."""
+    cls = type(message)
+    copy: BaseMessage = cls.__new__(cls)
+    set_attr = object.__setattr__
+    set_attr(copy, "__dict__", {**message.__dict__, "id": id})
+    set_attr(copy, "__pydantic_fields_set__", message.__pydantic_fields_set__ | {"id"})
+    extra = message.__pydantic_extra__
+    set_attr(copy, "__pydantic_extra__", None if extra is None else dict(extra))
+    private = message.__pydantic_private__
+    set_attr(copy, "__pydantic_private__", None if private is None else dict(private))
+    return copy
+
+
+_given: dict[int, tuple[weakref.ref[Any], str]] = {}
+"""The id given to each live message object merged without one, by the object's identity. As in
+LangGraph, where the message itself keeps the id it was given, merging the same object again gives it
+the same id; the entry goes when the object does."""
+
+
+def _id_of(message: BaseMessage) -> str:
+    key = id(message)
+    hit = _given.get(key)
+    if hit is not None and hit[0]() is message:
+        return hit[1]
+    fresh = _new_id()
+    _given[key] = (weakref.ref(message, lambda ref: _forget(key, ref)), fresh)
+    return fresh
+
+
+def _forget(key: int, ref: weakref.ref[Any]) -> None:
+    hit = _given.get(key)
+    if hit is not None and hit[0] is ref:
+        _given.pop(key, None)
+
+
+_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_BITS = (0x4000 << 64) | (0x8000 << 48)
+
+
+def _new_id() -> str:
+    """A random (version 4) UUID as a string: `str(uuid.uuid4())` without building a UUID object."""
+    h = "%032x" % (int.from_bytes(os.urandom(16)) & _VERSION_MASK | _VERSION_BITS)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _merge(
