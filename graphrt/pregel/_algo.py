@@ -99,9 +99,10 @@ class LoopState:
             if type(chan) in _ONE_VALUE:  # value, read value and saved value are one
                 value = chan.value  # type: ignore[attr-defined]
                 if value is MISSING:
-                    values.pop(key, None)
-                    saved.pop(key, None)
-                    state.pop(key, None)
+                    if key in values:  # the three mirrors hold such a channel together or not at all
+                        del values[key]
+                        saved.pop(key, None)
+                        state.pop(key, None)
                 else:
                     values[key] = value
                     if key in state_keys:
