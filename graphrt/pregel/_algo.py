@@ -174,7 +174,10 @@ def read_values(values: Mapping[str, Any], select: str | Sequence[str]) -> Any:
         if select not in values:
             raise EmptyChannelError()
         return values[select]
-    return {key: values[key] for key in select if key in values}
+    try:
+        return dict(zip(select, map(values.__getitem__, select), strict=True))  # a C loop when all are set
+    except KeyError:
+        return {key: values[key] for key in select if key in values}
 
 
 def _is_triggered(
@@ -308,12 +311,14 @@ def apply_writes(st: LoopState, tasks: Sequence[Task], *, bump_step: bool = True
                     versions[chan] = next_version
                     changed.add(chan)
     # Group writes by channel, then update each channel once.
-    by_channel = _group_writes(ordered, channels)
+    by_channel = _group_writes(ordered)
     # A LastValue written once (most state keys) just takes the value: set here, mirrored in bulk below.
     plain: dict[str, Any] = {}
     updated: set[str] = set()
     for chan, values in by_channel.items():
-        channel = channels[chan]
+        channel = channels.get(chan)
+        if channel is None:
+            continue  # not a channel of this graph
         if type(channel) is LastValue and len(values) == 1:
             channel.value = plain[chan] = values[0]
             continue
@@ -354,23 +359,22 @@ def apply_writes(st: LoopState, tasks: Sequence[Task], *, bump_step: bool = True
     return updated
 
 
-def _group_writes(tasks: Sequence[Task], channels: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """Each channel's writes, in task order then write order (writes to unknown channels are dropped)."""
+def _group_writes(tasks: Sequence[Task]) -> dict[str, Sequence[Any]]:
+    """Each channel's writes, in task order then write order."""
     if len(tasks) == 1:
         writes = tasks[0].writes
         unique = dict(writes)
-        if len(unique) == len(writes):  # the usual node: each key written once
-            return {chan: [value] for chan, value in unique.items() if chan in channels}
+        if len(unique) == len(writes):  # the usual node writes each key once: {chan: (value,)}, built in C
+            return dict(zip(unique, zip(unique.values(), strict=True), strict=True))
     by_channel: dict[str, list[Any]] = {}
     for task in tasks:
         for chan, value in task.writes:
-            if chan in channels:
-                found = by_channel.get(chan)
-                if found is None:
-                    by_channel[chan] = [value]
-                else:
-                    found.append(value)
-    return by_channel
+            found = by_channel.get(chan)
+            if found is None:
+                by_channel[chan] = [value]
+            else:
+                found.append(value)
+    return by_channel  # type: ignore[return-value]
 
 
 def _path_key(task: Task) -> tuple[Any, ...]:
