@@ -342,3 +342,13 @@ def test_an_update_with_a_known_id_replaces_on_a_remembered_history() -> None:
     assert [m.content for m in replaced] == ["a", "B", "c"]
     again = add_messages(replaced, [AIMessage("C", id="3"), HumanMessage("d", id="4")])
     assert [m.content for m in again] == ["a", "B", "C", "d"]
+
+
+def test_fresh_ids_are_uuid4_strings() -> None:
+    from graphrt._message_ids import new_uuid4
+
+    made = [new_uuid4() for _ in range(2000)]
+    assert len(set(made)) == len(made)
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -12,6 +11,7 @@ from typing import Annotated, Any, Literal, TypeAlias, overload
 
 from typing_extensions import TypedDict  # pydantic needs this TypedDict before Python 3.12
 
+from graphrt._message_ids import copy_with_id, new_uuid4
 from graphrt.messages import (
     AIMessage,
     AnyMessage,
@@ -157,26 +157,11 @@ def _with_id(item: Any) -> BaseMessage:
     if message.id is not None:
         return message
     if message is not item:
-        message.id = _new_id()  # built here from a dict, a tuple or a chunk: ours to change
+        message.id = new_uuid4()  # built here from a dict, a tuple or a chunk: ours to change
         return message
     # The caller's object: give the id to a shallow copy instead, the same id each time this object is
     # merged (a branch reading the state a node's writes will make, then the step applying them).
-    return _copy_with_id(item, _id_of(item))
-
-
-def _copy_with_id(message: BaseMessage, id: str) -> BaseMessage:
-    """A shallow copy of `message` with `id` set: what `model_copy(update={"id": id})` makes, built
-    directly (this runs for every message a node returns without an id)."""
-    cls = type(message)
-    copy: BaseMessage = cls.__new__(cls)
-    set_attr = object.__setattr__
-    set_attr(copy, "__dict__", {**message.__dict__, "id": id})
-    set_attr(copy, "__pydantic_fields_set__", message.__pydantic_fields_set__ | {"id"})
-    extra = message.__pydantic_extra__
-    set_attr(copy, "__pydantic_extra__", None if extra is None else dict(extra))
-    private = message.__pydantic_private__
-    set_attr(copy, "__pydantic_private__", None if private is None else dict(private))
-    return copy
+    return copy_with_id(item, _id_of(item))
 
 
 _given: dict[int, tuple[weakref.ref[Any], str]] = {}
@@ -190,7 +175,7 @@ def _id_of(message: BaseMessage) -> str:
     hit = _given.get(key)
     if hit is not None and hit[0]() is message:
         return hit[1]
-    fresh = _new_id()
+    fresh = new_uuid4()
     _given[key] = (weakref.ref(message, lambda ref: _forget(key, ref)), fresh)
     return fresh
 
@@ -199,16 +184,6 @@ def _forget(key: int, ref: weakref.ref[Any]) -> None:
     hit = _given.get(key)
     if hit is not None and hit[0] is ref:
         _given.pop(key, None)
-
-
-_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
-_VERSION_BITS = (0x4000 << 64) | (0x8000 << 48)
-
-
-def _new_id() -> str:
-    """A random (version 4) UUID as a string: `str(uuid.uuid4())` without building a UUID object."""
-    h = "%032x" % (int.from_bytes(os.urandom(16)) & _VERSION_MASK | _VERSION_BITS)
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _merge(
