@@ -152,6 +152,40 @@ def test_inputs_are_not_mutated() -> None:
     assert result[0] is not without_id and result[0].content == "no id" and result[0].id
 
 
+def test_the_same_message_object_gets_the_same_id_each_time() -> None:
+    # LangGraph writes the id into the message, so merging that object again finds it; graphrt copies
+    # instead and remembers the id per object, which gives the same result without the mutation.
+    given = AIMessage("no id")
+    first, second = merge([], [given]), merge([], given)
+    assert given.id is None
+    assert first[0].id == second[0].id and uuid.UUID(first[0].id).version == 4
+    assert first[0] is not given and second[0] is not first[0]
+    assert merge([], [AIMessage("no id")])[0].id != first[0].id
+    # Merged again onto the history it is already in, the object replaces itself (as in LangGraph).
+    assert ids(merge(first, [given])) == ids(first)
+
+
+def test_an_id_is_forgotten_with_its_message() -> None:
+    import gc
+
+    given = HumanMessage("short-lived")
+    merge([], [given])
+    remembered = len(message_module._given)
+    del given
+    gc.collect()
+    assert len(message_module._given) == remembered - 1
+
+
+def test_a_copy_given_an_id_equals_model_copy() -> None:
+    given = AIMessage("hi", tool_calls=[{"name": "f", "args": {"a": 1}, "id": "c1"}], custom="kept")
+    [copy] = merge([], [given])
+    expected = given.model_copy(update={"id": copy.id})
+    assert copy == expected and repr(copy) == repr(expected)
+    assert copy.model_fields_set == expected.model_fields_set and copy.model_dump() == expected.model_dump()
+    copy.custom = "changed"
+    assert given.custom == "kept"
+
+
 def test_result_is_a_new_list() -> None:
     left = [HumanMessage("a", id="1")]
     result = merge(left, [])
@@ -308,3 +342,13 @@ def test_an_update_with_a_known_id_replaces_on_a_remembered_history() -> None:
     assert [m.content for m in replaced] == ["a", "B", "c"]
     again = add_messages(replaced, [AIMessage("C", id="3"), HumanMessage("d", id="4")])
     assert [m.content for m in again] == ["a", "B", "C", "d"]
+
+
+def test_fresh_ids_are_uuid4_strings() -> None:
+    from graphrt._message_ids import new_uuid4
+
+    made = [new_uuid4() for _ in range(2000)]
+    assert len(set(made)) == len(made)
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text

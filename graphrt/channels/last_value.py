@@ -45,13 +45,15 @@ class LastValue(Generic[Value], BaseChannel[Value, Value, Value]):
         return self.typ
 
     def copy(self) -> Self:
-        new = self.__class__(self.typ, self.key)
-        new.value = self.value
-        return new
+        return self._with(self.value)
 
     def from_checkpoint(self, checkpoint: Any) -> Self:
-        new = self.__class__(self.typ, self.key)
-        new.value = checkpoint
+        return self._with(checkpoint)
+
+    def _with(self, value: Any) -> Self:
+        # Every run copies each channel: skip the __init__ chain (a subclass with more state overrides copy).
+        new = self.__class__.__new__(self.__class__)
+        new.typ, new.key, new.value = self.typ, self.key, value
         return new
 
     def update(self, values: Sequence[Value]) -> bool:

@@ -129,6 +129,8 @@ def updates_of(value: Any, keys: Mapping[str, Any] | frozenset[str], *, node: st
     if value is None:
         return []
     if type(value) is dict or isinstance(value, dict):
+        if isinstance(keys, frozenset) and keys.issuperset(value):
+            return list(value.items())  # the usual update: only state keys
         return [(k, v) for k, v in value.items() if k in keys]
     if isinstance(value, BaseModel):
         fields = type(value).model_fields

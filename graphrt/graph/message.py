@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from operator import attrgetter
@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, TypeAlias, overload
 
 from typing_extensions import TypedDict  # pydantic needs this TypedDict before Python 3.12
 
+from graphrt._message_ids import copy_with_id, new_uuid4
 from graphrt.messages import (
     AIMessage,
     AnyMessage,
@@ -55,7 +56,8 @@ def add_messages(
     """Merge `right` into `left` by message id: append new ids, replace known ids in place, apply removals.
 
     Both sides may be one message-like value or a list of them (see `convert_to_messages`). A message
-    without an id gets a fresh uuid4 string; the message given is copied for that, never changed.
+    without an id gets a uuid4 string on a copy; the message given is never changed. Like LangGraph, where
+    the message keeps the id it got, merging the same message object again gives it the same id.
     `RemoveMessage(id=...)` deletes the message with that id, and `RemoveMessage(id=REMOVE_ALL_MESSAGES)`
     drops everything before it (earlier history and earlier messages in `right`).
 
@@ -145,18 +147,43 @@ def _coerce(value: Messages) -> tuple[list[BaseMessage], list[str]]:
 
 
 def _with_id(item: Any) -> BaseMessage:
-    [message] = convert_to_messages([item])
-    if isinstance(message, BaseMessageChunk):
-        message = message_chunk_to_message(message)  # like LangGraph, state keeps complete messages
+    message: BaseMessage
+    if type(item) in _PLAIN_TYPES:
+        message = item  # a complete message already (the usual write)
+    else:
+        [message] = convert_to_messages([item])
+        if isinstance(message, BaseMessageChunk):
+            message = message_chunk_to_message(message)  # like LangGraph, state keeps complete messages
     if message.id is not None:
         return message
-    fresh = str(uuid.uuid4())
-    if message is item:
-        # The caller's object: give the id to a shallow copy instead.
-        copy: BaseMessage = message.model_copy(update={"id": fresh})
-        return copy
-    message.id = fresh
-    return message
+    if message is not item:
+        message.id = new_uuid4()  # built here from a dict, a tuple or a chunk: ours to change
+        return message
+    # The caller's object: give the id to a shallow copy instead, the same id each time this object is
+    # merged (a branch reading the state a node's writes will make, then the step applying them).
+    return copy_with_id(item, _id_of(item))
+
+
+_given: dict[int, tuple[weakref.ref[Any], str]] = {}
+"""The id given to each live message object merged without one, by the object's identity. As in
+LangGraph, where the message itself keeps the id it was given, merging the same object again gives it
+the same id; the entry goes when the object does."""
+
+
+def _id_of(message: BaseMessage) -> str:
+    key = id(message)
+    hit = _given.get(key)
+    if hit is not None and hit[0]() is message:
+        return hit[1]
+    fresh = new_uuid4()
+    _given[key] = (weakref.ref(message, lambda ref: _forget(key, ref)), fresh)
+    return fresh
+
+
+def _forget(key: int, ref: weakref.ref[Any]) -> None:
+    hit = _given.get(key)
+    if hit is not None and hit[0] is ref:
+        _given.pop(key, None)
 
 
 def _merge(

@@ -17,6 +17,7 @@ from typing import Any
 import anyio.to_thread
 
 from graphrt._context import message_chunk_sink, running_task
+from graphrt._message_ids import copy_with_id, new_uuid4
 from graphrt.messages import (
     AIMessage,
     AIMessageChunk,
@@ -264,7 +265,7 @@ class BaseChatModel:
 
     def _finish(self, message: AIMessage) -> AIMessage:
         if message.id is None:
-            return message.model_copy(update={"id": f"lc_run--{uuid.uuid4()}"})
+            return copy_with_id(message, f"lc_run--{new_uuid4()}")
         return message
 
 

@@ -13,13 +13,11 @@ from itertools import chain, compress
 from operator import attrgetter, itemgetter
 from typing import Annotated, Any, NotRequired, Required, TypedDict
 
-from graphrt.config import RunnableConfig
 from graphrt.constants import END, START
 from graphrt.graph import StateGraph
 from graphrt.graph.message import add_messages
 from graphrt.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage, ToolMessage, convert_to_messages
 from graphrt.prebuilt.tool_node import ToolNode
-from graphrt.runtime import Runtime
 from graphrt.tools import BaseTool
 from graphrt.types import Send
 
@@ -159,7 +157,9 @@ class ModelNode:
         prefix: list[BaseMessage] = [SystemMessage(self.spec.structured_prompt)] if self.spec.structured_prompt else []
         return self.model.with_structured_output(self.spec.response_format), prefix
 
-    def __call__(self, state: Any, config: RunnableConfig, runtime: Runtime[Any]) -> dict[str, Any]:
+    # The node asks for no config or runtime: the engine then builds neither (the model finds the running
+    # task itself when it streams tokens).
+    def __call__(self, state: Any) -> dict[str, Any]:
         prompt = self.spec.prompt(state)
         messages = self._inputs(state, prompt)  # type: ignore[arg-type]
         answer = self._answer(self.bound.invoke(messages))
@@ -169,7 +169,7 @@ class ModelNode:
             out["structured_response"] = structured.invoke([*prefix, *messages, answer])
         return out
 
-    async def _acall(self, state: Any, config: RunnableConfig, runtime: Runtime[Any]) -> dict[str, Any]:
+    async def _acall(self, state: Any) -> dict[str, Any]:
         prompt = self.spec.prompt(state)
         if isinstance(prompt, Awaitable):
             prompt = await prompt
@@ -199,11 +199,11 @@ class StructuredResponseNode:
     def __init__(self, model_node: ModelNode) -> None:
         self.model_node = model_node
 
-    def __call__(self, state: Any, config: RunnableConfig) -> dict[str, Any]:
+    def __call__(self, state: Any) -> dict[str, Any]:
         structured, prefix = self.model_node._structured()
         return {"structured_response": structured.invoke([*prefix, *_messages_of(state)])}
 
-    async def _acall(self, state: Any, config: RunnableConfig) -> dict[str, Any]:
+    async def _acall(self, state: Any) -> dict[str, Any]:
         structured, prefix = self.model_node._structured()
         return {"structured_response": await structured.ainvoke([*prefix, *_messages_of(state)])}
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from graphrt._context import RunContext, TaskContext
 from graphrt.channels.base import MISSING, BaseChannel
+from graphrt.channels.binop import BinaryOperatorAggregate
+from graphrt.channels.ephemeral_value import EphemeralValue
 from graphrt.channels.last_value import LastValue
 from graphrt.errors import EmptyChannelError, InvalidUpdateError
 from graphrt.pregel._spec import (
@@ -25,7 +27,6 @@ from graphrt.pregel._spec import (
     NULL_TASK_ID,
     PULL,
     PUSH,
-    RESERVED,
     RESUME,
     TASKS,
     GraphSpec,
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from graphrt.checkpoint.base import Checkpoint, CheckpointTuple
 
 logger = logging.getLogger("graphrt")
+
+_ONE_VALUE: frozenset[type] = frozenset((LastValue, EphemeralValue, BinaryOperatorAggregate))
+"""Channels whose `value` attribute is at once their value (MISSING: empty) and their checkpoint."""
 
 
 @dataclass(slots=True)
@@ -58,7 +62,8 @@ class LoopState:
     live_ephemeral: set[str] = field(default_factory=set)
     """Step-notified channels that may hold a value and must be cleared by a step that skips them."""
     pending_writes: list[tuple[str, str, Any]] = field(default_factory=list)
-    """Writes saved against the current checkpoint (tasks finished before an interrupt or crash)."""
+    """Writes against the current checkpoint: saved ones loaded with it (tasks finished before an interrupt
+    or crash), and this run's, held for the save at exit when durability="exit"."""
     checkpoint_ns: str = ""
     values: dict[str, Any] = field(default_factory=dict)
     """Mirror of every available channel's value, refreshed for the channels a step changes."""
@@ -74,18 +79,30 @@ class LoopState:
     """Frozen copies of `seen` for checkpoints; only nodes in `seen_dirty` are copied again."""
     seen_dirty: set[str] = field(default_factory=set)
 
+    def mirror(self, plain: dict[str, Any]) -> None:
+        """Mirror `plain` LastValue channels just given these (available) values."""
+        self.values.update(plain)
+        if self.track_saved:
+            self.saved.update(plain)
+        state, state_keys = self.state, self.spec.state_keys
+        if state_keys.issuperset(plain):
+            state.update(plain)
+        else:
+            state.update({k: v for k, v in plain.items() if k in state_keys})
+
     def refresh(self, changed: Iterable[str]) -> None:
         """Re-read `changed` channels into the mirrors, so a step costs what it changed, not the state size."""
         values, saved, channels, track = self.values, self.saved, self.channels, self.track_saved
         state, state_keys = self.state, self.spec.state_keys
         for key in changed:
             chan = channels[key]
-            if type(chan) is LastValue:  # most state keys: value, read value and saved value are one
-                value = chan.value
+            if type(chan) in _ONE_VALUE:  # value, read value and saved value are one
+                value = chan.value  # type: ignore[attr-defined]
                 if value is MISSING:
-                    values.pop(key, None)
-                    saved.pop(key, None)
-                    state.pop(key, None)
+                    if key in values:  # the three mirrors hold such a channel together or not at all
+                        del values[key]
+                        saved.pop(key, None)
+                        state.pop(key, None)
                 else:
                     values[key] = value
                     if key in state_keys:
@@ -157,7 +174,10 @@ def read_values(values: Mapping[str, Any], select: str | Sequence[str]) -> Any:
         if select not in values:
             raise EmptyChannelError()
         return values[select]
-    return {key: values[key] for key in select if key in values}
+    try:
+        return dict(zip(select, map(values.__getitem__, select), strict=True))  # a C loop when all are set
+    except KeyError:
+        return {key: values[key] for key in select if key in values}
 
 
 def _is_triggered(
@@ -193,12 +213,15 @@ def prepare_next_tasks(st: LoopState, *, candidates: Iterable[str] | None = None
                 continue
             node = spec.nodes[packet.node]
             tasks.append(new_task(st, node, packet.arg, (PUSH, idx), (PUSH,)))
-    if candidates is None:
-        names: Iterable[str] = {n for c in st.updated for n in spec.trigger_to_nodes.get(c, ())}
-    else:
-        names = candidates
     # Known updates: triggered nodes in name order; otherwise every node in the graph's order (LangGraph's).
-    for name in sorted(names) if candidates is None else names:
+    names: Iterable[str]
+    if candidates is not None:
+        names = candidates
+    else:
+        to_nodes = spec.trigger_to_nodes
+        fired = to_nodes.keys() & st.updated  # most updated channels are state keys that trigger nothing
+        names = sorted({n for c in fired for n in to_nodes[c]})
+    for name in names:
         node = spec.nodes[name]
         if not _is_triggered(node, channels, st.versions, st.seen.get(name)):
             continue
@@ -211,7 +234,11 @@ def prepare_next_tasks(st: LoopState, *, candidates: Iterable[str] | None = None
                 continue
         if node.mapper is not None:
             value = node.mapper(value)
-        triggers = tuple(c for c in node.triggers if channels[c].is_available()) or node.triggers
+        triggers: tuple[str, ...]
+        if len(node.triggers) == 1:  # it is triggered, so its one trigger is available
+            triggers = node.triggers
+        else:
+            triggers = tuple(c for c in node.triggers if channels[c].is_available()) or node.triggers
         tasks.append(new_task(st, node, value, (PULL, name), triggers))
     return tasks
 
@@ -259,62 +286,95 @@ def apply_writes(st: LoopState, tasks: Sequence[Task], *, bump_step: bool = True
 
     Order matters and is fixed: tasks by path, then each task's writes in the order it made them.
     """
-    channels, versions = st.channels, st.versions
+    spec, channels, versions = st.spec, st.channels, st.versions
     ordered = sorted(tasks, key=_path_key) if len(tasks) > 1 else tasks
     # Record what each PULL task has seen, so the same versions don't trigger it again.
     for task in ordered:
         if task.path[0] == PULL:
             st.seen_dirty.add(task.name)
-            seen = st.seen.setdefault(task.name, {})
+            seen = st.seen.get(task.name)
+            if seen is None:
+                seen = st.seen[task.name] = {}
             for chan in task.node.triggers:
                 if chan in versions:
                     seen[chan] = versions[chan]
     if st.max_version is None and versions:
         st.max_version = max(versions.values())
     next_version = st.next_version(st.max_version)
-    updated: set[str] = set()
-    # Consume the channels that triggered tasks (barriers reset).
     changed: set[str] = set()
-    for task in ordered:
-        for chan in task.triggers:
-            if chan not in RESERVED and chan in channels and channels[chan].consume():
-                versions[chan] = next_version
-                changed.add(chan)
+    # Consume the channels that triggered tasks (barriers reset); other channels' consume() is a no-op.
+    consumers = spec.consumers
+    if consumers:
+        for task in ordered:
+            for chan in task.triggers:
+                if chan in consumers and channels[chan].consume():
+                    versions[chan] = next_version
+                    changed.add(chan)
     # Group writes by channel, then update each channel once.
-    by_channel: dict[str, list[Any]] = {}
-    for task in ordered:
-        for chan, value in task.writes:
-            if chan in channels:
-                by_channel.setdefault(chan, []).append(value)
+    by_channel = _group_writes(ordered)
+    # A LastValue written once (most state keys) just takes the value: set here, mirrored in bulk below.
+    plain: dict[str, Any] = {}
+    updated: set[str] = set()
     for chan, values in by_channel.items():
-        channel = channels[chan]
-        if type(channel) is LastValue and len(values) == 1:  # the common state key: skip the calls
-            channel.value = values[0]
-        elif not channel.update(values):
+        channel = channels.get(chan)
+        if channel is None:
+            continue  # not a channel of this graph
+        if type(channel) is LastValue and len(values) == 1:
+            channel.value = plain[chan] = values[0]
+            continue
+        if not channel.update(values):
             continue
         versions[chan] = next_version
         changed.add(chan)
         # An unavailable channel (a deferred trigger before finish) can't trigger anything yet.
         if channel.is_available():
             updated.add(chan)
-    # Ephemeral channels that were not written this step are cleared.
     if bump_step:
-        for chan in st.live_ephemeral - by_channel.keys():
-            if channels[chan].update(()):
+        # Ephemeral channels that were not written this step are cleared.
+        for chan in st.live_ephemeral:
+            if chan not in by_channel and channels[chan].update(()):
                 versions[chan] = next_version
                 changed.add(chan)
-        st.live_ephemeral = {c for c in by_channel if c in st.spec.step_notified}
-    # Nothing left to trigger: tell channels the graph is finishing (deferred nodes wake up).
-    if bump_step and TASKS not in updated and not any(c in st.spec.trigger_to_nodes for c in updated):
-        for chan, channel in channels.items():
-            if channel.finish():
-                versions[chan] = next_version
-                updated.add(chan)
+        st.live_ephemeral = by_channel.keys() & spec.step_notified
+        # Nothing left to trigger: tell channels the graph is finishing (deferred nodes wake up).
+        if (
+            spec.finishers
+            and not plain.keys() & spec.trigger_to_nodes.keys()
+            and not updated & spec.trigger_to_nodes.keys()
+            and TASKS not in updated
+        ):
+            for chan in spec.finishers:
+                if channels[chan].finish():
+                    versions[chan] = next_version
+                    updated.add(chan)
+    if changed or updated:
+        st.refresh(changed | updated)
+    if plain:
+        versions.update(dict.fromkeys(plain, next_version))
+        st.mirror(plain)
+        updated.update(plain)
     if changed or updated:
         st.max_version = next_version
-    st.refresh(changed | updated)
     st.updated = updated
     return updated
+
+
+def _group_writes(tasks: Sequence[Task]) -> dict[str, Sequence[Any]]:
+    """Each channel's writes, in task order then write order."""
+    if len(tasks) == 1:
+        writes = tasks[0].writes
+        unique = dict(writes)
+        if len(unique) == len(writes):  # the usual node writes each key once: {chan: (value,)}, built in C
+            return dict(zip(unique, zip(unique.values(), strict=True), strict=True))
+    by_channel: dict[str, list[Any]] = {}
+    for task in tasks:
+        for chan, value in task.writes:
+            found = by_channel.get(chan)
+            if found is None:
+                by_channel[chan] = [value]
+            else:
+                found.append(value)
+    return by_channel  # type: ignore[return-value]
 
 
 def _path_key(task: Task) -> tuple[Any, ...]:

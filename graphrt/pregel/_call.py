@@ -84,6 +84,8 @@ class Call:
                 f'No synchronous function provided to "{name}".\nEither initialize with a synchronous function '
                 "or invoke via the async API (ainvoke, astream, etc.)"
             )
+        if not self.injected:
+            return self.func(input) if self.takes_input else self.func()
         kwargs = self._kwargs(task)
         return self.func(input, **kwargs) if self.takes_input else self.func(**kwargs)
 

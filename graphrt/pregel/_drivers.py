@@ -76,7 +76,10 @@ def _drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event
             _log_step(effect, io)  # type: ignore[arg-type]
             if io.writer is not None:
                 io.writer.flush()
-            reply = yield from _run_tasks_sync(effect, io)  # type: ignore[arg-type]
+            if len(effect.tasks) == 1 and not io.live:  # type: ignore[union-attr]
+                reply = _run_one_sync(effect, io)  # type: ignore[arg-type]
+            else:
+                reply = yield from _run_tasks_sync(effect, io)  # type: ignore[arg-type]
         elif kind is ReadCache:
             reply = read_cache(io.cache, effect.keys)  # type: ignore[union-attr]
         elif kind is WriteCache:
@@ -86,6 +89,7 @@ def _drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event
                 io.writer.put_checkpoint(effect)  # type: ignore[arg-type]
             else:
                 io.writer.put_writes(effect)  # type: ignore[arg-type]
+            continue  # a save emits no events
         yield from sink.drain()
 
 
@@ -124,8 +128,16 @@ def submit(func: Any, *args: Any) -> None:
     _shared_pool().submit(func, *args)
 
 
+def _run_one_sync(effect: RunTasks, io: RunIO) -> StepOutcome:
+    """A step of one task runs inline, in the driver's thread (no pool, no queue)."""
+    task = effect.tasks[0]
+    error = run_task_sync(task, io)
+    _perform_sync(effect.after_task(task, error), io, last=True)
+    return _outcome(effect.tasks, [(task, error)])
+
+
 def _run_tasks_sync(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOutcome]:
-    """One task runs inline; several are drained from a queue by up to `max_concurrency` workers.
+    """The step's tasks are drained from a queue by up to `max_concurrency` pool workers.
 
     The driver's thread performs each finished task's effects (save its writes, stream its events) as
     soon as it arrives, so a task's writes are durable even while its siblings still run. A nested run's
@@ -134,12 +146,7 @@ def _run_tasks_sync(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOu
     """
     tasks = effect.tasks
     results: list[tuple[Task, BaseException | None]] = []
-    if len(tasks) == 1 and not io.live:
-        task = tasks[0]
-        error = run_task_sync(task, io)
-        results.append((task, error))
-        _perform_sync(effect.after_task(task, error), io, last=True)
-    elif tasks:
+    if tasks:
         todo: queue.SimpleQueue[Task] = queue.SimpleQueue()
         for task in tasks:
             todo.put(task)
@@ -235,8 +242,14 @@ def _note(exc: BaseException, task: Task) -> None:
     exc.add_note(f"During task with name '{task.name}' and id '{task.id}' (step {task.ctx.step})")
 
 
+_CLEAN = StepOutcome()
+"""A step whose tasks all finished (frozen, so one instance serves every step)."""
+
+
 def _outcome(tasks: Sequence[Task], results: list[tuple[Task, BaseException | None]]) -> StepOutcome:
     """Errors win over interrupts; the first error by task order is raised."""
+    if all(error is None for _, error in results):
+        return _CLEAN
     if len(results) > 1:
         order = {t.id: i for i, t in enumerate(tasks)}
         results.sort(key=lambda r: order[r[0].id])

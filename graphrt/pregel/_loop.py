@@ -124,6 +124,9 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
     yield from _first(st, plan)
     st.stop = st.step + plan.recursion_limit
     after_task = _after_task_effects(st, plan)
+    # The stream modes are fixed for the run: what a step must emit is decided once.
+    task_events = "tasks" in plan.modes or "debug" in plan.modes
+    updates = "updates" in plan.modes
     while True:
         if st.step > st.stop:
             yield from _save_at_exit(st, plan)
@@ -138,13 +141,14 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
         if not tasks:
             yield from _stop(st, plan, "done")
             return
-        if _algo.should_interrupt(st, plan.interrupt_before, tasks):
+        if plan.interrupt_before and _algo.should_interrupt(st, plan.interrupt_before, tasks):
             _algo.mark_interrupted(st)
             yield from _stop(st, plan, "interrupt_before")
             return
-        yield from _emit_task_starts(st, plan, tasks)
-        todo = _replay_saved_writes(st, tasks)
-        if "updates" in plan.modes:
+        if task_events:
+            yield from _emit_task_starts(st, plan, tasks)
+        todo = _replay_saved_writes(st, tasks) if st.pending_writes else tasks
+        if updates and todo is not tasks:
             for task in tasks:
                 if task not in todo and not task.node.hidden:
                     # Finished before the interrupt or crash: streamed again, marked as not re-run.
@@ -162,12 +166,14 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
             yield from _stop(st, plan, "interrupted", asked, finished)
             return
         updated = _algo.apply_writes(st, tasks)
-        st.pending_writes = []
+        if st.pending_writes:
+            st.pending_writes = []
         plan.dirty |= updated
-        yield from _emit_values(st, plan, updated)
+        if updated and "values" in plan.modes:
+            yield from _emit_values(st, plan, updated)
         yield from _boundary(st, plan, "loop")
         st.step += 1
-        if _algo.should_interrupt(st, plan.interrupt_after, tasks):
+        if plan.interrupt_after and _algo.should_interrupt(st, plan.interrupt_after, tasks):
             _algo.mark_interrupted(st)
             yield from _stop(st, plan, "interrupt_after")
             return
@@ -356,30 +362,36 @@ class AfterTask(Protocol):
 def _after_task_effects(st: LoopState, plan: RunPlan) -> AfterTask:
     """Effects of one finished task: save its writes (or its interrupt or error), cache them, stream its update.
 
-    The writes are also kept in `st.pending_writes`, for a save at exit and for resuming interrupts. A
-    task `cached` (found in the cache) streams only its `updates` chunk, marked as cached, as LangGraph does.
+    The writes are also kept in `st.pending_writes` for a save at exit (durability="exit"); saved at once,
+    they are read back from the saver when a run resumes. A task `cached` (found in the cache) streams only
+    its `updates` chunk, marked as cached, as LangGraph does.
     """
+    checkpointing = plan.checkpointing
     save_now = plan.checkpointing and not plan.save_at_exit_only
+    updates = "updates" in plan.modes
+    task_results = "tasks" in plan.modes or "debug" in plan.modes
+    messages = "messages" in plan.modes
 
     def after(task: Task, error: BaseException | None, *, cached: bool = False) -> list[Effect]:
         effects: list[Effect] = []
-        if plan.checkpointing:
+        if checkpointing:
             writes = _saved_writes(task, error)
-            st.pending_writes.extend((task.id, c, v) for c, v in writes)
             if save_now:
                 effects.append(SaveWrites(task.id, writes, _path_str(task), task.name))
+            else:
+                st.pending_writes.extend([(task.id, c, v) for c, v in writes])
         if cached:
-            if "updates" in plan.modes and not task.node.hidden:
+            if updates and not task.node.hidden:
                 effects.append(Emit("updates", {task.name: plan.updates_chunk(task), "__metadata__": {"cached": True}}))
             return effects
         if error is None and task.cache_key is not None and cacheable(task.writes):
             effects.append(WriteCache(task.cache_key, tuple(task.writes)))
         if error is None and not task.node.hidden:
-            if "updates" in plan.modes:
+            if updates:
                 effects.append(Emit("updates", {task.name: plan.updates_chunk(task)}))
-            if "tasks" in plan.modes or "debug" in plan.modes:
+            if task_results:
                 effects.append(Emit("tasks", _task_result_payload(task, st.spec.stream_channels)))
-            if "messages" in plan.modes:
+            if messages:
                 effects.extend(_message_chunks(task, plan))
         return effects
 
@@ -422,7 +434,7 @@ def _message_chunks(task: Task, plan: RunPlan) -> list[Effect]:
 
 
 def _path_str(task: Task) -> str:
-    return "|".join(str(p) for p in task.path)
+    return "|".join(map(str, task.path))
 
 
 def _task_result_payload(task: Task, streamed: frozenset[str]) -> dict[str, Any]:
@@ -502,15 +514,18 @@ def _save_at_exit(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
 
 def _checkpoint(st: LoopState, plan: RunPlan, source: str, step: int) -> Generator[Effect, Any, None]:
     """Save the current state as checkpoint `st.checkpoint_id`, and stream it when asked."""
-    checkpoint = _algo.create_checkpoint(st, st.checkpoint_id, plan.dirty)
+    dirty, versions = plan.dirty, st.versions
+    checkpoint = _algo.create_checkpoint(st, st.checkpoint_id, dirty)
     metadata: CheckpointMetadata = {**plan.base_metadata, "source": source, "step": step, "parents": plan.parents}  # type: ignore[typeddict-item]
-    new_versions = {c: st.versions[c] for c in plan.dirty if c in st.versions}
+    dirty_known = dirty & versions.keys()
+    new_versions = dict(zip(dirty_known, map(versions.__getitem__, dirty_known), strict=True))  # a C loop: wide states
     plan.dirty = set()
     yield SaveCheckpoint(checkpoint, metadata, new_versions)
-    config = plan.config_of(checkpoint["id"])
+    # Only a `checkpoints` chunk shows a checkpoint's config (and its parent's): built only then.
     if "checkpoints" in plan.modes or "debug" in plan.modes:
+        config = plan.config_of(checkpoint["id"])
         yield Emit("checkpoints", _checkpoint_payload(st, plan, config, metadata))
-    plan.parent_config = config
+        plan.parent_config = config
 
 
 def _checkpoint_payload(

@@ -111,6 +111,20 @@ class GraphSpec:
     """Channels mirrored in `LoopState.state`, for nodes that read the whole state."""
     route: Callable[[Sequence[Any]], list[tuple[str, Any]]] | None = None
     """The builder's writes that schedule nodes (names or `Send`s) for the next step, for `Command(goto=)`."""
+    consumers: frozenset[str] = field(init=False)
+    """Derived: channels whose `consume()` can change them (barriers, deferred values); a step skips the rest."""
+    finishers: tuple[str, ...] = field(init=False)
+    """Derived: channels whose `finish()` can change them, in channel order (deferred nodes wait on these)."""
+
+    def __post_init__(self) -> None:
+        # Which channels override the no-op `consume`/`finish` of `BaseChannel` is known at compile time.
+        chans = self.channels
+        consumers = frozenset(
+            k for k, c in chans.items() if type(c).consume is not BaseChannel.consume and k not in RESERVED
+        )
+        finishers = tuple(k for k, c in chans.items() if type(c).finish is not BaseChannel.finish)
+        object.__setattr__(self, "consumers", consumers)
+        object.__setattr__(self, "finishers", finishers)
 
 
 @dataclass(slots=True)

@@ -352,3 +352,20 @@ def test_node_sees_only_its_input_schema_keys(mode: str) -> None:
         "answer": "ok",
     }
     assert received == [{"question": "q"}]
+
+
+def test_a_branch_sees_the_message_ids_the_state_gets(mode: str) -> None:
+    # A conditional edge reads the state with its node's writes applied: a message returned without an
+    # id has, there, the id it has in the state after the step (LangGraph's, since it sets it in place).
+    seen: list[str | None] = []
+
+    def route(state: MessagesState) -> str:
+        seen.append(state["messages"][-1].id)
+        return "__end__"
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("model", lambda state: {"messages": [AIMessage("no id")]})
+    builder.add_edge(START, "model")
+    builder.add_conditional_edges("model", route, ["__end__"])
+    out = run(builder.compile(), {"messages": [HumanMessage("hi")]}, mode)
+    assert seen == [out["messages"][-1].id] and seen[0] is not None

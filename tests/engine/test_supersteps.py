@@ -135,6 +135,22 @@ def test_two_writes_to_a_plain_key_in_one_step_raise(mode: str) -> None:
         run(graph, {"log": []}, mode)
 
 
+def test_one_node_writing_a_plain_key_twice_raises(mode: str) -> None:
+    # Two Commands from one node: the one-task step groups its writes too, not only parallel tasks'.
+    from graphrt.types import Command
+
+    graph = fan_out({"x": lambda s: [Command(update={"a": 1}), Command(update={"a": 2})]})
+    with pytest.raises(InvalidUpdateError, match=starts("At key 'a': Can receive only one value per step.")):
+        run(graph, {"log": []}, mode)
+
+
+def test_one_node_writing_a_reducer_key_twice_folds_both_in_order(mode: str) -> None:
+    from graphrt.types import Command
+
+    graph = fan_out({"x": lambda s: [Command(update={"log": ["1"]}), Command(update={"log": ["2"], "a": 3})]})
+    assert run(graph, {"log": []}, mode) == {"a": 3, "log": ["1", "2"]}
+
+
 def test_one_write_per_step_to_a_plain_key_is_fine(mode: str) -> None:
     graph = fan_out({"x": lambda s: {"a": 1}, "y": lambda s: {"log": ["y"]}})
     assert run(graph, {"log": []}, mode) == {"a": 1, "log": ["y"]}
@@ -254,3 +270,17 @@ def test_fan_out_fold_is_the_concatenation_in_node_name_order(
         builder.add_edge(START, name)
     expected = [n for name in sorted(writes) for n in writes[name]]
     assert run(builder.compile(), {"numbers": [-1]}, mode) == {"numbers": [-1, *expected]}
+
+
+def test_a_join_fires_again_in_the_next_round_of_a_loop(mode: str) -> None:
+    # The join's barrier is reset (consumed) when its node runs; otherwise the second round would never
+    # complete it and the loop would stop after `a` and `b`.
+    builder = StateGraph(State)
+    builder.add_node("a", lambda s: {"log": ["a"]})
+    builder.add_node("b", lambda s: {"log": ["b"]})
+    builder.add_node("c", lambda s: {"log": ["c"]})
+    builder.add_edge(START, "a")
+    builder.add_edge(START, "b")
+    builder.add_edge(["a", "b"], "c")
+    builder.add_conditional_edges("c", lambda s: ["a", "b"] if s["log"].count("c") < 2 else END, ["a", "b", END])
+    assert run(builder.compile(), {"log": []}, mode)["log"] == ["a", "b", "c", "a", "b", "c"]
