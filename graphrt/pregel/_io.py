@@ -2,11 +2,19 @@
 
 A root run's sink is read by the caller of `stream`; a nested run's sink forwards to the root's, tagged
 with the nested run's namespace, when the caller asked for subgraph events.
+
+With `durability="async"` (the default) and a saver that does I/O, a root run's saves are serialized on
+the run's own thread and committed by one background writer (`Committer`) that the run's nested runs
+share, while the next step runs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextvars
 import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +26,7 @@ from graphrt.config import RunnableConfig
 
 if TYPE_CHECKING:
     from graphrt.cache.base import BaseCache
+    from graphrt.checkpoint._core import PreparedSave
     from graphrt.checkpoint.base import BaseCheckpointSaver
     from graphrt.pregel._loop import SaveCheckpoint, SaveWrites
 
@@ -76,6 +85,219 @@ class Sink:
             yield item
 
 
+MAX_GROUP = 256
+"""At most this many saves are committed in one transaction."""
+MAX_BACKLOG = 1024
+"""A run that gets this many saves ahead of its writer waits for it (sync runs only): bounded memory."""
+
+
+class Committer:
+    """One root run's background writer: commits the run's prepared saves in the order they were made.
+
+    Shared by the root run and every run nested in it (subgraphs, `@task`s), so a task's writes are
+    committed before the checkpoint that follows them and namespaces interleave as the run produced them.
+    Saves that queue up while a commit is in flight are committed together, in one transaction
+    (`CoreSaver.commit_saves`): a group commit. In sync code the writer is a thread; in async code a
+    task on the run's event loop. Both run in the context the run had when it started (its thread claim).
+
+    The first failed commit stops the writer: nothing queued after it is committed, and the error is
+    raised by the run's next save (`submit`) or at its end (`close`).
+    """
+
+    def __init__(self, saver: Any, *, asynchronous: bool) -> None:
+        self.saver = saver
+        self.asynchronous = asynchronous
+        self.error: BaseException | None = None
+        """The failed commit's error (the writer then stops)."""
+        self.transactions = 0
+        """Transactions committed so far."""
+        self._context = contextvars.copy_context()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._queue: collections.deque[PreparedSave] = collections.deque()
+        self._pending: collections.Counter[str] = collections.Counter()
+        """Namespace -> saves queued or in flight."""
+        self._busy = False
+        self._closed = False
+        self._started = False
+        self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop() if asynchronous else None
+        self._wake: asyncio.Event | None = asyncio.Event() if asynchronous else None
+        self._idle: asyncio.Event | None = asyncio.Event() if asynchronous else None
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, save: PreparedSave) -> None:
+        """Queue a prepared save (from any thread).
+
+        Raises:
+            Exception: An earlier commit failed (its error).
+        """
+        with self._lock:
+            if self.error is not None:
+                raise self.error
+            if not self.asynchronous:
+                while len(self._queue) >= MAX_BACKLOG and self.error is None:
+                    self._changed.wait()
+            self._queue.append(save)
+            self._pending[save.checkpoint_ns] += 1
+            start, self._started = not self._started, True
+            if not self.asynchronous:
+                self._changed.notify_all()
+        if start:
+            self._start()
+        elif self.asynchronous:
+            self._kick()
+
+    def pending(self, checkpoint_ns: str | None = None) -> bool:
+        """Whether saves (of `checkpoint_ns`, or any) are not committed yet."""
+        with self._lock:
+            return bool(self._queue or self._busy) if checkpoint_ns is None else self._pending[checkpoint_ns] > 0
+
+    def _start(self) -> None:
+        if not self.asynchronous:
+            thread = threading.Thread(target=self._context.run, args=(self._work,), name="graphrt-writer", daemon=True)
+            thread.start()
+            return
+        loop = self._loop
+        assert loop is not None
+
+        def create() -> None:
+            self._task = loop.create_task(self._awork(), context=self._context)
+
+        if _on_loop(loop):
+            create()
+        else:
+            loop.call_soon_threadsafe(create)
+
+    def _kick(self) -> None:
+        wake, loop = self._wake, self._loop
+        assert wake is not None and loop is not None
+        if _on_loop(loop):
+            wake.set()
+        else:
+            loop.call_soon_threadsafe(wake.set)
+
+    def _take(self) -> list[PreparedSave]:
+        """The next group (called with the lock held)."""
+        queued = self._queue
+        batch = [queued.popleft() for _ in range(min(len(queued), MAX_GROUP))]
+        self._busy = bool(batch)
+        return batch
+
+    def _done(self, batch: list[PreparedSave], error: BaseException | None) -> None:
+        """Bookkeeping after a group's commit (called with the lock held)."""
+        self._busy = False
+        if error is None:
+            self.transactions += 1
+            for save in batch:
+                self._pending[save.checkpoint_ns] -= 1
+        else:
+            self.error = error
+            self._queue.clear()
+            self._pending.clear()
+        self._changed.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._closed and self.error is None:
+                    self._changed.wait()
+                if self.error is not None or not self._queue:
+                    return
+                batch = self._take()
+            error: BaseException | None = None
+            try:
+                self.saver.commit_saves(batch)
+            except BaseException as exc:
+                error = exc
+            with self._lock:
+                self._done(batch, error)
+
+    async def _awork(self) -> None:
+        wake, idle = self._wake, self._idle
+        assert wake is not None and idle is not None
+        while True:
+            with self._lock:
+                batch = self._take() if self.error is None else []
+                closed = self._closed
+            if not batch:
+                idle.set()
+                if closed or self.error is not None:
+                    return
+                wake.clear()
+                await wake.wait()
+                continue
+            idle.clear()
+            error: BaseException | None = None
+            try:
+                await self.saver.acommit_saves(batch)
+            except BaseException as exc:
+                error = exc
+            with self._lock:
+                self._done(batch, error)
+
+    def wait(self, checkpoint_ns: str | None = None) -> None:
+        """Block until the saves queued so far (of `checkpoint_ns`, or all) are committed or the writer failed.
+
+        Not on the event loop of an async writer (that loop commits); use `await_` there.
+        """
+        with self._lock:
+            while self.error is None and (
+                (self._queue or self._busy) if checkpoint_ns is None else self._pending[checkpoint_ns] > 0
+            ):
+                self._changed.wait()
+
+    async def await_(self, checkpoint_ns: str | None = None) -> None:
+        """Async `wait`."""
+        if not self.asynchronous or not _on_loop(self._loop):
+            import anyio.to_thread
+
+            await anyio.to_thread.run_sync(self.wait, checkpoint_ns)
+            return
+        idle = self._idle
+        assert idle is not None
+        while self.error is None and self.pending(checkpoint_ns):
+            idle.clear()
+            self._kick()
+            await idle.wait()
+
+    def close(self, exc: BaseException | None = None) -> None:
+        """The root run ends: wait for every queued save, stop the writer, and raise a failed commit's error.
+
+        `exc`: the run is raising this already; a commit's error then only adds a note to it.
+        """
+        self.wait()
+        self._stop()
+        self._report(exc)
+
+    async def aclose(self, exc: BaseException | None = None) -> None:
+        """Async `close`."""
+        await self.await_()
+        self._stop()
+        self._report(exc)
+
+    def _stop(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._changed.notify_all()
+        if self.asynchronous and self._started:
+            self._kick()
+
+    def _report(self, exc: BaseException | None) -> None:
+        error = self.error
+        if error is None or error is exc:
+            return
+        if exc is None:
+            raise error
+        exc.add_note(f"Also, a checkpoint save in the background failed: {error!r}")
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop | None) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
 @dataclass(slots=True)
 class ThreadWriter:
     """Saves one scope's checkpoints and task writes, each checkpoint guarded against a second writer.
@@ -83,6 +305,9 @@ class ThreadWriter:
     One commit per step: the writes of a step's last finishing task are held back and committed with the
     checkpoint that follows them (`put_step`); a finished sibling's writes are saved at once, so a crash
     never loses them. Held-back writes with no checkpoint after them are saved by `flush`.
+
+    With a `committer` (durability "async" on a saver that does I/O) every save is serialized here, on the
+    run's thread (a bad value fails its step), and queued for the root run's background writer instead.
     """
 
     saver: BaseCheckpointSaver[Any]
@@ -91,9 +316,37 @@ class ThreadWriter:
     head: str | None
     """The thread's newest checkpoint id when the run started; a save fails if another run moved it."""
     deferred: list[SaveWrites] = field(default_factory=list)
+    committer: Committer | None = None
+    """The root run's background writer (None: each save is committed before the next step)."""
+
+    def _submit(self, writes: Sequence[SaveWrites], effect: SaveCheckpoint | None) -> None:
+        """Serialize tasks' writes (and the checkpoint after them) and queue them for the committer."""
+        assert self.committer is not None
+        tasks = [(w.task_id, w.writes, w.task_path) for w in writes]
+        with naming_nodes(writes):
+            if effect is None:
+                save = self.saver.prepare_save(  # type: ignore[attr-defined]
+                    self.config, tasks, expected_head=self.config["configurable"].get("checkpoint_id")
+                )
+            else:
+                save = self.saver.prepare_save(  # type: ignore[attr-defined]
+                    self.config,
+                    tasks,
+                    effect.checkpoint,
+                    effect.metadata,
+                    effect.new_versions,
+                    expected_head=self.head,
+                )
+        self.committer.submit(save)
+        if effect is not None:
+            self.config, self.head = save.new_config, save.put.checkpoint_id
 
     def put_checkpoint(self, effect: SaveCheckpoint) -> None:
         deferred = self.deferred
+        if self.committer is not None:
+            self._submit(deferred, effect)
+            deferred.clear()
+            return
         if deferred:
             tasks = [(w.task_id, w.writes, w.task_path) for w in deferred]
             try:
@@ -118,10 +371,18 @@ class ThreadWriter:
             self.deferred.append(effect)
             return
         self.flush()
+        if self.committer is not None:
+            self._submit([effect], None)
+            return
         with naming_nodes([effect]):
             self.saver.put_writes_guarded(self.config, effect.writes, effect.task_id, effect.task_path)
 
     def flush(self) -> None:
+        if self.committer is not None:
+            if self.deferred:
+                self._submit(self.deferred, None)
+                self.deferred.clear()
+            return
         while self.deferred:
             effect = self.deferred[0]
             with naming_nodes([effect]):
@@ -129,6 +390,9 @@ class ThreadWriter:
             self.deferred.pop(0)
 
     async def aput_checkpoint(self, effect: SaveCheckpoint) -> None:
+        if self.committer is not None:
+            self.put_checkpoint(effect)
+            return
         if self.deferred:
             writes = list(self.deferred)  # kept until saved: a cancelled save leaves them for `aflush`
             tasks = [(w.task_id, w.writes, w.task_path) for w in writes]
@@ -147,11 +411,17 @@ class ThreadWriter:
         if last:
             self.deferred.append(effect)
             return
+        if self.committer is not None:
+            self.put_writes(effect)
+            return
         await self.aflush()
         with naming_nodes([effect]):
             await self.saver.aput_writes_guarded(self.config, effect.writes, effect.task_id, effect.task_path)
 
     async def aflush(self) -> None:
+        if self.committer is not None:
+            self.flush()
+            return
         while self.deferred:
             effect = self.deferred[0]
             with naming_nodes([effect]):

@@ -5,7 +5,15 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, aclosing, closing, nullcontext
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    aclosing,
+    asynccontextmanager,
+    closing,
+    contextmanager,
+    nullcontext,
+)
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,7 +28,7 @@ from graphrt.pregel import _algo, _nested, _state
 from graphrt.pregel._algo import LoopState
 from graphrt.pregel._cache import UnitCache, namespaces_of
 from graphrt.pregel._drivers import drive_async, drive_sync
-from graphrt.pregel._io import Event, RunIO, Sink, ThreadWriter
+from graphrt.pregel._io import Committer, Event, RunIO, Sink, ThreadWriter
 from graphrt.pregel._loop import RunPlan, run_loop
 from graphrt.pregel._spec import INTERRUPT, GraphSpec, PregelNode, Task
 from graphrt.pregel._units import UnitRunner
@@ -179,6 +187,7 @@ class Pregel:
         options: RunOptions,
         scope: RunScope,
         parent: TaskContext | None,
+        asynchronous: bool = False,
     ) -> _Run:
         saved, head = loaded
         saver = scope.saver
@@ -195,11 +204,13 @@ class Pregel:
         own = frozenset() if parent is not None and options.for_invoke else frozenset(modes) | printed
         if "debug" in own:
             own |= {"tasks", "checkpoints"}
+        durability = options.durability or "async"
         if parent is None:
             sink = Sink(own, subgraphs=options.subgraphs)
+            scope = replace(scope, sink=sink, committer=_committer(saver, durability, asynchronous))
         else:
             sink = Sink(own, ns=scope.ns_path, forward=parent.run.scope.sink)  # type: ignore[arg-type]
-        scope = replace(scope, sink=sink)
+            scope = replace(scope, sink=sink)
         all_modes = frozenset(m for m in _ALL_MODES if sink.wants(m))
         # invoke needs only the final values, unless a subgraph-streaming caller reads every step's.
         at_end = options.for_invoke and "values" not in (all_modes - own)
@@ -225,7 +236,6 @@ class Pregel:
         )
         if saved is not None and not resuming:
             st.pending_writes = []
-        durability = options.durability or "async"
         plan = RunPlan(
             input=input,
             modes=all_modes,
@@ -254,7 +264,7 @@ class Pregel:
         writer = None
         if saver is not None:
             base: RunnableConfig = {"configurable": {"thread_id": scope.thread_id, "checkpoint_ns": scope.ns}}
-            writer = ThreadWriter(saver, saved.config if saved else base, head)
+            writer = ThreadWriter(saver, saved.config if saved else base, head, committer=scope.committer)
         io = RunIO(
             sink,
             writer,
@@ -317,6 +327,8 @@ class Pregel:
 
     def _start(self, input: Any, config: RunnableConfig | None, options: RunOptions) -> _Run:
         cfg, scope, parent = self._scope(config)
+        if scope.committer is not None and scope.committer.pending(scope.ns):
+            scope.committer.wait(scope.ns)  # this namespace's earlier saves are read now
         loaded = self._load(scope.saver, cfg)
         if parent is not None:
             input = _nested.child_input(input, loaded[0], parent, persistent=self.checkpointer is True)
@@ -324,10 +336,12 @@ class Pregel:
 
     async def _astart(self, input: Any, config: RunnableConfig | None, options: RunOptions) -> _Run:
         cfg, scope, parent = self._scope(config)
+        if scope.committer is not None and scope.committer.pending(scope.ns):
+            await scope.committer.await_(scope.ns)  # this namespace's earlier saves are read now
         loaded = await self._aload(scope.saver, cfg)
         if parent is not None:
             input = _nested.child_input(input, loaded[0], parent, persistent=self.checkpointer is True)
-        return self._prepare(input, cfg, loaded, options, scope, parent)
+        return self._prepare(input, cfg, loaded, options, scope, parent, asynchronous=True)
 
     def stream(
         self,
@@ -358,9 +372,13 @@ class Pregel:
         )
         with self._owned(config):
             run = self._start(input, config, options)
+            committer = _root_committer(run)
             # Closed before the claim is released, so held-back writes are saved by the owner.
-            with closing(drive_sync(run_loop(run.st, run.plan), run.io)) as events:
+            with _committed(committer), closing(drive_sync(run_loop(run.st, run.plan), run.io)) as events:
                 for ns, event, chunk in events:
+                    if committer is not None and not ns and _interrupts(chunk):
+                        run.io.writer.flush()  # type: ignore[union-attr]
+                        committer.wait()  # what the caller may read on seeing an interrupt is saved
                     yield from _shape(run, ns, event, chunk, subgraphs)
         _raise_if_nested_interrupt(run)
 
@@ -393,8 +411,12 @@ class Pregel:
         )
         async with self._aowned(config):
             run = await self._astart(input, config, options)
-            async with aclosing(drive_async(run_loop(run.st, run.plan), run.io)) as events:
+            committer = _root_committer(run)
+            async with _acommitted(committer), aclosing(drive_async(run_loop(run.st, run.plan), run.io)) as events:
                 async for ns, event, chunk in events:
+                    if committer is not None and not ns and _interrupts(chunk):
+                        run.io.writer.flush()  # type: ignore[union-attr]
+                        await committer.await_()  # what the caller may read on seeing an interrupt is saved
                     for item in _shape(run, ns, event, chunk, subgraphs):
                         yield item
         _raise_if_nested_interrupt(run)
@@ -426,7 +448,8 @@ class Pregel:
                 for _ in events:
                     pass
                 return self._nested_result(run, options)
-            return _collect(run, events, stream_mode)
+            with _committed(_root_committer(run)):
+                return _collect(run, events, stream_mode)
 
     async def ainvoke(
         self,
@@ -448,7 +471,8 @@ class Pregel:
         )
         async with self._aowned(config):
             run = await self._astart(input, config, options)
-            events = [event async for event in drive_async(run_loop(run.st, run.plan), run.io)]
+            async with _acommitted(_root_committer(run)):
+                events = [event async for event in drive_async(run_loop(run.st, run.plan), run.io)]
         if run.nested:
             return self._nested_result(run, options)
         return _collect(run, iter(events), stream_mode)
@@ -637,6 +661,53 @@ class Pregel:
 
 def _drop(_chunk: Any) -> None:
     return None
+
+
+def _committer(saver: Any, durability: str, asynchronous: bool) -> Committer | None:
+    """A root run's background writer: with `durability="async"` on a saver whose commits wait for I/O."""
+    if saver is None or durability != "async" or not getattr(saver, "background_saves", False):
+        return None
+    return Committer(saver, asynchronous=asynchronous)
+
+
+def _root_committer(run: _Run) -> Committer | None:
+    return None if run.nested or run.io.writer is None else run.io.writer.committer
+
+
+def _interrupts(chunk: Any) -> bool:
+    return type(chunk) is dict and INTERRUPT in chunk
+
+
+@contextmanager
+def _committed(committer: Committer | None) -> Iterator[None]:
+    """A root run's queued saves are committed when the block ends, however it ends (before the thread
+    claim is released); a failed background commit is raised here if nothing else is."""
+    if committer is None:
+        yield
+        return
+    try:
+        yield
+    except BaseException as exc:
+        committer.close(exc)
+        raise
+    committer.close()
+
+
+@asynccontextmanager
+async def _acommitted(committer: Committer | None) -> AsyncIterator[None]:
+    """Async twin of `_committed` (the wait survives the caller's cancellation)."""
+    if committer is None:
+        yield
+        return
+    import anyio
+
+    try:
+        yield
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await committer.aclose(exc)
+        raise
+    await committer.aclose()
 
 
 _ALL_MODES = STREAM_MODES
