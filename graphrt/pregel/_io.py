@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextvars
+import itertools
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -89,6 +91,17 @@ MAX_GROUP = 256
 """At most this many saves are committed in one transaction."""
 MAX_BACKLOG = 1024
 """A run that gets this many saves ahead of its writer waits for it (sync runs only): bounded memory."""
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _writers() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads that commit sync runs' saves, shared by every run (a thread per run costs more than a step)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="graphrt-writer")
+        return _pool
 
 
 class Committer:
@@ -97,8 +110,10 @@ class Committer:
     Shared by the root run and every run nested in it (subgraphs, `@task`s), so a task's writes are
     committed before the checkpoint that follows them and namespaces interleave as the run produced them.
     Saves that queue up while a commit is in flight are committed together, in one transaction
-    (`CoreSaver.commit_saves`): a group commit. In sync code the writer is a thread; in async code a
-    task on the run's event loop. Both run in the context the run had when it started (its thread claim).
+    (`CoreSaver.commit_saves`): a group commit. In sync code the commits run on a shared writer thread
+    (one at a time per run); in async code in a task on the run's event loop; both in the context the run
+    had when it started (its thread claim). A run that waits for its saves while no commit is in flight
+    commits what is queued itself, rather than waiting for a writer to be scheduled.
 
     The first failed commit stops the writer: nothing queued after it is committed, and the error is
     raised by the run's next save (`submit`) or at its end (`close`).
@@ -118,63 +133,71 @@ class Committer:
         self._pending: collections.Counter[str] = collections.Counter()
         """Namespace -> saves queued or in flight."""
         self._busy = False
+        """A group is being committed."""
+        self._draining = False
+        """A writer (a pool thread, or the run's own thread) is committing the queue, or is scheduled to."""
+        self._scheduled = 0
+        """The ticket of the drain a pool thread is scheduled to run and has not started (0: none)."""
+        self._tickets = itertools.count(1)
         self._closed = False
-        self._started = False
         self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop() if asynchronous else None
         self._wake: asyncio.Event | None = asyncio.Event() if asynchronous else None
         self._idle: asyncio.Event | None = asyncio.Event() if asynchronous else None
         self._task: asyncio.Task[None] | None = None
 
     def submit(self, save: PreparedSave) -> None:
-        """Queue a prepared save (from any thread).
+        """Queue a prepared save (from any thread); it is committed once `kick` or a wait starts the writer.
 
         Raises:
             Exception: An earlier commit failed (its error).
         """
+        if not self.asynchronous and len(self._queue) >= MAX_BACKLOG:
+            self.kick()
+            with self._lock:
+                while len(self._queue) >= MAX_BACKLOG and self.error is None:
+                    self._changed.wait()
         with self._lock:
             if self.error is not None:
                 raise self.error
-            if not self.asynchronous:
-                while len(self._queue) >= MAX_BACKLOG and self.error is None:
-                    self._changed.wait()
             self._queue.append(save)
             self._pending[save.checkpoint_ns] += 1
-            start, self._started = not self._started, True
-            if not self.asynchronous:
-                self._changed.notify_all()
-        if start:
-            self._start()
-        elif self.asynchronous:
+
+    def kick(self) -> None:
+        """Start committing what is queued, unless a writer is at it already (from any thread).
+
+        Called when the run is about to do something long (run a step's tasks), so the commit overlaps it.
+        """
+        if self.asynchronous:
             self._kick()
+            return
+        with self._lock:
+            start = not self._draining and bool(self._queue) and self.error is None
+            if start:
+                self._draining = True
+                self._scheduled = ticket = next(self._tickets)
+        if start:
+            # A copy per drain: the previous drain may not have left its context yet.
+            _writers().submit(self._context.copy().run, self._drain, ticket)
 
     def pending(self, checkpoint_ns: str | None = None) -> bool:
         """Whether saves (of `checkpoint_ns`, or any) are not committed yet."""
         with self._lock:
             return bool(self._queue or self._busy) if checkpoint_ns is None else self._pending[checkpoint_ns] > 0
 
-    def _start(self) -> None:
-        if not self.asynchronous:
-            thread = threading.Thread(target=self._context.run, args=(self._work,), name="graphrt-writer", daemon=True)
-            thread.start()
-            return
+    def _kick(self) -> None:
+        """Wake the async writer (started on first use), from any thread."""
         loop = self._loop
         assert loop is not None
-
-        def create() -> None:
-            self._task = loop.create_task(self._awork(), context=self._context)
-
         if _on_loop(loop):
-            create()
+            self._wakeup()
         else:
-            loop.call_soon_threadsafe(create)
+            loop.call_soon_threadsafe(self._wakeup)
 
-    def _kick(self) -> None:
-        wake, loop = self._wake, self._loop
-        assert wake is not None and loop is not None
-        if _on_loop(loop):
-            wake.set()
-        else:
-            loop.call_soon_threadsafe(wake.set)
+    def _wakeup(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._awork(), context=self._context)
+        assert self._wake is not None
+        self._wake.set()
 
     def _take(self) -> list[PreparedSave]:
         """The next group (called with the lock held)."""
@@ -196,12 +219,21 @@ class Committer:
             self._pending.clear()
         self._changed.notify_all()
 
-    def _work(self) -> None:
+    def _drain(self, ticket: int = 0) -> None:
+        """Commit the queue, group by group, until it is empty (sync runs: on a writer thread or the run's).
+
+        `ticket`: a pool thread's scheduled drain, which does nothing if the run's thread took it over.
+        """
+        if ticket:
+            with self._lock:
+                if self._scheduled != ticket:
+                    return
+                self._scheduled = 0
         while True:
             with self._lock:
-                while not self._queue and not self._closed and self.error is None:
-                    self._changed.wait()
                 if self.error is not None or not self._queue:
+                    self._draining = False
+                    self._changed.notify_all()
                     return
                 batch = self._take()
             error: BaseException | None = None
@@ -241,6 +273,14 @@ class Committer:
         Not on the event loop of an async writer (that loop commits); use `await_` there.
         """
         with self._lock:
+            # No writer is at it (or one is scheduled but not started): commit here rather than wait for it.
+            inline = not self.asynchronous and bool(self._queue) and (not self._draining or self._scheduled != 0)
+            if inline:
+                self._draining = True
+                self._scheduled = 0
+        if inline:
+            self._drain()
+        with self._lock:
             while self.error is None and (
                 (self._queue or self._busy) if checkpoint_ns is None else self._pending[checkpoint_ns] > 0
             ):
@@ -273,14 +313,16 @@ class Committer:
         """Async `close`."""
         await self.await_()
         self._stop()
+        task = self._task
+        if task is not None and _on_loop(self._loop):
+            self._kick()
+            await asyncio.wait([task])  # it ends at once: nothing is queued
         self._report(exc)
 
     def _stop(self) -> None:
         with self._lock:
             self._closed = True
             self._changed.notify_all()
-        if self.asynchronous and self._started:
-            self._kick()
 
     def _report(self, exc: BaseException | None) -> None:
         error = self.error
@@ -373,15 +415,20 @@ class ThreadWriter:
         self.flush()
         if self.committer is not None:
             self._submit([effect], None)
+            self.committer.kick()  # committed while the step's other tasks still run
             return
         with naming_nodes([effect]):
             self.saver.put_writes_guarded(self.config, effect.writes, effect.task_id, effect.task_path)
 
-    def flush(self) -> None:
+    def flush(self, *, ending: bool = False) -> None:
+        """Save held-back writes; with a committer, also start committing the queue (`ending`: the run stops,
+        and the root run's end commits what is left itself)."""
         if self.committer is not None:
             if self.deferred:
                 self._submit(self.deferred, None)
                 self.deferred.clear()
+            if not ending:
+                self.committer.kick()
             return
         while self.deferred:
             effect = self.deferred[0]
@@ -418,9 +465,9 @@ class ThreadWriter:
         with naming_nodes([effect]):
             await self.saver.aput_writes_guarded(self.config, effect.writes, effect.task_id, effect.task_path)
 
-    async def aflush(self) -> None:
+    async def aflush(self, *, ending: bool = False) -> None:
         if self.committer is not None:
-            self.flush()
+            self.flush(ending=ending)
             return
         while self.deferred:
             effect = self.deferred[0]
