@@ -25,7 +25,14 @@ from typing import Any, TypeVar, cast
 from graphrt._log import log_checkpoint_saved
 from graphrt.checkpoint._delta import MISSING, Blob, BrokenChainError, DeltaCodec, Memo, StreamKey
 from graphrt.checkpoint._drive import Body, Op, OpGen, PrivateLoop, Tx, arun, blocking, blocking_call, run
-from graphrt.checkpoint._ownership import DEFAULT_LEASE_SECONDS, Claims, claim_options, held_owner
+from graphrt.checkpoint._ownership import (
+    DEFAULT_LEASE_SECONDS,
+    Claims,
+    claim_options,
+    held_owner,
+    release_on,
+    released_with,
+)
 from graphrt.checkpoint._primitives import AsyncReadTx, AsyncWriteTx, CheckpointRow, ListQuery, ReadTx, WriteTx
 from graphrt.checkpoint.base._saver import BaseCheckpointSaver, check_prune_args
 from graphrt.checkpoint.base._storage import (
@@ -611,7 +618,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
             thread_id, checkpoint_ns, None if parent is None else str(parent), batches, put, expected_head, config
         )
 
-    def _commit_op(self, saves: Sequence[PreparedSave], asynchronous: bool) -> Op[None]:
+    def _commit_op(self, saves: Sequence[PreparedSave], asynchronous: bool, release_owner: str | None) -> Op[None]:
         """`asynchronous`: the body runs over an async transaction (its primitives return awaitables)."""
         thread_id = saves[0].thread_id
 
@@ -627,30 +634,38 @@ class CoreSaver(BaseCheckpointSaver[str]):
                         yield tx.put_writes(save.thread_id, save.checkpoint_ns, str(save.parent), rows)
                 if save.put is not None:
                     yield from self._store(cast(Any, group), save.put)
+            if release_owner is not None:
+                yield from release_on(group, thread_id, release_owner)
 
-        return Tx(body, True, thread_id)
+        def after(_: None) -> None:
+            if release_owner is not None:
+                released_with(release_owner)
 
-    def commit_saves(self, saves: Sequence[PreparedSave]) -> None:
+        return Tx(body, True, thread_id, after)
+
+    def commit_saves(self, saves: Sequence[PreparedSave], *, release_owner: str | None = None) -> None:
         """Commit prepared saves of one thread, in order, in one transaction (a group commit).
 
         Each save is guarded as `put_step` is (the namespace's head must be the save's expected head and the
         run's claim must still hold); a save whose expected head is the checkpoint an earlier save of the
         group wrote is checked against that write. All or nothing: on error none of them is saved.
+        `release_owner`: the run's last saves; the same transaction drops that claim's lease on the thread
+        (the claim's block then ends without a transaction of its own).
 
         Raises:
             ThreadConflictError: A guard failed; nothing was saved.
         """
         if saves:
-            self._run(self._commit_op(saves, self._async_only))
+            self._run(self._commit_op(saves, self._async_only, release_owner))
 
-    async def acommit_saves(self, saves: Sequence[PreparedSave]) -> None:
+    async def acommit_saves(self, saves: Sequence[PreparedSave], *, release_owner: str | None = None) -> None:
         """Async `commit_saves` (natively on the event loop when the saver can, else in a worker thread)."""
         if not saves:
             return
         if self._native_async:
-            await self._arun(self._commit_op(saves, True))
+            await self._arun(self._commit_op(saves, True, release_owner))
         else:
-            await self._offload(self.commit_saves, saves)
+            await self._offload(lambda: self.commit_saves(saves, release_owner=release_owner))
 
     # -- retention --------------------------------------------------------------------------------
 

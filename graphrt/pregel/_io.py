@@ -140,6 +140,8 @@ class Committer:
         """The ticket of the drain a pool thread is scheduled to run and has not started (0: none)."""
         self._tickets = itertools.count(1)
         self._closed = False
+        self._release_owner: str | None = None
+        """Set when the root run ends: the claim whose lease its last group drops (`commit_saves`)."""
         self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop() if asynchronous else None
         self._wake: asyncio.Event | None = asyncio.Event() if asynchronous else None
         self._idle: asyncio.Event | None = asyncio.Event() if asynchronous else None
@@ -199,12 +201,15 @@ class Committer:
         assert self._wake is not None
         self._wake.set()
 
-    def _take(self) -> list[PreparedSave]:
-        """The next group (called with the lock held)."""
+    def _take(self) -> tuple[list[PreparedSave], str | None]:
+        """The next group, and the claim it releases (the run's last group only); called with the lock held."""
         queued = self._queue
         batch = [queued.popleft() for _ in range(min(len(queued), MAX_GROUP))]
         self._busy = bool(batch)
-        return batch
+        owner = None
+        if batch and not queued and self._release_owner is not None:
+            owner, self._release_owner = self._release_owner, None
+        return batch, owner
 
     def _done(self, batch: list[PreparedSave], error: BaseException | None) -> None:
         """Bookkeeping after a group's commit (called with the lock held)."""
@@ -235,10 +240,13 @@ class Committer:
                     self._draining = False
                     self._changed.notify_all()
                     return
-                batch = self._take()
+                batch, owner = self._take()
             error: BaseException | None = None
             try:
-                self.saver.commit_saves(batch)
+                if owner is None:
+                    self.saver.commit_saves(batch)
+                else:
+                    self.saver.commit_saves(batch, release_owner=owner)
             except BaseException as exc:
                 error = exc
             with self._lock:
@@ -249,7 +257,7 @@ class Committer:
         assert wake is not None and idle is not None
         while True:
             with self._lock:
-                batch = self._take() if self.error is None else []
+                batch, owner = self._take() if self.error is None else ([], None)
                 closed = self._closed
             if not batch:
                 idle.set()
@@ -261,7 +269,10 @@ class Committer:
             idle.clear()
             error: BaseException | None = None
             try:
-                await self.saver.acommit_saves(batch)
+                if owner is None:
+                    await self.saver.acommit_saves(batch)
+                else:
+                    await self.saver.acommit_saves(batch, release_owner=owner)
             except BaseException as exc:
                 error = exc
             with self._lock:
@@ -300,17 +311,22 @@ class Committer:
             self._kick()
             await idle.wait()
 
-    def close(self, exc: BaseException | None = None) -> None:
+    def close(self, exc: BaseException | None = None, *, release_owner: str | None = None) -> None:
         """The root run ends: wait for every queued save, stop the writer, and raise a failed commit's error.
 
         `exc`: the run is raising this already; a commit's error then only adds a note to it.
+        `release_owner`: the run's claim on its thread; a group still to commit drops its lease too.
         """
+        with self._lock:
+            self._release_owner = release_owner
         self.wait()
         self._stop()
         self._report(exc)
 
-    async def aclose(self, exc: BaseException | None = None) -> None:
+    async def aclose(self, exc: BaseException | None = None, *, release_owner: str | None = None) -> None:
         """Async `close`."""
+        with self._lock:
+            self._release_owner = release_owner
         await self.await_()
         self._stop()
         task = self._task
@@ -322,6 +338,7 @@ class Committer:
     def _stop(self) -> None:
         with self._lock:
             self._closed = True
+            self._release_owner = None
             self._changed.notify_all()
 
     def _report(self, exc: BaseException | None) -> None:

@@ -6,13 +6,10 @@ import itertools
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import (
-    AbstractAsyncContextManager,
-    AbstractContextManager,
     aclosing,
     asynccontextmanager,
     closing,
     contextmanager,
-    nullcontext,
 )
 from dataclasses import dataclass, replace
 from typing import Any
@@ -20,7 +17,9 @@ from typing import Any
 from graphrt._context import RunContext, RunScope, TaskContext, running_task
 from graphrt._log import print_debug
 from graphrt.cache.base import BaseCache
+from graphrt.checkpoint._ownership import held_owner
 from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, get_checkpoint_metadata
+from graphrt.checkpoint.base._types import config_thread
 from graphrt.checkpoint.base.id import uuid6
 from graphrt.config import RunnableConfig
 from graphrt.errors import EmptyInputError, GraphInterrupt
@@ -280,21 +279,35 @@ class Pregel:
         run.units = UnitRunner(_algo.read_saved_writes(st.pending_writes) if resuming else {}, io)
         return _Run(st, plan, io, modes, single, printed, parent is not None)
 
-    def _owned(self, config: RunnableConfig | None) -> AbstractContextManager[None]:
+    @contextmanager
+    def _owned(self, config: RunnableConfig | None) -> Iterator[str | None]:
         """Hold the thread for a root run or a state update, before anything is read or written.
 
         A second run on the thread is refused (or waits, with `multitask_strategy="enqueue"`); see
-        `BaseCheckpointSaver.claim_thread`. A nested run works under its root's claim.
+        `BaseCheckpointSaver.claim_thread`. A nested run works under its root's claim. Yields the claim's
+        owner token when this call made the claim (None when it holds none of its own): a run's last saves
+        may then drop the claim in their own transaction.
         """
         if self.saver is None or running_task() is not None:
-            return nullcontext()
-        return self.saver.claim_thread(self._thread_config(self._config(config)))
+            yield None
+            return
+        cfg = self._thread_config(self._config(config))
+        thread_id, _ = config_thread(cfg)
+        before = held_owner(self.saver, thread_id)
+        with self.saver.claim_thread(cfg):
+            yield held_owner(self.saver, thread_id) if before is None else None
 
-    def _aowned(self, config: RunnableConfig | None) -> AbstractAsyncContextManager[None]:
+    @asynccontextmanager
+    async def _aowned(self, config: RunnableConfig | None) -> AsyncIterator[str | None]:
         """Async twin of `_owned`."""
         if self.saver is None or running_task() is not None:
-            return nullcontext()
-        return self.saver.aclaim_thread(self._thread_config(self._config(config)))
+            yield None
+            return
+        cfg = self._thread_config(self._config(config))
+        thread_id, _ = config_thread(cfg)
+        before = held_owner(self.saver, thread_id)
+        async with self.saver.aclaim_thread(cfg):
+            yield held_owner(self.saver, thread_id) if before is None else None
 
     def _load(self, saver: Any, config: RunnableConfig) -> tuple[CheckpointTuple | None, str | None]:
         """The checkpoint the run starts from, and the thread's newest one (what a concurrent run would move)."""
@@ -370,11 +383,11 @@ class Pregel:
             debug,
             subgraphs=subgraphs,
         )
-        with self._owned(config):
+        with self._owned(config) as owner:
             run = self._start(input, config, options)
             committer = _root_committer(run)
             # Closed before the claim is released, so held-back writes are saved by the owner.
-            with _committed(committer), closing(drive_sync(run_loop(run.st, run.plan), run.io)) as events:
+            with _committed(committer, owner), closing(drive_sync(run_loop(run.st, run.plan), run.io)) as events:
                 for ns, event, chunk in events:
                     if committer is not None and not ns and _interrupts(chunk):
                         run.io.writer.flush()  # type: ignore[union-attr]
@@ -409,10 +422,13 @@ class Pregel:
             debug,
             subgraphs=subgraphs,
         )
-        async with self._aowned(config):
+        async with self._aowned(config) as owner:
             run = await self._astart(input, config, options)
             committer = _root_committer(run)
-            async with _acommitted(committer), aclosing(drive_async(run_loop(run.st, run.plan), run.io)) as events:
+            async with (
+                _acommitted(committer, owner),
+                aclosing(drive_async(run_loop(run.st, run.plan), run.io)) as events,
+            ):
                 async for ns, event, chunk in events:
                     if committer is not None and not ns and _interrupts(chunk):
                         run.io.writer.flush()  # type: ignore[union-attr]
@@ -441,14 +457,14 @@ class Pregel:
         options = RunOptions(
             stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, None, True
         )
-        with self._owned(config):
+        with self._owned(config) as owner:
             run = self._start(input, config, options)
             events = drive_sync(run_loop(run.st, run.plan), run.io)
             if run.nested:
                 for _ in events:
                     pass
                 return self._nested_result(run, options)
-            with _committed(_root_committer(run)):
+            with _committed(_root_committer(run), owner):
                 return _collect(run, events, stream_mode)
 
     async def ainvoke(
@@ -469,9 +485,9 @@ class Pregel:
         options = RunOptions(
             stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, None, True
         )
-        async with self._aowned(config):
+        async with self._aowned(config) as owner:
             run = await self._astart(input, config, options)
-            async with _acommitted(_root_committer(run)):
+            async with _acommitted(_root_committer(run), owner):
                 events = [event async for event in drive_async(run_loop(run.st, run.plan), run.io)]
         if run.nested:
             return self._nested_result(run, options)
@@ -679,22 +695,23 @@ def _interrupts(chunk: Any) -> bool:
 
 
 @contextmanager
-def _committed(committer: Committer | None) -> Iterator[None]:
+def _committed(committer: Committer | None, owner: str | None) -> Iterator[None]:
     """A root run's queued saves are committed when the block ends, however it ends (before the thread
-    claim is released); a failed background commit is raised here if nothing else is."""
+    claim is released; the last group drops the claim `owner` too); a failed background commit is raised
+    here if nothing else is."""
     if committer is None:
         yield
         return
     try:
         yield
     except BaseException as exc:
-        committer.close(exc)
+        committer.close(exc, release_owner=owner)
         raise
-    committer.close()
+    committer.close(release_owner=owner)
 
 
 @asynccontextmanager
-async def _acommitted(committer: Committer | None) -> AsyncIterator[None]:
+async def _acommitted(committer: Committer | None, owner: str | None) -> AsyncIterator[None]:
     """Async twin of `_committed` (the wait survives the caller's cancellation)."""
     if committer is None:
         yield
@@ -705,9 +722,9 @@ async def _acommitted(committer: Committer | None) -> AsyncIterator[None]:
         yield
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
-            await committer.aclose(exc)
+            await committer.aclose(exc, release_owner=owner)
         raise
-    await committer.aclose()
+    await committer.aclose(release_owner=owner)
 
 
 _ALL_MODES = STREAM_MODES
