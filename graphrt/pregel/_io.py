@@ -17,6 +17,7 @@ import contextvars
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -91,6 +92,8 @@ MAX_GROUP = 256
 """At most this many saves are committed in one transaction."""
 MAX_BACKLOG = 1024
 """A run that gets this many saves ahead of its writer waits for it (sync runs only): bounded memory."""
+START_DELAY = 0.002
+"""Seconds a writer thread waits after a run starts a step before it commits what the run queued."""
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -230,6 +233,9 @@ class Committer:
         `ticket`: a pool thread's scheduled drain, which does nothing if the run's thread took it over.
         """
         if ticket:
+            # A step shorter than this ends first, and its run commits the queue itself (or the writer takes
+            # the next step's saves with it): committing alongside a short step only contends for the GIL.
+            time.sleep(START_DELAY)
             with self._lock:
                 if self._scheduled != ticket:
                     return
