@@ -49,6 +49,8 @@ class RunScope:
     sink: EventSink | None = None
     task_ns: str | None = None
     """The namespace of the task this scope nests in (None at the root): where `Command.PARENT` goes."""
+    committer: Any = None
+    """The root run's background writer (`_io.Committer`), shared by nested scopes; None: saves are synchronous."""
 
     @property
     def ns_path(self) -> tuple[str, ...]:

@@ -18,19 +18,28 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from graphrt._log import checkpoint_logger, log_checkpoint_saved
 from graphrt.checkpoint._delta import MISSING, Blob, BrokenChainError, DeltaCodec, Encoded, Memo, StreamKey
 from graphrt.checkpoint._drive import Body, Op, OpGen, PrivateLoop, Tx, arun, blocking, blocking_call, run
-from graphrt.checkpoint._ownership import DEFAULT_LEASE_SECONDS, Claims, claim_options, held_owner
+from graphrt.checkpoint._ownership import (
+    DEFAULT_LEASE_SECONDS,
+    Claims,
+    claim_options,
+    held_owner,
+    release_on,
+    released_with,
+)
 from graphrt.checkpoint._primitives import AsyncReadTx, AsyncWriteTx, CheckpointRow, ListQuery, ReadTx, WriteTx
 from graphrt.checkpoint.base._saver import BaseCheckpointSaver, check_prune_args
 from graphrt.checkpoint.base._storage import (
     BlobWrite,
     PreparedPut,
+    WriteRow,
     decode_metadata,
     make_tuple,
     matches_filter,
@@ -51,7 +60,7 @@ from graphrt.checkpoint.serde.base import SerializerProtocol
 from graphrt.config import RunnableConfig
 from graphrt.errors import ThreadConflictError
 
-__all__ = ("CoreSaver", "TaskWrites")
+__all__ = ("CoreSaver", "PreparedSave", "TaskWrites")
 
 T = TypeVar("T")
 
@@ -110,6 +119,9 @@ class CoreSaver(BaseCheckpointSaver[str]):
     """
 
     lease_seconds: float | None = DEFAULT_LEASE_SECONDS
+    background_saves = True
+    """Whether a run with `durability="async"` commits its saves off its critical path (`commit_saves` in a
+    background writer): worth it when a commit waits for I/O; a saver in memory sets it False."""
     _native_async = False
     """Whether the class provides `_aread_tx`/`_awrite_tx` (set for each subclass)."""
     _loop: asyncio.AbstractEventLoop | None = None
@@ -585,6 +597,89 @@ class CoreSaver(BaseCheckpointSaver[str]):
             return await super().aput_writes_guarded(config, writes, task_id, task_path)
         await self._arun(self._put_writes_op(config, writes, task_id, task_path, True))
 
+    # -- saves prepared in the foreground, committed in groups -------------------------------------
+
+    def prepare_save(
+        self,
+        config: RunnableConfig,
+        task_writes: Sequence[TaskWrites],
+        checkpoint: Checkpoint | None = None,
+        metadata: CheckpointMetadata | None = None,
+        new_versions: ChannelVersions | None = None,
+        *,
+        expected_head: str | None,
+    ) -> PreparedSave:
+        """Serialize what `put_step` (or, without a checkpoint, `put_writes_guarded`) would save, touching no storage.
+
+        graphrt only: a run with `durability="async"` prepares each save on its own thread, so a value that
+        cannot be serialized fails at its step, and hands the result to `commit_saves` in a background writer.
+        Appended lists are remembered at once (not after the commit, as `put_step` does): the next step's
+        lists are encoded as deltas on this one before it is committed; `commit_saves` stores a delta whole
+        when its base turns out not to be stored.
+
+        Raises:
+            UnserializableValueError, UnsavableValueError: A value cannot be saved; nothing was prepared.
+        """
+        batches = tuple(prepare_writes(self._codec, config, w, task_id, path)[3] for task_id, w, path in task_writes)
+        thread_id, checkpoint_ns = config_thread(config)
+        parent = config["configurable"].get("checkpoint_id")
+        put = None
+        if checkpoint is not None:
+            put = prepare_put(self._codec, config, checkpoint, metadata or {}, new_versions or {})
+            self._remember(put, [item.blob.depth for item in put.blobs])
+        return PreparedSave(
+            thread_id, checkpoint_ns, None if parent is None else str(parent), batches, put, expected_head, config
+        )
+
+    def _commit_op(self, saves: Sequence[PreparedSave], asynchronous: bool, release_owner: str | None) -> Op[None]:
+        """`asynchronous`: the body runs over an async transaction (its primitives return awaitables)."""
+        thread_id = saves[0].thread_id
+
+        def body(tx: AnyWriteTx) -> Body[None]:
+            group = _GroupTx(tx, asynchronous=asynchronous)
+            for save in saves:
+                if save.put is None and not any(save.writes):
+                    continue
+                yield from self._check(cast(Any, group), save.thread_id, save.checkpoint_ns, save.expected_head)
+                for rows in save.writes:
+                    if rows:
+                        # `prepare_writes` refused writes with no checkpoint to be pending on.
+                        yield tx.put_writes(save.thread_id, save.checkpoint_ns, str(save.parent), rows)
+                if save.put is not None:
+                    yield from self._store(cast(Any, group), save.put)
+            if release_owner is not None:
+                yield from release_on(group, thread_id, release_owner)
+
+        def after(_: None) -> None:
+            if release_owner is not None:
+                released_with(release_owner)
+
+        return Tx(body, True, thread_id, after)
+
+    def commit_saves(self, saves: Sequence[PreparedSave], *, release_owner: str | None = None) -> None:
+        """Commit prepared saves of one thread, in order, in one transaction (a group commit).
+
+        Each save is guarded as `put_step` is (the namespace's head must be the save's expected head and the
+        run's claim must still hold); a save whose expected head is the checkpoint an earlier save of the
+        group wrote is checked against that write. All or nothing: on error none of them is saved.
+        `release_owner`: the run's last saves; the same transaction drops that claim's lease on the thread
+        (the claim's block then ends without a transaction of its own).
+
+        Raises:
+            ThreadConflictError: A guard failed; nothing was saved.
+        """
+        if saves:
+            self._run(self._commit_op(saves, self._async_only, release_owner))
+
+    async def acommit_saves(self, saves: Sequence[PreparedSave], *, release_owner: str | None = None) -> None:
+        """Async `commit_saves` (natively on the event loop when the saver can, else in a worker thread)."""
+        if not saves:
+            return
+        if self._native_async:
+            await self._arun(self._commit_op(saves, True, release_owner))
+        else:
+            await self._offload(lambda: self.commit_saves(saves, release_owner=release_owner))
+
     # -- retention --------------------------------------------------------------------------------
 
     def _delete_op(self, thread_id: str) -> Op[None]:
@@ -677,6 +772,104 @@ class CoreSaver(BaseCheckpointSaver[str]):
     def get_next_version(self, current: str | None, channel: None) -> str:
         """The next channel version: an increasing counter plus a random part unique to this fork."""
         return next_string_version(current)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedSave:
+    """One save of a run, serialized (`CoreSaver.prepare_save`) and waiting for `commit_saves`."""
+
+    thread_id: str
+    checkpoint_ns: str
+    parent: str | None
+    """The checkpoint the writes are pending on (and the new checkpoint's parent)."""
+    writes: tuple[builtins.list[WriteRow], ...]
+    """Tasks' writes, serialized, one list per task."""
+    put: PreparedPut | None
+    """The checkpoint after the writes, or None (writes only)."""
+    expected_head: str | None
+    """The namespace's head the save is guarded on."""
+    config: RunnableConfig
+    """The config the save was prepared against."""
+
+    @property
+    def new_config(self) -> RunnableConfig:
+        """The config of the checkpoint this save writes (the one it was prepared against, for writes only)."""
+        return self.config if self.put is None else self.put.config
+
+
+class _GroupTx:
+    """A write transaction seen by the saves of one group commit: what an earlier save of the group wrote is
+    answered from here (a namespace's head, a delta's base, the thread's lease), not asked of the storage.
+
+    Storage would give the same answers (a transaction reads its own writes), but a backend that guesses
+    its reads (PostgreSQL's speculative batches) only knows what was committed before the transaction.
+    """
+
+    __slots__ = ("_async", "_blobs", "_heads", "_leases", "_tx")
+
+    def __init__(self, tx: Any, *, asynchronous: bool) -> None:
+        self._tx = tx
+        self._async = asynchronous
+        self._heads: dict[tuple[str, str], str] = {}
+        self._blobs: dict[tuple[str, str, str, str], Blob] = {}
+        self._leases: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+    def _answer(self, value: Any) -> Any:
+        return _ready(value) if self._async else value
+
+    def head(self, thread_id: str, checkpoint_ns: str) -> Any:
+        known = self._heads.get((thread_id, checkpoint_ns))
+        return self._tx.head(thread_id, checkpoint_ns) if known is None else self._answer(known)
+
+    def lease(self, thread_id: str) -> Any:
+        if thread_id in self._leases:
+            return self._answer(self._leases[thread_id])
+        found = self._tx.lease(thread_id)
+        if self._async:
+            return self._alease(thread_id, found)
+        self._leases[thread_id] = found
+        return found
+
+    async def _alease(self, thread_id: str, found: Awaitable[Any]) -> Any:
+        lease = self._leases[thread_id] = await found
+        return lease
+
+    def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> Any:
+        local = {k: b for k in keys if (b := self._blobs.get((thread_id, checkpoint_ns, *k))) is not None}
+        rest = [k for k in keys if k not in local]
+        if not rest:
+            return self._answer(local)
+        found = self._tx.blobs(thread_id, checkpoint_ns, rest)
+        if self._async:
+            return _merged(found, local)
+        return {**found, **local}
+
+    def insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> Any:
+        for channel, version, blob in items:
+            self._blobs[(thread_id, checkpoint_ns, channel, version)] = blob
+        return self._tx.insert_blobs(thread_id, checkpoint_ns, items)
+
+    def set_blob(self, stream: StreamKey, version: str, blob: Blob) -> Any:
+        self._blobs[(*stream, version)] = blob
+        return self._tx.set_blob(stream, version, blob)
+
+    def put_checkpoint(self, row: CheckpointRow) -> Any:
+        key = (row.thread_id, row.checkpoint_ns)
+        old = self._heads.get(key)
+        if old is None or row.checkpoint_id > old:
+            self._heads[key] = row.checkpoint_id
+        return self._tx.put_checkpoint(row)
+
+
+async def _ready(value: T) -> T:
+    return value
+
+
+async def _merged(found: Awaitable[dict[Any, Blob]], local: dict[Any, Blob]) -> dict[Any, Blob]:
+    return {**(await found), **local}
 
 
 def _nothing() -> OpGen[None]:

@@ -46,6 +46,8 @@ __all__ = (
     "held_owner",
     "is_stale",
     "new_lease",
+    "release_on",
+    "released_with",
 )
 
 STRATEGIES = ("reject", "enqueue")
@@ -71,6 +73,9 @@ HOST = _host()
 _live_lock = threading.Lock()
 _live: set[str] = set()
 """Owner tokens of the claims this process holds now."""
+
+_released: set[str] = set()
+"""Owner tokens whose lease was already dropped by the transaction of a run's last saves (`released_with`)."""
 
 _held: ContextVar[Mapping[tuple[int, str], str]] = ContextVar("graphrt_held_threads", default=MappingProxyType({}))
 """(id of the saver, thread_id) -> owner token, for the claims held by the current run context."""
@@ -183,6 +188,21 @@ def release_on(tx: Any, thread_id: str, owner: str) -> Body[None]:
         yield tx.swap_lease(thread_id, current, None)
 
 
+def released_with(owner: str) -> None:
+    """The claim `owner`'s lease was dropped in the transaction of its run's last saves (`release_on` run by
+    `CoreSaver.commit_saves`): leaving the claim's block then costs no transaction of its own."""
+    with _live_lock:
+        _released.add(owner)
+
+
+def _already_released(owner: str) -> bool:
+    with _live_lock:
+        if owner in _released:
+            _released.discard(owner)
+            return True
+        return False
+
+
 def try_claim(storage: LeaseStorage, thread_id: str, lease: Lease) -> Lease | None:
     """`claim_on` in a sync write transaction (a transaction that fails claims nothing)."""
     try:
@@ -264,7 +284,10 @@ class Claims:
                 _held.reset(token)
             except ValueError:  # closed from another context (a generator finalized elsewhere)
                 _held.set({k: v for k, v in _held.get().items() if k != key})
-            release(self._storage, thread_id, lease.owner)
+            if _already_released(lease.owner):
+                let_go(lease.owner)
+            else:
+                release(self._storage, thread_id, lease.owner)
 
     # -- async ------------------------------------------------------------------------------------
 
@@ -306,8 +329,9 @@ class Claims:
             except ValueError:
                 _held.set({k: v for k, v in _held.get().items() if k != key})
             let_go(lease.owner)
-            with anyio.CancelScope(shield=True):
-                await transact(thread_id, lambda tx: release_on(tx, thread_id, lease.owner))
+            if not _already_released(lease.owner):
+                with anyio.CancelScope(shield=True):
+                    await transact(thread_id, lambda tx: release_on(tx, thread_id, lease.owner))
 
     # -- renewal ----------------------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ def drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Generator[Event
         raise
     finally:
         if io.writer is not None:
-            io.writer.flush()  # the run stopped (done, error, or the caller closed the stream)
+            io.writer.flush(ending=True)  # the run stopped (done, error, or the caller closed the stream)
     log_run_end(io.label, io.steps)
 
 
@@ -276,7 +276,7 @@ async def drive_async(loop: Generator[Effect, Any, None], io: RunIO) -> AsyncGen
     finally:
         if io.writer is not None:
             with anyio.CancelScope(shield=True):
-                await io.writer.aflush()
+                await io.writer.aflush(ending=True)
     log_run_end(io.label, io.steps)
 
 

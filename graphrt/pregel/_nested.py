@@ -50,6 +50,7 @@ def child_scope(graph: Pregel, parent: TaskContext, config: RunnableConfig | Non
         saver=None if graph.checkpointer is False else outer.saver,
         sink=outer.sink,
         task_ns=parent.interrupt_ns,
+        committer=outer.committer,
     )
     return merged, scope  # type: ignore[return-value]
 

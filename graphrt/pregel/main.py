@@ -5,14 +5,21 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, aclosing, closing, nullcontext
+from contextlib import (
+    aclosing,
+    asynccontextmanager,
+    closing,
+    contextmanager,
+)
 from dataclasses import dataclass, replace
 from typing import Any
 
 from graphrt._context import RunContext, RunScope, TaskContext, running_task
 from graphrt._log import print_debug
 from graphrt.cache.base import BaseCache
+from graphrt.checkpoint._ownership import held_owner
 from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, get_checkpoint_metadata
+from graphrt.checkpoint.base._types import config_thread
 from graphrt.checkpoint.base.id import uuid6
 from graphrt.config import RunnableConfig
 from graphrt.errors import EmptyInputError, GraphInterrupt
@@ -20,7 +27,7 @@ from graphrt.pregel import _algo, _nested, _state
 from graphrt.pregel._algo import LoopState
 from graphrt.pregel._cache import UnitCache, namespaces_of
 from graphrt.pregel._drivers import drive_async, drive_sync
-from graphrt.pregel._io import Event, RunIO, Sink, ThreadWriter
+from graphrt.pregel._io import Committer, Event, RunIO, Sink, ThreadWriter
 from graphrt.pregel._loop import RunPlan, run_loop
 from graphrt.pregel._spec import INTERRUPT, GraphSpec, PregelNode, Task
 from graphrt.pregel._units import UnitRunner
@@ -179,6 +186,7 @@ class Pregel:
         options: RunOptions,
         scope: RunScope,
         parent: TaskContext | None,
+        asynchronous: bool = False,
     ) -> _Run:
         saved, head = loaded
         saver = scope.saver
@@ -195,11 +203,13 @@ class Pregel:
         own = frozenset() if parent is not None and options.for_invoke else frozenset(modes) | printed
         if "debug" in own:
             own |= {"tasks", "checkpoints"}
+        durability = options.durability or "async"
         if parent is None:
             sink = Sink(own, subgraphs=options.subgraphs)
+            scope = replace(scope, sink=sink, committer=_committer(saver, durability, asynchronous))
         else:
             sink = Sink(own, ns=scope.ns_path, forward=parent.run.scope.sink)  # type: ignore[arg-type]
-        scope = replace(scope, sink=sink)
+            scope = replace(scope, sink=sink)
         all_modes = frozenset(m for m in _ALL_MODES if sink.wants(m))
         # invoke needs only the final values, unless a subgraph-streaming caller reads every step's.
         at_end = options.for_invoke and "values" not in (all_modes - own)
@@ -225,7 +235,6 @@ class Pregel:
         )
         if saved is not None and not resuming:
             st.pending_writes = []
-        durability = options.durability or "async"
         plan = RunPlan(
             input=input,
             modes=all_modes,
@@ -254,7 +263,7 @@ class Pregel:
         writer = None
         if saver is not None:
             base: RunnableConfig = {"configurable": {"thread_id": scope.thread_id, "checkpoint_ns": scope.ns}}
-            writer = ThreadWriter(saver, saved.config if saved else base, head)
+            writer = ThreadWriter(saver, saved.config if saved else base, head, committer=scope.committer)
         io = RunIO(
             sink,
             writer,
@@ -270,21 +279,35 @@ class Pregel:
         run.units = UnitRunner(_algo.read_saved_writes(st.pending_writes) if resuming else {}, io)
         return _Run(st, plan, io, modes, single, printed, parent is not None)
 
-    def _owned(self, config: RunnableConfig | None) -> AbstractContextManager[None]:
+    @contextmanager
+    def _owned(self, config: RunnableConfig | None) -> Iterator[str | None]:
         """Hold the thread for a root run or a state update, before anything is read or written.
 
         A second run on the thread is refused (or waits, with `multitask_strategy="enqueue"`); see
-        `BaseCheckpointSaver.claim_thread`. A nested run works under its root's claim.
+        `BaseCheckpointSaver.claim_thread`. A nested run works under its root's claim. Yields the claim's
+        owner token when this call made the claim (None when it holds none of its own): a run's last saves
+        may then drop the claim in their own transaction.
         """
         if self.saver is None or running_task() is not None:
-            return nullcontext()
-        return self.saver.claim_thread(self._thread_config(self._config(config)))
+            yield None
+            return
+        cfg = self._thread_config(self._config(config))
+        thread_id, _ = config_thread(cfg)
+        before = held_owner(self.saver, thread_id)
+        with self.saver.claim_thread(cfg):
+            yield held_owner(self.saver, thread_id) if before is None else None
 
-    def _aowned(self, config: RunnableConfig | None) -> AbstractAsyncContextManager[None]:
+    @asynccontextmanager
+    async def _aowned(self, config: RunnableConfig | None) -> AsyncIterator[str | None]:
         """Async twin of `_owned`."""
         if self.saver is None or running_task() is not None:
-            return nullcontext()
-        return self.saver.aclaim_thread(self._thread_config(self._config(config)))
+            yield None
+            return
+        cfg = self._thread_config(self._config(config))
+        thread_id, _ = config_thread(cfg)
+        before = held_owner(self.saver, thread_id)
+        async with self.saver.aclaim_thread(cfg):
+            yield held_owner(self.saver, thread_id) if before is None else None
 
     def _load(self, saver: Any, config: RunnableConfig) -> tuple[CheckpointTuple | None, str | None]:
         """The checkpoint the run starts from, and the thread's newest one (what a concurrent run would move)."""
@@ -317,6 +340,8 @@ class Pregel:
 
     def _start(self, input: Any, config: RunnableConfig | None, options: RunOptions) -> _Run:
         cfg, scope, parent = self._scope(config)
+        if scope.committer is not None and scope.committer.pending(scope.ns):
+            scope.committer.wait(scope.ns)  # this namespace's earlier saves are read now
         loaded = self._load(scope.saver, cfg)
         if parent is not None:
             input = _nested.child_input(input, loaded[0], parent, persistent=self.checkpointer is True)
@@ -324,10 +349,12 @@ class Pregel:
 
     async def _astart(self, input: Any, config: RunnableConfig | None, options: RunOptions) -> _Run:
         cfg, scope, parent = self._scope(config)
+        if scope.committer is not None and scope.committer.pending(scope.ns):
+            await scope.committer.await_(scope.ns)  # this namespace's earlier saves are read now
         loaded = await self._aload(scope.saver, cfg)
         if parent is not None:
             input = _nested.child_input(input, loaded[0], parent, persistent=self.checkpointer is True)
-        return self._prepare(input, cfg, loaded, options, scope, parent)
+        return self._prepare(input, cfg, loaded, options, scope, parent, asynchronous=True)
 
     def stream(
         self,
@@ -356,11 +383,15 @@ class Pregel:
             debug,
             subgraphs=subgraphs,
         )
-        with self._owned(config):
+        with self._owned(config) as owner:
             run = self._start(input, config, options)
+            committer = _root_committer(run)
             # Closed before the claim is released, so held-back writes are saved by the owner.
-            with closing(drive_sync(run_loop(run.st, run.plan), run.io)) as events:
+            with _committed(committer, owner), closing(drive_sync(run_loop(run.st, run.plan), run.io)) as events:
                 for ns, event, chunk in events:
+                    if committer is not None and not ns and _interrupts(chunk):
+                        run.io.writer.flush()  # type: ignore[union-attr]
+                        committer.wait()  # what the caller may read on seeing an interrupt is saved
                     yield from _shape(run, ns, event, chunk, subgraphs)
         _raise_if_nested_interrupt(run)
 
@@ -391,10 +422,17 @@ class Pregel:
             debug,
             subgraphs=subgraphs,
         )
-        async with self._aowned(config):
+        async with self._aowned(config) as owner:
             run = await self._astart(input, config, options)
-            async with aclosing(drive_async(run_loop(run.st, run.plan), run.io)) as events:
+            committer = _root_committer(run)
+            async with (
+                _acommitted(committer, owner),
+                aclosing(drive_async(run_loop(run.st, run.plan), run.io)) as events,
+            ):
                 async for ns, event, chunk in events:
+                    if committer is not None and not ns and _interrupts(chunk):
+                        run.io.writer.flush()  # type: ignore[union-attr]
+                        await committer.await_()  # what the caller may read on seeing an interrupt is saved
                     for item in _shape(run, ns, event, chunk, subgraphs):
                         yield item
         _raise_if_nested_interrupt(run)
@@ -419,14 +457,15 @@ class Pregel:
         options = RunOptions(
             stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, None, True
         )
-        with self._owned(config):
+        with self._owned(config) as owner:
             run = self._start(input, config, options)
             events = drive_sync(run_loop(run.st, run.plan), run.io)
             if run.nested:
                 for _ in events:
                     pass
                 return self._nested_result(run, options)
-            return _collect(run, events, stream_mode)
+            with _committed(_root_committer(run), owner):
+                return _collect(run, events, stream_mode)
 
     async def ainvoke(
         self,
@@ -446,9 +485,10 @@ class Pregel:
         options = RunOptions(
             stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, None, True
         )
-        async with self._aowned(config):
+        async with self._aowned(config) as owner:
             run = await self._astart(input, config, options)
-            events = [event async for event in drive_async(run_loop(run.st, run.plan), run.io)]
+            async with _acommitted(_root_committer(run), owner):
+                events = [event async for event in drive_async(run_loop(run.st, run.plan), run.io)]
         if run.nested:
             return self._nested_result(run, options)
         return _collect(run, iter(events), stream_mode)
@@ -637,6 +677,54 @@ class Pregel:
 
 def _drop(_chunk: Any) -> None:
     return None
+
+
+def _committer(saver: Any, durability: str, asynchronous: bool) -> Committer | None:
+    """A root run's background writer: with `durability="async"` on a saver whose commits wait for I/O."""
+    if saver is None or durability != "async" or not getattr(saver, "background_saves", False):
+        return None
+    return Committer(saver, asynchronous=asynchronous)
+
+
+def _root_committer(run: _Run) -> Committer | None:
+    return None if run.nested or run.io.writer is None else run.io.writer.committer
+
+
+def _interrupts(chunk: Any) -> bool:
+    return type(chunk) is dict and INTERRUPT in chunk
+
+
+@contextmanager
+def _committed(committer: Committer | None, owner: str | None) -> Iterator[None]:
+    """A root run's queued saves are committed when the block ends, however it ends (before the thread
+    claim is released; the last group drops the claim `owner` too); a failed background commit is raised
+    here if nothing else is."""
+    if committer is None:
+        yield
+        return
+    try:
+        yield
+    except BaseException as exc:
+        committer.close(exc, release_owner=owner)
+        raise
+    committer.close(release_owner=owner)
+
+
+@asynccontextmanager
+async def _acommitted(committer: Committer | None, owner: str | None) -> AsyncIterator[None]:
+    """Async twin of `_committed` (the wait survives the caller's cancellation)."""
+    if committer is None:
+        yield
+        return
+    import anyio
+
+    try:
+        yield
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await committer.aclose(exc, release_owner=owner)
+        raise
+    await committer.aclose(release_owner=owner)
 
 
 _ALL_MODES = STREAM_MODES

@@ -57,7 +57,9 @@ def count_write_transactions(saver: Any, monkeypatch: pytest.MonkeyPatch) -> lis
 def test_a_step_costs_one_write_transaction(saver: Any, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
     counter = count_write_transactions(saver, monkeypatch)
     graph = chain(saver, [])
-    assert run(graph, {"items": ["a"]}, mode, thread()) == {"items": ["a", "n0", "n1", "n2", "n3", "n4"]}
+    # durability="sync": each step's commit on its own (the default, "async", groups them: test_durability.py).
+    result = run(graph, {"items": ["a"]}, mode, thread(), durability="sync")
+    assert result == {"items": ["a", "n0", "n1", "n2", "n3", "n4"]}
     saved = history(graph, thread(), mode)
     assert len(saved) == 7
     # One per checkpoint, plus claiming and releasing the thread.

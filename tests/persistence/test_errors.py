@@ -49,8 +49,8 @@ class Flaky:
     def wait_for_good(self) -> None:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            saved = self.saver.get_tuple(thread())
-            if any(value == ["good"] for _, _, value in saved.pending_writes or ()):
+            saved = self.saver.get_tuple(thread())  # None until the first save commits (in the background)
+            if saved is not None and any(value == ["good"] for _, _, value in saved.pending_writes or ()):
                 return
             time.sleep(0.002)
         raise TimeoutError("good's writes were never saved")

@@ -9,6 +9,7 @@ import asyncio
 import operator
 import re
 import threading
+import time
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -78,7 +79,10 @@ def test_a_run_on_a_busy_thread_is_refused_before_it_writes_anything(saver: Any,
     first, errors = run_in_thread(gate.graph, {"items": ["A"]}, mode)
     try:
         assert gate.entered.wait(10)
-        before = history(gate.graph, thread(), mode)
+        deadline = time.monotonic() + 10
+        while len(before := history(gate.graph, thread(), mode)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.002)  # the first run's saves so far are committed in the background
+        assert len(before) == 2
         with pytest.raises(ThreadConflictError, match=exact(BUSY)) as refused:
             run(gate.graph, {"items": ["B"]}, mode, thread())
         assert refused.value.busy and refused.value.thread_id == "1"

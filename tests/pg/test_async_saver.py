@@ -68,7 +68,7 @@ def no_worker_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 async def exercise(saver: AsyncPostgresSaver) -> None:
     """Every async method of the saver, through a graph run and directly."""
     graph = build(saver)
-    assert await graph.ainvoke({"items": ["in"]}, CONFIG) == {"items": ["in", "a", "b", "c"]}
+    assert await graph.ainvoke({"items": ["in"]}, CONFIG, durability="sync") == {"items": ["in", "a", "b", "c"]}
     assert (await graph.aget_state(CONFIG)).values == {"items": ["in", "a", "b", "c"]}
     history = [s async for s in graph.aget_state_history(CONFIG)]
     assert [s.metadata["step"] for s in history if s.metadata] == [3, 2, 1, 0, -1]
@@ -146,9 +146,9 @@ def test_a_pooled_saver_completes_a_run_whose_connections_are_terminated(pg_dsn:
         async with psycopg_pool.AsyncConnectionPool(pg_dsn, kwargs={"autocommit": True}, open=False) as pool:
             saver = AsyncPostgresSaver(pool)
             graph = build(saver, lambda: terminate_others(pg_dsn))
-            first = await graph.ainvoke({"items": ["in"]}, CONFIG)
+            first = await graph.ainvoke({"items": ["in"]}, CONFIG, durability="sync")
             terminate_others(pg_dsn)  # and while idle between runs
-            second = await graph.ainvoke({"items": ["again"]}, CONFIG)
+            second = await graph.ainvoke({"items": ["again"]}, CONFIG, durability="sync")
             return first, second, len([c async for c in saver.alist(CONFIG)])
 
     first, second, saved = asyncio.run(main())
@@ -163,7 +163,7 @@ def test_a_lost_single_async_connection_fails_clearly(pg_dsn: str) -> None:
             saver = AsyncPostgresSaver(conn)
             graph = build(saver, lambda: terminate_others(pg_dsn))
             with pytest.raises(ConnectionLostError, match="the connection to PostgreSQL was lost"):
-                await graph.ainvoke({"items": ["in"]}, CONFIG)
+                await graph.ainvoke({"items": ["in"]}, CONFIG, durability="sync")
             with pytest.raises(ConnectionLostError, match="pass a psycopg_pool AsyncConnectionPool"):
                 await saver.aget_tuple(CONFIG)
         # What was saved before the break is intact: the run resumes from it on a new saver.
@@ -186,7 +186,7 @@ def test_sync_methods_work_off_the_event_loop_and_refuse_on_it(pg_dsn: str) -> N
     async def main() -> None:
         async with AsyncPostgresSaver.from_conn_string(pg_dsn) as saver:
             graph = build(saver)
-            await graph.ainvoke({"items": ["in"]}, CONFIG)
+            await graph.ainvoke({"items": ["in"]}, CONFIG, durability="sync")
             with pytest.raises(RuntimeError, match="cannot run on the event loop's thread"):
                 saver.get_tuple(CONFIG)
             # From another thread, while the loop runs: the call runs on the loop.

@@ -62,11 +62,11 @@ def test_import_without_psycopg_says_what_to_install(module: str) -> None:
 def test_a_run_completes_when_its_connections_are_terminated_mid_run(pg_dsn: str) -> None:
     with PostgresSaver.from_conn_string(pg_dsn) as saver:
         graph = chain(saver, lambda: terminate_others(pg_dsn))
-        assert graph.invoke({"items": ["in"]}, CONFIG) == {"items": ["in", "a", "b", "c"]}
+        assert graph.invoke({"items": ["in"]}, CONFIG, durability="sync") == {"items": ["in", "a", "b", "c"]}
         assert len(list(saver.list(CONFIG))) == 5
         # The same objects go on: a second run on the thread after another terminate.
         terminate_others(pg_dsn)
-        assert graph.invoke({"items": ["again"]}, CONFIG)["items"][-4:] == ["again", "a", "b", "c"]
+        assert graph.invoke({"items": ["again"]}, CONFIG, durability="sync")["items"][-4:] == ["again", "a", "b", "c"]
 
 
 def test_a_run_completes_across_a_server_restart(pg_databases: PgDatabases, pg_dsn: str) -> None:
@@ -75,7 +75,7 @@ def test_a_run_completes_across_a_server_restart(pg_databases: PgDatabases, pg_d
         pytest.skip("the server comes from GRAPHRT_TEST_PG_DSN; only a server the tests started can be restarted")
     with PostgresSaver.from_conn_string(pg_dsn) as saver:
         graph = chain(saver, server.restart)
-        assert graph.invoke({"items": ["in"]}, CONFIG) == {"items": ["in", "a", "b", "c"]}
+        assert graph.invoke({"items": ["in"]}, CONFIG, durability="sync") == {"items": ["in", "a", "b", "c"]}
         assert [t.metadata["step"] for t in saver.list(CONFIG)] == [3, 2, 1, 0, -1]
 
 
@@ -83,7 +83,7 @@ def test_the_async_saver_completes_a_run_whose_connections_are_terminated(pg_dsn
     async def main() -> Any:
         async with AsyncPostgresSaver.from_conn_string(pg_dsn) as saver:
             graph = chain(saver, lambda: terminate_others(pg_dsn))
-            return await graph.ainvoke({"items": ["in"]}, CONFIG)
+            return await graph.ainvoke({"items": ["in"]}, CONFIG, durability="sync")
 
     assert asyncio.run(main()) == {"items": ["in", "a", "b", "c"]}
 
@@ -93,7 +93,7 @@ def test_a_lost_single_connection_fails_clearly_and_a_pool_resumes_the_run(pg_ds
         saver = PostgresSaver(conn)
         graph = chain(saver, lambda: terminate_others(pg_dsn))
         with pytest.raises(ConnectionLostError, match="the connection to PostgreSQL was lost"):
-            graph.invoke({"items": ["in"]}, CONFIG)
+            graph.invoke({"items": ["in"]}, CONFIG, durability="sync")
         with pytest.raises(ConnectionLostError, match="pass a psycopg_pool ConnectionPool"):
             saver.get_tuple(CONFIG)
     # What was saved before the break is intact, and the run resumes from it (b and c run; a does not rerun).

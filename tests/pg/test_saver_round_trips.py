@@ -60,11 +60,12 @@ def test_a_chat_turn_costs_a_fixed_handful_of_round_trips(pg_dsn: str, monkeypat
         graph = chat_graph(saver)
         config: RunnableConfig = {"configurable": {"thread_id": "chat"}}
         for _ in range(3):
-            graph.invoke({"log": ["hi"]}, config)
+            graph.invoke({"log": ["hi"]}, config, durability="sync")
         turns = []
         for _ in range(3):
             with round_trips(monkeypatch) as count:
-                graph.invoke({"log": ["hi"]}, config)
+                # "sync": one commit per checkpoint (the default, "async", may group them: fewer round trips).
+                graph.invoke({"log": ["hi"]}, config, durability="sync")
             turns.append(count[0])
         # Flat as the thread grows: claim 1; load the checkpoint 3 (it and its writes; the blobs the codec does
         # not hold, with their delta bases; commit); 3 checkpoints (input, step, with writes) 1 each; release 1.

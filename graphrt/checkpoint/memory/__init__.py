@@ -26,6 +26,7 @@ class InMemorySaver(CoreSaver):
     """
 
     lease_seconds = None
+    background_saves = False  # nothing to wait for: a writer thread would only contend for the GIL
 
     def __init__(self, *, serde: SerializerProtocol | None = None) -> None:
         super().__init__(serde=serde)

@@ -192,6 +192,7 @@ class PostgresCore(SqlSaver):
     put_step = _retried(SqlSaver.put_step)
     put_writes = _retried(SqlSaver.put_writes)
     put_writes_guarded = _retried(SqlSaver.put_writes_guarded)
+    commit_saves = _retried(SqlSaver.commit_saves)
     get_tuple = _retried(SqlSaver.get_tuple)
     list = _retried(SqlSaver.list)
     get_head_id = _retried(SqlSaver.get_head_id)
