@@ -31,7 +31,10 @@ from graphrt.func import entrypoint, task
 from graphrt.graph import END, START, StateGraph
 from graphrt.pregel import _io
 from graphrt.types import Command, interrupt
-from tests.persistence.conftest import mode, run, saver, thread
+from tests.persistence.conftest import BACKENDS, mode, run, saver, thread
+
+IO_SAVERS = pytest.mark.parametrize("saver", [b for b in BACKENDS if b != "memory"], indirect=True)
+"""Savers that commit in the background under durability="async" (InMemorySaver always saves at once)."""
 
 __all__ = ("mode", "saver")  # fixtures, imported for pytest
 
@@ -132,11 +135,10 @@ def test_memory_saver_and_sync_durability_commit_before_the_next_step(mode: str)
         assert seen == [[0, -1], [1, 0, -1], [2, 1, 0, -1], [3, 2, 1, 0, -1]]
 
 
+@IO_SAVERS
 def test_sync_durability_never_uses_the_background_writer(
     saver: Any, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not saver.background_saves:
-        pytest.skip("this saver always commits in the foreground")
     recorder = Recorder(saver, monkeypatch)
     seen: list[int] = []
     graph = chain(saver, 3, hook=lambda i: seen.append(len(steps_saved(saver, thread()))))
@@ -148,11 +150,10 @@ def test_sync_durability_never_uses_the_background_writer(
 # ---------------------------------------------------------------- overlap and group commit
 
 
+@IO_SAVERS
 def test_the_next_step_runs_while_the_previous_save_commits(
     saver: Any, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not saver.background_saves:
-        pytest.skip("this saver always commits in the foreground")
     recorder = Recorder(saver, monkeypatch)
     in_flight, release = threading.Event(), threading.Event()
     overlapped: list[bool] = []
@@ -176,11 +177,10 @@ def test_the_next_step_runs_while_the_previous_save_commits(
     assert steps_saved(saver, thread()) == [3, 2, 1, 0, -1]
 
 
+@IO_SAVERS
 def test_saves_queued_behind_a_commit_are_committed_in_one_transaction(
     saver: Any, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not saver.background_saves:
-        pytest.skip("this saver always commits in the foreground")
     recorder = Recorder(saver, monkeypatch)
     release = threading.Event()
     first = threading.Event()
@@ -278,11 +278,10 @@ def interrupting(saver: Any) -> Any:
     return builder.compile(checkpointer=saver)
 
 
+@IO_SAVERS
 def test_an_interrupt_is_shown_only_after_every_save_is_committed(
     saver: Any, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not saver.background_saves:
-        pytest.skip("this saver always commits in the foreground")
     slow_commits(saver, monkeypatch)
     graph = interrupting(saver)
     seen: list[Any] = []
@@ -307,11 +306,10 @@ def test_an_interrupt_is_shown_only_after_every_save_is_committed(
     assert run(graph, Command(resume="x"), mode, thread()) == {"items": ["a", "b", "x"]}
 
 
+@IO_SAVERS
 def test_the_thread_is_released_only_after_every_save_is_committed(
     saver: Any, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not saver.background_saves:
-        pytest.skip("this saver always commits in the foreground")
     recorder = slow_commits(saver, monkeypatch)
     released_after: list[int] = []
     original = saver._claims._untrack
@@ -326,11 +324,10 @@ def test_the_thread_is_released_only_after_every_save_is_committed(
     assert released_after == [len(recorder.prepared)] == [6]
 
 
+@IO_SAVERS
 def test_the_last_saves_and_the_thread_release_share_one_transaction(
     saver: Any, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not saver.background_saves:
-        pytest.skip("this saver always commits in the foreground")
     recorder = Recorder(saver, monkeypatch)
     transactions = count_transactions(saver, monkeypatch)
 
@@ -399,11 +396,10 @@ def stored_lease(saver: Any) -> Any:
 # ---------------------------------------------------------------- errors
 
 
+@IO_SAVERS
 def test_a_failed_background_commit_fails_the_run_at_its_next_step(
     saver: Any, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not saver.background_saves:
-        pytest.skip("this saver always commits in the foreground")
     recorder = Recorder(saver, monkeypatch)
     failed = threading.Event()
     ran: list[int] = []
@@ -430,11 +426,10 @@ def test_a_failed_background_commit_fails_the_run_at_its_next_step(
     assert steps_saved(saver, thread()) == [0, -1]
 
 
+@IO_SAVERS
 def test_a_failed_background_commit_is_raised_at_the_end(
     saver: Any, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not saver.background_saves:
-        pytest.skip("this saver always commits in the foreground")
     recorder = Recorder(saver, monkeypatch)
     done = threading.Event()
 
@@ -508,11 +503,10 @@ def snapshot(saver: Any) -> list[Any]:
     return sorted(out, key=repr)
 
 
+@IO_SAVERS
 def test_nested_runs_and_tasks_commit_in_the_order_they_were_made(
     saver: Any, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not saver.background_saves:
-        pytest.skip("this saver always commits in the foreground")
     graph = nested(saver)
     expected = run(graph, {"items": []}, mode, thread("a"), durability="sync")
     assert expected == {"items": ["before", "before", "i1", "ii", "aa"]}
