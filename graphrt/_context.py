@@ -7,6 +7,7 @@ value modules (`types`, `config`, `runtime`) only read them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -158,7 +159,9 @@ class TaskContext:
         raise GraphInterrupt((Interrupt(value=value, id=key, response_schema=schema),))
 
 
+@functools.lru_cache(maxsize=256)
 def _adapter(schema: type) -> Any:
+    """The validator of a `response_schema` type (built once per type: building one costs milliseconds)."""
     from pydantic import TypeAdapter
 
     return TypeAdapter(schema)

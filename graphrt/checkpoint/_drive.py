@@ -31,9 +31,24 @@ from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
 from typing import Any, Generic, TypeVar
 
-__all__ = ("Body", "Op", "OpGen", "PrivateLoop", "Tx", "adrive", "arun", "blocking", "blocking_call", "drive", "run")
+__all__ = (
+    "Body",
+    "Op",
+    "OpGen",
+    "PrivateLoop",
+    "Tx",
+    "adrive",
+    "arun",
+    "asteer",
+    "blocking",
+    "blocking_call",
+    "drive",
+    "run",
+    "steer",
+)
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 Body = Generator[Any, Any, T]
 """A transaction body: yields primitive calls (`yield tx.blobs(...)`), returns its result."""
@@ -108,18 +123,12 @@ def run(
             except StopIteration as stop:
                 result = stop.value
         return result if op.after is None else op.after(result)
-    try:
-        request = next(op)
-        while True:
-            try:
-                with write_tx(request.thread_id) if request.write else read_tx() as tx:
-                    result = drive(request.body(tx))
-            except BaseException as exc:
-                request = op.throw(exc)
-            else:
-                request = op.send(result)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+
+    def in_tx(request: Tx[Any]) -> Any:
+        with write_tx(request.thread_id) if request.write else read_tx() as tx:
+            return drive(request.body(tx))
+
+    return steer(op, in_tx)
 
 
 async def arun(
@@ -132,12 +141,37 @@ async def arun(
         async with write_tx(op.thread_id) if op.write else read_tx() as tx:
             result = await adrive(op.body(tx))
         return result if op.after is None else op.after(result)
+
+    async def in_tx(request: Tx[Any]) -> Any:
+        async with write_tx(request.thread_id) if request.write else read_tx() as tx:
+            return await adrive(request.body(tx))
+
+    return await asteer(op, in_tx)
+
+
+def steer(op: Generator[R, Any, T], answer: Callable[[R], Any]) -> T:
+    """Run a generator of requests (an operation's transactions): send back `answer(request)`, or throw
+    its error in, until the generator returns."""
     try:
         request = next(op)
         while True:
             try:
-                async with write_tx(request.thread_id) if request.write else read_tx() as tx:
-                    result = await adrive(request.body(tx))
+                result = answer(request)
+            except BaseException as exc:
+                request = op.throw(exc)
+            else:
+                request = op.send(result)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def asteer(op: Generator[R, Any, T], answer: Callable[[R], Awaitable[Any]]) -> T:
+    """Async `steer`: each request's answer is awaited."""
+    try:
+        request = next(op)
+        while True:
+            try:
+                result = await answer(request)
             except BaseException as exc:
                 request = op.throw(exc)
             else:

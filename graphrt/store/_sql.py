@@ -31,7 +31,7 @@ import numpy as np
 import orjson
 
 from graphrt.checkpoint._dialect import Dialect, migrations
-from graphrt.checkpoint._drive import Body, drive
+from graphrt.checkpoint._drive import Body, drive, steer
 from graphrt.store._indexed import StoreCore, ttl_micros
 from graphrt.store._namespace import check_key, check_labels, matches_condition
 from graphrt.store._plan import Delete, Get, ListNamespaces, Plan, Put, Search, Step, to_datetime
@@ -318,17 +318,7 @@ class SqlStore(StoreCore):
     def _execute(self, op: StoreOp[T]) -> T:
         if isinstance(op, Txn):
             return self._run_txn(op.kind, op.body)
-        try:
-            request = next(op)
-            while True:
-                try:
-                    result = self._run_txn(request.kind, request.body)
-                except BaseException as exc:
-                    request = op.throw(exc)
-                else:
-                    request = op.send(result)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+        return steer(op, lambda request: self._run_txn(request.kind, request.body))
 
     def _run_txn(self, kind: str, body_of: Callable[..., Body[T]], *args: Any) -> T:
         """Run `body_of(cur, *args)` in a transaction of `kind`: on the store's one connection, under its

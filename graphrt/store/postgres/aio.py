@@ -18,7 +18,7 @@ from graphrt._postgres import AsyncConnector, require_psycopg
 
 require_psycopg("AsyncPostgresStore")
 
-from graphrt.checkpoint._drive import Body, PrivateLoop, adrive, blocking_call  # noqa: E402
+from graphrt.checkpoint._drive import Body, PrivateLoop, adrive, asteer, blocking_call  # noqa: E402
 from graphrt.store._plan import Plan  # noqa: E402
 from graphrt.store._sql import ALONE, READ, WRITE, StoreOp, Txn  # noqa: E402
 from graphrt.store._ttl import AsyncSweeper  # noqa: E402
@@ -189,17 +189,7 @@ class AsyncPostgresStore(BasePostgresStore, AsyncSweeper):
     async def _aexecute(self, op: StoreOp[T]) -> T:
         if isinstance(op, Txn):
             return await self._arun_txn(op.kind, op.body)
-        try:
-            request = next(op)
-            while True:
-                try:
-                    result = await self._arun_txn(request.kind, request.body)
-                except BaseException as exc:
-                    request = op.throw(exc)
-                else:
-                    request = op.send(result)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+        return await asteer(op, lambda request: self._arun_txn(request.kind, request.body))
 
     async def _arun_txn(self, kind: str, body_of: Callable[..., Body[T]], *args: Any) -> T:
         attempt = 0
