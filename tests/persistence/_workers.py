@@ -208,7 +208,7 @@ def main(argv: Sequence[str]) -> None:
 
                 values = deep_graph(saver, directory).invoke(Command(resume="answer"), THREAD)
             elif command == "flow-crash":
-                values = flow(saver, directory, block=True).invoke("x", THREAD)
+                values = flow(saver, directory, block=True).invoke("x", THREAD, durability="sync")
             elif command == "flow-resume":
                 values = flow(saver, directory, block=False).invoke(None, THREAD)
             elif command.startswith("race:"):
