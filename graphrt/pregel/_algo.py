@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from hashlib import blake2b
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from graphrt.channels.base import MISSING, BaseChannel
 from graphrt.channels.binop import BinaryOperatorAggregate
 from graphrt.channels.ephemeral_value import EphemeralValue
 from graphrt.channels.last_value import LastValue
+from graphrt.checkpoint.base._types import utc_now_iso
 from graphrt.errors import EmptyChannelError, InvalidUpdateError
 from graphrt.pregel._spec import (
     ERROR,
@@ -437,7 +437,7 @@ def create_checkpoint(st: LoopState, checkpoint_id: str, updated: Iterable[str])
     return {
         "v": 4,
         "id": checkpoint_id,
-        "ts": datetime.now(UTC).isoformat(),
+        "ts": utc_now_iso(),
         "channel_values": dict(st.saved),
         "channel_versions": dict(st.versions),
         "versions_seen": seen_snapshot(st),

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphrt._context import RunContext
 from graphrt.checkpoint.base import Checkpoint, CheckpointMetadata, CheckpointTuple, empty_checkpoint
-from graphrt.checkpoint.base.id import uuid6
+from graphrt.checkpoint.base.id import uuid6_str
 from graphrt.config import RunnableConfig
 from graphrt.constants import START
 from graphrt.errors import InvalidUpdateError
@@ -121,7 +121,7 @@ def plan_update(
         writer(task, values)
         tasks.append(task)
     updated = _algo.apply_writes(st, tasks)
-    checkpoint = _algo.create_checkpoint(st, str(uuid6()), updated)
+    checkpoint = _algo.create_checkpoint(st, uuid6_str(), updated)
     metadata: CheckpointMetadata = {"source": "update", "step": saved.metadata.get("step", -1) + 1, "parents": {}}
     return checkpoint, metadata, {c: st.versions[c] for c in updated}
 

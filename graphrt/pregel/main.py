@@ -20,7 +20,7 @@ from graphrt.cache.base import BaseCache
 from graphrt.checkpoint._ownership import held_owner
 from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, get_checkpoint_metadata
 from graphrt.checkpoint.base._types import config_thread
-from graphrt.checkpoint.base.id import uuid6
+from graphrt.checkpoint.base.id import uuid6_str
 from graphrt.config import RunnableConfig
 from graphrt.errors import EmptyInputError, GraphInterrupt
 from graphrt.pregel import _algo, _nested, _state
@@ -251,7 +251,7 @@ class Pregel:
             updates_chunk=self.updates_chunk,
             previous_step=saved.metadata.get("step", -1) if saved else -2,
             # Without a saver the ids are never seen outside the run (task ids derive from them).
-            new_checkpoint_id=(lambda: str(uuid6())) if saver else (lambda: f"run-{next(_counter)}"),
+            new_checkpoint_id=uuid6_str if saver else (lambda: f"run-{next(_counter)}"),
             base_metadata=get_checkpoint_metadata(config, {}) if saver else {},  # type: ignore[arg-type]
             forking=_forks(config, saved, head, resuming),
             config_of=_config_of(config),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+import time
 from typing import Any, Literal, NamedTuple, TypedDict, TypeVar, cast
 
 from graphrt.checkpoint.base.id import uuid6
@@ -182,7 +182,7 @@ def empty_checkpoint() -> Checkpoint:
     data: dict[str, Any] = {
         "v": LATEST_VERSION,
         "id": str(uuid6(clock_seq=-2)),
-        "ts": datetime.now(UTC).isoformat(),
+        "ts": utc_now_iso(),
         "channel_values": {},
         "channel_versions": {},
         "versions_seen": {},
@@ -207,16 +207,43 @@ def copy_checkpoint(checkpoint: Checkpoint) -> Checkpoint:
     return cast(Checkpoint, data)
 
 
+_last_version: tuple[str, int] = ("", 0)
+"""The last version `next_string_version` made and its counter: the next call is usually given it back."""
+
+
 def next_string_version(current: str | int | float | None) -> str:
     """LangGraph's string channel versions: a zero-padded counter, a dot, and a random fraction.
 
     They compare as strings in the order they were made, and the random part keeps two forks of
-    a thread from giving different values the same version.
+    a thread from giving different values the same version. (The fraction is `f"{random():016}"`,
+    spelled as `repr` plus padding because that is cheaper.)
     """
+    global _last_version
     if current is None:
-        major = 0
+        major = 1
     elif isinstance(current, str):
-        major = int(current.split(".", 1)[0])
+        last = _last_version  # one read: another thread may replace it meanwhile
+        major = (last[1] if current is last[0] else int(current.split(".", 1)[0])) + 1
     else:
-        major = int(current)
-    return f"{major + 1:032}.{random.random():016}"
+        major = int(current) + 1
+    fraction = repr(random.random())
+    if len(fraction) < 16:
+        fraction = fraction.zfill(16)
+    version = f"{major:032}.{fraction}"
+    _last_version = (version, major)
+    return version
+
+
+_last_second: tuple[int, str] = (-1, "")
+"""A second (Unix time) and its ISO 8601 text, so most timestamps format only the microseconds."""
+
+
+def utc_now_iso() -> str:
+    """`datetime.now(UTC).isoformat()`, about five times cheaper (a checkpoint's `ts`)."""
+    global _last_second
+    second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    cached = _last_second
+    if cached[0] != second:
+        cached = _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    # isoformat() leaves out a zero microsecond part
+    return f"{cached[1]}.{micros:06d}+00:00" if micros else f"{cached[1]}+00:00"
