@@ -59,7 +59,7 @@ class LoopState:
     next_version: Callable[[Any], Any]
     updated: set[str] = field(default_factory=set)
     """Channels updated by the last applied step: only their subscribers can be due."""
-    live_ephemeral: set[str] = field(default_factory=set)
+    live_ephemeral: frozenset[str] = frozenset()
     """Step-notified channels that may hold a value and must be cleared by a step that skips them."""
     pending_writes: list[tuple[str, str, Any]] = field(default_factory=list)
     """Writes against the current checkpoint: saved ones loaded with it (tasks finished before an interrupt
@@ -335,7 +335,8 @@ def apply_writes(st: LoopState, tasks: Sequence[Task], *, bump_step: bool = True
             if chan not in by_channel and channels[chan].update(()):
                 versions[chan] = next_version
                 changed.add(chan)
-        st.live_ephemeral = by_channel.keys() & spec.step_notified
+        # Not `by_channel.keys() & step_notified`: against a frozenset that walks all of step_notified.
+        st.live_ephemeral = spec.step_notified.intersection(by_channel)
         # Nothing left to trigger: tell channels the graph is finishing (deferred nodes wake up).
         if (
             spec.finishers
@@ -479,13 +480,13 @@ def restore_state(
 
 def restore_channels(
     spec: GraphSpec, checkpoint: Checkpoint | None
-) -> tuple[dict[str, BaseChannel[Any, Any, Any]], set[str]]:
+) -> tuple[dict[str, BaseChannel[Any, Any, Any]], frozenset[str]]:
     """Fresh channels restored from `checkpoint`, and the step-notified ones that hold a value."""
     if checkpoint is None:
-        return {k: c.copy() for k, c in spec.channels.items()}, set()
+        return {k: c.copy() for k, c in spec.channels.items()}, frozenset()
     values = checkpoint["channel_values"]
     channels = {k: c.from_checkpoint(values.get(k, MISSING)) for k, c in spec.channels.items()}
-    live = {k for k in spec.step_notified if channels[k].is_available()}
+    live = frozenset(k for k in spec.step_notified if channels[k].is_available())
     return channels, live
 
 

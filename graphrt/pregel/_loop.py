@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from graphrt.checkpoint.base import CheckpointMetadata
 from graphrt.errors import ErrorCode, GraphInterrupt, GraphRecursionError, create_error_message
@@ -19,9 +19,11 @@ from graphrt.pregel._cache import ReadCache, WriteCache, cacheable
 from graphrt.pregel._spec import ERROR, INTERRUPT, NO_WRITES, NULL_TASK_ID, RESUME, TASKS, Task
 from graphrt.types import Command, Interrupt, Send
 
+# The effects a step yields are NamedTuples rather than frozen dataclasses: as immutable, and built
+# at a third of the cost (a frozen dataclass sets each field through `object.__setattr__`).
 
-@dataclass(frozen=True, slots=True)
-class RunTasks:
+
+class RunTasks(NamedTuple):
     """Effect: run these tasks (concurrently when several) and send back a `StepOutcome`.
 
     After each task the driver performs `after_task(task, error)`'s effects at once, so a finished
@@ -32,8 +34,7 @@ class RunTasks:
     after_task: Callable[[Task, BaseException | None], Sequence[Effect]]
 
 
-@dataclass(frozen=True, slots=True)
-class SaveCheckpoint:
+class SaveCheckpoint(NamedTuple):
     """Effect: save this checkpoint as the thread's new head; the driver sends back nothing."""
 
     checkpoint: Any
@@ -41,8 +42,7 @@ class SaveCheckpoint:
     new_versions: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class SaveWrites:
+class SaveWrites(NamedTuple):
     """Effect: durably save a task's writes against the current checkpoint."""
 
     task_id: str
@@ -52,8 +52,7 @@ class SaveWrites:
     """The node that wrote them (named in errors instead of the task id)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Emit:
+class Emit(NamedTuple):
     """Effect: hand one chunk to the stream in `mode`."""
 
     mode: str
