@@ -226,7 +226,7 @@ def prepare_next_tasks(st: LoopState, *, candidates: Iterable[str] | None = None
         if not _is_triggered(node, channels, st.versions, st.seen.get(name)):
             continue
         if node.reads_state:
-            value: Any = dict(st.state)
+            value: Any = st.state.copy()
         else:
             try:
                 value = read_values(st.values, node.reads)
@@ -310,18 +310,17 @@ def apply_writes(st: LoopState, tasks: Sequence[Task], *, bump_step: bool = True
                 if chan in consumers and channels[chan].consume():
                     versions[chan] = next_version
                     changed.add(chan)
-    # Group writes by channel, then update each channel once.
-    by_channel = _group_writes(ordered)
-    # A LastValue written once (most state keys) just takes the value: set here, mirrored in bulk below.
-    plain: dict[str, Any] = {}
+    # Single writes to LastValue channels (most state keys) just set the value, mirrored in bulk below;
+    # every other channel's writes are grouped and applied once.
+    plain, by_channel = _split_writes(ordered, spec.last_values)
+    for chan, value in plain.items():
+        channels[chan].value = value  # type: ignore[attr-defined]
+        versions[chan] = next_version
     updated: set[str] = set()
     for chan, values in by_channel.items():
         channel = channels.get(chan)
         if channel is None:
             continue  # not a channel of this graph
-        if type(channel) is LastValue and len(values) == 1:
-            channel.value = plain[chan] = values[0]
-            continue
         if not channel.update(values):
             continue
         versions[chan] = next_version
@@ -351,7 +350,6 @@ def apply_writes(st: LoopState, tasks: Sequence[Task], *, bump_step: bool = True
     if changed or updated:
         st.refresh(changed | updated)
     if plain:
-        versions.update(dict.fromkeys(plain, next_version))
         st.mirror(plain)
         updated.update(plain)
     if changed or updated:
@@ -360,13 +358,17 @@ def apply_writes(st: LoopState, tasks: Sequence[Task], *, bump_step: bool = True
     return updated
 
 
-def _group_writes(tasks: Sequence[Task]) -> dict[str, Sequence[Any]]:
-    """Each channel's writes, in task order then write order."""
+def _split_writes(
+    tasks: Sequence[Task], last_values: frozenset[str]
+) -> tuple[dict[str, Any], dict[str, Sequence[Any]]]:
+    """(plain, grouped): the one value of each LastValue channel written once, and every other channel's
+    writes in task order then write order."""
     if len(tasks) == 1:
         writes = tasks[0].writes
         unique = dict(writes)
-        if len(unique) == len(writes):  # the usual node writes each key once: {chan: (value,)}, built in C
-            return dict(zip(unique, zip(unique.values(), strict=True), strict=True))
+        if len(unique) == len(writes):  # the usual node writes each key once
+            other = [c for c in unique if c not in last_values]  # e.g. the node's edge to the next node
+            return unique, {c: (unique.pop(c),) for c in other}
     by_channel: dict[str, list[Any]] = {}
     for task in tasks:
         for chan, value in task.writes:
@@ -375,7 +377,11 @@ def _group_writes(tasks: Sequence[Task]) -> dict[str, Sequence[Any]]:
                 by_channel[chan] = [value]
             else:
                 found.append(value)
-    return by_channel  # type: ignore[return-value]
+    plain = {c: v[0] for c, v in by_channel.items() if len(v) == 1 and c in last_values}
+    if plain:
+        for chan in plain:
+            del by_channel[chan]
+    return plain, by_channel  # type: ignore[return-value]
 
 
 def _path_key(task: Task) -> tuple[Any, ...]:
@@ -388,15 +394,15 @@ def preview(st: LoopState, tasks: Sequence[Task]) -> LoopState:
         spec=st.spec,
         run=st.run,
         channels={k: c.copy() for k, c in st.channels.items()},
-        versions=dict(st.versions),
+        versions=st.versions.copy(),
         seen={k: dict(v) for k, v in st.seen.items()},
         step=st.step,
         stop=st.stop,
         checkpoint_id=st.checkpoint_id,
         next_version=st.next_version,
-        values=dict(st.values),
-        saved=dict(st.saved),
-        state=dict(st.state),
+        values=st.values.copy(),
+        saved=st.saved.copy(),
+        state=st.state.copy(),
     )
     apply_writes(copy, tasks, bump_step=False)
     return copy
@@ -415,7 +421,7 @@ def should_interrupt(st: LoopState, nodes: All | tuple[str, ...], tasks: Sequenc
 
 def mark_interrupted(st: LoopState) -> None:
     """Remember the versions at this interrupt, so resuming does not stop at the same place again."""
-    st.seen[INTERRUPT] = dict(st.versions)
+    st.seen[INTERRUPT] = st.versions.copy()
     st.seen_dirty.add(INTERRUPT)
 
 
@@ -430,7 +436,7 @@ def seen_snapshot(st: LoopState) -> dict[str, dict[str, Any]]:
     if len(copies) != len(seen):  # nodes restored from a checkpoint, or seen changed without a mark
         for name in seen.keys() - copies.keys():
             copies[name] = dict(seen[name])
-    return dict(copies)
+    return copies.copy()
 
 
 def create_checkpoint(st: LoopState, checkpoint_id: str, updated: Iterable[str]) -> Checkpoint:
@@ -439,8 +445,9 @@ def create_checkpoint(st: LoopState, checkpoint_id: str, updated: Iterable[str])
         "v": 4,
         "id": checkpoint_id,
         "ts": utc_now_iso(),
-        "channel_values": dict(st.saved),
-        "channel_versions": dict(st.versions),
+        # .copy(), not dict(): dict() copies entry by entry once a key was ever deleted (mirrors drop keys)
+        "channel_values": st.saved.copy(),
+        "channel_versions": st.versions.copy(),
         "versions_seen": seen_snapshot(st),
         "updated_channels": sorted(updated),
     }

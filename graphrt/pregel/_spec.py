@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from graphrt._context import TaskContext
 from graphrt.channels.base import BaseChannel
+from graphrt.channels.last_value import LastValue
 from graphrt.pregel._cache import CacheKey, UnitCache
 from graphrt.pregel._call import Call
 from graphrt.types import All, RetryPolicy
@@ -115,6 +116,8 @@ class GraphSpec:
     """Derived: channels whose `consume()` can change them (barriers, deferred values); a step skips the rest."""
     finishers: tuple[str, ...] = field(init=False)
     """Derived: channels whose `finish()` can change them, in channel order (deferred nodes wait on these)."""
+    last_values: frozenset[str] = field(init=False)
+    """Derived: `LastValue` channels (most state keys): a step sets their one value directly."""
 
     def __post_init__(self) -> None:
         # Which channels override the no-op `consume`/`finish` of `BaseChannel` is known at compile time.
@@ -125,6 +128,7 @@ class GraphSpec:
         finishers = tuple(k for k, c in chans.items() if type(c).finish is not BaseChannel.finish)
         object.__setattr__(self, "consumers", consumers)
         object.__setattr__(self, "finishers", finishers)
+        object.__setattr__(self, "last_values", frozenset(k for k, c in chans.items() if type(c) is LastValue))
 
 
 @dataclass(slots=True)
