@@ -45,13 +45,16 @@ class LastValue(Generic[Value], BaseChannel[Value, Value, Value]):
         return self.typ
 
     def copy(self) -> Self:
-        return self._with(self.value)
+        # Every run copies each channel: built inline, without the __init__ chain (a subclass with more
+        # state overrides copy).
+        new = self.__class__.__new__(self.__class__)
+        new.typ, new.key, new.value = self.typ, self.key, self.value
+        return new
 
     def from_checkpoint(self, checkpoint: Any) -> Self:
         return self._with(checkpoint)
 
     def _with(self, value: Any) -> Self:
-        # Every run copies each channel: skip the __init__ chain (a subclass with more state overrides copy).
         new = self.__class__.__new__(self.__class__)
         new.typ, new.key, new.value = self.typ, self.key, value
         return new

@@ -481,7 +481,7 @@ def restore_state(
         checkpoint_ns=checkpoint_ns,
         track_saved=track_saved,
     )
-    st.refresh(channels)
+    st.refresh(channels if checkpoint else spec.initially_set)  # a new thread: the rest are empty
     return st
 
 

@@ -133,7 +133,7 @@ def _run_one_sync(effect: RunTasks, io: RunIO) -> StepOutcome:
     task = effect.tasks[0]
     error = run_task_sync(task, io)
     _perform_sync(effect.after_task(task, error), io, last=True)
-    return _outcome(effect.tasks, [(task, error)])
+    return _CLEAN if error is None else _outcome(effect.tasks, [(task, error)])
 
 
 def _run_tasks_sync(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOutcome]:

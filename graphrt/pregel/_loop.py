@@ -516,8 +516,10 @@ def _checkpoint(st: LoopState, plan: RunPlan, source: str, step: int) -> Generat
     dirty, versions = plan.dirty, st.versions
     checkpoint = _algo.create_checkpoint(st, st.checkpoint_id, dirty)
     metadata: CheckpointMetadata = {**plan.base_metadata, "source": source, "step": step, "parents": plan.parents}  # type: ignore[typeddict-item]
-    dirty_known = dirty & versions.keys()
-    new_versions = dict(zip(dirty_known, map(versions.__getitem__, dirty_known), strict=True))  # a C loop: wide states
+    try:  # a C loop: wide states
+        new_versions = dict(zip(dirty, map(versions.__getitem__, dirty), strict=True))
+    except KeyError:  # not expected: a changed channel always has a version
+        new_versions = {c: versions[c] for c in dirty if c in versions}
     plan.dirty = set()
     yield SaveCheckpoint(checkpoint, metadata, new_versions)
     # Only a `checkpoints` chunk shows a checkpoint's config (and its parent's): built only then.

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from graphrt._context import TaskContext
-from graphrt.channels.base import BaseChannel
+from graphrt.channels.base import MISSING, BaseChannel
 from graphrt.channels.last_value import LastValue
 from graphrt.pregel._cache import CacheKey, UnitCache
 from graphrt.pregel._call import Call
@@ -118,6 +118,9 @@ class GraphSpec:
     """Derived: channels whose `finish()` can change them, in channel order (deferred nodes wait on these)."""
     last_values: frozenset[str] = field(init=False)
     """Derived: `LastValue` channels (most state keys): a step sets their one value directly."""
+    initially_set: tuple[str, ...] = field(init=False)
+    """Derived: channels that hold a value (or a checkpoint) before anything is written, e.g. a reducer's
+    empty list: all a new thread's mirrors start with."""
 
     def __post_init__(self) -> None:
         # Which channels override the no-op `consume`/`finish` of `BaseChannel` is known at compile time.
@@ -129,6 +132,8 @@ class GraphSpec:
         object.__setattr__(self, "consumers", consumers)
         object.__setattr__(self, "finishers", finishers)
         object.__setattr__(self, "last_values", frozenset(k for k, c in chans.items() if type(c) is LastValue))
+        initially_set = tuple(k for k, c in chans.items() if c.is_available() or c.checkpoint() is not MISSING)
+        object.__setattr__(self, "initially_set", initially_set)
 
 
 @dataclass(slots=True)
