@@ -90,7 +90,8 @@ def _drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event
             else:
                 io.writer.put_writes(effect)  # type: ignore[arg-type]
             continue  # a save emits no events
-        yield from sink.drain()
+        if sink.pending():
+            yield from sink.drain()
 
 
 def _log_step(effect: RunTasks, io: RunIO) -> None:

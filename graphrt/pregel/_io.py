@@ -77,6 +77,10 @@ class Sink:
         """Block for the next item (raises queue.Empty after `timeout`)."""
         return self._queue.get(timeout=timeout)
 
+    def pending(self) -> bool:
+        """Whether events wait to be drained (cheaper to ask than a `drain` that finds none)."""
+        return not self._queue.empty()
+
     def drain(self) -> Iterator[Event]:
         """The queued events, without blocking."""
         get = self._queue.get_nowait
