@@ -238,3 +238,27 @@ def test_print_mode_prints_without_streaming_those_chunks(mode: str, capsys: pyt
     assert chunks == [{"log": []}, {"log": ["a"]}, {"log": ["a"], "a": 1}]
     printed = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out).splitlines()
     assert printed == ["[updates] {'a': {'log': ['a']}}", "[updates] {'b': {'a': 1}}"]
+
+
+def test_sync_stream_hands_over_a_steps_chunk_before_the_next_step_runs() -> None:
+    seen_by_caller: list[str] = []
+    seen_by_b: list[list[str]] = []
+
+    def first(state: State) -> dict[str, Any]:
+        return {"log": ["a"]}
+
+    def second(state: State) -> dict[str, Any]:
+        seen_by_b.append(list(seen_by_caller))
+        return {"a": 1}
+
+    builder = StateGraph(State)
+    builder.add_node("a", first)
+    builder.add_node("b", second)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "lazy"}}
+    for chunk in graph.stream({"log": []}, config, stream_mode="updates"):
+        seen_by_caller.extend(chunk)
+    assert seen_by_b == [["a"]]
+    assert seen_by_caller == ["a", "b"]
