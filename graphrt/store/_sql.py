@@ -114,7 +114,7 @@ VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM graphrt_store), ?,
     + UPSERT_CONFLICT
 )
 """Each write takes the next `seq` (the write order) in the statement itself, under the store's write lock:
-no separate round trip to allocate it. (PostgreSQL takes it from the change counter instead: `upsert`.)"""
+no separate round trip to allocate it. (PostgreSQL takes it from a sequence instead: `upsert`, `seq_source`.)"""
 _SET_VECTORS = """
 INSERT INTO graphrt_store_vectors (item_id, dims, vectors)
 SELECT id, ?, ? FROM graphrt_store WHERE ns = ? AND key = ?
