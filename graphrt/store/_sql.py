@@ -48,6 +48,9 @@ _MERGE_LIMIT = 32
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _MIGRATIONS_TABLE = "graphrt_store_migrations"
 
+SEQ_SOURCE: tuple[str, ...] = ("SELECT 1",)
+"""The migration step a backend replaces with its own (`SqlStore.seq_source`); nothing by default."""
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE IF NOT EXISTS graphrt_store (
@@ -80,15 +83,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "INSERT INTO graphrt_store_changes (one, version) VALUES (1, 0) ON CONFLICT DO NOTHING",
     ),
     (
-        # The counter is also where a backend whose writes run without a global lock takes each write's
-        # `seq` from (PostgreSQL: one row lock serializes them), so it starts above every `seq` written so far.
+        # The counter was also where PostgreSQL's writes took each `seq` from (before its `SEQ_SOURCE` step, a
+        # sequence), so it starts above every `seq` written so far.
         "UPDATE graphrt_store_changes SET version = (SELECT COALESCE(MAX(seq), 0) FROM graphrt_store)"
         " WHERE one = 1 AND version < (SELECT COALESCE(MAX(seq), 0) FROM graphrt_store)",
     ),
     ("{json_doc}",),
+    SEQ_SOURCE,
 )
 """Schema steps in order (versions 0, 1, ...; only ever append), in the shared SQL layer's portable types
-(`Dialect.ddl`): one schema for every dialect. `setup()` runs those a database has not seen yet."""
+(`Dialect.ddl`): one schema for every dialect. `setup()` runs those a database has not seen yet. The
+`SEQ_SOURCE` step is the backend's own (`SqlStore.seq_source`): where writes take their `seq` from."""
 
 UPSERT_CONFLICT = """
 ON CONFLICT (ns, key) DO UPDATE SET
@@ -109,7 +114,7 @@ VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM graphrt_store), ?,
     + UPSERT_CONFLICT
 )
 """Each write takes the next `seq` (the write order) in the statement itself, under the store's write lock:
-no separate round trip to allocate it. (PostgreSQL takes it from the change counter instead: `upsert`.)"""
+no separate round trip to allocate it. (PostgreSQL takes it from a sequence instead: `upsert`, `seq_source`.)"""
 _SET_VECTORS = """
 INSERT INTO graphrt_store_vectors (item_id, dims, vectors)
 SELECT id, ?, ? FROM graphrt_store WHERE ns = ? AND key = ?
@@ -278,6 +283,8 @@ class SqlStore(StoreCore):
     dialect: Dialect
     upsert = _UPSERT
     """The statement writing one item (see `_UPSERT`); a backend may take `seq` from elsewhere."""
+    seq_source: tuple[str, ...] = SEQ_SOURCE
+    """The migration step creating what `upsert` takes `seq` from, if anything (run in `SEQ_SOURCE`'s place)."""
     metric = "dot"
     """How the in-process vector copy scores (see `graphrt.store._vectors.METRICS`)."""
     version_sql: str
@@ -387,7 +394,8 @@ class SqlStore(StoreCore):
         # from 1000; those steps are now shared ones (idempotent), so forget the old numbers.
         yield cur.execute(f"CREATE TABLE IF NOT EXISTS {_MIGRATIONS_TABLE} (v INTEGER PRIMARY KEY)")
         yield cur.execute(f"DELETE FROM {_MIGRATIONS_TABLE} WHERE v >= 1000")
-        yield from migrations(cur, self.dialect, _MIGRATIONS_TABLE, MIGRATIONS, first=0)
+        steps = [self.seq_source if step is SEQ_SOURCE else step for step in MIGRATIONS]
+        yield from migrations(cur, self.dialect, _MIGRATIONS_TABLE, steps, first=0)
 
     def get(self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None) -> Item | None:
         """Return the item at `namespace`/`key`, or `None`: one SELECT (see `_get_alone`), no batch plan."""

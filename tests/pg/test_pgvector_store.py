@@ -199,6 +199,16 @@ def test_items_rewritten_deleted_or_unindexed_leave_the_vector_search(pg_dsn: st
             assert row == (8, 8)
 
 
+def test_a_plain_put_from_another_store_leaves_the_exact_search(pg_dsn: str) -> None:
+    with opened(pg_dsn, config(), pgvector=False) as exact, PostgresStore.from_conn_string(pg_dsn) as plain:
+        fill(exact, 10)
+        assert exact.search(("docs",), query="t3", limit=1)[0].key == "k3"  # the vector cache is loaded
+        plain.put(("docs", "b"), "k3", {"text": "t3"})  # a store without an index drops k3's vectors
+        found = exact.search(("docs",), query="t3", limit=20)
+        assert [item.key for item in found].count("k3") == 1
+        assert (found[-1].key, found[-1].score) == ("k3", None)
+
+
 @pytest.mark.parametrize("pgvector", PATHS)
 def test_an_item_with_several_vectors_is_found_once_with_its_best_score(pg_dsn: str, pgvector: bool | None) -> None:
     index = config("inner_product")

@@ -2,8 +2,9 @@
 
 The statements, schema and row mapping are the shared SQL store's (`graphrt.store._sql`); how PostgreSQL's SQL
 differs is the shared SQL layer's `POSTGRES` dialect (`graphrt.checkpoint._dialect`); this package says how
-connections are had (`graphrt._postgres`), how other connections' commits are noticed and writes are ordered
-(a counter row, see `_UPSERT`), how a lone put runs as one statement (`_PUT_ALONE`) and which filters run in SQL
+connections are had (`graphrt._postgres`), how writes are ordered (a sequence read under the writer lock, see
+`_UPSERT`) and other connections' vector changes noticed (a counter row, `version_sql`), how a lone put runs as
+one statement (`_PUT_ALONE`) and which filters run in SQL
 (`graphrt.store.postgres._filter`).
 Vector search runs in SQL on pgvector when the server has the extension (`graphrt.store._pgvector`), and as the
 shared exact scan otherwise; both give LangGraph's scores for the configured `distance_type`.
@@ -46,25 +47,36 @@ __all__ = ("BasePostgresStore", "POSTGRES", "PostgresStore")
 
 T = TypeVar("T")
 
-_BUMP = "bump AS (UPDATE graphrt_store_changes SET version = version + 1 WHERE one = 1 RETURNING version)"
-_INSERT = (
-    """
+_LOCK = POSTGRES.lock_store
+"""The store's writer lock (a transaction-scoped advisory lock): every write transaction takes it first."""
+_SEQ = "nextval('graphrt_store_seq_next')"
+_UPSERT = (
+    f"""
 INSERT INTO graphrt_store (ns, key, value, created_at, updated_at, seq, ttl_minutes, expires_at)
-SELECT %s, %s, %s, %s::bigint, %s::bigint, version, %s::double precision, %s::bigint FROM bump"""
+VALUES (%s, %s, %s, %s, %s, {_SEQ}, %s, %s)"""
     + UPSERT_CONFLICT
 )
-_UPSERT = f"WITH {_BUMP} {_INSERT}"
-"""Each write takes its `seq` from the change counter it bumps: the counter's row lock serializes writers
-(held to commit; every write transaction takes it first, see `_begin_write`), and the new number is read
-after the lock is had, so `seq` follows commit order without a store-wide lock or a `MAX(seq)` that a
-statement's snapshot could have taken before an earlier writer committed."""
+"""Each write takes its `seq` from a sequence, after the transaction took the writer lock (`_LOCK`, held to
+commit): numbers are handed out in commit order, without a row every writer updates."""
 _PUT_ALONE = f"""
-WITH {_BUMP}, up AS ({_INSERT.strip()} RETURNING id)
-DELETE FROM graphrt_store_vectors WHERE item_id = (SELECT id FROM up)
+WITH lk AS ({_LOCK}),
+up AS (
+INSERT INTO graphrt_store (ns, key, value, created_at, updated_at, seq, ttl_minutes, expires_at)
+SELECT %s, %s, %s, %s::bigint, %s::bigint, {_SEQ}, %s::double precision, %s::bigint
+FROM lk{UPSERT_CONFLICT}RETURNING id),
+gone AS (DELETE FROM graphrt_store_vectors WHERE item_id = (SELECT id FROM up) RETURNING item_id)
+UPDATE graphrt_store_changes SET version = version + 1 WHERE one = 1 AND EXISTS (SELECT FROM gone)
 """
-"""A batch of one put without vectors, as one autocommitted statement: bump the counter (taking `seq`),
-upsert, and drop the vectors the item had (its pgvector rows go with them). The upsert returns exactly one
-row: a scalar subquery, not `IN`, spares the server a hash aggregate per put."""
+"""A batch of one put without vectors, as one autocommitted statement: take the writer lock, upsert (taking
+`seq` once the lock is had: `FROM lk`), drop the vectors the item had (its pgvector rows go with them) and,
+only if it had some, bump the change counter (vector caches reload). The upsert returns exactly one row: a
+scalar subquery, not `IN`, spares the server a hash aggregate per put."""
+_SEQ_SOURCE = (
+    "CREATE SEQUENCE IF NOT EXISTS graphrt_store_seq_next",
+    # Above every `seq` so far, whether taken from MAX(seq) or the change counter (older versions); never back.
+    "SELECT setval('graphrt_store_seq_next', GREATEST((SELECT COALESCE(MAX(seq), 0) FROM graphrt_store),"
+    " (SELECT MAX(version) FROM graphrt_store_changes), (SELECT last_value FROM graphrt_store_seq_next)))",
+)
 
 
 class BasePostgresStore(SqlStore):
@@ -72,7 +84,11 @@ class BasePostgresStore(SqlStore):
 
     dialect = POSTGRES
     upsert = _UPSERT
+    seq_source = _SEQ_SOURCE
     version_sql = "SELECT version FROM graphrt_store_changes WHERE one = 1"
+    """The change counter: bumped by every write transaction but a lone put that leaves the vectors alone
+    (`_PUT_ALONE`), so it moves whenever what the vector cache holds may have changed (the only reader here:
+    `get` keeps no rows in memory on this backend)."""
     distance_types = tuple(DISTANCES)
 
     def __init__(
@@ -219,13 +235,6 @@ class BasePostgresStore(SqlStore):
             self._reads.pop(where, None)
         return [None]
 
-    def _lock_writers(self, cur: Any) -> Body[None]:
-        yield from super()._lock_writers(cur)
-        if self.is_setup:
-            # The change counter's row lock first, as the one-statement put takes it: writers never wait
-            # for each other in opposite orders.
-            yield cur.execute("SELECT 1 FROM graphrt_store_changes WHERE one = 1 FOR UPDATE")
-
     def _pushdown(self, spec: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
         return pushdown(spec)
 
@@ -239,8 +248,7 @@ class BasePostgresStore(SqlStore):
             return
         yield cur.execute("UPDATE graphrt_store_changes SET version = version + 1 WHERE one = 1 RETURNING version")
         version = (yield cur.fetchone())[0]
-        # Each upsert bumped the counter once more (taking its `seq`).
-        if self._cache is not None and self._cache_version == version - 1 - upserts:
+        if self._cache is not None and self._cache_version == version - 1:
             self._cache_version = version  # our own write: the cache is kept up to date by the caller
 
 
