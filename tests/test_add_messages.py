@@ -1,4 +1,4 @@
-"""The `add_messages` reducer: LangGraph's merge rules, no mutation, identity of untouched messages."""
+"""The `add_messages` reducer: LangGraph's merge rules, no visible mutation, identity of untouched messages."""
 
 from __future__ import annotations
 
@@ -150,6 +150,35 @@ def test_inputs_are_not_mutated() -> None:
     assert all(a is b for a, b in zip(left, left_before, strict=True))
     assert without_id.id is None and right[0].id is None
     assert result[0] is not without_id and result[0].content == "no id" and result[0].id
+
+
+def test_a_message_only_its_update_refers_to_takes_its_id_itself() -> None:
+    # LangGraph sets every message's id in place; graphrt does so only where no one else can see it: a
+    # message that nothing but the update's list refers to (what a node builds and returns).
+    right: list[Any] = [AIMessage("made for this update"), HumanMessage("and this")]
+    result = merge([], right)
+    assert result[0] is right[0] and result[1] is right[1]
+    assert uuid.UUID(right[0].id).version == 4 and right[1].id and right[0].id != right[1].id
+    expected = AIMessage("made for this update").model_copy(update={"id": right[0].id})
+    assert right[0] == expected and right[0].model_fields_set == {"content", "id"}
+
+
+def test_a_message_referred_to_twice_in_one_update_is_copied() -> None:
+    message = AIMessage("twice")
+    right: list[Any] = [message]
+    del message
+    right.append(right[0])
+    result = merge([], right)
+    assert right[0].id is None and [m.content for m in result] == ["twice"] and result[0] is not right[0]
+
+
+def test_an_id_given_to_a_copy_stays_when_the_message_later_takes_it_itself() -> None:
+    right: list[Any] = [AIMessage("shared at first")]
+    held = right[0]
+    [copy] = merge([], right)
+    del held
+    [same] = merge([], right)
+    assert same is right[0] and same.id == copy.id
 
 
 def test_the_same_message_object_gets_the_same_id_each_time() -> None:
