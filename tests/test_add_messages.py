@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import os
 import uuid
+import warnings
 from typing import Annotated, Any, get_type_hints
 
 import pytest
@@ -382,3 +384,48 @@ def test_fresh_ids_are_uuid4_strings() -> None:
     for text in made:
         parsed = uuid.UUID(text)
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_process_makes_other_ids_than_its_parent() -> None:
+    from graphrt._message_ids import new_uuid4
+
+    new_uuid4()  # the parent now holds made ids not handed out yet
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+ warns when other threads run
+        pid = os.fork()
+    if pid == 0:  # the child: report its next ids and leave at once
+        os.write(write, " ".join(new_uuid4() for _ in range(8)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    parent = {new_uuid4() for _ in range(8)}
+    assert len(child) == 8 and not child & parent
+
+
+def test_a_message_a_node_returns_is_serialized_once_per_step() -> None:
+    from graphrt.checkpoint.memory import InMemorySaver
+    from graphrt.checkpoint.serde.jsonplus import JsonPlusSerializer
+    from graphrt.graph import START, StateGraph
+
+    class Counting(JsonPlusSerializer):
+        replies = 0
+
+        def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+            if isinstance(obj, list) and any(getattr(m, "content", None) == "reply" for m in obj):
+                Counting.replies += 1
+            return super().dumps_typed(obj)
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("model", lambda state: {"messages": [AIMessage("reply")]})
+    builder.add_edge(START, "model")
+    graph = builder.compile(checkpointer=InMemorySaver(serde=Counting()))
+    config: Any = {"configurable": {"thread_id": "t"}}
+    out = graph.invoke({"messages": [HumanMessage("hi")]}, config)
+    # The step's write and the checkpoint's delta hold the same object, with the id it took in the state.
+    assert Counting.replies == 1
+    [(_, _, [written])] = [w for t in graph.checkpointer.list(config) for w in t.pending_writes or []][:1]
+    assert written == out["messages"][-1] and written.id

@@ -85,7 +85,10 @@ def test_an_update_repeating_an_id_is_refused() -> None:
     assert index.append(history, [AIMessage("a", id="m1")], ["m1"]) is None
     twice = [AIMessage("a", id="n"), AIMessage("b", id="n")]
     assert index.append(history, twice, ["n", "n"]) is None
-    assert index.append(history, [AIMessage("c", id="n")], ["n"]) == [*history, index._histories[id(history[0])].items[-1]]
+    assert index.append(history, [AIMessage("c", id="n")], ["n"]) == [
+        *history,
+        index._histories[id(history[0])].items[-1],
+    ]
 
 
 # The law: whatever happens to the lists between merges, the result is the general merge's.
