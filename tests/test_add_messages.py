@@ -165,6 +165,18 @@ def test_a_message_only_its_update_refers_to_takes_its_id_itself() -> None:
     assert right[0] == expected and right[0].model_fields_set == {"content", "id"}
 
 
+def test_an_unshared_message_of_a_subclass_gets_its_id_on_a_copy() -> None:
+    # A subclass may be frozen or validate assignments: it is never changed.
+    from pydantic import ConfigDict
+
+    class Frozen(AIMessage):
+        model_config = ConfigDict(frozen=True)
+
+    right: list[Any] = [Frozen("x")]
+    [merged] = merge([], right)
+    assert merged is not right[0] and right[0].id is None and isinstance(merged, Frozen) and merged.id
+
+
 def test_a_message_referred_to_twice_in_one_update_is_copied() -> None:
     message = AIMessage("twice")
     right: list[Any] = [message]

@@ -145,10 +145,11 @@ def _with_id(item: Any, references: int) -> BaseMessage:
     if message is not item:
         set_id(message, new_uuid4())  # built here from a dict, a tuple or a chunk: ours to change
         return message
-    if references <= _UNSHARED:
+    if references <= _UNSHARED and type(item) in _PLAIN_TYPES:
         # Only the update's list refers to this message (a node built it and returned it): nobody else
         # can see it change, so it takes its id itself, as in LangGraph, where every message does. The
-        # checkpoint then holds the very object the node wrote, which is serialized once for both.
+        # checkpoint then holds the very object the node wrote, which is serialized once for both. (Not
+        # a subclass: it may be frozen or validate assignments.)
         set_id(item, _given_id(item) or new_uuid4())
         return item
     # The caller's object: give the id to a shallow copy instead, the same id each time this object is

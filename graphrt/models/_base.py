@@ -266,7 +266,7 @@ class BaseChatModel:
 
     def _finish(self, message: AIMessage) -> AIMessage:
         if message.id is None:
-            if getrefcount(message) <= SOLE_ARGUMENT:
+            if getrefcount(message) <= SOLE_ARGUMENT and type(message) is AIMessage:
                 # The reply `_generate` just made and kept no reference to: it takes its id itself (as
                 # in LangChain), so it is the one object the graph's write, state and checkpoint hold.
                 set_id(message, f"lc_run--{new_uuid4()}")
