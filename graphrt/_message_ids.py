@@ -8,12 +8,13 @@ and `__setattr__`.
 from __future__ import annotations
 
 import os
-from sys import getrefcount
+import sys
+from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel
 
-__all__ = ("SOLE_ARGUMENT", "copy_with_id", "new_uuid4", "set_id")
+__all__ = ("SOLE_ARGUMENT", "copy_with_id", "getrefcount", "new_uuid4", "set_id")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -71,11 +72,20 @@ def copy_with_id(message: M, id: str) -> M:
     return copy
 
 
+def _no_reference_counts(value: object) -> int:
+    return sys.maxsize  # as if something else referred to every object
+
+
+getrefcount: Final[Callable[[object], int]] = getattr(sys, "getrefcount", _no_reference_counts)
+"""`sys.getrefcount`, or, on an interpreter without reference counts (PyPy), a stand-in under which no
+object is ever taken for unshared."""
+
+
 def _references(argument: object) -> int:
     return getrefcount(argument)
 
 
-SOLE_ARGUMENT: Final = _references(object())
+SOLE_ARGUMENT: Final = _references(object()) if hasattr(sys, "getrefcount") else -1
 """What `sys.getrefcount(argument)` reports, in the function it was passed to, for an object nothing else
 refers to (a value just returned by another call and passed on): such an object may be changed in place,
 since no one else can see it change. The interpreter decides how many references a call holds, so it is

@@ -5,13 +5,12 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from operator import attrgetter
-from sys import getrefcount
 from typing import Annotated, Any, Literal, TypeAlias, overload
 
 from typing_extensions import TypedDict  # pydantic needs this TypedDict before Python 3.12
 
 from graphrt._message_history import HistoryIds
-from graphrt._message_ids import copy_with_id, new_uuid4, set_id
+from graphrt._message_ids import SOLE_ARGUMENT, copy_with_id, getrefcount, new_uuid4, set_id
 from graphrt.messages import (
     AIMessage,
     AnyMessage,
@@ -127,9 +126,16 @@ def _references(item: object, references: int) -> int:
     return references
 
 
-[_UNSHARED] = [_references(item, getrefcount(item)) for item in [object()]]  # the same loop as in _coerce
-"""What `getrefcount` reports in `_coerce` for an item nothing but its list refers to (the interpreter
-decides how many references the loop itself holds, so it is measured by a loop of the same shape)."""
+def _unshared() -> int:
+    """What `getrefcount` reports in `_coerce` for an item nothing but its list refers to (the interpreter
+    decides how many references the loop itself holds, so it is measured by a loop of the same shape)."""
+    if SOLE_ARGUMENT < 0:
+        return -1  # no reference counts: never taken for unshared
+    [references] = [_references(item, getrefcount(item)) for item in [object()]]
+    return references
+
+
+_UNSHARED = _unshared()
 
 
 def _with_id(item: Any, references: int) -> BaseMessage:

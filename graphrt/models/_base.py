@@ -12,13 +12,12 @@ import functools
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from sys import getrefcount
 from typing import Any
 
 import anyio.to_thread
 
 from graphrt._context import message_chunk_sink, running_task
-from graphrt._message_ids import SOLE_ARGUMENT, copy_with_id, new_uuid4, set_id
+from graphrt._message_ids import SOLE_ARGUMENT, copy_with_id, getrefcount, new_uuid4, set_id
 from graphrt.messages import (
     AIMessage,
     AIMessageChunk,
