@@ -156,7 +156,8 @@ def _with_id(item: Any, references: int) -> BaseMessage:
         # can see it change, so it takes its id itself, as in LangGraph, where every message does. The
         # checkpoint then holds the very object the node wrote, which is serialized once for both. (Not
         # a subclass: it may be frozen or validate assignments.)
-        set_id(item, _given_id(item) or new_uuid4())
+        hit = _given.get(id(item)) if _given else None  # a copy of it given an id before keeps it
+        set_id(item, hit[1] if hit is not None and hit[0]() is item else new_uuid4())
         return item
     # The caller's object: give the id to a shallow copy instead, the same id each time this object is
     # merged (a branch reading the state a node's writes will make, then the step applying them).
@@ -169,16 +170,10 @@ LangGraph, where the message itself keeps the id it was given, merging the same 
 the same id; the entry goes when the object does."""
 
 
-def _given_id(message: BaseMessage) -> str | None:
-    """The id a copy of this very object was given before, if any."""
-    hit = _given.get(id(message))
-    return hit[1] if hit is not None and hit[0]() is message else None
-
-
 def _id_of(message: BaseMessage) -> str:
-    known = _given_id(message)
-    if known is not None:
-        return known
+    hit = _given.get(id(message))
+    if hit is not None and hit[0]() is message:
+        return hit[1]
     key, fresh = id(message), new_uuid4()
     _given[key] = (weakref.ref(message, lambda ref: _forget(key, ref)), fresh)
     return fresh
