@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated, Any, Literal, NotRequired, TypeAlias, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired, TypeAlias, cast
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 from typing_extensions import TypedDict  # pydantic needs this TypedDict before Python 3.12
@@ -114,7 +114,9 @@ class BaseMessage(BaseModel):
     """Unique id; `add_messages` assigns one when missing and uses it to replace or remove messages."""
 
     def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
-        super().__init__(content=content, **kwargs)
+        # pydantic's BaseModel.__init__, less a call: messages are built on every step.
+        kwargs["content"] = content
+        self.__pydantic_validator__.validate_python(kwargs, self_instance=self)
 
     @property
     def text(self) -> str:
@@ -172,8 +174,9 @@ class HumanMessage(BaseMessage):
 
     type: Literal["human"] = "human"
 
-    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
+    if TYPE_CHECKING:  # at run time BaseMessage.__init__ itself: messages are built on every step
+
+        def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None: ...
 
 
 class SystemMessage(BaseMessage):
@@ -181,8 +184,9 @@ class SystemMessage(BaseMessage):
 
     type: Literal["system"] = "system"
 
-    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
+    if TYPE_CHECKING:  # at run time BaseMessage.__init__ itself: messages are built on every step
+
+        def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None: ...
 
 
 class AIMessage(BaseMessage):
@@ -190,8 +194,9 @@ class AIMessage(BaseMessage):
 
     type: Literal["ai"] = "ai"
 
-    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
+    if TYPE_CHECKING:  # at run time BaseMessage.__init__ itself: messages are built on every step
+
+        def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None: ...
 
     tool_calls: list[ToolCall] = Field(default_factory=list)
     """Tool calls requested by the model; each gets `type: "tool_call"` when it lacks one."""
@@ -254,8 +259,9 @@ class ToolMessage(BaseMessage):
     response_metadata: dict[Any, Any] = Field(default_factory=dict, repr=False)
     type: Literal["tool"] = "tool"
 
-    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
+    if TYPE_CHECKING:  # at run time BaseMessage.__init__ itself: messages are built on every step
+
+        def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None: ...
 
     tool_call_id: str = Field(coerce_numbers_to_str=True)
     """The `id` of the `ToolCall` this message answers."""
@@ -282,8 +288,9 @@ class ChatMessage(BaseMessage):
     role: str
     """The speaker's role, e.g. "critic"."""
 
-    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
+    if TYPE_CHECKING:  # at run time BaseMessage.__init__ itself: messages are built on every step
+
+        def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None: ...
 
 
 class FunctionMessage(BaseMessage):
@@ -292,8 +299,9 @@ class FunctionMessage(BaseMessage):
     type: Literal["function"] = "function"
     name: str  # required here, unlike on other messages
 
-    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
+    if TYPE_CHECKING:  # at run time BaseMessage.__init__ itself: messages are built on every step
+
+        def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None: ...
 
 
 class RemoveMessage(BaseMessage):
@@ -328,8 +336,9 @@ def tool_call_chunk(
 class BaseMessageChunk(BaseMessage):
     """A piece of a streamed message; `chunk + chunk` concatenates content and merges metadata."""
 
-    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
+    if TYPE_CHECKING:  # at run time BaseMessage.__init__ itself: messages are built on every step
+
+        def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None: ...
 
     def __add__(self, other: Any) -> Any:
         if isinstance(other, BaseMessageChunk):
@@ -363,8 +372,9 @@ class HumanMessageChunk(HumanMessage, BaseMessageChunk):
 
     type: Literal["HumanMessageChunk"] = "HumanMessageChunk"  # type: ignore[assignment]
 
-    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
+    if TYPE_CHECKING:  # at run time BaseMessage.__init__ itself: messages are built on every step
+
+        def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None: ...
 
 
 class SystemMessageChunk(SystemMessage, BaseMessageChunk):
@@ -372,8 +382,9 @@ class SystemMessageChunk(SystemMessage, BaseMessageChunk):
 
     type: Literal["SystemMessageChunk"] = "SystemMessageChunk"  # type: ignore[assignment]
 
-    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
+    if TYPE_CHECKING:  # at run time BaseMessage.__init__ itself: messages are built on every step
+
+        def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None: ...
 
 
 class ChatMessageChunk(ChatMessage, BaseMessageChunk):
@@ -381,8 +392,9 @@ class ChatMessageChunk(ChatMessage, BaseMessageChunk):
 
     type: Literal["ChatMessageChunk"] = "ChatMessageChunk"  # type: ignore[assignment]
 
-    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
+    if TYPE_CHECKING:  # at run time BaseMessage.__init__ itself: messages are built on every step
+
+        def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None: ...
 
     def _merge_own(self, others: list[BaseMessageChunk]) -> dict[str, Any]:
         if any(getattr(o, "role", self.role) != self.role for o in others):
@@ -395,8 +407,9 @@ class FunctionMessageChunk(FunctionMessage, BaseMessageChunk):
 
     type: Literal["FunctionMessageChunk"] = "FunctionMessageChunk"  # type: ignore[assignment]
 
-    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
+    if TYPE_CHECKING:  # at run time BaseMessage.__init__ itself: messages are built on every step
+
+        def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None: ...
 
     def _merge_own(self, others: list[BaseMessageChunk]) -> dict[str, Any]:
         if any(getattr(o, "name", self.name) != self.name for o in others):
@@ -409,8 +422,9 @@ class ToolMessageChunk(ToolMessage, BaseMessageChunk):
 
     type: Literal["ToolMessageChunk"] = "ToolMessageChunk"  # type: ignore[assignment]
 
-    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
+    if TYPE_CHECKING:  # at run time BaseMessage.__init__ itself: messages are built on every step
+
+        def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None: ...
 
     def _merge_own(self, others: list[BaseMessageChunk]) -> dict[str, Any]:
         artifact, status = self.artifact, self.status
@@ -447,8 +461,9 @@ class AIMessageChunk(AIMessage, BaseMessageChunk):
 
     type: Literal["AIMessageChunk"] = "AIMessageChunk"  # type: ignore[assignment]
 
-    def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
+    if TYPE_CHECKING:  # at run time BaseMessage.__init__ itself: messages are built on every step
+
+        def __init__(self, content: MessageContent | None = None, **kwargs: Any) -> None: ...
 
     tool_call_chunks: list[ToolCallChunk] = Field(default_factory=list)
     """The streamed pieces of the tool calls."""

@@ -249,6 +249,8 @@ def _from_current_task(tool: BaseTool, injection: Injection, call_id: str | None
 
 def _is_tool_output(value: Any) -> bool:
     # A tool may answer with its own message(s) or a Command; those pass through untouched.
+    if type(value) is str:
+        return False  # the usual answer, decided before the (slow, on pydantic models) isinstance checks
     if isinstance(value, list) and value:
         return all(isinstance(item, ToolMessage | Command) for item in value)
     return isinstance(value, ToolMessage | Command)

@@ -1,9 +1,11 @@
-"""The `add_messages` reducer: LangGraph's merge rules, no mutation, identity of untouched messages."""
+"""The `add_messages` reducer: LangGraph's merge rules, no visible mutation, identity of untouched messages."""
 
 from __future__ import annotations
 
 import inspect
+import os
 import uuid
+import warnings
 from typing import Annotated, Any, get_type_hints
 
 import pytest
@@ -150,6 +152,47 @@ def test_inputs_are_not_mutated() -> None:
     assert all(a is b for a, b in zip(left, left_before, strict=True))
     assert without_id.id is None and right[0].id is None
     assert result[0] is not without_id and result[0].content == "no id" and result[0].id
+
+
+def test_a_message_only_its_update_refers_to_takes_its_id_itself() -> None:
+    # LangGraph sets every message's id in place; graphrt does so only where no one else can see it: a
+    # message that nothing but the update's list refers to (what a node builds and returns).
+    right: list[Any] = [AIMessage("made for this update"), HumanMessage("and this")]
+    result = merge([], right)
+    assert result[0] is right[0] and result[1] is right[1]
+    assert uuid.UUID(right[0].id).version == 4 and right[1].id and right[0].id != right[1].id
+    expected = AIMessage("made for this update").model_copy(update={"id": right[0].id})
+    assert right[0] == expected and right[0].model_fields_set == {"content", "id"}
+
+
+def test_an_unshared_message_of_a_subclass_gets_its_id_on_a_copy() -> None:
+    # A subclass may be frozen or validate assignments: it is never changed.
+    from pydantic import ConfigDict
+
+    class Frozen(AIMessage):
+        model_config = ConfigDict(frozen=True)
+
+    right: list[Any] = [Frozen("x")]
+    [merged] = merge([], right)
+    assert merged is not right[0] and right[0].id is None and isinstance(merged, Frozen) and merged.id
+
+
+def test_a_message_referred_to_twice_in_one_update_is_copied() -> None:
+    message = AIMessage("twice")
+    right: list[Any] = [message]
+    del message
+    right.append(right[0])
+    result = merge([], right)
+    assert right[0].id is None and [m.content for m in result] == ["twice"] and result[0] is not right[0]
+
+
+def test_an_id_given_to_a_copy_stays_when_the_message_later_takes_it_itself() -> None:
+    right: list[Any] = [AIMessage("shared at first")]
+    held = right[0]
+    [copy] = merge([], right)
+    del held
+    [same] = merge([], right)
+    assert same is right[0] and same.id == copy.id
 
 
 def test_the_same_message_object_gets_the_same_id_each_time() -> None:
@@ -353,3 +396,48 @@ def test_fresh_ids_are_uuid4_strings() -> None:
     for text in made:
         parsed = uuid.UUID(text)
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_process_makes_other_ids_than_its_parent() -> None:
+    from graphrt._message_ids import new_uuid4
+
+    new_uuid4()  # the parent now holds made ids not handed out yet
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+ warns when other threads run
+        pid = os.fork()
+    if pid == 0:  # the child: report its next ids and leave at once
+        os.write(write, " ".join(new_uuid4() for _ in range(8)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    parent = {new_uuid4() for _ in range(8)}
+    assert len(child) == 8 and not child & parent
+
+
+def test_a_message_a_node_returns_is_serialized_once_per_step() -> None:
+    from graphrt.checkpoint.memory import InMemorySaver
+    from graphrt.checkpoint.serde.jsonplus import JsonPlusSerializer
+    from graphrt.graph import START, StateGraph
+
+    class Counting(JsonPlusSerializer):
+        replies = 0
+
+        def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+            if isinstance(obj, list) and any(getattr(m, "content", None) == "reply" for m in obj):
+                Counting.replies += 1
+            return super().dumps_typed(obj)
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("model", lambda state: {"messages": [AIMessage("reply")]})
+    builder.add_edge(START, "model")
+    graph = builder.compile(checkpointer=InMemorySaver(serde=Counting()))
+    config: Any = {"configurable": {"thread_id": "t"}}
+    out = graph.invoke({"messages": [HumanMessage("hi")]}, config)
+    # The step's write and the checkpoint's delta hold the same object, with the id it took in the state.
+    assert Counting.replies == 1
+    [(_, _, [written])] = [w for t in graph.checkpointer.list(config) for w in t.pending_writes or []][:1]
+    assert written == out["messages"][-1] and written.id

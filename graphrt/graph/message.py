@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from operator import attrgetter
 from typing import Annotated, Any, Literal, TypeAlias, overload
 
 from typing_extensions import TypedDict  # pydantic needs this TypedDict before Python 3.12
 
-from graphrt._message_ids import copy_with_id, new_uuid4
+from graphrt._message_history import HistoryIds
+from graphrt._message_ids import SOLE_ARGUMENT, copy_with_id, getrefcount, new_uuid4, set_id
 from graphrt.messages import (
     AIMessage,
     AnyMessage,
     BaseMessage,
     BaseMessageChunk,
+    ChatMessage,
+    FunctionMessage,
     HumanMessage,
     MessageLikeRepresentation,
     RemoveMessage,
@@ -36,7 +37,9 @@ Messages: TypeAlias = list[MessageLikeRepresentation] | MessageLikeRepresentatio
 
 Format: TypeAlias = Literal["langchain-openai"]
 
-_PLAIN_TYPES = frozenset((HumanMessage, AIMessage, SystemMessage, ToolMessage, RemoveMessage))
+_APPENDABLE = frozenset((HumanMessage, AIMessage, SystemMessage, ToolMessage, ChatMessage, FunctionMessage))
+"""Complete messages of graphrt's own classes (exact types: isinstance is slow on pydantic models)."""
+_PLAIN_TYPES = _APPENDABLE | {RemoveMessage}
 _get_id = attrgetter("id")
 
 
@@ -56,13 +59,16 @@ def add_messages(
     """Merge `right` into `left` by message id: append new ids, replace known ids in place, apply removals.
 
     Both sides may be one message-like value or a list of them (see `convert_to_messages`). A message
-    without an id gets a uuid4 string on a copy; the message given is never changed. Like LangGraph, where
-    the message keeps the id it got, merging the same message object again gives it the same id.
+    without an id gets a uuid4 string: itself, as in LangGraph, when nothing but its list refers to it
+    (a message a node built and returned, which no one else can see change); otherwise on a copy, the
+    message given staying unchanged. Like LangGraph, merging the same message object again gives it the
+    same id.
     `RemoveMessage(id=...)` deletes the message with that id, and `RemoveMessage(id=REMOVE_ALL_MESSAGES)`
     drops everything before it (earlier history and earlier messages in `right`).
 
     The result is a new list; the messages `right` leaves alone are the very objects of `left`, so callers
-    may compare by identity to find what changed. Neither input is modified.
+    may compare by identity to find what changed. Neither list is modified. Appending to a history costs
+    O(new messages): what was checked of recent histories is remembered (see `graphrt._message_history`).
 
     Called with neither list (`add_messages()` or `add_messages(format=...)`), returns the reducer itself,
     for use in `Annotated[list[AnyMessage], add_messages(...)]`.
@@ -79,47 +85,17 @@ def add_messages(
         given = "left" if left is not None else "right"
         raise ValueError(f"Must specify non-null arguments for both 'left' and 'right'. Only received: '{given}'.")
     update, update_ids = _coerce(right)
-    # The common turn appends new messages to a history this function returned (the channel's value fed
-    # back in): its ids are remembered, so only the update is looked at, never the whole history.
-    known = _known_ids(left)
-    if known is not None and _PLAIN_TYPES.issuperset(map(type, update)) and RemoveMessage not in map(type, update):
-        new_ids = set(update_ids)
-        if len(new_ids) == len(update_ids) and known.isdisjoint(new_ids):
-            appended: list[Any] = [*left, *update]
-            _remember(appended, known | new_ids)
+    # The common step appends new messages to the history (the channel's value fed back in, or read back
+    # from a checkpoint): what was checked of it before is remembered, so only the update is looked at.
+    if type(left) is list and _APPENDABLE.issuperset(map(type, update)):
+        appended = _histories.append(left, update, update_ids)
+        if appended is not None:
             return appended
     history, history_ids = _coerce(left)
-    merged = _merge(history, history_ids, update, update_ids)
-    if _PLAIN_TYPES.issuperset(map(type, merged)):
-        _remember(merged, set(map(_get_id, merged)))
-    return merged
+    return _merge(history, history_ids, update, update_ids)
 
 
-_checked: OrderedDict[int, tuple[list[Any], int, Any, set[str]]] = OrderedDict()
-"""Histories this function returned lately (all plain messages with ids), by identity, with their ids: a
-history fed back in (the next update of the same run) needs no second scan. Strong references, so an id
-can't be reused while it is listed; bounded, oldest dropped first. The id sets are never modified."""
-
-
-_checked_lock = threading.Lock()
-
-
-def _known_ids(history: Any) -> set[str] | None:
-    """The ids of a history returned by this function and not changed since: a node may append to its
-    state list or replace its last message in place; then the history is scanned again."""
-    hit = _checked.get(id(history))
-    if hit is None or hit[0] is not history or hit[1] != len(history) or (history and history[-1] is not hit[2]):
-        return None
-    return hit[3]
-
-
-def _remember(history: list[Any], ids: set[str]) -> None:
-    if len(ids) != len(history):
-        return  # duplicate ids (only a caller's own list can have them): no shortcut for this one
-    with _checked_lock:  # parallel nodes may reduce at once
-        _checked[id(history)] = (history, len(history), history[-1] if history else None, ids)
-        if len(_checked) > 32:
-            _checked.popitem(last=False)  # O(1); a plain dict's first key is found by skipping deleted slots
+_histories = HistoryIds(_APPENDABLE)
 
 
 def _check_format(format: object) -> None:
@@ -142,11 +118,27 @@ def _coerce(value: Messages) -> tuple[list[BaseMessage], list[str]]:
         ids: list[Any] = list(map(_get_id, items))
         if None not in ids:
             return items, ids
-    items = [_with_id(item) for item in items]
+    items = [_with_id(item, getrefcount(item)) for item in items]
     return items, list(map(_get_id, items))
 
 
-def _with_id(item: Any) -> BaseMessage:
+def _references(item: object, references: int) -> int:
+    return references
+
+
+def _unshared() -> int:
+    """What `getrefcount` reports in `_coerce` for an item nothing but its list refers to (the interpreter
+    decides how many references the loop itself holds, so it is measured by a loop of the same shape)."""
+    if SOLE_ARGUMENT < 0:
+        return -1  # no reference counts: never taken for unshared
+    [references] = [_references(item, getrefcount(item)) for item in [object()]]
+    return references
+
+
+_UNSHARED = _unshared()
+
+
+def _with_id(item: Any, references: int) -> BaseMessage:
     message: BaseMessage
     if type(item) in _PLAIN_TYPES:
         message = item  # a complete message already (the usual write)
@@ -157,8 +149,16 @@ def _with_id(item: Any) -> BaseMessage:
     if message.id is not None:
         return message
     if message is not item:
-        message.id = new_uuid4()  # built here from a dict, a tuple or a chunk: ours to change
+        set_id(message, new_uuid4())  # built here from a dict, a tuple or a chunk: ours to change
         return message
+    if references <= _UNSHARED and type(item) in _PLAIN_TYPES:
+        # Only the update's list refers to this message (a node built it and returned it): nobody else
+        # can see it change, so it takes its id itself, as in LangGraph, where every message does. The
+        # checkpoint then holds the very object the node wrote, which is serialized once for both. (Not
+        # a subclass: it may be frozen or validate assignments.)
+        hit = _given.get(id(item)) if _given else None  # a copy of it given an id before keeps it
+        set_id(item, hit[1] if hit is not None and hit[0]() is item else new_uuid4())
+        return item
     # The caller's object: give the id to a shallow copy instead, the same id each time this object is
     # merged (a branch reading the state a node's writes will make, then the step applying them).
     return copy_with_id(item, _id_of(item))
@@ -171,11 +171,10 @@ the same id; the entry goes when the object does."""
 
 
 def _id_of(message: BaseMessage) -> str:
-    key = id(message)
-    hit = _given.get(key)
+    hit = _given.get(id(message))
     if hit is not None and hit[0]() is message:
         return hit[1]
-    fresh = new_uuid4()
+    key, fresh = id(message), new_uuid4()
     _given[key] = (weakref.ref(message, lambda ref: _forget(key, ref)), fresh)
     return fresh
 

@@ -17,7 +17,7 @@ from typing import Any
 import anyio.to_thread
 
 from graphrt._context import message_chunk_sink, running_task
-from graphrt._message_ids import copy_with_id, new_uuid4
+from graphrt._message_ids import SOLE_ARGUMENT, copy_with_id, getrefcount, new_uuid4, set_id
 from graphrt.messages import (
     AIMessage,
     AIMessageChunk,
@@ -265,6 +265,11 @@ class BaseChatModel:
 
     def _finish(self, message: AIMessage) -> AIMessage:
         if message.id is None:
+            if getrefcount(message) <= SOLE_ARGUMENT and type(message) is AIMessage:
+                # The reply `_generate` just made and kept no reference to: it takes its id itself (as
+                # in LangChain), so it is the one object the graph's write, state and checkpoint hold.
+                set_id(message, f"lc_run--{new_uuid4()}")
+                return message
             return copy_with_id(message, f"lc_run--{new_uuid4()}")
         return message
 

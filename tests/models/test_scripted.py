@@ -206,3 +206,33 @@ def test_tool_messages_reach_the_model() -> None:
         ]
     )
     assert [m.type for m in seen] == ["human", "ai", "tool"]
+
+
+def test_a_reply_the_model_keeps_no_reference_to_takes_its_run_id_itself(mode: str) -> None:
+    # As in LangChain, which sets the run id on the generated message; here only when no one else holds it.
+    import weakref
+
+    from graphrt.models import BaseChatModel
+
+    made: list[weakref.ref[AIMessage]] = []
+    kept: list[AIMessage] = []
+
+    class Model(BaseChatModel):
+        keep: bool = False
+
+        def _generate(self, messages: Any, options: Any) -> AIMessage:
+            reply = AIMessage("hi")
+            made.append(weakref.ref(reply))
+            if self.keep:
+                kept.append(reply)
+            return reply
+
+        async def _agenerate(self, messages: Any, options: Any) -> AIMessage:
+            return self._generate(messages, options)
+
+    fresh = invoke(Model(), "q", mode)
+    assert fresh is made[-1]() and fresh.id is not None and fresh.id.startswith("lc_run--")
+    model = Model()
+    model.keep = True
+    copied = invoke(model, "q", mode)
+    assert copied is not kept[-1] and kept[-1].id is None and copied.id is not None

@@ -50,8 +50,12 @@ def test_react_agent_updates_and_checkpoints_match_langgraph() -> None:
     config = {"configurable": {"thread_id": "t"}}
     updates = list(agent.stream({"messages": [HumanMessage("hi", id="h1")]}, config))
     assert [list(u) for u in updates] == [["agent"], ["tools"], ["tools"], ["agent"]]
-    assert updates[1]["tools"] == {"messages": [ToolMessage("3", name="add", tool_call_id="c1")]}
-    assert updates[2]["tools"] == {"messages": [ToolMessage("7", name="add", tool_call_id="c2")]}
+    [three], [seven] = updates[1]["tools"]["messages"], updates[2]["tools"]["messages"]
+    assert three.model_copy(update={"id": None}) == ToolMessage("3", name="add", tool_call_id="c1")
+    assert seven.model_copy(update={"id": None}) == ToolMessage("7", name="add", tool_call_id="c2")
+    # As in LangGraph, a tool's message is the very object the state holds: it took its id there.
+    assert [m for m in agent.get_state(config).values["messages"] if m.type == "tool"] == [three, seven]
+    assert three.id and seven.id
     history = [(h.metadata["source"], h.metadata["step"], h.next) for h in agent.get_state_history(config)]
     assert history == [
         ("loop", 3, ()),
