@@ -114,10 +114,19 @@ class MemoryStorage:
     def lease(self, thread_id: str) -> Lease | None:
         return self.leases.get(thread_id)
 
+    def head_and_lease(self, thread_id: str, checkpoint_ns: str) -> tuple[str | None, Lease | None]:
+        """`head` and `lease` in one call (the guard of a claimed thread's save reads both)."""
+        return self.heads_by_ns.get((thread_id, checkpoint_ns)), self.leases.get(thread_id)
+
     # -- writes -----------------------------------------------------------------------------------
 
     def insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> int:
         stored = self._child(self.blob_rows, (thread_id, checkpoint_ns))
+        fresh = {(channel, version): blob for channel, version, blob in items}
+        if len(fresh) == len(items) and stored.keys().isdisjoint(fresh):  # the common case: every version new
+            stored.update(fresh)
+            self._journal.append((stored, fresh, _ADDED))
+            return len(fresh)
         added = []
         for channel, version, blob in items:
             key = (channel, version)
