@@ -174,15 +174,15 @@ def prepare_put(
         blobs.append((channel, version if type(version) is str else str(version), blob))
     type_, data = encode_record(codec.serde, rest)
     return PreparedPut(
-        thread_id=thread_id,
-        checkpoint_ns=checkpoint_ns,
-        checkpoint_id=checkpoint["id"],
-        parent_id=config["configurable"].get("checkpoint_id"),
-        type=type_,
-        checkpoint=data,
-        metadata=_metadata_bytes(config, metadata),
-        blobs=tuple(blobs),
-        lists=tuple(lists),
+        thread_id,
+        checkpoint_ns,
+        checkpoint["id"],
+        config["configurable"].get("checkpoint_id"),
+        type_,
+        data,
+        _metadata_bytes(config, metadata),
+        tuple(blobs),
+        tuple(lists),
     )
 
 
