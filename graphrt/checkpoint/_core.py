@@ -205,7 +205,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
     def _check(self, tx: AnyReadTx, thread_id: str, checkpoint_ns: str, expected: str | None) -> Body[None]:
         """Refuse a guarded write: the head moved, or the run's claim on the thread was taken over.
 
-        A transaction with a `head_and_lease` primitive (SQL's `GuardSqlTx`) reads both in one statement.
+        A transaction with a `head_and_lease` primitive (SQL's `GuardSqlTx`, `MemoryStorage`) reads both at once.
         """
         owner = held_owner(self, thread_id)
         both = getattr(tx, "head_and_lease", None) if owner is not None else None
