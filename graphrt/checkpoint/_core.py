@@ -37,7 +37,6 @@ from graphrt.checkpoint._ownership import (
 from graphrt.checkpoint._primitives import AsyncReadTx, AsyncWriteTx, CheckpointRow, ListQuery, ReadTx, WriteTx
 from graphrt.checkpoint.base._saver import BaseCheckpointSaver, check_prune_args
 from graphrt.checkpoint.base._storage import (
-    BlobWrite,
     PreparedPut,
     WriteRow,
     decode_metadata,
@@ -206,7 +205,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
     def _check(self, tx: AnyReadTx, thread_id: str, checkpoint_ns: str, expected: str | None) -> Body[None]:
         """Refuse a guarded write: the head moved, or the run's claim on the thread was taken over.
 
-        A transaction with a `head_and_lease` primitive (SQL's `GuardSqlTx`) reads both in one statement.
+        A transaction with a `head_and_lease` primitive (SQL's `GuardSqlTx`, `MemoryStorage`) reads both at once.
         """
         owner = held_owner(self, thread_id)
         both = getattr(tx, "head_and_lease", None) if owner is not None else None
@@ -487,20 +486,29 @@ class CoreSaver(BaseCheckpointSaver[str]):
         )
 
     def _remember(self, prepared: PreparedPut, depths: Sequence[int]) -> None:
-        for item, depth in zip(prepared.blobs, depths, strict=True):
-            if type(item.value) is list:  # only lists are remembered (to spot appends)
-                stream = (prepared.thread_id, prepared.checkpoint_ns, item.channel)
-                self._codec.remember(stream, item.version, item.value, depth)
+        """Remember the lists a put stored (`depths`: their stored chain depths), to spot appends to them."""
+        blobs, remember = prepared.blobs, self._codec.remember
+        for (index, value), depth in zip(prepared.lists, depths, strict=True):
+            channel, version, _ = blobs[index]
+            remember((prepared.thread_id, prepared.checkpoint_ns, channel), version, value, depth)
 
     def _store(self, tx: AnyWriteTx, p: PreparedPut) -> Body[builtins.list[int]]:
-        """Insert a prepared checkpoint's blobs and row; returns each blob's stored chain depth."""
+        """Insert a prepared checkpoint's blobs and row; returns the stored chain depth of each list (`p.lists`)."""
         thread_id, checkpoint_ns = p.thread_id, p.checkpoint_ns
-        bases = [(item.channel, item.blob.base) for item in p.blobs if item.blob.base is not None]
-        found = (yield tx.blobs(thread_id, checkpoint_ns, bases)) if bases else {}
-        rows = [
-            (item.channel, item.version, item.blob if item.blob.base is None else self._rebased(item, found))
-            for item in p.blobs
-        ]
+        rows: Sequence[tuple[str, str, Blob]] = p.blobs
+        # Only lists are stored as deltas: a delta stays one while its base is still stored.
+        deltas, bases = [], []
+        for index, value in p.lists:
+            channel, _, blob = rows[index]
+            if blob.base is not None:
+                deltas.append((index, value))
+                bases.append((channel, blob.base))
+        if deltas:
+            found = yield tx.blobs(thread_id, checkpoint_ns, bases)
+            rows = builtins.list(rows)
+            for index, value in deltas:
+                channel, version, blob = rows[index]
+                rows[index] = (channel, version, self._rebased(channel, version, blob, value, found))
         if rows and (yield tx.insert_blobs(thread_id, checkpoint_ns, rows)) != len(rows):
             # Some versions were stored already (a reused version number): overwrite those that differ.
             existing = yield tx.blobs(thread_id, checkpoint_ns, [(ch, v) for ch, v, _ in rows])
@@ -517,16 +525,14 @@ class CoreSaver(BaseCheckpointSaver[str]):
         if checkpoint_logger.isEnabledFor(logging.DEBUG):
             sizes = [len(b.data) for _, _, b in rows]
             log_checkpoint_saved(thread_id, checkpoint_ns, p.checkpoint_id, len(p.checkpoint) + len(p.metadata), sizes)
-        return [blob.depth for _, _, blob in rows]
+        return [rows[index][2].depth for index, _ in p.lists]
 
-    def _rebased(self, item: BlobWrite, found: dict[tuple[str, str], Blob]) -> Blob:
-        """The blob to store: a delta only while its base is still stored and its chain not full."""
-        blob = item.blob
-        if blob.base is None:
-            return blob
-        base = found.get((item.channel, blob.base))
-        if base is None or blob.base == item.version or base.depth + 1 >= self._codec.max_depth_for(item.value):
-            return self._codec.snapshot(item.value)
+    def _rebased(self, channel: str, version: str, blob: Blob, value: Any, found: dict[tuple[str, str], Blob]) -> Blob:
+        """The blob to store for a delta: still one while its base is stored and its chain not full."""
+        assert blob.base is not None
+        base = found.get((channel, blob.base))
+        if base is None or blob.base == version or base.depth + 1 >= self._codec.max_depth_for(value):
+            return self._codec.snapshot(value)
         return Blob(blob.type, blob.data, blob.base, base.depth + 1)
 
     def _rewrite_whole(self, tx: AnyWriteTx, stream: StreamKey, version: str) -> Body[None]:
@@ -626,7 +632,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
         put = None
         if checkpoint is not None:
             put = prepare_put(self._codec, config, checkpoint, metadata or {}, new_versions or {})
-            self._remember(put, [item.blob.depth for item in put.blobs])
+            self._remember(put, [put.blobs[index][2].depth for index, _ in put.lists])
         return PreparedSave(
             thread_id, checkpoint_ns, None if parent is None else str(parent), batches, put, expected_head, config
         )

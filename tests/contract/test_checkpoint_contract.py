@@ -36,6 +36,19 @@ def test_put_then_get_tuple_round_trips(saver: AssertingSaver, mode: str) -> Non
     assert call(saver, "get", mode, saved) == checkpoint
 
 
+def test_metadata_strings_lose_nul_characters_with_or_without_config_values(saver: AssertingSaver, mode: str) -> None:
+    thread = Thread(saver)
+    checkpoint, new_versions = thread.checkpoint({"a": 1})
+    plain = config()  # only keys never copied into metadata: the path of a run's later steps
+    saved = call(saver, "put", mode, plain, checkpoint, {"source": "lo\x00op", "step": 1}, new_versions)
+    assert call(saver, "get_tuple", mode, saved).metadata == {"source": "loop", "step": 1}
+    checkpoint, new_versions = thread.checkpoint({"a": 2})
+    rich = config(checkpoint_id=saved["configurable"]["checkpoint_id"])
+    rich["configurable"]["user_id"] = "u\x001"
+    saved = call(saver, "put", mode, rich, checkpoint, {"source": "lo\x00op", "step": 2}, new_versions)
+    assert call(saver, "get_tuple", mode, saved).metadata == {"source": "loop", "step": 2, "user_id": "u1"}
+
+
 def test_get_tuple_by_id_returns_the_given_config(saver: AssertingSaver, mode: str) -> None:
     thread = Thread(saver)
     first = thread.put(mode, {"a": 1})

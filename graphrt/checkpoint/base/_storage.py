@@ -10,6 +10,7 @@ import orjson
 from graphrt.checkpoint._delta import EMPTY, MISSING, Blob, ChainFetcher, DeltaCodec, Encoded, Memo
 from graphrt.checkpoint.base._saver import UnsavableValueError, UnserializableValueError
 from graphrt.checkpoint.base._types import (
+    EXCLUDED_METADATA_KEYS,
     WRITES_IDX_MAP,
     ChannelVersions,
     Checkpoint,
@@ -27,7 +28,6 @@ from graphrt.checkpoint.serde.jsonplus import JsonPlusSerializer
 from graphrt.config import RunnableConfig
 
 __all__ = (
-    "BlobWrite",
     "PreparedPut",
     "WriteRow",
     "checkpoint_config",
@@ -42,23 +42,10 @@ __all__ = (
 )
 
 
-class BlobWrite(NamedTuple):
-    """A channel version to store, and the value it holds (kept to re-encode or remember it).
-
-    Named tuples here and in `WriteRow`: one is built per changed value per step, several times
-    cheaper than a frozen dataclass and as immutable.
-    """
-
-    channel: str
-    version: str
-    blob: Blob
-    value: Any
-
-
 class PreparedPut(NamedTuple):
     """A checkpoint, fully serialized before any storage is touched, so a bad value writes nothing.
 
-    A named tuple, like `BlobWrite`: one is built per step.
+    A named tuple: one is built per step, several times cheaper than a frozen dataclass and as immutable.
     """
 
     thread_id: str
@@ -69,7 +56,11 @@ class PreparedPut(NamedTuple):
     checkpoint: bytes
     """The checkpoint without its channel values."""
     metadata: bytes
-    blobs: tuple[BlobWrite, ...]
+    blobs: tuple[tuple[str, str, Blob], ...]
+    """(channel, version, blob) of each changed channel: the rows `WriteTx.insert_blobs` takes."""
+    lists: tuple[tuple[int, list[Any]], ...]
+    """(index in `blobs`, value) of the changed channels holding a list, the only values stored as deltas
+    and remembered (to spot the next step's appends)."""
 
     @property
     def config(self) -> RunnableConfig:
@@ -163,7 +154,9 @@ def prepare_put(
     thread_id, checkpoint_ns = config_thread(config)
     rest: dict[str, Any] = dict(checkpoint)
     values = rest.pop("channel_values")
-    blobs = []
+    # Plain tuples, not a named tuple per channel: a wide state changes dozens of channels per step.
+    blobs: list[tuple[str, str, Blob]] = []
+    lists: list[tuple[int, list[Any]]] = []
     encode = codec.encode
     for channel, version in new_versions.items():
         value = values.get(channel, MISSING)
@@ -176,18 +169,37 @@ def prepare_put(
                 raise _named_error(codec, channel, value, exc) from None
             except (ValueError, RecursionError) as exc:
                 raise _named_error(codec, channel, value, exc) from None
-        blobs.append(BlobWrite(channel, version if type(version) is str else str(version), blob, value))
+            if type(value) is list:
+                lists.append((len(blobs), value))
+        blobs.append((channel, version if type(version) is str else str(version), blob))
     type_, data = encode_record(codec.serde, rest)
     return PreparedPut(
-        thread_id=thread_id,
-        checkpoint_ns=checkpoint_ns,
-        checkpoint_id=checkpoint["id"],
-        parent_id=config["configurable"].get("checkpoint_id"),
-        type=type_,
-        checkpoint=data,
-        metadata=encode_metadata(get_checkpoint_metadata(config, metadata)),
-        blobs=tuple(blobs),
+        thread_id,
+        checkpoint_ns,
+        checkpoint["id"],
+        config["configurable"].get("checkpoint_id"),
+        type_,
+        data,
+        _metadata_bytes(config, metadata),
+        tuple(blobs),
+        tuple(lists),
     )
+
+
+def _metadata_bytes(config: RunnableConfig, metadata: CheckpointMetadata) -> bytes:
+    """`encode_metadata(get_checkpoint_metadata(config, metadata))`, skipping the merge when it changes nothing.
+
+    A run's steps after the first save against the previous checkpoint's config, which holds only keys
+    that are never copied, and the loop's metadata holds no NUL (orjson writes one as an escape).
+    """
+    if not config.get("metadata") and EXCLUDED_METADATA_KEYS.issuperset(config["configurable"]):
+        data = encode_metadata(metadata)
+        if _ESCAPED_NUL not in data:
+            return data
+    return encode_metadata(get_checkpoint_metadata(config, metadata))
+
+
+_ESCAPED_NUL: Final = b"\\u0000"
 
 
 def _named_error(codec: DeltaCodec, channel: str, value: Any, exc: Exception) -> Exception:
@@ -224,15 +236,21 @@ def prepare_writes(
     if checkpoint_id is None:
         raise MissingConfigKeyError("checkpoint_id")
     rows = []
+    dumps, special = codec.dumps, WRITES_IDX_MAP.get
     for idx, (channel, value) in enumerate(writes):
         try:
-            type_, data = codec.dumps(value, encoded)
+            type_, data = dumps(value, encoded)
         except SerializationError as exc:
             raise UnserializableValueError.from_error(channel, exc, task_id=task_id) from None
         except (ValueError, RecursionError) as exc:
             raise UnsavableValueError(channel, str(exc), task_id=task_id) from None
-        rows.append(WriteRow(task_id, WRITES_IDX_MAP.get(channel, idx), channel, type_, data, task_path))
+        rows.append(_new_row(WriteRow, (task_id, special(channel, idx), channel, type_, data, task_path)))
     return thread_id, checkpoint_ns, str(checkpoint_id), rows
+
+
+_new_row: Final = tuple.__new__
+"""Builds a `WriteRow` from a plain tuple in C: `WriteRow(...)` runs a Python `__new__`, about twice as slow,
+and a wide state writes dozens of rows per step."""
 
 
 def sorted_pending_writes(serde: SerializerProtocol, rows: Sequence[WriteRow]) -> list[PendingWrite]:

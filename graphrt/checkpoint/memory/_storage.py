@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, Final
 
@@ -12,6 +13,10 @@ from graphrt.checkpoint.base._storage import WriteRow
 __all__ = ("MemoryStorage",)
 
 _ABSENT: Final = object()
+_TASK_ID: Final = operator.itemgetter(0)
+"""A `WriteRow`'s task id (a C getter: a task may write hundreds of rows)."""
+_IDX: Final = operator.itemgetter(1)
+"""A `WriteRow`'s idx."""
 _ADDED: Final = object()
 """Undo record of keys a batch added (one record for the batch, not one per key)."""
 
@@ -26,8 +31,9 @@ class MemoryStorage:
         self.checkpoints_by_ns: dict[str, dict[str, dict[str, CheckpointRow]]] = {}
         """thread id -> namespace -> checkpoint id -> row."""
         self.heads_by_ns: dict[tuple[str, str], str] = {}
-        self.pending: dict[tuple[str, str, str], dict[tuple[str, int], WriteRow]] = {}
-        """(thread id, namespace, checkpoint id) -> (task id, idx) -> write."""
+        self.pending: dict[tuple[str, str, str], dict[str, dict[int, WriteRow]]] = {}
+        """(thread id, namespace, checkpoint id) -> task id -> idx -> write (a task's first batch of writes is
+        stored as one entry, built in C)."""
         self.blob_rows: dict[tuple[str, str], dict[tuple[str, str], Blob]] = {}
         """(thread id, namespace) -> (channel, version) -> blob."""
         self.leases: dict[str, Lease] = {}
@@ -109,15 +115,25 @@ class MemoryStorage:
         return chain
 
     def writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> list[WriteRow]:
-        return list(self.pending.get((thread_id, checkpoint_ns, checkpoint_id), {}).values())
+        tasks = self.pending.get((thread_id, checkpoint_ns, checkpoint_id), {})
+        return [row for rows in tasks.values() for row in rows.values()]
 
     def lease(self, thread_id: str) -> Lease | None:
         return self.leases.get(thread_id)
+
+    def head_and_lease(self, thread_id: str, checkpoint_ns: str) -> tuple[str | None, Lease | None]:
+        """`head` and `lease` in one call (the guard of a claimed thread's save reads both)."""
+        return self.heads_by_ns.get((thread_id, checkpoint_ns)), self.leases.get(thread_id)
 
     # -- writes -----------------------------------------------------------------------------------
 
     def insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> int:
         stored = self._child(self.blob_rows, (thread_id, checkpoint_ns))
+        fresh = {(channel, version): blob for channel, version, blob in items}
+        if len(fresh) == len(items) and stored.keys().isdisjoint(fresh):  # the common case: every version new
+            stored.update(fresh)
+            self._journal.append((stored, fresh, _ADDED))
+            return len(fresh)
         added = []
         for channel, version, blob in items:
             key = (channel, version)
@@ -146,15 +162,17 @@ class MemoryStorage:
 
     def put_writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, rows: Sequence[WriteRow]) -> None:
         saved = self._child(self.pending, (thread_id, checkpoint_ns, checkpoint_id))
-        added = []
+        if rows:
+            task_id = rows[0].task_id
+            if task_id not in saved and all(map(task_id.__eq__, map(_TASK_ID, rows))):
+                batch = dict(zip(map(_IDX, rows), rows, strict=True))
+                if len(batch) == len(rows):  # the common case: a task's writes, saved once
+                    self._put(saved, task_id, batch)
+                    return
         for row in rows:
-            key = (row.task_id, row.idx)
-            if key not in saved:
-                saved[key] = row
-                added.append(key)
-            elif row.replaces:
-                self._put(saved, key, row)
-        self._journal.append((saved, added, _ADDED))
+            writes = self._child(saved, row.task_id)
+            if row.idx not in writes or row.replaces:  # exactly once, but special channels replace
+                self._put(writes, row.idx, row)
 
     def delete_thread(self, thread_id: str) -> None:
         self._pop(self.checkpoints_by_ns, thread_id)
@@ -170,11 +188,13 @@ class MemoryStorage:
                         target, checkpoint_ns, row.checkpoint_id, row.parent_id, row.type, row.checkpoint, row.metadata
                     )
                 )
-        for (t, ns, cid), writes in list(self.pending.items()):
+        for (t, ns, cid), tasks in list(self.pending.items()):
             if t == source:
                 saved = self._child(self.pending, (target, ns, cid))
-                for wkey, write in writes.items():
-                    self._put(saved, wkey, write)
+                for task_id, writes in tasks.items():
+                    copied = self._child(saved, task_id)
+                    for idx, write in writes.items():
+                        self._put(copied, idx, write)
         for (t, ns), blobs in list(self.blob_rows.items()):
             if t == source:
                 stored = self._child(self.blob_rows, (target, ns))
