@@ -210,11 +210,12 @@ class _SqlBodies:
     so the same statements and row handling serve a DB-API cursor (`SqlTx`) and an async one (`AsyncSqlTx`).
     """
 
-    __slots__ = ("cur", "q")
+    __slots__ = ("cur", "lazy", "q")
 
     def __init__(self, cur: Any, dialect: Dialect) -> None:
         self.cur = cur
         self.q = dialect.sql
+        self.lazy = dialect.lazy_commit
 
     def _rowcount(self) -> Any:
         """The last statement's row count (a value, or an awaitable of it)."""
@@ -369,6 +370,10 @@ class _SqlBodies:
             scope,
         )
 
+    def _commit_lazily(self) -> Body[None]:
+        if self.lazy is not None:
+            yield self.cur.execute(self.lazy)
+
     def _swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> Body[bool]:
         if expected is None:
             if new is None:
@@ -453,6 +458,11 @@ class SqlTx(_SqlBodies):
 
     def swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> bool:
         return drive(self._swap_lease(thread_id, expected, new))
+
+    def commit_lazily(self) -> None:
+        """Let this transaction's commit return before it reaches the disk (`Dialect.lazy_commit`; a thread
+        claim's transaction, see `_ownership.claim_on`). An extra primitive, used when a transaction has it."""
+        drive(self._commit_lazily())
 
     def threads(self, serde: SerializerProtocol, filter: dict[str, Any] | None, limit: int | None) -> list[ThreadInfo]:
         """`list_threads`' rows (SQL savers only: aggregate queries, in this transaction)."""
@@ -545,6 +555,10 @@ class AsyncSqlTx(_SqlBodies):
 
     async def swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> bool:
         return await adrive(self._swap_lease(thread_id, expected, new))
+
+    async def commit_lazily(self) -> None:
+        """`SqlTx.commit_lazily`, awaited."""
+        await adrive(self._commit_lazily())
 
     async def threads(
         self, serde: SerializerProtocol, filter: dict[str, Any] | None, limit: int | None

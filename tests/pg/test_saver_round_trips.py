@@ -73,6 +73,39 @@ def test_a_chat_turn_costs_a_fixed_handful_of_round_trips(pg_dsn: str, monkeypat
         assert len(graph.get_state(config).values["log"]) == 12
 
 
+@contextmanager
+def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
+    """The statements of each batch sent to the server inside the block."""
+    batches: list[list[str]] = []
+    flush = BatchCursor.flush
+
+    def recording(self: BatchCursor) -> None:
+        if self.pending:
+            batches.append(list(self._queue))
+        flush(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BatchCursor, "flush", recording)
+        yield batches
+
+
+@pytest.mark.parametrize("durability", ["async", "sync"])
+def test_only_the_thread_claim_commits_without_waiting_for_the_disk(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch, durability: Any
+) -> None:
+    with PostgresSaver.from_conn_string(pg_dsn) as saver:
+        graph = chat_graph(saver)
+        config: RunnableConfig = {"configurable": {"thread_id": "lazy"}}
+        graph.invoke({"log": ["hi"]}, config, durability=durability)
+        with sent(monkeypatch) as batches:
+            graph.invoke({"log": ["hi"]}, config, durability=durability)
+        lazy = [b for b in batches if any("synchronous_commit = off" in q for q in b)]
+        # The claim alone: a server crash may lose it (the run's next save then fails its fence), never a save.
+        assert len(lazy) == 1 and any("INSERT INTO graphrt_thread_leases" in q for q in lazy[0])
+        assert not any("graphrt_checkpoints" in q for q in lazy[0])
+        assert any("DELETE FROM graphrt_thread_leases" in q for q in batches[-1])  # the release: synchronous
+
+
 def test_a_guarded_step_is_one_round_trip(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with PostgresSaver.from_conn_string(pg_dsn) as saver:
         thread = Writer(saver, "t")
