@@ -93,6 +93,10 @@ _SELECT_HEAD = (
 _SELECT_CHECKPOINT = (
     f"SELECT {_CKPT_COLUMNS} FROM graphrt_checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
 )
+_HAS_RECORD = (
+    "SELECT 1 FROM graphrt_checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ? "
+    "AND type = ? AND checkpoint = ?"
+)
 _SELECT_LATEST = (
     f"SELECT {_CKPT_COLUMNS} FROM graphrt_checkpoints WHERE thread_id = ? AND checkpoint_ns = ? "
     "ORDER BY checkpoint_id DESC LIMIT 1"
@@ -233,6 +237,12 @@ class _SqlBodies:
             yield self.cur.execute(self.q(_SELECT_CHECKPOINT), (thread_id, checkpoint_ns, checkpoint_id))
         row = yield self.cur.fetchone()
         return None if row is None else _row(row)
+
+    def _has_record(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, type_: str, data: bytes
+    ) -> Body[bool]:
+        yield self.cur.execute(self.q(_HAS_RECORD), (thread_id, checkpoint_ns, checkpoint_id, type_, data))
+        return (yield self.cur.fetchone()) is not None
 
     def _checkpoints(self, query: ListQuery) -> Body[list[CheckpointRow]]:
         wheres: list[str] = []
@@ -411,6 +421,12 @@ class SqlTx(_SqlBodies):
     def checkpoints(self, query: ListQuery) -> Iterable[CheckpointRow]:
         return drive(self._checkpoints(query))
 
+    def has_record(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, type_: str, data: bytes) -> bool:
+        """Whether a checkpoint is stored with this record (type and bytes), compared by the database.
+
+        An extra primitive the record deltas use when a transaction has it (`_record.Records.checked`)."""
+        return drive(self._has_record(thread_id, checkpoint_ns, checkpoint_id, type_, data))
+
     def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Blob]:
         return drive(self._blobs(thread_id, checkpoint_ns, keys))
 
@@ -504,6 +520,10 @@ class AsyncSqlTx(_SqlBodies):
     async def checkpoints(self, query: ListQuery) -> Iterable[CheckpointRow]:
         return await adrive(self._checkpoints(query))
 
+    async def has_record(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, type_: str, data: bytes) -> bool:
+        """`SqlTx.has_record`, awaited."""
+        return await adrive(self._has_record(thread_id, checkpoint_ns, checkpoint_id, type_, data))
+
     async def blobs(
         self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], Blob]:
@@ -580,6 +600,7 @@ class SqlSaver(CoreSaver):
     """
 
     dialect: Dialect = SQLITE
+    record_deltas = True
 
     def __init__(self, *, serde: SerializerProtocol | None = None) -> None:
         super().__init__(serde=serde)

@@ -16,6 +16,7 @@ import pytest
 
 from graphrt.checkpoint._ownership import now_micros
 from graphrt.checkpoint._primitives import Lease
+from graphrt.checkpoint._record import DELTA_TYPE
 from graphrt.checkpoint.base import ChannelVersions, Checkpoint, empty_checkpoint
 from graphrt.checkpoint.base.id import uuid6
 from graphrt.checkpoint.postgres import PostgresSaver
@@ -164,6 +165,24 @@ def test_a_delta_base_deleted_by_another_process_is_not_built_on(pg_dsn: str) ->
     with PostgresSaver.from_conn_string(pg_dsn) as fresh:
         saved = fresh.get_tuple(_config("t"))
         assert saved is not None and saved.checkpoint["channel_values"]["log"] == ["a", "b", "c"]
+
+
+def test_a_record_snapshot_deleted_by_another_process_is_not_built_on(pg_dsn: str) -> None:
+    with PostgresSaver.from_conn_string(pg_dsn) as ours, PostgresSaver.from_conn_string(pg_dsn) as theirs:
+        mine = Writer(ours, "t")
+        big = {f"c{i}": i for i in range(60)}  # a record over `MIN_SNAPSHOT`: the next ones are deltas on it
+        mine.put(big, guarded=False)
+        mine.put({"c0": -1}, guarded=False)
+        with ours._read_tx() as tx:
+            row = tx.checkpoint("t", "", None)
+        assert row is not None and row.type == DELTA_TYPE
+        theirs.delete_thread("t")
+        # `ours` builds on the snapshot it remembers; the server refutes it, and the exact retry stores it whole.
+        mine.put({"c0": -2}, guarded=False)
+    with PostgresSaver.from_conn_string(pg_dsn) as fresh:
+        saved = fresh.get_tuple(_config("t"))
+        assert saved is not None and saved.checkpoint["channel_versions"] == mine.versions
+        assert saved.checkpoint["channel_values"] == {"c0": -2}
 
 
 def _config(thread_id: str) -> RunnableConfig:

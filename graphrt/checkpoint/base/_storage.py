@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import orjson
 
@@ -25,6 +25,9 @@ from graphrt.checkpoint.serde._codecs import MARK
 from graphrt.checkpoint.serde.base import SerializationError, SerializerProtocol
 from graphrt.checkpoint.serde.jsonplus import JsonPlusSerializer
 from graphrt.config import RunnableConfig
+
+if TYPE_CHECKING:
+    from graphrt.checkpoint._record import RecordDelta, Records
 
 __all__ = (
     "BlobWrite",
@@ -70,6 +73,8 @@ class PreparedPut(NamedTuple):
     """The checkpoint without its channel values."""
     metadata: bytes
     blobs: tuple[BlobWrite, ...]
+    delta: RecordDelta | None = None
+    """Set when `checkpoint` is a delta record (`_record`): stored only once its snapshot is confirmed."""
 
     @property
     def config(self) -> RunnableConfig:
@@ -137,12 +142,13 @@ def encode_record(serde: SerializerProtocol, rest: dict[str, Any]) -> tuple[str,
         except TypeError:
             pass  # a non-JSON version type: let the serializer tag it
         else:
-            if _QUOTED_MARK not in data:
+            if QUOTED_MARK not in data:
                 return "json", data
     return serde.dumps_typed(rest)
 
 
-_QUOTED_MARK: Final = f'"{MARK}"'.encode()
+QUOTED_MARK: Final = f'"{MARK}"'.encode()
+"""The serializer's tag marker as a JSON string: JSON without it reads back the same with `orjson.loads`."""
 
 
 def prepare_put(
@@ -152,10 +158,12 @@ def prepare_put(
     metadata: CheckpointMetadata,
     new_versions: ChannelVersions,
     encoded: Encoded | None = None,
+    records: Records | None = None,
 ) -> PreparedPut:
     """Serialize a checkpoint: the changed channels as blobs, the rest as one record.
 
     `encoded`: what the same put serialized already (its writes, see `prepare_writes`): reused, not redone.
+    `records`: the saver's snapshot records, when it stores records as deltas on them (`_record`).
 
     Raises:
         UnserializableValueError: A changed channel's value cannot be serialized.
@@ -177,7 +185,11 @@ def prepare_put(
             except (ValueError, RecursionError) as exc:
                 raise _named_error(codec, channel, value, exc) from None
         blobs.append(BlobWrite(channel, version if type(version) is str else str(version), blob, value))
-    type_, data = encode_record(codec.serde, rest)
+    delta = None
+    if records is None:
+        type_, data = encode_record(codec.serde, rest)
+    else:
+        type_, data, delta = records.encode(codec.serde, thread_id, checkpoint_ns, checkpoint["id"], rest)
     return PreparedPut(
         thread_id=thread_id,
         checkpoint_ns=checkpoint_ns,
@@ -187,6 +199,7 @@ def prepare_put(
         checkpoint=data,
         metadata=encode_metadata(get_checkpoint_metadata(config, metadata)),
         blobs=tuple(blobs),
+        delta=delta,
     )
 
 
