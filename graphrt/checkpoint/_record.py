@@ -16,10 +16,12 @@ that always change (id, timestamp, updated channels):
   `prune` rewrites each kept head whole before deleting the rest (`whole_head`), `delete_thread` deletes
   deltas and snapshots together, and `copy_thread` copies both under the same ids.
 
-Records that cannot take the JSON fast path (`encode_record`) are always stored whole, as are records of
-savers that do not opt in (`CoreSaver.record_deltas`: the SQL savers do; in memory a record is not
-serialized at all, and Redis expires keys one by one). Whole records, including those written before this
-format existed, load as they always did.
+Records under `MIN_SNAPSHOT` bytes are stored whole (a delta would save less than its check costs), as is a
+record whose changed entries are not JSON-native (a delta is plain JSON; a snapshot is whatever the
+serializer makes of the record), and every record of a saver that does not opt in
+(`CoreSaver.record_deltas`: the SQL savers do; `InMemorySaver` would pay the comparison and save nothing
+worth it, and Redis expires keys one by one). Whole records, including those written before this format
+existed, load as they always did.
 
 The entries of `versions_seen` are compared by identity first: the runtime hands each checkpoint the very
 same dict for a node whose seen versions did not change (`pregel._algo.seen_snapshot`), and never changes
