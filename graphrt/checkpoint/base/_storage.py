@@ -142,13 +142,12 @@ def encode_record(serde: SerializerProtocol, rest: dict[str, Any]) -> tuple[str,
         except TypeError:
             pass  # a non-JSON version type: let the serializer tag it
         else:
-            if QUOTED_MARK not in data:
+            if _QUOTED_MARK not in data:
                 return "json", data
     return serde.dumps_typed(rest)
 
 
-QUOTED_MARK: Final = f'"{MARK}"'.encode()
-"""The serializer's tag marker as a JSON string: JSON without it reads back the same with `orjson.loads`."""
+_QUOTED_MARK: Final = f'"{MARK}"'.encode()
 
 
 def prepare_put(
