@@ -112,6 +112,8 @@ def test_forks_new_channels_prune_and_copy_keep_every_record_whole(core_saver: A
     remembered, core_saver._records = core_saver._records, Records()
     chain.check(core_saver, grown)
     assert [t.checkpoint["id"] for t in core_saver.list(config())] == [grown]
+    kept = core_saver.get_tuple(config())
+    assert kept is not None and kept.parent_config is None
     for checkpoint_id in (ids[0], ids[-1], fork, grown):
         chain.check(core_saver, checkpoint_id, "copy")
     # The writer still remembers the deleted snapshot: its next record is stored whole, and reads back.

@@ -415,6 +415,7 @@ class PgWriteTx(SqlTx):
         return int(self.cur.fetchone()[0])
 
     def set_blob(self, stream: StreamKey, version: str, blob: Blob) -> None:
+        self._settle()
         super().set_blob(stream, version, blob)
         self.facts.append(("blob", *stream, version, blob))
 
@@ -432,11 +433,18 @@ class PgWriteTx(SqlTx):
         else:
             super().put_writes(thread_id, checkpoint_ns, checkpoint_id, rows)
 
+    def _settle(self) -> None:
+        """Send the merged inserts waiting so far before a statement that updates or deletes rows (which may
+        be theirs: `prune` rewrites a head, then clears its parent)."""
+        if self.rows is not None:
+            self._send(self.rows.take())
+
     def _send(self, statements: list[str]) -> None:
         for sql in statements:
             self.cur.execute(sql)
 
     def swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> bool:
+        self._settle()
         if expected is None and new is None:
             return self.lease(thread_id) is None
         params: tuple[Any, ...]
@@ -462,18 +470,22 @@ class PgWriteTx(SqlTx):
     # -- the rest are exact; those that rewrite history drop what is known of the thread ---------------
 
     def delete_thread(self, thread_id: str) -> None:
+        self._settle()
         super().delete_thread(thread_id)
         self.facts.append(("forget", thread_id))
 
     def copy_thread(self, source: str, target: str) -> None:
+        self._settle()
         super().copy_thread(source, target)
         self.facts.append(("forget", target))
 
     def delete_blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> None:
+        self._settle()
         super().delete_blobs(thread_id, checkpoint_ns, keys)
         self.facts.append(("forget", thread_id))
 
     def drop_history(self, thread_id: str, checkpoint_ns: str, keep_id: str) -> None:
+        self._settle()
         super().drop_history(thread_id, checkpoint_ns, keep_id)
         self.facts.append(("forget", thread_id))
 
