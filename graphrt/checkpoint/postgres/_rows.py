@@ -5,8 +5,8 @@ plans each (a step's checkpoint, writes and blobs cost it a few hundred microsec
 table do not depend on each other, and nothing a speculative transaction sends reads them (its reads are
 answered from what was committed before, or from the transaction's own writes in `_core._GroupTx`), so
 their rows are kept here and sent as one multi-row `INSERT` per table, just before the statement whose
-result ends the batch (its `COMMIT`, or a read), or before a statement that updates or deletes rows. A row whose key is already waiting in an upsert sends the
-waiting rows first: an upsert may not touch a row twice.
+result ends the batch (its `COMMIT`, or a read), or before a statement that updates or deletes rows. A row
+whose key is already waiting in an upsert sends the waiting rows first: an upsert may not touch a row twice.
 
 Bytes that are ASCII text (JSON: records, metadata, most values) travel as an escaped string literal
 rather than hex, which halves what the server parses.
