@@ -35,6 +35,7 @@ from graphrt.checkpoint._ownership import (
     released_with,
 )
 from graphrt.checkpoint._primitives import AsyncReadTx, AsyncWriteTx, CheckpointRow, ListQuery, ReadTx, WriteTx
+from graphrt.checkpoint._record import Records
 from graphrt.checkpoint.base._saver import BaseCheckpointSaver, check_prune_args
 from graphrt.checkpoint.base._storage import (
     PreparedPut,
@@ -121,6 +122,9 @@ class CoreSaver(BaseCheckpointSaver[str]):
     background_saves = True
     """Whether a run with `durability="async"` commits its saves off its critical path (`commit_saves` in a
     background writer): worth it when a commit waits for I/O; a saver in memory sets it False."""
+    record_deltas = False
+    """Whether a checkpoint's record is stored as a delta on a snapshot record when that pays (`_record`):
+    worth it where a record is serialized and sent to a database every step (the SQL savers)."""
     _native_async = False
     """Whether the class provides `_aread_tx`/`_awrite_tx` (set for each subclass)."""
     _loop: asyncio.AbstractEventLoop | None = None
@@ -137,6 +141,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
     def __init__(self, *, serde: SerializerProtocol | None = None) -> None:
         super().__init__(serde=serde)
         self._codec = DeltaCodec(self.serde)
+        self._records = Records()
         self._claims = Claims(self)
         self._private = PrivateLoop()
 
@@ -240,7 +245,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
         self, tx: AnyReadTx, row: CheckpointRow, config: RunnableConfig | None, memo: Memo | None
     ) -> Body[CheckpointTuple]:
         thread_id, checkpoint_ns = row.thread_id, row.checkpoint_ns
-        data: dict[str, Any] = self.serde.loads_typed((row.type, row.checkpoint))
+        data = yield from self._records.load(self.serde, tx, row)
         versions = {ch: str(v) for ch, v in data.get("channel_versions", {}).items()}
         codec = self._codec
         wanted = [(ch, v) for ch, v in versions.items() if not codec.knows((thread_id, checkpoint_ns, ch), v)]
@@ -378,7 +383,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
         encoded = Encoded() if task_writes else None  # each value serialized once per step
         codec = self._codec
         batches = [prepare_writes(codec, config, w, task_id, path, encoded)[3] for task_id, w, path in task_writes]
-        prepared = prepare_put(codec, config, checkpoint, metadata, new_versions, encoded)
+        prepared = prepare_put(codec, config, checkpoint, metadata, new_versions, encoded, self._deltas())
         parent = str(config["configurable"].get("checkpoint_id"))
 
         def body(tx: AnyWriteTx) -> Body[builtins.list[int]]:
@@ -485,6 +490,9 @@ class CoreSaver(BaseCheckpointSaver[str]):
             self._put_op(config, task_writes, checkpoint, metadata, new_versions, True, expected_head)
         )
 
+    def _deltas(self) -> Records | None:
+        return self._records if self.record_deltas else None
+
     def _remember(self, prepared: PreparedPut, depths: Sequence[int]) -> None:
         """Remember the lists a put stored (`depths`: their stored chain depths), to spot appends to them."""
         blobs, remember = prepared.blobs, self._codec.remember
@@ -519,9 +527,10 @@ class CoreSaver(BaseCheckpointSaver[str]):
                     for dependent in (yield tx.dependents(stream, version)):
                         yield from self._rewrite_whole(tx, stream, dependent)
                     yield tx.set_blob(stream, version, blob)
-        yield tx.put_checkpoint(
-            CheckpointRow(thread_id, checkpoint_ns, p.checkpoint_id, p.parent_id, p.type, p.checkpoint, p.metadata)
-        )
+        row = CheckpointRow(thread_id, checkpoint_ns, p.checkpoint_id, p.parent_id, p.type, p.checkpoint, p.metadata)
+        if p.delta is not None:
+            row = yield from self._records.checked(self.serde, tx, row, p.delta)
+        yield tx.put_checkpoint(row)
         if checkpoint_logger.isEnabledFor(logging.DEBUG):
             sizes = [len(b.data) for _, _, b in rows]
             log_checkpoint_saved(thread_id, checkpoint_ns, p.checkpoint_id, len(p.checkpoint) + len(p.metadata), sizes)
@@ -631,7 +640,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
         parent = config["configurable"].get("checkpoint_id")
         put = None
         if checkpoint is not None:
-            put = prepare_put(self._codec, config, checkpoint, metadata or {}, new_versions or {})
+            put = prepare_put(self._codec, config, checkpoint, metadata or {}, new_versions or {}, None, self._deltas())
             self._remember(put, [put.blobs[index][2].depth for index, _ in put.lists])
         return PreparedSave(
             thread_id, checkpoint_ns, None if parent is None else str(parent), batches, put, expected_head, config
@@ -757,7 +766,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
             row = yield tx.checkpoint(thread_id, checkpoint_ns, head)
             if row is None:
                 continue
-            versions = self.serde.loads_typed((row.type, row.checkpoint)).get("channel_versions", {})
+            versions = (yield from self._records.whole_head(self.serde, tx, row)).get("channel_versions", {})
             keys = [(ch, str(v)) for ch, v in versions.items()]
             found = yield tx.blobs(thread_id, checkpoint_ns, keys)
             kept = set()

@@ -62,6 +62,10 @@ class Dialect:
     lock_thread: str | None = None
     """SQL (one "?" for the thread id) run first in a write transaction to serialize one thread's
     writers until commit; None when `begin_write` already serializes all writers."""
+    lazy_commit: str | None = None
+    """SQL making the current transaction's commit return before it is flushed to disk (later synchronous
+    commits flush it too, in order); None when commits do not wait for a flush anyway (SQLite in WAL mode
+    with `synchronous=NORMAL`)."""
     lock_store: str | None = None
     """Store: SQL run first in a write transaction to serialize the store's writers (its write order and
     migrations); None when `begin_write` already serializes all writers."""
@@ -114,6 +118,7 @@ POSTGRES = Dialect(
     begin_write="BEGIN",
     begin_read="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
     lock_thread="SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",
+    lazy_commit="SET LOCAL synchronous_commit = off",
     lock_store="SELECT pg_advisory_xact_lock(7454148372475114085)",  # the key spells "grtstore"
     # jsonb refuses an escaped NUL ("\\u0000"), which JSON text may hold: such rows get no parsed copy.
     json_doc="ALTER TABLE graphrt_store ADD COLUMN IF NOT EXISTS doc jsonb GENERATED ALWAYS AS "

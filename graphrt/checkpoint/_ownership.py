@@ -170,6 +170,13 @@ def claim_on(tx: Any, thread_id: str, lease: Lease) -> Body[Lease | None]:
     current: Lease | None = yield tx.lease(thread_id)
     if current is not None and not is_stale(current, now_micros()):
         return current
+    lazily = getattr(tx, "commit_lazily", None)
+    if lazily is not None:
+        # A claim needs no flush to disk of its own: the run's saves are fenced on the lease in their own
+        # transactions, and the run's last commit (its saves, or the release) is synchronous, which makes
+        # everything committed before it durable too. A crash of the server that loses the claim makes the
+        # run's next save fail its fence, as a takeover would.
+        yield lazily()
     if (yield tx.swap_lease(thread_id, current, lease)):
         with _live_lock:
             _live.add(lease.owner)

@@ -93,6 +93,10 @@ _SELECT_HEAD = (
 _SELECT_CHECKPOINT = (
     f"SELECT {_CKPT_COLUMNS} FROM graphrt_checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
 )
+_HAS_RECORD = (
+    "SELECT 1 FROM graphrt_checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ? "
+    "AND type = ? AND checkpoint = ?"
+)
 _SELECT_LATEST = (
     f"SELECT {_CKPT_COLUMNS} FROM graphrt_checkpoints WHERE thread_id = ? AND checkpoint_ns = ? "
     "ORDER BY checkpoint_id DESC LIMIT 1"
@@ -210,11 +214,12 @@ class _SqlBodies:
     so the same statements and row handling serve a DB-API cursor (`SqlTx`) and an async one (`AsyncSqlTx`).
     """
 
-    __slots__ = ("cur", "q")
+    __slots__ = ("cur", "lazy", "q")
 
     def __init__(self, cur: Any, dialect: Dialect) -> None:
         self.cur = cur
         self.q = dialect.sql
+        self.lazy = dialect.lazy_commit
 
     def _rowcount(self) -> Any:
         """The last statement's row count (a value, or an awaitable of it)."""
@@ -232,6 +237,12 @@ class _SqlBodies:
             yield self.cur.execute(self.q(_SELECT_CHECKPOINT), (thread_id, checkpoint_ns, checkpoint_id))
         row = yield self.cur.fetchone()
         return None if row is None else _row(row)
+
+    def _has_record(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, type_: str, data: bytes
+    ) -> Body[bool]:
+        yield self.cur.execute(self.q(_HAS_RECORD), (thread_id, checkpoint_ns, checkpoint_id, type_, data))
+        return (yield self.cur.fetchone()) is not None
 
     def _checkpoints(self, query: ListQuery) -> Body[list[CheckpointRow]]:
         wheres: list[str] = []
@@ -369,6 +380,10 @@ class _SqlBodies:
             scope,
         )
 
+    def _commit_lazily(self) -> Body[None]:
+        if self.lazy is not None:
+            yield self.cur.execute(self.lazy)
+
     def _swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> Body[bool]:
         if expected is None:
             if new is None:
@@ -405,6 +420,12 @@ class SqlTx(_SqlBodies):
 
     def checkpoints(self, query: ListQuery) -> Iterable[CheckpointRow]:
         return drive(self._checkpoints(query))
+
+    def has_record(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, type_: str, data: bytes) -> bool:
+        """Whether a checkpoint is stored with this record (type and bytes), compared by the database.
+
+        An extra primitive the record deltas use when a transaction has it (`_record.Records.checked`)."""
+        return drive(self._has_record(thread_id, checkpoint_ns, checkpoint_id, type_, data))
 
     def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Blob]:
         return drive(self._blobs(thread_id, checkpoint_ns, keys))
@@ -454,6 +475,11 @@ class SqlTx(_SqlBodies):
     def swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> bool:
         return drive(self._swap_lease(thread_id, expected, new))
 
+    def commit_lazily(self) -> None:
+        """Let this transaction's commit return before it reaches the disk (`Dialect.lazy_commit`; a thread
+        claim's transaction, see `_ownership.claim_on`). An extra primitive, used when a transaction has it."""
+        drive(self._commit_lazily())
+
     def threads(self, serde: SerializerProtocol, filter: dict[str, Any] | None, limit: int | None) -> list[ThreadInfo]:
         """`list_threads`' rows (SQL savers only: aggregate queries, in this transaction)."""
         return drive(self._threads(serde, filter, limit))
@@ -493,6 +519,10 @@ class AsyncSqlTx(_SqlBodies):
 
     async def checkpoints(self, query: ListQuery) -> Iterable[CheckpointRow]:
         return await adrive(self._checkpoints(query))
+
+    async def has_record(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, type_: str, data: bytes) -> bool:
+        """`SqlTx.has_record`, awaited."""
+        return await adrive(self._has_record(thread_id, checkpoint_ns, checkpoint_id, type_, data))
 
     async def blobs(
         self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
@@ -546,6 +576,10 @@ class AsyncSqlTx(_SqlBodies):
     async def swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> bool:
         return await adrive(self._swap_lease(thread_id, expected, new))
 
+    async def commit_lazily(self) -> None:
+        """`SqlTx.commit_lazily`, awaited."""
+        await adrive(self._commit_lazily())
+
     async def threads(
         self, serde: SerializerProtocol, filter: dict[str, Any] | None, limit: int | None
     ) -> list[ThreadInfo]:
@@ -566,6 +600,7 @@ class SqlSaver(CoreSaver):
     """
 
     dialect: Dialect = SQLITE
+    record_deltas = True
 
     def __init__(self, *, serde: SerializerProtocol | None = None) -> None:
         super().__init__(serde=serde)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from graphrt.checkpoint._drive import Body
+from graphrt.checkpoint._record import record_field
 from graphrt.checkpoint.base._storage import decode_metadata, matches_filter
 from graphrt.checkpoint.base._threads import ThreadInfo, ThreadTally
 from graphrt.checkpoint.serde.base import SerializerProtocol
@@ -38,7 +39,7 @@ def list_sql_threads(
         tally.metadata = decode_metadata(bytes(metadata))
         if filter and not matches_filter(tally.metadata, filter):
             continue
-        tally.updated_at = serde.loads_typed((type_, bytes(data))).get("ts")
+        tally.updated_at = record_field(serde, type_, bytes(data), "ts")
         picked.append(tally)
     return [tally.info() for tally in picked]
 

@@ -16,6 +16,7 @@ import pytest
 
 from graphrt.checkpoint._ownership import now_micros
 from graphrt.checkpoint._primitives import Lease
+from graphrt.checkpoint._record import DELTA_TYPE
 from graphrt.checkpoint.base import ChannelVersions, Checkpoint, empty_checkpoint
 from graphrt.checkpoint.base.id import uuid6
 from graphrt.checkpoint.postgres import PostgresSaver
@@ -71,6 +72,39 @@ def test_a_chat_turn_costs_a_fixed_handful_of_round_trips(pg_dsn: str, monkeypat
         # not hold, with their delta bases; commit); 3 checkpoints (input, step, with writes) 1 each; release 1.
         assert turns == [8, 8, 8]
         assert len(graph.get_state(config).values["log"]) == 12
+
+
+@contextmanager
+def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
+    """The statements of each batch sent to the server inside the block."""
+    batches: list[list[str]] = []
+    flush = BatchCursor.flush
+
+    def recording(self: BatchCursor) -> None:
+        if self.pending:
+            batches.append(list(self._queue))
+        flush(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BatchCursor, "flush", recording)
+        yield batches
+
+
+@pytest.mark.parametrize("durability", ["async", "sync"])
+def test_only_the_thread_claim_commits_without_waiting_for_the_disk(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch, durability: Any
+) -> None:
+    with PostgresSaver.from_conn_string(pg_dsn) as saver:
+        graph = chat_graph(saver)
+        config: RunnableConfig = {"configurable": {"thread_id": "lazy"}}
+        graph.invoke({"log": ["hi"]}, config, durability=durability)
+        with sent(monkeypatch) as batches:
+            graph.invoke({"log": ["hi"]}, config, durability=durability)
+        lazy = [b for b in batches if any("synchronous_commit = off" in q for q in b)]
+        # The claim alone: a server crash may lose it (the run's next save then fails its fence), never a save.
+        assert len(lazy) == 1 and any("INSERT INTO graphrt_thread_leases" in q for q in lazy[0])
+        assert not any("graphrt_checkpoints" in q for q in lazy[0])
+        assert any("DELETE FROM graphrt_thread_leases" in q for q in batches[-1])  # the release: synchronous
 
 
 def test_a_guarded_step_is_one_round_trip(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,6 +165,24 @@ def test_a_delta_base_deleted_by_another_process_is_not_built_on(pg_dsn: str) ->
     with PostgresSaver.from_conn_string(pg_dsn) as fresh:
         saved = fresh.get_tuple(_config("t"))
         assert saved is not None and saved.checkpoint["channel_values"]["log"] == ["a", "b", "c"]
+
+
+def test_a_record_snapshot_deleted_by_another_process_is_not_built_on(pg_dsn: str) -> None:
+    with PostgresSaver.from_conn_string(pg_dsn) as ours, PostgresSaver.from_conn_string(pg_dsn) as theirs:
+        mine = Writer(ours, "t")
+        big = {f"c{i}": i for i in range(60)}  # a record over `MIN_SNAPSHOT`: the next ones are deltas on it
+        mine.put(big, guarded=False)
+        mine.put({"c0": -1}, guarded=False)
+        with ours._read_tx() as tx:
+            row = tx.checkpoint("t", "", None)
+        assert row is not None and row.type == DELTA_TYPE
+        theirs.delete_thread("t")
+        # `ours` builds on the snapshot it remembers; the server refutes it, and the exact retry stores it whole.
+        mine.put({"c0": -2}, guarded=False)
+    with PostgresSaver.from_conn_string(pg_dsn) as fresh:
+        saved = fresh.get_tuple(_config("t"))
+        assert saved is not None and saved.checkpoint["channel_versions"] == mine.versions
+        assert saved.checkpoint["channel_values"] == {"c0": -2}
 
 
 def _config(thread_id: str) -> RunnableConfig:

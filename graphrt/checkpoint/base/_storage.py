@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import orjson
 
@@ -26,6 +26,9 @@ from graphrt.checkpoint.serde._codecs import MARK
 from graphrt.checkpoint.serde.base import SerializationError, SerializerProtocol
 from graphrt.checkpoint.serde.jsonplus import JsonPlusSerializer
 from graphrt.config import RunnableConfig
+
+if TYPE_CHECKING:
+    from graphrt.checkpoint._record import RecordDelta, Records
 
 __all__ = (
     "PreparedPut",
@@ -61,6 +64,8 @@ class PreparedPut(NamedTuple):
     lists: tuple[tuple[int, list[Any]], ...]
     """(index in `blobs`, value) of the changed channels holding a list, the only values stored as deltas
     and remembered (to spot the next step's appends)."""
+    delta: RecordDelta | None = None
+    """Set when `checkpoint` is a delta record (`_record`): stored only once its snapshot is confirmed."""
 
     @property
     def config(self) -> RunnableConfig:
@@ -143,10 +148,12 @@ def prepare_put(
     metadata: CheckpointMetadata,
     new_versions: ChannelVersions,
     encoded: Encoded | None = None,
+    records: Records | None = None,
 ) -> PreparedPut:
     """Serialize a checkpoint: the changed channels as blobs, the rest as one record.
 
     `encoded`: what the same put serialized already (its writes, see `prepare_writes`): reused, not redone.
+    `records`: the saver's snapshot records, when it stores records as deltas on them (`_record`).
 
     Raises:
         UnserializableValueError: A changed channel's value cannot be serialized.
@@ -172,7 +179,11 @@ def prepare_put(
             if type(value) is list:
                 lists.append((len(blobs), value))
         blobs.append((channel, version if type(version) is str else str(version), blob))
-    type_, data = encode_record(codec.serde, rest)
+    delta = None
+    if records is None:
+        type_, data = encode_record(codec.serde, rest)
+    else:
+        type_, data, delta = records.encode(codec.serde, thread_id, checkpoint_ns, checkpoint["id"], rest)
     return PreparedPut(
         thread_id,
         checkpoint_ns,
@@ -183,6 +194,7 @@ def prepare_put(
         _metadata_bytes(config, metadata),
         tuple(blobs),
         tuple(lists),
+        delta,
     )
 
 

@@ -31,6 +31,7 @@ from graphrt.checkpoint._dialect import Dialect
 from graphrt.checkpoint._primitives import CheckpointRow, Lease
 from graphrt.checkpoint._sql import SqlTx
 from graphrt.checkpoint.base._storage import WriteRow
+from graphrt.checkpoint.postgres._rows import AsciiBytes, Rows, ascii_dumper
 
 __all__ = (
     "EXPECTATION_FAILED",
@@ -76,6 +77,10 @@ _EXPECT_BLOB = (
     "SELECT graphrt_expect(EXISTS (SELECT 1 FROM graphrt_checkpoint_blobs WHERE thread_id = %s AND checkpoint_ns = %s "
     "AND channel = %s AND version = %s AND type = %s AND base_version IS NOT DISTINCT FROM %s::text AND depth = %s "
     "AND COALESCE(octet_length(blob), 0) = %s))"
+)
+_EXPECT_RECORD = (
+    "SELECT graphrt_expect(EXISTS (SELECT 1 FROM graphrt_checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
+    "AND checkpoint_id = %s AND type = %s AND sha256(checkpoint) = decode(%s, 'hex')))"
 )
 _INSERT_BLOBS = (
     "WITH new AS (INSERT INTO graphrt_checkpoint_blobs "
@@ -249,6 +254,24 @@ class BatchCursor:
         self._queue: list[str] = []
         self.sets: list[tuple[int, list[Any]]] = []
         self.flushes = 0
+        self.rows: Rows | None = None
+        """Inserts merged per table (`_rows`), sent before the statement that ends a batch; None: sent as queued."""
+        self._rows_sql: dict[int, str] = {}
+
+    def merge_inserts(self) -> Rows:
+        """From now on, keep the transaction's inserts in `rows` (a speculative write transaction)."""
+        if self.rows is None:
+            text = self._cur.connection.info.parameter_status("standard_conforming_strings") == "on"
+            if text:
+                self._cur.adapters.register_dumper(AsciiBytes, ascii_dumper())
+            self.rows = Rows(self._literal, text=text)
+        return self.rows
+
+    def _literal(self, values: Sequence[Any]) -> str:
+        sql = self._rows_sql.get(len(values))
+        if sql is None:
+            sql = self._rows_sql[len(values)] = "(" + ", ".join(["%s"] * len(values)) + ")"
+        return self._cur.mogrify(sql, values)
 
     def execute(self, sql: str, params: Any = None, /) -> None:
         self._queue.append(sql if params is None else self._cur.mogrify(sql, params))
@@ -262,9 +285,14 @@ class BatchCursor:
         return bool(self._queue)
 
     def flush(self) -> None:
-        """Send the queued statements (one round trip) and keep their results."""
+        """Send the queued statements (one round trip) and keep their results.
+
+        Merged inserts (`rows`) go just before the last statement, whose result the caller reads (or the COMMIT).
+        """
         if not self._queue:
             return
+        if self.rows is not None:
+            self._queue[-1:-1] = self.rows.take()
         text = ";\n".join(self._queue)
         self._queue.clear()
         self.flushes += 1
@@ -298,13 +326,16 @@ class PgWriteTx(SqlTx):
     `facts` collects what the transaction saw and wrote, for `Knowledge.learn` after it commits.
     """
 
-    __slots__ = ("facts", "knowledge", "speculative")
+    __slots__ = ("_records", "facts", "knowledge", "rows", "speculative")
 
     def __init__(self, cur: BatchCursor, dialect: Dialect, knowledge: Knowledge) -> None:
         super().__init__(cur, dialect)
         self.knowledge = knowledge
         self.speculative = is_speculating()
         self.facts: list[tuple[Any, ...]] = []
+        # Speculative: nothing the transaction sends reads its own inserts, so they are merged (`_rows`).
+        self.rows = cur.merge_inserts() if self.speculative else None
+        self._records: dict[tuple[str, str, str], tuple[str, bytes]] = {}
 
     # -- reads answered from knowledge, each checked by the server before commit ----------------------
 
@@ -349,9 +380,26 @@ class PgWriteTx(SqlTx):
             found.update(super().blobs(thread_id, checkpoint_ns, missing))
         return found
 
+    def expect_record(self, thread_id: str, checkpoint_ns: str, base: Any) -> bool:
+        """Whether a snapshot record (`base`: its `id`, `type`, `data` and SHA-256 `digest`) is taken as stored,
+        checked at commit (or written by this transaction).
+
+        Speculative transactions only (`_record.Records.checked`); False asks the caller to read it."""
+        if not self.speculative:
+            return False
+        if self._records.get((thread_id, checkpoint_ns, base.id)) == (base.type, base.data):
+            return True
+        self.cur.execute(_EXPECT_RECORD, (thread_id, checkpoint_ns, base.id, base.type, base.digest))
+        return True
+
     # -- writes whose results are expected rather than awaited -------------------------------------
 
     def insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> int:
+        if self.rows is not None:
+            for channel, version, blob in items:
+                self.facts.append(("blob", thread_id, checkpoint_ns, channel, version, blob))
+            self._send(self.rows.blobs(thread_id, checkpoint_ns, items))
+            return len(items)
         columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
         for channel, version, blob in items:
             for column, value in zip(
@@ -367,14 +415,36 @@ class PgWriteTx(SqlTx):
         return int(self.cur.fetchone()[0])
 
     def set_blob(self, stream: StreamKey, version: str, blob: Blob) -> None:
+        self._settle()
         super().set_blob(stream, version, blob)
         self.facts.append(("blob", *stream, version, blob))
 
     def put_checkpoint(self, row: CheckpointRow) -> None:
-        super().put_checkpoint(row)
+        if self.rows is not None:
+            self._send(self.rows.checkpoint(row))
+            self._records[(row.thread_id, row.checkpoint_ns, row.checkpoint_id)] = (row.type, row.checkpoint)
+        else:
+            super().put_checkpoint(row)
         self.facts.append(("put", row.thread_id, row.checkpoint_ns, row.checkpoint_id))
 
+    def put_writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, rows: Sequence[WriteRow]) -> None:
+        if self.rows is not None:
+            self._send(self.rows.writes(thread_id, checkpoint_ns, checkpoint_id, rows))
+        else:
+            super().put_writes(thread_id, checkpoint_ns, checkpoint_id, rows)
+
+    def _settle(self) -> None:
+        """Send the merged inserts waiting so far before a statement that updates or deletes rows (which may
+        be theirs: `prune` rewrites a head, then clears its parent)."""
+        if self.rows is not None:
+            self._send(self.rows.take())
+
+    def _send(self, statements: list[str]) -> None:
+        for sql in statements:
+            self.cur.execute(sql)
+
     def swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> bool:
+        self._settle()
         if expected is None and new is None:
             return self.lease(thread_id) is None
         params: tuple[Any, ...]
@@ -400,18 +470,22 @@ class PgWriteTx(SqlTx):
     # -- the rest are exact; those that rewrite history drop what is known of the thread ---------------
 
     def delete_thread(self, thread_id: str) -> None:
+        self._settle()
         super().delete_thread(thread_id)
         self.facts.append(("forget", thread_id))
 
     def copy_thread(self, source: str, target: str) -> None:
+        self._settle()
         super().copy_thread(source, target)
         self.facts.append(("forget", target))
 
     def delete_blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> None:
+        self._settle()
         super().delete_blobs(thread_id, checkpoint_ns, keys)
         self.facts.append(("forget", thread_id))
 
     def drop_history(self, thread_id: str, checkpoint_ns: str, keep_id: str) -> None:
+        self._settle()
         super().drop_history(thread_id, checkpoint_ns, keep_id)
         self.facts.append(("forget", thread_id))
 

@@ -45,6 +45,9 @@ class AsyncPostgresSaver(SqlSaver):
     """
 
     dialect = PostgresCore.dialect
+    # A delta record's snapshot would be checked with a read that waits for the pipeline: records stay whole
+    # here (deltas written by `PostgresSaver` load the same).
+    record_deltas = False
 
     def __init__(self, conn: Any, *, pipe: Any = None, serde: SerializerProtocol | None = None) -> None:
         if pipe is not None:
