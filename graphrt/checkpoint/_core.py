@@ -124,7 +124,8 @@ class CoreSaver(BaseCheckpointSaver[str]):
     background writer): worth it when a commit waits for I/O; a saver in memory sets it False."""
     record_deltas = False
     """Whether a checkpoint's record is stored as a delta on a snapshot record when that pays (`_record`):
-    worth it where a record is serialized and sent to a database every step (the SQL savers)."""
+    worth it where a record is serialized and sent to a database every step (the SQL savers). A saver that sets
+    it needs the `has_record` write primitive (`SqlTx.has_record`), which checks a delta's snapshot."""
     _native_async = False
     """Whether the class provides `_aread_tx`/`_awrite_tx` (set for each subclass)."""
     _loop: asyncio.AbstractEventLoop | None = None

@@ -94,17 +94,12 @@ def drive(body: Body[T]) -> T:
 
 async def adrive(body: Body[T]) -> T:
     """Run a body over an async transaction: await each yielded call, send back its result or error."""
-    try:
-        step = next(body)
-        while True:
-            try:
-                value = await step
-            except BaseException as exc:
-                step = body.throw(exc)
-            else:
-                step = body.send(value)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+    return await asteer(body, _itself)
+
+
+def _itself(call: Awaitable[Any]) -> Awaitable[Any]:
+    """A yielded async primitive call is its own answer: `asteer` awaits it."""
+    return call
 
 
 def run(

@@ -158,14 +158,9 @@ class Records:
         expect = getattr(tx, "expect_record", None)  # PostgreSQL's speculative batches: checked at commit
         if expect is not None and expect(row.thread_id, row.checkpoint_ns, base):
             return row
-        has = getattr(tx, "has_record", None)  # SQL: compared by the database, the bytes not read back
-        if has is not None:
-            if (yield has(row.thread_id, row.checkpoint_ns, base.id, base.type, base.data)):
-                return row
-        else:
-            stored = yield tx.checkpoint(row.thread_id, row.checkpoint_ns, base.id)
-            if stored is not None and stored.type == base.type and stored.checkpoint == base.data:
-                return row
+        # Compared by the database, the bytes not read back (`SqlTx.has_record`: the savers that opt in are SQL).
+        if (yield tx.has_record(row.thread_id, row.checkpoint_ns, base.id, base.type, base.data)):
+            return row
         type_, data = encode_record(serde, delta.whole)
         return row._replace(type=type_, checkpoint=data)
 
