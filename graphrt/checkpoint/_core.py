@@ -126,6 +126,11 @@ class CoreSaver(BaseCheckpointSaver[str]):
     """Whether a checkpoint's record is stored as a delta on a snapshot record when that pays (`_record`):
     worth it where a record is serialized and sent to a database every step (the SQL savers). A saver that sets
     it needs the `has_record` write primitive (`SqlTx.has_record`), which checks a delta's snapshot."""
+    holds_records = False
+    """Whether a checkpoint saved by the runtime (`put_step`, `put_guarded`, `prepare_save`) keeps its record
+    (versions, versions seen) as the runtime's dicts, serialized only when read (`HeldRecord`): worth it where
+    storage is this process's memory, since a record grows with the graph and a step changes a few entries.
+    The storage's `checkpoint`/`checkpoints` then serialize a held record when they return its row."""
     _native_async = False
     """Whether the class provides `_aread_tx`/`_awrite_tx` (set for each subclass)."""
     _loop: asyncio.AbstractEventLoop | None = None
@@ -384,7 +389,16 @@ class CoreSaver(BaseCheckpointSaver[str]):
         encoded = Encoded() if task_writes else None  # each value serialized once per step
         codec = self._codec
         batches = [prepare_writes(codec, config, w, task_id, path, encoded)[3] for task_id, w, path in task_writes]
-        prepared = prepare_put(codec, config, checkpoint, metadata, new_versions, encoded, self._deltas())
+        prepared = prepare_put(
+            codec,
+            config,
+            checkpoint,
+            metadata,
+            new_versions,
+            encoded,
+            self._deltas(),
+            hold=guarded and self.holds_records,
+        )
         parent = str(config["configurable"].get("checkpoint_id"))
 
         def body(tx: AnyWriteTx) -> Body[builtins.list[int]]:
@@ -434,6 +448,9 @@ class CoreSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         """`put` if the namespace's newest checkpoint is `expected_head`, checked in the same transaction.
 
+        The caller never changes the checkpoint's `channel_versions` and `versions_seen` dicts after the
+        call (see `put_step`).
+
         Raises:
             ThreadConflictError: The newest checkpoint is another one, or this run's claim on the
                 thread was taken over; nothing was saved.
@@ -465,7 +482,9 @@ class CoreSaver(BaseCheckpointSaver[str]):
         """Save tasks' writes against `config`'s checkpoint and the checkpoint after them, in one transaction.
 
         graphrt only: a step's last finishing task and the checkpoint it completes cost one commit;
-        both are guarded like `put_guarded`. Everything is serialized before storage is touched.
+        both are guarded like `put_guarded`. Everything is serialized before storage is touched, except,
+        on a saver that `holds_records`, the checkpoint's record: the caller (the runtime) never changes
+        the checkpoint's `channel_versions` and `versions_seen` dicts after the call.
 
         Raises:
             ThreadConflictError: As `put_guarded`; nothing was saved.
@@ -641,7 +660,16 @@ class CoreSaver(BaseCheckpointSaver[str]):
         parent = config["configurable"].get("checkpoint_id")
         put = None
         if checkpoint is not None:
-            put = prepare_put(self._codec, config, checkpoint, metadata or {}, new_versions or {}, None, self._deltas())
+            put = prepare_put(
+                self._codec,
+                config,
+                checkpoint,
+                metadata or {},
+                new_versions or {},
+                None,
+                self._deltas(),
+                hold=self.holds_records,
+            )
             self._remember(put, [put.blobs[index][2].depth for index, _ in put.lists])
         return PreparedSave(
             thread_id, checkpoint_ns, None if parent is None else str(parent), batches, put, expected_head, config

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from graphrt.checkpoint._record import RecordDelta, Records
 
 __all__ = (
+    "HeldRecord",
     "PreparedPut",
     "WriteRow",
     "checkpoint_config",
@@ -57,7 +58,7 @@ class PreparedPut(NamedTuple):
     parent_id: str | None
     type: str
     checkpoint: bytes
-    """The checkpoint without its channel values."""
+    """The checkpoint without its channel values (serialized, or a `HeldRecord`)."""
     metadata: bytes
     blobs: tuple[tuple[str, str, Blob], ...]
     """(channel, version, blob) of each changed channel: the rows `WriteTx.insert_blobs` takes."""
@@ -70,6 +71,27 @@ class PreparedPut(NamedTuple):
     @property
     def config(self) -> RunnableConfig:
         return checkpoint_config(self.thread_id, self.checkpoint_ns, self.checkpoint_id)
+
+
+class HeldRecord(bytes):
+    """A checkpoint's record kept as the runtime's own dicts, not serialized (`prepare_put(hold=True)`).
+
+    An empty `bytes`, so it travels where a record's bytes do (`PreparedPut.checkpoint`, a stored row's
+    `checkpoint`); a storage that keeps these serializes `record` when a read asks for the row
+    (`MemoryStorage`). Holding is safe because the runtime never changes a map it handed to a saver
+    (`pregel._algo.create_checkpoint` copies them, `seen_snapshot` copies a node's seen versions anew
+    when they change), and versions are immutable (strings).
+    """
+
+    TYPE: Final = "graphrt-held"
+    """The `type` of a row whose record is held (replaced by the serializer's when the row is read)."""
+    record: dict[str, Any]
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> HeldRecord:
+        held = cls()
+        held.record = record
+        return held
 
 
 class WriteRow(NamedTuple):
@@ -149,11 +171,15 @@ def prepare_put(
     new_versions: ChannelVersions,
     encoded: Encoded | None = None,
     records: Records | None = None,
+    *,
+    hold: bool = False,
 ) -> PreparedPut:
     """Serialize a checkpoint: the changed channels as blobs, the rest as one record.
 
     `encoded`: what the same put serialized already (its writes, see `prepare_writes`): reused, not redone.
     `records`: the saver's snapshot records, when it stores records as deltas on them (`_record`).
+    `hold`: keep the record as it is (`HeldRecord`), for a storage that serializes it only when read; only
+    for the runtime's own checkpoints (it never changes their maps afterwards).
 
     Raises:
         UnserializableValueError: A changed channel's value cannot be serialized.
@@ -180,7 +206,10 @@ def prepare_put(
                 lists.append((len(blobs), value))
         blobs.append((channel, version if type(version) is str else str(version), blob))
     delta = None
-    if records is None:
+    data: bytes
+    if hold:
+        type_, data = HeldRecord.TYPE, HeldRecord.of(rest)
+    elif records is None:
         type_, data = encode_record(codec.serde, rest)
     else:
         type_, data, delta = records.encode(codec.serde, thread_id, checkpoint_ns, checkpoint["id"], rest)

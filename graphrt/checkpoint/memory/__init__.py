@@ -6,6 +6,7 @@ import threading
 from types import TracebackType
 
 from graphrt.checkpoint._core import CoreSaver
+from graphrt.checkpoint.base._storage import encode_record
 from graphrt.checkpoint.memory._storage import MemoryStorage
 from graphrt.checkpoint.serde.base import SerializerProtocol
 
@@ -13,7 +14,10 @@ __all__ = ("InMemorySaver", "MemorySaver")
 
 
 class InMemorySaver(CoreSaver):
-    """Checkpoints kept in memory, as serialized bytes: later changes to a saved state can't leak in.
+    """Checkpoints kept in memory, values as serialized bytes: later changes to a saved state can't leak in.
+
+    A run's checkpoint records (channel versions, versions seen) are kept as the runtime hands them over,
+    which never changes them afterwards, and serialized only when read (`holds_records`).
 
     Same contract and code as the SQL savers (`graphrt.checkpoint._core`): guarded puts, one writer
     per thread (claims live in this process and never expire), list values that only grew stored as
@@ -27,11 +31,12 @@ class InMemorySaver(CoreSaver):
 
     lease_seconds = None
     background_saves = False  # nothing to wait for: a writer thread would only contend for the GIL
+    holds_records = True  # a run's records are serialized when read, not at every step
 
     def __init__(self, *, serde: SerializerProtocol | None = None) -> None:
         super().__init__(serde=serde)
         self._lock = threading.RLock()
-        self._storage = MemoryStorage()
+        self._storage = MemoryStorage(lambda record: encode_record(self.serde, record))
 
     def _read_tx(self) -> _Transaction:
         return _Transaction(self._lock, self._storage, write=False)

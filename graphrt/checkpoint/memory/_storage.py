@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Final
 
 from graphrt.checkpoint._delta import MAX_CHAIN, Blob, StreamKey
 from graphrt.checkpoint._primitives import CheckpointRow, Lease, ListQuery
-from graphrt.checkpoint.base._storage import WriteRow
+from graphrt.checkpoint.base._storage import HeldRecord, WriteRow
 
 __all__ = ("MemoryStorage",)
 
@@ -25,9 +25,12 @@ class MemoryStorage:
     """Checkpoints, blobs, writes and leases in dictionaries; the caller holds one lock around each use.
 
     Writes are journaled so a failed write transaction is undone (`rollback`), as a database would.
+    A checkpoint's record may be stored held (`HeldRecord`): `encode_record` serializes it when a read
+    returns its row, so a step's write costs what it changed, not the size of the graph.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, encode_record: Callable[[dict[str, Any]], tuple[str, bytes]]) -> None:
+        self.encode_record = encode_record
         self.checkpoints_by_ns: dict[str, dict[str, dict[str, CheckpointRow]]] = {}
         """thread id -> namespace -> checkpoint id -> row."""
         self.heads_by_ns: dict[tuple[str, str], str] = {}
@@ -82,7 +85,8 @@ class MemoryStorage:
             checkpoint_id = self.head(thread_id, checkpoint_ns)
             if checkpoint_id is None:
                 return None
-        return self.checkpoints_by_ns.get(thread_id, {}).get(checkpoint_ns, {}).get(checkpoint_id)
+        row = self.checkpoints_by_ns.get(thread_id, {}).get(checkpoint_ns, {}).get(checkpoint_id)
+        return None if row is None else self._serialized(row)
 
     def checkpoints(self, query: ListQuery) -> Iterable[CheckpointRow]:
         threads = [query.thread_id] if query.thread_id is not None else list(self.checkpoints_by_ns)
@@ -96,7 +100,15 @@ class MemoryStorage:
             and not (query.before and checkpoint_id >= query.before)
         ]
         found.sort(key=lambda r: (r.checkpoint_id, r.thread_id, r.checkpoint_ns), reverse=True)
-        return found if query.limit is None else found[: query.limit]
+        return map(self._serialized, found if query.limit is None else found[: query.limit])
+
+    def _serialized(self, row: CheckpointRow) -> CheckpointRow:
+        """`row` as a read returns it: a held record serialized (it stays held in storage)."""
+        held = row.checkpoint
+        if type(held) is not HeldRecord:
+            return row
+        type_, data = self.encode_record(held.record)
+        return row._replace(type=type_, checkpoint=data)
 
     def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Blob]:
         stored = self.blob_rows.get((thread_id, checkpoint_ns), {})
