@@ -410,7 +410,8 @@ class CoreSaver(BaseCheckpointSaver[str]):
             return (yield from self._store(tx, prepared))
 
         def after(depths: builtins.list[int]) -> RunnableConfig:
-            self._remember(prepared, depths)
+            if depths:
+                self._remember(prepared, depths)
             return prepared.config
 
         return Tx(body, True, prepared.thread_id, after)
@@ -554,7 +555,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
         if checkpoint_logger.isEnabledFor(logging.DEBUG):
             sizes = [len(b.data) for _, _, b in rows]
             log_checkpoint_saved(thread_id, checkpoint_ns, p.checkpoint_id, len(p.checkpoint) + len(p.metadata), sizes)
-        return [rows[index][2].depth for index, _ in p.lists]
+        return [rows[index][2].depth for index, _ in p.lists] if p.lists else []
 
     def _rebased(self, channel: str, version: str, blob: Blob, value: Any, found: dict[tuple[str, str], Blob]) -> Blob:
         """The blob to store for a delta: still one while its base is stored and its chain not full."""

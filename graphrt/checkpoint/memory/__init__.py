@@ -37,12 +37,15 @@ class InMemorySaver(CoreSaver):
         super().__init__(serde=serde)
         self._lock = threading.RLock()
         self._storage = MemoryStorage(lambda record: encode_record(self.serde, record))
+        # Made once: a transaction keeps no state of its own besides the lock it holds.
+        self._reads = _Transaction(self._lock, self._storage, write=False)
+        self._writes = _Transaction(self._lock, self._storage, write=True)
 
     def _read_tx(self) -> _Transaction:
-        return _Transaction(self._lock, self._storage, write=False)
+        return self._reads
 
     def _write_tx(self, thread_id: str | None = None) -> _Transaction:
-        return _Transaction(self._lock, self._storage, write=True)
+        return self._writes
 
     def __enter__(self) -> InMemorySaver:
         return self
@@ -62,9 +65,10 @@ class InMemorySaver(CoreSaver):
 
 
 class _Transaction:
-    """The saver's lock held around one use of its storage; a write that fails is rolled back.
+    """The saver's lock held around each use of its storage; a write that fails is rolled back.
 
-    A plain class rather than a generator-based context manager: every step enters a few of these.
+    A plain class rather than a generator-based context manager: every step enters a few of these. One
+    instance serves every use (from any thread: the lock is taken on entry).
     """
 
     __slots__ = ("_lock", "_storage", "_write")
