@@ -117,6 +117,18 @@ def test_a_guarded_step_is_one_round_trip(pg_dsn: str, monkeypatch: pytest.Monke
         assert count[0] == 2
 
 
+def test_a_steps_expectations_travel_as_one_statement(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with PostgresSaver.from_conn_string(pg_dsn) as saver:
+        thread = Writer(saver, "t")
+        with saver.claim_thread(_config("t")):
+            thread.put({"log": ITEMS[:100]})
+            with sent(monkeypatch) as batches:
+                thread.put({"log": ITEMS[:101]})  # guessed: the head, the lease and the delta's base
+        [batch] = batches
+        [expectations] = [q for q in batch if q.startswith("SELECT graphrt_expect(")]
+        assert expectations.count("graphrt_expect(") == 3
+
+
 def test_a_head_moved_by_another_process_is_a_conflict_and_nothing_is_saved(pg_dsn: str) -> None:
     with PostgresSaver.from_conn_string(pg_dsn) as ours, PostgresSaver.from_conn_string(pg_dsn) as theirs:
         mine = Writer(ours, "t")

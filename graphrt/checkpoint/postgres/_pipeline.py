@@ -64,22 +64,23 @@ PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 """PostgreSQL-only schema steps (functions), versioned in `graphrt_checkpoint_pg_migrations`. Only append."""
 
+# Expectations are expressions: those queued one after another are sent as one statement (`BatchCursor.expect`).
 _EXPECT_HEAD = (
-    "SELECT graphrt_expect((SELECT checkpoint_id FROM graphrt_checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
+    "graphrt_expect((SELECT checkpoint_id FROM graphrt_checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
     "ORDER BY checkpoint_id DESC LIMIT 1) IS NOT DISTINCT FROM %s::text)"
 )
-_EXPECT_NO_LEASE = "SELECT graphrt_expect(NOT EXISTS (SELECT 1 FROM graphrt_thread_leases WHERE thread_id = %s))"
+_EXPECT_NO_LEASE = "graphrt_expect(NOT EXISTS (SELECT 1 FROM graphrt_thread_leases WHERE thread_id = %s))"
 _EXPECT_LEASE = (
-    "SELECT graphrt_expect(EXISTS (SELECT 1 FROM graphrt_thread_leases WHERE thread_id = %s AND owner = %s "
+    "graphrt_expect(EXISTS (SELECT 1 FROM graphrt_thread_leases WHERE thread_id = %s AND owner = %s "
     "AND host = %s AND pid = %s AND expires_at IS NOT DISTINCT FROM %s::bigint))"
 )
 _EXPECT_BLOB = (
-    "SELECT graphrt_expect(EXISTS (SELECT 1 FROM graphrt_checkpoint_blobs WHERE thread_id = %s AND checkpoint_ns = %s "
+    "graphrt_expect(EXISTS (SELECT 1 FROM graphrt_checkpoint_blobs WHERE thread_id = %s AND checkpoint_ns = %s "
     "AND channel = %s AND version = %s AND type = %s AND base_version IS NOT DISTINCT FROM %s::text AND depth = %s "
     "AND COALESCE(octet_length(blob), 0) = %s))"
 )
 _EXPECT_RECORD = (
-    "SELECT graphrt_expect(EXISTS (SELECT 1 FROM graphrt_checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
+    "graphrt_expect(EXISTS (SELECT 1 FROM graphrt_checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
     "AND checkpoint_id = %s AND type = %s AND sha256(checkpoint) = decode(%s, 'hex')))"
 )
 _INSERT_BLOBS = (
@@ -252,6 +253,7 @@ class BatchCursor:
 
         self._cur = psycopg.ClientCursor(conn)
         self._queue: list[str] = []
+        self._expects: list[str] = []
         self.sets: list[tuple[int, list[Any]]] = []
         self.flushes = 0
         self.rows: Rows | None = None
@@ -289,9 +291,20 @@ class BatchCursor:
             sql = self._rows_sql[len(values)] = "(" + ", ".join(["%s"] * len(values)) + ")"
         return self._cur.mogrify(sql, values)
 
+    def expect(self, expression: str, params: Any, /) -> None:
+        """Queue an expectation (a `graphrt_expect(...)` expression): consecutive ones travel as one `SELECT`,
+        which the server parses and plans once."""
+        self._expects.append(self._cur.mogrify(expression, params))
+
+    def _queue_expects(self) -> None:
+        if self._expects:
+            self._queue.append("SELECT " + ", ".join(self._expects))
+            self._expects.clear()
+
     def execute(self, sql: str, params: Any = None, /) -> None:
         if self.ended:
             raise Mispredicted()
+        self._queue_expects()
         self._queue.append(sql if params is None else self._cur.mogrify(sql, params))
 
     def executemany(self, sql: str, params: Any, /) -> None:
@@ -300,13 +313,14 @@ class BatchCursor:
 
     @property
     def pending(self) -> bool:
-        return bool(self._queue)
+        return bool(self._queue or self._expects)
 
     def flush(self) -> None:
         """Send the queued statements (one round trip) and keep their results.
 
         Merged inserts (`rows`) go just before the last statement, whose result the caller reads (or the COMMIT).
         """
+        self._queue_expects()
         if not self._queue:
             return
         if self.rows is not None:
@@ -369,7 +383,7 @@ class PgWriteTx(SqlTx):
             found = super().head(thread_id, checkpoint_ns)
         else:
             found = self.knowledge.head(thread_id, checkpoint_ns)
-            self.cur.execute(_EXPECT_HEAD, (thread_id, checkpoint_ns, found))
+            self.cur.expect(_EXPECT_HEAD, (thread_id, checkpoint_ns, found))
         self.facts.append(("head", thread_id, checkpoint_ns, found))
         return found
 
@@ -379,9 +393,9 @@ class PgWriteTx(SqlTx):
         else:
             found = self.knowledge.lease(thread_id)
             if found is None:
-                self.cur.execute(_EXPECT_NO_LEASE, (thread_id,))
+                self.cur.expect(_EXPECT_NO_LEASE, (thread_id,))
             else:
-                self.cur.execute(_EXPECT_LEASE, (thread_id, found.owner, found.host, found.pid, found.expires_at))
+                self.cur.expect(_EXPECT_LEASE, (thread_id, found.owner, found.host, found.pid, found.expires_at))
         self.facts.append(("lease", thread_id, found))
         return found
 
@@ -400,7 +414,7 @@ class PgWriteTx(SqlTx):
                     continue
                 found[(channel, version)] = blob
                 params = (thread_id, checkpoint_ns, channel, version, blob.type, blob.base, blob.depth, len(blob.data))
-                self.cur.execute(_EXPECT_BLOB, params)
+                self.cur.expect(_EXPECT_BLOB, params)
         if missing:
             found.update(super().blobs(thread_id, checkpoint_ns, missing))
         return found
@@ -414,7 +428,7 @@ class PgWriteTx(SqlTx):
             return False
         if self._records.get((thread_id, checkpoint_ns, base.id)) == (base.type, base.data):
             return True
-        self.cur.execute(_EXPECT_RECORD, (thread_id, checkpoint_ns, base.id, base.type, base.digest))
+        self.cur.expect(_EXPECT_RECORD, (thread_id, checkpoint_ns, base.id, base.type, base.digest))
         return True
 
     # -- writes whose results are expected rather than awaited -------------------------------------
