@@ -247,14 +247,27 @@ class CoreSaver(BaseCheckpointSaver[str]):
             except _NeedChain as need:
                 yield from _fetch(tx, stream, links, need)
 
+    def _unheld_blobs(
+        self, thread_id: str, checkpoint_ns: str, versions: dict[str, Any]
+    ) -> builtins.list[tuple[str, str]]:
+        """The (channel, version) blobs a load of a checkpoint with these channel versions reads from storage:
+        those the codec does not hold in memory."""
+        knows = self._codec.knows
+        return [
+            (ch, v)
+            for ch, v in ((ch, str(v)) for ch, v in versions.items())
+            if not knows((thread_id, checkpoint_ns, ch), v)
+        ]
+
     def _load(
         self, tx: AnyReadTx, row: CheckpointRow, config: RunnableConfig | None, memo: Memo | None
     ) -> Body[CheckpointTuple]:
         thread_id, checkpoint_ns = row.thread_id, row.checkpoint_ns
         data = yield from self._records.load(self.serde, tx, row)
-        versions = {ch: str(v) for ch, v in data.get("channel_versions", {}).items()}
+        versions = data.get("channel_versions", {})
+        wanted = self._unheld_blobs(thread_id, checkpoint_ns, versions)
+        versions = {ch: str(v) for ch, v in versions.items()}
         codec = self._codec
-        wanted = [(ch, v) for ch, v in versions.items() if not codec.knows((thread_id, checkpoint_ns, ch), v)]
         tops = (yield tx.blobs(thread_id, checkpoint_ns, wanted)) if wanted else {}
         # A version asked for and not found is not stored (a channel consumed, not written): no value, and
         # no chain to ask for.

@@ -106,11 +106,13 @@ class Records:
     """One saver's snapshot records: which one each stream builds deltas on, and recent ones for reads.
 
     Only a speed-up, bounded (least recently used streams are dropped) and thread-safe: storage alone always
-    suffices to read a record, and a delta is checked against storage before it is stored.
+    suffices to read a record, and a delta is checked against storage before it is stored. Each stream's last
+    encoded `channel_versions` is kept too (`versions`).
     """
 
     def __init__(self, max_streams: int = 512) -> None:
         self._streams: OrderedDict[tuple[str, str], _Snapshot] = OrderedDict()
+        self._versions: OrderedDict[tuple[str, str], tuple[str, dict[str, Any]]] = OrderedDict()
         self._known: OrderedDict[tuple[str, str, str], tuple[str, bytes]] = OrderedDict()
         self._max = max_streams
         self._lock = threading.Lock()
@@ -126,9 +128,14 @@ class Records:
         snapshot in the transaction that stores it.
         """
         key = (thread_id, checkpoint_ns)
+        versions, seen = rest.get("channel_versions"), rest.get("versions_seen")
         with self._lock:
             snapshot = self._streams.get(key)
-        versions, seen = rest.get("channel_versions"), rest.get("versions_seen")
+            if type(versions) is dict:
+                self._versions[key] = (checkpoint_id, versions)  # the runtime hands each checkpoint a new dict
+                self._versions.move_to_end(key)
+                if len(self._versions) > self._max:
+                    self._versions.popitem(last=False)
         if snapshot is not None and type(versions) is dict and type(seen) is dict:
             changed = _changes(snapshot, versions, seen)
             if changed is not None:
@@ -180,6 +187,13 @@ class Records:
             self._known.popitem(last=False)
 
     # -- reading ----------------------------------------------------------------------------------
+
+    def versions(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> dict[str, Any] | None:
+        """The `channel_versions` of the stream's record this saver encoded last, if that is `checkpoint_id`'s
+        (encoded, not necessarily stored: a guess of what a read of the head needs, see `postgres._pipeline`)."""
+        with self._lock:
+            last = self._versions.get((thread_id, checkpoint_ns))
+        return last[1] if last is not None and last[0] == checkpoint_id else None
 
     def load(self, serde: SerializerProtocol, tx: Any, row: CheckpointRow) -> Body[dict[str, Any]]:
         """A stored record, whole: a delta is merged onto its snapshot (read through `tx` unless held here).

@@ -157,8 +157,7 @@ class PostgresCore(SqlSaver):
                     if getattr(tx, "speculative", False) and cur.pending:
                         cur.flush()  # were the answers the error came from right? (raises if not)
                     raise
-                cur.execute("COMMIT")
-                cur.flush()
+                cur.commit()
             except BaseException as exc:
                 if (
                     not (conn.closed or conn.broken)
@@ -173,8 +172,16 @@ class PostgresCore(SqlSaver):
 
     @contextmanager
     def _read_tx(self) -> Iterator[PgReadTx]:
-        with self._batched(self.dialect.begin_read, lambda cur: PgReadTx(cur, self.dialect, self._knowledge)) as tx:
+        make = functools.partial(PgReadTx, dialect=self.dialect, knowledge=self._knowledge, guess=self._head_blobs)
+        with self._batched(self.dialect.begin_read, make) as tx:
             yield tx
+
+    def _head_blobs(self, thread_id: str, checkpoint_ns: str) -> builtins.list[tuple[str, str]]:
+        """The blobs a load of the namespace's head is guessed to ask for (`PgReadTx`): those of the head this
+        saver last committed that the codec does not hold (none when the head is not known here)."""
+        head = self._knowledge.head(thread_id, checkpoint_ns)
+        versions = None if head is None else self._records.versions(thread_id, checkpoint_ns, head)
+        return [] if versions is None else self._unheld_blobs(thread_id, checkpoint_ns, versions)
 
     @contextmanager
     def _write_tx(self, thread_id: str | None = None) -> Iterator[PgWriteTx]:

@@ -64,22 +64,23 @@ PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 """PostgreSQL-only schema steps (functions), versioned in `graphrt_checkpoint_pg_migrations`. Only append."""
 
+# Expectations are expressions: those queued one after another are sent as one statement (`BatchCursor.expect`).
 _EXPECT_HEAD = (
-    "SELECT graphrt_expect((SELECT checkpoint_id FROM graphrt_checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
+    "graphrt_expect((SELECT checkpoint_id FROM graphrt_checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
     "ORDER BY checkpoint_id DESC LIMIT 1) IS NOT DISTINCT FROM %s::text)"
 )
-_EXPECT_NO_LEASE = "SELECT graphrt_expect(NOT EXISTS (SELECT 1 FROM graphrt_thread_leases WHERE thread_id = %s))"
+_EXPECT_NO_LEASE = "graphrt_expect(NOT EXISTS (SELECT 1 FROM graphrt_thread_leases WHERE thread_id = %s))"
 _EXPECT_LEASE = (
-    "SELECT graphrt_expect(EXISTS (SELECT 1 FROM graphrt_thread_leases WHERE thread_id = %s AND owner = %s "
+    "graphrt_expect(EXISTS (SELECT 1 FROM graphrt_thread_leases WHERE thread_id = %s AND owner = %s "
     "AND host = %s AND pid = %s AND expires_at IS NOT DISTINCT FROM %s::bigint))"
 )
 _EXPECT_BLOB = (
-    "SELECT graphrt_expect(EXISTS (SELECT 1 FROM graphrt_checkpoint_blobs WHERE thread_id = %s AND checkpoint_ns = %s "
+    "graphrt_expect(EXISTS (SELECT 1 FROM graphrt_checkpoint_blobs WHERE thread_id = %s AND checkpoint_ns = %s "
     "AND channel = %s AND version = %s AND type = %s AND base_version IS NOT DISTINCT FROM %s::text AND depth = %s "
     "AND COALESCE(octet_length(blob), 0) = %s))"
 )
 _EXPECT_RECORD = (
-    "SELECT graphrt_expect(EXISTS (SELECT 1 FROM graphrt_checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
+    "graphrt_expect(EXISTS (SELECT 1 FROM graphrt_checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
     "AND checkpoint_id = %s AND type = %s AND sha256(checkpoint) = decode(%s, 'hex')))"
 )
 _INSERT_BLOBS = (
@@ -252,11 +253,28 @@ class BatchCursor:
 
         self._cur = psycopg.ClientCursor(conn)
         self._queue: list[str] = []
+        self._expects: list[str] = []
         self.sets: list[tuple[int, list[Any]]] = []
         self.flushes = 0
         self.rows: Rows | None = None
         """Inserts merged per table (`_rows`), sent before the statement that ends a batch; None: sent as queued."""
         self._rows_sql: dict[int, str] = {}
+        self._commit_next = False
+        self.ended = False
+        """The transaction was committed with a read (`commit_with_next_read`): nothing more can be sent in it."""
+
+    def commit_with_next_read(self) -> None:
+        """Send the COMMIT with the next read, right after it (a read-only transaction whose reads are all queued).
+
+        The read's result stays the last of the round trip; a statement queued afterwards raises `Mispredicted`
+        (a guess of what the transaction would read was wrong: run it again exactly)."""
+        self._commit_next = True
+
+    def commit(self) -> None:
+        """Commit (one round trip, with what is queued) unless the transaction ended already."""
+        if not self.ended:
+            self.execute("COMMIT")
+            self.flush()
 
     def merge_inserts(self) -> Rows:
         """From now on, keep the transaction's inserts in `rows` (a speculative write transaction)."""
@@ -273,7 +291,20 @@ class BatchCursor:
             sql = self._rows_sql[len(values)] = "(" + ", ".join(["%s"] * len(values)) + ")"
         return self._cur.mogrify(sql, values)
 
+    def expect(self, expression: str, params: Any, /) -> None:
+        """Queue an expectation (a `graphrt_expect(...)` expression): consecutive ones travel as one `SELECT`,
+        which the server parses and plans once."""
+        self._expects.append(self._cur.mogrify(expression, params))
+
+    def _queue_expects(self) -> None:
+        if self._expects:
+            self._queue.append("SELECT " + ", ".join(self._expects))
+            self._expects.clear()
+
     def execute(self, sql: str, params: Any = None, /) -> None:
+        if self.ended:
+            raise Mispredicted()
+        self._queue_expects()
         self._queue.append(sql if params is None else self._cur.mogrify(sql, params))
 
     def executemany(self, sql: str, params: Any, /) -> None:
@@ -282,17 +313,22 @@ class BatchCursor:
 
     @property
     def pending(self) -> bool:
-        return bool(self._queue)
+        return bool(self._queue or self._expects)
 
     def flush(self) -> None:
         """Send the queued statements (one round trip) and keep their results.
 
         Merged inserts (`rows`) go just before the last statement, whose result the caller reads (or the COMMIT).
         """
+        self._queue_expects()
         if not self._queue:
             return
         if self.rows is not None:
             self._queue[-1:-1] = self.rows.take()
+        ending = self._commit_next
+        if ending:
+            self._queue.append("COMMIT")
+            self._commit_next = False
         text = ";\n".join(self._queue)
         self._queue.clear()
         self.flushes += 1
@@ -303,6 +339,9 @@ class BatchCursor:
             sets.append((cur.rowcount, cur.fetchall() if cur.description is not None else []))
             if not cur.nextset():
                 break
+        if ending:
+            sets.pop()  # the COMMIT's
+            self.ended = True
         self.sets = sets
 
     def fetchone(self) -> Any:
@@ -344,7 +383,7 @@ class PgWriteTx(SqlTx):
             found = super().head(thread_id, checkpoint_ns)
         else:
             found = self.knowledge.head(thread_id, checkpoint_ns)
-            self.cur.execute(_EXPECT_HEAD, (thread_id, checkpoint_ns, found))
+            self.cur.expect(_EXPECT_HEAD, (thread_id, checkpoint_ns, found))
         self.facts.append(("head", thread_id, checkpoint_ns, found))
         return found
 
@@ -354,9 +393,9 @@ class PgWriteTx(SqlTx):
         else:
             found = self.knowledge.lease(thread_id)
             if found is None:
-                self.cur.execute(_EXPECT_NO_LEASE, (thread_id,))
+                self.cur.expect(_EXPECT_NO_LEASE, (thread_id,))
             else:
-                self.cur.execute(_EXPECT_LEASE, (thread_id, found.owner, found.host, found.pid, found.expires_at))
+                self.cur.expect(_EXPECT_LEASE, (thread_id, found.owner, found.host, found.pid, found.expires_at))
         self.facts.append(("lease", thread_id, found))
         return found
 
@@ -375,7 +414,7 @@ class PgWriteTx(SqlTx):
                     continue
                 found[(channel, version)] = blob
                 params = (thread_id, checkpoint_ns, channel, version, blob.type, blob.base, blob.depth, len(blob.data))
-                self.cur.execute(_EXPECT_BLOB, params)
+                self.cur.expect(_EXPECT_BLOB, params)
         if missing:
             found.update(super().blobs(thread_id, checkpoint_ns, missing))
         return found
@@ -389,7 +428,7 @@ class PgWriteTx(SqlTx):
             return False
         if self._records.get((thread_id, checkpoint_ns, base.id)) == (base.type, base.data):
             return True
-        self.cur.execute(_EXPECT_RECORD, (thread_id, checkpoint_ns, base.id, base.type, base.digest))
+        self.cur.expect(_EXPECT_RECORD, (thread_id, checkpoint_ns, base.id, base.type, base.digest))
         return True
 
     # -- writes whose results are expected rather than awaited -------------------------------------
@@ -496,16 +535,31 @@ class PgReadTx(SqlTx):
     A checkpoint's pending writes are asked for in the same round trip as the checkpoint, and the bases of the
     blobs asked for (up to 64 KiB each) with the blobs, for the delta chains that follow; a blob found absent
     is not asked for again (the snapshot cannot change). What is read feeds `Knowledge`.
+
+    Speculative (inside `retrying()`, first try), a read of a namespace's newest checkpoint also asks for the
+    blobs `guess(thread_id, checkpoint_ns)` names (with their bases) and commits, all in one round trip: the
+    saver guesses the blobs a load of the head it last committed asks for, so loading a thread this saver
+    wrote costs one round trip. Answers come from the same snapshot as the head, so they are exact; a read
+    the guess did not cover raises `Mispredicted` (the transaction has ended) and the load runs again exactly.
     """
 
-    __slots__ = ("_absent", "_bases", "_pending", "knowledge")
+    __slots__ = ("_absent", "_ahead", "_bases", "_guesses", "_pending", "knowledge")
 
-    def __init__(self, cur: BatchCursor, dialect: Dialect, knowledge: Knowledge) -> None:
+    def __init__(
+        self,
+        cur: BatchCursor,
+        dialect: Dialect,
+        knowledge: Knowledge,
+        guess: Callable[[str, str], list[tuple[str, str]]] | None = None,
+    ) -> None:
         super().__init__(cur, dialect)
         self.knowledge = knowledge
+        self._guesses = guess
         self._pending: dict[tuple[str, str, str], list[WriteRow]] = {}
         self._absent: set[tuple[str, str, str, str]] = set()
         self._bases: dict[tuple[str, str, str, str], Blob] = {}
+        self._ahead: tuple[str, str, frozenset[tuple[str, str]], dict[tuple[str, str], Blob]] | None = None
+        """The read-ahead's (thread, namespace, keys asked, blobs found)."""
 
     def head(self, thread_id: str, checkpoint_ns: str) -> str | None:
         found = super().head(thread_id, checkpoint_ns)
@@ -516,12 +570,18 @@ class PgReadTx(SqlTx):
         target = "(SELECT checkpoint_id FROM graphrt_checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
         target += "ORDER BY checkpoint_id DESC LIMIT 1)"
         # The writes' query is queued first, so the checkpoint's result is the last of the round trip.
+        guess = self._guess(thread_id, checkpoint_ns) if checkpoint_id is None else []
+        if guess:  # queued before the writes: their result and the checkpoint's stay the last two
+            self._queue_blobs(thread_id, checkpoint_ns, guess)
+            self.cur.commit_with_next_read()
         if checkpoint_id is None:
             sql = _SELECT_WRITES_OF.format(target=target)
             self.cur.execute(sql, (thread_id, checkpoint_ns, thread_id, checkpoint_ns))
         else:
             self.cur.execute(_SELECT_WRITES_OF.format(target="%s"), (thread_id, checkpoint_ns, checkpoint_id))
         row = super().checkpoint(thread_id, checkpoint_ns, checkpoint_id)
+        if guess:
+            self._ahead = (thread_id, checkpoint_ns, frozenset(guess), self._found(thread_id, checkpoint_ns, -3))
         if checkpoint_id is None:
             self.knowledge.learn([("head", thread_id, checkpoint_ns, None if row is None else row.checkpoint_id)])
         if row is not None:
@@ -535,15 +595,38 @@ class PgReadTx(SqlTx):
         cached = self._pending.pop((thread_id, checkpoint_ns, checkpoint_id), None)
         return cached if cached is not None else super().writes(thread_id, checkpoint_ns, checkpoint_id)
 
+    def _guess(self, thread_id: str, checkpoint_ns: str) -> list[tuple[str, str]]:
+        """The blobs a read-ahead asks for with the head (none: no read-ahead)."""
+        if self._guesses is None or not is_speculating():
+            return []
+        guess = self._guesses(thread_id, checkpoint_ns)
+        return guess if len(guess) <= _PREFETCH_KEYS else []
+
+    def _queue_blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> None:
+        """Queue the read of these blobs and their bases (`_found` reads its result)."""
+        params = ([ch for ch, _ in keys], [v for _, v in keys], thread_id, checkpoint_ns)
+        self.cur.execute(_SELECT_BLOBS_AND_BASES, params)
+
+    def _found(self, thread_id: str, checkpoint_ns: str, index: int) -> dict[tuple[str, str], Blob]:
+        """The blobs a `_queue_blobs` read found (its result is the `index`th of the last round trip); their
+        bases are kept for `chain`."""
+        found: dict[tuple[str, str], Blob] = {}
+        for r in self.cur.sets[index][1]:
+            found[(r[0], r[1])] = Blob(r[2], bytes(r[3] or b""), r[4], r[5])
+            if r[6] is not None:
+                self._bases[(thread_id, checkpoint_ns, r[0], r[4])] = Blob(r[6], bytes(r[7] or b""), r[8], r[9])
+        return found
+
     def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Blob]:
-        prefetch = 0 < len(keys) <= _PREFETCH_KEYS
-        if prefetch:  # queued first: the blobs' own result stays the last of the round trip
-            sql = " UNION ALL ".join(_SELECT_BASE for _ in keys)
-            self.cur.execute(sql, tuple(x for ch, v in keys for x in (thread_id, checkpoint_ns, ch, v)))
-        found = super().blobs(thread_id, checkpoint_ns, keys)
-        if prefetch:
-            for r in self.cur.sets[-2][1]:
-                self._bases[(thread_id, checkpoint_ns, r[0], r[1])] = Blob(r[2], bytes(r[3] or b""), r[4], r[5])
+        ahead = self._ahead
+        if ahead is not None and ahead[:2] == (thread_id, checkpoint_ns) and ahead[2].issuperset(keys):
+            found = {k: blob for k in keys if (blob := ahead[3].get(k)) is not None}
+        elif keys:
+            self._queue_blobs(thread_id, checkpoint_ns, keys)
+            self.cur.flush()
+            found = self._found(thread_id, checkpoint_ns, -1)
+        else:
+            found = {}
         facts: list[tuple[Any, ...]] = []
         for channel, version in keys:
             blob = found.get((channel, version))
@@ -572,12 +655,15 @@ class PgReadTx(SqlTx):
 
 
 _PREFETCH_KEYS = 200
-"""Blob lookups whose bases are fetched in the same round trip (`SqlTx.blobs` sends this many per query)."""
-_SELECT_BASE = (
-    "SELECT b.channel, b.version, b.type, b.blob, b.base_version, b.depth FROM graphrt_checkpoint_blobs t "
-    "JOIN graphrt_checkpoint_blobs b ON b.thread_id = t.thread_id AND b.checkpoint_ns = t.checkpoint_ns "
+"""At most this many blobs are guessed by a read-ahead."""
+# One statement, whatever the number of blobs: the server plans it once (a UNION ALL of lookups is planned
+# branch by branch, which costs more than running it).
+_SELECT_BLOBS_AND_BASES = (
+    "SELECT t.channel, t.version, t.type, t.blob, t.base_version, t.depth, b.type, b.blob, b.base_version, b.depth "
+    "FROM unnest(%s::text[], %s::text[]) AS k (channel, version) JOIN graphrt_checkpoint_blobs t "
+    "ON t.thread_id = %s AND t.checkpoint_ns = %s AND t.channel = k.channel AND t.version = k.version "
+    "LEFT JOIN graphrt_checkpoint_blobs b ON b.thread_id = t.thread_id AND b.checkpoint_ns = t.checkpoint_ns "
     "AND b.channel = t.channel AND b.version = t.base_version "
-    f"WHERE t.thread_id = %s AND t.checkpoint_ns = %s AND t.channel = %s AND t.version = %s "
     f"AND COALESCE(octet_length(b.blob), 0) <= {_MAX_KNOWN_BLOB}"
 )
 _SELECT_WRITES_OF = (
