@@ -4,7 +4,9 @@ A chat thread's `messages` list grows by a few items per step. Saving the whole 
 a checkpoint cost O(history); here a version whose list starts with *the very same objects* as a
 version this saver recently wrote or read is stored as just the appended tail and a reference to that
 base version. Every `SNAPSHOT_EVERY` deltas (or whenever the new list is not an append) the whole list
-is stored again, so reading a version follows at most that many links.
+is stored again, so reading a version follows at most that many links. A snapshot of a list that
+extends a remembered version is not serialized again: it joins the JSON already written for that
+version's snapshot and deltas with the new tail.
 
 Identity, not equality, decides what is an append: comparing references is cheap, and the graph
 runtime's reducers build the new list from the old one's items. Items are taken to be immutable once
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 from graphrt.checkpoint.serde.base import SerializerProtocol
+from graphrt.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 __all__ = (
     "EMPTY",
@@ -113,6 +116,9 @@ class _Known:
 
     items: tuple[Any, ...]
     depth: int
+    parts: tuple[bytes, ...] | None = None
+    """JSON arrays written by `JsonPlusSerializer` that hold `items` between them, in order (the
+    version's snapshot and deltas), when known: joined, they are the version's snapshot."""
 
 
 @dataclass(slots=True)
@@ -129,6 +135,8 @@ class _Stream:
     whole: tuple[list[Any], tuple[Any, ...]] | None = None
     """The list last encoded whole, and decoded copies of its items, until `remember` files them under
     its version in `read`."""
+    pending: tuple[list[Any], tuple[bytes, ...]] | None = None
+    """The list last encoded and its `_Known.parts`, until `remember` files them under its version."""
 
 
 def _is_prefix(items: tuple[Any, ...], value: list[Any]) -> bool:
@@ -141,6 +149,16 @@ def _is_prefix(items: tuple[Any, ...], value: list[Any]) -> bool:
         and items[0] is value[0]
         and all(map(operator.is_, items, value))
     )
+
+
+def _is_array(type_: str, data: bytes) -> bool:
+    """Whether `JsonPlusSerializer` wrote `data` as a plain JSON array (not, say, a tagged value)."""
+    return type_ == "json" and data[:1] == b"[" and data[-1:] == b"]"
+
+
+def _join_arrays(parts: tuple[bytes, ...]) -> bytes:
+    """One JSON array of the items of several: `[1,2]` and `[3]` give `[1,2,3]`."""
+    return b"[" + b",".join([memoryview(part)[1:-1] for part in parts if len(part) > 2]) + b"]"
 
 
 _MAX_REUSED_ITEMS: Final = 64
@@ -209,6 +227,8 @@ class DeltaCodec:
         self._streams: OrderedDict[StreamKey, _Stream] = OrderedDict()
         self._scalars: dict[tuple[type, Any], Blob] = {}
         self._lock = threading.Lock()
+        # Whether the serializer writes lists as plain JSON arrays, which join into one (`_Known.parts`).
+        self._joins = getattr(type(serde), "dumps_typed", None) is JsonPlusSerializer.dumps_typed
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -238,14 +258,33 @@ class DeltaCodec:
             base = self._find_base(key, value)
             if base is not None:
                 base_version, known = base
-                tail = value[len(known.items) :]
-                found = encoded.find(tail) if encoded is not None else None
-                type_, data = found if found is not None else self.serde.dumps_typed(tail)
-                return Blob(type_, data, base_version, known.depth + 1)
+                room = known.depth + 1 < self.max_depth(len(value))
+                if room or known.parts is not None:
+                    tail = value[len(known.items) :]
+                    found = encoded.find(tail) if encoded is not None else None
+                    type_, data = found if found is not None else self.serde.dumps_typed(tail)
+                    parts = (*known.parts, data) if known.parts is not None and _is_array(type_, data) else None
+                    if room:
+                        self._hold(key, value, parts)
+                        return Blob(type_, data, base_version, known.depth + 1)
+                    if parts is not None:
+                        # The chain is full: a snapshot, made of the JSON written for the list already.
+                        blob = Blob(type_, _join_arrays(parts))
+                        self._hold(key, value, (blob.data,))
+                        self._keep_decoded(key, value)
+                        return blob
             blob = self.snapshot(value, encoded)
+            self._hold(key, value, (blob.data,) if self._joins and _is_array(blob.type, blob.data) else None)
             self._keep_decoded(key, value)
             return blob
         return self.snapshot(value, encoded)
+
+    def _hold(self, key: StreamKey, value: list[Any], parts: tuple[bytes, ...] | None) -> None:
+        """Keep the JSON of the list just encoded for `remember`, which files it once the list is stored."""
+        with self._lock:
+            stream = self._streams.get(key) if parts is None else self._stream(key)
+            if stream is not None:
+                stream.pending = None if parts is None else (value, parts)
 
     def _keep_decoded(self, key: StreamKey, value: list[Any]) -> None:
         """A list stored whole that extends a version this codec decoded: prepare decoded items for it.
@@ -308,7 +347,7 @@ class DeltaCodec:
         return hit
 
     def _find_base(self, key: StreamKey, value: list[Any]) -> tuple[str, _Known] | None:
-        """The remembered version `value` extends the most, unless its chain is already full."""
+        """The remembered version `value` extends the most (its chain may be full)."""
         with self._lock:
             stream = self._streams.get(key)
             if stream is None:
@@ -319,10 +358,19 @@ class DeltaCodec:
         for version, known in candidates:
             if _is_prefix(known.items, value):
                 # Falling back to a shorter base would keep chains short but make every tail longer.
-                return (version, known) if known.depth + 1 < self.max_depth(len(value)) else None
+                return version, known
         return None
 
-    def remember(self, key: StreamKey, version: str, value: Any, depth: int, *, decoded: bool = False) -> None:
+    def remember(
+        self,
+        key: StreamKey,
+        version: str,
+        value: Any,
+        depth: int,
+        *,
+        decoded: bool = False,
+        parts: tuple[bytes, ...] | None = None,
+    ) -> None:
         """Note that `version` of a stream holds `value` (call after the write committed).
 
         Args:
@@ -331,23 +379,33 @@ class DeltaCodec:
             value: The list (anything else is not remembered).
             depth: The stored chain depth of that version.
             decoded: The items were decoded by this codec, so reads may share them.
+            parts: See `_Known.parts`; for a list this codec just encoded, what `encode` held for it.
         """
         if type(value) is not list:
             return
         with self._lock:
-            stream = self._streams.get(key)
-            if stream is None:
-                stream = self._streams[key] = _Stream()
-                if len(self._streams) > self._max_streams:
-                    self._streams.popitem(last=False)
-            else:
-                self._streams.move_to_end(key)
-            self._file(stream.read if decoded else stream.written, version, _Known(tuple(value), depth))
+            stream = self._stream(key)
+            if not decoded:
+                pending, stream.pending = stream.pending, None
+                if parts is None and pending is not None and pending[0] is value:
+                    parts = pending[1]
+            self._file(stream.read if decoded else stream.written, version, _Known(tuple(value), depth, parts))
             whole = stream.whole
             if whole is not None and not decoded and depth == 0 and whole[0] is value:
                 # The snapshot `_keep_decoded` prepared was stored: its next read needs no decoding.
-                self._file(stream.read, version, _Known(whole[1], 0))
+                self._file(stream.read, version, _Known(whole[1], 0, parts))
             stream.whole = None
+
+    def _stream(self, key: StreamKey) -> _Stream:
+        """The remembered versions of a stream, now the most recently used (call holding the lock)."""
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = _Stream()
+            if len(self._streams) > self._max_streams:
+                self._streams.popitem(last=False)
+        else:
+            self._streams.move_to_end(key)
+        return stream
 
     def _file(self, versions: OrderedDict[str, _Known], version: str, known: _Known) -> None:
         versions[version] = known
@@ -400,17 +458,21 @@ class DeltaCodec:
             if len(chain) == 1 and type(value) is not list:
                 return value
             start = list(value)
+            parts: tuple[bytes, ...] | None = (last.data,) if self._joins and _is_array(last.type, last.data) else None
             chain = chain[:-1]
         elif last.base in known:
             start = list(known[last.base].items)
+            parts = known[last.base].parts
         else:
             raise BrokenChainError(key, last_version, last.base)
         lengths = [len(start)]
         for _, blob in reversed(chain):
             start.extend(self.serde.loads_typed((blob.type, blob.data)))
             lengths.append(len(start))
+            if parts is not None:
+                parts = (*parts, blob.data) if _is_array(blob.type, blob.data) else None
         items = tuple(start)
-        self.remember(key, version, start, chain[0][1].depth if chain else 0, decoded=True)
+        self.remember(key, version, start, chain[0][1].depth if chain else 0, decoded=True, parts=parts)
         if memo is not None:
             versions_oldest_first = [last_version] if last.base is None else []
             versions_oldest_first += [v for v, _ in reversed(chain)]

@@ -242,6 +242,39 @@ def test_a_chat_turn_after_a_snapshot_reads_no_blob(tmp_path: Path) -> None:
         assert snapshot_reads == 1  # the snapshot after 64 deltas
 
 
+def test_a_snapshot_joins_the_json_written_for_the_list_already(tmp_path: Path) -> None:
+    """Each item is serialized once: a snapshot reuses the JSON of the snapshot and deltas it extends,
+    whether the list was last written or read back, and stores what serializing it whole would."""
+    with SqliteSaver.from_conn_string(str(tmp_path / "c.sqlite")) as saver:
+        thread = Thread(saver)
+        serialized: list[Any] = []
+        dumps = saver.serde.dumps_typed
+
+        def counting(value: Any) -> tuple[str, bytes]:
+            serialized.extend(value)
+            return dumps(value)
+
+        messages: list[Any] = []
+        with mock.patch.object(saver.serde, "dumps_typed", counting):
+            for turn in range(140):
+                if turn % 2:  # a chat turn: append to the history read back
+                    head = saver.get_tuple(config())
+                    assert head is not None
+                    messages = head.checkpoint["channel_values"]["messages"]
+                messages = [*messages, {"turn": turn, "text": "é\u2028" * (turn % 3)}]
+                thread.put("sync", {"messages": messages})
+        # Once each, but for the few appended since the last read, copied for the next one at each snapshot.
+        assert len(serialized) <= len(messages) + 4
+        rows = saver.conn.execute(
+            "SELECT depth, blob FROM graphrt_checkpoint_blobs WHERE channel = 'messages' ORDER BY version"
+        ).fetchall()
+        assert [depth for depth, _ in rows[63:66]] == [63, 0, 1]
+        assert bytes(rows[64][1]) == dumps(messages[:65])[1]
+    with SqliteSaver.from_conn_string(str(tmp_path / "c.sqlite")) as cold:
+        head = cold.get_tuple(config())
+        assert head is not None and head.checkpoint["channel_values"]["messages"] == messages
+
+
 def test_overwriting_a_reused_version_keeps_the_deltas_built_on_it(saver: Any, mode: str) -> None:
     inner = saver.inner
     checkpoint = base_module.empty_checkpoint()
