@@ -251,6 +251,8 @@ class Claims:
         self._held: dict[str, tuple[str, Lease]] = {}
         """owner token -> (thread_id, lease as last stored)."""
         self._renewer: threading.Thread | None = None
+        self._claims_made = 0
+        """Claims tracked so far: the renewer ends only after a whole round in which none was made."""
 
     # -- sync -------------------------------------------------------------------------------------
 
@@ -347,6 +349,7 @@ class Claims:
             return
         with self._lock:
             self._held[lease.owner] = (thread_id, lease)
+            self._claims_made += 1
             if self._renewer is None or not self._renewer.is_alive():
                 self._renewer = threading.Thread(target=self._renew_loop, name="graphrt-lease", daemon=True)
                 self._renewer.start()
@@ -356,12 +359,14 @@ class Claims:
             self._held.pop(owner, None)
 
     def _renew_loop(self) -> None:
-        """Renew the held leases every third of their life; end at the first round that finds none held.
+        """Renew the held leases every third of their life; end after a whole round with no claim held or made.
 
-        The thread outlives the last claim by at most one round rather than ending with it: a thread that
-        runs many short runs one after another (a chat, an agent) starts it once, not once per run.
+        The thread outlives the last claim by one or two rounds rather than ending with it: a thread that
+        runs many short runs one after another (a chat, an agent) starts it once, not once per run, even
+        when a round happens to wake between one run's release and the next one's claim.
         """
         seconds = self._storage.lease_seconds or DEFAULT_LEASE_SECONDS
+        made = -1
         while True:
             time.sleep(seconds / 3)
             with self._lock:
@@ -369,9 +374,10 @@ class Claims:
             for owner, (thread_id, lease) in held:
                 self._renew(owner, thread_id, lease, seconds)
             with self._lock:
-                if not self._held:
+                if not self._held and self._claims_made == made:
                     self._renewer = None
                     return
+                made = self._claims_made
 
     def _renew(self, owner: str, thread_id: str, lease: Lease, seconds: float) -> None:
         fresh = replace(lease, expires_at=now_micros() + int(seconds * 1_000_000))
