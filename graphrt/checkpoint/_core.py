@@ -250,23 +250,18 @@ class CoreSaver(BaseCheckpointSaver[str]):
     def _unheld_blobs(
         self, thread_id: str, checkpoint_ns: str, versions: dict[str, Any]
     ) -> builtins.list[tuple[str, str]]:
-        """The (channel, version) blobs a load of a checkpoint with these channel versions reads from storage:
-        those the codec does not hold in memory."""
+        """The (channel, version) blobs a load of a checkpoint with these channel versions (as strings) reads
+        from storage: those the codec does not hold in memory."""
         knows = self._codec.knows
-        return [
-            (ch, v)
-            for ch, v in ((ch, str(v)) for ch, v in versions.items())
-            if not knows((thread_id, checkpoint_ns, ch), v)
-        ]
+        return [(ch, v) for ch, v in versions.items() if not knows((thread_id, checkpoint_ns, ch), v)]
 
     def _load(
         self, tx: AnyReadTx, row: CheckpointRow, config: RunnableConfig | None, memo: Memo | None
     ) -> Body[CheckpointTuple]:
         thread_id, checkpoint_ns = row.thread_id, row.checkpoint_ns
         data = yield from self._records.load(self.serde, tx, row)
-        versions = data.get("channel_versions", {})
+        versions = {ch: str(v) for ch, v in data.get("channel_versions", {}).items()}
         wanted = self._unheld_blobs(thread_id, checkpoint_ns, versions)
-        versions = {ch: str(v) for ch, v in versions.items()}
         codec = self._codec
         tops = (yield tx.blobs(thread_id, checkpoint_ns, wanted)) if wanted else {}
         # A version asked for and not found is not stored (a channel consumed, not written): no value, and
@@ -568,7 +563,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
         if checkpoint_logger.isEnabledFor(logging.DEBUG):
             sizes = [len(b.data) for _, _, b in rows]
             log_checkpoint_saved(thread_id, checkpoint_ns, p.checkpoint_id, len(p.checkpoint) + len(p.metadata), sizes)
-        return [rows[index][2].depth for index, _ in p.lists] if p.lists else []
+        return [rows[index][2].depth for index, _ in p.lists]
 
     def _rebased(self, channel: str, version: str, blob: Blob, value: Any, found: dict[tuple[str, str], Blob]) -> Blob:
         """The blob to store for a delta: still one while its base is stored and its chain not full."""

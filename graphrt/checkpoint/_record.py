@@ -36,7 +36,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from itertools import compress
 from operator import is_not, ne
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 import orjson
 
@@ -44,6 +44,9 @@ from graphrt.checkpoint._drive import Body
 from graphrt.checkpoint._primitives import CheckpointRow
 from graphrt.checkpoint.base._storage import encode_record
 from graphrt.checkpoint.serde.base import SerializerProtocol
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 __all__ = ("DELTA_TYPE", "MIN_SNAPSHOT", "BrokenRecordError", "RecordDelta", "Records", "record_field")
 
@@ -131,11 +134,8 @@ class Records:
         versions, seen = rest.get("channel_versions"), rest.get("versions_seen")
         with self._lock:
             snapshot = self._streams.get(key)
-            if type(versions) is dict:
-                self._versions[key] = (checkpoint_id, versions)  # the runtime hands each checkpoint a new dict
-                self._versions.move_to_end(key)
-                if len(self._versions) > self._max:
-                    self._versions.popitem(last=False)
+            if type(versions) is dict:  # the runtime hands each checkpoint a new dict
+                _keep_recent(self._versions, key, (checkpoint_id, versions), self._max)
         if snapshot is not None and type(versions) is dict and type(seen) is dict:
             changed = _changes(snapshot, versions, seen)
             if changed is not None:
@@ -173,18 +173,12 @@ class Records:
 
     def _keep(self, key: tuple[str, str], snapshot: _Snapshot) -> None:
         with self._lock:
-            self._streams[key] = snapshot
-            self._streams.move_to_end(key)
-            if len(self._streams) > self._max:
-                self._streams.popitem(last=False)
+            _keep_recent(self._streams, key, snapshot, self._max)
             self._remember((*key, snapshot.id), (snapshot.type, snapshot.data))
 
     def _remember(self, key: tuple[str, str, str], record: tuple[str, bytes]) -> None:
         """Keep a snapshot's (type, bytes) for reads of the deltas on it (call with the lock held)."""
-        self._known[key] = record
-        self._known.move_to_end(key)
-        if len(self._known) > self._max:
-            self._known.popitem(last=False)
+        _keep_recent(self._known, key, record, self._max)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -274,3 +268,11 @@ def _changed(
     for key in keys[size:]:
         changed[key] = new[key]
     return changed
+
+
+def _keep_recent(cache: OrderedDict[K, V], key: K, value: V, limit: int) -> None:
+    """Set `cache[key]` as its most recent entry, dropping the least recent one beyond `limit`."""
+    cache[key] = value
+    cache.move_to_end(key)
+    if len(cache) > limit:
+        cache.popitem(last=False)

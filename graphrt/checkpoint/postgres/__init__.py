@@ -181,7 +181,9 @@ class PostgresCore(SqlSaver):
         saver last committed that the codec does not hold (none when the head is not known here)."""
         head = self._knowledge.head(thread_id, checkpoint_ns)
         versions = None if head is None else self._records.versions(thread_id, checkpoint_ns, head)
-        return [] if versions is None else self._unheld_blobs(thread_id, checkpoint_ns, versions)
+        if versions is None:
+            return []
+        return self._unheld_blobs(thread_id, checkpoint_ns, {ch: str(v) for ch, v in versions.items()})
 
     @contextmanager
     def _write_tx(self, thread_id: str | None = None) -> Iterator[PgWriteTx]:
