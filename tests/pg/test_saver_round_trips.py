@@ -74,6 +74,24 @@ def test_a_chat_turn_costs_a_fixed_handful_of_round_trips(pg_dsn: str, monkeypat
         assert len(graph.get_state(config).values["log"]) == 12
 
 
+def test_a_chat_turn_with_the_default_durability_costs_three_round_trips(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the README says: the claim, the load, and the turn's saves committed with the release."""
+    with PostgresSaver.from_conn_string(pg_dsn) as saver:
+        graph = chat_graph(saver)
+        config: RunnableConfig = {"configurable": {"thread_id": "chat"}}
+        for _ in range(3):
+            graph.invoke({"log": ["hi"]}, config)
+        turns = []
+        for _ in range(3):
+            with round_trips(monkeypatch) as count:
+                graph.invoke({"log": ["hi"]}, config)  # returns after its saves committed
+            turns.append(count[0])
+        assert turns == [3, 3, 3]
+        assert len(graph.get_state(config).values["log"]) == 12
+
+
 @contextmanager
 def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
     """The statements of each batch sent to the server inside the block."""
