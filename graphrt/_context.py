@@ -115,6 +115,8 @@ class TaskContext:
     calls: int = 0
     """How many `@task` calls this task made so far (a call's index is part of its id)."""
     nested_runs: int = 0
+    stop: int = 0
+    """The last step the run may take (the recursion limit): managed values such as `RemainingSteps` use it."""
     """How many checkpointed subgraph runs this task opened (a second one is refused: same namespace)."""
     _counter: int = 0
     _config: RunnableConfig | None = None

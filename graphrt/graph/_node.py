@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from graphrt.constants import END
 from graphrt.errors import ParentCommand
 from graphrt.graph._schema import updates_of
+from graphrt.managed.base import ManagedValueSpec, StepWindow
 from graphrt.pregel._spec import TASKS, Call, Task
 from graphrt.types import Command, Send
 
@@ -65,6 +66,7 @@ class StateView:
 
     keys: tuple[str, ...]
     coerce: Callable[[dict[str, Any]], Any] | None
+    managed: tuple[tuple[str, ManagedValueSpec], ...] = ()
 
     def read(self, task: Task) -> Any:
         channels: Mapping[str, BaseChannel[Any, Any, Any]] = task.ctx.channels
@@ -80,6 +82,10 @@ class StateView:
                 chan.update(pending[key])
             if chan.is_available():
                 values[key] = chan.get()
+        if self.managed:
+            window = StepWindow(task.ctx.step, task.ctx.stop)
+            for key, managed in self.managed:
+                values[key] = managed.get(window)
         return self.coerce(values) if self.coerce is not None else values
 
 

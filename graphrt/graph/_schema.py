@@ -15,6 +15,7 @@ from graphrt.channels.base import BaseChannel
 from graphrt.channels.binop import BinaryOperatorAggregate
 from graphrt.channels.last_value import LastValue
 from graphrt.errors import ErrorCode, InvalidUpdateError, create_error_message
+from graphrt.managed.base import ManagedValueSpec, is_managed_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,8 @@ class SchemaInfo:
     """Builds the schema's type from a dict of channel values; None for dict-like schemas."""
     defaults: Mapping[str, Any]
     """Field defaults (dataclass and pydantic) used when a key has no value yet."""
+    managed: tuple[tuple[str, ManagedValueSpec], ...] = ()
+    """Keys the runtime fills in for each task (`RemainingSteps`): not channels, not in `keys`."""
 
 
 def _hints(schema: Any, localns: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -67,6 +70,17 @@ def _channel_for(key: str, annotation: Any) -> BaseChannel[Any, Any, Any]:
         chan = LastValue(annotation)
     chan.key = key
     return chan
+
+
+def _managed_for(annotation: Any) -> ManagedValueSpec | None:
+    """The managed value `annotation` declares (`Annotated[int, RemainingStepsManager]`), if any."""
+    if get_origin(annotation) in (typing.Required, typing.NotRequired):
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) is Annotated:
+        for item in get_args(annotation)[1:]:
+            if is_managed_value(item):
+                return item
+    return None
 
 
 def _is_reducer(func: Callable[..., Any]) -> bool:
@@ -120,8 +134,9 @@ def inspect_schema(schema: Any, localns: Mapping[str, Any] | None = None) -> Sch
         names = {f.name for f in dataclasses.fields(schema)}
         hints = {k: v for k, v in hints.items() if k in names}
     hints = {k: v for k, v in hints.items() if get_origin(v) is not typing.ClassVar}
-    channels = {key: _channel_for(key, annotation) for key, annotation in hints.items()}
-    return SchemaInfo(schema, tuple(hints), channels, _coercer(schema), _defaults(schema))
+    managed = {key: spec for key, annotation in hints.items() if (spec := _managed_for(annotation)) is not None}
+    channels = {key: _channel_for(key, annotation) for key, annotation in hints.items() if key not in managed}
+    return SchemaInfo(schema, tuple(channels), channels, _coercer(schema), _defaults(schema), tuple(managed.items()))
 
 
 def updates_of(value: Any, keys: Mapping[str, Any] | frozenset[str], *, node: str) -> list[tuple[str, Any]]:

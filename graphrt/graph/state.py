@@ -284,7 +284,7 @@ class StateGraph(Generic[StateT]):
                 join_writes.setdefault(s, []).append((join, s))
         for key, chan in channels.items():
             chan.key = key
-        view = StateView(tuple(state.keys), state.coerce)
+        view = StateView(tuple(state.keys), state.coerce, state.managed)
         nodes: dict[str, PregelNode] = {}
         nodes[START] = PregelNode(
             START,
@@ -317,6 +317,7 @@ class StateGraph(Generic[StateT]):
                 reads_state=info is state,
                 subgraph=subgraph,
                 cache=None if spec.cache_policy is None else UnitCache.of("node", name, spec.action, spec.cache_policy),
+                managed=info.managed,
             )
         trigger_to_nodes: dict[str, list[str]] = {}
         for node in nodes.values():

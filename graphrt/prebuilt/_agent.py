@@ -16,6 +16,7 @@ from typing import Annotated, Any, NotRequired, Required, TypedDict
 from graphrt.constants import END, START
 from graphrt.graph import StateGraph
 from graphrt.graph.message import add_messages
+from graphrt.managed import RemainingSteps
 from graphrt.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage, ToolMessage, convert_to_messages
 from graphrt.prebuilt.tool_node import ToolNode
 from graphrt.tools import BaseTool
@@ -26,6 +27,7 @@ class AgentState(TypedDict):
     """The state of an agent: the conversation, and the structured answer when a response format is set."""
 
     messages: Required[Annotated[list[AnyMessage], add_messages]]
+    remaining_steps: NotRequired[RemainingSteps]
     structured_response: NotRequired[Any]
 
 
@@ -50,6 +52,9 @@ class AgentSpec:
     """create_react_agent makes the structured response in its own node, create_agent in the model node."""
     send_each_call: bool = True
     """Each tool call runs as its own `tools` task (LangGraph's v2); False: one task runs them all (v1)."""
+    step_guard: bool = False
+    """create_react_agent: near the recursion limit, a model answer that calls tools is replaced by "Sorry, need
+    more steps to process this request." (read from the state's `remaining_steps`), instead of the run failing."""
 
 
 def resolve_model(model: Any) -> Any:
@@ -143,15 +148,29 @@ class ModelNode:
         self.model = model
         self.name = spec.model_node
         self._check_history = HistoryCheck()
+        self._direct = frozenset(t.name for t in tools if t.return_direct)
 
     def _inputs(self, state: Any, messages: Sequence[Any]) -> list[BaseMessage]:
         self._check_history(_messages_of(state))
         return convert_to_messages(list(messages))
 
-    def _answer(self, response: Any) -> AIMessage:
+    def _answer(self, state: Any, response: Any) -> AIMessage:
         if not isinstance(response, AIMessage):
             raise TypeError(f"The chat model returned {type(response).__name__}, expected an AIMessage.")
+        if self.spec.step_guard and self._out_of_steps(state, response):
+            return AIMessage(id=response.id, content="Sorry, need more steps to process this request.")
         return response.model_copy(update={"name": self.spec.name}) if self.spec.name else response
+
+    def _out_of_steps(self, state: Any, answer: AIMessage) -> bool:
+        """Whether the tools `answer` calls (and the model call after them) no longer fit in the run's steps."""
+        remaining: int | None = (
+            state.get("remaining_steps") if isinstance(state, dict) else getattr(state, "remaining_steps", None)
+        )
+        if remaining is None or not answer.tool_calls:
+            return False
+        if all(call["name"] in self._direct for call in answer.tool_calls):
+            return remaining < 1  # the tools end the run: only their step is needed
+        return remaining < 2
 
     def _structured(self) -> tuple[Any, list[BaseMessage]]:
         prefix: list[BaseMessage] = [SystemMessage(self.spec.structured_prompt)] if self.spec.structured_prompt else []
@@ -162,7 +181,7 @@ class ModelNode:
     def __call__(self, state: Any) -> dict[str, Any]:
         prompt = self.spec.prompt(state)
         messages = self._inputs(state, prompt)  # type: ignore[arg-type]
-        answer = self._answer(self.bound.invoke(messages))
+        answer = self._answer(state, self.bound.invoke(messages))
         out: dict[str, Any] = {"messages": [answer]}
         if self._inline_structured(answer):
             structured, prefix = self._structured()
@@ -174,7 +193,7 @@ class ModelNode:
         if isinstance(prompt, Awaitable):
             prompt = await prompt
         messages = self._inputs(state, prompt)
-        answer = self._answer(await self.bound.ainvoke(messages))
+        answer = self._answer(state, await self.bound.ainvoke(messages))
         out: dict[str, Any] = {"messages": [answer]}
         if self._inline_structured(answer):
             structured, prefix = self._structured()

@@ -63,6 +63,7 @@ def create_react_agent(
         model_node="agent",
         separate_structured_node=True,
         send_each_call=version == "v2",
+        step_guard=True,
     )
     return build_agent(spec).compile(
         checkpointer=checkpointer,

@@ -19,6 +19,7 @@ from graphrt.channels.ephemeral_value import EphemeralValue
 from graphrt.channels.last_value import LastValue
 from graphrt.checkpoint.base._types import utc_now_iso
 from graphrt.errors import EmptyChannelError, InvalidUpdateError
+from graphrt.managed.base import StepWindow
 from graphrt.pregel._spec import (
     ERROR,
     INPUT,
@@ -232,6 +233,10 @@ def prepare_next_tasks(st: LoopState, *, candidates: Iterable[str] | None = None
                 value = read_values(st.values, node.reads)
             except EmptyChannelError:
                 continue
+        if node.managed:
+            window = StepWindow(st.step, st.stop)
+            for key, managed in node.managed:
+                value[key] = managed.get(window)
         if node.mapper is not None:
             value = node.mapper(value)
         triggers: tuple[str, ...]
@@ -257,6 +262,7 @@ def new_task(st: LoopState, node: PregelNode, value: Any, path: tuple[Any, ...],
         checkpoint_id=st.checkpoint_id,
         channels=st.channels,
         node_metadata=node.metadata,
+        stop=st.stop,
     )
     return Task(node.name, value, node, task_id, path, triggers, ctx)
 

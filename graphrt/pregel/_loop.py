@@ -121,7 +121,8 @@ class RunPlan:
 def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
     """Run supersteps until no task is due, an interrupt, or the recursion limit."""
     yield from _first(st, plan)
-    st.stop = st.step + plan.recursion_limit
+    # As in LangGraph, a resumed run may take one step more than a run with new input.
+    st.stop = st.step + plan.recursion_limit + (1 if plan.resuming else 0)
     after_task = _after_task_effects(st, plan)
     # The stream modes are fixed for the run: what a step must emit is decided once.
     task_events = "tasks" in plan.modes or "debug" in plan.modes

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from graphrt._context import TaskContext
 from graphrt.channels.base import MISSING, BaseChannel
 from graphrt.channels.last_value import LastValue
+from graphrt.managed.base import ManagedValueSpec
 from graphrt.pregel._cache import CacheKey, UnitCache
 from graphrt.pregel._call import Call
 from graphrt.types import All, RetryPolicy
@@ -86,6 +87,8 @@ class PregelNode:
     """The compiled graph this node runs, when it is one (for state snapshots and drawing)."""
     cache: UnitCache | None = None
     """How the node's writes are cached (its `cache_policy`), when the run has a cache."""
+    managed: tuple[tuple[str, ManagedValueSpec], ...] = ()
+    """Managed values (`RemainingSteps`) added to the read dict, by key, before `mapper`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from typing_extensions import TypedDict
 
 from graphrt.checkpoint.memory import InMemorySaver
+from graphrt.errors import GraphRecursionError
 from graphrt.graph import START, MessagesState, StateGraph
 from graphrt.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from graphrt.prebuilt import ToolRuntime, create_agent, create_react_agent
@@ -260,3 +261,35 @@ def test_model_string_goes_through_init_chat_model(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key-not-real")
     agent = create_agent("anthropic:claude-3-5-haiku-latest", [add])
     assert set(agent.nodes) == {"__start__", "model", "tools"}
+
+
+def _calls_forever() -> list[AIMessage]:
+    return [
+        AIMessage("", tool_calls=[{"name": "add", "args": {"a": i, "b": 1}, "id": f"c{i}"}], id=f"a{i}")
+        for i in range(20)
+    ]
+
+
+@pytest.mark.parametrize("limit", [3, 4, 5, 6])
+def test_react_agent_near_the_recursion_limit_answers_sorry(limit: int) -> None:
+    # LangGraph's answers for these limits (its v2 agent: a tool call is a step, so odd limits still fail).
+    sorry = "Sorry, need more steps to process this request."
+    want = {
+        4: ["hi", "", "1", sorry],
+        6: ["hi", "", "1", "", "2", sorry],
+    }
+    agent = create_react_agent(FakeModel(_calls_forever()), [add])
+    if limit not in want:
+        with pytest.raises(GraphRecursionError):
+            agent.invoke({"messages": [HumanMessage("hi")]}, {"recursion_limit": limit})
+        return
+    out = agent.invoke({"messages": [HumanMessage("hi")]}, {"recursion_limit": limit})
+    assert [m.content for m in out["messages"]] == want[limit]
+    assert out["messages"][-1].tool_calls == [] and out["messages"][-1].id == f"a{limit // 2 - 1}"
+
+
+def test_create_agent_does_not_answer_sorry_it_reaches_the_limit() -> None:
+    with pytest.raises(GraphRecursionError):
+        create_agent(FakeModel(_calls_forever()), [add]).invoke(
+            {"messages": [HumanMessage("hi")]}, {"recursion_limit": 4}
+        )
