@@ -438,6 +438,12 @@ class CompiledStateGraph(Pregel, Generic[StateT]):
         """`get_graph()` for async code (drawing does no I/O)."""
         return self.get_graph(config, xray=xray)
 
+    def _input_type(self) -> Any:
+        return self.builder.input_schema
+
+    def _output_type(self) -> Any:
+        return self.builder.output_schema
+
 
 class _GraphNode:
     """A compiled graph added as a node: it gets the state as its input and its output is the update.

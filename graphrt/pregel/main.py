@@ -29,6 +29,7 @@ from graphrt.pregel._cache import UnitCache, namespaces_of
 from graphrt.pregel._drivers import drive_async, drive_sync
 from graphrt.pregel._io import Committer, Event, RunIO, Sink, ThreadWriter
 from graphrt.pregel._loop import RunPlan, run_loop
+from graphrt.pregel._runnable import RunnableMixin
 from graphrt.pregel._spec import INTERRUPT, GraphSpec, PregelNode, Task
 from graphrt.pregel._units import UnitRunner
 from graphrt.store.base import BaseStore
@@ -81,7 +82,7 @@ class _Run:
     """Runs inside a task of another run: an interrupt is raised to that task, not returned."""
 
 
-class Pregel:
+class Pregel(RunnableMixin):
     """A compiled graph: run it with `invoke`/`stream` (or their async twins) and inspect its threads."""
 
     def __init__(
