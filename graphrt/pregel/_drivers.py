@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import math
 import queue
 import threading
 import time
@@ -76,7 +77,7 @@ def _drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event
             _log_step(effect, io)  # type: ignore[arg-type]
             if io.writer is not None:
                 io.writer.flush()
-            if len(effect.tasks) == 1 and not io.live:  # type: ignore[union-attr]
+            if len(effect.tasks) == 1 and not io.live and io.step_timeout is None:  # type: ignore[union-attr]
                 reply = _run_one_sync(effect, io)  # type: ignore[arg-type]
             else:
                 reply = yield from _run_tasks_sync(effect, io)  # type: ignore[arg-type]
@@ -168,9 +169,15 @@ def _run_tasks_sync(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOu
                 pass
 
         futures = [_shared_pool().submit(work) for _ in range(workers)]
+        deadline = None if io.step_timeout is None else time.monotonic() + io.step_timeout
         while len(results) < len(tasks):
+            wait = _HELP_AFTER if io.nested else 1.0
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    return _timed_out(tasks, results, todo, io)
             try:
-                item = done.get(timeout=_HELP_AFTER if io.nested else 1.0)
+                item = done.get(timeout=wait)
             except queue.Empty:
                 # A nested run whose tasks no worker has taken (the pool is busy with its parents) runs
                 # one itself; otherwise finished tasks are handled here at once (their writes saved).
@@ -185,6 +192,28 @@ def _run_tasks_sync(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOu
             else:
                 yield item
     return _outcome(tasks, results)
+
+
+def _timed_out(
+    tasks: Sequence[Task], results: list[tuple[Task, BaseException | None]], todo: queue.SimpleQueue[Task], io: RunIO
+) -> StepOutcome:
+    """The step ran past `step_timeout`: tasks not started never start; those still running (a thread can't
+    be stopped) finish in the background, and nothing they write is saved or applied."""
+    while not todo.empty():
+        todo.get_nowait()
+    finished = {task.id for task, _ in results}
+    late = [task for task in tasks if task.id not in finished]
+    error = _step_timeout_error(late, io.step_timeout)
+    return _outcome(tasks, [*results, *((task, error) for task in late)])
+
+
+def _step_timeout_error(late: Sequence[Task], timeout: float | None) -> TimeoutError:
+    names = ", ".join(sorted({repr(task.name) for task in late}))
+    return TimeoutError(
+        f"Step {late[0].ctx.step} did not finish within step_timeout={timeout}s (still running: {names}). "
+        "What the step's finished tasks wrote is saved: run the thread again (input None) to retry the rest, "
+        "or raise the graph's step_timeout."
+    )
 
 
 def _raise_if_worker_died(futures: list[concurrent.futures.Future[None]]) -> None:
@@ -372,12 +401,19 @@ async def _run_tasks_async(effect: RunTasks, io: RunIO) -> StepOutcome:
     results: list[tuple[Task, BaseException | None]] = []
     limiter = anyio.Semaphore(io.max_concurrency) if io.max_concurrency else None
 
+    deadline = math.inf if io.step_timeout is None else anyio.current_time() + io.step_timeout
+    late: list[Task] = []
+
     async def one(task: Task) -> None:
-        if limiter is not None:
-            async with limiter:
+        with anyio.CancelScope(deadline=deadline) as scope:  # the step's time limit stops the task, not a save
+            if limiter is not None:
+                async with limiter:
+                    error = await run_task_async(task)
+            else:
                 error = await run_task_async(task)
-        else:
-            error = await run_task_async(task)
+        if scope.cancelled_caught:
+            late.append(task)  # nothing it wrote is saved or applied
+            return
         results.append((task, error))
         await _perform_async(effect.after_task(task, error), io, last=len(results) == len(effect.tasks))
 
@@ -387,6 +423,9 @@ async def _run_tasks_async(effect: RunTasks, io: RunIO) -> StepOutcome:
         async with anyio.create_task_group() as group:
             for task in effect.tasks:
                 group.start_soon(one, task)
+    if late:
+        error = _step_timeout_error(late, io.step_timeout)
+        return _outcome(effect.tasks, [*results, *((task, error) for task in late)])
     return _outcome(effect.tasks, results)
 
 

@@ -536,6 +536,8 @@ class RunIO:
     """Run even a single task off the caller's thread, so nested runs' events, tokens and custom chunks reach
     the caller as they happen."""
     max_concurrency: int | None = None
+    step_timeout: float | None = None
+    """Seconds a step's tasks may run (`Pregel.step_timeout`); None: no limit."""
     label: str = ""
     """Names the run in log lines (its thread)."""
     demand: Any = None

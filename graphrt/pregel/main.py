@@ -142,6 +142,10 @@ class Pregel(RunnableMixin):
 
     # ------------------------------------------------------------ running
 
+    step_timeout: float | None = None
+    """Seconds each step's tasks may take (set it on the compiled graph, as in LangGraph): a step still running
+    then fails with `TimeoutError`; what its finished tasks wrote is kept, so a retry runs only the rest."""
+
     def with_config(self, config: RunnableConfig | None = None, **kwargs: Any) -> Pregel:
         """A copy of this graph that merges `config` into every run's config."""
         import copy
@@ -274,6 +278,7 @@ class Pregel(RunnableMixin):
             and not options.for_invoke
             and (options.subgraphs or not all_modes.isdisjoint(("messages", "custom"))),
             max_concurrency=config.get("max_concurrency"),
+            step_timeout=self.step_timeout,
             cache=self.cache,
             label=_run_label(config, saver),
         )
