@@ -99,6 +99,11 @@ class StateGraph(Generic[StateT]):
         """Add a node; its name defaults to the function's name."""
         if input_schema is None:
             input_schema = kwargs.pop("input", None)
+        if kwargs.get("timeout") is not None:
+            raise NotImplementedError(
+                "add_node(timeout=...) (LangGraph 1.2's per-node timeout policy) is not supported yet; "
+                "set `step_timeout` on the compiled graph to bound each step instead."
+            )
         if not isinstance(node, str):
             action, node = node, _name_of(node)
         if isinstance(action, Pregel):

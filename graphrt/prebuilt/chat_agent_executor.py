@@ -3,17 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel
 
 from graphrt.checkpoint.base import BaseCheckpointSaver
+from graphrt.graph.message import add_messages
 from graphrt.graph.state import CompiledStateGraph
-from graphrt.messages import SystemMessage
+from graphrt.managed import RemainingSteps
+from graphrt.messages import AnyMessage, SystemMessage
 from graphrt.prebuilt._agent import AgentSpec, AgentState, build_agent, system_prompt_of
 from graphrt.prebuilt.tool_node import ToolNode
 from graphrt.store.base import BaseStore
 from graphrt.tools import BaseTool
 
-__all__ = ("AgentState", "create_react_agent")
+__all__ = (
+    "AgentState",
+    "AgentStatePydantic",
+    "AgentStateWithStructuredResponse",
+    "AgentStateWithStructuredResponsePydantic",
+    "create_react_agent",
+    "create_tool_calling_executor",
+)
+
+
+class AgentStatePydantic(BaseModel):
+    """`AgentState` as a pydantic model (for a `state_schema` that extends it)."""
+
+    messages: Annotated[Sequence[AnyMessage], add_messages]
+    remaining_steps: RemainingSteps = 25
+
+
+class AgentStateWithStructuredResponse(AgentState):
+    """`AgentState` with the `structured_response` that `response_format` fills in."""
+
+    structured_response: Any  # type: ignore[misc]  # required here (NotRequired in AgentState)
+
+
+class AgentStateWithStructuredResponsePydantic(AgentStatePydantic):
+    """`AgentStatePydantic` with the `structured_response` that `response_format` fills in."""
+
+    structured_response: Any = None
 
 
 def create_react_agent(
@@ -76,3 +106,7 @@ def create_react_agent(
 
 
 create_tool_calling_executor = create_react_agent
+
+
+create_tool_calling_executor = create_react_agent
+"""LangGraph's other old name for `create_react_agent`."""

@@ -460,6 +460,7 @@ class Pregel(RunnableMixin):
         **kwargs: Any,
     ) -> Any:
         """Run the graph to the end and return its output (with `__interrupt__` when interrupted)."""
+        _refuse_v2(kwargs)
         options = RunOptions(
             stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, None, True
         )
@@ -488,6 +489,7 @@ class Pregel(RunnableMixin):
         **kwargs: Any,
     ) -> Any:
         """Async twin of `invoke`."""
+        _refuse_v2(kwargs)
         options = RunOptions(
             stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, None, True
         )
@@ -836,6 +838,14 @@ def _names(given: All | Sequence[str] | None, default: All | tuple[str, ...]) ->
     if given is None:
         return default
     return "*" if given == "*" else tuple(given)
+
+
+def _refuse_v2(kwargs: dict[str, Any]) -> None:
+    if kwargs.get("version", "v1") != "v1":
+        raise NotImplementedError(
+            f"invoke(version={kwargs['version']!r}) (LangGraph 1.2's GraphOutput results) is not supported yet; "
+            "leave `version` out to get the output as a dict."
+        )
 
 
 def _modes(stream_mode: StreamMode | Sequence[StreamMode] | None) -> tuple[tuple[str, ...], str | None]:

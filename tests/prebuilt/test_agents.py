@@ -293,3 +293,12 @@ def test_create_agent_does_not_answer_sorry_it_reaches_the_limit() -> None:
         create_agent(FakeModel(_calls_forever()), [add]).invoke(
             {"messages": [HumanMessage("hi")]}, {"recursion_limit": 4}
         )
+
+
+def test_pydantic_agent_state_works_and_counts_steps() -> None:
+    from graphrt.prebuilt.chat_agent_executor import AgentStatePydantic, create_tool_calling_executor
+
+    assert create_tool_calling_executor is create_react_agent
+    agent = create_react_agent(FakeModel(_calls_forever()), [add], state_schema=AgentStatePydantic)
+    out = agent.invoke({"messages": [HumanMessage("hi")]}, {"recursion_limit": 4})
+    assert [m.content for m in out["messages"]] == ["hi", "", "1", "Sorry, need more steps to process this request."]
