@@ -27,7 +27,7 @@ from graphrt.messages import (
     message_chunk_to_message,
 )
 
-__all__ = ("REMOVE_ALL_MESSAGES", "Messages", "MessagesState", "add_messages")
+__all__ = ("REMOVE_ALL_MESSAGES", "MessageGraph", "Messages", "MessagesState", "add_messages")
 
 REMOVE_ALL_MESSAGES = "__remove_all__"
 """Id for `RemoveMessage` that clears every message before it: `RemoveMessage(id=REMOVE_ALL_MESSAGES)`."""
@@ -226,3 +226,13 @@ class MessagesState(TypedDict):
     """State with one `messages` key merged by `add_messages`; subclass it to add keys."""
 
     messages: Annotated[list[AnyMessage], add_messages]
+
+
+class MessageGraph:
+    """LangGraph's deprecated graph whose whole state is one message list: not supported (use `MessagesState`)."""
+
+    def __init__(self) -> None:
+        raise NotImplementedError(
+            "MessageGraph (deprecated in LangGraph) is not supported: use StateGraph(MessagesState) and have nodes "
+            'return {"messages": [...]}.'
+        )

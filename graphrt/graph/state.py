@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+
+from typing_extensions import is_typeddict
 
 from graphrt.cache.base import BaseCache
 from graphrt.channels.base import BaseChannel
@@ -74,6 +77,7 @@ class StateGraph(Generic[StateT]):
         self.compiled = False
         self._localns = _caller_locals()
         for schema in (state_schema, self.input_schema, self.output_schema):
+            _refuse_root_value(schema)
             self._add_schema(schema)
 
     def _add_schema(self, schema: Any, localns: dict[str, Any] | None = None) -> SchemaInfo:
@@ -355,6 +359,18 @@ class StateGraph(Generic[StateT]):
         return tuple(self.branches.get(source, {}).values())
 
 
+def _refuse_root_value(schema: Any) -> None:
+    """A state that is one value (`StateGraph(int)`, `StateGraph(Annotated[list, add_messages])`) is refused."""
+    if schema is None or schema is Any or (isinstance(schema, type) and is_typeddict(schema)) or _is_state_type(schema):
+        return
+    raise NotImplementedError(
+        f"StateGraph({schema!r}): a state that is a single value (such as int, list, dict or "
+        "Annotated[list, add_messages], and MessageGraph) is not supported yet. Use a TypedDict, dataclass or "
+        "pydantic model with a key for it, e.g. `class State(TypedDict): messages: Annotated[list, add_messages]` "
+        "(or MessagesState)."
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class StartProc:
     """The START node: the graph input becomes state writes, then the edges from START fire."""
@@ -495,7 +511,6 @@ def _action_hints(action: Callable[..., Any], localns: dict[str, Any]) -> dict[s
 
 
 def _is_state_type(hint: Any) -> bool:
-    import dataclasses
     from typing import is_typeddict
 
     from pydantic import BaseModel

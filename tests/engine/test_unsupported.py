@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+import operator
+from typing import Annotated, Any, TypedDict
 
 import pytest
 
@@ -27,3 +28,19 @@ def test_invoke_version_v2_is_refused_v1_is_the_default() -> None:
     with pytest.raises(NotImplementedError, match="GraphOutput"):
         graph.invoke({"x": 0}, version="v2")
     assert graph.invoke({"x": 0}, version="v1") == {"x": 1}
+
+
+@pytest.mark.parametrize("schema", [dict, int, list, Annotated[list, operator.add]])
+def test_a_state_that_is_one_value_is_refused_at_construction(schema: Any) -> None:
+    # LangGraph runs these as one root channel; graphrt refuses them instead of returning None or failing later.
+    with pytest.raises(NotImplementedError, match="single value"):
+        StateGraph(schema)
+    with pytest.raises(NotImplementedError, match="single value"):
+        StateGraph(State, output_schema=schema)
+
+
+def test_message_graph_points_to_messages_state() -> None:
+    from graphrt.graph import MessageGraph
+
+    with pytest.raises(NotImplementedError, match="MessagesState"):
+        MessageGraph()
