@@ -57,7 +57,7 @@ def state_of(
     if live and finished:
         _algo.apply_writes(st, finished, bump_step=False)
     return StateSnapshot(
-        values=graph.output_values(st),
+        values=graph.stream_values(st),  # the whole state, not only the output schema's keys
         next=tuple(t.name for t in tasks if not (live and t in finished)),
         config=saved.config,
         metadata=saved.metadata,

@@ -25,6 +25,7 @@ from graphrt.config import RunnableConfig
 from graphrt.errors import EmptyInputError, GraphInterrupt
 from graphrt.pregel import _algo, _nested, _state
 from graphrt.pregel._algo import LoopState
+from graphrt.pregel._builder import graph_spec
 from graphrt.pregel._cache import UnitCache, namespaces_of
 from graphrt.pregel._drivers import drive_async, drive_sync
 from graphrt.pregel._io import Committer, Event, RunIO, Sink, ThreadWriter
@@ -87,7 +88,7 @@ class Pregel(RunnableMixin):
 
     def __init__(
         self,
-        spec: GraphSpec,
+        spec: GraphSpec | None = None,
         *,
         checkpointer: BaseCheckpointSaver[Any] | bool | None = None,
         store: BaseStore | None = None,
@@ -96,7 +97,41 @@ class Pregel(RunnableMixin):
         config: RunnableConfig | None = None,
         context_schema: Any = None,
         cache: BaseCache[Any] | None = None,
+        nodes: Mapping[str, Any] | None = None,
+        channels: Mapping[str, Any] | None = None,
+        input_channels: str | Sequence[str] | None = None,
+        output_channels: str | Sequence[str] | None = None,
+        stream_channels: str | Sequence[str] | None = None,
+        interrupt_before_nodes: All | Sequence[str] = (),
+        interrupt_after_nodes: All | Sequence[str] = (),
+        stream_mode: StreamMode | None = None,
+        step_timeout: float | None = None,
+        **kwargs: Any,
     ) -> None:
+        """A compiled graph from a `GraphSpec` (what `StateGraph.compile()` does), or LangGraph's low-level
+        form: `Pregel(nodes={name: NodeBuilder...}, channels={...}, input_channels=..., output_channels=...)`.
+        """
+        if spec is None:
+            if nodes is None or input_channels is None or output_channels is None:
+                raise TypeError("Pregel() needs nodes=, channels=, input_channels= and output_channels=.")
+            if kwargs.get("retry_policy") or kwargs.get("cache_policy"):
+                raise NotImplementedError(
+                    "Pregel(retry_policy=/cache_policy=) is not supported yet: set them on each node "
+                    "(NodeBuilder.add_retry_policies / add_cache_policy)."
+                )
+            spec = graph_spec(
+                nodes,
+                channels,
+                input_channels,
+                output_channels,
+                stream_channels,
+                interrupt_before_nodes,
+                interrupt_after_nodes,
+            )
+        if stream_mode is not None:
+            self.default_stream_mode = stream_mode
+        if step_timeout is not None:
+            self.step_timeout = step_timeout
         self.spec = spec
         self.cache = cache
         self.checkpointer = checkpointer
@@ -218,6 +253,9 @@ class Pregel(RunnableMixin):
         all_modes = frozenset(m for m in _ALL_MODES if sink.wants(m))
         # invoke needs only the final values, unless a subgraph-streaming caller reads every step's.
         at_end = options.for_invoke and "values" not in (all_modes - own)
+        # Output channels that clear by themselves (ephemeral ones, in low-level graphs) are read at each step
+        # that writes them, not at the end, as LangGraph returns the last values chunk.
+        hold_back = at_end and self.spec.output_set.isdisjoint(self.spec.step_notified)
         run = RunContext(
             config=config,
             store=self.store if self.store is not None or parent is None else parent.run.store,
@@ -252,7 +290,7 @@ class Pregel(RunnableMixin):
             map_update=self.map_update,
             output=_select(self.output_values if at_end else self.stream_values, options.output_keys),
             values_set=_values_set(self, options, at_end),
-            values_at_end=at_end,
+            values_at_end=hold_back,
             updates_chunk=self.updates_chunk,
             previous_step=saved.metadata.get("step", -1) if saved else -2,
             # Without a saver the ids are never seen outside the run (task ids derive from them).

@@ -144,3 +144,22 @@ def test_abatch_respects_max_concurrency() -> None:
         {"x": i, "log": [str(i)]} for i in range(4)
     ]
     assert most == 2
+
+
+def test_get_state_shows_the_whole_state_not_only_the_output_schema() -> None:
+    from graphrt.checkpoint.memory import InMemorySaver
+
+    class Both(TypedDict):
+        x: int
+        y: int
+
+    class OnlyY(TypedDict):
+        y: int
+
+    builder = StateGraph(Both, output_schema=OnlyY)
+    builder.add_node("a", lambda state: {"y": state["x"] + 1})
+    builder.add_edge(START, "a")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "t"}}
+    assert graph.invoke({"x": 1}, config) == {"y": 2}
+    assert graph.get_state(config).values == {"x": 1, "y": 2}  # LangGraph's answer
