@@ -21,6 +21,7 @@ from graphrt.checkpoint.base import ChannelVersions, Checkpoint, empty_checkpoin
 from graphrt.checkpoint.base.id import uuid6
 from graphrt.checkpoint.postgres import PostgresSaver
 from graphrt.checkpoint.postgres._pipeline import BatchCursor
+from graphrt.checkpoint.postgres._prepared import spelled_out
 from graphrt.config import RunnableConfig
 from graphrt.errors import ThreadConflictError
 from graphrt.graph import START, StateGraph
@@ -100,7 +101,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
 
     def recording(self: BatchCursor) -> None:
         if self.pending:
-            batches.append(list(self._queue))
+            batches.append([spelled_out(q) for q in self._queue])
         flush(self)
 
     with monkeypatch.context() as patch:
@@ -135,16 +136,24 @@ def test_a_guarded_step_is_one_round_trip(pg_dsn: str, monkeypatch: pytest.Monke
         assert count[0] == 2
 
 
-def test_a_steps_expectations_travel_as_one_statement(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    with PostgresSaver.from_conn_string(pg_dsn) as saver:
+@pytest.mark.parametrize("prepare_threshold", [None, 5])
+def test_a_steps_expectations_are_parsed_and_planned_once(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch, prepare_threshold: int | None
+) -> None:
+    """Prepared (each its own statement) where the connection allows; else one statement for them all."""
+    with PostgresSaver.from_conn_string(pg_dsn, prepare_threshold=prepare_threshold) as saver:
         thread = Writer(saver, "t")
         with saver.claim_thread(_config("t")):
             thread.put({"log": ITEMS[:100]})
             with sent(monkeypatch) as batches:
                 thread.put({"log": ITEMS[:101]})  # guessed: the head, the lease and the delta's base
         [batch] = batches
-        [expectations] = [q for q in batch if q.startswith("SELECT graphrt_expect(")]
-        assert expectations.count("graphrt_expect(") == 3
+        expectations = [q for q in batch if q.startswith("SELECT graphrt_expect(")]
+        if prepare_threshold is None:
+            [one] = expectations
+            assert one.count("graphrt_expect(") == 3
+        else:
+            assert len(expectations) == 3 and all(q.count("graphrt_expect(") == 1 for q in expectations)
 
 
 def test_a_head_moved_by_another_process_is_a_conflict_and_nothing_is_saved(pg_dsn: str) -> None:

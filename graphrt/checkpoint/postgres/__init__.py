@@ -36,6 +36,7 @@ from graphrt.checkpoint.postgres._pipeline import (  # noqa: E402
     first_try,
     retrying,
 )
+from graphrt.checkpoint.postgres._prepared import STALE_SESSION  # noqa: E402
 from graphrt.checkpoint.serde.base import SerializerProtocol  # noqa: E402
 from graphrt.config import RunnableConfig  # noqa: E402
 
@@ -82,7 +83,10 @@ class PostgresCore(SqlSaver):
     Every transaction's statements are sent as batches. The write methods (`put`, `put_step`, `put_writes*`)
     and thread claims run speculatively: the reads the core makes before writing (head, lease, delta bases)
     are answered from what this saver last committed and checked by the server in the same round trip as
-    the commit; a stale guess rolls back and the method runs again with real reads (see `_pipeline`).
+    the commit; a stale guess rolls back and the method runs again with real reads (see `_pipeline`). The
+    fixed-shape statements among them (the thread lock, the expectations, the lease, a load's lookups) are
+    prepared once per connection and run with `EXECUTE` in those batches, unless the connection's
+    `prepare_threshold` is None (see `_prepared`).
     """
 
     dialect = POSTGRES
@@ -164,8 +168,8 @@ class PostgresCore(SqlSaver):
                     and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
                 ):
                     conn.execute("ROLLBACK")
-                if isinstance(exc, psycopg.Error) and exc.sqlstate == EXPECTATION_FAILED:
-                    raise Mispredicted() from None
+                if isinstance(exc, psycopg.Error) and exc.sqlstate in (EXPECTATION_FAILED, *STALE_SESSION):
+                    raise Mispredicted() from None  # a stale guess, or prepared statements (`_prepared`)
                 if _terminated_unanswered(exc, conn, cur) and self._connector.replaceable:
                     raise Resend(self._connector.what, str(exc)) from None
                 raise
@@ -273,7 +277,8 @@ class PostgresSaver(PostgresCore):
     ) -> Iterator[PostgresSaver]:
         """A saver on a pool of connections to `conn_string`, closed when the block ends.
 
-        `prepare_threshold=None` turns prepared statements off (needed behind PgBouncer in transaction mode).
+        `prepare_threshold=None` turns prepared statements off, psycopg's and graphrt's own (needed behind
+        PgBouncer in transaction mode).
         """
         with Connector.open_pool(
             conn_string, cls.__name__, max_size=pool_size, prepare_threshold=prepare_threshold

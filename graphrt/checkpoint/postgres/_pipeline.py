@@ -27,10 +27,27 @@ from typing import Any, TypeVar
 
 from graphrt._postgres import ConnectionLostError
 from graphrt.checkpoint._delta import MAX_CHAIN, Blob, StreamKey
-from graphrt.checkpoint._dialect import Dialect
+from graphrt.checkpoint._dialect import POSTGRES, Dialect
 from graphrt.checkpoint._primitives import CheckpointRow, Lease
-from graphrt.checkpoint._sql import SqlTx
+from graphrt.checkpoint._sql import (
+    _SELECT_CHECKPOINT,
+    _SELECT_HEAD,
+    _SELECT_HEAD_AND_LEASE,
+    _SELECT_LATEST,
+    _SELECT_LEASE,
+    SqlTx,
+)
 from graphrt.checkpoint.base._storage import WriteRow
+from graphrt.checkpoint.postgres._prepared import (
+    GENERIC_PLANS,
+    STALE_SESSION,
+    Prepared,
+    doubt,
+    give_up,
+    preparable,
+    prepared_on,
+    registered,
+)
 from graphrt.checkpoint.postgres._rows import AsciiBytes, Rows, ascii_dumper
 
 __all__ = (
@@ -245,13 +262,20 @@ class BatchCursor:
     Parameters are bound on the client (`psycopg.ClientCursor.mogrify`), so a whole transaction (BEGIN, the
     thread lock, expectations, inserts, COMMIT) travels as one simple-protocol query: one round trip, and no
     per-statement exchange with the socket. A read returns the last queued statement's result; `sets` keeps
-    every statement's (row count, rows) of the last round trip.
+    every statement's (row count, rows) of the last round trip. The statements registered in `_prepared` are
+    sent as `EXECUTE`s of statements prepared on the connection, unless it prepares none.
     """
 
     def __init__(self, conn: Any) -> None:
         import psycopg
 
         self._cur = psycopg.ClientCursor(conn)
+        self._prepared = prepared_on(conn, self._cur)
+        """The names prepared on the connection's session; None: it prepares none."""
+        self._head: list[str] = []
+        """`PREPARE`s (and `GENERIC_PLANS`) to send before the queued statements, right after a BEGIN."""
+        self._preparing: list[str] = []
+        self._generic = False
         self._queue: list[str] = []
         self._expects: list[str] = []
         self.sets: list[tuple[int, list[Any]]] = []
@@ -285,6 +309,17 @@ class BatchCursor:
             self.rows = Rows(self._literal, text=text)
         return self.rows
 
+    def _use(self, prepared: Prepared) -> Prepared:
+        """Have `prepared` prepared on the connection by the time the next batch runs it."""
+        assert self._prepared is not None
+        if prepared.generic and not self._generic:
+            self._head.append(GENERIC_PLANS)
+            self._generic = True
+        if prepared.name not in self._prepared and prepared.name not in self._preparing:
+            self._head.append(prepared.prepare)
+            self._preparing.append(prepared.name)
+        return prepared
+
     def _literal(self, values: Sequence[Any]) -> str:
         sql = self._rows_sql.get(len(values))
         if sql is None:
@@ -292,9 +327,13 @@ class BatchCursor:
         return self._cur.mogrify(sql, values)
 
     def expect(self, expression: str, params: Any, /) -> None:
-        """Queue an expectation (a `graphrt_expect(...)` expression): consecutive ones travel as one `SELECT`,
-        which the server parses and plans once."""
-        self._expects.append(self._cur.mogrify(expression, params))
+        """Queue an expectation (a `graphrt_expect(...)` expression): each one a prepared statement, or, on a
+        connection that prepares none, consecutive ones as one `SELECT`, which the server parses and plans once."""
+        if self._prepared is not None:
+            self._queue_expects()
+            self._queue.append(self._cur.mogrify(self._use(_EXPECT_ALONE[expression]).execute, params))
+        else:
+            self._expects.append(self._cur.mogrify(expression, params))
 
     def _queue_expects(self) -> None:
         if self._expects:
@@ -305,7 +344,11 @@ class BatchCursor:
         if self.ended:
             raise Mispredicted()
         self._queue_expects()
-        self._queue.append(sql if params is None else self._cur.mogrify(sql, params))
+        prepared = None if params is None or self._prepared is None else registered(sql)
+        if prepared is None:
+            self._queue.append(sql if params is None else self._cur.mogrify(sql, params))
+        else:
+            self._queue.append(self._cur.mogrify(self._use(prepared).execute, params))
 
     def executemany(self, sql: str, params: Any, /) -> None:
         for one in params:
@@ -329,16 +372,32 @@ class BatchCursor:
         if ending:
             self._queue.append("COMMIT")
             self._commit_next = False
+        head, at = len(self._head), int(self._queue[0].startswith("BEGIN"))
+        if head:
+            self._queue[at:at] = self._head
+            self._head.clear()
         text = ";\n".join(self._queue)
         self._queue.clear()
         self.flushes += 1
         cur = self._cur
-        cur.execute(text)
-        sets = []
-        while True:
-            sets.append((cur.rowcount, cur.fetchall() if cur.description is not None else []))
-            if not cur.nextset():
-                break
+        try:
+            cur.execute(text)
+            sets = []
+            while True:
+                sets.append((cur.rowcount, cur.fetchall() if cur.description is not None else []))
+                if not cur.nextset():
+                    break
+        except BaseException as exc:
+            if getattr(exc, "sqlstate", None) in STALE_SESSION:
+                give_up(cur.connection)
+            elif self._preparing:
+                doubt(cur.connection)  # which PREPAREs ran is asked of the server before the next one
+            raise
+        if self._preparing:
+            assert self._prepared is not None
+            self._prepared.update(self._preparing)
+            self._preparing.clear()
+        del sets[at : at + head]  # the PREPAREs' and SET's
         if ending:
             sets.pop()  # the COMMIT's
             self.ended = True
@@ -567,18 +626,15 @@ class PgReadTx(SqlTx):
         return found
 
     def checkpoint(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointRow | None:
-        target = "(SELECT checkpoint_id FROM graphrt_checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
-        target += "ORDER BY checkpoint_id DESC LIMIT 1)"
         # The writes' query is queued first, so the checkpoint's result is the last of the round trip.
         guess = self._guess(thread_id, checkpoint_ns) if checkpoint_id is None else []
         if guess:  # queued before the writes: their result and the checkpoint's stay the last two
             self._queue_blobs(thread_id, checkpoint_ns, guess)
             self.cur.commit_with_next_read()
         if checkpoint_id is None:
-            sql = _SELECT_WRITES_OF.format(target=target)
-            self.cur.execute(sql, (thread_id, checkpoint_ns, thread_id, checkpoint_ns))
+            self.cur.execute(_SELECT_HEAD_WRITES, (thread_id, checkpoint_ns, thread_id, checkpoint_ns))
         else:
-            self.cur.execute(_SELECT_WRITES_OF.format(target="%s"), (thread_id, checkpoint_ns, checkpoint_id))
+            self.cur.execute(_SELECT_WRITES_AT, (thread_id, checkpoint_ns, checkpoint_id))
         row = super().checkpoint(thread_id, checkpoint_ns, checkpoint_id)
         if guess:
             self._ahead = (thread_id, checkpoint_ns, frozenset(guess), self._found(thread_id, checkpoint_ns, -3))
@@ -670,3 +726,29 @@ _SELECT_WRITES_OF = (
     "SELECT task_id, idx, channel, type, blob, task_path FROM graphrt_checkpoint_writes "
     "WHERE thread_id = %s AND checkpoint_ns = %s AND checkpoint_id = {target}"
 )
+_SELECT_HEAD_WRITES = _SELECT_WRITES_OF.format(
+    target="(SELECT checkpoint_id FROM graphrt_checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
+    "ORDER BY checkpoint_id DESC LIMIT 1)"
+)
+_SELECT_WRITES_AT = _SELECT_WRITES_OF.format(target="%s")
+
+# The fixed-shape statements of a chat turn's transactions (and of their exact retries), prepared (`_prepared`).
+_EXPECT_ALONE = {
+    expression: preparable("SELECT " + expression)
+    for expression in (_EXPECT_HEAD, _EXPECT_NO_LEASE, _EXPECT_LEASE, _EXPECT_BLOB, _EXPECT_RECORD)
+}
+preparable(_SELECT_BLOBS_AND_BASES, generic=True)
+for _sql in (
+    _SELECT_HEAD_WRITES,
+    _SELECT_WRITES_AT,
+    *(_INSERT_BLOBS + end for end in ("SELECT graphrt_expect(count(*) = %s) FROM new", "SELECT count(*) FROM new")),
+    *(
+        change + end
+        for change in (_INSERT_LEASE, _UPDATE_LEASE, _DELETE_LEASE)
+        for end in ("SELECT graphrt_expect(count(*) = 1) FROM changed", "SELECT count(*) FROM changed")
+    ),
+    *(POSTGRES.sql(sql) for sql in (_SELECT_LATEST, _SELECT_CHECKPOINT, _SELECT_HEAD, _SELECT_LEASE)),
+    POSTGRES.sql(_SELECT_HEAD_AND_LEASE),
+    POSTGRES.sql(POSTGRES.lock_thread or ""),
+):
+    preparable(_sql)
