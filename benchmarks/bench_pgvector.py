@@ -1,10 +1,13 @@
 """PostgresStore vector search: recall@10 and latency of the pgvector HNSW path against exact search.
 
-10,000 random 256-d vectors (standard normal, so no cluster structure helps the index) in 10 namespaces, 100
-random queries, `limit=10`, cosine distance unless `--distance`. For each path, in its own process and its own
+10,000 random 256-d vectors in 10 namespaces, 100 random queries, `limit=10`, cosine distance unless
+`--distance`. `--data random` (the default) draws them from a standard normal, so no structure helps the index:
+the hardest case for HNSW. `--data clustered` draws them near a 16-dimensional subspace, in 100 clusters, the way
+text embeddings concentrate (queries from the same mixture, never equal to an item): closer to what a store
+holds. For each path, in its own process and its own
 fresh database on one server:
 
-- graphrt hnsw: pgvector HNSW index (the default: m=16, ef_construction=64, ef_search=200), searched in SQL;
+- graphrt hnsw: pgvector HNSW index (the default: m=16, ef_construction=64, ef_search=40), searched in SQL;
 - graphrt flat: pgvector without an index (`ann_index_config={"kind": "flat"}`): an exact scan in SQL;
 - graphrt exact: `pgvector=False`, the exact scan in numpy that a server without pgvector gets;
 - langgraph: LangGraph's PostgresStore on the same data (when `LG_PYTHON` names a Python with LangGraph).
@@ -16,6 +19,7 @@ searches in milliseconds, after one warm-up search.
     python benchmarks/bench_pgvector.py
     python benchmarks/bench_pgvector.py --count 2000 --queries 20     # quicker
     python benchmarks/bench_pgvector.py --sides graphrt-hnsw-ef40,graphrt-hnsw-ef200,graphrt-flat
+    python benchmarks/bench_pgvector.py --data clustered
 """
 
 from __future__ import annotations
@@ -55,6 +59,25 @@ def open_store(side: str, dsn: str, index: dict[str, Any]) -> Any:
     elif side.startswith("graphrt-hnsw-ef"):
         index = {**index, "ann_index_config": {"kind": "hnsw", "ef_search": int(side.rsplit("ef", 1)[1])}}
     return PostgresStore.from_conn_string(dsn, index=index, pgvector=False if side == "graphrt-exact" else None)  # type: ignore[arg-type]
+
+
+def make_data(kind: str, count: int, dims: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """Items and queries (float32): standard normal (`random`), or a clustered low-dimensional mixture."""
+    rng = np.random.default_rng(0)
+    if kind == "random":
+        return (
+            rng.standard_normal((count, dims)).astype(np.float32),
+            rng.standard_normal((queries, dims)).astype(np.float32),
+        )
+    latent, clusters = 16, 100
+    basis = rng.standard_normal((latent, dims))
+    centers = rng.standard_normal((clusters, latent)) * 2
+
+    def draw(n: int) -> np.ndarray:
+        points = centers[rng.integers(clusters, size=n)] + rng.standard_normal((n, latent))
+        return (points @ basis + 0.3 * rng.standard_normal((n, dims))).astype(np.float32)
+
+    return draw(count), draw(queries)
 
 
 def truth(data: np.ndarray, query: np.ndarray, distance: str, rows: np.ndarray) -> list[int]:
@@ -117,22 +140,22 @@ def main() -> None:
     parser.add_argument("--dims", type=int, default=256)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--distance", choices=("cosine", "l2", "inner_product"), default="cosine")
+    parser.add_argument("--data", choices=("random", "clustered"), default="random")
     parser.add_argument("--sides", default=",".join(SIDES), help="comma-separated; also graphrt-hnsw-ef<N>")
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--dsn")
-    parser.add_argument("--data")
+    parser.add_argument("--vectors", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
-        print(json.dumps(measure(args.side, args.dsn, args.data, args.distance)))
+        print(json.dumps(measure(args.side, args.dsn, args.vectors, args.distance)))
         return
 
     lg_python = os.environ.get("LG_PYTHON", "")
-    rng = np.random.default_rng(0)
     admin, server = server_dsn(durable=False)
     with tempfile.TemporaryDirectory() as folder:
         data_path = str(Path(folder) / "vectors.npz")
-        data = rng.standard_normal((args.count, args.dims)).astype(np.float32)
-        np.savez(data_path, data=data, queries=rng.standard_normal((args.queries, args.dims)).astype(np.float32))
+        data, queries = make_data(args.data, args.count, args.dims, args.queries)
+        np.savez(data_path, data=data, queries=queries)
         try:
             results: dict[str, dict[str, float]] = {}
             for side in args.sides.split(","):
@@ -140,7 +163,7 @@ def main() -> None:
                 if not python:
                     continue
                 dsn = fresh_database(admin, f"bench_{side.replace('-', '_')}")
-                cmd = [python, __file__, "--side", side, "--dsn", dsn, "--data", data_path]
+                cmd = [python, __file__, "--side", side, "--dsn", dsn, "--vectors", data_path]
                 cmd += ["--distance", args.distance]
                 env = {**os.environ, "PYTHONPATH": str(ROOT)} if side != "langgraph" else dict(os.environ)
                 out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, check=True).stdout
@@ -148,7 +171,7 @@ def main() -> None:
         finally:
             if server is not None:
                 server.stop()
-    print(f"{args.count} x {args.dims}-d random vectors, {args.queries} queries, {args.distance}, limit={K}")
+    print(f"{args.count} x {args.dims}-d {args.data} vectors, {args.queries} queries, {args.distance}, limit={K}")
     print(f"{'measure':28}" + "".join(f"{side:>15}" for side in results))
     for key in results["graphrt-hnsw"]:
         print(f"{key:28}" + "".join(f"{results[side].get(key, float('nan')):15.3f}" for side in results))

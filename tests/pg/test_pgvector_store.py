@@ -300,10 +300,17 @@ def test_bad_vector_settings_are_refused_up_front(extra: dict[str, Any], message
         PostgresStore(None, index={**config(), **extra})  # type: ignore[typeddict-item]
 
 
-def test_search_settings_reach_the_server(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("extra", "ef_search"),
+    [({"ef_search": 321}, "321"), ({}, "40")],  # 40: pgvector's default, and LangGraph's
+    ids=["set", "default"],
+)
+def test_search_settings_reach_the_server(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any], ef_search: str
+) -> None:
     from graphrt.store._pgvector import PgRanking
 
-    index = config("l2", kind="hnsw", ef_search=321)
+    index = config("l2", kind="hnsw", **extra)
     original = PgRanking.take
     settings = []
 
@@ -316,7 +323,7 @@ def test_search_settings_reach_the_server(pg_dsn: str, monkeypatch: pytest.Monke
         fill(store, 5)
         monkeypatch.setattr(PgRanking, "take", spy)
         assert len(store.search(("docs",), query="t1", limit=10)) == 5
-    assert settings and set(settings) == {"321"}
+    assert settings and set(settings) == {ef_search}
 
 
 def test_concurrent_setups_create_the_extension_table_and_index_once(pg_dsn: str) -> None:
