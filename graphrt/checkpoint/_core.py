@@ -851,21 +851,26 @@ class PreparedSave:
 
 
 class _GroupTx:
-    """A write transaction seen by the saves of one group commit: what an earlier save of the group wrote is
-    answered from here (a namespace's head, a delta's base, the thread's lease), not asked of the storage.
+    """A write transaction seen by the saves of one group commit: what an earlier save of the group wrote or
+    read is answered from here (a namespace's head, a delta's base, the thread's lease, a snapshot record),
+    not asked of the storage again.
 
-    Storage would give the same answers (a transaction reads its own writes), but a backend that guesses
-    its reads (PostgreSQL's speculative batches) only knows what was committed before the transaction.
+    Storage would give the same answers (a transaction reads its own writes, and no one else writes the
+    thread while it runs), but each answer costs a statement, and a backend that guesses its reads
+    (PostgreSQL's speculative batches) only knows what was committed before the transaction.
     """
 
-    __slots__ = ("_async", "_blobs", "_heads", "_leases", "_tx")
+    __slots__ = ("_async", "_blobs", "_both", "_heads", "_leases", "_records", "_tx")
 
     def __init__(self, tx: Any, *, asynchronous: bool) -> None:
         self._tx = tx
         self._async = asynchronous
+        self._both = getattr(tx, "head_and_lease", None)
         self._heads: dict[tuple[str, str], str] = {}
         self._blobs: dict[tuple[str, str, str, str], Blob] = {}
         self._leases: dict[str, Any] = {}
+        self._records: dict[tuple[str, str, str], tuple[str, bytes]] = {}
+        """(thread, namespace, checkpoint id) -> (type, record) stored, as written or checked in the group."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tx, name)
@@ -889,6 +894,50 @@ class _GroupTx:
     async def _alease(self, thread_id: str, found: Awaitable[Any]) -> Any:
         lease = self._leases[thread_id] = await found
         return lease
+
+    @property
+    def head_and_lease(self) -> Callable[[str, str], Any] | None:
+        """The storage's `head_and_lease` primitive, answered from here once the group knows both (None when
+        the storage has none: `CoreSaver._check` then asks `head` and `lease`, which are answered from here too).
+        """
+        return None if self._both is None else self._head_and_lease
+
+    def _head_and_lease(self, thread_id: str, checkpoint_ns: str) -> Any:
+        head = self._heads.get((thread_id, checkpoint_ns))
+        if head is not None and thread_id in self._leases:
+            return self._answer((head, self._leases[thread_id]))
+        assert self._both is not None
+        found = self._both(thread_id, checkpoint_ns)
+        if self._async:
+            return self._aboth(thread_id, found)
+        self._leases[thread_id] = found[1]
+        return found
+
+    async def _aboth(self, thread_id: str, found: Awaitable[tuple[str | None, Any]]) -> tuple[str | None, Any]:
+        both = await found
+        self._leases[thread_id] = both[1]
+        return both
+
+    def swap_lease(self, thread_id: str, expected: Any, new: Any) -> Any:
+        self._leases.pop(thread_id, None)  # read again if asked: the swap may or may not apply
+        return self._tx.swap_lease(thread_id, expected, new)
+
+    def has_record(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, type_: str, data: bytes) -> Any:
+        key = (thread_id, checkpoint_ns, checkpoint_id)
+        if self._records.get(key) == (type_, data):
+            return self._answer(True)
+        found = self._tx.has_record(thread_id, checkpoint_ns, checkpoint_id, type_, data)
+        if self._async:
+            return self._ahas_record(key, (type_, data), found)
+        if found:
+            self._records[key] = (type_, data)
+        return found
+
+    async def _ahas_record(self, key: tuple[str, str, str], record: tuple[str, bytes], found: Awaitable[bool]) -> bool:
+        has = await found
+        if has:
+            self._records[key] = record
+        return has
 
     def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> Any:
         local = {k: b for k in keys if (b := self._blobs.get((thread_id, checkpoint_ns, *k))) is not None}
@@ -914,6 +963,7 @@ class _GroupTx:
         old = self._heads.get(key)
         if old is None or row.checkpoint_id > old:
             self._heads[key] = row.checkpoint_id
+        self._records[(*key, row.checkpoint_id)] = (row.type, row.checkpoint)
         return self._tx.put_checkpoint(row)
 
 

@@ -11,7 +11,10 @@ from unittest import mock
 import pytest
 from _checkpoint_helpers import config
 
+from graphrt.checkpoint._ownership import held_owner
+from graphrt.checkpoint._record import DELTA_TYPE
 from graphrt.checkpoint.base import BaseCheckpointSaver, empty_checkpoint
+from graphrt.checkpoint.base.id import uuid6
 from graphrt.checkpoint.memory import InMemorySaver
 from graphrt.checkpoint.memory._storage import MemoryStorage
 from graphrt.checkpoint.serde.jsonplus import JsonPlusSerializer
@@ -132,3 +135,53 @@ def test_a_claimed_guarded_put_reads_head_and_lease_in_one_statement(tmp_path: P
         assert len(reads) == 1 and "graphrt_thread_leases" in reads[0] and "graphrt_checkpoints" in reads[0]
         with pytest.raises(ThreadConflictError):  # a stale head is still refused in that one read
             saver.put_guarded(first, empty_checkpoint(), {}, {}, expected_head=first["configurable"]["checkpoint_id"])
+
+
+def _wide_checkpoint(step: int, parent_versions: dict[str, str] | None) -> tuple[Any, dict[str, str]]:
+    """A checkpoint of a 60-node graph (a record big enough to be stored as a delta), step `step` moving one channel."""
+    versions = dict(parent_versions or {f"channel_{i}": "1" for i in range(60)})
+    versions[f"channel_{step % 60}"] = str(step + 2)
+    checkpoint = empty_checkpoint()
+    checkpoint["id"] = str(uuid6())
+    checkpoint["channel_versions"] = versions
+    checkpoint["versions_seen"] = {f"node_{ch}": {ch: v} for ch, v in versions.items()}
+    return checkpoint, versions
+
+
+def test_a_group_commit_asks_storage_for_its_guard_and_snapshot_record_once(tmp_path: Path) -> None:
+    """Saves committed together (`commit_saves`) read the head and lease, and confirm the snapshot record their
+    deltas build on, once: later saves are checked against what the group wrote and read, and the release
+    reuses the lease the guard read."""
+    with SqliteSaver.from_conn_string(str(tmp_path / "c.sqlite")) as saver, saver.claim_thread(config()):
+        checkpoint, versions = _wide_checkpoint(0, None)
+        head = saver.put_guarded(config(), checkpoint, {}, {}, expected_head=None)
+        saves = []
+        for step in range(1, 4):
+            checkpoint, versions = _wide_checkpoint(step, versions)
+            expected = head["configurable"]["checkpoint_id"]
+            saves.append(saver.prepare_save(head, [], checkpoint, {}, {}, expected_head=expected))
+            head = saves[-1].new_config
+        statements: list[str] = []
+        saver.conn.set_trace_callback(statements.append)
+        saver.commit_saves(saves, release_owner=held_owner(saver, "t1"))
+        saver.conn.set_trace_callback(None)
+        reads = [s for s in statements if s.startswith("SELECT")]
+        assert len(reads) == 2, reads  # the guard (head and lease), and the snapshot record
+        assert "graphrt_thread_leases" in reads[0] and reads[1].startswith("SELECT 1 FROM graphrt_checkpoints")
+        assert [s for s in statements if s.startswith("DELETE FROM graphrt_thread_leases")]
+        rows = saver.conn.execute("SELECT type FROM graphrt_checkpoints ORDER BY checkpoint_id").fetchall()
+        assert [r[0] for r in rows] == ["json"] + [DELTA_TYPE] * 3
+        got = saver.get_tuple(head)
+        assert got is not None and got.checkpoint["channel_versions"] == versions
+
+
+def test_a_group_commit_still_refuses_a_save_whose_head_moved(tmp_path: Path) -> None:
+    """What a group answers from memory is what it wrote: a later save expecting another head fails the group."""
+    with SqliteSaver.from_conn_string(str(tmp_path / "c.sqlite")) as saver, saver.claim_thread(config()):
+        first = saver.put_guarded(config(), empty_checkpoint(), {}, {}, expected_head=None)
+        expected = first["configurable"]["checkpoint_id"]
+        a = saver.prepare_save(first, [], empty_checkpoint(), {}, {}, expected_head=expected)
+        b = saver.prepare_save(first, [], empty_checkpoint(), {}, {}, expected_head=expected)  # a fork, not a's child
+        with pytest.raises(ThreadConflictError):
+            saver.commit_saves([a, b])
+        assert saver.get_head_id(config()) == expected  # all or nothing
