@@ -82,23 +82,29 @@ class _NeedChain(Exception):
 class _Links:
     """The `ChainFetcher` of one decode: serves the links fetched so far, asks for the others.
 
-    `top` is the decoded version's blob when already read (None: it is fetched with its chain).
+    `top` is the decoded version's blob when already read (None: it is fetched with its chain); `base` the
+    blob `top` extends, when read with it (`SqlTx.blobs_with_bases`).
     """
 
-    __slots__ = ("fetched", "top")
+    __slots__ = ("base", "fetched", "top")
 
-    def __init__(self, top: Blob | None) -> None:
+    def __init__(self, top: Blob | None, base: Blob | None = None) -> None:
         self.top = top
+        self.base = base
         self.fetched: dict[str, tuple[frozenset[str], builtins.list[tuple[str, Blob]]]] = {}
 
     def __call__(self, version: str, stop_at: Collection[str]) -> builtins.list[tuple[str, Blob]]:
-        top = self.top
+        top, base = self.top, self.base
         if top is None:
             start, prefix = version, []
         elif top.base is None or top.base in stop_at:
             return [(version, top)]
-        else:
+        elif base is None:
             start, prefix = top.base, [(version, top)]
+        elif base.base is None or base.base in stop_at:
+            return [(version, top), (top.base, base)]
+        else:
+            start, prefix = base.base, [(version, top), (top.base, base)]
         got = self.fetched.get(start)
         if got is None or got[0] != stop_at:
             raise _NeedChain(start, stop_at)
@@ -263,7 +269,11 @@ class CoreSaver(BaseCheckpointSaver[str]):
         versions = {ch: str(v) for ch, v in data.get("channel_versions", {}).items()}
         wanted = self._unheld_blobs(thread_id, checkpoint_ns, versions)
         codec = self._codec
-        tops = (yield tx.blobs(thread_id, checkpoint_ns, wanted)) if wanted else {}
+        with_bases = getattr(tx, "blobs_with_bases", None) if wanted else None
+        if with_bases is not None:  # a delta's base read with it: a chat's new messages cost no chain lookup
+            tops, bases = yield with_bases(thread_id, checkpoint_ns, wanted)
+        else:
+            tops, bases = (yield tx.blobs(thread_id, checkpoint_ns, wanted)) if wanted else {}, {}
         # A version asked for and not found is not stored (a channel consumed, not written): no value, and
         # no chain to ask for.
         absent = set(wanted).difference(tops) if len(tops) < len(wanted) else ()
@@ -273,7 +283,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
             if top is None and absent and (channel, version) in absent:
                 continue
             stream = (thread_id, checkpoint_ns, channel)
-            links = _Links(top)
+            links = _Links(top, bases.get((channel, top.base)) if bases and top is not None else None)
             try:  # first without a generator: a whole value, or a delta on a version in memory, needs no link
                 value = codec.decode(stream, version, links, memo)
             except _NeedChain as need:

@@ -185,3 +185,27 @@ def test_a_group_commit_still_refuses_a_save_whose_head_moved(tmp_path: Path) ->
         with pytest.raises(ThreadConflictError):
             saver.commit_saves([a, b])
         assert saver.get_head_id(config()) == expected  # all or nothing
+
+
+def test_a_read_of_a_list_grown_twice_since_the_last_read_costs_no_chain_lookup(tmp_path: Path) -> None:
+    """A chat turn appends to its messages twice (the input, the reply): the read of the next turn gets the
+    newest delta's base with it, and the version before that is the one the last read decoded."""
+    with SqliteSaver.from_conn_string(str(tmp_path / "c.sqlite")) as saver:
+        saved = config()
+        for n, version in enumerate(["1", "2", "3"], start=1):
+            checkpoint = empty_checkpoint()
+            checkpoint["channel_values"] = {"messages": list(range(n)), "step": n}
+            checkpoint["channel_versions"] = {"messages": version, "step": version}
+            saved = saver.put(saved, checkpoint, {}, {"messages": version, "step": version})
+            if n == 1:
+                assert saver.get_tuple(saved) is not None  # the read of the previous turn
+        statements: list[str] = []
+        saver.conn.set_trace_callback(statements.append)
+        got = saver.get_tuple(saved)
+        saver.conn.set_trace_callback(None)
+        assert got is not None and got.checkpoint["channel_values"] == {"messages": [0, 1, 2], "step": 3}
+        assert not [s for s in statements if "RECURSIVE" in s]
+        stored = saver.conn.execute(
+            "SELECT version, base_version FROM graphrt_checkpoint_blobs WHERE channel = 'messages'"
+        )
+        assert sorted(stored.fetchall()) == [("1", None), ("2", "1"), ("3", "2")]  # deltas, as the test assumes
