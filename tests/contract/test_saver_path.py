@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -209,3 +210,21 @@ def test_a_read_of_a_list_grown_twice_since_the_last_read_costs_no_chain_lookup(
             "SELECT version, base_version FROM graphrt_checkpoint_blobs WHERE channel = 'messages'"
         )
         assert sorted(stored.fetchall()) == [("1", None), ("2", "1"), ("3", "2")]  # deltas, as the test assumes
+
+
+def test_memory_storage_leaves_saved_blobs_and_writes_to_the_garbage_collector_once(tmp_path: Path) -> None:
+    """A long-lived InMemorySaver's full collections do not walk every blob and write it ever stored."""
+    saver = InMemorySaver()
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"messages": ["hi", "there"], "n": 1}
+    checkpoint["channel_versions"] = {"messages": "1", "n": "1"}
+    saved = saver.put(config(), checkpoint, {}, {"messages": "1", "n": "1"})
+    saver.put_writes(saved, [("messages", ["again"]), ("n", 2)], "task")
+    gc.collect()
+    blobs = [blob for rows in saver._storage.blob_rows.values() for blob in rows.values()]
+    writes = [w for tasks in saver._storage.pending.values() for rows in tasks.values() for w in rows.values()]
+    assert len(blobs) == 2 and len(writes) == 2
+    assert not [row for row in blobs + writes if gc.is_tracked(row)]
+    got = saver.get_tuple(saved)  # read back as the named tuples the core expects
+    assert got is not None and got.checkpoint["channel_values"] == {"messages": ["hi", "there"], "n": 1}
+    assert [(w[1], w[2]) for w in got.pending_writes] == [("messages", ["again"]), ("n", 2)]
