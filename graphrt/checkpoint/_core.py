@@ -82,23 +82,29 @@ class _NeedChain(Exception):
 class _Links:
     """The `ChainFetcher` of one decode: serves the links fetched so far, asks for the others.
 
-    `top` is the decoded version's blob when already read (None: it is fetched with its chain).
+    `top` is the decoded version's blob when already read (None: it is fetched with its chain); `base` the
+    blob `top` extends, when read with it (`SqlTx.blobs_with_bases`).
     """
 
-    __slots__ = ("fetched", "top")
+    __slots__ = ("base", "fetched", "top")
 
-    def __init__(self, top: Blob | None) -> None:
+    def __init__(self, top: Blob | None, base: Blob | None = None) -> None:
         self.top = top
+        self.base = base
         self.fetched: dict[str, tuple[frozenset[str], builtins.list[tuple[str, Blob]]]] = {}
 
     def __call__(self, version: str, stop_at: Collection[str]) -> builtins.list[tuple[str, Blob]]:
-        top = self.top
+        top, base = self.top, self.base
         if top is None:
             start, prefix = version, []
         elif top.base is None or top.base in stop_at:
             return [(version, top)]
-        else:
+        elif base is None:
             start, prefix = top.base, [(version, top)]
+        elif base.base is None or base.base in stop_at:
+            return [(version, top), (top.base, base)]
+        else:
+            start, prefix = base.base, [(version, top), (top.base, base)]
         got = self.fetched.get(start)
         if got is None or got[0] != stop_at:
             raise _NeedChain(start, stop_at)
@@ -263,7 +269,11 @@ class CoreSaver(BaseCheckpointSaver[str]):
         versions = {ch: str(v) for ch, v in data.get("channel_versions", {}).items()}
         wanted = self._unheld_blobs(thread_id, checkpoint_ns, versions)
         codec = self._codec
-        tops = (yield tx.blobs(thread_id, checkpoint_ns, wanted)) if wanted else {}
+        with_bases = getattr(tx, "blobs_with_bases", None) if wanted else None
+        if with_bases is not None:  # a delta's base read with it: a chat's new messages cost no chain lookup
+            tops, bases = yield with_bases(thread_id, checkpoint_ns, wanted)
+        else:
+            tops, bases = (yield tx.blobs(thread_id, checkpoint_ns, wanted)) if wanted else {}, {}
         # A version asked for and not found is not stored (a channel consumed, not written): no value, and
         # no chain to ask for.
         absent = set(wanted).difference(tops) if len(tops) < len(wanted) else ()
@@ -273,7 +283,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
             if top is None and absent and (channel, version) in absent:
                 continue
             stream = (thread_id, checkpoint_ns, channel)
-            links = _Links(top)
+            links = _Links(top, bases.get((channel, top.base)) if bases and top is not None else None)
             try:  # first without a generator: a whole value, or a delta on a version in memory, needs no link
                 value = codec.decode(stream, version, links, memo)
             except _NeedChain as need:
@@ -851,21 +861,26 @@ class PreparedSave:
 
 
 class _GroupTx:
-    """A write transaction seen by the saves of one group commit: what an earlier save of the group wrote is
-    answered from here (a namespace's head, a delta's base, the thread's lease), not asked of the storage.
+    """A write transaction seen by the saves of one group commit: what an earlier save of the group wrote or
+    read is answered from here (a namespace's head, a delta's base, the thread's lease, a snapshot record),
+    not asked of the storage again.
 
-    Storage would give the same answers (a transaction reads its own writes), but a backend that guesses
-    its reads (PostgreSQL's speculative batches) only knows what was committed before the transaction.
+    Storage would give the same answers (a transaction reads its own writes, and no one else writes the
+    thread while it runs), but each answer costs a statement, and a backend that guesses its reads
+    (PostgreSQL's speculative batches) only knows what was committed before the transaction.
     """
 
-    __slots__ = ("_async", "_blobs", "_heads", "_leases", "_tx")
+    __slots__ = ("_async", "_blobs", "_both", "_heads", "_leases", "_records", "_tx")
 
     def __init__(self, tx: Any, *, asynchronous: bool) -> None:
         self._tx = tx
         self._async = asynchronous
+        self._both = getattr(tx, "head_and_lease", None)
         self._heads: dict[tuple[str, str], str] = {}
         self._blobs: dict[tuple[str, str, str, str], Blob] = {}
         self._leases: dict[str, Any] = {}
+        self._records: dict[tuple[str, str, str], tuple[str, bytes]] = {}
+        """(thread, namespace, checkpoint id) -> (type, record) stored, as written or checked in the group."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tx, name)
@@ -889,6 +904,50 @@ class _GroupTx:
     async def _alease(self, thread_id: str, found: Awaitable[Any]) -> Any:
         lease = self._leases[thread_id] = await found
         return lease
+
+    @property
+    def head_and_lease(self) -> Callable[[str, str], Any] | None:
+        """The storage's `head_and_lease` primitive, answered from here once the group knows both (None when
+        the storage has none: `CoreSaver._check` then asks `head` and `lease`, which are answered from here too).
+        """
+        return None if self._both is None else self._head_and_lease
+
+    def _head_and_lease(self, thread_id: str, checkpoint_ns: str) -> Any:
+        head = self._heads.get((thread_id, checkpoint_ns))
+        if head is not None and thread_id in self._leases:
+            return self._answer((head, self._leases[thread_id]))
+        assert self._both is not None
+        found = self._both(thread_id, checkpoint_ns)
+        if self._async:
+            return self._aboth(thread_id, found)
+        self._leases[thread_id] = found[1]
+        return found
+
+    async def _aboth(self, thread_id: str, found: Awaitable[tuple[str | None, Any]]) -> tuple[str | None, Any]:
+        both = await found
+        self._leases[thread_id] = both[1]
+        return both
+
+    def swap_lease(self, thread_id: str, expected: Any, new: Any) -> Any:
+        self._leases.pop(thread_id, None)  # read again if asked: the swap may or may not apply
+        return self._tx.swap_lease(thread_id, expected, new)
+
+    def has_record(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, type_: str, data: bytes) -> Any:
+        key = (thread_id, checkpoint_ns, checkpoint_id)
+        if self._records.get(key) == (type_, data):
+            return self._answer(True)
+        found = self._tx.has_record(thread_id, checkpoint_ns, checkpoint_id, type_, data)
+        if self._async:
+            return self._ahas_record(key, (type_, data), found)
+        if found:
+            self._records[key] = (type_, data)
+        return found
+
+    async def _ahas_record(self, key: tuple[str, str, str], record: tuple[str, bytes], found: Awaitable[bool]) -> bool:
+        has = await found
+        if has:
+            self._records[key] = record
+        return has
 
     def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> Any:
         local = {k: b for k in keys if (b := self._blobs.get((thread_id, checkpoint_ns, *k))) is not None}
@@ -914,6 +973,7 @@ class _GroupTx:
         old = self._heads.get(key)
         if old is None or row.checkpoint_id > old:
             self._heads[key] = row.checkpoint_id
+        self._records[(*key, row.checkpoint_id)] = (row.type, row.checkpoint)
         return self._tx.put_checkpoint(row)
 
 

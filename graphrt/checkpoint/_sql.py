@@ -121,6 +121,12 @@ _LOOKUP_BLOB = (
     "SELECT channel, version, type, blob, base_version, depth FROM graphrt_checkpoint_blobs "
     "WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? AND version = ?"
 )
+_LOOKUP_BLOB_AND_BASE = (
+    "SELECT t.channel, t.version, t.type, t.blob, t.base_version, t.depth, b.type, b.blob, b.base_version, b.depth "
+    "FROM graphrt_checkpoint_blobs t LEFT JOIN graphrt_checkpoint_blobs b ON b.thread_id = t.thread_id "
+    "AND b.checkpoint_ns = t.checkpoint_ns AND b.channel = t.channel AND b.version = t.base_version "
+    "WHERE t.thread_id = ? AND t.checkpoint_ns = ? AND t.channel = ? AND t.version = ?"
+)
 _SELECT_DEPENDENTS = (
     "SELECT version FROM graphrt_checkpoint_blobs "
     "WHERE thread_id = ? AND checkpoint_ns = ? AND channel = ? AND base_version = ? AND version <> ?"
@@ -277,6 +283,23 @@ class _SqlBodies:
             )
             found.update({(r[0], r[1]): _blob(r[2], r[3], r[4], r[5]) for r in (yield self.cur.fetchall())})
         return found
+
+    def _blobs_with_bases(
+        self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
+    ) -> Body[tuple[dict[tuple[str, str], Blob], dict[tuple[str, str], Blob]]]:
+        found: dict[tuple[str, str], Blob] = {}
+        bases: dict[tuple[str, str], Blob] = {}
+        for start in range(0, len(keys), _PREFETCH_CHUNK):
+            chunk = keys[start : start + _PREFETCH_CHUNK]
+            yield self.cur.execute(
+                self.q(" UNION ALL ".join(_LOOKUP_BLOB_AND_BASE for _ in chunk)),
+                tuple(x for ch, v in chunk for x in (thread_id, checkpoint_ns, ch, v)),
+            )
+            for r in (yield self.cur.fetchall()):
+                found[(r[0], r[1])] = _blob(r[2], r[3], r[4], r[5])
+                if r[6] is not None:
+                    bases[(r[0], r[4])] = _blob(r[6], r[7], r[8], r[9])
+        return found, bases
 
     def _chain(self, stream: StreamKey, version: str, stop_at: Collection[str]) -> Body[list[tuple[str, Blob]]]:
         stops = list(stop_at) or [""]
@@ -485,6 +508,22 @@ class SqlTx(_SqlBodies):
         return drive(self._threads(serde, filter, limit))
 
 
+class LoadSqlTx(SqlTx):
+    """`SqlTx` whose blob reads for a load bring each delta's base along (one statement, not two).
+
+    An extra primitive the storage core uses when a read transaction has it (`CoreSaver._load`); PostgreSQL's
+    reads guess ahead their own way (`postgres._pipeline`).
+    """
+
+    __slots__ = ()
+
+    def blobs_with_bases(
+        self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], Blob], dict[tuple[str, str], Blob]]:
+        """`blobs`, and the stored blob each found delta extends, keyed by (channel, base version)."""
+        return drive(self._blobs_with_bases(thread_id, checkpoint_ns, keys))
+
+
 class GuardSqlTx(SqlTx):
     """`SqlTx` whose guard reads (the head and the lease of a guarded put) are one statement.
 
@@ -614,7 +653,7 @@ class SqlSaver(CoreSaver):
     @contextmanager
     def _read_tx(self) -> Iterator[SqlTx]:
         with self._read() as cur:
-            yield SqlTx(cur, self.dialect)
+            yield LoadSqlTx(cur, self.dialect)
 
     @contextmanager
     def _write_tx(self, thread_id: str | None = None) -> Iterator[SqlTx]:

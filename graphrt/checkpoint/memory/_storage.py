@@ -27,6 +27,10 @@ class MemoryStorage:
     Writes are journaled so a failed write transaction is undone (`rollback`), as a database would.
     A checkpoint's record may be stored held (`HeldRecord`): `encode_record` serializes it when a read
     returns its row, so a step's write costs what it changed, not the size of the graph.
+
+    Blobs and writes are stored as plain tuples and handed out as `Blob`s and `WriteRow`s: the garbage
+    collector stops scanning a tuple of strings and bytes once it has seen it, but never a named tuple, so
+    a long-lived saver's every full collection would otherwise walk all it ever stored.
     """
 
     def __init__(self, encode_record: Callable[[dict[str, Any]], tuple[str, bytes]]) -> None:
@@ -34,11 +38,11 @@ class MemoryStorage:
         self.checkpoints_by_ns: dict[str, dict[str, dict[str, CheckpointRow]]] = {}
         """thread id -> namespace -> checkpoint id -> row."""
         self.heads_by_ns: dict[tuple[str, str], str] = {}
-        self.pending: dict[tuple[str, str, str], dict[str, dict[int, WriteRow]]] = {}
-        """(thread id, namespace, checkpoint id) -> task id -> idx -> write (a task's first batch of writes is
-        stored as one entry, built in C)."""
-        self.blob_rows: dict[tuple[str, str], dict[tuple[str, str], Blob]] = {}
-        """(thread id, namespace) -> (channel, version) -> blob."""
+        self.pending: dict[tuple[str, str, str], dict[str, dict[int, tuple[Any, ...]]]] = {}
+        """(thread id, namespace, checkpoint id) -> task id -> idx -> a `WriteRow`'s fields (a task's first batch
+        of writes is stored as one entry, built in C)."""
+        self.blob_rows: dict[tuple[str, str], dict[tuple[str, str], tuple[Any, ...]]] = {}
+        """(thread id, namespace) -> (channel, version) -> a `Blob`'s fields."""
         self.leases: dict[str, Lease] = {}
         self._journal: list[tuple[dict[Any, Any], Any, Any]] = []
         """Undo records of the open write transaction: (dict, key, old value or _ABSENT)."""
@@ -112,14 +116,15 @@ class MemoryStorage:
 
     def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Blob]:
         stored = self.blob_rows.get((thread_id, checkpoint_ns), {})
-        return {k: stored[k] for k in keys if k in stored}
+        return {k: Blob(*stored[k]) for k in keys if k in stored}
 
     def chain(self, stream: StreamKey, version: str, stop_at: Collection[str]) -> list[tuple[str, Blob]]:
         thread_id, checkpoint_ns, channel = stream
         stored = self.blob_rows.get((thread_id, checkpoint_ns), {})
         chain: list[tuple[str, Blob]] = []
         current: str | None = version
-        while current is not None and (blob := stored.get((channel, current))) is not None:
+        while current is not None and (fields := stored.get((channel, current))) is not None:
+            blob = Blob(*fields)
             chain.append((current, blob))
             current = blob.base
             if current in stop_at or len(chain) >= MAX_CHAIN:
@@ -128,7 +133,7 @@ class MemoryStorage:
 
     def writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> list[WriteRow]:
         tasks = self.pending.get((thread_id, checkpoint_ns, checkpoint_id), {})
-        return [row for rows in tasks.values() for row in rows.values()]
+        return [WriteRow(*row) for rows in tasks.values() for row in rows.values()]
 
     def lease(self, thread_id: str) -> Lease | None:
         return self.leases.get(thread_id)
@@ -141,7 +146,7 @@ class MemoryStorage:
 
     def insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> int:
         stored = self._child(self.blob_rows, (thread_id, checkpoint_ns))
-        fresh = {(channel, version): blob for channel, version, blob in items}
+        fresh = {(channel, version): tuple(blob) for channel, version, blob in items}
         if len(fresh) == len(items) and stored.keys().isdisjoint(fresh):  # the common case: every version new
             stored.update(fresh)
             self._journal.append((stored, fresh, _ADDED))
@@ -150,19 +155,19 @@ class MemoryStorage:
         for channel, version, blob in items:
             key = (channel, version)
             if key not in stored:
-                stored[key] = blob
+                stored[key] = tuple(blob)
                 added.append(key)
         self._journal.append((stored, added, _ADDED))
         return len(added)
 
     def set_blob(self, stream: StreamKey, version: str, blob: Blob) -> None:
         thread_id, checkpoint_ns, channel = stream
-        self._put(self._child(self.blob_rows, (thread_id, checkpoint_ns)), (channel, version), blob)
+        self._put(self._child(self.blob_rows, (thread_id, checkpoint_ns)), (channel, version), tuple(blob))
 
     def dependents(self, stream: StreamKey, version: str) -> list[str]:
         thread_id, checkpoint_ns, channel = stream
         stored = self.blob_rows.get((thread_id, checkpoint_ns), {})
-        return [v for (ch, v), b in stored.items() if ch == channel and b.base == version and v != version]
+        return [v for (ch, v), b in stored.items() if ch == channel and Blob(*b).base == version and v != version]
 
     def put_checkpoint(self, row: CheckpointRow) -> None:
         spaces = self._child(self.checkpoints_by_ns, row.thread_id)
@@ -177,14 +182,14 @@ class MemoryStorage:
         if rows:
             task_id = rows[0].task_id
             if task_id not in saved and all(map(task_id.__eq__, map(_TASK_ID, rows))):
-                batch = dict(zip(map(_IDX, rows), rows, strict=True))
+                batch = dict(zip(map(_IDX, rows), map(tuple, rows), strict=True))
                 if len(batch) == len(rows):  # the common case: a task's writes, saved once
                     self._put(saved, task_id, batch)
                     return
         for row in rows:
             writes = self._child(saved, row.task_id)
             if row.idx not in writes or row.replaces:  # exactly once, but special channels replace
-                self._put(writes, row.idx, row)
+                self._put(writes, row.idx, tuple(row))
 
     def delete_thread(self, thread_id: str) -> None:
         self._pop(self.checkpoints_by_ns, thread_id)
