@@ -441,7 +441,10 @@ def test_a_failed_background_commit_is_raised_at_the_end(
     graph = chain(saver, 3, hook=lambda i: done.set() if i == 2 else None)
     with pytest.raises(ConnectionError, match="lost the connection"):
         run(graph, {"items": []}, mode, thread())
-    assert 2 not in steps_saved(saver, thread())
+    # n2 runs at step 3, so step 3's save fails; the saves before it may be committed (in one group or several)
+    # before n2 starts or after (then they fail too): what is saved is an unbroken history up to some step.
+    saved = steps_saved(saver, thread())
+    assert saved in ([2, 1, 0, -1], [1, 0, -1], [0, -1], [-1], [])
 
 
 def test_an_unserializable_value_fails_at_its_step_naming_its_node(saver: Any, mode: str) -> None:
