@@ -284,3 +284,62 @@ def test_a_join_fires_again_in_the_next_round_of_a_loop(mode: str) -> None:
     builder.add_edge(["a", "b"], "c")
     builder.add_conditional_edges("c", lambda s: ["a", "b"] if s["log"].count("c") < 2 else END, ["a", "b", END])
     assert run(builder.compile(), {"log": []}, mode)["log"] == ["a", "b", "c", "a", "b", "c"]
+
+
+def test_a_branch_reading_its_nodes_write_does_not_make_the_step_reduce_it_again(mode: str) -> None:
+    # The branch sees the node's write folded in; the step then takes that folded value instead of
+    # calling the reducer a second time for the same write.
+    folded: list[list[str]] = []
+
+    def add(left: list[str], right: list[str]) -> list[str]:
+        folded.append(right)
+        return left + right
+
+    class Log(TypedDict):
+        log: Annotated[list[str], add]
+
+    seen: list[list[str]] = []
+    builder = StateGraph(Log)
+    builder.add_node("a", lambda s: {"log": ["a"]})
+    builder.add_node("b", lambda s: {"log": ["b"]})
+    builder.add_edge(START, "a")
+    builder.add_conditional_edges("a", lambda s: seen.append(s["log"]) or "b", ["b"])
+    builder.add_edge("b", END)
+    assert run(builder.compile(), {"log": ["in"]}, mode) == {"log": ["in", "a", "b"]}
+    assert seen == [["in", "a"]]
+    assert folded == [["in"], ["a"], ["b"]]
+
+
+def test_parallel_nodes_with_branches_each_see_only_their_own_write(mode: str) -> None:
+    seen: dict[str, list[str]] = {}
+
+    def route(name: str) -> Any:
+        return lambda s: seen.setdefault(name, s["log"]) and END
+
+    builder = StateGraph(State)
+    for name in ("x", "y"):
+        builder.add_node(name, lambda s, name=name: {"log": [name]})
+        builder.add_edge(START, name)
+        builder.add_conditional_edges(name, route(name), [END])
+    assert run(builder.compile(), {"log": ["in"]}, mode) == {"log": ["in", "x", "y"]}
+    assert seen == {"x": ["in", "x"], "y": ["in", "y"]}
+
+
+def test_a_retried_node_with_a_branch_applies_the_write_of_its_last_attempt(mode: str) -> None:
+    from graphrt.types import RetryPolicy
+
+    attempts = itertools.count()
+
+    def node(s: State) -> dict[str, Any]:
+        return {"log": [f"attempt {next(attempts)}"]}
+
+    def route(s: State) -> str:
+        if s["log"] == ["attempt 0"]:
+            raise ConnectionError("the first attempt fails after its branch read its write")
+        return END
+
+    builder = StateGraph(State)
+    builder.add_node("a", node, retry_policy=RetryPolicy(initial_interval=0.0, jitter=False))
+    builder.add_edge(START, "a")
+    builder.add_conditional_edges("a", route, [END])
+    assert run(builder.compile(), {"log": []}, mode) == {"log": ["attempt 1"]}
