@@ -76,7 +76,8 @@ class StateView:
         for key in self.keys:
             chan = channels[key]
             if key in pending:
-                chan = task.stage(key, chan, pending[key])
+                chan = chan.copy()
+                chan.update(pending[key])
             if chan.is_available():
                 values[key] = chan.get()
         return self.coerce(values) if self.coerce is not None else values

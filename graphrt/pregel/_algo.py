@@ -316,20 +316,12 @@ def apply_writes(st: LoopState, tasks: Sequence[Task], *, bump_step: bool = True
     for chan, value in plain.items():
         channels[chan].value = value  # type: ignore[attr-defined]
         versions[chan] = next_version
-    # A branch of a step's only task has applied its writes to copies of the channels it read: take those
-    # rather than reduce the same writes again (add_messages is not free). No channel consumed meanwhile.
-    staged = ordered[0].staged if len(ordered) == 1 and not consumers else None
     updated: set[str] = set()
     for chan, values in by_channel.items():
         channel = channels.get(chan)
         if channel is None:
             continue  # not a channel of this graph
-        hit = staged.get(chan) if staged is not None else None
-        if hit is not None and hit.applies(channel, values):
-            channels[chan] = channel = hit.result
-            if not hit.changed:
-                continue
-        elif not channel.update(values):
+        if not channel.update(values):
             continue
         versions[chan] = next_version
         changed.add(chan)

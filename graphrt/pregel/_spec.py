@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from graphrt._context import TaskContext
 from graphrt.channels.base import MISSING, BaseChannel
@@ -31,7 +31,6 @@ __all__ = (
     "GraphSpec",
     "NodeProc",
     "PregelNode",
-    "Staged",
     "Task",
 )
 
@@ -137,24 +136,6 @@ class GraphSpec:
         object.__setattr__(self, "initially_set", initially_set)
 
 
-class Staged(NamedTuple):
-    """A channel as a task's branch read it: a copy of `source` with the task's `writes` to it applied."""
-
-    source: BaseChannel[Any, Any, Any]
-    writes: tuple[Any, ...]
-    result: BaseChannel[Any, Any, Any]
-    changed: bool
-    """What `result.update(writes)` returned."""
-
-    def applies(self, channel: BaseChannel[Any, Any, Any], writes: Sequence[Any]) -> bool:
-        """True if this is `channel` updated with exactly `writes` (the same objects)."""
-        return (
-            channel is self.source
-            and len(writes) == len(self.writes)
-            and all(a is b for a, b in zip(writes, self.writes, strict=True))
-        )
-
-
 @dataclass(slots=True)
 class Task:
     """One node invocation in one step. `writes` fills in as it runs (hence not frozen)."""
@@ -169,18 +150,3 @@ class Task:
     writes: list[tuple[str, Any]] = field(default_factory=list)
     cache_key: CacheKey | None = None
     """Set before the task runs when its node is cached and the run has a cache."""
-    staged: dict[str, Staged] | None = None
-    """Channels a branch of the task read with the task's own writes applied (see `stage`)."""
-
-    def stage(self, key: str, channel: BaseChannel[Any, Any, Any], writes: Sequence[Any]) -> BaseChannel[Any, Any, Any]:
-        """A copy of `channel` with this task's `writes` to it applied, for a branch to read.
-
-        The copy is kept: a step of this task alone applies the same writes by taking it (`apply_writes`),
-        instead of running a reducer such as `add_messages` a second time.
-        """
-        result = channel.copy()
-        changed = result.update(writes)
-        if self.staged is None:
-            self.staged = {}
-        self.staged[key] = Staged(channel, tuple(writes), result, changed)
-        return result
