@@ -284,3 +284,38 @@ def test_a_join_fires_again_in_the_next_round_of_a_loop(mode: str) -> None:
     builder.add_edge(["a", "b"], "c")
     builder.add_conditional_edges("c", lambda s: ["a", "b"] if s["log"].count("c") < 2 else END, ["a", "b", END])
     assert run(builder.compile(), {"log": []}, mode)["log"] == ["a", "b", "c", "a", "b", "c"]
+
+
+def test_parallel_nodes_with_branches_each_see_only_their_own_write(mode: str) -> None:
+    seen: dict[str, list[str]] = {}
+
+    def route(name: str) -> Any:
+        return lambda s: seen.setdefault(name, s["log"]) and END
+
+    builder = StateGraph(State)
+    for name in ("x", "y"):
+        builder.add_node(name, lambda s, name=name: {"log": [name]})
+        builder.add_edge(START, name)
+        builder.add_conditional_edges(name, route(name), [END])
+    assert run(builder.compile(), {"log": ["in"]}, mode) == {"log": ["in", "x", "y"]}
+    assert seen == {"x": ["in", "x"], "y": ["in", "y"]}
+
+
+def test_a_retried_node_with_a_branch_applies_the_write_of_its_last_attempt(mode: str) -> None:
+    from graphrt.types import RetryPolicy
+
+    attempts = itertools.count()
+
+    def node(s: State) -> dict[str, Any]:
+        return {"log": [f"attempt {next(attempts)}"]}
+
+    def route(s: State) -> str:
+        if s["log"] == ["attempt 0"]:
+            raise ConnectionError("the first attempt fails after its branch read its write")
+        return END
+
+    builder = StateGraph(State)
+    builder.add_node("a", node, retry_policy=RetryPolicy(initial_interval=0.0, jitter=False))
+    builder.add_edge(START, "a")
+    builder.add_conditional_edges("a", route, [END])
+    assert run(builder.compile(), {"log": []}, mode) == {"log": ["attempt 1"]}
