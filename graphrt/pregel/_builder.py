@@ -208,24 +208,23 @@ def _check(
 ) -> None:
     """Every channel a node or the graph names exists (LangGraph's validation, with the name of the culprit)."""
 
-    def known(names: str | Sequence[str] | None, where: str) -> None:
-        for name in (names,) if isinstance(names, str) else (names or ()):
+    names = sorted(k for k in channels if k != TASKS)
+
+    def known(given: str | Sequence[str] | None, where: str) -> None:
+        for name in (given,) if isinstance(given, str) else (given or ()):
             if name not in channels:
-                raise ValueError(f"{where} names channel {name!r}, which is not in `channels` ({sorted(channels)}).")
+                raise ValueError(f"{where} {name!r}, which is not in `channels` ({names}).")
 
     for node in nodes.values():
         known(node.triggers, f"Node {node.name!r} subscribes to")
         known(node.reads, f"Node {node.name!r} reads")
         for entry in getattr(node.proc, "writes", ()):
             known(entry.channel, f"Node {node.name!r} writes to")
-    known(input_channels, "input_channels")
-    known(output_channels, "output_channels")
-    known(stream_channels, "stream_channels")
-    if not any(
-        t in ((input_channels,) if isinstance(input_channels, str) else input_channels)
-        for n in nodes.values()
-        for t in n.triggers
-    ):
+    known(input_channels, "input_channels names")
+    known(output_channels, "output_channels names")
+    known(stream_channels, "stream_channels names")
+    inputs = (input_channels,) if isinstance(input_channels, str) else tuple(input_channels)
+    if not any(trigger in inputs for node in nodes.values() for trigger in node.triggers):
         raise ValueError(
-            f"No node subscribes to an input channel: nothing would run. Subscribe a node to one of {input_channels!r}."
+            f"No node subscribes to an input channel, so nothing would run: subscribe a node to one of {inputs}."
         )
