@@ -269,36 +269,37 @@ class _SqlBodies:
         yield self.cur.execute(self.q(sql), params)
         return [_row(r) for r in (yield self.cur.fetchall())]
 
-    def _blobs(
-        self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
-    ) -> Body[dict[tuple[str, str], Blob]]:
-        found: dict[tuple[str, str], Blob] = {}
+    def _lookup_pairs(
+        self, lookup: str, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
+    ) -> Body[list[Any]]:
+        """The rows of `lookup` (one statement per (channel, version) pair) for every pair, in chunks."""
+        rows: list[Any] = []
         for start in range(0, len(keys), _PREFETCH_CHUNK):
             chunk = keys[start : start + _PREFETCH_CHUNK]
             # One primary-key lookup per pair: with an OR (or IN) of pairs SQLite picks another index and
             # scans every blob of the thread, which grows with its history.
             yield self.cur.execute(
-                self.q(" UNION ALL ".join(_LOOKUP_BLOB for _ in chunk)),
+                self.q(" UNION ALL ".join(lookup for _ in chunk)),
                 tuple(x for ch, v in chunk for x in (thread_id, checkpoint_ns, ch, v)),
             )
-            found.update({(r[0], r[1]): _blob(r[2], r[3], r[4], r[5]) for r in (yield self.cur.fetchall())})
-        return found
+            rows += yield self.cur.fetchall()
+        return rows
+
+    def _blobs(
+        self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
+    ) -> Body[dict[tuple[str, str], Blob]]:
+        rows = yield from self._lookup_pairs(_LOOKUP_BLOB, thread_id, checkpoint_ns, keys)
+        return {(r[0], r[1]): _blob(r[2], r[3], r[4], r[5]) for r in rows}
 
     def _blobs_with_bases(
         self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
     ) -> Body[tuple[dict[tuple[str, str], Blob], dict[tuple[str, str], Blob]]]:
         found: dict[tuple[str, str], Blob] = {}
         bases: dict[tuple[str, str], Blob] = {}
-        for start in range(0, len(keys), _PREFETCH_CHUNK):
-            chunk = keys[start : start + _PREFETCH_CHUNK]
-            yield self.cur.execute(
-                self.q(" UNION ALL ".join(_LOOKUP_BLOB_AND_BASE for _ in chunk)),
-                tuple(x for ch, v in chunk for x in (thread_id, checkpoint_ns, ch, v)),
-            )
-            for r in (yield self.cur.fetchall()):
-                found[(r[0], r[1])] = _blob(r[2], r[3], r[4], r[5])
-                if r[6] is not None:
-                    bases[(r[0], r[4])] = _blob(r[6], r[7], r[8], r[9])
+        for r in (yield from self._lookup_pairs(_LOOKUP_BLOB_AND_BASE, thread_id, checkpoint_ns, keys)):
+            found[(r[0], r[1])] = _blob(r[2], r[3], r[4], r[5])
+            if r[6] is not None:
+                bases[(r[0], r[4])] = _blob(r[6], r[7], r[8], r[9])
         return found, bases
 
     def _chain(self, stream: StreamKey, version: str, stop_at: Collection[str]) -> Body[list[tuple[str, Blob]]]:

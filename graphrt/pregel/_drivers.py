@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-import math
 import queue
 import threading
 import time
@@ -202,18 +201,23 @@ def _timed_out(
     while not todo.empty():
         todo.get_nowait()
     finished = {task.id for task, _ in results}
-    late = [task for task in tasks if task.id not in finished]
-    error = _step_timeout_error(late, io.step_timeout)
-    return _outcome(tasks, [*results, *((task, error) for task in late)])
+    return _late_outcome(tasks, results, [task for task in tasks if task.id not in finished], io.step_timeout)
 
 
-def _step_timeout_error(late: Sequence[Task], timeout: float | None) -> TimeoutError:
+def _late_outcome(
+    tasks: Sequence[Task],
+    results: list[tuple[Task, BaseException | None]],
+    late: Sequence[Task],
+    timeout: float | None,
+) -> StepOutcome:
+    """The step's outcome when `late` tasks did not finish within `step_timeout`: each fails with TimeoutError."""
     names = ", ".join(sorted({repr(task.name) for task in late}))
-    return TimeoutError(
+    error = TimeoutError(
         f"Step {late[0].ctx.step} did not finish within step_timeout={timeout}s (still running: {names}). "
         "What the step's finished tasks wrote is saved: run the thread again (input None) to retry the rest, "
         "or raise the graph's step_timeout."
     )
+    return _outcome(tasks, [*results, *((task, error) for task in late)])
 
 
 def _raise_if_worker_died(futures: list[concurrent.futures.Future[None]]) -> None:
@@ -401,19 +405,25 @@ async def _run_tasks_async(effect: RunTasks, io: RunIO) -> StepOutcome:
     results: list[tuple[Task, BaseException | None]] = []
     limiter = anyio.Semaphore(io.max_concurrency) if io.max_concurrency else None
 
-    deadline = math.inf if io.step_timeout is None else anyio.current_time() + io.step_timeout
+    timeout = io.step_timeout
+    deadline = None if timeout is None else anyio.current_time() + timeout
     late: list[Task] = []
 
+    async def run(task: Task) -> BaseException | None:
+        if limiter is None:
+            return await run_task_async(task)
+        async with limiter:
+            return await run_task_async(task)
+
     async def one(task: Task) -> None:
-        with anyio.CancelScope(deadline=deadline) as scope:  # the step's time limit stops the task, not a save
-            if limiter is not None:
-                async with limiter:
-                    error = await run_task_async(task)
-            else:
-                error = await run_task_async(task)
-        if scope.cancelled_caught:
-            late.append(task)  # nothing it wrote is saved or applied
-            return
+        if deadline is None:
+            error = await run(task)
+        else:
+            with anyio.CancelScope(deadline=deadline) as scope:  # the step's time limit stops the task, not a save
+                error = await run(task)
+            if scope.cancelled_caught:
+                late.append(task)  # nothing it wrote is saved or applied
+                return
         results.append((task, error))
         await _perform_async(effect.after_task(task, error), io, last=len(results) == len(effect.tasks))
 
@@ -424,8 +434,7 @@ async def _run_tasks_async(effect: RunTasks, io: RunIO) -> StepOutcome:
             for task in effect.tasks:
                 group.start_soon(one, task)
     if late:
-        error = _step_timeout_error(late, io.step_timeout)
-        return _outcome(effect.tasks, [*results, *((task, error) for task in late)])
+        return _late_outcome(effect.tasks, results, late, timeout)
     return _outcome(effect.tasks, results)
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NotRequired, get_type_hints
 
 import typing_extensions
-from pydantic import BaseModel, PydanticUserError, RootModel, TypeAdapter, create_model
+from pydantic import BaseModel, RootModel, TypeAdapter, create_model
 
 from graphrt.config import RunnableConfig
 
@@ -163,16 +164,12 @@ def _model_of(schema: Any, name: str) -> type[BaseModel]:
 def _portable(schema: Any) -> Any:
     """`schema`, or for a `typing.TypedDict` (which pydantic refuses before Python 3.12) the same keys as a
     `typing_extensions.TypedDict`."""
-    if not typing_extensions.is_typeddict(schema):
+    if sys.version_info >= (3, 12) or not typing_extensions.is_typeddict(schema) or type(schema).__module__ != "typing":
         return schema
-    try:
-        TypeAdapter(schema)
-        return schema
-    except PydanticUserError:
-        hints = get_type_hints(schema, include_extras=True)
-        required = schema.__required_keys__
-        fields = {key: hint if key in required else NotRequired[hint] for key, hint in hints.items()}
-        return typing_extensions.TypedDict(schema.__name__, fields)  # type: ignore[operator]
+    hints = get_type_hints(schema, include_extras=True)
+    required = schema.__required_keys__
+    fields = {key: hint if key in required else NotRequired[hint] for key, hint in hints.items()}
+    return typing_extensions.TypedDict(schema.__name__, fields)  # type: ignore[operator]
 
 
 def _is_model(schema: Any) -> bool:

@@ -114,11 +114,7 @@ class Pregel(RunnableMixin):
         if spec is None:
             if nodes is None or input_channels is None or output_channels is None:
                 raise TypeError("Pregel() needs nodes=, channels=, input_channels= and output_channels=.")
-            if kwargs.get("retry_policy") or kwargs.get("cache_policy"):
-                raise NotImplementedError(
-                    "Pregel(retry_policy=/cache_policy=) is not supported yet: set them on each node "
-                    "(NodeBuilder.add_retry_policies / add_cache_policy)."
-                )
+            _check_low_level_options(kwargs)
             spec = graph_spec(
                 nodes,
                 channels,
@@ -876,6 +872,22 @@ def _names(given: All | Sequence[str] | None, default: All | tuple[str, ...]) ->
     if given is None:
         return default
     return "*" if given == "*" else tuple(given)
+
+
+_DERIVED_OPTIONS = frozenset({"auto_validate", "stream_eager", "trigger_to_nodes"})
+"""LangGraph `Pregel(...)` options graphrt derives or does not need (validation always runs)."""
+
+
+def _check_low_level_options(kwargs: dict[str, Any]) -> None:
+    """`Pregel(nodes=...)` options that would change the run are refused, never dropped."""
+    if kwargs.get("retry_policy") or kwargs.get("cache_policy"):
+        raise NotImplementedError(
+            "Pregel(retry_policy=/cache_policy=) is not supported yet: set them on each node "
+            "(NodeBuilder.add_retry_policies / add_cache_policy)."
+        )
+    unknown = sorted(set(kwargs) - _DERIVED_OPTIONS - {"retry_policy", "cache_policy"})
+    if unknown:
+        raise TypeError(f"Pregel() got unexpected keyword arguments {unknown}.")
 
 
 def _refuse_v2(kwargs: dict[str, Any]) -> None:

@@ -10,9 +10,11 @@ from typing import Any
 import anyio
 import pytest
 
+from graphrt.cache.memory import InMemoryCache
 from graphrt.channels import BinaryOperatorAggregate, EphemeralValue, LastValue, Topic
 from graphrt.checkpoint.memory import InMemorySaver
 from graphrt.pregel import ChannelWriteEntry, NodeBuilder, Pregel
+from graphrt.types import CachePolicy, RetryPolicy
 
 
 def _double(x: str) -> str:
@@ -138,3 +140,50 @@ def test_bad_graphs_name_the_problem() -> None:
         NodeBuilder().subscribe_only("a").read_from("b")
     with pytest.raises(TypeError, match="nodes="):
         Pregel(nodes={"n": NodeBuilder().subscribe_only("a")})
+
+
+def test_retry_and_cache_policies_of_a_node() -> None:
+    calls: list[int] = []
+
+    def flaky(x: int) -> int:
+        calls.append(x)
+        if len(calls) == 1:
+            raise ConnectionError("once")
+        return x * 2
+
+    node = (
+        NodeBuilder()
+        .subscribe_only("x")
+        .do(flaky)
+        .write_to("y")
+        .add_retry_policies(RetryPolicy(initial_interval=0.01, jitter=False))
+        .add_cache_policy(CachePolicy())
+    )
+    app = Pregel(
+        nodes={"n": node},
+        channels={"x": LastValue(int), "y": LastValue(int)},
+        input_channels="x",
+        output_channels="y",
+        cache=InMemoryCache(),
+    )
+    assert app.invoke(5) == 10
+    assert calls == [5, 5]  # retried once
+    assert app.invoke(5) == 10
+    assert calls == [5, 5]  # the second run is a cache hit
+
+
+def test_options_that_would_change_the_run_are_refused() -> None:
+    def app(**options: Any) -> Pregel:
+        return Pregel(
+            nodes={"n": NodeBuilder().subscribe_only("x").write_to("y")},
+            channels={"x": LastValue(int), "y": LastValue(int)},
+            input_channels="x",
+            output_channels="y",
+            **options,
+        )
+
+    assert app(auto_validate=False, stream_eager=True).invoke(1) == 1
+    with pytest.raises(NotImplementedError, match="add_retry_policies"):
+        app(retry_policy=RetryPolicy())
+    with pytest.raises(TypeError, match="unexpected keyword arguments \\['bogus'\\]"):
+        app(bogus=1)

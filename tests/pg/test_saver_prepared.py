@@ -4,10 +4,9 @@ saver's back costs a retry, never an error (`graphrt.checkpoint.postgres._prepar
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
 import psycopg
 import pytest
@@ -20,22 +19,7 @@ from graphrt.checkpoint.postgres._pipeline import BatchCursor
 from graphrt.checkpoint.postgres._prepared import registered
 from graphrt.config import RunnableConfig
 from graphrt.errors import ThreadConflictError
-from graphrt.graph import START, StateGraph
-
-
-class Chat(TypedDict, total=False):
-    log: Annotated[list[str], operator.add]
-
-
-def chat_graph(saver: PostgresSaver) -> Any:
-    def reply(state: Chat) -> Chat:
-        return {"log": [f"reply {len(state.get('log', []))}"]}
-
-    builder: Any = StateGraph(Chat)
-    builder.add_node("reply", reply)
-    builder.add_edge(START, "reply")
-    return builder.compile(checkpointer=saver)
-
+from tests.pg._chat import chat_graph
 
 CONFIG: RunnableConfig = {"configurable": {"thread_id": "chat"}}
 

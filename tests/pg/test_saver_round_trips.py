@@ -7,10 +7,9 @@ round trips, and make another saver (another process) change the thread behind t
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
 import pytest
 
@@ -24,21 +23,7 @@ from graphrt.checkpoint.postgres._pipeline import BatchCursor
 from graphrt.checkpoint.postgres._prepared import spelled_out
 from graphrt.config import RunnableConfig
 from graphrt.errors import ThreadConflictError
-from graphrt.graph import START, StateGraph
-
-
-class Chat(TypedDict, total=False):
-    log: Annotated[list[str], operator.add]
-
-
-def chat_graph(saver: PostgresSaver) -> Any:
-    def reply(state: Chat) -> Chat:
-        return {"log": [f"reply {len(state.get('log', []))}"]}
-
-    builder: Any = StateGraph(Chat)
-    builder.add_node("reply", reply)
-    builder.add_edge(START, "reply")
-    return builder.compile(checkpointer=saver)
+from tests.pg._chat import chat_graph
 
 
 @contextmanager
