@@ -7,6 +7,7 @@ a copy, and when the snapshot was deleted behind the writer's back.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import sqlite3
 from pathlib import Path
@@ -79,10 +80,22 @@ def delta_rows(saver: Any) -> int:
     connector = getattr(saver, "_connector", None)
     if connector is None or not hasattr(saver, "_knowledge"):
         return -1
-    with connector.connection() as conn:
-        return int(
-            conn.execute("SELECT count(*) FROM graphrt_checkpoints WHERE type = %s", (DELTA_TYPE,)).fetchone()[0]
-        )
+    sql = "SELECT count(*) FROM graphrt_checkpoints WHERE type = %s"
+    from graphrt._postgres import AsyncConnector
+
+    if not isinstance(connector, AsyncConnector):
+        with connector.connection() as conn:
+            return int(conn.execute(sql, (DELTA_TYPE,)).fetchone()[0])
+
+    async def count() -> int:
+        from psycopg.rows import tuple_row
+
+        async with connector.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            await cur.execute(sql, (DELTA_TYPE,))
+            row = await cur.fetchone()
+            return int(row[0])
+
+    return asyncio.run(count())
 
 
 def test_every_checkpoint_reads_back_exactly_cold_and_listed(core_saver: Any) -> None:

@@ -33,14 +33,15 @@ from graphrt.checkpoint.postgres._pipeline import (  # noqa: E402
     PgReadTx,
     PgWriteTx,
     Resend,
+    _Batch,
     first_try,
     retrying,
 )
-from graphrt.checkpoint.postgres._prepared import STALE_SESSION  # noqa: E402
+from graphrt.checkpoint.postgres._prepared import STALE_SESSION, doubt  # noqa: E402
 from graphrt.checkpoint.serde.base import SerializerProtocol  # noqa: E402
 from graphrt.config import RunnableConfig  # noqa: E402
 
-__all__ = ("PostgresCore", "PostgresSaver")
+__all__ = ("PostgresCore", "PostgresSaver", "batch_failure", "begin_batch", "head_blobs", "left_open")
 
 _MIGRATION_LOCK = 0x67727463686B7074
 """Advisory lock key ("grtchkpt") held while migrating, so concurrent `setup()` calls take turns."""
@@ -61,7 +62,7 @@ def _retried(method: F) -> F:
     return cast(F, run)
 
 
-def _terminated_unanswered(exc: BaseException, conn: Any, cur: BatchCursor) -> bool:
+def _terminated_unanswered(exc: BaseException, conn: Any, cur: _Batch) -> bool:
     """Whether the server ended the connection (shutdown, `pg_terminate_backend`) in answer to a transaction's
     first batch: it then ran none of it, and the operation can be sent again on another connection."""
     import psycopg
@@ -69,6 +70,55 @@ def _terminated_unanswered(exc: BaseException, conn: Any, cur: BatchCursor) -> b
     sqlstate = getattr(exc, "sqlstate", None) or ""
     broken = bool(conn.closed or conn.broken)
     return broken and cur.flushes <= 1 and isinstance(exc, psycopg.OperationalError) and sqlstate.startswith("57P")
+
+
+def begin_batch(cur: _Batch, dialect: Any, begin: str, lock: str | None) -> None:
+    """Queue a batched transaction's BEGIN and, for a write on a thread, the thread's lock."""
+    cur.queue(begin)
+    if lock is not None and dialect.lock_thread is not None:
+        cur.queue(dialect.sql(dialect.lock_thread), (lock,))
+
+
+def left_open(conn: Any) -> bool:
+    """Whether a failed batch left its transaction open on a live connection (to roll back)."""
+    import psycopg
+
+    return not (conn.closed or conn.broken) and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+
+def batch_failure(
+    exc: BaseException, conn: Any, cur: _Batch, connector: Any, rolled_back: bool
+) -> BaseException | None:
+    """What a failed batched transaction raises instead of `exc`, after its rollback (None: `exc` itself):
+    `Mispredicted` for a stale guess (or lost prepared statements, `_prepared`), `Resend` when a pooled
+    connection was terminated before anything was applied.
+
+    `rolled_back`: the caller sent a ROLLBACK through the connection, which psycopg follows with a
+    `DEALLOCATE ALL` when it prepared statements of its own (`prepare_threshold`), so graphrt's prepared
+    statements are asked of the server before the connection's next batch uses them."""
+    import psycopg
+
+    if rolled_back:
+        doubt(conn)
+
+    if isinstance(exc, psycopg.Error) and exc.sqlstate in (EXPECTATION_FAILED, *STALE_SESSION):
+        return Mispredicted()
+    if _terminated_unanswered(exc, conn, cur) and connector.replaceable:
+        return Resend(connector.what, str(exc))
+    return None
+
+
+def head_blobs(saver: PostgresCore | Any, thread_id: str, checkpoint_ns: str) -> builtins.list[tuple[str, str]]:
+    """The blobs a load of the namespace's head is guessed to ask for (`PgReadTx`): those of the head `saver`
+    last committed that its codec does not hold (none when the head is not known there)."""
+    head = saver._knowledge.head(thread_id, checkpoint_ns)
+    versions = None if head is None else saver._records.versions(thread_id, checkpoint_ns, head)
+    if versions is None:
+        return []
+    found: builtins.list[tuple[str, str]] = saver._unheld_blobs(
+        thread_id, checkpoint_ns, {ch: str(v) for ch, v in versions.items()}
+    )
+    return found
 
 
 class PostgresCore(SqlSaver):
@@ -143,17 +193,13 @@ class PostgresCore(SqlSaver):
         expectation of a speculative transaction (`graphrt_expect`) surfaces as `Mispredicted`, after the
         rollback; so does an error the caller raised on speculative answers that the server refutes.
         """
-        import psycopg
-
         setup = None if self.is_setup else self._setup_on
         with self.lock, self._connector.connection() as conn:
             if setup is not None:
                 setup(conn)
             cur = BatchCursor(conn)
             try:
-                cur.execute(begin)
-                if lock is not None and self.dialect.lock_thread is not None:
-                    cur.execute(self.dialect.sql(self.dialect.lock_thread), (lock,))
+                begin_batch(cur, self.dialect, begin, lock)
                 tx = make(cur)
                 try:
                     yield tx
@@ -163,31 +209,21 @@ class PostgresCore(SqlSaver):
                     raise
                 cur.commit()
             except BaseException as exc:
-                if (
-                    not (conn.closed or conn.broken)
-                    and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
-                ):
+                rolling_back = left_open(conn)
+                if rolling_back:
                     conn.execute("ROLLBACK")
-                if isinstance(exc, psycopg.Error) and exc.sqlstate in (EXPECTATION_FAILED, *STALE_SESSION):
-                    raise Mispredicted() from None  # a stale guess, or prepared statements (`_prepared`)
-                if _terminated_unanswered(exc, conn, cur) and self._connector.replaceable:
-                    raise Resend(self._connector.what, str(exc)) from None
-                raise
+                instead = batch_failure(exc, conn, cur, self._connector, rolling_back)
+                if instead is None:
+                    raise
+                raise instead from None
 
     @contextmanager
     def _read_tx(self) -> Iterator[PgReadTx]:
-        make = functools.partial(PgReadTx, dialect=self.dialect, knowledge=self._knowledge, guess=self._head_blobs)
+        make = functools.partial(
+            PgReadTx, dialect=self.dialect, knowledge=self._knowledge, guess=functools.partial(head_blobs, self)
+        )
         with self._batched(self.dialect.begin_read, make) as tx:
             yield tx
-
-    def _head_blobs(self, thread_id: str, checkpoint_ns: str) -> builtins.list[tuple[str, str]]:
-        """The blobs a load of the namespace's head is guessed to ask for (`PgReadTx`): those of the head this
-        saver last committed that the codec does not hold (none when the head is not known here)."""
-        head = self._knowledge.head(thread_id, checkpoint_ns)
-        versions = None if head is None else self._records.versions(thread_id, checkpoint_ns, head)
-        if versions is None:
-            return []
-        return self._unheld_blobs(thread_id, checkpoint_ns, {ch: str(v) for ch, v in versions.items()})
 
     @contextmanager
     def _write_tx(self, thread_id: str | None = None) -> Iterator[PgWriteTx]:

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from graphrt._postgres import ConnectionLostError
 from graphrt.checkpoint._delta import MAX_CHAIN, Blob, StreamKey
 from graphrt.checkpoint._dialect import POSTGRES, Dialect
+from graphrt.checkpoint._drive import Body, adrive, drive
 from graphrt.checkpoint._primitives import CheckpointRow, Lease
 from graphrt.checkpoint._sql import (
     _SELECT_CHECKPOINT,
@@ -35,7 +36,9 @@ from graphrt.checkpoint._sql import (
     _SELECT_HEAD_AND_LEASE,
     _SELECT_LATEST,
     _SELECT_LEASE,
+    AsyncSqlTx,
     SqlTx,
+    _SqlBodies,
 )
 from graphrt.checkpoint.base._storage import WriteRow
 from graphrt.checkpoint.postgres._prepared import (
@@ -55,10 +58,14 @@ __all__ = (
     "PG_MIGRATIONS",
     "Knowledge",
     "Mispredicted",
+    "AsyncBatchCursor",
+    "AsyncPgReadTx",
+    "AsyncPgWriteTx",
     "BatchCursor",
     "PgReadTx",
     "PgWriteTx",
     "Resend",
+    "aretrying",
     "first_try",
     "retrying",
 )
@@ -153,6 +160,26 @@ def first_try(call: Callable[[], T]) -> T:
         _retrying.reset(outer)
 
 
+class _Attempts:
+    """When `retrying` and `aretrying` run an operation again: exactly after a stale guess; after recovering
+    the connection when it was terminated unanswered, up to `_RESENDS` times."""
+
+    __slots__ = ("lost", "speculate")
+
+    def __init__(self) -> None:
+        self.speculate, self.lost = True, 0
+
+    def recover_after(self, exc: Mispredicted | Resend) -> bool:
+        """Whether to recover the connection before the next attempt (raises `exc` when attempts ran out)."""
+        if isinstance(exc, Mispredicted):
+            self.speculate = False
+            return False
+        self.lost += 1
+        if self.lost >= _RESENDS:
+            raise exc
+        return True
+
+
 def retrying(call: Callable[[], T], recover: Callable[[], None]) -> T:
     """Run `call` (a whole saver operation) speculatively; again exactly when a guess was stale, and again
     after `recover()` when the connection was terminated before anything was applied.
@@ -162,20 +189,34 @@ def retrying(call: Callable[[], T], recover: Callable[[], None]) -> T:
     """
     if _retrying.get():
         return call()
-    outer = _retrying.set(True)
+    outer, attempts = _retrying.set(True), _Attempts()
     try:
-        speculate, lost = True, 0
         while True:
-            token = _speculating.set(speculate)
+            token = _speculating.set(attempts.speculate)
             try:
                 return call()
-            except Mispredicted:
-                speculate = False
-            except Resend:
-                lost += 1
-                if lost >= _RESENDS:
-                    raise
-                recover()
+            except (Mispredicted, Resend) as exc:
+                if attempts.recover_after(exc):
+                    recover()
+            finally:
+                _speculating.reset(token)
+    finally:
+        _retrying.reset(outer)
+
+
+async def aretrying(call: Callable[[], Awaitable[T]], recover: Callable[[], Awaitable[None]]) -> T:
+    """Async `retrying` (the contexts are the calling task's)."""
+    if _retrying.get():
+        return await call()
+    outer, attempts = _retrying.set(True), _Attempts()
+    try:
+        while True:
+            token = _speculating.set(attempts.speculate)
+            try:
+                return await call()
+            except (Mispredicted, Resend) as exc:
+                if attempts.recover_after(exc):
+                    await recover()
             finally:
                 _speculating.reset(token)
     finally:
@@ -256,22 +297,14 @@ class Knowledge:
             self._threads.pop(thread_id, None)
 
 
-class BatchCursor:
-    """A DB-API face over a connection that queues statements and sends them as one query when a result is read.
+class _Batch:
+    """What `BatchCursor` and `AsyncBatchCursor` share: the queue of a transaction's statements and what a
+    round trip does before and after it; the two differ only in how the queued text reaches the server."""
 
-    Parameters are bound on the client (`psycopg.ClientCursor.mogrify`), so a whole transaction (BEGIN, the
-    thread lock, expectations, inserts, COMMIT) travels as one simple-protocol query: one round trip, and no
-    per-statement exchange with the socket. A read returns the last queued statement's result; `sets` keeps
-    every statement's (row count, rows) of the last round trip. The statements registered in `_prepared` are
-    sent as `EXECUTE`s of statements prepared on the connection, unless it prepares none.
-    """
-
-    def __init__(self, conn: Any) -> None:
-        import psycopg
-
-        self._cur = psycopg.ClientCursor(conn)
-        self._prepared = prepared_on(conn, self._cur)
-        """The names prepared on the connection's session; None: it prepares none."""
+    def __init__(self, cur: Any, prepared: set[str] | None) -> None:
+        self._cur = cur
+        self._prepared = prepared
+        """The names prepared on the connection's session (`_prepared.prepared_on`); None: it prepares none."""
         self._head: list[str] = []
         """`PREPARE`s (and `GENERIC_PLANS`) to send before the queued statements, right after a BEGIN."""
         self._preparing: list[str] = []
@@ -284,6 +317,8 @@ class BatchCursor:
         """Inserts merged per table (`_rows`), sent before the statement that ends a batch; None: sent as queued."""
         self._rows_sql: dict[int, str] = {}
         self._commit_next = False
+        self._ending = False
+        self._skip = (0, 0)
         self.ended = False
         """The transaction was committed with a read (`commit_with_next_read`): nothing more can be sent in it."""
 
@@ -293,12 +328,6 @@ class BatchCursor:
         The read's result stays the last of the round trip; a statement queued afterwards raises `Mispredicted`
         (a guess of what the transaction would read was wrong: run it again exactly)."""
         self._commit_next = True
-
-    def commit(self) -> None:
-        """Commit (one round trip, with what is queued) unless the transaction ended already."""
-        if not self.ended:
-            self.execute("COMMIT")
-            self.flush()
 
     def merge_inserts(self) -> Rows:
         """From now on, keep the transaction's inserts in `rows` (a speculative write transaction)."""
@@ -324,7 +353,7 @@ class BatchCursor:
         sql = self._rows_sql.get(len(values))
         if sql is None:
             sql = self._rows_sql[len(values)] = "(" + ", ".join(["%s"] * len(values)) + ")"
-        return self._cur.mogrify(sql, values)
+        return self._cur.mogrify(sql, values)  # type: ignore[no-any-return]
 
     def expect(self, expression: str, params: Any, /) -> None:
         """Queue an expectation (a `graphrt_expect(...)` expression): each one a prepared statement, or, on a
@@ -340,7 +369,8 @@ class BatchCursor:
             self._queue.append("SELECT " + ", ".join(self._expects))
             self._expects.clear()
 
-    def execute(self, sql: str, params: Any = None, /) -> None:
+    def queue(self, sql: str, params: Any = None) -> None:
+        """Queue a statement (sent with the next round trip)."""
         if self.ended:
             raise Mispredicted()
         self._queue_expects()
@@ -350,35 +380,93 @@ class BatchCursor:
         else:
             self._queue.append(self._cur.mogrify(self._use(prepared).execute, params))
 
-    def executemany(self, sql: str, params: Any, /) -> None:
-        for one in params:
-            self.execute(sql, one)
-
     @property
     def pending(self) -> bool:
         return bool(self._queue or self._expects)
 
-    def flush(self) -> None:
-        """Send the queued statements (one round trip) and keep their results.
+    def _take(self) -> str | None:
+        """The text of the next round trip (None: nothing is queued); `_sent` or `_failed` follows it.
 
         Merged inserts (`rows`) go just before the last statement, whose result the caller reads (or the COMMIT).
         """
         self._queue_expects()
         if not self._queue:
-            return
+            return None
         if self.rows is not None:
             self._queue[-1:-1] = self.rows.take()
-        ending = self._commit_next
-        if ending:
+        self._ending = self._commit_next
+        if self._ending:
             self._queue.append("COMMIT")
             self._commit_next = False
         head, at = len(self._head), int(self._queue[0].startswith("BEGIN"))
         if head:
             self._queue[at:at] = self._head
             self._head.clear()
+        self._skip = (at, head)
         text = ";\n".join(self._queue)
         self._queue.clear()
         self.flushes += 1
+        return text
+
+    def _failed(self, exc: BaseException) -> None:
+        if getattr(exc, "sqlstate", None) in STALE_SESSION:
+            give_up(self._cur.connection)
+        elif self._preparing:
+            doubt(self._cur.connection)  # which PREPAREs ran is asked of the server before the next one
+
+    def _sent(self, sets: list[tuple[int, list[Any]]]) -> None:
+        """Keep a round trip's results (`sets`: each statement's row count and rows)."""
+        if self._preparing:
+            assert self._prepared is not None
+            self._prepared.update(self._preparing)
+            self._preparing.clear()
+        at, head = self._skip
+        del sets[at : at + head]  # the PREPAREs' and SET's
+        if self._ending:
+            sets.pop()  # the COMMIT's
+            self.ended = True
+        self.sets = sets
+
+    def _row(self) -> Any:
+        rows = self.sets[-1][1]
+        return rows[0] if rows else None
+
+
+class BatchCursor(_Batch):
+    """A DB-API face over a connection that queues statements and sends them as one query when a result is read.
+
+    Parameters are bound on the client (`psycopg.ClientCursor.mogrify`), so a whole transaction (BEGIN, the
+    thread lock, expectations, inserts, COMMIT) travels as one simple-protocol query: one round trip, and no
+    per-statement exchange with the socket. A read returns the last queued statement's result; `sets` keeps
+    every statement's (row count, rows) of the last round trip. The statements registered in `_prepared` are
+    sent as `EXECUTE`s of statements prepared on the connection, unless it prepares none.
+    """
+
+    def __init__(self, conn: Any) -> None:
+        import psycopg
+        from psycopg.rows import tuple_row
+
+        cur = psycopg.ClientCursor(conn, row_factory=tuple_row)
+        super().__init__(cur, drive(prepared_on(conn, cur)))
+
+    def execute(self, sql: str, params: Any = None, /) -> None:
+        self.queue(sql, params)
+
+    def executemany(self, sql: str, params: Any, /) -> None:
+        for one in params:
+            self.queue(sql, one)
+
+    def commit(self) -> None:
+        """Commit (one round trip, with what is queued) unless the transaction ended already."""
+        if not self.ended:
+            self.queue("COMMIT")
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the queued statements (one round trip) and keep their results."""
+        text = self._take()
+        if text is None:
+            return
         cur = self._cur
         try:
             cur.execute(text)
@@ -388,25 +476,13 @@ class BatchCursor:
                 if not cur.nextset():
                     break
         except BaseException as exc:
-            if getattr(exc, "sqlstate", None) in STALE_SESSION:
-                give_up(cur.connection)
-            elif self._preparing:
-                doubt(cur.connection)  # which PREPAREs ran is asked of the server before the next one
+            self._failed(exc)
             raise
-        if self._preparing:
-            assert self._prepared is not None
-            self._prepared.update(self._preparing)
-            self._preparing.clear()
-        del sets[at : at + head]  # the PREPAREs' and SET's
-        if ending:
-            sets.pop()  # the COMMIT's
-            self.ended = True
-        self.sets = sets
+        self._sent(sets)
 
     def fetchone(self) -> Any:
         self.flush()
-        rows = self.sets[-1][1]
-        return rows[0] if rows else None
+        return self._row()
 
     def fetchall(self) -> list[Any]:
         self.flush()
@@ -418,15 +494,91 @@ class BatchCursor:
         return self.sets[-1][0]
 
 
-class PgWriteTx(SqlTx):
-    """The write primitives over a `BatchCursor`; speculative when created inside `retrying()` (first try).
+class _Done:
+    """An awaitable that is already done (None): what `AsyncBatchCursor` returns for a call that only queues,
+    so the transaction bodies (`_sql._SqlBodies`), which await every cursor call they yield, need no change."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
+_DONE: Final = _Done()
+
+
+class AsyncBatchCursor(_Batch):
+    """`BatchCursor` over a psycopg `AsyncConnection`: the same batches, each round trip awaited.
+
+    Queuing calls (`execute`, `executemany`) return at once (an awaitable already done); reads and `flush`
+    are coroutines.
+    """
+
+    @classmethod
+    async def open(cls, conn: Any) -> AsyncBatchCursor:
+        """A batch cursor on `conn` (asks the server which statements it has prepared, when in doubt)."""
+        import psycopg
+        from psycopg.rows import tuple_row
+
+        cur = psycopg.AsyncClientCursor(conn, row_factory=tuple_row)
+        return cls(cur, await adrive(prepared_on(conn, cur)))
+
+    def execute(self, sql: str, params: Any = None, /) -> _Done:
+        self.queue(sql, params)
+        return _DONE
+
+    def executemany(self, sql: str, params: Any, /) -> _Done:
+        for one in params:
+            self.queue(sql, one)
+        return _DONE
+
+    async def commit(self) -> None:
+        if not self.ended:
+            self.queue("COMMIT")
+            await self.flush()
+
+    async def flush(self) -> None:
+        text = self._take()
+        if text is None:
+            return
+        cur = self._cur
+        try:
+            await cur.execute(text)
+            sets = []
+            while True:
+                sets.append((cur.rowcount, await cur.fetchall() if cur.description is not None else []))
+                if not cur.nextset():
+                    break
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+        self._sent(sets)
+
+    async def fetchone(self) -> Any:
+        await self.flush()
+        return self._row()
+
+    async def fetchall(self) -> list[Any]:
+        await self.flush()
+        return self.sets[-1][1]
+
+    async def arowcount(self) -> int:
+        await self.flush()
+        return self.sets[-1][0]
+
+
+class _PgWriteBodies(_SqlBodies):
+    """The write primitives over a batch cursor (`BatchCursor` or `AsyncBatchCursor`), as transaction bodies;
+    speculative when created inside `retrying()` (first try). `PgWriteTx` runs them sync, `AsyncPgWriteTx`
+    on the event loop: a body yields `self.cur.flush()` (and the SQL bodies' reads) where it waits for the
+    server.
 
     `facts` collects what the transaction saw and wrote, for `Knowledge.learn` after it commits.
     """
 
     __slots__ = ("_records", "facts", "knowledge", "rows", "speculative")
 
-    def __init__(self, cur: BatchCursor, dialect: Dialect, knowledge: Knowledge) -> None:
+    def __init__(self, cur: _Batch, dialect: Dialect, knowledge: Knowledge) -> None:
         super().__init__(cur, dialect)
         self.knowledge = knowledge
         self.speculative = is_speculating()
@@ -437,18 +589,18 @@ class PgWriteTx(SqlTx):
 
     # -- reads answered from knowledge, each checked by the server before commit ----------------------
 
-    def head(self, thread_id: str, checkpoint_ns: str) -> str | None:
+    def _head(self, thread_id: str, checkpoint_ns: str) -> Body[str | None]:
         if not self.speculative:
-            found = super().head(thread_id, checkpoint_ns)
+            found = yield from super()._head(thread_id, checkpoint_ns)
         else:
             found = self.knowledge.head(thread_id, checkpoint_ns)
             self.cur.expect(_EXPECT_HEAD, (thread_id, checkpoint_ns, found))
         self.facts.append(("head", thread_id, checkpoint_ns, found))
         return found
 
-    def lease(self, thread_id: str) -> Lease | None:
+    def _lease(self, thread_id: str) -> Body[Lease | None]:
         if not self.speculative:
-            found = super().lease(thread_id)
+            found = yield from super()._lease(thread_id)
         else:
             found = self.knowledge.lease(thread_id)
             if found is None:
@@ -458,7 +610,9 @@ class PgWriteTx(SqlTx):
         self.facts.append(("lease", thread_id, found))
         return found
 
-    def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Blob]:
+    def _blobs(
+        self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
+    ) -> Body[dict[tuple[str, str], Blob]]:
         """Known blobs are checked on type, base, depth and size, not on their bytes: hashing a whole value at
         the server would make each step's cost grow with the thread. A version's bytes change only when a
         reused version number is overwritten, and the core reads only a delta base's existence and depth."""
@@ -475,7 +629,7 @@ class PgWriteTx(SqlTx):
                 params = (thread_id, checkpoint_ns, channel, version, blob.type, blob.base, blob.depth, len(blob.data))
                 self.cur.expect(_EXPECT_BLOB, params)
         if missing:
-            found.update(super().blobs(thread_id, checkpoint_ns, missing))
+            found.update((yield from super()._blobs(thread_id, checkpoint_ns, missing)))
         return found
 
     def expect_record(self, thread_id: str, checkpoint_ns: str, base: Any) -> bool:
@@ -492,7 +646,7 @@ class PgWriteTx(SqlTx):
 
     # -- writes whose results are expected rather than awaited -------------------------------------
 
-    def insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> int:
+    def _insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> Body[int]:
         if self.rows is not None:
             for channel, version, blob in items:
                 self.facts.append(("blob", thread_id, checkpoint_ns, channel, version, blob))
@@ -510,26 +664,28 @@ class PgWriteTx(SqlTx):
             self.cur.execute(_INSERT_BLOBS + "SELECT graphrt_expect(count(*) = %s) FROM new", (*params, len(items)))
             return len(items)
         self.cur.execute(_INSERT_BLOBS + "SELECT count(*) FROM new", params)
-        return int(self.cur.fetchone()[0])
+        return int((yield self.cur.fetchone())[0])
 
-    def set_blob(self, stream: StreamKey, version: str, blob: Blob) -> None:
+    def _set_blob(self, stream: StreamKey, version: str, blob: Blob) -> Body[None]:
         self._settle()
-        super().set_blob(stream, version, blob)
+        yield from super()._set_blob(stream, version, blob)
         self.facts.append(("blob", *stream, version, blob))
 
-    def put_checkpoint(self, row: CheckpointRow) -> None:
+    def _put_checkpoint(self, row: CheckpointRow) -> Body[None]:
         if self.rows is not None:
             self._send(self.rows.checkpoint(row))
             self._records[(row.thread_id, row.checkpoint_ns, row.checkpoint_id)] = (row.type, row.checkpoint)
         else:
-            super().put_checkpoint(row)
+            yield from super()._put_checkpoint(row)
         self.facts.append(("put", row.thread_id, row.checkpoint_ns, row.checkpoint_id))
 
-    def put_writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, rows: Sequence[WriteRow]) -> None:
+    def _put_writes(
+        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, rows: Sequence[WriteRow]
+    ) -> Body[None]:
         if self.rows is not None:
             self._send(self.rows.writes(thread_id, checkpoint_ns, checkpoint_id, rows))
         else:
-            super().put_writes(thread_id, checkpoint_ns, checkpoint_id, rows)
+            yield from super()._put_writes(thread_id, checkpoint_ns, checkpoint_id, rows)
 
     def _settle(self) -> None:
         """Send the merged inserts waiting so far before a statement that updates or deletes rows (which may
@@ -541,10 +697,10 @@ class PgWriteTx(SqlTx):
         for sql in statements:
             self.cur.execute(sql)
 
-    def swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> bool:
+    def _swap_lease(self, thread_id: str, expected: Lease | None, new: Lease | None) -> Body[bool]:
         self._settle()
         if expected is None and new is None:
-            return self.lease(thread_id) is None
+            return (yield from self._lease(thread_id)) is None
         params: tuple[Any, ...]
         if expected is None:
             assert new is not None
@@ -560,36 +716,49 @@ class PgWriteTx(SqlTx):
             swapped = True
         else:
             self.cur.execute(sql + "SELECT count(*) FROM changed", params)
-            swapped = int(self.cur.fetchone()[0]) == 1
+            swapped = int((yield self.cur.fetchone())[0]) == 1
         if swapped:
             self.facts.append(("lease", thread_id, new))
         return swapped
 
     # -- the rest are exact; those that rewrite history drop what is known of the thread ---------------
 
-    def delete_thread(self, thread_id: str) -> None:
+    def _delete_thread(self, thread_id: str) -> Body[None]:
         self._settle()
-        super().delete_thread(thread_id)
+        yield from super()._delete_thread(thread_id)
         self.facts.append(("forget", thread_id))
 
-    def copy_thread(self, source: str, target: str) -> None:
+    def _copy_thread(self, source: str, target: str) -> Body[None]:
         self._settle()
-        super().copy_thread(source, target)
+        yield from super()._copy_thread(source, target)
         self.facts.append(("forget", target))
 
-    def delete_blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> None:
+    def _delete_blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> Body[None]:
         self._settle()
-        super().delete_blobs(thread_id, checkpoint_ns, keys)
+        yield from super()._delete_blobs(thread_id, checkpoint_ns, keys)
         self.facts.append(("forget", thread_id))
 
-    def drop_history(self, thread_id: str, checkpoint_ns: str, keep_id: str) -> None:
+    def _drop_history(self, thread_id: str, checkpoint_ns: str, keep_id: str) -> Body[None]:
         self._settle()
-        super().drop_history(thread_id, checkpoint_ns, keep_id)
+        yield from super()._drop_history(thread_id, checkpoint_ns, keep_id)
         self.facts.append(("forget", thread_id))
 
 
-class PgReadTx(SqlTx):
-    """The read primitives over a `BatchCursor`, in one REPEATABLE READ snapshot.
+class PgWriteTx(_PgWriteBodies, SqlTx):
+    """The write primitives over a `BatchCursor` (see `_PgWriteBodies`)."""
+
+    __slots__ = ()
+
+
+class AsyncPgWriteTx(_PgWriteBodies, AsyncSqlTx):
+    """The write primitives over an `AsyncBatchCursor`, awaited (see `_PgWriteBodies`)."""
+
+    __slots__ = ()
+
+
+class _PgReadBodies(_SqlBodies):
+    """The read primitives over a batch cursor, in one REPEATABLE READ snapshot, as transaction bodies
+    (`PgReadTx` runs them sync, `AsyncPgReadTx` on the event loop).
 
     A checkpoint's pending writes are asked for in the same round trip as the checkpoint, and the bases of the
     blobs asked for (up to 64 KiB each) with the blobs, for the delta chains that follow; a blob found absent
@@ -606,7 +775,7 @@ class PgReadTx(SqlTx):
 
     def __init__(
         self,
-        cur: BatchCursor,
+        cur: _Batch,
         dialect: Dialect,
         knowledge: Knowledge,
         guess: Callable[[str, str], list[tuple[str, str]]] | None = None,
@@ -620,12 +789,12 @@ class PgReadTx(SqlTx):
         self._ahead: tuple[str, str, frozenset[tuple[str, str]], dict[tuple[str, str], Blob]] | None = None
         """The read-ahead's (thread, namespace, keys asked, blobs found)."""
 
-    def head(self, thread_id: str, checkpoint_ns: str) -> str | None:
-        found = super().head(thread_id, checkpoint_ns)
+    def _head(self, thread_id: str, checkpoint_ns: str) -> Body[str | None]:
+        found = yield from super()._head(thread_id, checkpoint_ns)
         self.knowledge.learn([("head", thread_id, checkpoint_ns, found)])
         return found
 
-    def checkpoint(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> CheckpointRow | None:
+    def _checkpoint(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> Body[CheckpointRow | None]:
         # The writes' query is queued first, so the checkpoint's result is the last of the round trip.
         guess = self._guess(thread_id, checkpoint_ns) if checkpoint_id is None else []
         if guess:  # queued before the writes: their result and the checkpoint's stay the last two
@@ -635,7 +804,7 @@ class PgReadTx(SqlTx):
             self.cur.execute(_SELECT_HEAD_WRITES, (thread_id, checkpoint_ns, thread_id, checkpoint_ns))
         else:
             self.cur.execute(_SELECT_WRITES_AT, (thread_id, checkpoint_ns, checkpoint_id))
-        row = super().checkpoint(thread_id, checkpoint_ns, checkpoint_id)
+        row = yield from super()._checkpoint(thread_id, checkpoint_ns, checkpoint_id)
         if guess:
             self._ahead = (thread_id, checkpoint_ns, frozenset(guess), self._found(thread_id, checkpoint_ns, -3))
         if checkpoint_id is None:
@@ -647,9 +816,11 @@ class PgReadTx(SqlTx):
             ]
         return row
 
-    def writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> list[WriteRow]:
+    def _writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> Body[list[WriteRow]]:
         cached = self._pending.pop((thread_id, checkpoint_ns, checkpoint_id), None)
-        return cached if cached is not None else super().writes(thread_id, checkpoint_ns, checkpoint_id)
+        if cached is not None:
+            return cached
+        return (yield from super()._writes(thread_id, checkpoint_ns, checkpoint_id))
 
     def _guess(self, thread_id: str, checkpoint_ns: str) -> list[tuple[str, str]]:
         """The blobs a read-ahead asks for with the head (none: no read-ahead)."""
@@ -673,13 +844,15 @@ class PgReadTx(SqlTx):
                 self._bases[(thread_id, checkpoint_ns, r[0], r[4])] = Blob(r[6], bytes(r[7] or b""), r[8], r[9])
         return found
 
-    def blobs(self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Blob]:
+    def _blobs(
+        self, thread_id: str, checkpoint_ns: str, keys: Sequence[tuple[str, str]]
+    ) -> Body[dict[tuple[str, str], Blob]]:
         ahead = self._ahead
         if ahead is not None and ahead[:2] == (thread_id, checkpoint_ns) and ahead[2].issuperset(keys):
             found = {k: blob for k in keys if (blob := ahead[3].get(k)) is not None}
         elif keys:
             self._queue_blobs(thread_id, checkpoint_ns, keys)
-            self.cur.flush()
+            yield self.cur.flush()
             found = self._found(thread_id, checkpoint_ns, -1)
         else:
             found = {}
@@ -693,7 +866,7 @@ class PgReadTx(SqlTx):
         self.knowledge.learn(facts)
         return found
 
-    def chain(self, stream: StreamKey, version: str, stop_at: Collection[str]) -> list[tuple[str, Blob]]:
+    def _chain(self, stream: StreamKey, version: str, stop_at: Collection[str]) -> Body[list[tuple[str, Blob]]]:
         if (*stream, version) in self._absent:
             return []
         links: list[tuple[str, Blob]] = []
@@ -702,12 +875,24 @@ class PgReadTx(SqlTx):
             if blob.base is None or blob.base in stop_at or len(links) >= MAX_CHAIN:
                 return links
             version = blob.base
-        return (links + super().chain(stream, version, stop_at))[:MAX_CHAIN]
+        return (links + (yield from super()._chain(stream, version, stop_at)))[:MAX_CHAIN]
 
-    def lease(self, thread_id: str) -> Lease | None:
-        found = super().lease(thread_id)
+    def _lease(self, thread_id: str) -> Body[Lease | None]:
+        found = yield from super()._lease(thread_id)
         self.knowledge.learn([("lease", thread_id, found)])
         return found
+
+
+class PgReadTx(_PgReadBodies, SqlTx):
+    """The read primitives over a `BatchCursor` (see `_PgReadBodies`)."""
+
+    __slots__ = ()
+
+
+class AsyncPgReadTx(_PgReadBodies, AsyncSqlTx):
+    """The read primitives over an `AsyncBatchCursor`, awaited (see `_PgReadBodies`)."""
+
+    __slots__ = ()
 
 
 _PREFETCH_KEYS = 200

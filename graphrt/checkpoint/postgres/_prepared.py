@@ -24,6 +24,8 @@ import threading
 import weakref
 from typing import Any
 
+from graphrt.checkpoint._drive import Body
+
 __all__ = (
     "GENERIC_PLANS",
     "STALE_SESSION",
@@ -93,9 +95,11 @@ _doubtful: weakref.WeakSet[Any] = weakref.WeakSet()
 """Connections whose prepared statements are to be asked of the server before use."""
 
 
-def prepared_on(conn: Any, cur: Any) -> set[str] | None:
+def prepared_on(conn: Any, cur: Any) -> Body[set[str] | None]:
     """The names prepared on `conn` (updated by its user, who holds the connection), or None when it prepares
-    no statements. Asks the server first (with `cur`, outside any transaction) when in doubt."""
+    no statements. Asks the server first (with `cur`, sync or async, outside any transaction) when in doubt.
+
+    A transaction body (`_drive`): `drive` it with a sync cursor, `adrive` it with an async one."""
     if getattr(conn, "prepare_threshold", None) is None:
         return None
     with _lock:
@@ -104,8 +108,8 @@ def prepared_on(conn: Any, cur: Any) -> set[str] | None:
         if not doubtful:
             _known[conn] = known
             return known
-    cur.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'graphrt\\_%'")
-    names = {row[0] for row in cur.fetchall()}
+    yield cur.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'graphrt\\_%'")
+    names = {row[0] for row in (yield cur.fetchall())}
     with _lock:
         _known[conn] = names
         _doubtful.discard(conn)

@@ -1,15 +1,17 @@
 """`AsyncPostgresSaver`: checkpoints in PostgreSQL for async code on psycopg's asyncio connections (LangGraph's path).
 
 The algorithm is the storage core's (`graphrt.checkpoint._core`), run natively on the event loop over async
-transactions (`_aread_tx`/`_awrite_tx`); the statements and row handling are the shared SQL layer's
-(`graphrt.checkpoint._sql.AsyncSqlTx`), the connection handling `graphrt._postgres.AsyncConnector`.
+transactions (`_aread_tx`/`_awrite_tx`). They are `PostgresSaver`'s batched, speculative transactions
+(`postgres._pipeline`) over an `AsyncBatchCursor`: the same statements, guesses and round trips, each round
+trip awaited. The connection handling is `graphrt._postgres.AsyncConnector`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar, cast
 
 from graphrt._postgres import AsyncConnector, require_psycopg
 
@@ -17,13 +19,45 @@ require_psycopg("AsyncPostgresSaver")
 
 from graphrt.checkpoint._core import CoreSaver  # noqa: E402
 from graphrt.checkpoint._dialect import migrations  # noqa: E402
-from graphrt.checkpoint._drive import adrive  # noqa: E402
-from graphrt.checkpoint._sql import MIGRATIONS, MIGRATIONS_TABLE, AsyncSqlTx, SqlSaver  # noqa: E402
+from graphrt.checkpoint._drive import Body, Op, Tx, adrive, blocking_call  # noqa: E402
+from graphrt.checkpoint._ownership import claim_options  # noqa: E402
+from graphrt.checkpoint._sql import MIGRATIONS, MIGRATIONS_TABLE, SqlSaver  # noqa: E402
 from graphrt.checkpoint.base._threads import ThreadInfo, check_list_threads_args  # noqa: E402
-from graphrt.checkpoint.postgres import _MIGRATION_LOCK, PostgresCore  # noqa: E402
+from graphrt.checkpoint.base._types import CheckpointTuple, config_thread  # noqa: E402
+from graphrt.checkpoint.postgres import (  # noqa: E402
+    _MIGRATION_LOCK,
+    PG_MIGRATIONS_TABLE,
+    PostgresCore,
+    batch_failure,
+    begin_batch,
+    head_blobs,
+    left_open,
+)
+from graphrt.checkpoint.postgres._pipeline import (  # noqa: E402
+    PG_MIGRATIONS,
+    AsyncBatchCursor,
+    AsyncPgReadTx,
+    AsyncPgWriteTx,
+    Knowledge,
+    aretrying,
+)
 from graphrt.checkpoint.serde.base import SerializerProtocol  # noqa: E402
+from graphrt.config import RunnableConfig  # noqa: E402
 
 __all__ = ("AsyncPostgresSaver",)
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+T = TypeVar("T")
+
+
+def _aretried(method: F) -> F:
+    """Run an async saver method through `aretrying` (see `postgres._retried`)."""
+
+    @functools.wraps(method)
+    async def run(self: AsyncPostgresSaver, *args: Any, **kwargs: Any) -> Any:
+        return await aretrying(lambda: method(self, *args, **kwargs), self._connector.recover)
+
+    return cast(F, run)
 
 
 class AsyncPostgresSaver(SqlSaver):
@@ -45,9 +79,6 @@ class AsyncPostgresSaver(SqlSaver):
     """
 
     dialect = PostgresCore.dialect
-    # A delta record's snapshot would be checked with a read that waits for the pipeline: records stay whole
-    # here (deltas written by `PostgresSaver` load the same).
-    record_deltas = False
 
     def __init__(self, conn: Any, *, pipe: Any = None, serde: SerializerProtocol | None = None) -> None:
         if pipe is not None:
@@ -59,6 +90,7 @@ class AsyncPostgresSaver(SqlSaver):
         super().__init__(serde=serde)
         self._connector = connector
         self.is_setup = False
+        self._knowledge = Knowledge()
 
     def __repr__(self) -> str:
         return f"<AsyncPostgresSaver {'pooled' if self._connector.replaceable else 'single connection'}>"
@@ -97,6 +129,7 @@ class AsyncPostgresSaver(SqlSaver):
             try:
                 await cur.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
                 await adrive(migrations(cur, self.dialect, MIGRATIONS_TABLE, MIGRATIONS))
+                await adrive(migrations(cur, self.dialect, PG_MIGRATIONS_TABLE, PG_MIGRATIONS))
                 await cur.execute("COMMIT")
             except BaseException:
                 if not conn.closed:
@@ -104,22 +137,96 @@ class AsyncPostgresSaver(SqlSaver):
                 raise
         self.is_setup = True
 
-    def _transaction(self, begin: str, pipeline: bool = False) -> Any:
-        setup = None if self.is_setup else self._setup_on
-        return self._connector.transaction(begin, setup, pipeline=pipeline)
+    @asynccontextmanager
+    async def _batched(
+        self, begin: str, make: Callable[[AsyncBatchCursor], Any], lock: str | None = None
+    ) -> AsyncIterator[Any]:
+        """`PostgresCore._batched` on the event loop: the transaction's statements are queued and sent together."""
+        async with self._connector.connection() as conn:
+            if not self.is_setup:
+                await self._setup_on(conn)
+            cur = await AsyncBatchCursor.open(conn)
+            try:
+                begin_batch(cur, self.dialect, begin, lock)
+                tx = make(cur)
+                try:
+                    yield tx
+                except BaseException:
+                    if getattr(tx, "speculative", False) and cur.pending:
+                        await cur.flush()  # were the answers the error came from right? (raises if not)
+                    raise
+                await cur.commit()
+            except BaseException as exc:
+                rolling_back = left_open(conn)
+                if rolling_back:
+                    await conn.execute("ROLLBACK")
+                instead = batch_failure(exc, conn, cur, self._connector, rolling_back)
+                if instead is None:
+                    raise
+                raise instead from None
 
     @asynccontextmanager
-    async def _aread_tx(self) -> AsyncIterator[AsyncSqlTx]:
-        async with self._transaction(self.dialect.begin_read) as cur:
-            yield AsyncSqlTx(cur, self.dialect)
+    async def _aread_tx(self) -> AsyncIterator[AsyncPgReadTx]:
+        guess = functools.partial(head_blobs, self)
+        make = functools.partial(AsyncPgReadTx, dialect=self.dialect, knowledge=self._knowledge, guess=guess)
+        async with self._batched(self.dialect.begin_read, make) as tx:
+            yield tx
 
     @asynccontextmanager
-    async def _awrite_tx(self, thread_id: str | None = None) -> AsyncIterator[AsyncSqlTx]:
-        # Writes mostly insert: pipelined, a step's transaction costs a few round trips, not one per statement.
-        async with self._transaction(self.dialect.begin_write, pipeline=True) as cur:
-            if thread_id is not None and self.dialect.lock_thread is not None:
-                await cur.execute(self.dialect.sql(self.dialect.lock_thread), (thread_id,))
-            yield AsyncSqlTx(cur, self.dialect)
+    async def _awrite_tx(self, thread_id: str | None = None) -> AsyncIterator[AsyncPgWriteTx]:
+        make = functools.partial(AsyncPgWriteTx, dialect=self.dialect, knowledge=self._knowledge)
+        try:
+            async with self._batched(self.dialect.begin_write, make, thread_id) as tx:
+                yield tx
+        except BaseException:
+            if thread_id is not None:
+                self._knowledge.forget(thread_id)
+            raise
+        self._knowledge.learn(tx.facts)
+
+    aput = _aretried(SqlSaver.aput)
+    aput_step = _aretried(SqlSaver.aput_step)
+    aput_writes = _aretried(SqlSaver.aput_writes)
+    aput_writes_guarded = _aretried(SqlSaver.aput_writes_guarded)
+    acommit_saves = _aretried(SqlSaver.acommit_saves)
+    aget_tuple = _aretried(SqlSaver.aget_tuple)
+    aget_head_id = _aretried(SqlSaver.aget_head_id)
+    adelete_thread = _aretried(SqlSaver.adelete_thread)
+    acopy_thread = _aretried(SqlSaver.acopy_thread)
+    aprune = _aretried(SqlSaver.aprune)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Async `list` (read in one consistent view before the first item is yielded)."""
+        op = self._list_op(config, filter, before, limit)
+        for item in await aretrying(lambda: self._arun(op), self._connector.recover):
+            yield item
+
+    def _run(self, op: Op[T]) -> T:
+        """The sync faces: the operation on the event loop (`CoreSaver._run`), retried like the async methods
+        when it is one transaction."""
+        if not isinstance(op, Tx):
+            return super()._run(op)
+        single: Tx[T] = op
+        with blocking_call(self._loop, self._private, type(self).__name__) as call:
+            result: T = call(aretrying(lambda: self._arun(single), self._connector.recover))
+            return result
+
+    def aclaim_thread(self, config: RunnableConfig) -> AbstractAsyncContextManager[None]:
+        """`CoreSaver.aclaim_thread`, its claim and release sent like the saves (one round trip each when
+        nothing contends)."""
+        thread_id, _ = config_thread(config)
+        claim = self._claims.aclaim(thread_id, claim_options(config), self._transact_retrying)
+        return cast(AbstractAsyncContextManager[None], claim)
+
+    async def _transact_retrying(self, thread_id: str, body: Callable[[Any], Body[T]]) -> T:
+        return await aretrying(lambda: self._transact(thread_id, body), self._connector.recover)
 
     # The sync faces run the async transactions (CoreSaver's default), not SqlSaver's DB-API cursors.
     _read_tx = CoreSaver._read_tx  # type: ignore[assignment]
