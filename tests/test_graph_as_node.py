@@ -34,3 +34,38 @@ def test_compiled_graph_as_a_node_sync_and_async() -> None:
     out = asyncio.run(graph.ainvoke({"foo": "yo"}, {"configurable": {"thread_id": "2"}}))  # type: ignore[attr-defined]
     assert out == {"foo": "yobar"}
     assert graph.get_state({"configurable": {"thread_id": "1"}}).values == {"foo": "hibar"}  # type: ignore[attr-defined]
+
+
+def test_get_subgraphs_and_aget_subgraphs_name_nested_graphs_as_langgraph_does() -> None:
+    """LangGraph 1.2.22's answers for a graph holding `mid` (which holds `inner`) and `other`."""
+
+    def leaf(name: str) -> object:
+        builder = StateGraph(State)
+        builder.add_node("n", lambda state: state)
+        builder.add_edge(START, "n")
+        return builder.compile(name=name)
+
+    mid = StateGraph(State)
+    mid.add_node("inner", leaf("inner"))
+    mid.add_node("plain", lambda state: state)
+    mid.add_edge(START, "inner")
+    mid.add_edge("inner", "plain")
+    top = StateGraph(State)
+    top.add_node("mid", mid.compile())
+    top.add_node("other", leaf("other"))
+    top.add_edge(START, "mid")
+    top.add_edge("mid", "other")
+    graph = top.compile()
+    assert [n for n, _ in graph.get_subgraphs()] == ["mid", "other"]
+    assert [n for n, _ in graph.get_subgraphs(recurse=True)] == ["mid", "mid|inner", "other"]
+    assert [n for n, _ in graph.get_subgraphs(namespace="mid")] == ["mid"]
+    assert [n for n, _ in graph.get_subgraphs(namespace="mid|inner", recurse=True)] == ["mid|inner"]
+    assert list(graph.get_subgraphs(namespace="nope")) == []
+    inner = dict(graph.get_subgraphs(recurse=True))["mid|inner"]
+    assert inner.get_name() == "inner"
+
+    async def collect(**kwargs: object) -> list[str]:
+        return [n async for n, _ in graph.aget_subgraphs(**kwargs)]  # type: ignore[arg-type]
+
+    assert asyncio.run(collect(recurse=True)) == ["mid", "mid|inner", "other"]
+    assert asyncio.run(collect(namespace="other")) == ["other"]

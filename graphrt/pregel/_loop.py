@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from graphrt.checkpoint.base import CheckpointMetadata
-from graphrt.errors import ErrorCode, GraphInterrupt, GraphRecursionError, create_error_message
+from graphrt.errors import ErrorCode, GraphBubbleUp, GraphInterrupt, GraphRecursionError, create_error_message
 from graphrt.pregel import _algo
 from graphrt.pregel._algo import LoopState
 from graphrt.pregel._cache import ReadCache, WriteCache, cacheable
@@ -163,7 +163,7 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
             interrupted = {task.id for task, _ in outcome.interrupts}
             finished = [t for t in tasks if t.id not in interrupted and t.writes]
             asked = tuple(i for _, found in outcome.interrupts for i in found)
-            yield from _stop(st, plan, "interrupted", asked, finished)
+            yield from _stop(st, plan, "interrupted", asked, finished, outcome.interrupts)
             return
         updated = _algo.apply_writes(st, tasks)
         if st.pending_writes:
@@ -180,9 +180,15 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
 
 
 def _stop(
-    st: LoopState, plan: RunPlan, status: str, asked: tuple[Interrupt, ...] = (), finished: Sequence[Task] = ()
+    st: LoopState,
+    plan: RunPlan,
+    status: str,
+    asked: tuple[Interrupt, ...] = (),
+    finished: Sequence[Task] = (),
+    interrupted: Sequence[tuple[Task, Sequence[Interrupt]]] = (),
 ) -> Generator[Effect, Any, None]:
-    """The run stops (done, or at an interrupt): last values, the save at exit, the interrupt chunks."""
+    """The run stops (done, or at an interrupt): last values, the save at exit, the interrupt chunks
+    (`interrupted`: each task that called `interrupt()`, with what it asked)."""
     plan.status = status
     if asked:
         plan.values_pending = False  # the interrupt's own values chunk shows the state
@@ -190,7 +196,7 @@ def _stop(
         yield from _emit_last_values(st, plan)
     yield from _save_at_exit(st, plan)
     if status != "done":
-        yield from _emit_interrupts(st, plan, asked, finished)
+        yield from _emit_interrupts(st, plan, asked, finished, interrupted)
 
 
 def _first(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
@@ -386,7 +392,11 @@ def _after_task_effects(st: LoopState, plan: RunPlan) -> AfterTask:
             return effects
         if error is None and task.cache_key is not None and cacheable(task.writes):
             effects.append(WriteCache(task.cache_key, tuple(task.writes)))
-        if error is None and not task.node.hidden:
+        if error is not None:
+            if task_results and not task.node.hidden and not isinstance(error, GraphBubbleUp):
+                # A failed task's result names its error, before the run raises it (as LangGraph streams it).
+                effects.append(Emit("tasks", {**_task_result_payload(task, frozenset()), "error": error}))
+        elif not task.node.hidden:
             if updates:
                 effects.append(Emit("updates", {task.name: plan.updates_chunk(task)}))
             if task_results:
@@ -474,9 +484,14 @@ def _emit_last_values(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, No
 
 
 def _emit_interrupts(
-    st: LoopState, plan: RunPlan, interrupts: tuple[Interrupt, ...], finished: Sequence[Task] = ()
+    st: LoopState,
+    plan: RunPlan,
+    interrupts: tuple[Interrupt, ...],
+    finished: Sequence[Task] = (),
+    interrupted: Sequence[tuple[Task, Sequence[Interrupt]]] = (),
 ) -> Generator[Effect, Any, None]:
-    """Stream the interrupts; the values shown include what the step's finished tasks wrote."""
+    """Stream the interrupts; the values shown include what the step's finished tasks wrote. In `tasks` mode each
+    interrupted task's result follows, with what it asked (as LangGraph streams it)."""
     plan.interrupts.extend(interrupts)
     if "updates" in plan.modes:
         yield Emit("updates", {INTERRUPT: interrupts})
@@ -486,6 +501,14 @@ def _emit_interrupts(
             "values",
             {**values, INTERRUPT: interrupts} if isinstance(values, dict) else {INTERRUPT: interrupts},
         )
+    if "tasks" in plan.modes or "debug" in plan.modes:
+        for task, asked in interrupted:
+            if not task.node.hidden:
+                payload = _task_result_payload(task, st.spec.stream_channels)
+                payload["interrupts"] = [
+                    {"value": i.value, "id": i.id, "response_schema": i.response_schema} for i in asked
+                ]
+                yield Emit("tasks", payload)
 
 
 def _boundary(st: LoopState, plan: RunPlan, source: str) -> Generator[Effect, Any, None]:

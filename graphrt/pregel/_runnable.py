@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sys
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, NotRequired, get_type_hints
 
 import typing_extensions
@@ -48,23 +48,37 @@ class RunnableMixin:
         `config` is one config for every input or a list with one per input. With `return_exceptions=True` an
         input whose run raised gets its exception in the result instead of the call raising.
         """
-        configs = _configs(config, len(inputs))
-        if not inputs:
-            return []
+        results: list[Any] = [None] * len(inputs)
+        for index, result in self.batch_as_completed(inputs, config, return_exceptions=return_exceptions, **kwargs):
+            results[index] = result
+        return results
 
-        def one(pair: tuple[Any, RunnableConfig | None]) -> Any:
+    def batch_as_completed(
+        self,
+        inputs: Sequence[Any],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> Iterator[tuple[int, Any]]:
+        """`batch`, yielding `(index, result)` as each run finishes."""
+        configs = _configs(config, len(inputs))
+
+        def one(index: int) -> tuple[int, Any]:
             try:
-                return self.invoke(pair[0], pair[1], **kwargs)
+                return index, self.invoke(inputs[index], configs[index], **kwargs)
             except Exception as exc:
                 if return_exceptions:
-                    return exc
+                    return index, exc
                 raise
 
-        if len(inputs) == 1:
-            return [one((inputs[0], configs[0]))]
+        if len(inputs) <= 1:
+            yield from map(one, range(len(inputs)))
+            return
         limit = _max_concurrency(configs)
         with ThreadPoolExecutor(max_workers=limit or min(len(inputs), 32)) as pool:
-            return list(pool.map(one, zip(inputs, configs, strict=True)))
+            for done in as_completed([pool.submit(one, i) for i in range(len(inputs))]):
+                yield done.result()
 
     async def abatch(
         self,
@@ -75,22 +89,44 @@ class RunnableMixin:
         **kwargs: Any,
     ) -> list[Any]:
         """`ainvoke` each input concurrently (at most `config["max_concurrency"]` at once); results in order."""
+        results: list[Any] = [None] * len(inputs)
+        async for index, result in self.abatch_as_completed(
+            inputs, config, return_exceptions=return_exceptions, **kwargs
+        ):
+            results[index] = result
+        return results
+
+    async def abatch_as_completed(
+        self,
+        inputs: Sequence[Any],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> AsyncIterator[tuple[int, Any]]:
+        """`abatch`, yielding `(index, result)` as each run finishes."""
         configs = _configs(config, len(inputs))
         limit = _max_concurrency(configs)
         gate = asyncio.Semaphore(limit) if limit else None
 
-        async def one(input: Any, cfg: RunnableConfig | None) -> Any:
+        async def one(index: int) -> tuple[int, Any]:
             try:
                 if gate is None:
-                    return await self.ainvoke(input, cfg, **kwargs)
+                    return index, await self.ainvoke(inputs[index], configs[index], **kwargs)
                 async with gate:
-                    return await self.ainvoke(input, cfg, **kwargs)
+                    return index, await self.ainvoke(inputs[index], configs[index], **kwargs)
             except Exception as exc:
                 if return_exceptions:
-                    return exc
+                    return index, exc
                 raise
 
-        return list(await asyncio.gather(*(one(i, c) for i, c in zip(inputs, configs, strict=True))))
+        runs = [asyncio.ensure_future(one(i)) for i in range(len(inputs))]
+        try:
+            for done in asyncio.as_completed(runs):
+                yield await done
+        finally:
+            for run in runs:
+                run.cancel()
 
     # ------------------------------------------------------------ names and schemas
 

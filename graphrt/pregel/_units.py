@@ -123,7 +123,7 @@ class UnitRunner:
                 except Exception as exc:
                     delay = next_delay(unit.retry_policy, attempt, exc)
                     if delay is None:
-                        exc.add_note(f"During task '{unit.name}' (called from '{ctx.path[1]}')")
+                        self._failed(ctx, unit, exc)
                         raise
                     time.sleep(delay)
         finally:
@@ -156,7 +156,7 @@ class UnitRunner:
                 except Exception as exc:
                     delay = next_delay(unit.retry_policy, attempt, exc)
                     if delay is None:
-                        exc.add_note(f"During task '{unit.name}' (called from '{ctx.path[1]}')")
+                        self._failed(ctx, unit, exc)
                         raise
                     await anyio.sleep(delay)
         finally:
@@ -199,6 +199,14 @@ class UnitRunner:
         if sink.wants("tasks"):
             payload = {"id": ctx.task_id, "name": ctx.name, "input": (args, kwargs), "triggers": (PUSH,)}
             sink.emit("tasks", {**payload, "__step": ctx.step})
+
+    def _failed(self, ctx: TaskContext, unit: Unit, exc: Exception) -> None:
+        """The unit raised and will not be retried: say where, and stream its result with the error."""
+        exc.add_note(f"During task '{unit.name}' (called from '{ctx.path[1]}')")
+        sink = self.io.sink
+        if sink.wants("tasks"):
+            result = {"id": ctx.task_id, "name": ctx.name, "error": exc, "result": {}, "interrupts": []}
+            sink.emit("tasks", {**result, "__step": ctx.step})
 
     def _emit_done(self, ctx: TaskContext, value: Any, cached: bool) -> None:
         sink = self.io.sink

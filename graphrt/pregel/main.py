@@ -607,6 +607,13 @@ class Pregel(RunnableMixin):
                     if namespace is None or namespace == f"{name}|{sub}":
                         yield f"{name}|{sub}", graph
 
+    async def aget_subgraphs(
+        self, *, namespace: str | None = None, recurse: bool = False
+    ) -> AsyncIterator[tuple[str, Pregel]]:
+        """Async `get_subgraphs`."""
+        for found in self.get_subgraphs(namespace=namespace, recurse=recurse):
+            yield found
+
     def _target(self, config: RunnableConfig) -> tuple[Pregel, Any]:
         """The graph whose state `config` names (this one, or a subgraph by its `checkpoint_ns`) and the saver."""
         saver = _state.require_saver(self)

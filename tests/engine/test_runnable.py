@@ -146,6 +146,45 @@ def test_abatch_respects_max_concurrency() -> None:
     assert most == 2
 
 
+def test_batch_as_completed_yields_each_result_with_its_index_as_it_finishes() -> None:
+    """The first input waits until the second has finished: it must come out second (LangChain's Runnable API)."""
+    second_done = threading.Event()
+
+    def node(state: State) -> dict[str, Any]:
+        if state["x"] == 0:
+            assert second_done.wait(5)
+        return {"log": [str(state["x"])]}
+
+    builder = StateGraph(State)
+    builder.add_node("a", node)
+    builder.add_edge(START, "a")
+    graph = builder.compile()
+    seen = []
+    for index, result in graph.batch_as_completed([{"x": 0}, {"x": 1}]):
+        seen.append((index, result))
+        second_done.set()
+    assert seen == [(1, {"x": 1, "log": ["1"]}), (0, {"x": 0, "log": ["0"]})]
+    out = dict(_graph().batch_as_completed([{"x": 1, "log": []}, {"log": []}], return_exceptions=True))
+    assert out[0] == {"x": 1, "log": ["1"]} and isinstance(out[1], KeyError)
+    assert list(graph.batch_as_completed([])) == []
+
+
+def test_abatch_as_completed_yields_each_result_with_its_index_as_it_finishes() -> None:
+    async def node(state: State) -> dict[str, Any]:
+        await anyio.sleep(0.2 if state["x"] == 0 else 0)
+        return {"log": [str(state["x"])]}
+
+    builder = StateGraph(State)
+    builder.add_node("a", node)
+    builder.add_edge(START, "a")
+    graph = builder.compile()
+
+    async def collect() -> list[tuple[int, Any]]:
+        return [pair async for pair in graph.abatch_as_completed([{"x": 0}, {"x": 1}])]
+
+    assert anyio.run(collect) == [(1, {"x": 1, "log": ["1"]}), (0, {"x": 0, "log": ["0"]})]
+
+
 def test_get_state_shows_the_whole_state_not_only_the_output_schema() -> None:
     from graphrt.checkpoint.memory import InMemorySaver
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import operator
 import re
@@ -13,7 +14,7 @@ from graphrt.checkpoint.memory import InMemorySaver
 from graphrt.config import get_stream_writer
 from graphrt.graph import START, StateGraph
 from graphrt.runtime import Runtime
-from graphrt.types import StreamWriter
+from graphrt.types import Command, StreamWriter, interrupt
 from tests.engine.conftest import run, stream
 
 
@@ -155,6 +156,76 @@ def test_tasks_stream(mode: str) -> None:
     )
     assert chunks[2]["input"] == {"log": ["a"]}
     assert chunks[3]["result"] == {"a": 1}
+
+
+def _collect_until_raised(graph: Any, input: Any, mode: str, config: Any = None, **kw: Any) -> list[Any]:
+    """The chunks streamed before the run raised (it must raise)."""
+    chunks: list[Any] = []
+
+    async def collect() -> None:
+        async for chunk in graph.astream(input, config, **kw):
+            chunks.append(chunk)
+
+    with pytest.raises(ValueError, match="bad"):
+        if mode == "sync":
+            for chunk in graph.stream(input, config, **kw):
+                chunks.append(chunk)
+        else:
+            asyncio.run(collect())
+    return chunks
+
+
+def test_a_failed_task_streams_its_result_with_the_error(mode: str) -> None:
+    """LangGraph 1.2.22's chunks (ids aside): the task's start, then its result naming the error, then the raise."""
+
+    def boom(state: State) -> State:
+        raise ValueError("bad")
+
+    builder = StateGraph(State)
+    builder.add_node("boom", boom)
+    builder.add_edge(START, "boom")
+    chunks = _collect_until_raised(builder.compile(), {"log": []}, mode, stream_mode="tasks")
+    assert [sorted(c) for c in chunks] == [
+        ["id", "input", "name", "triggers"],
+        ["error", "id", "interrupts", "name", "result"],
+    ]
+    end = chunks[1]
+    assert (end["id"], end["name"], end["result"], end["interrupts"]) == (chunks[0]["id"], "boom", {}, [])
+    assert isinstance(end["error"], ValueError) and str(end["error"]) == "bad"
+    debug = _collect_until_raised(builder.compile(), {"log": []}, mode, stream_mode="debug")
+    assert [(c["type"], c["step"], c["payload"]["name"]) for c in debug] == [
+        ("task", 1, "boom"),
+        ("task_result", 1, "boom"),
+    ]
+    assert isinstance(debug[1]["payload"]["error"], ValueError)
+
+
+def test_an_interrupted_task_streams_its_result_with_what_it_asked(mode: str) -> None:
+    """LangGraph 1.2.22's order: the interrupt's updates and values chunks, then the task's result."""
+
+    def ask(state: State) -> State:
+        return {"log": [interrupt({"q": "ok?"})]}
+
+    builder = StateGraph(State)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "ask")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "t"}}
+    chunks = stream(graph, {"log": ["hi"]}, mode, config, stream_mode=["updates", "values", "tasks"])
+    assert [m for m, _ in chunks] == ["values", "tasks", "updates", "values", "tasks"]
+    (asked,) = chunks[2][1]["__interrupt__"]
+    assert chunks[4][1] == {
+        "id": chunks[1][1]["id"],
+        "name": "ask",
+        "error": None,
+        "result": {},
+        "interrupts": [{"value": {"q": "ok?"}, "id": asked.id, "response_schema": None}],
+    }
+    resumed = stream(graph, Command(resume="yes"), mode, config, stream_mode="tasks")
+    assert [(c["name"], c.get("result"), c.get("interrupts")) for c in resumed] == [
+        ("ask", None, None),
+        ("ask", {"log": ["yes"]}, []),
+    ]
 
 
 def test_debug_stream_wraps_task_events_with_step_and_type(mode: str) -> None:

@@ -72,6 +72,36 @@ def test_stream_modes_match_langgraph(saver: Any, mode: str) -> None:
     ]
 
 
+def test_a_failed_task_streams_its_result_with_the_error_before_the_entrypoints(saver: Any, mode: str) -> None:
+    """LangGraph 1.2.22's `tasks` chunks when a task raises (ids aside)."""
+
+    @task
+    def boom(x: int) -> int:
+        raise ValueError("bad")
+
+    @entrypoint(checkpointer=saver)
+    def workflow(x: int) -> int:
+        return boom(x).result()
+
+    chunks: list[Any] = []
+
+    async def collect() -> None:
+        async for chunk in workflow.astream(1, thread("f"), stream_mode="tasks"):
+            chunks.append(chunk)
+
+    with pytest.raises(ValueError, match="bad"):
+        if mode == "sync":
+            chunks.extend(workflow.stream(1, thread("f"), stream_mode="tasks"))
+        else:
+            asyncio.run(collect())
+    assert [(c["name"], "input" in c, repr(c.get("error")), c.get("result")) for c in chunks] == [
+        ("workflow", True, "None", None),
+        ("boom", True, "None", None),
+        ("boom", False, "ValueError('bad')", {}),
+        ("workflow", False, "ValueError('bad')", {}),
+    ]
+
+
 def test_tasks_called_before_any_result_run_in_parallel(saver: Any, mode: str) -> None:
     """Three tasks wait on one barrier: they only get past it if they run at the same time."""
     barrier = threading.Barrier(3, timeout=10)
