@@ -60,11 +60,12 @@ def test_an_async_chat_turn_costs_what_a_sync_one_does(pg_dsn: str, monkeypatch:
             return exact, default, len((await graph.aget_state(config)).values["log"])
 
     exact, default, length = asyncio.run(main())
-    # As `PostgresSaver` (tests/pg/test_saver_round_trips.py): claim 1, load 1, three checkpoints 1 each, release 1;
-    # with the default durability the saves go with the release, the input checkpoint on its own when the
-    # background writer starts before the step ends.
+    # As `PostgresSaver` (tests/pg/test_saver_round_trips.py): claim 1, load 1, three checkpoints 1 each, release 1.
+    # With the default durability the saves go with the release; the background writer may commit the input
+    # checkpoint on its own while the step runs (+1, the usual case on the event loop), and on a busy machine
+    # also the step's before the run ends, the release then going on its own (+1).
     assert exact == [6, 6, 6]
-    assert set(default) <= {3, 4}
+    assert set(default) <= {3, 4, 5}
     assert length == 20
 
 
