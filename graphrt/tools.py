@@ -409,6 +409,39 @@ def tool(
 
     if callable(name_or_callable):
         return make(name_or_callable)
+    if name_or_callable is not None and not isinstance(name_or_callable, str):
+        raise TypeError(
+            f"tool() takes a function (or a name, then a function), got {type(name_or_callable).__name__}"
+            + (": it is a LangChain tool already, pass it as it is" if _is_langchain(name_or_callable) else "")
+        )
     if runnable is not None:
         return make(runnable, name_or_callable)
     return functools.partial(make, name=name_or_callable)
+
+
+def to_tool(item: Any) -> BaseTool:
+    """`item` as a graphrt tool: a graphrt tool itself, a LangChain tool wrapped (`_langchain_tools`), a function
+    through `tool`.
+
+    Raises:
+        TypeError: `item` is none of those.
+    """
+    if isinstance(item, BaseTool):
+        return item
+    if _is_langchain(item):
+        from graphrt._langchain_tools import LangChainTool
+
+        return LangChainTool(item)
+    if callable(item):
+        made: StructuredTool = tool(item)
+        return made
+    raise TypeError(
+        f"A tool must be a graphrt tool (graphrt.tools.tool), a LangChain tool or a function with a docstring, "
+        f"got {type(item).__name__}"
+    )
+
+
+def _is_langchain(item: Any) -> bool:
+    from graphrt._langchain_tools import is_langchain_tool
+
+    return is_langchain_tool(item)

@@ -58,11 +58,15 @@ class AgentSpec:
 
 
 def resolve_model(model: Any) -> Any:
-    """A chat model from a model object or a "provider:model" string."""
+    """A chat model from a model object (a LangChain chat model is wrapped) or a "provider:model" string."""
     if isinstance(model, str):
         from graphrt.models import init_chat_model
 
         return init_chat_model(model)
+    from graphrt.models._langchain import LangChainChatModel, _is_langchain_model
+
+    if _is_langchain_model(model):  # LangChain messages in and out: converted at the model's edge
+        return LangChainChatModel(model)
     if not callable(getattr(model, "invoke", None)):
         raise TypeError(
             f"An agent needs a chat model (an object with invoke/ainvoke and bind_tools) or a 'provider:model' "

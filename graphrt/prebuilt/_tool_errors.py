@@ -36,6 +36,15 @@ class ToolInvocationError(ToolException):
         super().__init__(self.message)
 
 
+def default_handle_tool_errors(e: Exception) -> str:
+    """`ToolNode`'s default: every tool error becomes an error `ToolMessage`; invalid arguments with LangGraph's
+    text for them (what its default answers), any other error as `handle_tool_errors=True` words it (LangGraph 1.x
+    raises those instead: see the README)."""
+    if isinstance(e, ToolInvocationError):
+        return e.message
+    return TOOL_CALL_ERROR_TEMPLATE.format(error=repr(e))
+
+
 def handled_types(flag: ErrorHandler) -> tuple[type[Exception], ...]:
     """The exception types `flag` turns into error messages (() when it handles none)."""
     if flag is False:

@@ -23,11 +23,12 @@ from graphrt.prebuilt._tool_errors import (
     INVALID_TOOL_NAME_ERROR_TEMPLATE,
     ErrorHandler,
     ToolInvocationError,
+    default_handle_tool_errors,
     error_content,
     handled_types,
 )
 from graphrt.runtime import Runtime
-from graphrt.tools import BaseTool, InjectedState, InjectedStore, StructuredTool, ToolRuntime, tool
+from graphrt.tools import BaseTool, InjectedState, InjectedStore, StructuredTool, ToolRuntime, to_tool
 from graphrt.types import Command
 
 __all__ = ("InjectedState", "InjectedStore", "ToolNode", "ToolRuntime", "tools_condition")
@@ -43,11 +44,13 @@ class ToolNode:
     answer a list of `Command`s.
 
     `handle_tool_errors` decides which tool errors become an error `ToolMessage` the model can react to
-    (the others propagate): `True` (the default: every error, as "Error: <repr>\\n Please fix your
-    mistakes."), `False` (none), a string (every error, with that text), an exception type or a tuple of
-    them (those, with the default text), or a function `(e) -> str` (the types its argument is annotated
-    with, with its return value). A call to an unknown tool always gets an error message; interrupts always
-    propagate.
+    (the others propagate): the default `default_handle_tool_errors` (every error: invalid arguments with
+    LangGraph's "Error invoking tool ..." text, others as `True` words them), `True` (every error, as
+    "Error: <repr>\\n Please fix your mistakes."), `False` (none), a string (every error, with that text), an
+    exception type or a tuple of them (those, with the `True` text), or a function `(e) -> str` (the types
+    its argument is annotated with, with its return value). A call to an unknown tool always gets an error
+    message; interrupts always propagate. Tools may be graphrt tools, functions, or LangChain tools (run
+    through their own `invoke`).
     """
 
     def __init__(
@@ -56,7 +59,7 @@ class ToolNode:
         *,
         name: str = "tools",
         tags: list[str] | None = None,
-        handle_tool_errors: ErrorHandler = True,
+        handle_tool_errors: ErrorHandler = default_handle_tool_errors,
         messages_key: str = "messages",
     ) -> None:
         self.name = name
@@ -66,7 +69,7 @@ class ToolNode:
         self._handled = handled_types(handle_tool_errors)
         self._tools_by_name: dict[str, BaseTool] = {}
         for item in tools:
-            as_tool = item if isinstance(item, BaseTool) else tool(item)
+            as_tool = to_tool(item)
             self._tools_by_name[as_tool.name] = as_tool
         self._needs_state = any(
             i.source in ("state", "tool_runtime") for t in self._tools_by_name.values() for i in t.injected

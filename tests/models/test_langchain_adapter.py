@@ -90,3 +90,59 @@ def test_as_chat_model() -> None:
         as_chat_model(object())
     with pytest.raises(TypeError, match="wraps a langchain_core chat model"):
         LangChainChatModel(object())
+
+
+def test_langchain_tools_run_in_a_tool_node_and_an_agent_takes_a_langchain_model() -> None:
+    """LangGraph code keeps `from langchain_core.tools import tool`: graphrt's ToolNode runs those tools through
+    their own `invoke`, and `create_react_agent` wraps a LangChain chat model. The answers are LangGraph 1.2.22's
+    for the same script (its deprecation warning aside)."""
+    from langchain_core.tools import tool as lc_tool
+
+    from graphrt.checkpoint.memory import InMemorySaver
+    from graphrt.prebuilt import create_react_agent
+
+    @lc_tool
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    class Fake(GenericFakeChatModel):
+        def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+            return self
+
+    calls = [
+        {"name": "add", "args": {"a": 1, "b": 2}, "id": "c1"},
+        {"name": "add", "args": {"a": 3, "b": "x"}, "id": "c2"},
+    ]
+    model = Fake(messages=iter([lc.AIMessage("", tool_calls=calls), lc.AIMessage("done: 3")]))
+    agent = create_react_agent(model, [add], checkpointer=InMemorySaver(), prompt="be brief")
+    out = agent.invoke({"messages": [("user", "add")]}, {"configurable": {"thread_id": "1"}})
+    assert [(type(m).__name__, m.content, getattr(m, "status", None)) for m in out["messages"]] == [
+        ("HumanMessage", "add", None),
+        ("AIMessage", "", None),
+        ("ToolMessage", "3", "success"),
+        (
+            "ToolMessage",
+            "Error invoking tool 'add' with kwargs {'a': 3, 'b': 'x'} with error:\n b: Input should be a valid "
+            "integer, unable to parse string as an integer\n Please fix the error and try again.",
+            "error",
+        ),
+        ("AIMessage", "done: 3", None),
+    ]
+    assert [m.name for m in out["messages"][2:4]] == ["add", "add"]
+
+
+def test_a_langchain_tool_is_refused_by_graphrts_tool_decorator_with_what_to_do() -> None:
+    from langchain_core.tools import tool as lc_tool
+
+    @lc_tool
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    with pytest.raises(TypeError, match="it is a LangChain tool already, pass it as it is"):
+        tool(add)
+    with pytest.raises(TypeError, match="A tool must be a graphrt tool"):
+        from graphrt.prebuilt import ToolNode
+
+        ToolNode([42])  # type: ignore[list-item]

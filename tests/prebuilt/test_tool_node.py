@@ -48,10 +48,12 @@ BAD_CALLS = [ai("", ("boom", {"x": 1}, "b1"), ("add", {"a": "x", "b": 1}, "b2"),
 BOOM_CALL = [ai("", ("boom", {"x": 1}, "b1"))]
 BOOM = "Error: ValueError('bad x')\n Please fix your mistakes."
 INVALID_ARGS = (
-    "Error: ToolInvocationError(\"Error invoking tool 'add' with kwargs {'a': 'x', 'b': 1} with error:\\n a: Input "
-    'should be a valid integer, unable to parse string as an integer\\n Please fix the error and try again.")\n Please '
-    "fix your mistakes."
+    "Error invoking tool 'add' with kwargs {'a': 'x', 'b': 1} with error:\n a: Input should be a valid integer, "
+    "unable to parse string as an integer\n Please fix the error and try again."
 )
+"""LangGraph 1.2.22's default answer to invalid arguments."""
+INVALID_ARGS_WRAPPED = f"Error: ToolInvocationError({INVALID_ARGS!r})\n Please fix your mistakes."
+"""Its answer with `handle_tool_errors=True`."""
 UNKNOWN = "Error: nope is not a valid tool, try one of [add, boom]."
 
 
@@ -122,6 +124,11 @@ def test_default_turns_every_error_into_a_message(mode: str) -> None:
             ToolMessage(UNKNOWN, name="nope", tool_call_id="b3", status="error"),
         ]
     }
+
+
+def test_true_words_every_error_with_its_repr(mode: str) -> None:
+    out = run(ToolNode([add, boom], handle_tool_errors=True), {"messages": BAD_CALLS}, mode)
+    assert [m.content for m in out["messages"]] == [BOOM, INVALID_ARGS_WRAPPED, UNKNOWN]
 
 
 def test_false_raises(mode: str) -> None:
