@@ -65,6 +65,11 @@ def _marker(part: Any) -> tuple[Source, str | None] | None:
     return None
 
 
+def marked_params(func: Callable[..., Any]) -> list[str]:
+    """The parameters of `func` annotated with a graphrt injection marker (`InjectedState`, `ToolRuntime`, ...)."""
+    return [name for name, hint in type_hints(func).items() if any(_marker(part) for part in _parts(hint))]
+
+
 def _node_service(part: Any) -> Source | None:
     """Services a node asks for by annotation: Runtime, a store class, RunnableConfig, StreamWriter."""
     origin = get_origin(part) or part

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from graphrt._inject import marked_params
 from graphrt.config import RunnableConfig
 from graphrt.messages import BaseMessage, messages_from_dict
 from graphrt.tools import BaseTool
@@ -40,6 +41,13 @@ class LangChainTool(BaseTool):
             raise TypeError(
                 f"LangChain tool '{tool.name}' has no pydantic (v2) argument schema ({schema!r}); graphrt runs "
                 "LangChain tools whose schema is a pydantic model, or write it with graphrt.tools.tool"
+            )
+        func = getattr(tool, "func", None) or getattr(tool, "coroutine", None)
+        marked = marked_params(func) if callable(func) else []
+        if marked:
+            raise TypeError(
+                f"LangChain tool '{tool.name}' has graphrt-injected parameters ({', '.join(marked)}), which LangChain "
+                "cannot fill in: make it with graphrt.tools.tool instead of langchain_core.tools.tool"
             )
         self.tool = tool
         self.name = str(tool.name)

@@ -16,7 +16,9 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, ValidationError
 
+from graphrt._context import running_task
 from graphrt.config import RunnableConfig
+from graphrt.constants import START
 from graphrt.errors import GraphBubbleUp, is_invalid_resume
 from graphrt.messages import AIMessage, AnyMessage, ToolCall, ToolMessage, convert_to_messages
 from graphrt.prebuilt._tool_errors import (
@@ -27,6 +29,7 @@ from graphrt.prebuilt._tool_errors import (
     error_content,
     handled_types,
 )
+from graphrt.pregel._spec import TASKS
 from graphrt.runtime import Runtime
 from graphrt.tools import BaseTool, InjectedState, InjectedStore, StructuredTool, ToolRuntime, to_tool
 from graphrt.types import Command
@@ -276,6 +279,10 @@ class ToolNode:
         return [item if isinstance(item, Command) else Command(update={self.messages_key: [item]}) for item in flat]
 
 
+_RUNTIME_CHANNELS = frozenset({START, TASKS})
+"""Channels of the runtime's own beside the state's (the others, `branch:to:x` and `join:...`, have a colon)."""
+
+
 @dataclasses.dataclass(slots=True)
 class _Job:
     """One tool call with what its injected values come from; the `ToolRuntime` is built only if asked for."""
@@ -288,9 +295,19 @@ class _Job:
 
     @property
     def state(self) -> Any:
-        """The graph state the node was given ({} when it was given bare tool calls)."""
+        """The graph state the node was given; for bare tool calls (an agent `Send`s each call alone), the state
+        of the graph the node runs in as of this step, read from its channels, as LangGraph does ({} outside one)."""
         given = self.input
-        return given if not (isinstance(given, list) and given and isinstance(given[-1], dict)) else {}
+        if not (isinstance(given, list) and given and isinstance(given[-1], dict)):
+            return given
+        task = running_task()
+        if task is None:
+            return {}
+        return {
+            key: channel.get()
+            for key, channel in task.channels.items()
+            if ":" not in key and key not in _RUNTIME_CHANNELS and channel.is_available()
+        }
 
     def tool_runtime(self) -> ToolRuntime[Any, Any]:
         return ToolRuntime(

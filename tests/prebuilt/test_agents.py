@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import pytest
@@ -15,7 +15,7 @@ from graphrt.checkpoint.memory import InMemorySaver
 from graphrt.errors import GraphRecursionError
 from graphrt.graph import START, MessagesState, StateGraph
 from graphrt.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
-from graphrt.prebuilt import ToolRuntime, create_agent, create_react_agent
+from graphrt.prebuilt import InjectedState, ToolRuntime, create_agent, create_react_agent
 from graphrt.store.memory import InMemoryStore
 from graphrt.tools import tool
 from tests.prebuilt._fake import FakeModel, ai
@@ -211,6 +211,28 @@ def test_seed_tools_read_and_write_the_store_through_the_runtime(mode: str) -> N
     assert out["messages"][2].content == "{'name': 'John Smith', 'language': 'English'}"
     invoke(agent, {"messages": [{"role": "user", "content": "My name is Jane"}]}, mode, context=Context("user_123"))
     assert store.get(("users",), "user_123").value == {"name": "Jane"}  # type: ignore[union-attr]
+
+
+def test_tools_of_an_agent_see_the_graph_state_when_each_call_is_sent_alone(mode: str) -> None:
+    """`create_react_agent` sends each tool call on its own: a tool's `InjectedState` and `ToolRuntime.state` are
+    the agent's state as of that step (LangGraph 1.2.22 reads its channels; both counts were 2 there)."""
+
+    @tool
+    def count(
+        state: Annotated[dict[str, Any], InjectedState], messages: Annotated[list[Any], InjectedState("messages")]
+    ) -> str:
+        """Count messages."""
+        return f"{len(state['messages'])} {len(messages)} {sorted(state)}"
+
+    @tool
+    def runtime_count(runtime: ToolRuntime) -> str:
+        """Count messages through the runtime."""
+        return str(len(runtime.state["messages"]))
+
+    for make in (create_react_agent, create_agent):
+        model = FakeModel([ai("", ("count", {}, "c1"), ("runtime_count", {}, "c2")), ai("done")])
+        out = invoke(make(model, [count, runtime_count]), {"messages": [HumanMessage("hi")]}, mode)
+        assert [m.content for m in out["messages"][2:4]] == ["2 2 ['messages']", "2"]
 
 
 def test_history_with_unanswered_tool_calls_is_rejected() -> None:
