@@ -115,9 +115,13 @@ class TaskContext:
     calls: int = 0
     """How many `@task` calls this task made so far (a call's index is part of its id)."""
     nested_runs: int = 0
+    """How many checkpointed subgraph runs this task opened (a second one is refused: same namespace)."""
     stop: int = 0
     """The last step the run may take (the recursion limit): managed values such as `RemainingSteps` use it."""
-    """How many checkpointed subgraph runs this task opened (a second one is refused: same namespace)."""
+    attempt: int = 1
+    """Which attempt at running the node this is (a retry policy's retries count on from 1)."""
+    started_at: float | None = None
+    """When the first attempt started (seconds since the epoch)."""
     _counter: int = 0
     _config: RunnableConfig | None = None
 

@@ -9,13 +9,46 @@ if TYPE_CHECKING:
     from graphrt.store.base import BaseStore
     from graphrt.types import StreamWriter
 
-__all__ = ("Runtime", "get_runtime")
+__all__ = ("ExecutionInfo", "Runtime", "ServerInfo", "get_runtime")
 
 ContextT = TypeVar("ContextT")
 
 
 def _no_op_writer(_chunk: Any) -> None:
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionInfo:
+    """Where the running node is: its checkpoint, namespace and task, its thread and run, and its attempt."""
+
+    checkpoint_id: str
+    """The checkpoint the node's step started from."""
+    checkpoint_ns: str
+    """The node's checkpoint namespace (`node:task_id`, under its parents' for a subgraph or a `@task`)."""
+    task_id: str
+    thread_id: str | None = None
+    """The config's `thread_id` (None when it has none)."""
+    run_id: str | None = None
+    """The config's `run_id` (None when it has none; a subgraph's runs have none, as in LangGraph)."""
+    node_attempt: int = 1
+    """Which attempt at the node this is: 1, then 2, 3... under a retry policy."""
+    node_first_attempt_time: float | None = None
+    """When the first attempt started (seconds since the epoch)."""
+
+    def patch(self, **overrides: Any) -> ExecutionInfo:
+        """A copy with some fields replaced."""
+        return replace(self, **overrides)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """What LangGraph Server tells a run about its deployment; graphrt has no server, so `Runtime.server_info` is
+    always None (the type exists for code that names it)."""
+
+    assistant_id: str
+    graph_id: str
+    user: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +65,32 @@ class Runtime(Generic[ContextT]):
     """Writes to the `custom` stream mode."""
     previous: Any = None
     """The previous return value of this thread's entrypoint (functional API)."""
+
+    @property
+    def execution_info(self) -> ExecutionInfo | None:
+        """The running node's `ExecutionInfo` (None outside a graph task), read when asked for."""
+        from graphrt._context import running_task
+
+        task = running_task()
+        if task is None:
+            return None
+        config = task.run.config
+        thread_id = config.get("configurable", {}).get("thread_id")
+        run_id = config.get("run_id")
+        return ExecutionInfo(
+            checkpoint_id=task.checkpoint_id,
+            checkpoint_ns=task.interrupt_ns,
+            task_id=task.task_id,
+            thread_id=None if thread_id is None else str(thread_id),
+            run_id=None if run_id is None or task.run.scope.parent is not None else str(run_id),
+            node_attempt=task.attempt,
+            node_first_attempt_time=task.started_at,
+        )
+
+    @property
+    def server_info(self) -> ServerInfo | None:
+        """Always None: graphrt runs without LangGraph Server."""
+        return None
 
     def override(self, **overrides: Any) -> Runtime[ContextT]:
         """A copy with some fields replaced."""

@@ -229,6 +229,7 @@ def _raise_if_worker_died(futures: list[concurrent.futures.Future[None]]) -> Non
 def run_task_sync(task: Task, io: RunIO | None = None) -> BaseException | None:
     """Run one task with its retry policy; returns the exception (or signal) it ended with, if any."""
     token = enter_task(task.ctx)
+    task.ctx.started_at = time.time()
     try:
         attempt = 0
         while True:
@@ -247,6 +248,7 @@ def run_task_sync(task: Task, io: RunIO | None = None) -> BaseException | None:
                     return exc
                 task.writes.clear()
                 task.ctx.calls = task.ctx.nested_runs = 0
+                task.ctx.attempt = attempt + 1
                 log_retry(task.name, attempt, delay, exc)
                 time.sleep(delay)
     finally:
@@ -441,6 +443,7 @@ async def _run_tasks_async(effect: RunTasks, io: RunIO) -> StepOutcome:
 async def run_task_async(task: Task) -> BaseException | None:
     """Async twin of `run_task_sync`."""
     token = enter_task(task.ctx)
+    task.ctx.started_at = time.time()
     try:
         attempt = 0
         while True:
@@ -459,6 +462,7 @@ async def run_task_async(task: Task) -> BaseException | None:
                     return exc
                 task.writes.clear()
                 task.ctx.calls = task.ctx.nested_runs = 0
+                task.ctx.attempt = attempt + 1
                 log_retry(task.name, attempt, delay, exc)
                 await anyio.sleep(delay)
     finally:

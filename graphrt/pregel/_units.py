@@ -111,6 +111,7 @@ class UnitRunner:
             if hit is not None:
                 return self._finish(ctx, unit, dict(hit).get(RETURN), cached=True)
         token = enter_task(ctx)
+        ctx.started_at = time.time()
         try:
             attempt = 0
             while True:
@@ -125,6 +126,7 @@ class UnitRunner:
                     if delay is None:
                         self._failed(ctx, unit, exc)
                         raise
+                    ctx.attempt = attempt + 1
                     time.sleep(delay)
         finally:
             exit_task(token)
@@ -140,6 +142,7 @@ class UnitRunner:
             if hit is not None:
                 return await self._afinish(ctx, unit, dict(hit).get(RETURN), cached=True)
         token = enter_task(ctx)
+        ctx.started_at = time.time()
         try:
             attempt = 0
             while True:
@@ -158,6 +161,7 @@ class UnitRunner:
                     if delay is None:
                         self._failed(ctx, unit, exc)
                         raise
+                    ctx.attempt = attempt + 1
                     await anyio.sleep(delay)
         finally:
             exit_task(token)

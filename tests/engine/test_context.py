@@ -243,3 +243,65 @@ def test_writer_and_every_injection_together(mode: str) -> None:
         stream_mode="custom",
     )
     assert chunks == [{"user": "all", "x": 9, "store": True}]
+
+
+def test_execution_info_names_the_task_its_attempt_thread_and_run(mode: str) -> None:
+    """LangGraph 1.2.22's `runtime.execution_info` for the same graph: a root node retried twice, then a subgraph's
+    node retried twice (the run id is the root run's only)."""
+    from graphrt.checkpoint.memory import InMemorySaver
+    from graphrt.types import RetryPolicy
+
+    class S(TypedDict):
+        x: int
+
+    seen: list[tuple[Any, ...]] = []
+
+    def node(state: S, runtime: Runtime) -> S:
+        info = runtime.execution_info
+        assert info is not None and runtime.server_info is None
+        started = info.node_first_attempt_time
+        seen.append(
+            (info.checkpoint_ns.split(":")[0], len(info.task_id), info.thread_id, info.run_id, info.node_attempt)
+        )
+        assert isinstance(started, float) and info.checkpoint_id and info.task_id in info.checkpoint_ns
+        if info.node_attempt < 3:
+            raise ValueError("again")
+        return {"x": 1}
+
+    retry = RetryPolicy(initial_interval=0.001, retry_on=ValueError)
+    sub = StateGraph(S)
+    sub.add_node("inner", node, retry_policy=retry)
+    sub.add_edge(START, "inner")
+    builder = StateGraph(S)
+    builder.add_node("n", node, retry_policy=retry)
+    builder.add_node("s", sub.compile())
+    builder.add_edge(START, "n")
+    builder.add_edge("n", "s")
+    run_id = "7d0b2e50-1b35-4a3c-9f5f-7a1c1c1c1c1c"
+    run(
+        builder.compile(checkpointer=InMemorySaver()),
+        {"x": 0},
+        mode,
+        {"configurable": {"thread_id": "T"}, "run_id": run_id},
+    )
+    assert seen == [("n", 36, "T", run_id, 1), ("n", 36, "T", run_id, 2), ("n", 36, "T", run_id, 3)] + [
+        ("s", 36, "T", None, attempt) for attempt in (1, 2, 3)
+    ]
+    assert Runtime().execution_info is None
+
+
+def test_execution_info_of_a_functional_task_is_under_its_entrypoints_namespace() -> None:
+    from graphrt.checkpoint.memory import InMemorySaver
+    from graphrt.func import entrypoint, task
+
+    @task
+    def step(x: int) -> str:
+        info = get_runtime().execution_info
+        assert info is not None
+        return f"{info.checkpoint_ns.split(':')[0]} {info.checkpoint_ns.count('|')} {info.thread_id}"
+
+    @entrypoint(checkpointer=InMemorySaver())
+    def workflow(x: int) -> str:
+        return step(x).result()
+
+    assert workflow.invoke(1, {"configurable": {"thread_id": "W"}}) == "workflow 1 W"
