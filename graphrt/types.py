@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, Protocol, TypeVar, final
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    Literal,
+    NamedTuple,
+    NotRequired,
+    Protocol,
+    TypedDict,
+    TypeVar,
+    final,
+)
 
 from graphrt.cache._key import default_cache_key
 
@@ -14,9 +26,13 @@ if TYPE_CHECKING:
 
 __all__ = (
     "All",
+    "CacheKey",
     "CachePolicy",
+    "CheckpointPayload",
+    "CheckpointTask",
     "Checkpointer",
     "Command",
+    "DebugPayload",
     "Durability",
     "Interrupt",
     "Overwrite",
@@ -27,6 +43,8 @@ __all__ = (
     "StateUpdate",
     "StreamMode",
     "StreamWriter",
+    "TaskPayload",
+    "TaskResultPayload",
     "default_retry_on",
     "interrupt",
 )
@@ -225,6 +243,60 @@ class StateSnapshot(NamedTuple):
     """The tasks due in the next step, with errors and interrupts where they happened."""
     interrupts: tuple[Interrupt, ...] = ()
     """Interrupts waiting for an answer."""
+
+
+class TaskPayload(TypedDict):
+    """A `tasks` chunk when a task starts (typing only)."""
+
+    id: str
+    name: str
+    input: Any
+    triggers: list[str]
+    metadata: NotRequired[dict[str, Any]]
+
+
+class TaskResultPayload(TypedDict):
+    """A `tasks` chunk when a task ends: its writes, or its error or interrupts (typing only)."""
+
+    id: str
+    name: str
+    error: Any
+    interrupts: list[dict[str, Any]]
+    result: dict[str, Any]
+
+
+class CheckpointTask(TypedDict):
+    """A task due after a checkpoint, in a `checkpoints` chunk (typing only)."""
+
+    id: str
+    name: str
+    error: NotRequired[str]
+    result: NotRequired[Any]
+    interrupts: NotRequired[list[dict[str, Any]]]
+    state: Any
+
+
+class CheckpointPayload(TypedDict):
+    """A `checkpoints` chunk (typing only)."""
+
+    config: dict[str, Any] | None
+    metadata: dict[str, Any]
+    values: Any
+    next: list[str]
+    parent_config: dict[str, Any] | None
+    tasks: list[CheckpointTask]
+
+
+DebugPayload = dict[str, Any]
+"""A `debug` chunk: `{"step", "timestamp", "type", "payload"}`, the payload one of the above (typing only)."""
+
+
+class CacheKey(NamedTuple):
+    """Where a cached task result lives: namespace, key and time to live in seconds (None: no expiry)."""
+
+    ns: tuple[str, ...]
+    key: str
+    ttl: int | None
 
 
 def interrupt(value: Any, *, response_schema: dict[str, Any] | type | None = None) -> Any:
