@@ -90,10 +90,18 @@ class Connector:
     @classmethod
     @contextlib.contextmanager
     def open_pool(
-        cls, conn_string: str, what: str, *, max_size: int = 4, keep: bool = False, **kwargs: Any
+        cls,
+        conn_string: str,
+        what: str,
+        *,
+        max_size: int = 4,
+        min_size: int = 1,
+        pool_options: dict[str, Any] | None = None,
+        keep: bool = False,
+        **kwargs: Any,
     ) -> Iterator[Connector]:
-        """A pool to `conn_string`, closed when the block ends. `kwargs` go to `psycopg.connect`; for `keep`,
-        see the constructor."""
+        """A pool to `conn_string`, closed when the block ends. `kwargs` go to `psycopg.connect`, `pool_options`
+        to `ConnectionPool` (e.g. `timeout`, `max_idle`); for `keep`, see the constructor."""
         import psycopg
         import psycopg_pool
 
@@ -102,7 +110,8 @@ class Connector:
             psycopg.connect(conn_string, **kwargs).close()
         except psycopg.OperationalError as exc:
             raise _unreachable(what, exc) from None
-        pool = psycopg_pool.ConnectionPool(**_pool_options(conn_string, what, max_size, kwargs))
+        options = {**_pool_options(conn_string, what, max_size, kwargs), "min_size": min_size, **(pool_options or {})}
+        pool = psycopg_pool.ConnectionPool(**options)
         try:
             pool.open(wait=True, timeout=_POOL_OPEN_TIMEOUT)
         except psycopg_pool.PoolTimeout as exc:

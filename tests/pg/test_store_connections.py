@@ -154,3 +154,25 @@ def test_a_store_on_its_own_pool_keeps_its_connection_between_calls(pg_dsn: str)
         terminate_others(pg_dsn)
         store.put(("a",), "k10", {"v": 10})
         assert len(store.search(("a",), limit=20)) == 11
+
+
+def test_the_sync_store_takes_langgraphs_pool_config_pipeline_and_pipe(pg_dsn: str) -> None:
+    """`PostgresStore.from_conn_string(pipeline=..., pool_config=...)` and `PostgresStore(conn, pipe=...)`, as
+    LangGraph's take them (graphrt pipelines write transactions by itself); a pipeline with a pool is refused."""
+    with PostgresStore.from_conn_string(
+        pg_dsn, pipeline=True, pool_config={"min_size": 1, "max_size": 2, "kwargs": {"application_name": "grt"}}
+    ) as store:
+        store.setup()
+        store.put(("a",), "k", {"v": 1})
+        assert store.get(("a",), "k").value == {"v": 1}  # type: ignore[union-attr]
+        with store._connector.connection() as conn:
+            assert conn.execute("SHOW application_name").fetchone()[0] == "grt"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn, conn.pipeline() as pipe:
+        store = PostgresStore(conn, pipe=pipe)
+        store.put(("b",), "k", {"v": 2})
+        assert store.get(("b",), "k").value == {"v": 2}  # type: ignore[union-attr]
+    with (
+        psycopg_pool.ConnectionPool(pg_dsn, min_size=1, open=True) as pool,
+        pytest.raises(ValueError, match="Pipeline should be used only with a single Connection, not ConnectionPool"),
+    ):
+        PostgresStore(pool, pipe=object())

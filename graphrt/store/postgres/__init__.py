@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypedDict, TypeVar
 
 from graphrt._postgres import ConnectionLostError, Connector, require_psycopg
 
@@ -43,7 +43,7 @@ from graphrt.store._ttl import ThreadSweeper  # noqa: E402
 from graphrt.store.base import IndexConfig, Result, TTLConfig  # noqa: E402
 from graphrt.store.postgres._filter import pushdown  # noqa: E402
 
-__all__ = ("BasePostgresStore", "POSTGRES", "PostgresStore")
+__all__ = ("POSTGRES", "AsyncPostgresStore", "BasePostgresStore", "PoolConfig", "PostgresStore")
 
 T = TypeVar("T")
 
@@ -260,6 +260,42 @@ def _extension_version(cur: Any) -> Body[tuple[int, ...] | None]:
     return tuple(int(part) for part in found[0].split(".") if part.isdigit())
 
 
+class PoolConfig(TypedDict, total=False):
+    """LangGraph's pool settings for `from_conn_string(pool_config=...)`: sizes, and `kwargs` for each connection."""
+
+    min_size: int
+    max_size: int | None
+    kwargs: dict[str, Any]
+
+
+class PoolSettings(NamedTuple):
+    min_size: int
+    max_size: int
+    connect: dict[str, Any]
+    """Keyword arguments of each connection."""
+    options: dict[str, Any]
+    """Other arguments of the psycopg_pool pool."""
+
+
+def pool_settings(pool_config: Mapping[str, Any] | None, pool_size: int, prepare_threshold: int | None) -> PoolSettings:
+    """A pool from LangGraph's `PoolConfig`: `min_size` (1), `max_size` (default `pool_size`), `kwargs` for each
+    connection, and any other psycopg_pool argument (e.g. `timeout`, `max_idle`)."""
+    config = dict(pool_config or {})
+    min_size = int(config.pop("min_size", 1))
+    max_size = int(config.pop("max_size", None) or max(pool_size, min_size))
+    connect = {"prepare_threshold": prepare_threshold, **(config.pop("kwargs", None) or {})}
+    return PoolSettings(min_size, max_size, connect, config)
+
+
+def check_pipe(pipe: Any, conn: Any) -> None:
+    """LangGraph refuses a pipeline with a pool (it belongs to one connection); so does graphrt."""
+    import psycopg_pool
+
+    if pipe is not None and isinstance(conn, psycopg_pool.ConnectionPool | psycopg_pool.AsyncConnectionPool):
+        pool = "AsyncConnectionPool" if isinstance(conn, psycopg_pool.AsyncConnectionPool) else "ConnectionPool"
+        raise ValueError(f"Pipeline should be used only with a single {pool.removesuffix('Pool')}, not {pool}.")
+
+
 class PostgresStore(BasePostgresStore, ThreadSweeper):
     """A store in PostgreSQL; usable from sync code, and from async code through `abatch` (in a worker thread;
     for async code use `AsyncPostgresStore`, which runs on psycopg's async connections).
@@ -271,12 +307,31 @@ class PostgresStore(BasePostgresStore, ThreadSweeper):
     _alone: Any = None
     """The cursor of the last call outside a transaction, reused while its connection is lent again."""
 
+    def __init__(
+        self,
+        conn: Any,
+        *,
+        pipe: Any = None,
+        deserializer: Callable[[bytes], dict[str, Any]] | None = None,
+        index: IndexConfig | None = None,
+        ttl: TTLConfig | None = None,
+        pgvector: bool | None = None,
+    ) -> None:
+        """A store on `conn` (a psycopg `Connection` or a psycopg_pool `ConnectionPool`); `pipe` (LangGraph's
+        `Pipeline` of `conn`) is accepted and not needed, refused with a pool as LangGraph refuses it; the rest
+        as for `BasePostgresStore`."""
+        check_pipe(pipe, conn)
+        super().__init__(conn, index=index, ttl=ttl, pgvector=pgvector, deserializer=deserializer)
+        self.pipe = pipe
+
     @classmethod
     @contextmanager
     def from_conn_string(
         cls,
         conn_string: str,
         *,
+        pipeline: bool = False,
+        pool_config: dict[str, Any] | None = None,
         index: IndexConfig | None = None,
         ttl: TTLConfig | None = None,
         pool_size: int = 4,
@@ -285,11 +340,20 @@ class PostgresStore(BasePostgresStore, ThreadSweeper):
     ) -> Iterator[PostgresStore]:
         """Connect to `conn_string` through a small pool, closed when the block ends.
 
-        `prepare_threshold=None` turns prepared statements off (needed behind PgBouncer in transaction mode).
+        `pipeline` is accepted for LangGraph compatibility (write transactions are always pipelined);
+        `pool_config` is LangGraph's `PoolConfig` (see `pool_settings`); `prepare_threshold=None` turns prepared
+        statements off (needed behind PgBouncer in transaction mode).
         """
+        pool = pool_settings(pool_config, pool_size, prepare_threshold)
         # The store makes one call at a time, so its own pool lends it the same connection call after call.
         with Connector.open_pool(
-            conn_string, cls.__name__, max_size=pool_size, keep=True, prepare_threshold=prepare_threshold
+            conn_string,
+            cls.__name__,
+            max_size=pool.max_size,
+            min_size=pool.min_size,
+            pool_options=pool.options,
+            keep=True,
+            **pool.connect,
         ) as connector:
             store = cls(connector, index=index, ttl=ttl, pgvector=pgvector)
             try:
@@ -333,3 +397,12 @@ class PostgresStore(BasePostgresStore, ThreadSweeper):
             if kind is not READ:
                 drive(self._lock_writers(cur))
             yield cur
+
+
+def __getattr__(name: str) -> Any:
+    """`AsyncPostgresStore` is importable from here too, as from LangGraph's module (loaded on first use)."""
+    if name == "AsyncPostgresStore":
+        from graphrt.store.postgres.aio import AsyncPostgresStore
+
+        return AsyncPostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,7 +33,7 @@ from graphrt.store.base import (  # noqa: E402
     SearchItem,
     TTLConfig,
 )
-from graphrt.store.postgres import BasePostgresStore  # noqa: E402
+from graphrt.store.postgres import BasePostgresStore, check_pipe, pool_settings  # noqa: E402
 
 __all__ = ("AsyncPostgresStore",)
 
@@ -80,10 +80,7 @@ class AsyncPostgresStore(BasePostgresStore, AsyncSweeper):
             TypeError: `conn` is a sync connection or pool (use `PostgresStore`), or not a connection.
             ValueError: `pipe` with a pool, or a bad `index`.
         """
-        import psycopg_pool
-
-        if pipe is not None and isinstance(conn, psycopg_pool.AsyncConnectionPool):
-            raise ValueError("Pipeline should be used only with a single AsyncConnection, not AsyncConnectionPool.")
+        check_pipe(pipe, conn)
         super().__init__(conn, index=index, ttl=ttl, pgvector=pgvector, deserializer=deserializer)
         self.pipe = pipe
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -121,19 +118,16 @@ class AsyncPostgresStore(BasePostgresStore, AsyncSweeper):
             pool_size: The pool's size when `pool_config` does not say.
             prepare_threshold: psycopg's; None turns prepared statements off (PgBouncer in transaction mode).
         """
-        config = dict(pool_config or {})
-        min_size = int(config.pop("min_size", 1))
-        max_size = int(config.pop("max_size", None) or max(pool_size, min_size))
-        connect_kwargs = {"prepare_threshold": prepare_threshold, **(config.pop("kwargs", None) or {})}
+        pool = pool_settings(pool_config, pool_size, prepare_threshold)
         # An idle connection is kept for the next call: a call alone needs no pool checkout.
         async with AsyncConnector.open_pool(
             conn_string,
             cls.__name__,
-            max_size=max_size,
-            min_size=min_size,
-            pool_options=config,
+            max_size=pool.max_size,
+            min_size=pool.min_size,
+            pool_options=pool.options,
             keep=True,
-            **connect_kwargs,
+            **pool.connect,
         ) as connector:
             store = cls(connector, index=index, ttl=ttl, pgvector=pgvector)
             try:

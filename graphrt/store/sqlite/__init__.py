@@ -5,13 +5,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from graphrt.checkpoint._dialect import SQLITE
 from graphrt.store._sql import SqlStore
 from graphrt.store._ttl import ThreadSweeper
 from graphrt.store.base import IndexConfig, TTLConfig
 
-__all__ = ("BaseSqliteStore", "SqliteStore", "connect")
+__all__ = ("AsyncSqliteStore", "BaseSqliteStore", "SqliteStore", "connect")
 
 
 def connect(conn_string: str) -> sqlite3.Connection:
@@ -71,3 +72,12 @@ class SqliteStore(BaseSqliteStore, ThreadSweeper):
     def setup(self) -> None:
         """Create the store's tables (only the missing ones); reads and writes also do it on first use."""
         self._migrate()
+
+
+def __getattr__(name: str) -> Any:
+    """`AsyncSqliteStore` is importable from here too, as from LangGraph's module (loaded on first use)."""
+    if name == "AsyncSqliteStore":
+        from graphrt.store.sqlite.aio import AsyncSqliteStore
+
+        return AsyncSqliteStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
