@@ -127,6 +127,18 @@ def test_pipe_is_refused_clearly(pg_dsn: str) -> None:
         PostgresSaver(conn, pipe=pipe)
 
 
+def test_from_conn_string_takes_langgraphs_pipeline_flag(pg_dsn: str) -> None:
+    """LangGraph's `from_conn_string(dsn, pipeline=True)`: accepted (graphrt batches every transaction anyway)."""
+    with PostgresSaver.from_conn_string(pg_dsn, pipeline=True) as saver:
+        assert saver.get_tuple({"configurable": {"thread_id": "none"}}) is None
+
+    async def main() -> None:
+        async with AsyncPostgresSaver.from_conn_string(pg_dsn, pipeline=True) as saver:
+            assert await saver.aget_tuple({"configurable": {"thread_id": "none"}}) is None
+
+    asyncio.run(main())
+
+
 def test_no_password_in_errors_or_reprs(pg_dsn: str) -> None:
     secret = "s3cr3t-Pa55"
     dead = f"postgresql://someone:{secret}@127.0.0.1:{free_port()}/nowhere?connect_timeout=1"

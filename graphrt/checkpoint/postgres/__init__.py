@@ -307,14 +307,16 @@ class PostgresSaver(PostgresCore):
         cls,
         conn_string: str,
         *,
+        pipeline: bool = False,
         pool_size: int = 8,
         prepare_threshold: int | None = 5,
         serde: SerializerProtocol | None = None,
     ) -> Iterator[PostgresSaver]:
         """A saver on a pool of connections to `conn_string`, closed when the block ends.
 
-        `prepare_threshold=None` turns prepared statements off, psycopg's and graphrt's own (needed behind
-        PgBouncer in transaction mode).
+        `pipeline` is accepted for LangGraph compatibility: each transaction's statements are sent as one batch
+        whatever it says. `prepare_threshold=None` turns prepared statements off, psycopg's and graphrt's own
+        (needed behind PgBouncer in transaction mode).
         """
         with Connector.open_pool(
             conn_string, cls.__name__, max_size=pool_size, prepare_threshold=prepare_threshold

@@ -101,12 +101,14 @@ class AsyncPostgresSaver(SqlSaver):
         cls,
         conn_string: str,
         *,
+        pipeline: bool = False,
         pool_size: int = 8,
         prepare_threshold: int | None = 5,
         serde: SerializerProtocol | None = None,
     ) -> AsyncIterator[AsyncPostgresSaver]:
         """A saver on an async pool of connections to `conn_string`, closed when the block ends.
 
+        `pipeline` is accepted for LangGraph compatibility (transactions are sent as batches whatever it says);
         `prepare_threshold=None` turns prepared statements off (needed behind PgBouncer in transaction mode).
         """
         async with AsyncConnector.open_pool(
