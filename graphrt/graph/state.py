@@ -6,7 +6,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from typing_extensions import is_typeddict
 
@@ -47,6 +47,24 @@ class NodeSpec:
     destinations: tuple[str, ...] | dict[str, str] | None
     ends: tuple[str, ...] = field(default=())
     cache_policy: CachePolicy | None = None
+
+
+_NOT_YET: Final = {
+    "timeout": "set `step_timeout` on the compiled graph to bound each step instead",
+    "error_handler": "catch the error in the node itself, or use a retry_policy",
+    "trace_policy": "graphrt does not trace to LangSmith",
+}
+"""LangGraph 1.2's `add_node` options graphrt does not have yet, with what to do instead."""
+
+
+def _refuse_node_options(kwargs: dict[str, Any]) -> None:
+    """`add_node` keywords left over once the known ones are taken (none are expected)."""
+    for name, value in kwargs.items():
+        if name in _NOT_YET:
+            if value is None:
+                continue
+            raise NotImplementedError(f"add_node({name}=...) (LangGraph 1.2) is not supported yet; {_NOT_YET[name]}.")
+        raise TypeError(f"add_node() got an unexpected keyword argument {name!r}")
 
 
 class StateGraph(Generic[StateT]):
@@ -100,14 +118,15 @@ class StateGraph(Generic[StateT]):
         destinations: dict[str, str] | tuple[str, ...] | None = None,
         **kwargs: Any,
     ) -> StateGraph[StateT]:
-        """Add a node; its name defaults to the function's name."""
-        if input_schema is None:
-            input_schema = kwargs.pop("input", None)
-        if kwargs.get("timeout") is not None:
-            raise NotImplementedError(
-                "add_node(timeout=...) (LangGraph 1.2's per-node timeout policy) is not supported yet; "
-                "set `step_timeout` on the compiled graph to bound each step instead."
-            )
+        """Add a node; its name defaults to the function's name.
+
+        LangGraph's deprecated `input=` and `retry=` still work (as `input_schema` and `retry_policy`). LangGraph
+        1.2's `timeout`, `error_handler` and `trace_policy` raise `NotImplementedError`; any other keyword is a
+        `TypeError` (LangGraph ignores unknown keywords).
+        """
+        input_schema = kwargs.pop("input", None) if input_schema is None else input_schema
+        retry_policy = kwargs.pop("retry", None) if retry_policy is None else retry_policy
+        _refuse_node_options(kwargs)
         if not isinstance(node, str):
             action, node = node, _name_of(node)
         if isinstance(action, Pregel):

@@ -410,8 +410,11 @@ class Pregel(RunnableMixin):
         durability: Durability | None = None,
         subgraphs: bool = False,
         debug: bool | None = None,
+        version: str = "v1",
+        control: Any = None,
     ) -> Iterator[Any]:
         """Run the graph, yielding chunks in `stream_mode` (a list of modes yields `(mode, chunk)`)."""
+        _refuse_v2("stream", version, control)
         options = RunOptions(
             stream_mode or self.default_stream_mode,
             context,
@@ -449,8 +452,11 @@ class Pregel(RunnableMixin):
         durability: Durability | None = None,
         subgraphs: bool = False,
         debug: bool | None = None,
+        version: str = "v1",
+        control: Any = None,
     ) -> AsyncIterator[Any]:
         """Async twin of `stream`."""
+        _refuse_v2("astream", version, control)
         options = RunOptions(
             stream_mode or self.default_stream_mode,
             context,
@@ -494,9 +500,9 @@ class Pregel(RunnableMixin):
         **kwargs: Any,
     ) -> Any:
         """Run the graph to the end and return its output (with `__interrupt__` when interrupted)."""
-        _refuse_v2(kwargs)
+        debug = _invoke_debug("invoke", kwargs)
         options = RunOptions(
-            stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, None, True
+            stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, debug, True
         )
         with self._owned(config) as owner:
             run = self._start(input, config, options)
@@ -523,9 +529,9 @@ class Pregel(RunnableMixin):
         **kwargs: Any,
     ) -> Any:
         """Async twin of `invoke`."""
-        _refuse_v2(kwargs)
+        debug = _invoke_debug("ainvoke", kwargs)
         options = RunOptions(
-            stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, None, True
+            stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, debug, True
         )
         async with self._aowned(config) as owner:
             run = await self._astart(input, config, options)
@@ -897,12 +903,26 @@ def _check_low_level_options(kwargs: dict[str, Any]) -> None:
         raise TypeError(f"Pregel() got unexpected keyword arguments {unknown}.")
 
 
-def _refuse_v2(kwargs: dict[str, Any]) -> None:
-    if kwargs.get("version", "v1") != "v1":
+def _refuse_v2(method: str, version: str = "v1", control: Any = None) -> None:
+    """LangGraph 1.2's `version="v2"` (typed results and stream parts) and `control` (a `RunControl`), refused."""
+    if version != "v1":
         raise NotImplementedError(
-            f"invoke(version={kwargs['version']!r}) (LangGraph 1.2's GraphOutput results) is not supported yet; "
-            "leave `version` out to get the output as a dict."
+            f"{method}(version={version!r}) (LangGraph 1.2's GraphOutput results and typed stream parts) is not "
+            "supported yet; leave `version` out to get dicts, as with version='v1'."
         )
+    if control is not None:
+        raise NotImplementedError(f"{method}(control=...) (LangGraph 1.2's RunControl) is not supported yet.")
+
+
+def _invoke_debug(method: str, kwargs: dict[str, Any]) -> bool | None:
+    """The `stream` options `invoke` passes on (LangGraph passes its extra keywords to `stream`): `debug` is
+    honoured, `subgraphs` changes nothing in the output; anything else is a `TypeError`."""
+    _refuse_v2(method, kwargs.pop("version", "v1"), kwargs.pop("control", None))
+    debug: bool | None = kwargs.pop("debug", None)
+    kwargs.pop("subgraphs", None)
+    if kwargs:
+        raise TypeError(f"{method}() got an unexpected keyword argument {next(iter(kwargs))!r}")
+    return debug
 
 
 def _modes(stream_mode: StreamMode | Sequence[StreamMode] | None) -> tuple[tuple[str, ...], str | None]:

@@ -20,14 +20,51 @@ def test_a_per_node_timeout_is_refused_with_the_alternative() -> None:
     StateGraph(State).add_node("a", lambda state: state, timeout=None)  # the default is fine
 
 
-def test_invoke_version_v2_is_refused_v1_is_the_default() -> None:
+def test_other_langgraph_1_2_node_options_are_refused_and_unknown_ones_are_errors() -> None:
+    builder = StateGraph(State)
+    with pytest.raises(NotImplementedError, match=r"add_node\(error_handler=...\)"):
+        builder.add_node("a", lambda state: state, error_handler=lambda state, error: None)
+    with pytest.raises(NotImplementedError, match=r"add_node\(trace_policy=...\)"):
+        builder.add_node("a", lambda state: state, trace_policy=object())
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        builder.add_node("a", lambda state: state, bogus=1)  # LangGraph ignores it: a typo would go unnoticed
+    assert "a" not in builder.nodes
+    builder.add_node("a", lambda state: state, error_handler=None, trace_policy=None)  # the defaults are fine
+
+
+def test_the_deprecated_retry_keyword_is_the_retry_policy() -> None:
+    from graphrt.types import RetryPolicy
+
+    attempts: list[int] = []
+
+    def flaky(state: State) -> State:
+        attempts.append(1)
+        if len(attempts) < 2:
+            raise ValueError("again")
+        return {"x": 1}
+
+    builder = StateGraph(State)
+    builder.add_node("a", flaky, retry=RetryPolicy(initial_interval=0.001, retry_on=ValueError))
+    builder.add_edge(START, "a")
+    assert builder.compile().invoke({"x": 0}) == {"x": 1} and len(attempts) == 2
+
+
+def test_version_v2_and_control_are_refused_v1_is_the_default() -> None:
     builder = StateGraph(State)
     builder.add_node("a", lambda state: {"x": 1})
     builder.add_edge(START, "a")
     graph = builder.compile()
     with pytest.raises(NotImplementedError, match="GraphOutput"):
         graph.invoke({"x": 0}, version="v2")
+    with pytest.raises(NotImplementedError, match="GraphOutput"):
+        list(graph.stream({"x": 0}, version="v2"))
+    with pytest.raises(NotImplementedError, match="RunControl"):
+        graph.invoke({"x": 0}, control=object())
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        graph.invoke({"x": 0}, bogus=1)
     assert graph.invoke({"x": 0}, version="v1") == {"x": 1}
+    assert list(graph.stream({"x": 0}, version="v1", stream_mode="values")) == [{"x": 0}, {"x": 1}]
+    assert graph.invoke({"x": 0}, subgraphs=True) == {"x": 1}  # LangGraph passes it on to stream: same output
 
 
 @pytest.mark.parametrize("schema", [dict, int, list, Annotated[list, operator.add]])

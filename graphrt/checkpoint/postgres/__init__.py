@@ -41,7 +41,7 @@ from graphrt.checkpoint.postgres._prepared import STALE_SESSION, doubt  # noqa: 
 from graphrt.checkpoint.serde.base import SerializerProtocol  # noqa: E402
 from graphrt.config import RunnableConfig  # noqa: E402
 
-__all__ = ("PostgresCore", "PostgresSaver", "batch_failure", "begin_batch", "head_blobs", "left_open")
+__all__ = ("PostgresCore", "PostgresSaver", "batch_failure", "begin_batch", "head_blobs", "left_open", "unopened")
 
 _MIGRATION_LOCK = 0x67727463686B7074
 """Advisory lock key ("grtchkpt") held while migrating, so concurrent `setup()` calls take turns."""
@@ -70,6 +70,17 @@ def _terminated_unanswered(exc: BaseException, conn: Any, cur: _Batch) -> bool:
     sqlstate = getattr(exc, "sqlstate", None) or ""
     broken = bool(conn.closed or conn.broken)
     return broken and cur.flushes <= 1 and isinstance(exc, psycopg.OperationalError) and sqlstate.startswith("57P")
+
+
+def unopened(exc: BaseException, conn: Any, connector: Any) -> BaseException | None:
+    """What to raise instead of `exc` when a batch cursor could not be opened (it may first read which statements
+    the session has prepared): `Resend` on a pooled connection found broken, since nothing of the transaction
+    was sent yet; None: `exc` itself."""
+    import psycopg
+
+    if isinstance(exc, psycopg.OperationalError) and (conn.closed or conn.broken) and connector.replaceable:
+        return Resend(connector.what, str(exc))
+    return None
 
 
 def begin_batch(cur: _Batch, dialect: Any, begin: str, lock: str | None) -> None:
@@ -197,7 +208,13 @@ class PostgresCore(SqlSaver):
         with self.lock, self._connector.connection() as conn:
             if setup is not None:
                 setup(conn)
-            cur = BatchCursor(conn)
+            try:
+                cur = BatchCursor(conn)
+            except BaseException as exc:
+                instead = unopened(exc, conn, self._connector)
+                if instead is None:
+                    raise
+                raise instead from None
             try:
                 begin_batch(cur, self.dialect, begin, lock)
                 tx = make(cur)

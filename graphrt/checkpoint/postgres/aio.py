@@ -32,6 +32,7 @@ from graphrt.checkpoint.postgres import (  # noqa: E402
     begin_batch,
     head_blobs,
     left_open,
+    unopened,
 )
 from graphrt.checkpoint.postgres._pipeline import (  # noqa: E402
     PG_MIGRATIONS,
@@ -147,7 +148,13 @@ class AsyncPostgresSaver(SqlSaver):
         async with self._connector.connection() as conn:
             if not self.is_setup:
                 await self._setup_on(conn)
-            cur = await AsyncBatchCursor.open(conn)
+            try:
+                cur = await AsyncBatchCursor.open(conn)
+            except BaseException as exc:
+                instead = unopened(exc, conn, self._connector)
+                if instead is None:
+                    raise
+                raise instead from None
             try:
                 begin_batch(cur, self.dialect, begin, lock)
                 tx = make(cur)
