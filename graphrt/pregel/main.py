@@ -578,24 +578,29 @@ class Pregel(RunnableMixin):
         graph, saver = self._target(config)
         return await graph._asnapshot(saver, config, subgraphs)
 
-    def _snapshot(self, saver: Any, config: RunnableConfig, subgraphs: bool) -> StateSnapshot:
+    def _snapshot(
+        self, saver: Any, config: RunnableConfig, subgraphs: bool, above: dict[str, Any] | None = None
+    ) -> StateSnapshot:
+        """`above`: for a subgraph's snapshot, the checkpoint id of each namespace above it (`checkpoint_map`)."""
         saved = saver.get_tuple(self._lookup(config))
-        snapshot = _state.state_of(self, saved, config, live=_state.is_live(config), saver=saver)
+        snapshot = _mapped(_state.state_of(self, saved, config, live=_state.is_live(config), saver=saver), above)
         children = self._children(snapshot)
         if subgraphs:
             for i, (child, child_config) in children.items():
-                state = child._snapshot(saver, child_config, True)
+                state = child._snapshot(saver, child_config, True, _checkpoint_map(snapshot, above))
                 if state.metadata is not None:
                     children[i] = (child, state)
         return _with_children(snapshot, children)
 
-    async def _asnapshot(self, saver: Any, config: RunnableConfig, subgraphs: bool) -> StateSnapshot:
+    async def _asnapshot(
+        self, saver: Any, config: RunnableConfig, subgraphs: bool, above: dict[str, Any] | None = None
+    ) -> StateSnapshot:
         saved = await saver.aget_tuple(self._lookup(config))
-        snapshot = _state.state_of(self, saved, config, live=_state.is_live(config), saver=saver)
+        snapshot = _mapped(_state.state_of(self, saved, config, live=_state.is_live(config), saver=saver), above)
         children = self._children(snapshot)
         if subgraphs:
             for i, (child, child_config) in children.items():
-                state = await child._asnapshot(saver, child_config, True)
+                state = await child._asnapshot(saver, child_config, True, _checkpoint_map(snapshot, above))
                 if state.metadata is not None:
                     children[i] = (child, state)
         return _with_children(snapshot, children)
@@ -783,6 +788,21 @@ async def _acommitted(committer: Committer | None, owner: str | None) -> AsyncIt
 
 
 _ALL_MODES = STREAM_MODES
+
+
+def _checkpoint_map(snapshot: StateSnapshot, above: dict[str, Any] | None) -> dict[str, Any]:
+    """The checkpoint id of each namespace from the root down to `snapshot`'s own."""
+    configurable = snapshot.config["configurable"]
+    return {**(above or {}), configurable.get("checkpoint_ns", ""): configurable.get("checkpoint_id")}
+
+
+def _mapped(snapshot: StateSnapshot, above: dict[str, Any] | None) -> StateSnapshot:
+    """A subgraph's snapshot whose config carries `checkpoint_map`, as LangGraph's `get_state(subgraphs=True)`
+    gives it (the root's, `above` None, has none)."""
+    if above is None or snapshot.metadata is None:
+        return snapshot
+    configurable = {**snapshot.config["configurable"], "checkpoint_map": _checkpoint_map(snapshot, above)}
+    return snapshot._replace(config={**snapshot.config, "configurable": configurable})
 
 
 def _with_children(snapshot: StateSnapshot, children: dict[int, tuple[Pregel, Any]]) -> StateSnapshot:

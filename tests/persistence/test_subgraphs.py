@@ -163,6 +163,42 @@ def test_three_levels_deep_interrupt_resumes(saver: Any, mode: str) -> None:
     assert ran == ["before", "leaf-start", "leaf-start"]
 
 
+def test_subgraph_snapshots_carry_the_checkpoint_map_of_the_namespaces_above(saver: Any, mode: str) -> None:
+    """LangGraph 1.2.22's `get_state(subgraphs=True)`: each subgraph snapshot's config maps every namespace from the
+    root down to its own to that level's checkpoint id (the root's has no map); such a config updates that level."""
+
+    def ask(state: S) -> dict[str, Any]:
+        return {"log": [interrupt("q")]}
+
+    level3 = StateGraph(S).add_node("ask", ask).add_edge(START, "ask")
+    level2 = StateGraph(S).add_node("l3", level3.compile()).add_edge(START, "l3").compile()
+    graph = (
+        StateGraph(S)
+        .add_node("pre", lambda state: {"log": ["pre"]})
+        .add_node("l2", level2)
+        .add_edge(START, "pre")
+        .add_edge("pre", "l2")
+        .compile(checkpointer=saver)
+    )
+    run(graph, {"foo": "", "log": []}, mode, thread())
+    root = (
+        graph.get_state(thread(), subgraphs=True)
+        if mode == "sync"
+        else asyncio.run(graph.aget_state(thread(), subgraphs=True))
+    )
+    two = root.tasks[0].state
+    three = two.tasks[0].state
+    assert "checkpoint_map" not in root.config["configurable"]
+    ids = [s.config["configurable"]["checkpoint_id"] for s in (root, two, three)]
+    ns2, ns3 = two.config["configurable"]["checkpoint_ns"], three.config["configurable"]["checkpoint_ns"]
+    assert two.config["configurable"]["checkpoint_map"] == {"": ids[0], ns2: ids[1]}
+    assert three.config["configurable"]["checkpoint_map"] == {"": ids[0], ns2: ids[1], ns3: ids[2]}
+    assert re.fullmatch(r"l2:[0-9a-f-]{36}\|l3:[0-9a-f-]{36}", ns3)
+    edited = update_state(graph, three.config, {"log": ["edited"]}, mode)
+    assert edited["configurable"]["checkpoint_ns"] == ns3
+    assert get_state(graph, edited, mode).values["log"] == ["pre", "edited"]
+
+
 def test_checkpointer_true_keeps_the_childs_state_across_parent_invocations(saver: Any, mode: str) -> None:
     class Child(TypedDict):
         foo: str
