@@ -73,9 +73,9 @@ def _terminated_unanswered(exc: BaseException, conn: Any, cur: _Batch) -> bool:
 
 
 def unopened(exc: BaseException, conn: Any, connector: Any) -> BaseException | None:
-    """What to raise instead of `exc` when a batch cursor could not be opened (it may first read which statements
-    the session has prepared): `Resend` on a pooled connection found broken, since nothing of the transaction
-    was sent yet; None: `exc` itself."""
+    """What to raise instead of `exc` when a batch cursor could not be opened (the first use of a saver migrates
+    the tables; a cursor may first read which statements the session has prepared): `Resend` on a pooled
+    connection found broken, since nothing of the transaction was sent yet; None: `exc` itself."""
     import psycopg
 
     if isinstance(exc, psycopg.OperationalError) and (conn.closed or conn.broken) and connector.replaceable:
@@ -206,9 +206,9 @@ class PostgresCore(SqlSaver):
         """
         setup = None if self.is_setup else self._setup_on
         with self.lock, self._connector.connection() as conn:
-            if setup is not None:
-                setup(conn)
             try:
+                if setup is not None:
+                    setup(conn)
                 cur = BatchCursor(conn)
             except BaseException as exc:
                 instead = unopened(exc, conn, self._connector)

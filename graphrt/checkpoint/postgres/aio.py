@@ -146,9 +146,9 @@ class AsyncPostgresSaver(SqlSaver):
     ) -> AsyncIterator[Any]:
         """`PostgresCore._batched` on the event loop: the transaction's statements are queued and sent together."""
         async with self._connector.connection() as conn:
-            if not self.is_setup:
-                await self._setup_on(conn)
             try:
+                if not self.is_setup:
+                    await self._setup_on(conn)
                 cur = await AsyncBatchCursor.open(conn)
             except BaseException as exc:
                 instead = unopened(exc, conn, self._connector)
