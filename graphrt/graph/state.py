@@ -291,6 +291,7 @@ class StateGraph(Generic[StateT]):
         for info in self.schemas.values():
             for key, chan in info.channels.items():
                 channels.setdefault(key, chan)
+        state_keys_in_order = tuple(channels)
         state_keys = frozenset(channels)
         state = self.schemas[self.state_schema]
         input_info = self.schemas[self.input_schema]
@@ -358,7 +359,8 @@ class StateGraph(Generic[StateT]):
             input_channels=START,
             output_channels=tuple(output_info.keys),
             output_set=frozenset(output_info.keys),
-            values_channels=tuple(state.keys),
+            # The whole state, as LangGraph streams and snapshots it: every schema's keys (private ones too).
+            values_channels=tuple(state_keys_in_order),
             state_keys=frozenset(state.keys),
             stream_channels=state_keys,
             step_notified=frozenset(k for k, c in channels.items() if c.steps_without_writes),

@@ -320,6 +320,44 @@ def test_private_keys_pass_between_nodes_with_their_own_schema(mode: str) -> Non
     assert run(graph, {"text": "hi"}, mode) == {"text": "hi!hi!"}
 
 
+def test_private_keys_are_part_of_the_values_stream_and_the_snapshot(mode: str) -> None:
+    """LangGraph 1.2.22: the values stream and `get_state().values` show every channel the graph's schemas declare,
+    a node's private keys included (after the state schema's), while invoke's result keeps to the output schema."""
+    from graphrt.checkpoint.memory import InMemorySaver
+
+    class Ask(TypedDict):
+        q: str
+
+    class Answer(TypedDict):
+        answer: str
+
+    class Whole(TypedDict, total=False):
+        q: str
+        answer: str
+        scratch: str
+
+    def hide(state: Ask) -> Private:
+        return {"secret": state["q"] * 2}
+
+    def reveal(state: Private) -> Whole:
+        return {"answer": state["secret"] + "!", "scratch": "z"}
+
+    builder = StateGraph(Whole, input_schema=Ask, output_schema=Answer)
+    builder.add_node("hide", hide)
+    builder.add_node("reveal", reveal)
+    builder.add_edge(START, "hide")
+    builder.add_edge("hide", "reveal")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "p"}}
+    assert stream(graph, {"q": "yo"}, mode, config, stream_mode="values") == [
+        {"q": "yo"},
+        {"q": "yo", "secret": "yoyo"},
+        {"q": "yo", "answer": "yoyo!", "scratch": "z", "secret": "yoyo"},
+    ]
+    assert list(graph.get_state(config).values) == ["q", "answer", "scratch", "secret"]
+    assert run(graph, {"q": "hi"}, mode, {"configurable": {"thread_id": "r"}}) == {"answer": "hihi!"}
+
+
 def test_node_input_schema_given_explicitly(mode: str) -> None:
     received: list[Any] = []
 
