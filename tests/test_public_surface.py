@@ -58,6 +58,13 @@ PROMISED: dict[str, tuple[str, ...]] = {
         "ThreadConflictError",
     ),
     "graphrt.constants": ("START", "END"),
+    "graphrt.messages.utils": ("trim_messages", "count_tokens_approximately", "filter_messages", "convert_to_messages"),
+    "graphrt.messages.ai": ("AIMessage", "AIMessageChunk", "UsageMetadata"),
+    "graphrt.messages.tool": ("ToolCall", "ToolMessage", "tool_call"),
+    "graphrt.messages.base": ("BaseMessage",),
+    "graphrt.messages.human": ("HumanMessage",),
+    "graphrt.messages.system": ("SystemMessage",),
+    "graphrt.messages.modifier": ("RemoveMessage",),
     "graphrt.messages": (
         "BaseMessage",
         "HumanMessage",
