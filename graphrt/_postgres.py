@@ -110,7 +110,7 @@ class Connector:
             psycopg.connect(conn_string, **kwargs).close()
         except psycopg.OperationalError as exc:
             raise _unreachable(what, exc) from None
-        options = {**_pool_options(conn_string, what, max_size, kwargs), "min_size": min_size, **(pool_options or {})}
+        options = _pool_options(conn_string, what, max_size, min_size, kwargs, pool_options)
         pool = psycopg_pool.ConnectionPool(**options)
         try:
             pool.open(wait=True, timeout=_POOL_OPEN_TIMEOUT)
@@ -257,15 +257,24 @@ def _unreachable(what: str, exc: Exception, waited: int | None = None) -> Connec
     return ConnectionError(f"{what}: could not connect to PostgreSQL{within} ({redact(str(exc))})")
 
 
-def _pool_options(conn_string: str, what: str, max_size: int, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The arguments of `open_pool`'s (sync or async) psycopg_pool pool: autocommit connections, opened later."""
+def _pool_options(
+    conn_string: str,
+    what: str,
+    max_size: int,
+    min_size: int,
+    kwargs: dict[str, Any],
+    pool_options: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The arguments of `open_pool`'s (sync or async) psycopg_pool pool: autocommit connections, opened later;
+    `pool_options` add to them or replace them."""
     return {
         "conninfo": conn_string,
-        "min_size": 1,
+        "min_size": min_size,
         "max_size": max_size,
         "kwargs": {"autocommit": True, **kwargs},
         "open": False,
         "name": f"graphrt-{what}",
+        **(pool_options or {}),
     }
 
 
@@ -423,7 +432,7 @@ class AsyncConnector:
             await (await psycopg.AsyncConnection.connect(conn_string, **kwargs)).close()
         except psycopg.OperationalError as exc:
             raise _unreachable(what, exc) from None
-        options = {**_pool_options(conn_string, what, max_size, kwargs), "min_size": min_size, **(pool_options or {})}
+        options = _pool_options(conn_string, what, max_size, min_size, kwargs, pool_options)
         pool = psycopg_pool.AsyncConnectionPool(**options)
         try:
             await pool.open(wait=True, timeout=_POOL_OPEN_TIMEOUT)

@@ -18,7 +18,6 @@ from pydantic import BaseModel, ValidationError
 
 from graphrt._context import running_task
 from graphrt.config import RunnableConfig
-from graphrt.constants import START
 from graphrt.errors import GraphBubbleUp, is_invalid_resume
 from graphrt.messages import AIMessage, AnyMessage, ToolCall, ToolMessage, convert_to_messages
 from graphrt.prebuilt._tool_errors import (
@@ -29,7 +28,6 @@ from graphrt.prebuilt._tool_errors import (
     error_content,
     handled_types,
 )
-from graphrt.pregel._spec import TASKS
 from graphrt.runtime import Runtime
 from graphrt.tools import BaseTool, InjectedState, InjectedStore, StructuredTool, ToolRuntime, to_tool
 from graphrt.types import Command
@@ -279,10 +277,6 @@ class ToolNode:
         return [item if isinstance(item, Command) else Command(update={self.messages_key: [item]}) for item in flat]
 
 
-_RUNTIME_CHANNELS = frozenset({START, TASKS})
-"""Channels of the runtime's own beside the state's (the others, `branch:to:x` and `join:...`, have a colon)."""
-
-
 @dataclasses.dataclass(slots=True)
 class _Job:
     """One tool call with what its injected values come from; the `ToolRuntime` is built only if asked for."""
@@ -300,14 +294,7 @@ class _Job:
         given = self.input
         if not (isinstance(given, list) and given and isinstance(given[-1], dict)):
             return given
-        task = running_task()
-        if task is None:
-            return {}
-        return {
-            key: channel.get()
-            for key, channel in task.channels.items()
-            if ":" not in key and key not in _RUNTIME_CHANNELS and channel.is_available()
-        }
+        return _graph_state()
 
     def tool_runtime(self) -> ToolRuntime[Any, Any]:
         return ToolRuntime(
@@ -336,8 +323,6 @@ def _inject_state(args: dict[str, Any], param: str, field: str | None, state: An
 
 def _graph_state() -> dict[str, Any]:
     """The state keys of the graph whose task is running (channels the builder reserves are left out)."""
-    from graphrt._context import running_task
-
     task = running_task()
     if task is None:
         return {}
@@ -349,8 +334,6 @@ def _graph_state() -> dict[str, Any]:
 
 
 def _runtime_and_config(config: RunnableConfig | None) -> tuple[Runtime[Any], RunnableConfig]:
-    from graphrt._context import running_task
-
     task = running_task()
     if task is None:
         return Runtime(), config or RunnableConfig()

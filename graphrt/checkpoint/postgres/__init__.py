@@ -12,16 +12,17 @@ import builtins
 import functools
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar, cast
 
 from graphrt._postgres import Connector, require_psycopg
 
 require_psycopg("PostgresSaver")
 
+from graphrt.checkpoint._core import CoreSaver  # noqa: E402
 from graphrt.checkpoint._dialect import apply_migrations  # noqa: E402
-from graphrt.checkpoint._drive import Body, Tx  # noqa: E402
-from graphrt.checkpoint._ownership import claim_options, held_owner, release  # noqa: E402
+from graphrt.checkpoint._drive import Op, Tx  # noqa: E402
+from graphrt.checkpoint._ownership import held_owner, release  # noqa: E402
 from graphrt.checkpoint._sql import POSTGRES, Cursor, SqlSaver  # noqa: E402
 from graphrt.checkpoint.base._types import config_thread  # noqa: E402
 from graphrt.checkpoint.postgres._pipeline import (  # noqa: E402
@@ -41,7 +42,16 @@ from graphrt.checkpoint.postgres._prepared import STALE_SESSION, doubt  # noqa: 
 from graphrt.checkpoint.serde.base import SerializerProtocol  # noqa: E402
 from graphrt.config import RunnableConfig  # noqa: E402
 
-__all__ = ("PostgresCore", "PostgresSaver", "batch_failure", "begin_batch", "head_blobs", "left_open", "unopened")
+__all__ = (
+    "PostgresCore",
+    "PostgresSaver",
+    "batch_failure",
+    "begin_batch",
+    "committed",
+    "head_blobs",
+    "left_open",
+    "unopened",
+)
 
 _MIGRATION_LOCK = 0x67727463686B7074
 """Advisory lock key ("grtchkpt") held while migrating, so concurrent `setup()` calls take turns."""
@@ -83,6 +93,13 @@ def unopened(exc: BaseException, conn: Any, connector: Any) -> BaseException | N
     return None
 
 
+def committed(tx: Any, knowledge: Knowledge) -> None:
+    """A batched transaction committed: `knowledge` learns what a write transaction saw and wrote."""
+    facts = getattr(tx, "facts", None)
+    if facts:
+        knowledge.learn(facts)
+
+
 def begin_batch(cur: _Batch, dialect: Any, begin: str, lock: str | None) -> None:
     """Queue a batched transaction's BEGIN and, for a write on a thread, the thread's lock."""
     cur.queue(begin)
@@ -98,17 +115,26 @@ def left_open(conn: Any) -> bool:
 
 
 def batch_failure(
-    exc: BaseException, conn: Any, cur: _Batch, connector: Any, rolled_back: bool
+    exc: BaseException,
+    conn: Any,
+    cur: _Batch,
+    connector: Any,
+    rolled_back: bool,
+    knowledge: Knowledge,
+    thread_id: str | None,
 ) -> BaseException | None:
     """What a failed batched transaction raises instead of `exc`, after its rollback (None: `exc` itself):
     `Mispredicted` for a stale guess (or lost prepared statements, `_prepared`), `Resend` when a pooled
-    connection was terminated before anything was applied.
+    connection was terminated before anything was applied. What `knowledge` held of the transaction's thread
+    is dropped: the failure may be another writer's doing.
 
     `rolled_back`: the caller sent a ROLLBACK through the connection, which psycopg follows with a
     `DEALLOCATE ALL` when it prepared statements of its own (`prepare_threshold`), so graphrt's prepared
     statements are asked of the server before the connection's next batch uses them."""
     import psycopg
 
+    if thread_id is not None:
+        knowledge.forget(thread_id)
     if rolled_back:
         doubt(conn)
 
@@ -229,10 +255,11 @@ class PostgresCore(SqlSaver):
                 rolling_back = left_open(conn)
                 if rolling_back:
                     conn.execute("ROLLBACK")
-                instead = batch_failure(exc, conn, cur, self._connector, rolling_back)
+                instead = batch_failure(exc, conn, cur, self._connector, rolling_back, self._knowledge, lock)
                 if instead is None:
                     raise
                 raise instead from None
+            committed(tx, self._knowledge)
 
     @contextmanager
     def _read_tx(self) -> Iterator[PgReadTx]:
@@ -245,25 +272,17 @@ class PostgresCore(SqlSaver):
     @contextmanager
     def _write_tx(self, thread_id: str | None = None) -> Iterator[PgWriteTx]:
         make = functools.partial(PgWriteTx, dialect=self.dialect, knowledge=self._knowledge)
-        try:
-            with self._batched(self.dialect.begin_write, make, thread_id) as tx:
-                yield tx
-        except BaseException:
-            if thread_id is not None:
-                self._knowledge.forget(thread_id)
-            raise
-        self._knowledge.learn(tx.facts)
+        with self._batched(self.dialect.begin_write, make, thread_id) as tx:
+            yield tx
 
-    put = _retried(SqlSaver.put)
-    put_step = _retried(SqlSaver.put_step)
-    put_writes = _retried(SqlSaver.put_writes)
-    put_writes_guarded = _retried(SqlSaver.put_writes_guarded)
-    commit_saves = _retried(SqlSaver.commit_saves)
-    get_tuple = _retried(SqlSaver.get_tuple)
-    list = _retried(SqlSaver.list)
-    get_head_id = _retried(SqlSaver.get_head_id)
-    delete_thread = _retried(SqlSaver.delete_thread)
-    copy_thread = _retried(SqlSaver.copy_thread)
+    def _run(self, op: Op[T]) -> T:
+        """Every one-transaction operation runs through `retrying`: speculative first, exact after a stale
+        guess, sent again after a connection terminated before anything was applied. (`prune`, several
+        transactions, is retried whole below.)"""
+        if isinstance(op, Tx):
+            return retrying(lambda: CoreSaver._run(self, op), self._connector.recover)
+        return super()._run(op)
+
     prune = _retried(SqlSaver.prune)
 
     @contextmanager
@@ -290,16 +309,6 @@ class PostgresCore(SqlSaver):
         except (Mispredicted, Resend):  # the claim's block has ended; its release is done again on its own
             if owner is not None:
                 retrying(lambda: release(self, thread_id, owner), self._connector.recover)
-
-    def aclaim_thread(self, config: RunnableConfig) -> AbstractAsyncContextManager[None]:
-        """`CoreSaver.aclaim_thread`, its claim and release sent like `claim_thread`'s."""
-        thread_id, _ = config_thread(config)
-        claim = self._claims.aclaim(thread_id, claim_options(config), self._transact_retrying)
-        return cast(AbstractAsyncContextManager[None], claim)
-
-    async def _transact_retrying(self, thread_id: str, body: Callable[[Any], Body[T]]) -> T:
-        op: Tx[T] = Tx(body, True, thread_id)
-        return await self._offload(lambda: retrying(lambda: self._run(op), self._connector.recover))
 
     def _setup(self) -> None:
         with self.lock, self._connector.connection() as conn:

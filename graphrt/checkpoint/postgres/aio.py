@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
 
 from graphrt._postgres import AsyncConnector, require_psycopg
@@ -19,17 +19,16 @@ require_psycopg("AsyncPostgresSaver")
 
 from graphrt.checkpoint._core import CoreSaver  # noqa: E402
 from graphrt.checkpoint._dialect import migrations  # noqa: E402
-from graphrt.checkpoint._drive import Body, Op, Tx, adrive, blocking_call  # noqa: E402
-from graphrt.checkpoint._ownership import claim_options  # noqa: E402
+from graphrt.checkpoint._drive import Op, Tx, adrive  # noqa: E402
 from graphrt.checkpoint._sql import MIGRATIONS, MIGRATIONS_TABLE, SqlSaver  # noqa: E402
 from graphrt.checkpoint.base._threads import ThreadInfo, check_list_threads_args  # noqa: E402
-from graphrt.checkpoint.base._types import CheckpointTuple, config_thread  # noqa: E402
 from graphrt.checkpoint.postgres import (  # noqa: E402
     _MIGRATION_LOCK,
     PG_MIGRATIONS_TABLE,
     PostgresCore,
     batch_failure,
     begin_batch,
+    committed,
     head_blobs,
     left_open,
     unopened,
@@ -43,7 +42,6 @@ from graphrt.checkpoint.postgres._pipeline import (  # noqa: E402
     aretrying,
 )
 from graphrt.checkpoint.serde.base import SerializerProtocol  # noqa: E402
-from graphrt.config import RunnableConfig  # noqa: E402
 
 __all__ = ("AsyncPostgresSaver",)
 
@@ -169,10 +167,11 @@ class AsyncPostgresSaver(SqlSaver):
                 rolling_back = left_open(conn)
                 if rolling_back:
                     await conn.execute("ROLLBACK")
-                instead = batch_failure(exc, conn, cur, self._connector, rolling_back)
+                instead = batch_failure(exc, conn, cur, self._connector, rolling_back, self._knowledge, lock)
                 if instead is None:
                     raise
                 raise instead from None
+            committed(tx, self._knowledge)
 
     @asynccontextmanager
     async def _aread_tx(self) -> AsyncIterator[AsyncPgReadTx]:
@@ -184,58 +183,17 @@ class AsyncPostgresSaver(SqlSaver):
     @asynccontextmanager
     async def _awrite_tx(self, thread_id: str | None = None) -> AsyncIterator[AsyncPgWriteTx]:
         make = functools.partial(AsyncPgWriteTx, dialect=self.dialect, knowledge=self._knowledge)
-        try:
-            async with self._batched(self.dialect.begin_write, make, thread_id) as tx:
-                yield tx
-        except BaseException:
-            if thread_id is not None:
-                self._knowledge.forget(thread_id)
-            raise
-        self._knowledge.learn(tx.facts)
+        async with self._batched(self.dialect.begin_write, make, thread_id) as tx:
+            yield tx
 
-    aput = _aretried(SqlSaver.aput)
-    aput_step = _aretried(SqlSaver.aput_step)
-    aput_writes = _aretried(SqlSaver.aput_writes)
-    aput_writes_guarded = _aretried(SqlSaver.aput_writes_guarded)
-    acommit_saves = _aretried(SqlSaver.acommit_saves)
-    aget_tuple = _aretried(SqlSaver.aget_tuple)
-    aget_head_id = _aretried(SqlSaver.aget_head_id)
-    adelete_thread = _aretried(SqlSaver.adelete_thread)
-    acopy_thread = _aretried(SqlSaver.acopy_thread)
+    async def _arun(self, op: Op[T]) -> T:
+        """Every one-transaction operation, the sync faces' included, runs through `aretrying` (as
+        `PostgresCore._run` through `retrying`); `aprune`, several transactions, is retried whole below."""
+        if isinstance(op, Tx):
+            return await aretrying(lambda: CoreSaver._arun(self, op), self._connector.recover)
+        return await super()._arun(op)
+
     aprune = _aretried(SqlSaver.aprune)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        """Async `list` (read in one consistent view before the first item is yielded)."""
-        op = self._list_op(config, filter, before, limit)
-        for item in await aretrying(lambda: self._arun(op), self._connector.recover):
-            yield item
-
-    def _run(self, op: Op[T]) -> T:
-        """The sync faces: the operation on the event loop (`CoreSaver._run`), retried like the async methods
-        when it is one transaction."""
-        if not isinstance(op, Tx):
-            return super()._run(op)
-        single: Tx[T] = op
-        with blocking_call(self._loop, self._private, type(self).__name__) as call:
-            result: T = call(aretrying(lambda: self._arun(single), self._connector.recover))
-            return result
-
-    def aclaim_thread(self, config: RunnableConfig) -> AbstractAsyncContextManager[None]:
-        """`CoreSaver.aclaim_thread`, its claim and release sent like the saves (one round trip each when
-        nothing contends)."""
-        thread_id, _ = config_thread(config)
-        claim = self._claims.aclaim(thread_id, claim_options(config), self._transact_retrying)
-        return cast(AbstractAsyncContextManager[None], claim)
-
-    async def _transact_retrying(self, thread_id: str, body: Callable[[Any], Body[T]]) -> T:
-        return await aretrying(lambda: self._transact(thread_id, body), self._connector.recover)
 
     # The sync faces run the async transactions (CoreSaver's default), not SqlSaver's DB-API cursors.
     _read_tx = CoreSaver._read_tx  # type: ignore[assignment]

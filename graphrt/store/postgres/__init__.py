@@ -95,15 +95,19 @@ class BasePostgresStore(SqlStore):
         self,
         conn: Any,
         *,
+        pipe: Any = None,
+        deserializer: Callable[[bytes], dict[str, Any]] | None = None,
         index: IndexConfig | None = None,
         ttl: TTLConfig | None = None,
         pgvector: bool | None = None,
-        deserializer: Callable[[bytes], dict[str, Any]] | None = None,
     ) -> None:
         """A store on `conn`; its tables are made by `setup()` (or the first call).
 
         Args:
             conn: A connection or pool (see the concrete class), or a connector of `graphrt._postgres`.
+            pipe: LangGraph's pipeline (`Pipeline`/`AsyncPipeline`) of `conn`: accepted, not needed (graphrt
+                pipelines each write transaction's statements by itself); refused with a pool, as LangGraph
+                refuses it.
             index: As for every store, plus LangGraph's `distance_type` (`cosine`, `l2`, `inner_product`) and
                 `ann_index_config` (`kind`: `hnsw`, `ivfflat` or `flat`; `m`, `ef_construction`, `nlist`;
                 `vector_type`: `vector` or `halfvec`; graphrt's `ef_search` and `probes`).
@@ -113,8 +117,14 @@ class BasePostgresStore(SqlStore):
             deserializer: Turns a stored value's JSON (bytes) into the item's value (default: orjson's).
 
         Raises:
-            ValueError: An unknown distance type, index kind, vector type or index parameter.
+            ValueError: `pipe` with a pool; an unknown distance type, index kind, vector type or index parameter.
         """
+        import psycopg_pool
+
+        if pipe is not None and isinstance(conn, psycopg_pool.ConnectionPool | psycopg_pool.AsyncConnectionPool):
+            pool = "AsyncConnectionPool" if isinstance(conn, psycopg_pool.AsyncConnectionPool) else "ConnectionPool"
+            raise ValueError(f"Pipeline should be used only with a single {pool.removesuffix('Pool')}, not {pool}.")
+        self.pipe = pipe
         vector_config = parse_vector_config(index)
         self._connector = self._connect(conn)
         super().__init__(None, index=index, ttl=ttl, deserializer=deserializer)
@@ -287,15 +297,6 @@ def pool_settings(pool_config: Mapping[str, Any] | None, pool_size: int, prepare
     return PoolSettings(min_size, max_size, connect, config)
 
 
-def check_pipe(pipe: Any, conn: Any) -> None:
-    """LangGraph refuses a pipeline with a pool (it belongs to one connection); so does graphrt."""
-    import psycopg_pool
-
-    if pipe is not None and isinstance(conn, psycopg_pool.ConnectionPool | psycopg_pool.AsyncConnectionPool):
-        pool = "AsyncConnectionPool" if isinstance(conn, psycopg_pool.AsyncConnectionPool) else "ConnectionPool"
-        raise ValueError(f"Pipeline should be used only with a single {pool.removesuffix('Pool')}, not {pool}.")
-
-
 class PostgresStore(BasePostgresStore, ThreadSweeper):
     """A store in PostgreSQL; usable from sync code, and from async code through `abatch` (in a worker thread;
     for async code use `AsyncPostgresStore`, which runs on psycopg's async connections).
@@ -306,23 +307,6 @@ class PostgresStore(BasePostgresStore, ThreadSweeper):
 
     _alone: Any = None
     """The cursor of the last call outside a transaction, reused while its connection is lent again."""
-
-    def __init__(
-        self,
-        conn: Any,
-        *,
-        pipe: Any = None,
-        deserializer: Callable[[bytes], dict[str, Any]] | None = None,
-        index: IndexConfig | None = None,
-        ttl: TTLConfig | None = None,
-        pgvector: bool | None = None,
-    ) -> None:
-        """A store on `conn` (a psycopg `Connection` or a psycopg_pool `ConnectionPool`); `pipe` (LangGraph's
-        `Pipeline` of `conn`) is accepted and not needed, refused with a pool as LangGraph refuses it; the rest
-        as for `BasePostgresStore`."""
-        check_pipe(pipe, conn)
-        super().__init__(conn, index=index, ttl=ttl, pgvector=pgvector, deserializer=deserializer)
-        self.pipe = pipe
 
     @classmethod
     @contextmanager

@@ -33,7 +33,7 @@ from graphrt.store.base import (  # noqa: E402
     SearchItem,
     TTLConfig,
 )
-from graphrt.store.postgres import BasePostgresStore, check_pipe, pool_settings  # noqa: E402
+from graphrt.store.postgres import BasePostgresStore, pool_settings  # noqa: E402
 
 __all__ = ("AsyncPostgresStore",)
 
@@ -72,17 +72,13 @@ class AsyncPostgresStore(BasePostgresStore, AsyncSweeper):
 
         Args:
             conn: A psycopg `AsyncConnection` or a psycopg_pool `AsyncConnectionPool`.
-            pipe: LangGraph's `AsyncPipeline` of `conn`: accepted, not needed (graphrt sends each write
-                transaction's statements pipelined by itself); refused with a pool, as LangGraph refuses it.
-            deserializer, index, ttl, pgvector: As for `PostgresStore`.
+            pipe, deserializer, index, ttl, pgvector: As for `BasePostgresStore`.
 
         Raises:
             TypeError: `conn` is a sync connection or pool (use `PostgresStore`), or not a connection.
             ValueError: `pipe` with a pool, or a bad `index`.
         """
-        check_pipe(pipe, conn)
-        super().__init__(conn, index=index, ttl=ttl, pgvector=pgvector, deserializer=deserializer)
-        self.pipe = pipe
+        super().__init__(conn, pipe=pipe, index=index, ttl=ttl, pgvector=pgvector, deserializer=deserializer)
         self._loop: asyncio.AbstractEventLoop | None = None
         """The event loop of the last async call (where sync calls from other threads run)."""
         self._private = PrivateLoop()
