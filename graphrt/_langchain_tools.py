@@ -9,7 +9,8 @@ from pydantic import BaseModel
 
 from graphrt._inject import marked_params
 from graphrt.config import RunnableConfig
-from graphrt.messages import BaseMessage, messages_from_dict
+from graphrt.messages import BaseMessage
+from graphrt.models._langchain import from_langchain
 from graphrt.tools import BaseTool
 
 __all__ = ("LangChainTool", "is_langchain_tool")
@@ -17,8 +18,8 @@ __all__ = ("LangChainTool", "is_langchain_tool")
 
 def is_langchain_tool(item: Any) -> bool:
     """Whether `item` is a `langchain_core` tool (False when `langchain_core` is not installed)."""
-    if not type(item).__module__.startswith(("langchain", "langgraph")):
-        return False  # decided without importing langchain_core
+    if not _from_langchain_core(item):
+        return False
     try:
         from langchain_core.tools import BaseTool as LangChainBaseTool
     except ImportError:
@@ -69,11 +70,17 @@ def _ours(output: Any) -> Any:
     """A LangChain message (or list of them) as graphrt's; anything else as it is."""
     if isinstance(output, list):
         return [_ours(item) for item in output]
-    if isinstance(output, BaseMessage) or not hasattr(output, "model_dump") or not hasattr(output, "type"):
-        return output
+    return from_langchain(output) if _is_langchain_message(output) else output
+
+
+def _is_langchain_message(output: Any) -> bool:
+    if isinstance(output, BaseMessage) or not _from_langchain_core(output):
+        return False
     from langchain_core.messages import BaseMessage as LangChainMessage
 
-    if not isinstance(output, LangChainMessage):
-        return output
-    [converted] = messages_from_dict([{"type": output.type, "data": output.model_dump()}])
-    return converted
+    return isinstance(output, LangChainMessage)
+
+
+def _from_langchain_core(item: Any) -> bool:
+    """Whether `item`'s class is, or derives from, a `langchain_core` class (decided without importing it)."""
+    return any(cls.__module__.startswith("langchain_core.") for cls in type(item).__mro__)

@@ -382,7 +382,7 @@ class StateGraph(Generic[StateT]):
 
 def _refuse_root_value(schema: Any) -> None:
     """A state that is one value (`StateGraph(int)`, `StateGraph(Annotated[list, add_messages])`) is refused."""
-    if schema is None or schema is Any or (isinstance(schema, type) and is_typeddict(schema)) or _is_state_type(schema):
+    if schema is None or schema is Any or _is_state_type(schema):
         return
     raise NotImplementedError(
         f"StateGraph({schema!r}): a state that is a single value (such as int, list, dict or "
@@ -532,8 +532,7 @@ def _action_hints(action: Callable[..., Any], localns: dict[str, Any]) -> dict[s
 
 
 def _is_state_type(hint: Any) -> bool:
-    from typing import is_typeddict
-
+    """A TypedDict (`typing`'s or `typing_extensions`'), dataclass or pydantic model: a schema with keys."""
     from pydantic import BaseModel
 
     return isinstance(hint, type) and (

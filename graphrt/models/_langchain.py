@@ -92,20 +92,21 @@ def _to_langchain(messages: list[BaseMessage]) -> list[Any]:
     return list(lc_messages_from_dict([message_to_dict(m) for m in messages]))
 
 
-def _ours(message: Any) -> BaseMessage:
+def from_langchain(message: Any) -> BaseMessage:
+    """A `langchain_core` message as graphrt's."""
     [converted] = messages_from_dict([{"type": message.type, "data": message.model_dump()}])
     return converted
 
 
 def _reply(message: Any) -> AIMessage:
-    converted = _ours(message)
+    converted = from_langchain(message)
     if not isinstance(converted, AIMessage):
         raise TypeError(f"The LangChain model answered with a {type(converted).__name__}, not an AI message.")
     return converted
 
 
 def _chunk(chunk: Any) -> AIMessageChunk:
-    converted = _ours(chunk)
+    converted = from_langchain(chunk)
     if not isinstance(converted, AIMessageChunk):
         raise TypeError(f"The LangChain model streamed a {type(converted).__name__}, not an AIMessageChunk.")
     return converted

@@ -207,19 +207,27 @@ class UnitRunner:
     def _failed(self, ctx: TaskContext, unit: Unit, exc: Exception) -> None:
         """The unit raised and will not be retried: say where, and stream its result with the error."""
         exc.add_note(f"During task '{unit.name}' (called from '{ctx.path[1]}')")
-        sink = self.io.sink
-        if sink.wants("tasks"):
-            result = {"id": ctx.task_id, "name": ctx.name, "error": exc, "result": {}, "interrupts": []}
-            sink.emit("tasks", {**result, "__step": ctx.step})
+        self._emit_result(ctx, exc, {})
 
     def _emit_done(self, ctx: TaskContext, value: Any, cached: bool) -> None:
         sink = self.io.sink
         if sink.wants("updates"):
             chunk = {ctx.name: value, "__metadata__": {"cached": True}} if cached else {ctx.name: value}
             sink.emit("updates", chunk)
+        self._emit_result(ctx, None, {RETURN: value})
+
+    def _emit_result(self, ctx: TaskContext, error: Exception | None, result: dict[str, Any]) -> None:
+        """A `tasks` chunk for a finished unit: its return value, or the error it raised."""
+        sink = self.io.sink
         if sink.wants("tasks"):
-            result = {"id": ctx.task_id, "name": ctx.name, "error": None, "result": {RETURN: value}}
-            sink.emit("tasks", {**result, "interrupts": [], "__step": ctx.step})
+            payload: dict[str, Any] = {
+                "id": ctx.task_id,
+                "name": ctx.name,
+                "error": error,
+                "result": result,
+                "interrupts": [],
+            }
+            sink.emit("tasks", {**payload, "__step": ctx.step})
 
 
 def _save(ctx: TaskContext, unit: Unit, value: Any) -> SaveWrites:

@@ -247,8 +247,11 @@ class Pregel(RunnableMixin):
             sink = Sink(own, ns=scope.ns_path, forward=parent.run.scope.sink)  # type: ignore[arg-type]
             scope = replace(scope, sink=sink)
         all_modes = frozenset(m for m in _ALL_MODES if sink.wants(m))
-        # invoke needs only the final values, unless a subgraph-streaming caller reads every step's.
-        at_end = options.for_invoke and "values" not in (all_modes - own)
+        # invoke needs only the final values, unless a subgraph-streaming caller reads every step's, or they are
+        # printed (`debug`, `print_mode`): then each step's values of the output channels, as LangGraph prints.
+        printing_values = options.for_invoke and parent is None and "values" in printed
+        at_end = options.for_invoke and "values" not in (all_modes - own) and not printing_values
+        outputs = at_end or printing_values
         # Output channels that clear by themselves (ephemeral ones, in low-level graphs) are read at each step
         # that writes them, not at the end, as LangGraph returns the last values chunk.
         hold_back = at_end and self.spec.output_set.isdisjoint(self.spec.step_notified)
@@ -284,8 +287,8 @@ class Pregel(RunnableMixin):
             recursion_limit=config["recursion_limit"],
             resuming=resuming,
             map_update=self.map_update,
-            output=_select(self.output_values if at_end else self.stream_values, options.output_keys),
-            values_set=_values_set(self, options, at_end),
+            output=_select(self.output_values if outputs else self.stream_values, options.output_keys),
+            values_set=_values_set(self, options, outputs),
             values_at_end=hold_back,
             updates_chunk=self.updates_chunk,
             previous_step=saved.metadata.get("step", -1) if saved else -2,
@@ -839,12 +842,12 @@ def _select(read: Any, output_keys: str | Sequence[str] | None) -> Any:
     return lambda st: {k: st.values[k] for k in keys if k in st.values}
 
 
-def _values_set(graph: Pregel, options: RunOptions, at_end: bool) -> frozenset[str]:
-    """The channels whose update makes a new values chunk."""
+def _values_set(graph: Pregel, options: RunOptions, outputs: bool) -> frozenset[str]:
+    """The channels whose update makes a new values chunk (`outputs`: the chunks show the output channels)."""
     if options.output_keys is not None:
         keys = options.output_keys
         return frozenset((keys,) if isinstance(keys, str) else keys)
-    if at_end:
+    if outputs:
         return graph.spec.output_set
     keys = graph.values_keys()
     return frozenset((keys,) if isinstance(keys, str) else keys)

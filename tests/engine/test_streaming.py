@@ -298,6 +298,19 @@ def test_compile_debug_prints_values_and_updates(mode: str, capsys: pytest.Captu
     ]
 
 
+def test_invoke_debug_prints_each_steps_values_and_updates(mode: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """LangGraph 1.2.22 passes `invoke(debug=True)` on to its stream: every step's values are printed."""
+    assert run(two_steps(), {"log": []}, mode, debug=True) == {"log": ["a"], "a": 1}
+    printed = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out).splitlines()
+    assert printed == [
+        "[values] {'log': []}",
+        "[updates] {'a': {'log': ['a']}}",
+        "[values] {'log': ['a']}",
+        "[updates] {'b': {'a': 1}}",
+        "[values] {'log': ['a'], 'a': 1}",
+    ]
+
+
 def test_output_keys_narrow_the_values(mode: str) -> None:
     chunks = stream(two_steps(), {"log": []}, mode, stream_mode="values", output_keys=["log"])
     assert chunks and all(set(c) <= {"log"} for c in chunks)

@@ -146,3 +146,26 @@ def test_a_langchain_tool_is_refused_by_graphrts_tool_decorator_with_what_to_do(
         from graphrt.prebuilt import ToolNode
 
         ToolNode([42])  # type: ignore[list-item]
+
+
+def test_a_langchain_tool_subclass_written_by_the_user_runs_in_a_tool_node() -> None:
+    """A `langchain_core.tools.BaseTool` subclass defined outside LangChain's packages is still a LangChain tool."""
+    from langchain_core.tools import BaseTool as LangChainBaseTool
+    from pydantic import BaseModel
+
+    from graphrt.prebuilt import ToolNode
+
+    class Args(BaseModel):
+        text: str
+
+    class Shout(LangChainBaseTool):
+        name: str = "shout"
+        description: str = "Upper-case the text."
+        args_schema: type[BaseModel] = Args
+
+        def _run(self, text: str) -> str:
+            return text.upper()
+
+    call = AIMessage("", tool_calls=[{"name": "shout", "args": {"text": "hi"}, "id": "s1"}])
+    out = ToolNode([Shout()]).invoke({"messages": [call]})
+    assert [(m.content, m.tool_call_id, m.name) for m in out["messages"]] == [("HI", "s1", "shout")]
