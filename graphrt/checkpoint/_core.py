@@ -43,6 +43,7 @@ from graphrt.checkpoint.base._storage import (
     decode_metadata,
     make_tuple,
     matches_filter,
+    new_row,
     prepare_put,
     prepare_writes,
     sorted_pending_writes,
@@ -406,7 +407,9 @@ class CoreSaver(BaseCheckpointSaver[str]):
         # The writes first: a bad value is reported as the task's write, which is where it came from.
         encoded = Encoded() if task_writes else None  # each value serialized once per step
         codec = self._codec
-        batches = [prepare_writes(codec, config, w, task_id, path, encoded)[3] for task_id, w, path in task_writes]
+        batches = []
+        for task_id, w, path in task_writes:  # a loop, not a comprehension: usually one task
+            batches.append(prepare_writes(codec, config, w, task_id, path, encoded)[3])
         prepared = prepare_put(
             codec,
             config,
@@ -419,7 +422,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
         )
         parent = str(config["configurable"].get("checkpoint_id"))
 
-        def body(tx: AnyWriteTx) -> Body[builtins.list[int]]:
+        def body(tx: AnyWriteTx) -> Body[Sequence[int]]:
             if guarded:
                 yield from self._check(tx, prepared.thread_id, prepared.checkpoint_ns, expected_head)
             for rows in batches:
@@ -427,7 +430,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
                     yield tx.put_writes(prepared.thread_id, prepared.checkpoint_ns, parent, rows)
             return (yield from self._store(tx, prepared))
 
-        def after(depths: builtins.list[int]) -> RunnableConfig:
+        def after(depths: Sequence[int]) -> RunnableConfig:
             if depths:
                 self._remember(prepared, depths)
             return prepared.config
@@ -539,7 +542,7 @@ class CoreSaver(BaseCheckpointSaver[str]):
             channel, version, _ = blobs[index]
             remember((prepared.thread_id, prepared.checkpoint_ns, channel), version, value, depth)
 
-    def _store(self, tx: AnyWriteTx, p: PreparedPut) -> Body[builtins.list[int]]:
+    def _store(self, tx: AnyWriteTx, p: PreparedPut) -> Body[Sequence[int]]:
         """Insert a prepared checkpoint's blobs and row; returns the stored chain depth of each list (`p.lists`)."""
         thread_id, checkpoint_ns = p.thread_id, p.checkpoint_ns
         rows: Sequence[tuple[str, str, Blob]] = p.blobs
@@ -566,14 +569,16 @@ class CoreSaver(BaseCheckpointSaver[str]):
                     for dependent in (yield tx.dependents(stream, version)):
                         yield from self._rewrite_whole(tx, stream, dependent)
                     yield tx.set_blob(stream, version, blob)
-        row = CheckpointRow(thread_id, checkpoint_ns, p.checkpoint_id, p.parent_id, p.type, p.checkpoint, p.metadata)
+        row = new_row(
+            CheckpointRow, (thread_id, checkpoint_ns, p.checkpoint_id, p.parent_id, p.type, p.checkpoint, p.metadata)
+        )
         if p.delta is not None:
             row = yield from self._records.checked(self.serde, tx, row, p.delta)
         yield tx.put_checkpoint(row)
         if checkpoint_logger.isEnabledFor(logging.DEBUG):
             sizes = [len(b.data) for _, _, b in rows]
             log_checkpoint_saved(thread_id, checkpoint_ns, p.checkpoint_id, len(p.checkpoint) + len(p.metadata), sizes)
-        return [rows[index][2].depth for index, _ in p.lists]
+        return [rows[index][2].depth for index, _ in p.lists] if p.lists else ()
 
     def _rebased(self, channel: str, version: str, blob: Blob, value: Any, found: dict[tuple[str, str], Blob]) -> Blob:
         """The blob to store for a delta: still one while its base is stored and its chain not full."""

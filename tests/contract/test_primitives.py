@@ -108,6 +108,23 @@ def test_put_writes_is_exactly_once_except_for_special_channels(core_saver: Any)
     assert saved == {0: b"first", -1: b"second", 1: b"new"}
 
 
+def test_put_writes_keys_each_row_by_its_own_task_within_one_batch(core_saver: Any) -> None:
+    """One call may carry several tasks' rows and repeat a key: the same outcome as one row per call."""
+
+    def w(task: str, idx: int, data: bytes) -> WriteRow:
+        return WriteRow(task, idx, "c", "json", data, "p")
+
+    with core_saver._write_tx("t") as tx:
+        tx.put_writes("t", "", "1", [w("a", 0, b"a0"), w("b", 1, b"b1"), w("a", 2, b"a2")])
+        tx.put_writes("t", "", "1", [w("b", 1, b"again")])  # already saved: ignored
+        tx.put_writes("t", "", "2", [w("a", 0, b"first"), w("a", 0, b"second"), w("a", -1, b"x"), w("a", -1, b"y")])
+    with core_saver._read_tx() as tx:
+        one = sorted((r.task_id, r.idx, r.data) for r in tx.writes("t", "", "1"))
+        two = sorted((r.task_id, r.idx, r.data) for r in tx.writes("t", "", "2"))
+    assert one == [("a", 0, b"a0"), ("a", 2, b"a2"), ("b", 1, b"b1")]
+    assert two == [("a", -1, b"y"), ("a", 0, b"first")]
+
+
 def test_swap_lease_is_compare_and_set(core_saver: Any) -> None:
     a = Lease("a", "h", 1, 100)
     b = Lease("b", "h", 2, None)

@@ -60,9 +60,9 @@ class PreparedPut(NamedTuple):
     checkpoint: bytes
     """The checkpoint without its channel values (serialized, or a `HeldRecord`)."""
     metadata: bytes
-    blobs: tuple[tuple[str, str, Blob], ...]
+    blobs: Sequence[tuple[str, str, Blob]]
     """(channel, version, blob) of each changed channel: the rows `WriteTx.insert_blobs` takes."""
-    lists: tuple[tuple[int, list[Any]], ...]
+    lists: Sequence[tuple[int, list[Any]]]
     """(index in `blobs`, value) of the changed channels holding a list, the only values stored as deltas
     and remembered (to spot the next step's appends)."""
     delta: RecordDelta | None = None
@@ -213,7 +213,7 @@ def prepare_put(
         type_, data = encode_record(codec.serde, rest)
     else:
         type_, data, delta = records.encode(codec.serde, thread_id, checkpoint_ns, checkpoint["id"], rest)
-    return PreparedPut(
+    fields = (
         thread_id,
         checkpoint_ns,
         checkpoint["id"],
@@ -221,10 +221,11 @@ def prepare_put(
         type_,
         data,
         _metadata_bytes(config, metadata),
-        tuple(blobs),
-        tuple(lists),
+        blobs,
+        lists,
         delta,
     )
+    return new_row(PreparedPut, fields)
 
 
 def _metadata_bytes(config: RunnableConfig, metadata: CheckpointMetadata) -> bytes:
@@ -285,13 +286,14 @@ def prepare_writes(
             raise UnserializableValueError.from_error(channel, exc, task_id=task_id) from None
         except (ValueError, RecursionError) as exc:
             raise UnsavableValueError(channel, str(exc), task_id=task_id) from None
-        rows.append(_new_row(WriteRow, (task_id, special(channel, idx), channel, type_, data, task_path)))
+        rows.append(new_row(WriteRow, (task_id, special(channel, idx), channel, type_, data, task_path)))
     return thread_id, checkpoint_ns, str(checkpoint_id), rows
 
 
-_new_row: Final = tuple.__new__
-"""Builds a `WriteRow` from a plain tuple in C: `WriteRow(...)` runs a Python `__new__`, about twice as slow,
-and a wide state writes dozens of rows per step."""
+new_row: Final = tuple.__new__
+"""`new_row(WriteRow, fields)` builds a named tuple from a plain tuple in C: `WriteRow(...)` runs a Python
+`__new__`, about twice as slow, and a wide state writes dozens of rows per step (also used per step for
+`CheckpointRow` and `PreparedPut`)."""
 
 
 def sorted_pending_writes(serde: SerializerProtocol, rows: Sequence[WriteRow]) -> list[PendingWrite]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Final
 
@@ -13,10 +12,6 @@ from graphrt.checkpoint.base._storage import HeldRecord, WriteRow
 __all__ = ("MemoryStorage",)
 
 _ABSENT: Final = object()
-_TASK_ID: Final = operator.itemgetter(0)
-"""A `WriteRow`'s task id (a C getter: a task may write hundreds of rows)."""
-_IDX: Final = operator.itemgetter(1)
-"""A `WriteRow`'s idx."""
 _ADDED: Final = object()
 """Undo record of keys a batch added (one record for the batch, not one per key)."""
 
@@ -146,16 +141,11 @@ class MemoryStorage:
 
     def insert_blobs(self, thread_id: str, checkpoint_ns: str, items: Sequence[tuple[str, str, Blob]]) -> int:
         stored = self._child(self.blob_rows, (thread_id, checkpoint_ns))
-        fresh = {(channel, version): tuple(blob) for channel, version, blob in items}
-        if len(fresh) == len(items) and stored.keys().isdisjoint(fresh):  # the common case: every version new
-            stored.update(fresh)
-            self._journal.append((stored, fresh, _ADDED))
-            return len(fresh)
         added = []
         for channel, version, blob in items:
             key = (channel, version)
             if key not in stored:
-                stored[key] = tuple(blob)
+                stored[key] = tuple(blob)  # a plain tuple: see the class docstring
                 added.append(key)
         self._journal.append((stored, added, _ADDED))
         return len(added)
@@ -179,13 +169,15 @@ class MemoryStorage:
 
     def put_writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, rows: Sequence[WriteRow]) -> None:
         saved = self._child(self.pending, (thread_id, checkpoint_ns, checkpoint_id))
-        if rows:
-            task_id = rows[0].task_id
-            if task_id not in saved and all(map(task_id.__eq__, map(_TASK_ID, rows))):
-                batch = dict(zip(map(_IDX, rows), map(tuple, rows), strict=True))
-                if len(batch) == len(rows):  # the common case: a task's writes, saved once
-                    self._put(saved, task_id, batch)
-                    return
+        if rows and (task_id := rows[0][0]) not in saved:  # the common case: a task's writes, saved once
+            batch: dict[int, tuple[Any, ...]] = {}
+            for row in rows:
+                if row[0] != task_id or row[1] in batch:
+                    break
+                batch[row[1]] = tuple(row)
+            else:
+                self._put(saved, task_id, batch)
+                return
         for row in rows:
             writes = self._child(saved, row.task_id)
             if row.idx not in writes or row.replaces:  # exactly once, but special channels replace
