@@ -134,8 +134,13 @@ def parse_vector_config(index: Mapping[str, Any] | None) -> VectorConfig:
 
 
 def literal(vector: Matrix) -> str:
-    """pgvector's text form of a vector (float32 values round-trip exactly)."""
-    return "[" + ",".join(map(repr, vector.tolist())) + "]"
+    """pgvector's text form of a vector.
+
+    Nine significant digits round-trip every float32 exactly (pgvector stores float32 or less), and one
+    `%` over the whole vector is about four times faster than `repr` per item (and the text a third shorter).
+    """
+    values = vector.tolist()
+    return "[" + ("%.9g," * len(values) % tuple(values))[:-1] + "]"
 
 
 class PgVector:

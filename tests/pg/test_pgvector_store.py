@@ -14,7 +14,10 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from graphrt.store._pgvector import literal
 from graphrt.store.base import IndexConfig, PutOp, SearchItem
 from graphrt.store.memory import InMemoryStore
 from graphrt.store.postgres import PostgresStore
@@ -344,3 +347,14 @@ def test_concurrent_setups_create_the_extension_table_and_index_once(pg_dsn: str
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+@given(
+    st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False, allow_subnormal=True), min_size=0, max_size=64)
+)
+def test_the_vector_literal_round_trips_every_float32_exactly(values: list[float]) -> None:
+    vector = np.asarray(values, dtype=np.float32)
+    text = literal(vector)
+    assert text.startswith("[") and text.endswith("]")
+    parsed = np.asarray([float(part) for part in text[1:-1].split(",") if part], dtype=np.float32)
+    assert parsed.tobytes() == vector.tobytes()
