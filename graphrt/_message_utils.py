@@ -10,22 +10,16 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
-from graphrt.messages import (
+from graphrt.messages import (  # defined before graphrt.messages imports this module
+    _EXACT_TYPES,
     AIMessage,
-    AIMessageChunk,
     BaseMessage,
     ChatMessage,
-    ChatMessageChunk,
     FunctionMessage,
-    FunctionMessageChunk,
     HumanMessage,
-    HumanMessageChunk,
     MessageLikeRepresentation,
-    RemoveMessage,
     SystemMessage,
-    SystemMessageChunk,
     ToolMessage,
-    ToolMessageChunk,
     convert_to_messages,
 )
 
@@ -43,24 +37,7 @@ __all__ = (
 TypeSpec = str | type[BaseMessage]
 """A message type given by its `type` string ("human", "ai", ...) or its class."""
 
-_BY_TYPE: dict[str, type[BaseMessage]] = {
-    cls.model_fields["type"].default: cls
-    for cls in (
-        HumanMessage,
-        AIMessage,
-        SystemMessage,
-        ToolMessage,
-        ChatMessage,
-        FunctionMessage,
-        RemoveMessage,
-        HumanMessageChunk,
-        AIMessageChunk,
-        SystemMessageChunk,
-        ToolMessageChunk,
-        ChatMessageChunk,
-        FunctionMessageChunk,
-    )
-}
+_BY_TYPE: dict[str, type[BaseMessage]] = {cls.model_fields["type"].default: cls for cls in _EXACT_TYPES}
 
 
 # ---------------------------------------------------------------- dicts

@@ -604,7 +604,7 @@ def convert_to_messages(
     return [_to_message(message) for message in messages]
 
 
-_EXACT_TYPES = frozenset(
+_EXACT_TYPES: frozenset[type[BaseMessage]] = frozenset(
     (
         HumanMessage,
         AIMessage,
@@ -616,7 +616,8 @@ _EXACT_TYPES = frozenset(
         *_CHUNK_OF,
     )
 )
-"""The message classes defined here: values of exactly these types are messages as they are."""
+"""The message classes defined here: values of exactly these types are messages as they are (and the classes
+`messages_from_dict` finds by their `type`)."""
 
 
 def _to_message(message: Any) -> BaseMessage:

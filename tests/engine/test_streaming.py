@@ -285,30 +285,28 @@ def test_invoke_with_another_stream_mode_returns_its_chunks(mode: str) -> None:
     assert run(two_steps(), {"log": []}, mode, stream_mode="custom") == [{"progress": "a"}, "from b"]
 
 
+TWO_STEPS_PRINTED = [
+    "[values] {'log': []}",
+    "[updates] {'a': {'log': ['a']}}",
+    "[values] {'log': ['a']}",
+    "[updates] {'b': {'a': 1}}",
+    "[values] {'log': ['a'], 'a': 1}",
+]
+"""What `two_steps` prints in debug mode: each step's update and the values after it (LangGraph's lines)."""
+
+
 def test_compile_debug_prints_values_and_updates(mode: str, capsys: pytest.CaptureFixture[str]) -> None:
     chunks = stream(two_steps(debug=True), {"log": []}, mode)
     assert chunks == [{"a": {"log": ["a"]}}, {"b": {"a": 1}}]
     printed = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out).splitlines()
-    assert printed == [
-        "[values] {'log': []}",
-        "[updates] {'a': {'log': ['a']}}",
-        "[values] {'log': ['a']}",
-        "[updates] {'b': {'a': 1}}",
-        "[values] {'log': ['a'], 'a': 1}",
-    ]
+    assert printed == TWO_STEPS_PRINTED
 
 
 def test_invoke_debug_prints_each_steps_values_and_updates(mode: str, capsys: pytest.CaptureFixture[str]) -> None:
     """LangGraph 1.2.22 passes `invoke(debug=True)` on to its stream: every step's values are printed."""
     assert run(two_steps(), {"log": []}, mode, debug=True) == {"log": ["a"], "a": 1}
     printed = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out).splitlines()
-    assert printed == [
-        "[values] {'log': []}",
-        "[updates] {'a': {'log': ['a']}}",
-        "[values] {'log': ['a']}",
-        "[updates] {'b': {'a': 1}}",
-        "[values] {'log': ['a'], 'a': 1}",
-    ]
+    assert printed == TWO_STEPS_PRINTED
 
 
 def test_output_keys_narrow_the_values(mode: str) -> None:

@@ -169,12 +169,12 @@ class MemoryStorage:
 
     def put_writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, rows: Sequence[WriteRow]) -> None:
         saved = self._child(self.pending, (thread_id, checkpoint_ns, checkpoint_id))
-        if rows and (task_id := rows[0][0]) not in saved:  # the common case: a task's writes, saved once
+        if rows and (task_id := rows[0].task_id) not in saved:  # the common case: a task's writes, saved once
             batch: dict[int, tuple[Any, ...]] = {}
             for row in rows:
-                if row[0] != task_id or row[1] in batch:
+                if row.task_id != task_id or row.idx in batch:
                     break
-                batch[row[1]] = tuple(row)
+                batch[row.idx] = tuple(row)
             else:
                 self._put(saved, task_id, batch)
                 return

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NamedTuple, TypedDict, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from graphrt._postgres import ConnectionLostError, Connector, require_psycopg
 
@@ -278,23 +278,18 @@ class PoolConfig(TypedDict, total=False):
     kwargs: dict[str, Any]
 
 
-class PoolSettings(NamedTuple):
-    min_size: int
-    max_size: int
-    connect: dict[str, Any]
-    """Keyword arguments of each connection."""
-    options: dict[str, Any]
-    """Other arguments of the psycopg_pool pool."""
-
-
-def pool_settings(pool_config: Mapping[str, Any] | None, pool_size: int, prepare_threshold: int | None) -> PoolSettings:
-    """A pool from LangGraph's `PoolConfig`: `min_size` (1), `max_size` (default `pool_size`), `kwargs` for each
-    connection, and any other psycopg_pool argument (e.g. `timeout`, `max_idle`)."""
+def pool_arguments(
+    pool_config: Mapping[str, Any] | None, pool_size: int, prepare_threshold: int | None
+) -> dict[str, Any]:
+    """`Connector.open_pool`'s (or `AsyncConnector`'s) keyword arguments for a store's own pool, from LangGraph's
+    `PoolConfig`: `min_size` (1), `max_size` (default `pool_size`), `kwargs` for each connection, and any other
+    psycopg_pool argument (e.g. `timeout`, `max_idle`). The store makes one call at a time, so its pool keeps
+    lending it the same connection (`keep`)."""
     config = dict(pool_config or {})
     min_size = int(config.pop("min_size", 1))
     max_size = int(config.pop("max_size", None) or max(pool_size, min_size))
     connect = {"prepare_threshold": prepare_threshold, **(config.pop("kwargs", None) or {})}
-    return PoolSettings(min_size, max_size, connect, config)
+    return {"max_size": max_size, "min_size": min_size, "pool_options": config, "keep": True, **connect}
 
 
 class PostgresStore(BasePostgresStore, ThreadSweeper):
@@ -325,20 +320,11 @@ class PostgresStore(BasePostgresStore, ThreadSweeper):
         """Connect to `conn_string` through a small pool, closed when the block ends.
 
         `pipeline` is accepted for LangGraph compatibility (write transactions are always pipelined);
-        `pool_config` is LangGraph's `PoolConfig` (see `pool_settings`); `prepare_threshold=None` turns prepared
+        `pool_config` is LangGraph's `PoolConfig` (see `pool_arguments`); `prepare_threshold=None` turns prepared
         statements off (needed behind PgBouncer in transaction mode).
         """
-        pool = pool_settings(pool_config, pool_size, prepare_threshold)
-        # The store makes one call at a time, so its own pool lends it the same connection call after call.
-        with Connector.open_pool(
-            conn_string,
-            cls.__name__,
-            max_size=pool.max_size,
-            min_size=pool.min_size,
-            pool_options=pool.options,
-            keep=True,
-            **pool.connect,
-        ) as connector:
+        arguments = pool_arguments(pool_config, pool_size, prepare_threshold)
+        with Connector.open_pool(conn_string, cls.__name__, **arguments) as connector:
             store = cls(connector, index=index, ttl=ttl, pgvector=pgvector)
             try:
                 yield store

@@ -33,7 +33,7 @@ from graphrt.store.base import (  # noqa: E402
     SearchItem,
     TTLConfig,
 )
-from graphrt.store.postgres import BasePostgresStore, pool_settings  # noqa: E402
+from graphrt.store.postgres import BasePostgresStore, pool_arguments  # noqa: E402
 
 __all__ = ("AsyncPostgresStore",)
 
@@ -114,17 +114,8 @@ class AsyncPostgresStore(BasePostgresStore, AsyncSweeper):
             pool_size: The pool's size when `pool_config` does not say.
             prepare_threshold: psycopg's; None turns prepared statements off (PgBouncer in transaction mode).
         """
-        pool = pool_settings(pool_config, pool_size, prepare_threshold)
-        # An idle connection is kept for the next call: a call alone needs no pool checkout.
-        async with AsyncConnector.open_pool(
-            conn_string,
-            cls.__name__,
-            max_size=pool.max_size,
-            min_size=pool.min_size,
-            pool_options=pool.options,
-            keep=True,
-            **pool.connect,
-        ) as connector:
+        arguments = pool_arguments(pool_config, pool_size, prepare_threshold)
+        async with AsyncConnector.open_pool(conn_string, cls.__name__, **arguments) as connector:
             store = cls(connector, index=index, ttl=ttl, pgvector=pgvector)
             try:
                 yield store
