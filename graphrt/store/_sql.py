@@ -50,6 +50,9 @@ _MIGRATIONS_TABLE = "graphrt_store_migrations"
 
 SEQ_SOURCE: tuple[str, ...] = ("SELECT 1",)
 """The migration step a backend replaces with its own (`SqlStore.seq_source`); nothing by default."""
+FILTER_INDEX: tuple[str, ...] = ("SELECT 2",)
+"""The migration step a backend replaces with an index answering its pushed-down filters
+(`SqlStore.filter_index`); nothing by default."""
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -90,10 +93,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     ("{json_doc}",),
     SEQ_SOURCE,
+    FILTER_INDEX,
 )
 """Schema steps in order (versions 0, 1, ...; only ever append), in the shared SQL layer's portable types
 (`Dialect.ddl`): one schema for every dialect. `setup()` runs those a database has not seen yet. The
-`SEQ_SOURCE` step is the backend's own (`SqlStore.seq_source`): where writes take their `seq` from."""
+`SEQ_SOURCE` step is the backend's own (`SqlStore.seq_source`): where writes take their `seq` from; so is
+`FILTER_INDEX` (`SqlStore.filter_index`)."""
 
 UPSERT_CONFLICT = """
 ON CONFLICT (ns, key) DO UPDATE SET
@@ -285,6 +290,10 @@ class SqlStore(StoreCore):
     """The statement writing one item (see `_UPSERT`); a backend may take `seq` from elsewhere."""
     seq_source: tuple[str, ...] = SEQ_SOURCE
     """The migration step creating what `upsert` takes `seq` from, if anything (run in `SEQ_SOURCE`'s place)."""
+    filter_index: tuple[str, ...] = FILTER_INDEX
+    """The migration step creating an index that finds the rows a pushed-down filter keeps (run in
+    `FILTER_INDEX`'s place). With one, a filtered search is one query the planner answers from it, not one
+    query per namespace under the prefix."""
     metric = "dot"
     """How the in-process vector copy scores (see `graphrt.store._vectors.METRICS`)."""
     version_sql: str
@@ -394,7 +403,8 @@ class SqlStore(StoreCore):
         # from 1000; those steps are now shared ones (idempotent), so forget the old numbers.
         yield cur.execute(f"CREATE TABLE IF NOT EXISTS {_MIGRATIONS_TABLE} (v INTEGER PRIMARY KEY)")
         yield cur.execute(f"DELETE FROM {_MIGRATIONS_TABLE} WHERE v >= 1000")
-        steps = [self.seq_source if step is SEQ_SOURCE else step for step in MIGRATIONS]
+        own = {id(SEQ_SOURCE): self.seq_source, id(FILTER_INDEX): self.filter_index}
+        steps = [own.get(id(step), step) for step in MIGRATIONS]
         yield from migrations(cur, self.dialect, _MIGRATIONS_TABLE, steps, first=0)
 
     def get(self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None) -> Item | None:
@@ -420,10 +430,16 @@ class SqlStore(StoreCore):
             return Txn(lambda cur: _listed(self._get_alone(cur, get)), ALONE)
         if any(isinstance(step, Put | Delete) for step in steps):
             return Txn(lambda cur: self._steps_body(cur, plan, True), WRITE)
-        return self._read_op(plan)
+        if len(steps) == 1 and type(steps[0]) is Search and self._one_query(steps[0]):
+            return self._read_op(plan, ALONE)  # one SELECT is its own snapshot: no BEGIN/COMMIT round trips
+        return self._read_op(plan, READ)
 
-    def _read_op(self, plan: Plan) -> Generator[Txn[Any], Any, list[Result]]:
-        results, refresh, now = yield Txn(lambda cur: self._steps_body(cur, plan, False), READ)
+    def _one_query(self, search: Search) -> bool:
+        """Whether `search` runs as one SELECT (no vector ranking, no namespaces to read one by one)."""
+        return search.query is None and not self._merges(search, self._pushdown(search.filter)[0])
+
+    def _read_op(self, plan: Plan, kind: str) -> Generator[Txn[Any], Any, list[Result]]:
+        results, refresh, now = yield Txn(lambda cur: self._steps_body(cur, plan, False), kind)
         if refresh:
             # Reads stay in a read-only transaction; pushing expiry back is a short write after.
             self._forget_reads()
@@ -689,7 +705,7 @@ class SqlStore(StoreCore):
         fetch = max(16, step.offset + step.limit)
         narrow, narrow_args = self._pushdown(step.filter)
         live = f"{_LIVE}{extra}{narrow} ORDER BY seq DESC"
-        spaces = (yield from self._namespaces_under(cur, step.prefix)) if step.prefix else None
+        spaces = (yield from self._namespaces_under(cur, step.prefix)) if self._merges(step, narrow) else None
         if spaces is None:
             clause, args = _prefix_clause(step.prefix)
             # A large filtered page reads the table in storage order and sorts what matches; otherwise follow
@@ -709,6 +725,11 @@ class SqlStore(StoreCore):
         for stream in streams:
             yield stream.cur.close()
         return found
+
+    def _merges(self, step: Search, narrow: str) -> bool:
+        """Whether `_newest` reads each namespace under the prefix by itself (and merges them): when there
+        is a prefix, and no index answers the filter's pushed-down part `narrow` (see `filter_index`)."""
+        return bool(step.prefix) and not (narrow and self.filter_index is not FILTER_INDEX)
 
     def _pushdown(self, spec: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
         """SQL keeping only rows whose plain fields equal the filter's strings or numbers.

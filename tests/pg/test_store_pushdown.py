@@ -248,3 +248,34 @@ def test_upgrading_starts_the_counter_above_every_seq(pg_dsn: str) -> None:
         store.put(("u",), "new", {"i": 9})
         assert [item.key for item in store.search(("u",), limit=2)] == ["new", "k4"]
         assert [item.key for item in store.search(("u",), filter={"i": 9})] == ["new"]
+
+
+def test_a_filtered_search_under_a_prefix_is_one_statement(pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        store = PostgresStore(conn)
+        store.setup()
+        store.batch([PutOp(("one", f"n{i}"), "k", {"g": i % 2}) for i in range(5)])
+        found: list[Any] = []
+        sent = trace_messages(conn, lambda: found.extend(store.search(("one",), filter={"g": 1})))
+        assert [item.namespace for item in found] == [("one", "n3"), ("one", "n1")]
+        # No BEGIN/COMMIT and no namespace lookups: one query, which the index answers.
+        assert (sent.count("Execute"), sent.count("Sync"), "Query" in sent) == (1, 1, False)
+        # Without a filter the namespaces are still read one by one, in a snapshot.
+        sent = trace_messages(conn, lambda: store.search(("one",)))
+        assert sent.count("Execute") > 1
+
+
+def test_the_filter_index_finds_what_a_scan_finds(pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        store, memory = PostgresStore(conn), InMemoryStore()
+        store.setup()
+        put_both((store, memory), ("ix",), VALUES)  # type: ignore[arg-type]
+        conn.execute("SET enable_seqscan = off")  # as on a large table: the planner reads the indexes
+        narrow, args = pushdown({"b": 1})
+        query = POSTGRES.sql(f"EXPLAIN SELECT id FROM graphrt_store WHERE TRUE{narrow}")
+        plan = "\n".join(row[0] for row in conn.execute(query, args))  # type: ignore[call-overload]
+        # Both arms of "doc IS NULL OR doc @> ..." come from an index: no sequential scan.
+        assert "graphrt_store_doc" in plan and "graphrt_store_no_doc" in plan and "Seq Scan" not in plan, plan
+        # The whole database is this test's: a search without a prefix is answered from those indexes.
+        for spec in ({"b": 1}, {"a": 1}, {"a": "é"}, {"a.b": 2, "b": 1}, {"a": True}):
+            assert keys(store, (), spec) == keys(memory, (), spec), spec

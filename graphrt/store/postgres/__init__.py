@@ -4,8 +4,8 @@ The statements, schema and row mapping are the shared SQL store's (`graphrt.stor
 differs is the shared SQL layer's `POSTGRES` dialect (`graphrt.checkpoint._dialect`); this package says how
 connections are had (`graphrt._postgres`), how writes are ordered (a sequence read under the writer lock, see
 `_UPSERT`) and other connections' vector changes noticed (a counter row, `version_sql`), how a lone put runs as
-one statement (`_PUT_ALONE`) and which filters run in SQL
-(`graphrt.store.postgres._filter`).
+one statement (`_PUT_ALONE`), and which filters run in SQL (`graphrt.store.postgres._filter`), answered
+from a GIN index (`_FILTER_INDEX`).
 Vector search runs in SQL on pgvector when the server has the extension (`graphrt.store._pgvector`), and as the
 shared exact scan otherwise; both give LangGraph's scores for the configured `distance_type`.
 """
@@ -78,6 +78,13 @@ _SEQ_SOURCE = (
     " (SELECT MAX(version) FROM graphrt_store_changes), (SELECT last_value FROM graphrt_store_seq_next)))",
 )
 
+_FILTER_INDEX = (
+    # A filter's plain fields become one `doc @> ...` containment test (see `_filter.pushdown`), which this
+    # index answers; rows without a parsed copy pass that test too, and the small partial index finds them.
+    "CREATE INDEX IF NOT EXISTS graphrt_store_doc ON graphrt_store USING gin (doc jsonb_path_ops)",
+    "CREATE INDEX IF NOT EXISTS graphrt_store_no_doc ON graphrt_store (id) WHERE doc IS NULL",
+)
+
 
 class BasePostgresStore(SqlStore):
     """The PostgreSQL store's code, shared by `PostgresStore` and `AsyncPostgresStore`."""
@@ -85,6 +92,7 @@ class BasePostgresStore(SqlStore):
     dialect = POSTGRES
     upsert = _UPSERT
     seq_source = _SEQ_SOURCE
+    filter_index = _FILTER_INDEX
     version_sql = "SELECT version FROM graphrt_store_changes WHERE one = 1"
     """The change counter: bumped by every write transaction but a lone put that leaves the vectors alone
     (`_PUT_ALONE`), so it moves whenever what the vector cache holds may have changed (the only reader here:
