@@ -23,6 +23,7 @@ from graphrt.checkpoint.base._types import (
     writes_sort_key,
 )
 from graphrt.checkpoint.serde._codecs import MARK
+from graphrt.checkpoint.serde._walk import exact
 from graphrt.checkpoint.serde.base import SerializationError, SerializerProtocol
 from graphrt.checkpoint.serde.jsonplus import JsonPlusSerializer
 from graphrt.config import RunnableConfig
@@ -124,7 +125,7 @@ def checkpoint_config(thread_id: str, checkpoint_ns: str, checkpoint_id: str) ->
 def encode_metadata(metadata: Mapping[str, Any]) -> bytes:
     """Metadata as JSON, the same on every backend (and queryable in SQL)."""
     try:
-        return orjson.dumps(metadata)
+        return exact(orjson.dumps(metadata))
     except TypeError as exc:
         raise TypeError(
             f"Cannot save checkpoint metadata: {exc}. Metadata values must be JSON: str, int, float, "
@@ -156,7 +157,7 @@ def encode_record(serde: SerializerProtocol, rest: dict[str, Any]) -> tuple[str,
             pass  # a non-JSON version type: let the serializer tag it
         else:
             if _QUOTED_MARK not in data:
-                return "json", data
+                return "json", exact(data)
     return serde.dumps_typed(rest)
 
 
