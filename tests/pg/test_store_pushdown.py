@@ -276,6 +276,9 @@ def test_the_filter_index_finds_what_a_scan_finds(pg_dsn: str) -> None:
         plan = "\n".join(row[0] for row in conn.execute(query, args))  # type: ignore[call-overload]
         # Both arms of "doc IS NULL OR doc @> ..." come from an index: no sequential scan.
         assert "graphrt_store_doc" in plan and "graphrt_store_no_doc" in plan and "Seq Scan" not in plan, plan
+        # Searches read its unmerged entries too: a short list keeps them fast right after many puts.
+        options = conn.execute("SELECT reloptions FROM pg_class WHERE relname = 'graphrt_store_doc'").fetchone()
+        assert options == (["gin_pending_list_limit=128"],)
         # The whole database is this test's: a search without a prefix is answered from those indexes.
         for spec in ({"b": 1}, {"a": 1}, {"a": "é"}, {"a.b": 2, "b": 1}, {"a": True}):
             assert keys(store, (), spec) == keys(memory, (), spec), spec
