@@ -3,6 +3,9 @@
 model node -> (tool calls?) -> tools node -> model node ... -> END. The model node calls the chat model
 on the prompt plus the conversation; the tools node is a `ToolNode`. With a response format the final
 answer is also turned into a `structured_response` through the model's `with_structured_output`.
+create_react_agent's hooks add a `pre_model_hook` node before every model call (its `llm_input_messages`
+replace the conversation as the model's input, without changing the state) and a `post_model_hook` node
+after every model call (the loop then routes on what is left unanswered).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress
 from operator import attrgetter, itemgetter
-from typing import Annotated, Any, NotRequired, Required, TypedDict
+from typing import Annotated, Any, NotRequired, Required, TypedDict, get_type_hints, is_typeddict
+
+from pydantic import BaseModel, create_model
 
 from graphrt.constants import END, START
 from graphrt.graph import StateGraph
@@ -55,6 +60,10 @@ class AgentSpec:
     step_guard: bool = False
     """create_react_agent: near the recursion limit, a model answer that calls tools is replaced by "Sorry, need
     more steps to process this request." (read from the state's `remaining_steps`), instead of the run failing."""
+    pre_model_hook: Any = None
+    """create_react_agent: a node run before every model call."""
+    post_model_hook: Any = None
+    """create_react_agent: a node run after every model call."""
 
 
 def resolve_model(model: Any) -> Any:
@@ -154,6 +163,16 @@ class ModelNode:
         self._check_history = HistoryCheck()
         self._direct = frozenset(t.name for t in tools if t.return_direct)
 
+    def _model_state(self, state: Any) -> Any:
+        """The state the prompt sees: with a pre-model hook, its `llm_input_messages` (when set) as `messages`."""
+        if self.spec.pre_model_hook is None:
+            return state
+        if isinstance(state, dict):
+            llm_input = state.get("llm_input_messages")
+            return {**state, "messages": llm_input} if llm_input else state
+        llm_input = getattr(state, "llm_input_messages", None)
+        return state.model_copy(update={"messages": llm_input}) if llm_input else state
+
     def _inputs(self, state: Any, messages: Sequence[Any]) -> list[BaseMessage]:
         self._check_history(_messages_of(state))
         return convert_to_messages(list(messages))
@@ -183,6 +202,7 @@ class ModelNode:
     # The node asks for no config or runtime: the engine then builds neither (the model finds the running
     # task itself when it streams tokens).
     def __call__(self, state: Any) -> dict[str, Any]:
+        state = self._model_state(state)
         prompt = self.spec.prompt(state)
         messages = self._inputs(state, prompt)  # type: ignore[arg-type]
         answer = self._answer(state, self.bound.invoke(messages))
@@ -193,6 +213,7 @@ class ModelNode:
         return out
 
     async def _acall(self, state: Any) -> dict[str, Any]:
+        state = self._model_state(state)
         prompt = self.spec.prompt(state)
         if isinstance(prompt, Awaitable):
             prompt = await prompt
@@ -240,16 +261,29 @@ def build_agent(spec: AgentSpec) -> StateGraph[Any]:
     tool_node = spec.tools if isinstance(spec.tools, ToolNode) else ToolNode(list(spec.tools))
     tools = list(tool_node.tools_by_name.values())
     model_node = ModelNode(spec, resolve_model(spec.model), tools)
-    builder: StateGraph[Any] = StateGraph(spec.state_schema or AgentState, context_schema=spec.context_schema)
-    builder.add_node(spec.model_node, model_node)
-    builder.add_edge(START, spec.model_node)
+    state_schema = spec.state_schema or AgentState
+    builder: StateGraph[Any] = StateGraph(state_schema, context_schema=spec.context_schema)
+    entry = spec.model_node
+    if spec.pre_model_hook is not None:
+        builder.add_node(spec.model_node, model_node, input_schema=_with_llm_input(state_schema))
+        builder.add_node("pre_model_hook", spec.pre_model_hook)
+        builder.add_edge("pre_model_hook", spec.model_node)
+        entry = "pre_model_hook"
+    else:
+        builder.add_node(spec.model_node, model_node)
+    builder.add_edge(START, entry)
     after_model = END
     if spec.response_format is not None and spec.separate_structured_node:
         builder.add_node(StructuredResponseNode.name, StructuredResponseNode(model_node))
         builder.add_edge(StructuredResponseNode.name, END)
         after_model = StructuredResponseNode.name
+    answered = spec.model_node
+    if spec.post_model_hook is not None:
+        builder.add_node("post_model_hook", spec.post_model_hook)
+        builder.add_edge(spec.model_node, "post_model_hook")
+        answered = "post_model_hook"
     if not tools:
-        builder.add_edge(spec.model_node, after_model)
+        builder.add_edge(answered, after_model)
         return builder
     builder.add_node("tools", tool_node)
 
@@ -261,10 +295,23 @@ def build_agent(spec: AgentSpec) -> StateGraph[Any]:
             return [Send("tools", [call]) for call in last.tool_calls]
         return "tools"
 
-    builder.add_conditional_edges(spec.model_node, route_model, ["tools", after_model])
+    def route_post_hook(state: Any) -> str | list[Send]:
+        """After the post-model hook: the last answer's tool calls still unanswered, else on as without tools."""
+        messages = _messages_of(state)
+        answered_ids = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
+        last_ai = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+        pending = [c for c in (last_ai.tool_calls if last_ai else ()) if c["id"] not in answered_ids]
+        if pending:
+            return [Send("tools", [call]) for call in pending]
+        return entry if isinstance(messages[-1], ToolMessage) else after_model
+
+    if spec.post_model_hook is not None:
+        builder.add_conditional_edges("post_model_hook", route_post_hook, ["tools", entry, after_model])
+    else:
+        builder.add_conditional_edges(spec.model_node, route_model, ["tools", after_model])
     direct = {t.name for t in tools if t.return_direct}
     if not direct:
-        builder.add_edge("tools", spec.model_node)
+        builder.add_edge("tools", entry)
         return builder
 
     def route_tools(state: Any) -> str:
@@ -273,7 +320,24 @@ def build_agent(spec: AgentSpec) -> StateGraph[Any]:
                 break
             if message.name in direct:
                 return END
-        return spec.model_node
+        return entry
 
-    builder.add_conditional_edges("tools", route_tools, [spec.model_node, END])
+    builder.add_conditional_edges("tools", route_tools, [entry, END])
     return builder
+
+
+def _with_llm_input(state_schema: Any) -> Any:
+    """The model node's input with a pre-model hook: the state plus the hook's `llm_input_messages`."""
+    if isinstance(state_schema, type) and issubclass(state_schema, BaseModel):
+        return create_model(
+            "CallModelInputSchema", __base__=state_schema, llm_input_messages=(list[AnyMessage] | None, None)
+        )
+    if is_typeddict(state_schema):
+        return TypedDict(  # type: ignore[operator]
+            "CallModelInputSchema",
+            {**get_type_hints(state_schema, include_extras=True), "llm_input_messages": NotRequired[list[AnyMessage]]},
+        )
+    raise TypeError(
+        f"create_react_agent(pre_model_hook=...) needs a TypedDict or pydantic state_schema, got "
+        f"{state_schema!r}: the model node's input adds `llm_input_messages` to it."
+    )

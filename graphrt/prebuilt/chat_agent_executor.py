@@ -70,14 +70,12 @@ def create_react_agent(
     model's input messages. `response_format` (a schema, or `(prompt, schema)`) adds a
     `generate_structured_response` node that fills `structured_response` after the loop.
 
-    Raises:
-        NotImplementedError: for `pre_model_hook` / `post_model_hook` (not supported yet).
+    `pre_model_hook` is a node run before every model call (trimming or summarizing the history): it returns
+    `messages` to change the conversation in the state (start with `RemoveMessage(id=REMOVE_ALL_MESSAGES)` to
+    replace it) and/or `llm_input_messages`, which the model sees instead of `messages` without the state's
+    conversation changing. `post_model_hook` is a node run after every model call (guardrails, human review);
+    the tool calls of the last answer that are still unanswered after it go to the tools.
     """
-    if pre_model_hook is not None or post_model_hook is not None:
-        raise NotImplementedError(
-            "create_react_agent(pre_model_hook=/post_model_hook=) is not supported by graphrt yet; add your own "
-            "nodes around ToolNode in a StateGraph instead."
-        )
     if version not in ("v1", "v2"):
         raise ValueError(f"Invalid version {version!r}: use 'v1' or 'v2'.")
     structured_prompt, schema = response_format if isinstance(response_format, tuple) else (None, response_format)
@@ -94,6 +92,8 @@ def create_react_agent(
         separate_structured_node=True,
         send_each_call=version == "v2",
         step_guard=True,
+        pre_model_hook=pre_model_hook,
+        post_model_hook=post_model_hook,
     )
     return build_agent(spec).compile(
         checkpointer=checkpointer,
@@ -103,9 +103,6 @@ def create_react_agent(
         debug=debug,
         name=name,
     )
-
-
-create_tool_calling_executor = create_react_agent
 
 
 create_tool_calling_executor = create_react_agent

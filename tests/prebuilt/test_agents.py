@@ -269,8 +269,6 @@ def test_agent_as_a_node_of_a_graph(mode: str) -> None:
 def test_unsupported_options_are_clear_errors() -> None:
     with pytest.raises(NotImplementedError, match="middleware"):
         create_agent(FakeModel([]), [add], middleware=[object()])
-    with pytest.raises(NotImplementedError, match="pre_model_hook"):
-        create_react_agent(FakeModel([]), [add], pre_model_hook=lambda s: s)
     with pytest.raises(TypeError, match="An agent needs a chat model"):
         create_agent(lambda state: None, [add])
 
