@@ -10,6 +10,7 @@ after every model call (the loop then routes on what is left unanswered).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress
@@ -24,6 +25,7 @@ from graphrt.graph.message import add_messages
 from graphrt.managed import RemainingSteps
 from graphrt.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage, ToolMessage, convert_to_messages
 from graphrt.prebuilt.tool_node import ToolNode
+from graphrt.runtime import Runtime
 from graphrt.tools import BaseTool
 from graphrt.types import Send
 
@@ -79,10 +81,15 @@ def resolve_model(model: Any) -> Any:
     if not callable(getattr(model, "invoke", None)):
         raise TypeError(
             f"An agent needs a chat model (an object with invoke/ainvoke and bind_tools) or a 'provider:model' "
-            f"string such as 'anthropic:claude-3-5-haiku-latest'; got {type(model).__name__}. Dynamic model "
-            "functions are not supported yet."
+            f"string such as 'anthropic:claude-3-5-haiku-latest', or (create_react_agent) a function "
+            f"(state, runtime) -> chat model; got {type(model).__name__}."
         )
     return model
+
+
+def is_dynamic_model(model: Any) -> bool:
+    """Whether `model` is a function that picks the chat model at each call (LangGraph's dynamic model)."""
+    return callable(model) and not callable(getattr(model, "invoke", None))
 
 
 def system_prompt_of(prompt: str | SystemMessage | Callable[..., Any] | None) -> Prompt:
@@ -157,7 +164,7 @@ class ModelNode:
 
     def __init__(self, spec: AgentSpec, model: Any, tools: list[BaseTool]) -> None:
         self.spec = spec
-        self.bound = model.bind_tools(tools) if tools else model
+        self.bound = model.bind_tools(tools) if tools and model is not None else model
         self.model = model
         self.name = spec.model_node
         self._check_history = HistoryCheck()
@@ -195,33 +202,39 @@ class ModelNode:
             return remaining < 1  # the tools end the run: only their step is needed
         return remaining < 2
 
-    def _structured(self) -> tuple[Any, list[BaseMessage]]:
+    def _structured(self, model: Any = None) -> tuple[Any, list[BaseMessage]]:
         prefix: list[BaseMessage] = [SystemMessage(self.spec.structured_prompt)] if self.spec.structured_prompt else []
-        return self.model.with_structured_output(self.spec.response_format), prefix
+        return (model or self.model).with_structured_output(self.spec.response_format), prefix
 
     # The node asks for no config or runtime: the engine then builds neither (the model finds the running
     # task itself when it streams tokens).
     def __call__(self, state: Any) -> dict[str, Any]:
+        return self._call(state, self.bound, self.model)
+
+    async def _acall(self, state: Any) -> dict[str, Any]:
+        return await self._acall_with(state, self.bound, self.model)
+
+    def _call(self, state: Any, bound: Any, model: Any) -> dict[str, Any]:
         state = self._model_state(state)
         prompt = self.spec.prompt(state)
         messages = self._inputs(state, prompt)  # type: ignore[arg-type]
-        answer = self._answer(state, self.bound.invoke(messages))
+        answer = self._answer(state, bound.invoke(messages))
         out: dict[str, Any] = {"messages": [answer]}
         if self._inline_structured(answer):
-            structured, prefix = self._structured()
+            structured, prefix = self._structured(model)
             out["structured_response"] = structured.invoke([*prefix, *messages, answer])
         return out
 
-    async def _acall(self, state: Any) -> dict[str, Any]:
+    async def _acall_with(self, state: Any, bound: Any, model: Any) -> dict[str, Any]:
         state = self._model_state(state)
         prompt = self.spec.prompt(state)
         if isinstance(prompt, Awaitable):
             prompt = await prompt
         messages = self._inputs(state, prompt)
-        answer = self._answer(state, await self.bound.ainvoke(messages))
+        answer = self._answer(state, await bound.ainvoke(messages))
         out: dict[str, Any] = {"messages": [answer]}
         if self._inline_structured(answer):
-            structured, prefix = self._structured()
+            structured, prefix = self._structured(model)
             out["structured_response"] = await structured.ainvoke([*prefix, *messages, answer])
         return out
 
@@ -235,6 +248,38 @@ class ModelNode:
         )
 
 
+class DynamicModelNode(ModelNode):
+    """The model node when a function picks the model at each call: `(state, runtime) -> chat model`.
+
+    As in LangGraph, the function binds the tools itself (`model.bind_tools(tools)`); it may be a coroutine
+    function, and then the agent runs only under `ainvoke`/`astream`.
+    """
+
+    def __init__(self, spec: AgentSpec, tools: list[BaseTool]) -> None:
+        super().__init__(spec, None, tools)
+        self._async_choice = inspect.iscoroutinefunction(spec.model)
+
+    def choose(self, state: Any, runtime: Runtime[Any]) -> Any:
+        if self._async_choice:
+            raise RuntimeError(
+                "Async model callable provided but agent invoked synchronously. Use agent.ainvoke() or "
+                "agent.astream(), or provide a sync model callable."
+            )
+        return resolve_model(self.spec.model(self._model_state(state), runtime))
+
+    async def achoose(self, state: Any, runtime: Runtime[Any]) -> Any:
+        chosen = self.spec.model(self._model_state(state), runtime)
+        return resolve_model(await chosen if inspect.isawaitable(chosen) else chosen)
+
+    def __call__(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any]:  # type: ignore[override]
+        model = self.choose(state, runtime)
+        return self._call(state, model, model)
+
+    async def _acall(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any]:  # type: ignore[override]
+        model = await self.achoose(state, runtime)
+        return await self._acall_with(state, model, model)
+
+
 class StructuredResponseNode:
     """create_react_agent's `generate_structured_response` node."""
 
@@ -244,11 +289,17 @@ class StructuredResponseNode:
         self.model_node = model_node
 
     def __call__(self, state: Any) -> dict[str, Any]:
-        structured, prefix = self.model_node._structured()
-        return {"structured_response": structured.invoke([*prefix, *_messages_of(state)])}
+        return self._respond(state, None)
 
     async def _acall(self, state: Any) -> dict[str, Any]:
-        structured, prefix = self.model_node._structured()
+        return await self._arespond(state, None)
+
+    def _respond(self, state: Any, model: Any) -> dict[str, Any]:
+        structured, prefix = self.model_node._structured(model)
+        return {"structured_response": structured.invoke([*prefix, *_messages_of(state)])}
+
+    async def _arespond(self, state: Any, model: Any) -> dict[str, Any]:
+        structured, prefix = self.model_node._structured(model)
         return {"structured_response": await structured.ainvoke([*prefix, *_messages_of(state)])}
 
     @property
@@ -256,11 +307,24 @@ class StructuredResponseNode:
         return self._acall
 
 
+class DynamicStructuredResponseNode(StructuredResponseNode):
+    """`generate_structured_response` asking the model function which model answers."""
+
+    model_node: DynamicModelNode
+
+    def __call__(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any]:  # type: ignore[override]
+        return self._respond(state, self.model_node.choose(state, runtime))
+
+    async def _acall(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any]:  # type: ignore[override]
+        return await self._arespond(state, await self.model_node.achoose(state, runtime))
+
+
 def build_agent(spec: AgentSpec) -> StateGraph[Any]:
     """The agent's `StateGraph`, ready to compile."""
     tool_node = spec.tools if isinstance(spec.tools, ToolNode) else ToolNode(list(spec.tools))
     tools = list(tool_node.tools_by_name.values())
-    model_node = ModelNode(spec, resolve_model(spec.model), tools)
+    dynamic = is_dynamic_model(spec.model)
+    model_node = DynamicModelNode(spec, tools) if dynamic else ModelNode(spec, resolve_model(spec.model), tools)
     state_schema = spec.state_schema or AgentState
     builder: StateGraph[Any] = StateGraph(state_schema, context_schema=spec.context_schema)
     entry = spec.model_node
@@ -274,7 +338,10 @@ def build_agent(spec: AgentSpec) -> StateGraph[Any]:
     builder.add_edge(START, entry)
     after_model = END
     if spec.response_format is not None and spec.separate_structured_node:
-        builder.add_node(StructuredResponseNode.name, StructuredResponseNode(model_node))
+        structured = (
+            DynamicStructuredResponseNode if isinstance(model_node, DynamicModelNode) else StructuredResponseNode
+        )
+        builder.add_node(StructuredResponseNode.name, structured(model_node))
         builder.add_edge(StructuredResponseNode.name, END)
         after_model = StructuredResponseNode.name
     answered = spec.model_node

@@ -8,7 +8,7 @@ from typing import Any
 from graphrt.checkpoint.base import BaseCheckpointSaver
 from graphrt.graph.state import CompiledStateGraph
 from graphrt.messages import SystemMessage
-from graphrt.prebuilt._agent import AgentSpec, AgentState, build_agent, system_prompt_of
+from graphrt.prebuilt._agent import AgentSpec, AgentState, build_agent, is_dynamic_model, system_prompt_of
 from graphrt.prebuilt.tool_node import ToolNode
 from graphrt.store.base import BaseStore
 from graphrt.tools import BaseTool
@@ -43,7 +43,14 @@ def create_agent(
 
     Raises:
         NotImplementedError: `middleware` was given (graphrt has no agent middleware yet).
+        TypeError: `model` is a function rather than a model (that is `create_react_agent`'s dynamic model).
     """
+    if is_dynamic_model(model):
+        raise TypeError(
+            "create_agent takes a chat model or a 'provider:model' string, not a function: LangChain picks the "
+            "model per call through middleware, which graphrt does not have yet. create_react_agent(model=...) "
+            "accepts a function (state, runtime) -> chat model."
+        )
     if middleware:
         raise NotImplementedError(
             "create_agent(middleware=...) is not supported by graphrt yet; build the loop with StateGraph, "

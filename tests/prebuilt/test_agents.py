@@ -269,8 +269,10 @@ def test_agent_as_a_node_of_a_graph(mode: str) -> None:
 def test_unsupported_options_are_clear_errors() -> None:
     with pytest.raises(NotImplementedError, match="middleware"):
         create_agent(FakeModel([]), [add], middleware=[object()])
-    with pytest.raises(TypeError, match="An agent needs a chat model"):
+    with pytest.raises(TypeError, match="create_agent takes a chat model"):
         create_agent(lambda state: None, [add])
+    with pytest.raises(TypeError, match="An agent needs a chat model"):
+        create_react_agent(object(), [add])
 
 
 def test_model_string_goes_through_init_chat_model(monkeypatch: pytest.MonkeyPatch) -> None:
