@@ -11,7 +11,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from graphrt.checkpoint.base import CheckpointMetadata
+from graphrt.checkpoint.base import WRITES_IDX_MAP, CheckpointMetadata
 from graphrt.errors import ErrorCode, GraphBubbleUp, GraphInterrupt, GraphRecursionError, create_error_message
 from graphrt.pregel import _algo
 from graphrt.pregel._algo import LoopState
@@ -98,6 +98,10 @@ class RunPlan:
     """The config naming a checkpoint of this thread."""
     parent_config: dict[str, Any] | None = None
     """The config of the last saved checkpoint (the parent of the next)."""
+    loaded: tuple[dict[str, Any], dict[str, Any] | None] | None = None
+    """The metadata and parent config of the checkpoint the run starts from (streamed when it resumes)."""
+    loaded_id: str | None = None
+    """The id of the checkpoint the run starts from."""
     values_at_end: bool = False
     """`invoke` needs only the last values: build that chunk once, when the run stops."""
     values_pending: bool = False
@@ -205,9 +209,8 @@ def _first(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
     if plan.resuming:
         if command is not None:
             null_writes = _command_writes(st, plan, command)
-            if null_writes and plan.checkpointing:
-                yield SaveWrites(NULL_TASK_ID, tuple(null_writes))
-            st.pending_writes.extend((NULL_TASK_ID, c, v) for c, v in null_writes)
+            if null_writes:
+                yield from _add_null_writes(st, plan, null_writes)
             for task_id, answers in _resume_answers(st, command.resume).items():
                 if plan.checkpointing:
                     yield SaveWrites(task_id, ((RESUME, answers),))
@@ -226,8 +229,16 @@ def _first(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
                 plan.values_pending = True
             else:
                 yield Emit("values", plan.output(st))
+        if not plan.forking and plan.loaded is not None and ("checkpoints" in plan.modes or "debug" in plan.modes):
+            yield Emit("checkpoints", _resumed_payload(st, plan, *plan.loaded))
         return
-    # New input: pending tasks of the previous checkpoint are dropped, the input goes to START.
+    # New input: what earlier Commands left on the checkpoint is applied first; then its pending tasks are
+    # dropped and the input goes to START.
+    if st.pending_writes:
+        plan.dirty |= _algo.apply_writes(
+            st, [_algo.writes_task([(c, v) for _, c, v in st.pending_writes])], bump_step=False
+        )
+        st.pending_writes = []
     stale = _algo.prepare_next_tasks(st, candidates=st.spec.nodes) if plan.previous_step > -2 else []
     input_task = _algo.writes_task(_algo.start_writes(st.spec, plan.input))
     changed = _algo.apply_writes(st, [*stale, input_task])
@@ -235,6 +246,21 @@ def _first(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
     st.step = plan.previous_step + 1
     yield from _boundary(st, plan, "input")
     st.step += 1
+
+
+def _add_null_writes(st: LoopState, plan: RunPlan, writes: list[tuple[str, Any]]) -> Generator[Effect, Any, None]:
+    """A Command's writes join those earlier Commands left on the checkpoint, as in LangGraph.
+
+    Savers key a write by task and position and keep the first write at a position, so the checkpoint's
+    earlier writes are saved again ahead of the new ones (which then get new positions); a special write
+    (a resume answer) replaces the earlier one and goes last.
+    """
+    writes = sorted(writes, key=lambda w: w[0] in WRITES_IDX_MAP)
+    st.pending_writes = [w for w in st.pending_writes if w[0] != NULL_TASK_ID or w[1] not in WRITES_IDX_MAP]
+    if plan.checkpointing:
+        earlier = [(c, v) for t, c, v in st.pending_writes if t == NULL_TASK_ID]
+        yield SaveWrites(NULL_TASK_ID, (*earlier, *writes))
+    st.pending_writes.extend((NULL_TASK_ID, c, v) for c, v in writes)
 
 
 def _command_writes(st: LoopState, plan: RunPlan, command: Command[Any]) -> list[tuple[str, Any]]:
@@ -526,6 +552,11 @@ def _save_at_exit(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
     """The run stops: save what was not saved yet (everything, with durability="exit")."""
     if not (plan.checkpointing and plan.dirty):
         return
+    if st.checkpoint_id == plan.loaded_id:
+        # Nothing ran: the run only added writes to the checkpoint it resumed (a Command's update, saved by
+        # `_first` as that checkpoint's pending writes, which every read applies, as in LangGraph). Saving
+        # the checkpoint again, with them applied, would apply them twice at the next read.
+        return
     yield from _checkpoint(st, plan, "loop", st.step - 1)
     if plan.save_at_exit_only:
         by_task: dict[str, list[tuple[str, Any]]] = {}
@@ -551,6 +582,28 @@ def _checkpoint(st: LoopState, plan: RunPlan, source: str, step: int) -> Generat
         config = plan.config_of(checkpoint["id"])
         yield Emit("checkpoints", _checkpoint_payload(st, plan, config, metadata))
         plan.parent_config = config
+
+
+def _resumed_payload(
+    st: LoopState, plan: RunPlan, metadata: dict[str, Any], parent_config: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The checkpoint a resumed run starts from, streamed first as LangGraph 1.x streams it (each step streams
+    the checkpoint it starts from): its tasks are the ones about to run, with the interrupts they raised."""
+    asked: dict[str, list[dict[str, Any]]] = {}
+    for task_id, chan, value in st.pending_writes:
+        if chan == INTERRUPT:
+            asked.setdefault(task_id, []).extend(
+                {"value": i.value, "id": i.id, "response_schema": i.response_schema} for i in value
+            )
+    tasks = _algo.prepare_next_tasks(st, candidates=st.spec.nodes)
+    return {
+        "config": plan.config_of(st.checkpoint_id),
+        "metadata": metadata,
+        "values": plan.output(st),
+        "next": [t.name for t in tasks],
+        "parent_config": parent_config,
+        "tasks": [{"id": t.id, "name": t.name, "interrupts": asked.get(t.id, []), "state": None} for t in tasks],
+    }
 
 
 def _checkpoint_payload(

@@ -18,7 +18,7 @@ from graphrt._context import RunContext, RunScope, TaskContext, running_task
 from graphrt._log import print_debug
 from graphrt.cache.base import BaseCache
 from graphrt.checkpoint._ownership import held_owner
-from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, get_checkpoint_metadata
+from graphrt.checkpoint.base import WRITES_IDX_MAP, BaseCheckpointSaver, CheckpointTuple, get_checkpoint_metadata
 from graphrt.checkpoint.base._types import config_thread
 from graphrt.checkpoint.base.id import uuid6_str
 from graphrt.config import RunnableConfig
@@ -31,7 +31,7 @@ from graphrt.pregel._drivers import drive_async, drive_sync
 from graphrt.pregel._io import Committer, Event, RunIO, Sink, ThreadWriter
 from graphrt.pregel._loop import RunPlan, run_loop
 from graphrt.pregel._runnable import RunnableMixin
-from graphrt.pregel._spec import INTERRUPT, GraphSpec, PregelNode, Task
+from graphrt.pregel._spec import INTERRUPT, NULL_TASK_ID, GraphSpec, PregelNode, Task
 from graphrt.pregel._units import UnitRunner
 from graphrt.store.base import BaseStore
 from graphrt.types import All, Command, Durability, StateSnapshot, StateUpdate, StreamMode
@@ -41,6 +41,10 @@ __all__ = ("Pregel",)
 DEFAULT_RECURSION_LIMIT = int(os.environ.get("LANGGRAPH_DEFAULT_RECURSION_LIMIT", "10007"))
 """LangGraph 1.2's default (it was 25 before); the same environment variable overrides it."""
 _counter = itertools.count()
+
+_TO_METADATA = ("thread_id", "checkpoint_id", "checkpoint_ns", "task_id", "run_id", "assistant_id", "graph_id")
+"""`configurable` keys a run also puts in its `config["metadata"]` (when set, and not there already), as
+LangGraph does: nodes, and the `messages` stream's metadata, see the thread they run on."""
 STREAM_MODES = ("values", "updates", "custom", "messages", "checkpoints", "tasks", "debug")
 
 
@@ -190,8 +194,11 @@ class Pregel(RunnableMixin):
         merged.setdefault("recursion_limit", DEFAULT_RECURSION_LIMIT)
         if merged["recursion_limit"] < 1:
             raise ValueError("recursion_limit must be at least 1")
-        merged["configurable"] = dict(merged.get("configurable") or {})
-        merged["metadata"] = dict(merged.get("metadata") or {})
+        configurable = merged["configurable"] = dict(merged.get("configurable") or {})
+        metadata = merged["metadata"] = dict(merged.get("metadata") or {})
+        for key in _TO_METADATA:
+            if key not in metadata and (value := configurable.get(key)):
+                metadata[key] = value
         return merged
 
     def _lookup(self, config: RunnableConfig) -> RunnableConfig:
@@ -276,7 +283,9 @@ class Pregel(RunnableMixin):
             track_saved=saver is not None,
         )
         if saved is not None and not resuming:
-            st.pending_writes = []
+            # New input drops the checkpoint's pending writes, except those of earlier Commands (`_first`
+            # applies them before the input, as LangGraph does).
+            st.pending_writes = [w for w in st.pending_writes if w[0] == NULL_TASK_ID and w[1] not in WRITES_IDX_MAP]
         plan = RunPlan(
             input=input,
             modes=all_modes,
@@ -298,6 +307,8 @@ class Pregel(RunnableMixin):
             forking=_forks(config, saved, head, resuming),
             config_of=_config_of(config),
             parent_config=dict(saved.config) if saved else None,
+            loaded=(saved.metadata, saved.parent_config) if saved else None,  # type: ignore[arg-type]
+            loaded_id=saved.config["configurable"]["checkpoint_id"] if saved else None,
             parents=dict(scope.parents),
             caching=self.cache is not None and any(n.cache is not None for n in self.spec.nodes.values()),
             streamed_message_ids=run.streamed_message_ids,

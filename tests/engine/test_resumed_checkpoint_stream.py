@@ -1,0 +1,78 @@
+"""A resumed run streams the checkpoint it starts from first, in `checkpoints` and `debug` mode, as LangGraph 1.x
+does (each of its steps streams the checkpoint it starts from): pinned from LangGraph 1.2.22's answers."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+from graphrt.checkpoint.memory import InMemorySaver
+from graphrt.graph import START, StateGraph
+from graphrt.types import Command, interrupt
+
+
+class Log(TypedDict):
+    log: Annotated[list[str], operator.add]
+
+
+def _graph() -> Any:
+    builder = StateGraph(Log)
+    builder.add_node("a", lambda s: {"log": ["a"]})
+    builder.add_node("ask", lambda s: {"log": [interrupt("q")]})
+    builder.add_node("z", lambda s: {"log": ["z"]})
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "ask")
+    builder.add_edge("ask", "z")
+    return builder.compile(checkpointer=InMemorySaver(), interrupt_before=["z"])
+
+
+def _id(config: Any) -> str:
+    return str(config["configurable"]["checkpoint_id"])
+
+
+def test_a_resume_streams_the_checkpoint_it_resumes_with_its_interrupt_then_the_new_ones() -> None:
+    graph = _graph()
+    config = {"configurable": {"thread_id": "1"}}
+    graph.invoke({"log": []}, config)
+    paused = graph.get_state(config)
+    chunks = list(graph.stream(Command(resume="R"), config, stream_mode=["checkpoints", "tasks"]))
+    assert [mode for mode, _ in chunks] == ["checkpoints", "tasks", "tasks", "checkpoints"]
+    first, task = chunks[0][1], chunks[1][1]
+    assert _id(first["config"]) == _id(paused.config)
+    assert _id(first["parent_config"]) == _id(paused.parent_config)
+    assert (first["values"], first["metadata"]["step"], first["next"]) == ({"log": ["a"]}, 1, ["ask"])
+    [pending] = first["tasks"]
+    assert pending["id"] == task["id"] == paused.tasks[0].id
+    assert [i["value"] for i in pending["interrupts"]] == ["q"]
+    assert chunks[3][1]["values"] == {"log": ["a", "R"]} and chunks[3][1]["next"] == ["z"]
+
+
+def test_debug_mode_starts_with_the_checkpoint_a_run_continues() -> None:
+    graph = _graph()
+    config = {"configurable": {"thread_id": "1"}}
+    graph.invoke({"log": []}, config)
+    graph.invoke(Command(resume="R"), config)
+    before_z = graph.get_state(config)
+    events = list(graph.stream(None, config, stream_mode="debug"))
+    assert [(e["type"], e["step"]) for e in events] == [
+        ("checkpoint", 2),
+        ("task", 3),
+        ("task_result", 3),
+        ("checkpoint", 3),
+    ]
+    assert _id(events[0]["payload"]["config"]) == _id(before_z.config)
+    assert events[0]["payload"]["tasks"][0]["interrupts"] == []
+
+
+def test_new_input_and_a_replay_stream_only_the_checkpoints_they_write() -> None:
+    graph = _graph()
+    config = {"configurable": {"thread_id": "1"}}
+    fresh = list(graph.stream({"log": []}, config, stream_mode="checkpoints"))
+    assert [(c["metadata"]["source"], c["metadata"]["step"]) for c in fresh] == [
+        ("input", -1),
+        ("loop", 0),
+        ("loop", 1),
+    ]
+    older = next(s for s in graph.get_state_history(config) if s.metadata["step"] == 0)
+    replay = list(graph.stream(None, older.config, stream_mode="checkpoints"))
+    assert [(c["metadata"]["source"], c["metadata"]["step"]) for c in replay] == [("fork", 1), ("loop", 2)]
