@@ -15,7 +15,19 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypedDict, Unpack, overload
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    ClassVar,
+    Generic,
+    Literal,
+    TypedDict,
+    Unpack,
+    get_args,
+    get_origin,
+    overload,
+)
 
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -313,7 +325,8 @@ class StructuredTool(BaseTool):
             if not (source.__doc__ or "").strip():
                 raise ValueError("Function must have a docstring if description not provided.")
             description = summary if parse_docstring else (source.__doc__ or "").strip()
-        schema = args_schema or _schema_from_signature(name, source, doc, arg_docs)
+        # As LangChain's: with `parse_docstring`, the schema is described by the summary alone.
+        schema = args_schema or _schema_from_signature(name, source, summary if parse_docstring else doc, arg_docs)
         return cls(
             name=name,
             description=description,
@@ -343,9 +356,18 @@ def _schema_from_signature(name: str, func: Callable[..., Any], doc: str, arg_do
     for param, annotation, injected in injections_of(func, tool=True):
         if injected is None:
             default = ... if param.default is param.empty else param.default
-            fields[param.name] = (annotation, Field(default, description=arg_docs.get(param.name)))
+            described = arg_docs.get(param.name) or _annotated_description(annotation)
+            fields[param.name] = (annotation, Field(default, description=described))
     config = ConfigDict(arbitrary_types_allowed=True)
     return create_model(name, __config__=config, __doc__=doc or None, **fields)
+
+
+def _annotated_description(annotation: Any) -> str | None:
+    """LangChain's rule: the first string in `Annotated[T, "..."]` describes the argument (the docstring's
+    `Args:` entry, with `parse_docstring=True`, comes first)."""
+    if get_origin(annotation) is not Annotated:
+        return None
+    return next((extra for extra in get_args(annotation)[1:] if isinstance(extra, str)), None)
 
 
 def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:

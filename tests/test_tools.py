@@ -427,3 +427,44 @@ def test_base_tool_subclass(mode: str) -> None:
     assert run(upper, "abc", mode) == "ABC"
     assert run(upper, call("upper", {"text": "x"}), mode) == ToolMessage("X", name="upper", tool_call_id="c1")
     assert repr(upper) == "Upper(name='upper', description='Uppercase text.')"
+
+
+def test_annotated_strings_and_docstring_args_describe_arguments_as_langchain_does() -> None:
+    """Pinned from langchain-core 1.7.2: the first string in `Annotated[T, ...]` describes an argument, a
+    parsed docstring's `Args:` entry wins over it, and a parsed docstring's summary describes the schema."""
+
+    @tool(parse_docstring=True)
+    def both(a: Annotated[int, "from annotation"], b: Annotated[str, "b from annotation"] = "x") -> str:
+        """Do it.
+
+        More words here.
+
+        Args:
+            a: from docstring
+            b: b doc
+        """
+        return "x"
+
+    @tool
+    def plain(a: Annotated[int, "first", "second"], c: Annotated[int, 5] = 1) -> str:
+        """Plain."""
+        return "x"
+
+    assert both.tool_call_schema.model_json_schema() == {
+        "description": "Do it. More words here.",
+        "properties": {
+            "a": {"description": "from docstring", "title": "A", "type": "integer"},
+            "b": {"default": "x", "description": "b doc", "title": "B", "type": "string"},
+        },
+        "required": ["a"],
+        "title": "both",
+        "type": "object",
+    }
+    assert plain.args == {
+        "a": {"description": "first", "title": "A", "type": "integer"},
+        "c": {"default": 1, "title": "C", "type": "integer"},
+    }
+    # What a model is shown carries the description too.
+    from graphrt.models._schema import tool_spec
+
+    assert tool_spec(plain).parameters["properties"]["a"]["description"] == "first"
