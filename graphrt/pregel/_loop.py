@@ -11,7 +11,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from graphrt.checkpoint.base import WRITES_IDX_MAP, CheckpointMetadata
+from graphrt.checkpoint.base import WRITES_IDX_MAP, CheckpointMetadata, CheckpointTuple
 from graphrt.errors import ErrorCode, GraphBubbleUp, GraphInterrupt, GraphRecursionError, create_error_message
 from graphrt.pregel import _algo
 from graphrt.pregel._algo import LoopState
@@ -98,10 +98,8 @@ class RunPlan:
     """The config naming a checkpoint of this thread."""
     parent_config: dict[str, Any] | None = None
     """The config of the last saved checkpoint (the parent of the next)."""
-    loaded: tuple[dict[str, Any], dict[str, Any] | None] | None = None
-    """The metadata and parent config of the checkpoint the run starts from (streamed when it resumes)."""
-    loaded_id: str | None = None
-    """The id of the checkpoint the run starts from."""
+    saved: CheckpointTuple | None = None
+    """The checkpoint the run starts from."""
     values_at_end: bool = False
     """`invoke` needs only the last values: build that chunk once, when the run stops."""
     values_pending: bool = False
@@ -215,7 +213,7 @@ def _first(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
                 if plan.checkpointing:
                     yield SaveWrites(task_id, ((RESUME, answers),))
                 st.pending_writes.append((task_id, RESUME, answers))
-        saved_null = [(c, v) for t, c, v in st.pending_writes if t == NULL_TASK_ID and c != RESUME]
+        saved_null = _null_writes(st)
         if saved_null:
             plan.dirty |= _algo.apply_writes(st, [_algo.writes_task(saved_null)], bump_step=False)
         # A resumed run never stops again at the interrupt it is resuming from.
@@ -229,16 +227,15 @@ def _first(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
                 plan.values_pending = True
             else:
                 yield Emit("values", plan.output(st))
-        if not plan.forking and plan.loaded is not None and ("checkpoints" in plan.modes or "debug" in plan.modes):
-            yield Emit("checkpoints", _resumed_payload(st, plan, *plan.loaded))
+        if not plan.forking and plan.saved is not None and ("checkpoints" in plan.modes or "debug" in plan.modes):
+            yield Emit("checkpoints", _resumed_payload(st, plan, plan.saved))
         return
-    # New input: what earlier Commands left on the checkpoint is applied first; then its pending tasks are
-    # dropped and the input goes to START.
-    if st.pending_writes:
-        plan.dirty |= _algo.apply_writes(
-            st, [_algo.writes_task([(c, v) for _, c, v in st.pending_writes])], bump_step=False
-        )
-        st.pending_writes = []
+    # New input: what earlier Commands left on the checkpoint is applied first (as LangGraph does); its other
+    # pending writes and its pending tasks are dropped, and the input goes to START.
+    earlier = _null_writes(st)
+    st.pending_writes = []
+    if earlier:
+        plan.dirty |= _algo.apply_writes(st, [_algo.writes_task(earlier)], bump_step=False)
     stale = _algo.prepare_next_tasks(st, candidates=st.spec.nodes) if plan.previous_step > -2 else []
     input_task = _algo.writes_task(_algo.start_writes(st.spec, plan.input))
     changed = _algo.apply_writes(st, [*stale, input_task])
@@ -258,9 +255,13 @@ def _add_null_writes(st: LoopState, plan: RunPlan, writes: list[tuple[str, Any]]
     writes = sorted(writes, key=lambda w: w[0] in WRITES_IDX_MAP)
     st.pending_writes = [w for w in st.pending_writes if w[0] != NULL_TASK_ID or w[1] not in WRITES_IDX_MAP]
     if plan.checkpointing:
-        earlier = [(c, v) for t, c, v in st.pending_writes if t == NULL_TASK_ID]
-        yield SaveWrites(NULL_TASK_ID, (*earlier, *writes))
+        yield SaveWrites(NULL_TASK_ID, (*_null_writes(st), *writes))
     st.pending_writes.extend((NULL_TASK_ID, c, v) for c, v in writes)
+
+
+def _null_writes(st: LoopState) -> list[tuple[str, Any]]:
+    """The checkpoint's writes from earlier Commands (not their special writes, such as a resume answer)."""
+    return [(c, v) for t, c, v in st.pending_writes if t == NULL_TASK_ID and c not in WRITES_IDX_MAP]
 
 
 def _command_writes(st: LoopState, plan: RunPlan, command: Command[Any]) -> list[tuple[str, Any]]:
@@ -531,9 +532,7 @@ def _emit_interrupts(
         for task, asked in interrupted:
             if not task.node.hidden:
                 payload = _task_result_payload(task, st.spec.stream_channels)
-                payload["interrupts"] = [
-                    {"value": i.value, "id": i.id, "response_schema": i.response_schema} for i in asked
-                ]
+                payload["interrupts"] = [_interrupt_payload(i) for i in asked]
                 yield Emit("tasks", payload)
 
 
@@ -552,12 +551,12 @@ def _save_at_exit(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
     """The run stops: save what was not saved yet (everything, with durability="exit")."""
     if not (plan.checkpointing and plan.dirty):
         return
-    if st.checkpoint_id == plan.loaded_id:
-        # Nothing ran: the run only added writes to the checkpoint it resumed (a Command's update, saved by
-        # `_first` as that checkpoint's pending writes, which every read applies, as in LangGraph). Saving
-        # the checkpoint again, with them applied, would apply them twice at the next read.
-        return
-    yield from _checkpoint(st, plan, "loop", st.step - 1)
+    # When no step finished, the run still stands on the checkpoint it resumed, and what changed the state is
+    # a Command's writes, saved by `_first` among that checkpoint's pending writes, which every read applies
+    # (as in LangGraph): saving the checkpoint again with them applied would apply them twice. Its tasks'
+    # writes are still saved below.
+    if plan.saved is None or st.checkpoint_id != plan.saved.config["configurable"]["checkpoint_id"]:
+        yield from _checkpoint(st, plan, "loop", st.step - 1)
     if plan.save_at_exit_only:
         by_task: dict[str, list[tuple[str, Any]]] = {}
         for task_id, chan, value in st.pending_writes:
@@ -584,26 +583,20 @@ def _checkpoint(st: LoopState, plan: RunPlan, source: str, step: int) -> Generat
         plan.parent_config = config
 
 
-def _resumed_payload(
-    st: LoopState, plan: RunPlan, metadata: dict[str, Any], parent_config: dict[str, Any] | None
-) -> dict[str, Any]:
+def _interrupt_payload(interrupt: Interrupt) -> dict[str, Any]:
+    return {"value": interrupt.value, "id": interrupt.id, "response_schema": interrupt.response_schema}
+
+
+def _resumed_payload(st: LoopState, plan: RunPlan, saved: CheckpointTuple) -> dict[str, Any]:
     """The checkpoint a resumed run starts from, streamed first as LangGraph 1.x streams it (each step streams
     the checkpoint it starts from): its tasks are the ones about to run, with the interrupts they raised."""
     asked: dict[str, list[dict[str, Any]]] = {}
     for task_id, chan, value in st.pending_writes:
         if chan == INTERRUPT:
-            asked.setdefault(task_id, []).extend(
-                {"value": i.value, "id": i.id, "response_schema": i.response_schema} for i in value
-            )
+            asked.setdefault(task_id, []).extend(map(_interrupt_payload, value))
     tasks = _algo.prepare_next_tasks(st, candidates=st.spec.nodes)
-    return {
-        "config": plan.config_of(st.checkpoint_id),
-        "metadata": metadata,
-        "values": plan.output(st),
-        "next": [t.name for t in tasks],
-        "parent_config": parent_config,
-        "tasks": [{"id": t.id, "name": t.name, "interrupts": asked.get(t.id, []), "state": None} for t in tasks],
-    }
+    config = plan.config_of(st.checkpoint_id)
+    return _payload(st, plan, config, saved.metadata, saved.parent_config, tasks, asked)
 
 
 def _checkpoint_payload(
@@ -614,11 +607,27 @@ def _checkpoint_payload(
         tasks = _algo.prepare_next_tasks(st, candidates=st.spec.nodes)
     finally:
         st.step -= 1
+    return _payload(st, plan, config, metadata, plan.parent_config, tasks, None)
+
+
+def _payload(
+    st: LoopState,
+    plan: RunPlan,
+    config: dict[str, Any],
+    metadata: Any,
+    parent_config: Any,
+    tasks: Sequence[Task],
+    asked: dict[str, list[dict[str, Any]]] | None,
+) -> dict[str, Any]:
+    """A `checkpoints` chunk: the checkpoint, and the tasks it schedules (with their interrupts, when `asked`)."""
     return {
         "config": config,
         "metadata": metadata,
         "values": plan.output(st),
         "next": [t.name for t in tasks],
-        "parent_config": plan.parent_config,
-        "tasks": [{"id": t.id, "name": t.name, "interrupts": (), "state": None} for t in tasks],
+        "parent_config": parent_config,
+        "tasks": [
+            {"id": t.id, "name": t.name, "interrupts": () if asked is None else asked.get(t.id, []), "state": None}
+            for t in tasks
+        ],
     }

@@ -18,7 +18,7 @@ from graphrt._context import RunContext, RunScope, TaskContext, running_task
 from graphrt._log import print_debug
 from graphrt.cache.base import BaseCache
 from graphrt.checkpoint._ownership import held_owner
-from graphrt.checkpoint.base import WRITES_IDX_MAP, BaseCheckpointSaver, CheckpointTuple, get_checkpoint_metadata
+from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, get_checkpoint_metadata
 from graphrt.checkpoint.base._types import config_thread
 from graphrt.checkpoint.base.id import uuid6_str
 from graphrt.config import RunnableConfig
@@ -31,7 +31,7 @@ from graphrt.pregel._drivers import drive_async, drive_sync
 from graphrt.pregel._io import Committer, Event, RunIO, Sink, ThreadWriter
 from graphrt.pregel._loop import RunPlan, run_loop
 from graphrt.pregel._runnable import RunnableMixin
-from graphrt.pregel._spec import INTERRUPT, NULL_TASK_ID, GraphSpec, PregelNode, Task
+from graphrt.pregel._spec import INTERRUPT, GraphSpec, PregelNode, Task
 from graphrt.pregel._units import UnitRunner
 from graphrt.store.base import BaseStore
 from graphrt.types import All, Command, Durability, StateSnapshot, StateUpdate, StreamMode
@@ -282,10 +282,6 @@ class Pregel(RunnableMixin):
             fresh_id=f"run-{next(_counter)}",
             track_saved=saver is not None,
         )
-        if saved is not None and not resuming:
-            # New input drops the checkpoint's pending writes, except those of earlier Commands (`_first`
-            # applies them before the input, as LangGraph does).
-            st.pending_writes = [w for w in st.pending_writes if w[0] == NULL_TASK_ID and w[1] not in WRITES_IDX_MAP]
         plan = RunPlan(
             input=input,
             modes=all_modes,
@@ -307,8 +303,7 @@ class Pregel(RunnableMixin):
             forking=_forks(config, saved, head, resuming),
             config_of=_config_of(config),
             parent_config=dict(saved.config) if saved else None,
-            loaded=(saved.metadata, saved.parent_config) if saved else None,  # type: ignore[arg-type]
-            loaded_id=saved.config["configurable"]["checkpoint_id"] if saved else None,
+            saved=saved,
             parents=dict(scope.parents),
             caching=self.cache is not None and any(n.cache is not None for n in self.spec.nodes.values()),
             streamed_message_ids=run.streamed_message_ids,

@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypedDict
 import pytest
 
 from graphrt.graph import START, StateGraph
-from graphrt.types import Command
+from graphrt.types import Command, interrupt
 from tests.persistence.conftest import get_state, history, run, stream, thread
 
 
@@ -52,3 +52,36 @@ def test_the_checkpoints_stream_shows_the_head_once(saver: Any, mode: str) -> No
     assert event["parent_config"]["configurable"]["checkpoint_id"] == parent.config["configurable"]["checkpoint_id"]
     assert event["values"] == {"log": ["a", "u"]}
     assert (event["metadata"]["step"], event["next"], event["tasks"]) == (1, [], [])
+
+
+@pytest.mark.parametrize("durability", ["async", "exit"])
+def test_a_command_whose_step_does_not_finish_keeps_its_tasks_writes(saver: Any, mode: str, durability: str) -> None:
+    """Answering one of two interrupted tasks, with an update, while the other asks again: no step finishes,
+    so the checkpoint is not saved again, but the finished task's write and the new interrupt are (also
+    under durability="exit"). Values and runs are LangGraph 1.2.22's."""
+    runs: list[str] = []
+
+    def x(state: Log) -> dict[str, Any]:
+        runs.append("x")
+        return {"log": ["x:" + interrupt("qx")]}
+
+    def y(state: Log) -> dict[str, Any]:
+        runs.append("y")
+        first = interrupt("qy")
+        return {"log": ["y:" + first + interrupt("qy2")]}
+
+    builder = StateGraph(Log)
+    builder.add_node("x", x)
+    builder.add_node("y", y)
+    builder.add_edge(START, "x")
+    builder.add_edge(START, "y")
+    graph = builder.compile(checkpointer=saver)
+    run(graph, {"log": []}, mode, thread(), durability=durability)
+    asked = {i.value: i.id for i in get_state(graph, thread(), mode).interrupts}
+    resume = {asked["qx"]: "A", asked["qy"]: "B"}
+    run(graph, Command(resume=resume, update={"log": ["u"]}), mode, thread(), durability=durability)
+    asked = {i.value: i.id for i in get_state(graph, thread(), mode).interrupts}
+    assert list(asked) == ["qy2"]
+    done = run(graph, Command(resume={asked["qy2"]: "C"}), mode, thread(), durability=durability)
+    assert done == {"log": ["u", "x:A", "y:BC"]}
+    assert sorted(runs) == ["x", "x", "y", "y", "y"]  # x never ran again after it finished
