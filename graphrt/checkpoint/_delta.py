@@ -225,7 +225,9 @@ class DeltaCodec:
         self._max_streams = max_streams
         self._per_stream = versions_per_stream
         self._streams: OrderedDict[StreamKey, _Stream] = OrderedDict()
-        self._scalars: dict[tuple[type, Any], Blob] = {}
+        self.scalars: dict[tuple[type, Any], Blob] = {}
+        """(type, value) -> the blob of a small immutable scalar serialized before (`_scalar`); read-only for
+        callers, which look one up inline on their hot paths."""
         self._lock = threading.Lock()
         # Whether the serializer writes lists as plain JSON arrays, which join into one (`_Known.parts`).
         self._joins = getattr(type(serde), "dumps_typed", None) is JsonPlusSerializer.dumps_typed
@@ -252,7 +254,7 @@ class DeltaCodec:
         """
         kind = type(value)
         if kind is int or kind is bool or value is None or (kind is str and len(value) <= 256):
-            hit = self._scalars.get((kind, value))  # the common step writes a counter or a flag: one lookup
+            hit = self.scalars.get((kind, value))  # the common step writes a counter or a flag: one lookup
             return hit if hit is not None else self._scalar(kind, value)
         if kind is list:
             base = self._find_base(key, value)
@@ -328,7 +330,7 @@ class DeltaCodec:
         """
         kind = type(value)
         if kind is int or kind is bool or value is None or (kind is str and len(value) <= 256):
-            blob = self._scalars.get((kind, value)) or self._scalar(kind, value)
+            blob = self.scalars.get((kind, value)) or self._scalar(kind, value)
             return blob.type, blob.data
         result = self.serde.dumps_typed(value)
         if encoded is not None:
@@ -338,12 +340,12 @@ class DeltaCodec:
     def _scalar(self, kind: type, value: Any) -> Blob:
         """The whole-value blob of a small immutable scalar, serialized once and then shared."""
         key = (kind, value)
-        hit = self._scalars.get(key)
+        hit = self.scalars.get(key)
         if hit is None:
             hit = Blob(*self.serde.dumps_typed(value))
-            if len(self._scalars) >= 4096:
-                self._scalars.clear()
-            self._scalars[key] = hit
+            if len(self.scalars) >= 4096:
+                self.scalars.clear()
+            self.scalars[key] = hit
         return hit
 
     def _find_base(self, key: StreamKey, value: list[Any]) -> tuple[str, _Known] | None:

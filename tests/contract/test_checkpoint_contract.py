@@ -134,6 +134,23 @@ def test_pending_writes_sorted_and_special_channels_replace(saver: AssertingSave
     assert call(saver, "get_tuple", mode, newer).pending_writes == []
 
 
+def test_equal_scalars_of_different_types_stay_apart_in_values_and_writes(saver: AssertingSaver, mode: str) -> None:
+    # 1 == True == 1.0 and 0 == False, and they hash alike: a cache of serialized scalars keyed by value alone
+    # would hand one the other's bytes. Each is saved before the next, so later ones would hit such a cache.
+    scalars = [1, True, 1.0, 0, False, 0.0, "1", None]
+    names = [f"c{i}" for i in range(len(scalars))]
+    thread, saved_at = Thread(saver), []
+    for name, value in zip(names, scalars, strict=True):
+        saved = thread.put(mode, {name: value})
+        call(saver, "put_writes", mode, saved, [(name, value)], f"task-{name}")
+        saved_at.append(saved)
+    values = call(saver, "get_tuple", mode, saved_at[-1]).checkpoint["channel_values"]
+    assert [(type(values[n]), values[n]) for n in names] == [(type(v), v) for v in scalars]
+    for saved, name, value in zip(saved_at, names, scalars, strict=True):
+        writes = call(saver, "get_tuple", mode, saved).pending_writes
+        assert [(c, type(v), v) for _, c, v in writes] == [(name, type(value), value)]
+
+
 def test_put_writes_needs_a_checkpoint_id(saver: AssertingSaver, mode: str) -> None:
     with pytest.raises(KeyError) as info:
         call(saver, "put_writes", mode, config(), [("a", 1)], "task")

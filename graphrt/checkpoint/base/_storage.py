@@ -191,10 +191,19 @@ def prepare_put(
     # Plain tuples, not a named tuple per channel: a wide state changes dozens of channels per step.
     blobs: list[tuple[str, str, Blob]] = []
     lists: list[tuple[int, list[Any]]] = []
-    encode = codec.encode
+    encode, scalars = codec.encode, codec.scalars
     for channel, version in new_versions.items():
         value = values.get(channel, MISSING)
-        if value is MISSING:
+        kind = type(value)
+        # `codec.encode` inline for a scalar serialized before (usually by this step's write)
+        hit = (
+            scalars.get((kind, value))
+            if kind is int or kind is bool or value is None or (kind is str and len(value) <= 256)
+            else None
+        )
+        if hit is not None:
+            blob = hit
+        elif value is MISSING:
             blob = EMPTY
         else:
             try:
@@ -279,8 +288,15 @@ def prepare_writes(
     if checkpoint_id is None:
         raise MissingConfigKeyError("checkpoint_id")
     rows = []
-    dumps, special = codec.dumps, WRITES_IDX_MAP.get
+    dumps, special, scalars = codec.dumps, WRITES_IDX_MAP.get, codec.scalars
     for idx, (channel, value) in enumerate(writes):
+        # `codec.dumps` inline for a scalar serialized before (a wide state writes dozens per step)
+        kind = type(value)
+        if kind is int or kind is bool or value is None or (kind is str and len(value) <= 256):
+            hit = scalars.get((kind, value))
+            if hit is not None:
+                rows.append(new_row(WriteRow, (task_id, special(channel, idx), channel, hit[0], hit[1], task_path)))
+                continue
         try:
             type_, data = dumps(value, encoded)
         except SerializationError as exc:
