@@ -425,7 +425,7 @@ class Pregel(RunnableMixin):
         """Run the graph, yielding chunks in `stream_mode` (a list of modes yields `(mode, chunk)`)."""
         _refuse_v2("stream", version, control)
         options = RunOptions(
-            stream_mode or self.default_stream_mode,
+            self.default_stream_mode if stream_mode is None else stream_mode,
             context,
             print_mode,
             output_keys,
@@ -467,7 +467,7 @@ class Pregel(RunnableMixin):
         """Async twin of `stream`."""
         _refuse_v2("astream", version, control)
         options = RunOptions(
-            stream_mode or self.default_stream_mode,
+            self.default_stream_mode if stream_mode is None else stream_mode,
             context,
             print_mode,
             output_keys,
@@ -959,7 +959,8 @@ def _modes(stream_mode: StreamMode | Sequence[StreamMode] | None) -> tuple[tuple
         modes: tuple[str, ...] = (stream_mode,)
         single: str | None = stream_mode
     else:
-        modes, single = tuple(stream_mode or ("values",)), None
+        # An empty list streams nothing (the run still runs and saves), as in LangGraph.
+        modes, single = ("values",) if stream_mode is None else tuple(stream_mode), None
     return modes, single
 
 

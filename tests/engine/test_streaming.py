@@ -127,6 +127,17 @@ def test_a_list_of_one_mode_still_yields_pairs(mode: str) -> None:
     ]
 
 
+@pytest.mark.parametrize("modes", [[], ()])
+def test_an_empty_list_of_modes_streams_nothing_and_still_runs(mode: str, modes: Any) -> None:
+    # LangGraph 1.2.22: nothing is yielded (not the default mode's chunks), and the run saves as usual.
+    graph = two_steps(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "t"}}
+    assert stream(graph, {"log": []}, mode, config, stream_mode=modes) == []
+    assert stream(graph, {"log": []}, mode, config, stream_mode=modes, subgraphs=True) == []
+    assert graph.get_state(config).values == {"log": ["a", "a"], "a": 1}
+    assert run(graph, {"log": []}, mode, config, stream_mode=modes) == []
+
+
 def test_subgraphs_flag_prefixes_a_namespace(mode: str) -> None:
     assert stream(two_steps(), {"log": []}, mode, subgraphs=True) == [
         ((), {"a": {"log": ["a"]}}),
