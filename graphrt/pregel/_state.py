@@ -9,7 +9,7 @@ from graphrt._context import RunContext
 from graphrt.checkpoint.base import Checkpoint, CheckpointMetadata, CheckpointTuple, empty_checkpoint
 from graphrt.checkpoint.base.id import uuid6_str
 from graphrt.config import RunnableConfig
-from graphrt.constants import START
+from graphrt.constants import END, START
 from graphrt.errors import InvalidUpdateError
 from graphrt.pregel import _algo
 from graphrt.pregel._algo import LoopState
@@ -106,11 +106,27 @@ def plan_update(
     """The checkpoint, metadata and versions that one superstep of `(values, as_node)` updates writes.
 
     Each update is applied as if its node had returned `values` (its edges and branches fire too);
-    all of them land in one checkpoint with source "update". Pure: no I/O.
+    all of them land in one checkpoint with source "update". `(None, END)`, alone, ends the checkpoint's
+    current tasks instead (`_end_current_tasks`). Pure: no I/O.
     """
     if saved is None:
         saved = CheckpointTuple(thread_only(config), empty_checkpoint(), {"step": -1})
     st = loop_state(graph, saved, config, saver)
+    if any(values is None and as_node == END for values, as_node in updates):
+        if len(updates) > 1:
+            raise InvalidUpdateError("Cannot apply multiple updates when clearing state")
+        updated = _end_current_tasks(graph, st, saved)
+    else:
+        updated = _apply_updates(graph, st, saved, updates)
+    checkpoint = _algo.create_checkpoint(st, uuid6_str(), updated)
+    metadata: CheckpointMetadata = {"source": "update", "step": saved.metadata.get("step", -1) + 1, "parents": {}}
+    return checkpoint, metadata, {c: st.versions[c] for c in updated}
+
+
+def _apply_updates(
+    graph: Pregel, st: LoopState, saved: CheckpointTuple, updates: Sequence[tuple[Any, str | None]]
+) -> set[str]:
+    """Each update written as if its node had returned it, in one step; returns the channels that changed."""
     tasks = []
     for values, as_node in updates:
         node = graph.spec.nodes[resolve_as_node(graph, saved, as_node)]
@@ -120,10 +136,24 @@ def plan_update(
             raise InvalidUpdateError(f"Node {node.name} cannot take state updates")
         writer(task, values)
         tasks.append(task)
-    updated = _algo.apply_writes(st, tasks)
-    checkpoint = _algo.create_checkpoint(st, uuid6_str(), updated)
-    metadata: CheckpointMetadata = {"source": "update", "step": saved.metadata.get("step", -1) + 1, "parents": {}}
-    return checkpoint, metadata, {c: st.versions[c] for c in updated}
+    return _algo.apply_writes(st, tasks)
+
+
+def _end_current_tasks(graph: Pregel, st: LoopState, saved: CheckpointTuple) -> set[str]:
+    """`update_state(config, None, as_node=END)`, as in LangGraph: the checkpoint's tasks end without the
+    unfinished ones running. A Command's writes and the finished tasks' writes are applied; the other tasks'
+    triggers are consumed, so nothing is left to run and no interrupt is pending."""
+    tasks = _algo.prepare_next_tasks(st, candidates=graph.spec.nodes)
+    by_task = _algo.read_saved_writes(saved.pending_writes or [])
+    updated: set[str] = set()
+    null = by_task.get(NULL_TASK_ID)
+    if null is not None and null.writes:
+        updated |= _algo.apply_writes(st, [_algo.writes_task(list(null.writes))], bump_step=False)
+    for task in tasks:
+        found = by_task.get(task.id)
+        if found is not None and found.writes is not None:
+            task.writes = list(found.writes)
+    return updated | _algo.apply_writes(st, tasks)
 
 
 def check_supersteps(supersteps: Sequence[Sequence[StateUpdate]]) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from graphrt.errors import InvalidUpdateError
 from graphrt.graph import END, START, StateGraph
-from graphrt.types import PregelTask, StateSnapshot, StateUpdate
+from graphrt.types import PregelTask, StateSnapshot, StateUpdate, interrupt
 from tests.persistence.conftest import (
     bulk_update_state,
     exact,
@@ -221,6 +221,43 @@ def test_bulk_update_state_one_checkpoint_per_superstep(saver: Any, mode: str) -
         ({"source": "update", "step": 1, "parents": {}}, ("b",), {"items": ["p", "q"], "count": 5}),
         ({"source": "update", "step": 0, "parents": {}}, ("b",), {"items": ["p"]}),
     ]
+
+
+def asker_and_sibling(saver: Any) -> Any:
+    """START -> ask (interrupts) and fine, in parallel -> after."""
+    builder = StateGraph(Items)
+    builder.add_node("ask", lambda s: {"items": ["ask:" + interrupt("q?")]})
+    builder.add_node("fine", lambda s: {"items": ["fine"]})
+    builder.add_node("after", lambda s: {"items": ["after"]})
+    builder.add_edge(START, "ask")
+    builder.add_edge(START, "fine")
+    builder.add_edge("ask", "after")
+    builder.add_edge("fine", "after")
+    return builder.compile(checkpointer=saver)
+
+
+def test_update_state_none_as_end_ends_the_current_tasks(saver: Any, mode: str) -> None:
+    # Pinned from LangGraph 1.2.22: the finished sibling's write is kept, the interrupted task never runs and
+    # its interrupt is gone, and the step's successors are scheduled as if both tasks had finished.
+    graph = asker_and_sibling(saver)
+    run(graph, {"items": ["in"]}, mode, thread())
+    assert get_state(graph, thread(), mode).next == ("ask",)
+    update_state(graph, thread(), None, mode, as_node=END)
+    snapshot = get_state(graph, thread(), mode)
+    assert (snapshot.values, snapshot.next, snapshot.interrupts) == ({"items": ["in", "fine"]}, ("after",), ())
+    assert snapshot.metadata == {"source": "update", "step": 1, "parents": {}}
+    assert run(graph, None, mode, thread()) == {"items": ["in", "fine", "after"]}
+    assert counts(history(graph, thread(), mode)) == [("loop", 2), ("update", 1), ("loop", 0), ("input", -1)]
+    # On a new thread it saves an empty checkpoint; with values, or with other updates, it is refused.
+    update_state(graph, thread("2"), None, mode, as_node=END)
+    assert [(s.values, s.next, s.metadata["step"]) for s in history(graph, thread("2"), mode)] == [
+        ({"items": []}, (), 0)
+    ]
+    with pytest.raises(InvalidUpdateError, match=exact("Node __end__ does not exist")):
+        update_state(graph, thread(), {"items": ["z"]}, mode, as_node=END)
+    with pytest.raises(InvalidUpdateError, match=exact("Cannot apply multiple updates when clearing state")):
+        bulk_update_state(graph, thread(), [[StateUpdate(None, END), StateUpdate({"items": ["z"]}, "fine")]], mode)
+    assert len(history(graph, thread(), mode)) == 4
 
 
 @pytest.mark.parametrize(("supersteps", "message"), [([], "No supersteps provided"), ([[]], "No updates provided")])
