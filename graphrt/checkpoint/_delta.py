@@ -199,6 +199,11 @@ class Encoded:
         return None if hit is None else (hit[1], hit[2])
 
 
+SCALAR_KINDS: Final = frozenset({int, bool, str, type(None)})
+"""The types of the values `DeltaCodec.scalars` holds (strings only up to 256 characters): looking up any value
+of these types there is safe, and a miss costs one dict lookup."""
+
+
 class DeltaCodec:
     """Turns channel values into `Blob`s and back, remembering recent lists to spot appends.
 
@@ -227,7 +232,7 @@ class DeltaCodec:
         self._streams: OrderedDict[StreamKey, _Stream] = OrderedDict()
         self.scalars: dict[tuple[type, Any], Blob] = {}
         """(type, value) -> the blob of a small immutable scalar serialized before (`_scalar`); read-only for
-        callers, which look one up inline on their hot paths."""
+        callers, which look one up inline on their hot paths (any value whose type is in `SCALAR_KINDS`)."""
         self._lock = threading.Lock()
         # Whether the serializer writes lists as plain JSON arrays, which join into one (`_Known.parts`).
         self._joins = getattr(type(serde), "dumps_typed", None) is JsonPlusSerializer.dumps_typed

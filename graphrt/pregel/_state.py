@@ -34,11 +34,7 @@ def state_of(
     if saved is None:
         return StateSnapshot({}, (), config, None, None, None, (), ())
     st = loop_state(graph, saved, config, saver)
-    tasks = _algo.prepare_next_tasks(st, candidates=graph.spec.nodes)
-    by_task = _algo.read_saved_writes(saved.pending_writes or [])
-    null = by_task.get(NULL_TASK_ID)
-    if null is not None and null.writes:
-        _algo.apply_writes(st, [_algo.writes_task(list(null.writes))], bump_step=False)
+    tasks, by_task, _ = current_tasks(graph, st, saved)
     snapshot_tasks: list[PregelTask] = []
     interrupts: list[Interrupt] = []
     finished: list[Task] = []
@@ -46,7 +42,6 @@ def state_of(
         found = by_task.get(task.id, _algo.SavedTask())
         result = None
         if found.writes is not None:
-            task.writes = list(found.writes)
             result = graph.updates_chunk(task)
             finished.append(task)
         else:
@@ -66,6 +61,25 @@ def state_of(
         tasks=tuple(snapshot_tasks),
         interrupts=tuple(interrupts),
     )
+
+
+def current_tasks(
+    graph: Pregel, st: LoopState, saved: CheckpointTuple
+) -> tuple[list[Task], dict[str, _algo.SavedTask], set[str]]:
+    """The tasks of `saved` (the state `st` restored from it), after the writes earlier Commands left on it are
+    applied: the finished ones carry their saved writes. Returns them, what was saved per task, and the
+    channels the Commands' writes changed."""
+    tasks = _algo.prepare_next_tasks(st, candidates=graph.spec.nodes)
+    by_task = _algo.read_saved_writes(saved.pending_writes or [])
+    changed: set[str] = set()
+    null = by_task.get(NULL_TASK_ID)
+    if null is not None and null.writes:
+        changed = _algo.apply_writes(st, [_algo.writes_task(list(null.writes))], bump_step=False)
+    for task in tasks:
+        found = by_task.get(task.id)
+        if found is not None and found.writes is not None:
+            task.writes = list(found.writes)
+    return tasks, by_task, changed
 
 
 def loop_state(graph: Pregel, saved: CheckpointTuple, config: RunnableConfig, saver: Any = None) -> LoopState:
@@ -143,17 +157,8 @@ def _end_current_tasks(graph: Pregel, st: LoopState, saved: CheckpointTuple) -> 
     """`update_state(config, None, as_node=END)`, as in LangGraph: the checkpoint's tasks end without the
     unfinished ones running. A Command's writes and the finished tasks' writes are applied; the other tasks'
     triggers are consumed, so nothing is left to run and no interrupt is pending."""
-    tasks = _algo.prepare_next_tasks(st, candidates=graph.spec.nodes)
-    by_task = _algo.read_saved_writes(saved.pending_writes or [])
-    updated: set[str] = set()
-    null = by_task.get(NULL_TASK_ID)
-    if null is not None and null.writes:
-        updated |= _algo.apply_writes(st, [_algo.writes_task(list(null.writes))], bump_step=False)
-    for task in tasks:
-        found = by_task.get(task.id)
-        if found is not None and found.writes is not None:
-            task.writes = list(found.writes)
-    return updated | _algo.apply_writes(st, tasks)
+    tasks, _, changed = current_tasks(graph, st, saved)
+    return changed | _algo.apply_writes(st, tasks)
 
 
 def check_supersteps(supersteps: Sequence[Sequence[StateUpdate]]) -> None:

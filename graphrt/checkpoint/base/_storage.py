@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import orjson
 
-from graphrt.checkpoint._delta import EMPTY, MISSING, Blob, ChainFetcher, DeltaCodec, Encoded, Memo
+from graphrt.checkpoint._delta import EMPTY, MISSING, SCALAR_KINDS, Blob, ChainFetcher, DeltaCodec, Encoded, Memo
 from graphrt.checkpoint.base._saver import UnsavableValueError, UnserializableValueError
 from graphrt.checkpoint.base._types import (
     EXCLUDED_METADATA_KEYS,
@@ -194,13 +194,9 @@ def prepare_put(
     encode, scalars = codec.encode, codec.scalars
     for channel, version in new_versions.items():
         value = values.get(channel, MISSING)
-        kind = type(value)
         # `codec.encode` inline for a scalar serialized before (usually by this step's write)
-        hit = (
-            scalars.get((kind, value))
-            if kind is int or kind is bool or value is None or (kind is str and len(value) <= 256)
-            else None
-        )
+        kind = type(value)
+        hit = scalars.get((kind, value)) if kind in SCALAR_KINDS else None
         if hit is not None:
             blob = hit
         elif value is MISSING:
@@ -292,11 +288,10 @@ def prepare_writes(
     for idx, (channel, value) in enumerate(writes):
         # `codec.dumps` inline for a scalar serialized before (a wide state writes dozens per step)
         kind = type(value)
-        if kind is int or kind is bool or value is None or (kind is str and len(value) <= 256):
-            hit = scalars.get((kind, value))
-            if hit is not None:
-                rows.append(new_row(WriteRow, (task_id, special(channel, idx), channel, hit[0], hit[1], task_path)))
-                continue
+        hit = scalars.get((kind, value)) if kind in SCALAR_KINDS else None
+        if hit is not None:
+            rows.append(new_row(WriteRow, (task_id, special(channel, idx), channel, hit[0], hit[1], task_path)))
+            continue
         try:
             type_, data = dumps(value, encoded)
         except SerializationError as exc:
