@@ -29,12 +29,17 @@ __all__ = (
     "CacheKey",
     "CachePolicy",
     "CheckpointPayload",
+    "CheckpointStreamPart",
     "CheckpointTask",
     "Checkpointer",
     "Command",
+    "CustomStreamPart",
     "DebugPayload",
+    "DebugStreamPart",
     "Durability",
+    "GraphOutput",
     "Interrupt",
+    "MessagesStreamPart",
     "Overwrite",
     "PregelTask",
     "RetryPolicy",
@@ -42,9 +47,13 @@ __all__ = (
     "StateSnapshot",
     "StateUpdate",
     "StreamMode",
+    "StreamPart",
     "StreamWriter",
     "TaskPayload",
     "TaskResultPayload",
+    "TasksStreamPart",
+    "UpdatesStreamPart",
+    "ValuesStreamPart",
     "default_retry_on",
     "interrupt",
 )
@@ -289,6 +298,121 @@ class CheckpointPayload(TypedDict):
 
 DebugPayload = dict[str, Any]
 """A `debug` chunk: `{"step", "timestamp", "type", "payload"}`, the payload one of the above (typing only)."""
+
+
+class ValuesStreamPart(TypedDict):
+    """A `values` part of `stream(..., version="v2")`: the state, and the interrupts raised at that point."""
+
+    type: Literal["values"]
+    ns: tuple[str, ...]
+    data: Any
+    """The state; an instance of the graph's output schema when that is a pydantic model or dataclass."""
+    interrupts: tuple[Interrupt, ...]
+
+
+class UpdatesStreamPart(TypedDict):
+    """An `updates` part: `{node: update}`, or `{"__interrupt__": (...)}` when the run stops for input."""
+
+    type: Literal["updates"]
+    ns: tuple[str, ...]
+    data: dict[str, Any]
+
+
+class MessagesStreamPart(TypedDict):
+    """A `messages` part: `(message chunk, metadata)`."""
+
+    type: Literal["messages"]
+    ns: tuple[str, ...]
+    data: tuple[Any, dict[str, Any]]
+
+
+class CustomStreamPart(TypedDict):
+    """A `custom` part: what a node gave its stream writer."""
+
+    type: Literal["custom"]
+    ns: tuple[str, ...]
+    data: Any
+
+
+class CheckpointStreamPart(TypedDict):
+    """A `checkpoints` part: a saved checkpoint, as `get_state` shows it."""
+
+    type: Literal["checkpoints"]
+    ns: tuple[str, ...]
+    data: CheckpointPayload
+
+
+class TasksStreamPart(TypedDict):
+    """A `tasks` part: a task starting (`TaskPayload`) or ending (`TaskResultPayload`)."""
+
+    type: Literal["tasks"]
+    ns: tuple[str, ...]
+    data: TaskPayload | TaskResultPayload
+
+
+class DebugStreamPart(TypedDict):
+    """A `debug` part: a checkpoint or task event with its step and time."""
+
+    type: Literal["debug"]
+    ns: tuple[str, ...]
+    data: DebugPayload
+
+
+StreamPart = (
+    ValuesStreamPart
+    | UpdatesStreamPart
+    | MessagesStreamPart
+    | CustomStreamPart
+    | CheckpointStreamPart
+    | TasksStreamPart
+    | DebugStreamPart
+)
+"""What `stream(..., version="v2")` yields, whatever the modes: tell the parts apart by `part["type"]`."""
+
+
+@dataclass(frozen=True)
+class GraphOutput(Generic[N]):
+    """What `invoke(..., version="v2")` returns: the output and the interrupts the run stopped on.
+
+    `value` is an instance of the graph's output schema when that is a pydantic model or dataclass.
+    Reading it as a dict (`result["key"]`, `"__interrupt__" in result`) still works, with a
+    deprecation warning, as in LangGraph.
+    """
+
+    value: N
+    interrupts: tuple[Interrupt, ...] = ()
+
+    def __getitem__(self, key: str) -> Any:
+        _warn_dict_access("`result[key]`")
+        if key == "__interrupt__":
+            return self.interrupts
+        if isinstance(self.value, dict):
+            return self.value[key]
+        try:
+            return getattr(self.value, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def __contains__(self, key: object) -> bool:
+        _warn_dict_access("`key in result`")
+        if key == "__interrupt__":
+            return bool(self.interrupts)
+        if isinstance(self.value, dict):
+            return key in self.value
+        return isinstance(key, str) and hasattr(self.value, key)
+
+
+def _warn_dict_access(how: str) -> None:
+    import warnings
+
+    from graphrt.warnings import LangGraphDeprecatedSinceV11
+
+    warnings.warn(
+        f"Accessing GraphOutput via {how} is deprecated. Use `result.value` for the output "
+        "and `result.interrupts` for the interrupts",
+        LangGraphDeprecatedSinceV11,
+        stacklevel=3,
+    )
 
 
 class CacheKey(NamedTuple):

@@ -22,6 +22,7 @@ from graphrt.graph._node import Branch, StateNodeProc, StateView, branch_channel
 from graphrt.graph._schema import SchemaInfo, inspect_schema, updates_of
 from graphrt.graph._validate import validate_graph
 from graphrt.pregel._cache import UnitCache
+from graphrt.pregel._parts import Parts
 from graphrt.pregel._spec import TASKS, Call, GraphSpec, PregelNode
 from graphrt.pregel.main import Pregel
 from graphrt.store.base import BaseStore
@@ -480,6 +481,11 @@ class CompiledStateGraph(Pregel, Generic[StateT]):
         """`get_graph()` for async code (drawing does no I/O)."""
         return self.get_graph(config, xray=xray)
 
+    def _parts(self) -> Parts:
+        """v2 values are instances of the output schema, checkpoints' of the state schema (pydantic, dataclass)."""
+        schemas = self.builder.schemas
+        return Parts(_mapper(schemas[self.builder.output_schema]), _mapper(schemas[self.builder.state_schema]))
+
     def _input_type(self) -> Any:
         return self.builder.input_schema
 
@@ -500,6 +506,15 @@ class _GraphNode:
 
     def __call__(self, state: Any) -> Any:
         return self.graph.invoke(state)
+
+
+def _mapper(info: SchemaInfo) -> Callable[[dict[str, Any]], Any] | None:
+    """Builds the schema's type from a dict of values, leaving out keys it has no field for (None: a dict schema)."""
+    coerce = info.coerce
+    if coerce is None:
+        return None
+    keys = frozenset(info.keys)
+    return lambda values: coerce({k: v for k, v in values.items() if k in keys})
 
 
 def _name_of(action: Callable[..., Any]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import (
     aclosing,
     asynccontextmanager,
@@ -30,6 +30,7 @@ from graphrt.pregel._cache import UnitCache, namespaces_of
 from graphrt.pregel._drivers import drive_async, drive_sync
 from graphrt.pregel._io import Committer, Event, RunIO, Sink, ThreadWriter
 from graphrt.pregel._loop import RunPlan, run_loop
+from graphrt.pregel._parts import Parts, check_version
 from graphrt.pregel._runnable import RunnableMixin
 from graphrt.pregel._spec import INTERRUPT, GraphSpec, PregelNode, Task
 from graphrt.pregel._units import UnitRunner
@@ -64,6 +65,8 @@ class RunOptions:
     """invoke/ainvoke: only the final values are needed."""
     subgraphs: bool = False
     """The caller reads nested runs' events too."""
+    v2: bool = False
+    """`version="v2"`: typed stream parts, and a `GraphOutput` from invoke."""
 
     def __post_init__(self) -> None:
         # Checked before the run claims or writes anything.
@@ -85,6 +88,8 @@ class _Run:
     print_modes: frozenset[str] = frozenset()
     nested: bool = False
     """Runs inside a task of another run: an interrupt is raised to that task, not returned."""
+    parts: Parts | None = None
+    """Builds `version="v2"` parts (None: plain chunks)."""
 
 
 class Pregel(RunnableMixin):
@@ -295,7 +300,7 @@ class Pregel(RunnableMixin):
             output=_select(self.output_values if outputs else self.stream_values, options.output_keys),
             values_set=_values_set(self, options, outputs),
             values_at_end=hold_back,
-            updates_chunk=self.updates_chunk,
+            updates_chunk=_updates_of(self.updates_chunk, options.output_keys),
             previous_step=saved.metadata.get("step", -1) if saved else -2,
             # Without a saver the ids are never seen outside the run (task ids derive from them).
             new_checkpoint_id=uuid6_str if saver else (lambda: f"run-{next(_counter)}"),
@@ -326,7 +331,7 @@ class Pregel(RunnableMixin):
             label=_run_label(config, saver),
         )
         run.units = UnitRunner(_algo.read_saved_writes(st.pending_writes) if resuming else {}, io)
-        return _Run(st, plan, io, modes, single, printed, parent is not None)
+        return _Run(st, plan, io, modes, single, printed, parent is not None, self._parts() if options.v2 else None)
 
     @contextmanager
     def _owned(self, config: RunnableConfig | None) -> Iterator[str | None]:
@@ -423,7 +428,7 @@ class Pregel(RunnableMixin):
         control: Any = None,
     ) -> Iterator[Any]:
         """Run the graph, yielding chunks in `stream_mode` (a list of modes yields `(mode, chunk)`)."""
-        _refuse_v2("stream", version, control)
+        _refuse_control("stream", control)
         options = RunOptions(
             self.default_stream_mode if stream_mode is None else stream_mode,
             context,
@@ -434,6 +439,7 @@ class Pregel(RunnableMixin):
             durability,
             debug,
             subgraphs=subgraphs,
+            v2=check_version("stream", version),
         )
         with self._owned(config) as owner:
             run = self._start(input, config, options)
@@ -465,7 +471,7 @@ class Pregel(RunnableMixin):
         control: Any = None,
     ) -> AsyncIterator[Any]:
         """Async twin of `stream`."""
-        _refuse_v2("astream", version, control)
+        _refuse_control("astream", control)
         options = RunOptions(
             self.default_stream_mode if stream_mode is None else stream_mode,
             context,
@@ -476,6 +482,7 @@ class Pregel(RunnableMixin):
             durability,
             debug,
             subgraphs=subgraphs,
+            v2=check_version("astream", version),
         )
         async with self._aowned(config) as owner:
             run = await self._astart(input, config, options)
@@ -506,12 +513,22 @@ class Pregel(RunnableMixin):
         interrupt_before: All | Sequence[str] | None = None,
         interrupt_after: All | Sequence[str] | None = None,
         durability: Durability | None = None,
+        version: str = "v1",
         **kwargs: Any,
     ) -> Any:
         """Run the graph to the end and return its output (with `__interrupt__` when interrupted)."""
         debug = _invoke_debug("invoke", kwargs)
         options = RunOptions(
-            stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, debug, True
+            stream_mode,
+            context,
+            print_mode,
+            output_keys,
+            interrupt_before,
+            interrupt_after,
+            durability,
+            debug,
+            True,
+            v2=check_version("invoke", version),
         )
         with self._owned(config) as owner:
             run = self._start(input, config, options)
@@ -535,12 +552,22 @@ class Pregel(RunnableMixin):
         interrupt_before: All | Sequence[str] | None = None,
         interrupt_after: All | Sequence[str] | None = None,
         durability: Durability | None = None,
+        version: str = "v1",
         **kwargs: Any,
     ) -> Any:
         """Async twin of `invoke`."""
         debug = _invoke_debug("ainvoke", kwargs)
         options = RunOptions(
-            stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, debug, True
+            stream_mode,
+            context,
+            print_mode,
+            output_keys,
+            interrupt_before,
+            interrupt_after,
+            durability,
+            debug,
+            True,
+            v2=check_version("ainvoke", version),
         )
         async with self._aowned(config) as owner:
             run = await self._astart(input, config, options)
@@ -553,7 +580,12 @@ class Pregel(RunnableMixin):
     def _nested_result(self, run: _Run, options: RunOptions) -> Any:
         """What a nested invoke returns to the task it runs in: the output, or its interrupt raised."""
         _raise_if_nested_interrupt(run)
-        return _select(self.output_values, options.output_keys)(run.st)
+        output = _select(self.output_values, options.output_keys)(run.st)
+        return output if run.parts is None else run.parts.result(output, ())
+
+    def _parts(self) -> Parts:
+        """How `version="v2"` parts show this graph's values (a `StateGraph` maps them to its schemas)."""
+        return Parts()
 
     # ------------------------------------------------------------ thread state
 
@@ -848,6 +880,18 @@ def _select(read: Any, output_keys: str | Sequence[str] | None) -> Any:
     return lambda st: {k: st.values[k] for k in keys if k in st.values}
 
 
+def _updates_of(default: Callable[[Task], Any], output_keys: str | Sequence[str] | None) -> Callable[[Task], Any]:
+    """What a task's `updates` chunk shows: with `output_keys`, the value it wrote to that one key (None when it
+    wrote none) or its writes to those keys (None when none), as in LangGraph."""
+    if output_keys is None:
+        return default
+    if isinstance(output_keys, str):
+        key = output_keys
+        return lambda task: next((v for c, v in task.writes if c == key), None)
+    keys = frozenset(output_keys)
+    return lambda task: {c: v for c, v in task.writes if c in keys} or None
+
+
 def _values_set(graph: Pregel, options: RunOptions, outputs: bool) -> frozenset[str]:
     """The channels whose update makes a new values chunk (`outputs`: the chunks show the output channels)."""
     if options.output_keys is not None:
@@ -932,13 +976,8 @@ def _check_low_level_options(kwargs: dict[str, Any]) -> None:
         raise TypeError(f"Pregel() got unexpected keyword arguments {unknown}.")
 
 
-def _refuse_v2(method: str, version: str = "v1", control: Any = None) -> None:
-    """LangGraph 1.2's `version="v2"` (typed results and stream parts) and `control` (a `RunControl`), refused."""
-    if version != "v1":
-        raise NotImplementedError(
-            f"{method}(version={version!r}) (LangGraph 1.2's GraphOutput results and typed stream parts) is not "
-            "supported yet; leave `version` out to get dicts, as with version='v1'."
-        )
+def _refuse_control(method: str, control: Any = None) -> None:
+    """LangGraph 1.2's `control` (a `RunControl`), refused."""
     if control is not None:
         raise NotImplementedError(f"{method}(control=...) (LangGraph 1.2's RunControl) is not supported yet.")
 
@@ -946,7 +985,7 @@ def _refuse_v2(method: str, version: str = "v1", control: Any = None) -> None:
 def _invoke_debug(method: str, kwargs: dict[str, Any]) -> bool | None:
     """The `stream` options `invoke` passes on (LangGraph passes its extra keywords to `stream`): `debug` is
     honoured, `subgraphs` changes nothing in the output; anything else is a `TypeError`."""
-    _refuse_v2(method, kwargs.pop("version", "v1"), kwargs.pop("control", None))
+    _refuse_control(method, kwargs.pop("control", None))
     debug: bool | None = kwargs.pop("debug", None)
     kwargs.pop("subgraphs", None)
     if kwargs:
@@ -971,7 +1010,9 @@ def _shape(run: _Run, ns: tuple[str, ...], mode: str, chunk: Any, subgraphs: boo
             print_debug(out_mode, out)
         if out_mode not in run.modes:
             continue
-        if run.single_mode is not None:
+        if run.parts is not None:
+            yield run.parts.part(ns, out_mode, out)
+        elif run.single_mode is not None:
             yield (ns, out) if subgraphs else out
         else:
             yield (ns, out_mode, out) if subgraphs else (out_mode, out)
@@ -995,7 +1036,8 @@ def _as_modes(run: _Run, mode: str, chunk: Any) -> Iterator[tuple[str, Any]]:
 
 
 def _collect(run: _Run, events: Iterator[Event], stream_mode: str) -> Any:
-    """`invoke`'s return: the last values chunk (plus pending interrupts), or every chunk of another mode."""
+    """`invoke`'s return: the last values chunk (plus pending interrupts), or every chunk of another mode
+    (with `version="v2"`: a `GraphOutput`, or every part of the mode)."""
     latest: Any = None
     chunks: list[Any] = []
     for _ns, mode, chunk in events:
@@ -1005,13 +1047,15 @@ def _collect(run: _Run, events: Iterator[Event], stream_mode: str) -> Any:
             if out_mode != stream_mode:
                 continue
             if stream_mode != "values":
-                chunks.append(out)
+                chunks.append(out if run.parts is None else run.parts.part((), out_mode, out))
             elif isinstance(out, dict) and INTERRUPT in out:
                 latest = {k: v for k, v in out.items() if k != INTERRUPT}
             else:
                 latest = out
     if stream_mode != "values":
         return chunks
+    if run.parts is not None:
+        return run.parts.result(latest, run.plan.interrupts)
     if run.plan.interrupts:
         base = latest if isinstance(latest, dict) else {}
         return {**base, INTERRUPT: list(run.plan.interrupts)}

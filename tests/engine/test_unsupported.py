@@ -49,15 +49,13 @@ def test_the_deprecated_retry_keyword_is_the_retry_policy() -> None:
     assert builder.compile().invoke({"x": 0}) == {"x": 1} and len(attempts) == 2
 
 
-def test_version_v2_and_control_are_refused_v1_is_the_default() -> None:
+def test_control_is_refused_v1_is_the_default() -> None:
     builder = StateGraph(State)
     builder.add_node("a", lambda state: {"x": 1})
     builder.add_edge(START, "a")
     graph = builder.compile()
-    with pytest.raises(NotImplementedError, match="GraphOutput"):
-        graph.invoke({"x": 0}, version="v2")
-    with pytest.raises(NotImplementedError, match="GraphOutput"):
-        list(graph.stream({"x": 0}, version="v2"))
+    with pytest.raises(NotImplementedError, match="RunControl"):
+        list(graph.stream({"x": 0}, control=object()))
     with pytest.raises(NotImplementedError, match="RunControl"):
         graph.invoke({"x": 0}, control=object())
     with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
