@@ -122,6 +122,8 @@ class TaskContext:
     """Which attempt at running the node this is (a retry policy's retries count on from 1)."""
     started_at: float | None = None
     """When the first attempt started (seconds since the epoch)."""
+    node_error: Any = None
+    """For an error handler's task: the `NodeError` of the task it stands in for."""
     _counter: int = 0
     _config: RunnableConfig | None = None
 

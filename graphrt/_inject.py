@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
-Source = Literal["config", "store", "writer", "runtime", "tool_runtime", "state", "tool_call_id", "given"]
+Source = Literal["config", "store", "writer", "runtime", "tool_runtime", "state", "tool_call_id", "given", "node_error"]
 """Where an injected value comes from. `given`: passed in by the caller as it is, never validated."""
 
 NODE_NAMES: dict[str, Source] = {"config": "config", "store": "store", "writer": "writer", "runtime": "runtime"}
@@ -79,6 +79,8 @@ def _node_service(part: Any) -> Source | None:
             return "store"
         if origin.__name__ == "RunnableConfig":
             return "config"
+        if origin.__name__ == "NodeError" and origin.__module__ == "graphrt.errors":
+            return "node_error"
     if getattr(part, "__name__", None) == "StreamWriter":
         return "writer"
     return None
@@ -87,7 +89,8 @@ def _node_service(part: Any) -> Source | None:
 def injection_of(param: inspect.Parameter, annotation: Any, *, tool: bool) -> Injection | None:
     """What the runtime fills `param` with, or None when the caller supplies it.
 
-    Nodes: a `Runtime` annotation, a store class, `RunnableConfig`, `StreamWriter`, or one of the names
+    Nodes: a `Runtime` annotation, a store class, `RunnableConfig`, `StreamWriter`, `NodeError` (an error
+    handler's failure), or one of the names
     `config`, `store`, `writer`, `runtime`. Tools (LangChain's rules): `ToolRuntime` or the name
     `runtime`, `InjectedState`, `InjectedStore`, `InjectedToolCallId`, other `InjectedToolArg`s, and
     `config`.

@@ -10,6 +10,7 @@ The tree::
     ├── InvalidUpdateError             a step produced writes a channel cannot accept
     ├── EmptyChannelError              a channel was read before it was written
     ├── EmptyInputError
+    ├── NodeTimeoutError               a node attempt ran past its `timeout`
     ├── TaskNotFound
     ├── ThreadConflictError            another run advanced the thread (graphrt only)
     └── GraphRtError                   base of graphrt's own usage errors
@@ -21,8 +22,9 @@ The tree::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from graphrt.types import Command, Interrupt
@@ -36,7 +38,9 @@ __all__ = (
     "GraphRecursionError",
     "GraphRtError",
     "InvalidUpdateError",
+    "NodeError",
     "NodeInterrupt",
+    "NodeTimeoutError",
     "ParentCommand",
     "MultipleSubgraphsError",
     "TaskNotFound",
@@ -125,6 +129,47 @@ class MultipleSubgraphsError(GraphRtError):
                 error_code=ErrorCode.MULTIPLE_SUBGRAPHS,
             )
         )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeError:
+    """What a node's error handler is told: which node failed, and with what exception.
+
+    A handler added with `add_node(..., error_handler=handler)` gets it in a parameter annotated
+    `NodeError` (`def handler(state, error: NodeError)`); it is not an exception.
+    """
+
+    node: str
+    error: BaseException
+
+
+class NodeTimeoutError(Exception):
+    """A node's attempt ran past its `timeout` (`add_node(..., timeout=...)`) and was cancelled.
+
+    Not a `TimeoutError` (an `OSError`, which the default retry policy never retries): a node with a retry
+    policy is tried again.
+    """
+
+    def __init__(
+        self,
+        node: str,
+        elapsed: float,
+        *,
+        kind: Literal["idle", "run"],
+        idle_timeout: float | None = None,
+        run_timeout: float | None = None,
+    ) -> None:
+        limit = run_timeout if kind == "run" else idle_timeout
+        if kind not in ("idle", "run"):
+            raise ValueError("kind must be 'idle' or 'run'")
+        if limit is None:
+            raise ValueError(f"{kind}_timeout is required when kind={kind!r}")
+        progress = " without making progress" if kind == "idle" else ""
+        super().__init__(
+            f"Node '{node}' exceeded its {kind} timeout of {limit:.3f}s{progress} (elapsed: {elapsed:.3f}s)."
+        )
+        self.node, self.elapsed, self.kind, self.timeout = node, elapsed, kind, limit
+        self.idle_timeout, self.run_timeout = idle_timeout, run_timeout
 
 
 class EmptyInputError(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -52,6 +53,7 @@ __all__ = (
     "TaskPayload",
     "TaskResultPayload",
     "TasksStreamPart",
+    "TimeoutPolicy",
     "UpdatesStreamPart",
     "ValuesStreamPart",
     "default_retry_on",
@@ -137,6 +139,41 @@ class CachePolicy:
     in every process."""
     ttl: int | None = None
     """Seconds a cached entry stays valid; `None`: until the cache is cleared."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeoutPolicy:
+    """How long one attempt of an async node may run (`add_node(..., timeout=...)`), in seconds.
+
+    An attempt still running after `run_timeout` is cancelled and fails with `NodeTimeoutError`, which its
+    retry policy may retry. `idle_timeout` (a limit renewed by progress) is not supported yet.
+    """
+
+    run_timeout: float | timedelta | None = None
+    idle_timeout: float | timedelta | None = None
+    refresh_on: Literal["auto", "heartbeat"] = "auto"
+
+    @classmethod
+    def coerce(cls, value: float | timedelta | TimeoutPolicy | None) -> TimeoutPolicy | None:
+        """A policy with its limits in seconds (a number or `timedelta` is a `run_timeout`); None for none."""
+        if value is None:
+            return None
+        policy = value if isinstance(value, TimeoutPolicy) else cls(run_timeout=value)
+        if policy.refresh_on not in ("auto", "heartbeat"):
+            raise ValueError("refresh_on must be 'auto' or 'heartbeat'")
+        run, idle = _seconds(policy.run_timeout, "run_timeout"), _seconds(policy.idle_timeout, "idle_timeout")
+        if run is None and idle is None:
+            return None
+        return cls(run_timeout=run, idle_timeout=idle, refresh_on=policy.refresh_on)
+
+
+def _seconds(value: float | timedelta | None, name: str) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds <= 0:
+        raise ValueError(f"{name} must be greater than 0")
+    return seconds
 
 
 _DEFAULT_INTERRUPT_ID = "placeholder-id"

@@ -84,6 +84,10 @@ def task(
     RuntimeError.
     """
     retry_policy = kwargs.pop("retry", retry_policy)
+    if kwargs.pop("timeout", None) is not None:
+        raise NotImplementedError(
+            "task(timeout=...) (LangGraph 1.2) is not supported yet; a graph node takes add_node(..., timeout=...)."
+        )
     if kwargs:
         raise TypeError(f"task() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final, Generic, TypeVar
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any, Final, Generic, TypeVar, cast
 
 from typing_extensions import is_typeddict
 
@@ -26,7 +27,7 @@ from graphrt.pregel._parts import Parts
 from graphrt.pregel._spec import TASKS, Call, GraphSpec, PregelNode
 from graphrt.pregel.main import Pregel
 from graphrt.store.base import BaseStore
-from graphrt.types import All, CachePolicy, Command, RetryPolicy, Send
+from graphrt.types import All, CachePolicy, Command, RetryPolicy, Send, TimeoutPolicy
 
 __all__ = ("CompiledStateGraph", "StateGraph")
 
@@ -48,11 +49,26 @@ class NodeSpec:
     destinations: tuple[str, ...] | dict[str, str] | None
     ends: tuple[str, ...] = field(default=())
     cache_policy: CachePolicy | None = None
+    error_handler: str | None = None
+    """The node that runs in this node's place when it fails (once its retries are spent)."""
+    is_error_handler: bool = False
+    timeout: TimeoutPolicy | None = None
+
+
+@dataclass(slots=True)
+class NodeDefaults:
+    """`set_node_defaults`: what nodes get unless `add_node` says otherwise."""
+
+    retry_policy: tuple[RetryPolicy, ...] = ()
+    cache_policy: CachePolicy | None = None
+    error_handler: Callable[..., Any] | None = None
+    timeout: TimeoutPolicy | None = None
+
+
+DEFAULT_ERROR_HANDLER: Final = "__default_error_handler__"
 
 
 _NOT_YET: Final = {
-    "timeout": "set `step_timeout` on the compiled graph to bound each step instead",
-    "error_handler": "catch the error in the node itself, or use a retry_policy",
     "trace_policy": "graphrt does not trace to LangSmith",
 }
 """LangGraph 1.2's `add_node` options graphrt does not have yet, with what to do instead."""
@@ -94,6 +110,7 @@ class StateGraph(Generic[StateT]):
         self.branches: dict[str, dict[str, Branch]] = {}
         self.schemas: dict[Any, SchemaInfo] = {}
         self.compiled = False
+        self._node_defaults = NodeDefaults()
         self._localns = _caller_locals()
         for schema in (state_schema, self.input_schema, self.output_schema):
             _refuse_root_value(schema)
@@ -117,17 +134,28 @@ class StateGraph(Generic[StateT]):
         retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
         cache_policy: CachePolicy | None = None,
         destinations: dict[str, str] | tuple[str, ...] | None = None,
+        error_handler: Callable[..., Any] | None = None,
+        timeout: float | timedelta | TimeoutPolicy | None = None,
         **kwargs: Any,
     ) -> StateGraph[StateT]:
         """Add a node; its name defaults to the function's name.
 
+        `error_handler` runs in the node's place, in the same step, when the node fails once its retries are
+        spent: it gets the node's input (and a `NodeError` parameter, by annotation), its update is applied and
+        the node's own edges do not fire (route with a `Command`). It is the node `__error_handler__<name>`.
+
+        `timeout` (seconds, a `timedelta` or a `TimeoutPolicy`) bounds each attempt of an async node: one still
+        running then is cancelled and fails with `NodeTimeoutError` (retried by its retry policy). A sync node
+        with a timeout is refused when the graph is compiled.
+
         LangGraph's deprecated `input=` and `retry=` still work (as `input_schema` and `retry_policy`). LangGraph
-        1.2's `timeout`, `error_handler` and `trace_policy` raise `NotImplementedError`; any other keyword is a
-        `TypeError` (LangGraph ignores unknown keywords).
+        1.2's `trace_policy` raises `NotImplementedError`; any other keyword is a `TypeError` (LangGraph ignores
+        unknown keywords).
         """
         input_schema = kwargs.pop("input", None) if input_schema is None else input_schema
         retry_policy = kwargs.pop("retry", None) if retry_policy is None else retry_policy
         _refuse_node_options(kwargs)
+        time_limit = _timeout_policy(timeout)
         if not isinstance(node, str):
             action, node = node, _name_of(node)
         if isinstance(action, Pregel):
@@ -163,6 +191,14 @@ class StateGraph(Generic[StateT]):
             if retry_policy is None
             else ((retry_policy,) if isinstance(retry_policy, RetryPolicy) else tuple(retry_policy))
         )
+        handler = None
+        if error_handler is not None:
+            handler = f"__error_handler__{node}"
+            if handler in self.nodes:
+                raise ValueError(f"Auto-generated error handler node `{handler}` already exists.")
+            self.nodes[handler] = NodeSpec(
+                handler, error_handler, input_schema, (), {}, False, None, is_error_handler=True
+            )
         self.nodes[node] = NodeSpec(
             node,
             action,
@@ -172,8 +208,64 @@ class StateGraph(Generic[StateT]):
             defer,
             tuple(destinations) if isinstance(destinations, list) else destinations,
             cache_policy=cache_policy,
+            error_handler=handler,
+            timeout=time_limit,
         )
         return self
+
+    def set_node_defaults(
+        self,
+        *,
+        retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
+        cache_policy: CachePolicy | None = None,
+        error_handler: Callable[..., Any] | None = None,
+        timeout: float | timedelta | TimeoutPolicy | None = None,
+    ) -> StateGraph[StateT]:
+        """Policies for every node that `add_node` gave none, applied when the graph is compiled.
+
+        `retry_policy` and `timeout` apply to error handlers too; `cache_policy` and `error_handler` only to the
+        other nodes (a handler that fails fails the run). The default handler is the node
+        `__default_error_handler__`. Subgraphs do not inherit these.
+        """
+        defaults = self._node_defaults
+        if timeout is not None:
+            defaults.timeout = _timeout_policy(timeout)
+        if retry_policy is not None:
+            defaults.retry_policy = (retry_policy,) if isinstance(retry_policy, RetryPolicy) else tuple(retry_policy)
+        if cache_policy is not None:
+            defaults.cache_policy = cache_policy
+        if error_handler is not None:
+            defaults.error_handler = error_handler
+        return self
+
+    def _compiled_nodes(self) -> dict[str, NodeSpec]:
+        """The nodes with `set_node_defaults` applied (and the default error handler, when there is one)."""
+        defaults = self._node_defaults
+        if not (defaults.retry_policy or defaults.cache_policy or defaults.error_handler or defaults.timeout):
+            return self.nodes
+        nodes: dict[str, NodeSpec] = {}
+        for name, spec in self.nodes.items():
+            changed = replace(
+                spec, retry_policy=spec.retry_policy or defaults.retry_policy, timeout=spec.timeout or defaults.timeout
+            )
+            if not spec.is_error_handler:
+                changed.cache_policy = spec.cache_policy or defaults.cache_policy
+                if spec.error_handler is None and defaults.error_handler is not None:
+                    changed.error_handler = DEFAULT_ERROR_HANDLER
+            nodes[name] = changed
+        if defaults.error_handler is not None:
+            nodes[DEFAULT_ERROR_HANDLER] = NodeSpec(
+                DEFAULT_ERROR_HANDLER,
+                defaults.error_handler,
+                None,
+                defaults.retry_policy,
+                {},
+                False,
+                None,
+                is_error_handler=True,
+                timeout=defaults.timeout,
+            )
+        return nodes
 
     def add_edge(self, start_key: str | list[str], end_key: str) -> StateGraph[StateT]:
         """Run `end_key` after `start_key`; a list of starts waits for all of them (a join)."""
@@ -299,7 +391,8 @@ class StateGraph(Generic[StateT]):
         output_info = self.schemas[self.output_schema]
         channels[START] = EphemeralValue(self.input_schema)
         channels[TASKS] = Topic(Send, accumulate=False)
-        for name, spec in self.nodes.items():
+        specs = self._compiled_nodes()
+        for name, spec in specs.items():
             channels[branch_channel(name)] = (
                 LastValueAfterFinish(Any) if spec.defer else EphemeralValue(Any, guard=False)
             )
@@ -323,11 +416,17 @@ class StateGraph(Generic[StateT]):
             StartProc(input_info, state_keys, self._edges_from(START, join_writes), self._branches(START), view),
             hidden=True,
         )
-        for name, spec in self.nodes.items():
+        for name, spec in specs.items():
             info = self.schemas[spec.input_schema] if spec.input_schema is not None else state
             subgraph = spec.action.graph if isinstance(spec.action, _GraphNode) else None
+            call = Call.of(spec.action)
+            if spec.timeout is not None and subgraph is None and not call.is_async:
+                raise ValueError(
+                    "Node timeouts are only supported for async nodes because sync Python execution cannot be "
+                    f"safely cancelled in-process. Node {name!r} is sync."
+                )
             proc = StateNodeProc(
-                Call.of(spec.action),
+                call,
                 state_keys,
                 self._edges_from(name, join_writes),
                 self._branches(name),
@@ -348,6 +447,8 @@ class StateGraph(Generic[StateT]):
                 subgraph=subgraph,
                 cache=None if spec.cache_policy is None else UnitCache.of("node", name, spec.action, spec.cache_policy),
                 managed=info.managed,
+                error_handler=spec.error_handler,
+                timeout=None if spec.timeout is None else cast(float | None, spec.timeout.run_timeout),  # seconds
             )
         trigger_to_nodes: dict[str, list[str]] = {}
         for node in nodes.values():
@@ -379,6 +480,17 @@ class StateGraph(Generic[StateT]):
 
     def _branches(self, source: str) -> tuple[Branch, ...]:
         return tuple(self.branches.get(source, {}).values())
+
+
+def _timeout_policy(value: float | timedelta | TimeoutPolicy | None) -> TimeoutPolicy | None:
+    """A node's timeout as a policy in seconds; an idle timeout is refused (not supported yet)."""
+    policy = TimeoutPolicy.coerce(value)
+    if policy is not None and policy.idle_timeout is not None:
+        raise NotImplementedError(
+            "TimeoutPolicy(idle_timeout=...) (a limit renewed by progress) is not supported yet; use run_timeout "
+            "(a hard limit per attempt)."
+        )
+    return policy
 
 
 def _refuse_root_value(schema: Any) -> None:

@@ -267,6 +267,16 @@ def new_task(st: LoopState, node: PregelNode, value: Any, path: tuple[Any, ...],
     return Task(node.name, value, node, task_id, path, triggers, ctx)
 
 
+def error_handler_task(st: LoopState, failed: Task, error: BaseException) -> Task:
+    """The task of a failed task's error handler: same step and input, ordered right after the failed task."""
+    from graphrt.errors import NodeError
+
+    node = st.spec.nodes[failed.node.error_handler]  # type: ignore[index]
+    task = new_task(st, node, failed.input, (*failed.path, "error_handler"), (PUSH,))
+    task.ctx.node_error = NodeError(failed.name, error)
+    return task
+
+
 class _NoProc:
     def run(self, task: Task) -> None:
         return None

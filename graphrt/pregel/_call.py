@@ -24,6 +24,8 @@ def _service(task: TaskContext, service: str) -> Any:
         return task.run.store
     if service == "writer":
         return task.run.stream_writer
+    if service == "node_error":
+        return task.node_error
     return task.runtime
 
 

@@ -25,7 +25,7 @@ import anyio
 
 from graphrt._context import enter_task, exit_task
 from graphrt._log import log_retry, log_run_end, log_run_start, log_step
-from graphrt.errors import GraphBubbleUp, GraphInterrupt, ParentCommand
+from graphrt.errors import GraphBubbleUp, GraphInterrupt, NodeTimeoutError, ParentCommand
 from graphrt.pregel._cache import ReadCache, WriteCache, aread_cache, awrite_cache, read_cache, write_cache
 from graphrt.pregel._io import Event, RunIO
 from graphrt.pregel._loop import Effect, Emit, RunTasks, SaveCheckpoint, StepOutcome
@@ -283,7 +283,8 @@ _CLEAN = StepOutcome()
 
 
 def _outcome(tasks: Sequence[Task], results: list[tuple[Task, BaseException | None]]) -> StepOutcome:
-    """Errors win over interrupts; the first error by task order is raised."""
+    """Errors win over interrupts; the first error by task order is raised (unless error handlers take the
+    failures: `failed` lists them all, when no signal such as a parent `Command` is among them)."""
     if all(error is None for _, error in results):
         return _CLEAN
     if len(results) > 1:
@@ -291,7 +292,14 @@ def _outcome(tasks: Sequence[Task], results: list[tuple[Task, BaseException | No
         results.sort(key=lambda r: order[r[0].id])
     for _, error in results:
         if error is not None and not isinstance(error, GraphInterrupt):
-            return StepOutcome(error=error)
+            signal = any(isinstance(e, GraphBubbleUp) and not isinstance(e, GraphInterrupt) for _, e in results)
+            failed = (
+                ()
+                if signal
+                else tuple((t, e) for t, e in results if e is not None and not isinstance(e, GraphBubbleUp))
+            )
+            interrupts = tuple((t, tuple(e.interrupts)) for t, e in results if isinstance(e, GraphInterrupt))
+            return StepOutcome(interrupts=interrupts, error=error, failed=failed)
     interrupts = tuple((task, tuple(error.interrupts)) for task, error in results if isinstance(error, GraphInterrupt))
     return StepOutcome(interrupts=interrupts)
 
@@ -440,6 +448,15 @@ async def _run_tasks_async(effect: RunTasks, io: RunIO) -> StepOutcome:
     return _outcome(effect.tasks, results)
 
 
+async def _arun_within(task: Task, limit: float) -> None:
+    """One attempt of a node with a `timeout`: cancelled and failed with `NodeTimeoutError` past `limit` seconds."""
+    started = time.monotonic()
+    with anyio.move_on_after(limit) as scope:
+        await task.node.proc.arun(task)
+    if scope.cancelled_caught:
+        raise NodeTimeoutError(task.name, time.monotonic() - started, kind="run", run_timeout=limit)
+
+
 async def run_task_async(task: Task) -> BaseException | None:
     """Async twin of `run_task_sync`."""
     token = enter_task(task.ctx)
@@ -449,7 +466,10 @@ async def run_task_async(task: Task) -> BaseException | None:
         while True:
             attempt += 1
             try:
-                await task.node.proc.arun(task)
+                if task.node.timeout is None:
+                    await task.node.proc.arun(task)
+                else:
+                    await _arun_within(task, task.node.timeout)
                 return None
             except ParentCommand as signal:
                 return _route_parent_command(task, signal)

@@ -68,6 +68,8 @@ class StepOutcome:
 
     interrupts: tuple[tuple[Task, tuple[Interrupt, ...]], ...] = ()
     error: BaseException | None = None
+    failed: tuple[tuple[Task, BaseException], ...] = ()
+    """The tasks that failed, in task order (empty when a signal such as a parent `Command` also left)."""
 
 
 @dataclass(slots=True)
@@ -158,6 +160,8 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
         if plan.caching:
             todo = yield from _cache_hits(st, plan, todo, after_task)
         outcome: StepOutcome = yield RunTasks(tuple(todo), after_task)
+        if outcome.failed:
+            tasks, outcome = yield from _handle_failures(st, tasks, outcome, after_task)
         if outcome.error is not None:
             yield from _save_at_exit(st, plan)
             raise outcome.error
@@ -179,6 +183,21 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
             _algo.mark_interrupted(st)
             yield from _stop(st, plan, "interrupt_after")
             return
+
+
+def _handle_failures(
+    st: LoopState, tasks: list[Task], outcome: StepOutcome, after_task: AfterTask
+) -> Generator[Effect, Any, tuple[list[Task], StepOutcome]]:
+    """When every failed task's node has an error handler, the handlers run in their place, in the same step, and
+    the step applies their writes too. Otherwise the run fails."""
+    if any(task.node.error_handler is None for task, _ in outcome.failed):
+        unhandled = next(error for task, error in outcome.failed if task.node.error_handler is None)
+        return tasks, StepOutcome(outcome.interrupts, unhandled)
+    handlers = tuple(_algo.error_handler_task(st, task, error) for task, error in outcome.failed)
+    handled: StepOutcome = yield RunTasks(handlers, after_task)
+    # A failed task keeps what it wrote before failing (its node's update, when a conditional edge failed after
+    # it), as in LangGraph.
+    return [*tasks, *handlers], StepOutcome(outcome.interrupts + handled.interrupts, handled.error, handled.failed)
 
 
 def _stop(

@@ -89,6 +89,10 @@ class PregelNode:
     """How the node's writes are cached (its `cache_policy`), when the run has a cache."""
     managed: tuple[tuple[str, ManagedValueSpec], ...] = ()
     """Managed values (`RemainingSteps`) added to the read dict, by key, before `mapper`."""
+    error_handler: str | None = None
+    """The node run in this one's place, in the same step, when it fails (`add_node(..., error_handler=)`)."""
+    timeout: float | None = None
+    """Seconds one attempt of this (async) node may run (`add_node(..., timeout=)`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,16 +14,27 @@ class State(TypedDict):
     x: int
 
 
-def test_a_per_node_timeout_is_refused_with_the_alternative() -> None:
-    with pytest.raises(NotImplementedError, match="step_timeout"):
-        StateGraph(State).add_node("a", lambda state: state, timeout=5)
+def test_a_task_timeout_is_refused() -> None:
+    from graphrt.func import task
+
+    with pytest.raises(NotImplementedError, match=r"task\(timeout=...\)"):
+        task(timeout=1)(lambda x: x)
+    task(timeout=None)(lambda x: x)  # the default is fine
+
+
+def test_an_idle_timeout_is_refused_with_the_alternative() -> None:
+    from graphrt.types import TimeoutPolicy
+
+    idle = TimeoutPolicy(idle_timeout=5)
+    with pytest.raises(NotImplementedError, match=r"idle_timeout=.*run_timeout"):
+        StateGraph(State).add_node("a", lambda state: state, timeout=idle)
+    with pytest.raises(NotImplementedError, match=r"idle_timeout=.*run_timeout"):
+        StateGraph(State).set_node_defaults(timeout=idle)
     StateGraph(State).add_node("a", lambda state: state, timeout=None)  # the default is fine
 
 
-def test_other_langgraph_1_2_node_options_are_refused_and_unknown_ones_are_errors() -> None:
+def test_trace_policy_is_refused_and_unknown_node_options_are_errors() -> None:
     builder = StateGraph(State)
-    with pytest.raises(NotImplementedError, match=r"add_node\(error_handler=...\)"):
-        builder.add_node("a", lambda state: state, error_handler=lambda state, error: None)
     with pytest.raises(NotImplementedError, match=r"add_node\(trace_policy=...\)"):
         builder.add_node("a", lambda state: state, trace_policy=object())
     with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
