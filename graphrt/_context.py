@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from graphrt.errors import GraphInterrupt
-from graphrt.runtime import Runtime
+from graphrt.runtime import RunControl, Runtime
 from graphrt.types import Interrupt
 
 if TYPE_CHECKING:
@@ -81,11 +81,17 @@ class RunContext:
     """Sink for the `messages` stream mode (`(chunk, metadata)` pairs); None when that mode is off."""
     streamed_message_ids: set[str] = field(default_factory=set)
     """Ids of messages already streamed in `messages` mode, token by token or whole."""
+    control: RunControl | None = None
+    """Asked to drain, the run stops at its next step boundary (`invoke(..., control=...)`)."""
     runtime: Runtime[Any] = field(init=False)
 
     def __post_init__(self) -> None:
         self.runtime = Runtime(
-            context=self.context, store=self.store, stream_writer=self.stream_writer, previous=self.previous
+            context=self.context,
+            store=self.store,
+            stream_writer=self.stream_writer,
+            previous=self.previous,
+            control=self.control,
         )
 
 

@@ -6,7 +6,8 @@ The tree::
     ├── GraphBubbleUp                  signals, not errors: never swallowed, never wrapped
     │   ├── GraphInterrupt             a node called `interrupt()`
     │   │   └── NodeInterrupt          (deprecated spelling)
-    │   └── ParentCommand              a `Command(graph=Command.PARENT)` travelling up
+    │   ├── ParentCommand              a `Command(graph=Command.PARENT)` travelling up
+    │   └── GraphDrained               a `RunControl` asked the run to stop at a step boundary
     ├── InvalidUpdateError             a step produced writes a channel cannot accept
     ├── EmptyChannelError              a channel was read before it was written
     ├── EmptyInputError
@@ -34,6 +35,7 @@ __all__ = (
     "EmptyInputError",
     "ErrorCode",
     "GraphBubbleUp",
+    "GraphDrained",
     "GraphInterrupt",
     "GraphRecursionError",
     "GraphRtError",
@@ -69,6 +71,15 @@ class GraphRtError(Exception):
 
 class GraphBubbleUp(Exception):
     """A signal travelling up the call stack; graphrt never swallows or wraps it."""
+
+
+class GraphDrained(GraphBubbleUp):
+    """The run stopped at a step boundary because its `RunControl` asked it to drain; its checkpoint is saved and
+    `invoke(None, config)` resumes it."""
+
+    def __init__(self, reason: str = "shutdown") -> None:
+        self.reason = reason
+        super().__init__(f"Graph drained: {reason}")
 
 
 class GraphRecursionError(RecursionError):

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from graphrt.store.base import BaseStore
     from graphrt.types import StreamWriter
 
-__all__ = ("ExecutionInfo", "Runtime", "ServerInfo", "get_runtime")
+__all__ = ("ExecutionInfo", "RunControl", "Runtime", "ServerInfo", "get_runtime")
 
 ContextT = TypeVar("ContextT")
 
@@ -41,6 +41,30 @@ class ExecutionInfo:
         return replace(self, **overrides)
 
 
+class RunControl:
+    """Asks a run to stop at its next step boundary (`invoke(..., control=RunControl())`), e.g. on SIGTERM.
+
+    `request_drain()` may be called from any thread or from a node (`runtime.control`). The run then saves its
+    checkpoint, runs no further step and raises `GraphDrained`; `invoke(None, config)` resumes it. Use one per run.
+    """
+
+    __slots__ = ("_drain_reason",)
+
+    def __init__(self) -> None:
+        self._drain_reason: str | None = None
+
+    def request_drain(self, reason: str = "shutdown") -> None:
+        self._drain_reason = reason
+
+    @property
+    def drain_requested(self) -> bool:
+        return self._drain_reason is not None
+
+    @property
+    def drain_reason(self) -> str | None:
+        return self._drain_reason
+
+
 @dataclass(frozen=True, slots=True)
 class ServerInfo:
     """What LangGraph Server tells a run about its deployment; graphrt has no server, so `Runtime.server_info` is
@@ -65,6 +89,8 @@ class Runtime(Generic[ContextT]):
     """Writes to the `custom` stream mode."""
     previous: Any = None
     """The previous return value of this thread's entrypoint (functional API)."""
+    control: RunControl | None = None
+    """The run's `RunControl` (the one given to invoke/stream, else the run's own): `request_drain()` stops it."""
 
     @property
     def execution_info(self) -> ExecutionInfo | None:

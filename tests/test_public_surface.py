@@ -53,7 +53,7 @@ PROMISED: dict[str, tuple[str, ...]] = {
         "LangGraphDeprecatedSinceV11",
     ),
     "graphrt.config": ("RunnableConfig", "get_config", "get_store", "get_stream_writer"),
-    "graphrt.runtime": ("Runtime", "get_runtime", "ExecutionInfo", "ServerInfo"),
+    "graphrt.runtime": ("Runtime", "get_runtime", "ExecutionInfo", "ServerInfo", "RunControl"),
     "graphrt.channels": (
         "BaseChannel",
         "LastValue",
@@ -75,6 +75,7 @@ PROMISED: dict[str, tuple[str, ...]] = {
         "ThreadConflictError",
         "NodeError",
         "NodeTimeoutError",
+        "GraphDrained",
     ),
     "graphrt.constants": ("START", "END"),
     "graphrt.messages.utils": ("trim_messages", "count_tokens_approximately", "filter_messages", "convert_to_messages"),

@@ -12,11 +12,19 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from graphrt.checkpoint.base import WRITES_IDX_MAP, CheckpointMetadata, CheckpointTuple
-from graphrt.errors import ErrorCode, GraphBubbleUp, GraphInterrupt, GraphRecursionError, create_error_message
+from graphrt.errors import (
+    ErrorCode,
+    GraphBubbleUp,
+    GraphDrained,
+    GraphInterrupt,
+    GraphRecursionError,
+    create_error_message,
+)
 from graphrt.pregel import _algo
 from graphrt.pregel._algo import LoopState
 from graphrt.pregel._cache import ReadCache, WriteCache, cacheable
 from graphrt.pregel._spec import ERROR, INTERRUPT, NO_WRITES, NULL_TASK_ID, RESUME, TASKS, Task
+from graphrt.runtime import RunControl
 from graphrt.types import Command, Interrupt, Send
 
 # The effects a step yields are NamedTuples rather than frozen dataclasses: as immutable, and built
@@ -120,6 +128,8 @@ class RunPlan:
     """Channels changed since the last saved checkpoint (their versions go to the saver)."""
     caching: bool = False
     """The run has a cache: cached nodes are looked up before they run and stored after."""
+    control: RunControl | None = None
+    """The root run's `RunControl`: asked to drain, the run stops before its next step."""
 
 
 def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
@@ -145,6 +155,9 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
         if not tasks:
             yield from _stop(st, plan, "done")
             return
+        if plan.control is not None and plan.control.drain_requested:
+            yield from _save_at_exit(st, plan)
+            raise GraphDrained(plan.control.drain_reason or "shutdown")
         if plan.interrupt_before and _algo.should_interrupt(st, plan.interrupt_before, tasks):
             _algo.mark_interrupted(st)
             yield from _stop(st, plan, "interrupt_before")

@@ -34,6 +34,7 @@ from graphrt.pregel._parts import Parts, check_version
 from graphrt.pregel._runnable import RunnableMixin
 from graphrt.pregel._spec import INTERRUPT, GraphSpec, PregelNode, Task
 from graphrt.pregel._units import UnitRunner
+from graphrt.runtime import RunControl
 from graphrt.store.base import BaseStore
 from graphrt.types import All, Command, Durability, StateSnapshot, StateUpdate, StreamMode
 
@@ -67,6 +68,8 @@ class RunOptions:
     """The caller reads nested runs' events too."""
     v2: bool = False
     """`version="v2"`: typed stream parts, and a `GraphOutput` from invoke."""
+    control: RunControl | None = None
+    """Asked to drain, the run stops at its next step boundary (raising `GraphDrained`)."""
 
     def __post_init__(self) -> None:
         # Checked before the run claims or writes anything.
@@ -277,6 +280,7 @@ class Pregel(RunnableMixin):
             scope=scope,
             resuming=resuming,
             message_sink=(lambda item: sink.emit("messages", item)) if sink.wants("messages") else None,
+            control=(options.control or RunControl()) if parent is None else parent.run.control,
         )
         st = _algo.restore_state(
             self.spec,
@@ -312,6 +316,7 @@ class Pregel(RunnableMixin):
             parents=dict(scope.parents),
             caching=self.cache is not None and any(n.cache is not None for n in self.spec.nodes.values()),
             streamed_message_ids=run.streamed_message_ids,
+            control=run.control if parent is None else None,
         )
         writer = None
         if saver is not None:
@@ -425,10 +430,9 @@ class Pregel(RunnableMixin):
         subgraphs: bool = False,
         debug: bool | None = None,
         version: str = "v1",
-        control: Any = None,
+        control: RunControl | None = None,
     ) -> Iterator[Any]:
         """Run the graph, yielding chunks in `stream_mode` (a list of modes yields `(mode, chunk)`)."""
-        _refuse_control("stream", control)
         options = RunOptions(
             self.default_stream_mode if stream_mode is None else stream_mode,
             context,
@@ -440,6 +444,7 @@ class Pregel(RunnableMixin):
             debug,
             subgraphs=subgraphs,
             v2=check_version("stream", version),
+            control=control,
         )
         with self._owned(config) as owner:
             run = self._start(input, config, options)
@@ -468,10 +473,9 @@ class Pregel(RunnableMixin):
         subgraphs: bool = False,
         debug: bool | None = None,
         version: str = "v1",
-        control: Any = None,
+        control: RunControl | None = None,
     ) -> AsyncIterator[Any]:
         """Async twin of `stream`."""
-        _refuse_control("astream", control)
         options = RunOptions(
             self.default_stream_mode if stream_mode is None else stream_mode,
             context,
@@ -483,6 +487,7 @@ class Pregel(RunnableMixin):
             debug,
             subgraphs=subgraphs,
             v2=check_version("astream", version),
+            control=control,
         )
         async with self._aowned(config) as owner:
             run = await self._astart(input, config, options)
@@ -514,6 +519,7 @@ class Pregel(RunnableMixin):
         interrupt_after: All | Sequence[str] | None = None,
         durability: Durability | None = None,
         version: str = "v1",
+        control: RunControl | None = None,
         **kwargs: Any,
     ) -> Any:
         """Run the graph to the end and return its output (with `__interrupt__` when interrupted)."""
@@ -529,6 +535,7 @@ class Pregel(RunnableMixin):
             debug,
             True,
             v2=check_version("invoke", version),
+            control=control,
         )
         with self._owned(config) as owner:
             run = self._start(input, config, options)
@@ -553,6 +560,7 @@ class Pregel(RunnableMixin):
         interrupt_after: All | Sequence[str] | None = None,
         durability: Durability | None = None,
         version: str = "v1",
+        control: RunControl | None = None,
         **kwargs: Any,
     ) -> Any:
         """Async twin of `invoke`."""
@@ -568,6 +576,7 @@ class Pregel(RunnableMixin):
             debug,
             True,
             v2=check_version("ainvoke", version),
+            control=control,
         )
         async with self._aowned(config) as owner:
             run = await self._astart(input, config, options)
@@ -976,16 +985,9 @@ def _check_low_level_options(kwargs: dict[str, Any]) -> None:
         raise TypeError(f"Pregel() got unexpected keyword arguments {unknown}.")
 
 
-def _refuse_control(method: str, control: Any = None) -> None:
-    """LangGraph 1.2's `control` (a `RunControl`), refused."""
-    if control is not None:
-        raise NotImplementedError(f"{method}(control=...) (LangGraph 1.2's RunControl) is not supported yet.")
-
-
 def _invoke_debug(method: str, kwargs: dict[str, Any]) -> bool | None:
     """The `stream` options `invoke` passes on (LangGraph passes its extra keywords to `stream`): `debug` is
     honoured, `subgraphs` changes nothing in the output; anything else is a `TypeError`."""
-    _refuse_control(method, kwargs.pop("control", None))
     debug: bool | None = kwargs.pop("debug", None)
     kwargs.pop("subgraphs", None)
     if kwargs:

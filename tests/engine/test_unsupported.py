@@ -60,15 +60,11 @@ def test_the_deprecated_retry_keyword_is_the_retry_policy() -> None:
     assert builder.compile().invoke({"x": 0}) == {"x": 1} and len(attempts) == 2
 
 
-def test_control_is_refused_v1_is_the_default() -> None:
+def test_v1_is_the_default_and_unknown_invoke_keywords_are_errors() -> None:
     builder = StateGraph(State)
     builder.add_node("a", lambda state: {"x": 1})
     builder.add_edge(START, "a")
     graph = builder.compile()
-    with pytest.raises(NotImplementedError, match="RunControl"):
-        list(graph.stream({"x": 0}, control=object()))
-    with pytest.raises(NotImplementedError, match="RunControl"):
-        graph.invoke({"x": 0}, control=object())
     with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
         graph.invoke({"x": 0}, bogus=1)
     assert graph.invoke({"x": 0}, version="v1") == {"x": 1}
