@@ -203,8 +203,8 @@ def _handle_failures(
 ) -> Generator[Effect, Any, tuple[list[Task], StepOutcome]]:
     """When every failed task's node has an error handler, the handlers run in their place, in the same step, and
     the step applies their writes too. Otherwise the run fails."""
-    if any(task.node.error_handler is None for task, _ in outcome.failed):
-        unhandled = next(error for task, error in outcome.failed if task.node.error_handler is None)
+    unhandled = next((error for task, error in outcome.failed if task.node.error_handler is None), None)
+    if unhandled is not None:
         return tasks, StepOutcome(outcome.interrupts, unhandled)
     handlers = tuple(_algo.error_handler_task(st, task, error) for task, error in outcome.failed)
     handled: StepOutcome = yield RunTasks(handlers, after_task)
