@@ -420,7 +420,12 @@ class StateGraph(Generic[StateT]):
             info = self.schemas[spec.input_schema] if spec.input_schema is not None else state
             subgraph = spec.action.graph if isinstance(spec.action, _GraphNode) else None
             call = Call.of(spec.action)
-            if spec.timeout is not None and subgraph is None and not call.is_async:
+            if spec.timeout is not None and subgraph is not None:
+                raise NotImplementedError(
+                    f"Node {name!r}: a timeout on a compiled graph added as a node is not supported yet (its sync "
+                    "nodes can't be cancelled); give its own async nodes a timeout instead."
+                )
+            if spec.timeout is not None and not call.is_async:
                 raise ValueError(
                     "Node timeouts are only supported for async nodes because sync Python execution cannot be "
                     f"safely cancelled in-process. Node {name!r} is sync."

@@ -140,7 +140,6 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
     after_task = _after_task_effects(st, plan)
     # The stream modes are fixed for the run: what a step must emit is decided once.
     task_events = "tasks" in plan.modes or "debug" in plan.modes
-    updates = "updates" in plan.modes
     while True:
         if st.step > st.stop:
             yield from _save_at_exit(st, plan)
@@ -164,17 +163,12 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
             return
         if task_events:
             yield from _emit_task_starts(st, plan, tasks)
-        todo = _replay_saved_writes(st, tasks) if st.pending_writes else tasks
-        if updates and todo is not tasks:
-            for task in tasks:
-                if task not in todo and not task.node.hidden:
-                    # Finished before the interrupt or crash: streamed again, marked as not re-run.
-                    yield Emit("updates", {task.name: plan.updates_chunk(task), "__metadata__": {"cached": True}})
+        todo = (yield from _replay(st, plan, tasks)) if st.pending_writes else tasks
         if plan.caching:
             todo = yield from _cache_hits(st, plan, todo, after_task)
         outcome: StepOutcome = yield RunTasks(tuple(todo), after_task)
         if outcome.failed:
-            tasks, outcome = yield from _handle_failures(st, tasks, outcome, after_task)
+            tasks, outcome = yield from _handle_failures(st, plan, tasks, outcome, after_task)
         if outcome.error is not None:
             yield from _save_at_exit(st, plan)
             raise outcome.error
@@ -199,15 +193,17 @@ def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
 
 
 def _handle_failures(
-    st: LoopState, tasks: list[Task], outcome: StepOutcome, after_task: AfterTask
+    st: LoopState, plan: RunPlan, tasks: list[Task], outcome: StepOutcome, after_task: AfterTask
 ) -> Generator[Effect, Any, tuple[list[Task], StepOutcome]]:
     """When every failed task's node has an error handler, the handlers run in their place, in the same step, and
     the step applies their writes too. Otherwise the run fails."""
     unhandled = next((error for task, error in outcome.failed if task.node.error_handler is None), None)
     if unhandled is not None:
         return tasks, StepOutcome(outcome.interrupts, unhandled)
-    handlers = tuple(_algo.error_handler_task(st, task, error) for task, error in outcome.failed)
-    handled: StepOutcome = yield RunTasks(handlers, after_task)
+    handlers = [_algo.error_handler_task(st, task, error) for task, error in outcome.failed]
+    # A resumed step's handler finds what it saved before: its writes, or the answers to its interrupt.
+    todo = (yield from _replay(st, plan, handlers)) if st.pending_writes else handlers
+    handled: StepOutcome = yield RunTasks(tuple(todo), after_task)
     # A failed task keeps what it wrote before failing (its node's update, when a conditional edge failed after
     # it), as in LangGraph.
     return [*tasks, *handlers], StepOutcome(outcome.interrupts + handled.interrupts, handled.error, handled.failed)
@@ -366,6 +362,17 @@ def _resume_answers(st: LoopState, resume: Any) -> dict[str, dict[str, Any]]:
         task_id = pending[interrupt_id]
         answers.setdefault(task_id, dict(earlier.get(task_id, {})))[interrupt_id] = answer
     return answers
+
+
+def _replay(st: LoopState, plan: RunPlan, tasks: list[Task]) -> Generator[Effect, Any, list[Task]]:
+    """The tasks still to run; those that finished before the interrupt or crash take their saved writes and are
+    streamed again in `updates`, marked as not re-run."""
+    todo = _replay_saved_writes(st, tasks)
+    if "updates" in plan.modes and todo is not tasks:
+        for task in tasks:
+            if task not in todo and not task.node.hidden:
+                yield Emit("updates", {task.name: plan.updates_chunk(task), "__metadata__": {"cached": True}})
+    return todo
 
 
 def _replay_saved_writes(st: LoopState, tasks: list[Task]) -> list[Task]:

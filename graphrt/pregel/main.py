@@ -280,7 +280,8 @@ class Pregel(RunnableMixin):
             scope=scope,
             resuming=resuming,
             message_sink=(lambda item: sink.emit("messages", item)) if sink.wants("messages") else None,
-            control=(options.control or RunControl()) if parent is None else parent.run.control,
+            # A nested run sees its caller's control, unless it was given its own (which it then obeys).
+            control=options.control or (RunControl() if parent is None else parent.run.control),
         )
         st = _algo.restore_state(
             self.spec,
@@ -316,7 +317,7 @@ class Pregel(RunnableMixin):
             parents=dict(scope.parents),
             caching=self.cache is not None and any(n.cache is not None for n in self.spec.nodes.values()),
             streamed_message_ids=run.streamed_message_ids,
-            control=run.control if parent is None else None,
+            control=run.control if parent is None else options.control,
         )
         writer = None
         if saver is not None:
@@ -523,8 +524,9 @@ class Pregel(RunnableMixin):
         **kwargs: Any,
     ) -> Any:
         """Run the graph to the end and return its output (with `__interrupt__` when interrupted)."""
-        debug = _invoke_debug("invoke", kwargs)
-        options = RunOptions(
+        options = _invoke_options(
+            "invoke",
+            kwargs,
             stream_mode,
             context,
             print_mode,
@@ -532,10 +534,8 @@ class Pregel(RunnableMixin):
             interrupt_before,
             interrupt_after,
             durability,
-            debug,
-            True,
-            v2=check_version("invoke", version),
-            control=control,
+            version,
+            control,
         )
         with self._owned(config) as owner:
             run = self._start(input, config, options)
@@ -564,8 +564,9 @@ class Pregel(RunnableMixin):
         **kwargs: Any,
     ) -> Any:
         """Async twin of `invoke`."""
-        debug = _invoke_debug("ainvoke", kwargs)
-        options = RunOptions(
+        options = _invoke_options(
+            "ainvoke",
+            kwargs,
             stream_mode,
             context,
             print_mode,
@@ -573,10 +574,8 @@ class Pregel(RunnableMixin):
             interrupt_before,
             interrupt_after,
             durability,
-            debug,
-            True,
-            v2=check_version("ainvoke", version),
-            control=control,
+            version,
+            control,
         )
         async with self._aowned(config) as owner:
             run = await self._astart(input, config, options)
@@ -983,6 +982,25 @@ def _check_low_level_options(kwargs: dict[str, Any]) -> None:
     unknown = sorted(set(kwargs) - _DERIVED_OPTIONS - {"retry_policy", "cache_policy"})
     if unknown:
         raise TypeError(f"Pregel() got unexpected keyword arguments {unknown}.")
+
+
+def _invoke_options(
+    method: str,
+    kwargs: dict[str, Any],
+    stream_mode: StreamMode,
+    context: Any,
+    print_mode: StreamMode | Sequence[StreamMode],
+    output_keys: str | Sequence[str] | None,
+    interrupt_before: All | Sequence[str] | None,
+    interrupt_after: All | Sequence[str] | None,
+    durability: Durability | None,
+    version: str,
+    control: RunControl | None,
+) -> RunOptions:
+    """The options of an invoke/ainvoke call; its extra keywords are checked as `stream` options."""
+    debug = _invoke_debug(method, kwargs)
+    options = (stream_mode, context, print_mode, output_keys, interrupt_before, interrupt_after, durability, debug)
+    return RunOptions(*options, True, v2=check_version(method, version), control=control)
 
 
 def _invoke_debug(method: str, kwargs: dict[str, Any]) -> bool | None:

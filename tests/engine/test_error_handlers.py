@@ -216,3 +216,27 @@ def test_async_nodes_and_handlers(mode: str) -> None:
     else:  # as for any async node, invoke refuses: the handler is never reached
         with pytest.raises(TypeError):
             run(graph(aboom, error_handler=ahandler).compile(), {"log": []}, mode)
+
+
+def test_a_handler_that_interrupts_is_resumed_with_the_answer(mode: str) -> None:
+    calls: list[str] = []
+
+    def failing(state: S) -> dict[str, Any]:
+        calls.append("a")
+        raise KeyError("x")
+
+    def ask(state: S, error: NodeError) -> dict[str, Any]:
+        calls.append("h")
+        return {"log": ["h:" + interrupt("why?")]}
+
+    builder = StateGraph(S)
+    builder.add_node("a", failing, error_handler=ask)
+    builder.add_edge(START, "a")
+    built = builder.compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "1"}}
+    first = run(built, {"log": []}, mode, config)
+    assert [i.value for i in first["__interrupt__"]] == ["why?"]
+    assert [(t.name, t.error) for t in built.get_state(config).tasks] == [("a", "KeyError('x')")]
+    assert run(built, Command(resume="because"), mode, config) == {"log": ["h:because"]}
+    # Resumed, the failed node runs again before its handler (LangGraph runs only the handler again).
+    assert calls == ["a", "h", "a", "h"]

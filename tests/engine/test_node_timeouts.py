@@ -109,3 +109,14 @@ def test_a_timeout_must_be_positive(bad: Any) -> None:
     with pytest.raises(ValueError, match=exact("idle_timeout must be greater than 0")):
         TimeoutPolicy.coerce(TimeoutPolicy(run_timeout=1, idle_timeout=bad))
     assert TimeoutPolicy.coerce(TimeoutPolicy()) is None and TimeoutPolicy.coerce(None) is None
+
+
+def test_a_timeout_on_a_subgraph_node_is_refused() -> None:
+    # Not pinned: LangGraph accepts it, but graphrt could not cancel the subgraph's sync nodes, and would
+    # silently let the subgraph run past its limit.
+    inner = StateGraph(S)
+    inner.add_node("s", lambda state: {"log": ["s"]})
+    inner.add_edge(START, "s")
+    builder = one_node(inner.compile(), timeout=0.05)
+    with pytest.raises(NotImplementedError, match="Node 'a': a timeout on a compiled graph added as a node"):
+        builder.compile()

@@ -124,3 +124,24 @@ def test_every_run_has_a_control_in_its_runtime() -> None:
     seen: list[Any] = []
     chain(seen.append, checkpointer=False).invoke({"log": []})
     assert isinstance(seen[0].control, RunControl) and not seen[0].control.drain_requested
+
+
+def test_a_nested_run_obeys_its_own_control_and_otherwise_sees_its_callers() -> None:
+    inner = StateGraph(S)
+    inner.add_node("s1", lambda state, runtime: runtime.control.request_drain("inner") or {"log": ["s1"]})
+    inner.add_node("s2", lambda state: {"log": ["s2"]})
+    inner.add_edge(START, "s1")
+    inner.add_edge("s1", "s2")
+    sub = inner.compile()
+    seen: list[Any] = []
+
+    def call(state: S, runtime: Runtime) -> dict[str, Any]:
+        seen.append(runtime.control)
+        return {"log": sub.invoke({"log": []}, control=RunControl())["log"]}
+
+    builder = StateGraph(S)
+    builder.add_node("call", call)
+    builder.add_edge(START, "call")
+    with pytest.raises(GraphDrained, match="inner"):  # the subgraph stopped after s1, before s2
+        builder.compile().invoke({"log": []})
+    assert isinstance(seen[0], RunControl) and not seen[0].drain_requested  # the parent's was not asked
