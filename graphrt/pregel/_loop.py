@@ -130,6 +130,8 @@ class RunPlan:
     """The run has a cache: cached nodes are looked up before they run and stored after."""
     control: RunControl | None = None
     """The root run's `RunControl`: asked to drain, the run stops before its next step."""
+    root: bool = True
+    """Not a nested run (a subgraph, a `@task`)."""
 
 
 def run_loop(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
@@ -235,7 +237,9 @@ def _first(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
     if plan.resuming:
         if command is not None:
             null_writes = _command_writes(st, plan, command)
-            if null_writes:
+            if plan.forking:  # the fork carries them, as in LangGraph: nothing is stored on the named checkpoint
+                st.pending_writes.extend((NULL_TASK_ID, c, v) for c, v in null_writes)
+            elif null_writes:
                 yield from _add_null_writes(st, plan, null_writes)
             for task_id, answers in _resume_answers(st, command.resume).items():
                 if plan.checkpointing:
@@ -247,14 +251,17 @@ def _first(st: LoopState, plan: RunPlan) -> Generator[Effect, Any, None]:
         # A resumed run never stops again at the interrupt it is resuming from.
         _algo.mark_interrupted(st)
         st.updated = set(st.spec.trigger_to_nodes)
-        if plan.forking:
-            yield from _boundary(st, plan, "fork")
-            st.step += 1
         if "values" in plan.modes:
             if plan.values_at_end:
                 plan.values_pending = True
             else:
                 yield Emit("values", plan.output(st))
+        if plan.forking:
+            # The fork starts a branch with new task ids: the named checkpoint's pending writes (applied above, or
+            # of its tasks, which run again) are not the fork's.
+            st.pending_writes = []
+            yield from _boundary(st, plan, "fork")
+            st.step += 1
         if not plan.forking and plan.saved is not None and ("checkpoints" in plan.modes or "debug" in plan.modes):
             yield Emit("checkpoints", _resumed_payload(st, plan, plan.saved))
         return
@@ -556,23 +563,28 @@ def _emit_interrupts(
     finished: Sequence[Task] = (),
     interrupted: Sequence[tuple[Task, Sequence[Interrupt]]] = (),
 ) -> Generator[Effect, Any, None]:
-    """Stream the interrupts; the values shown include what the step's finished tasks wrote. In `tasks` mode each
-    interrupted task's result follows, with what it asked (as LangGraph streams it)."""
+    """Stream the interrupts as LangGraph does: per interrupted task (`interrupted`, in task order) an `updates`
+    chunk and a `values` chunk with what it asked (the state before the step) and, in `tasks` mode, its result;
+    then, for a root run, one last `values` chunk with the writes of the step's finished tasks applied."""
     plan.interrupts.extend(interrupts)
-    if "updates" in plan.modes:
-        yield Emit("updates", {INTERRUPT: interrupts})
-    if "values" in plan.modes and interrupts:
-        values = plan.output(_algo.preview(st, finished)) if finished else plan.output(st)
-        yield Emit(
-            "values",
-            {**values, INTERRUPT: interrupts} if isinstance(values, dict) else {INTERRUPT: interrupts},
-        )
-    if "tasks" in plan.modes or "debug" in plan.modes:
-        for task, asked in interrupted:
-            if not task.node.hidden:
-                payload = _task_result_payload(task, st.spec.stream_channels)
-                payload["interrupts"] = [_interrupt_payload(i) for i in asked]
-                yield Emit("tasks", payload)
+    show_values = "values" in plan.modes and bool(interrupts)
+    values = plan.output(st) if show_values else None
+    task_events = "tasks" in plan.modes or "debug" in plan.modes
+    groups: Sequence[tuple[Task | None, Sequence[Interrupt]]] = interrupted or [(None, interrupts)]
+    for task, asked in groups:
+        group = tuple(asked)
+        if "updates" in plan.modes:
+            yield Emit("updates", {INTERRUPT: group})
+        if show_values:
+            yield Emit("values", {**values, INTERRUPT: group} if isinstance(values, dict) else {INTERRUPT: group})
+        if task_events and task is not None and not task.node.hidden:
+            payload = _task_result_payload(task, st.spec.stream_channels)
+            payload["interrupts"] = [_interrupt_payload(i) for i in group]
+            yield Emit("tasks", payload)
+    if show_values and finished and plan.root:
+        after = _algo.preview(st, finished)
+        if not after.updated.isdisjoint(plan.values_set):
+            yield Emit("values", plan.output(after))
 
 
 def _boundary(st: LoopState, plan: RunPlan, source: str) -> Generator[Effect, Any, None]:

@@ -46,8 +46,10 @@ def state_of(
             finished.append(task)
         else:
             interrupts.extend(found.interrupts)
-        # A saved error reads back as its repr, as in LangGraph.
-        snapshot = PregelTask(task.id, task.name, task.path, found.error, found.interrupts, None, result)
+        # A saved error reads back as its repr, as in LangGraph; a task that finished after a resume no longer
+        # shows the interrupt it was resumed from.
+        asked = found.interrupts if found.writes is None else ()
+        snapshot = PregelTask(task.id, task.name, task.path, found.error, asked, None, result)
         snapshot_tasks.append(snapshot)
     if live and finished:
         _algo.apply_writes(st, finished, bump_step=False)

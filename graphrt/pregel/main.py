@@ -22,7 +22,7 @@ from graphrt.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, get_ch
 from graphrt.checkpoint.base._types import config_thread
 from graphrt.checkpoint.base.id import uuid6_str
 from graphrt.config import RunnableConfig
-from graphrt.errors import EmptyInputError, GraphInterrupt
+from graphrt.errors import EmptyInputError, GraphInterrupt, InvalidUpdateError
 from graphrt.pregel import _algo, _nested, _state
 from graphrt.pregel._algo import LoopState
 from graphrt.pregel._builder import graph_spec
@@ -310,14 +310,15 @@ class Pregel(RunnableMixin):
             # Without a saver the ids are never seen outside the run (task ids derive from them).
             new_checkpoint_id=uuid6_str if saver else (lambda: f"run-{next(_counter)}"),
             base_metadata=get_checkpoint_metadata(config, {}) if saver else {},  # type: ignore[arg-type]
-            forking=_forks(config, saved, head, resuming),
+            forking=_forks(config, saved, head, input, resuming),
             config_of=_config_of(config),
-            parent_config=dict(saved.config) if saved else None,
+            parent_config=_config_of(config)(saved.config["configurable"]["checkpoint_id"]) if saved else None,
             saved=saved,
             parents=dict(scope.parents),
             caching=self.cache is not None and any(n.cache is not None for n in self.spec.nodes.values()),
             streamed_message_ids=run.streamed_message_ids,
             control=run.control if parent is None else options.control,
+            root=parent is None,
         )
         writer = None
         if saver is not None:
@@ -870,12 +871,27 @@ def _raise_if_nested_interrupt(run: _Run) -> None:
         raise GraphInterrupt(tuple(run.plan.interrupts))
 
 
-def _forks(config: RunnableConfig, saved: CheckpointTuple | None, head: str | None, resuming: bool) -> bool:
-    """Replaying a named checkpoint writes a `fork` checkpoint first, as LangGraph does, except when the
-    named checkpoint is the thread's newest and an `update_state` made it (that is a fork already)."""
+def _forks(config: RunnableConfig, saved: CheckpointTuple | None, head: str | None, input: Any, resuming: bool) -> bool:
+    """Replaying a named checkpoint (time travel) writes a `fork` checkpoint first, as LangGraph does, except when the
+    named checkpoint is the thread's newest and an `update_state` or a fork made it (that is a fork already).
+
+    A `Command(resume=...)` is not time travel: at the thread's newest checkpoint it resumes it, as a config without
+    an id does; at an older one it is refused (its interrupts were answered, or the thread moved on).
+    """
     if not (resuming and saved is not None and "checkpoint_id" in config["configurable"]):
         return False
-    return not (saved.config["configurable"]["checkpoint_id"] == head and saved.metadata.get("source") == "update")
+    named = saved.config["configurable"]["checkpoint_id"]
+    if isinstance(input, Command) and input.resume is not None:
+        if named == head:
+            return False
+        raise InvalidUpdateError(
+            f"Command(resume=...) names checkpoint {named!r} of thread "
+            f"{config['configurable'].get('thread_id')!r}, which is not the thread's newest ({head!r}): an older "
+            "checkpoint's interrupts can't be answered again. Resume the newest one (a config without "
+            "'checkpoint_id'), or branch from the older one: graph.update_state(its_config, values) or "
+            "graph.invoke(None, its_config) runs it again, and its interrupts can then be answered."
+        )
+    return not (named == head and saved.metadata.get("source") in ("update", "fork"))
 
 
 def _select(read: Any, output_keys: str | Sequence[str] | None) -> Any:

@@ -149,3 +149,16 @@ def test_one_compiled_graph_serves_concurrent_async_runs() -> None:
         return list(await asyncio.gather(*(graph.ainvoke({"log": [str(i)]}) for i in range(5))))
 
     assert asyncio.run(both()) == [{"log": [str(i), f"{i}!"]} for i in range(5)]
+
+
+def test_deferred_node_waits_for_the_sends_of_the_step_that_triggered_it(mode: str) -> None:
+    # LangGraph 1.2 runs "reduce" beside the workers here ({"log": ["a", "reduce", "w1", "w2"]}); graphrt
+    # follows LangGraph's docs: a deferred node waits until all pending tasks are finished (README).
+    builder = StateGraph(State)
+    builder.add_node("a", lambda s: {"log": ["a"]})
+    builder.add_node("w", lambda arg: {"log": [f"w{arg}"]})
+    builder.add_node("reduce", lambda s: {"log": ["reduce"]}, defer=True)
+    builder.add_edge(START, "a")
+    builder.add_conditional_edges("a", lambda s: [Send("w", 1), Send("w", 2)], ["w"])
+    builder.add_edge("a", "reduce")
+    assert run(builder.compile(), {"log": []}, mode) == {"log": ["a", "w1", "w2", "reduce"]}

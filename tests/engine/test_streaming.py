@@ -355,3 +355,63 @@ def test_sync_stream_hands_over_a_steps_chunk_before_the_next_step_runs() -> Non
         seen_by_caller.extend(chunk)
     assert seen_by_b == [["a"]]
     assert seen_by_caller == ["a", "b"]
+
+
+def _asks_and_writes(*asking: str) -> Any:
+    """START fans out to "w" (writes) and to each asking node (calls `interrupt(name)`)."""
+
+    def ask(name: str) -> Any:
+        return lambda state: {"log": [interrupt(name)]}
+
+    builder = StateGraph(State)
+    builder.add_node("w", lambda state: {"log": ["w"]})
+    builder.add_edge(START, "w")
+    for name in asking:
+        builder.add_node(name, ask(name))
+        builder.add_edge(START, name)
+    return builder.compile(checkpointer=InMemorySaver())
+
+
+def _shown(chunk: Any) -> Any:
+    """A chunk with its interrupts shown by value (their ids are random)."""
+    if isinstance(chunk, tuple):
+        return (chunk[0], _shown(chunk[1]))
+    if isinstance(chunk, dict) and "__interrupt__" in chunk:
+        return {**chunk, "__interrupt__": [i.value for i in chunk["__interrupt__"]]}
+    if isinstance(chunk, dict) and "interrupts" in chunk:
+        return (chunk["name"], [i["value"] for i in chunk["interrupts"]])
+    if isinstance(chunk, dict) and "triggers" in chunk:
+        return (chunk["name"], "start")
+    return chunk
+
+
+def test_each_interrupted_task_streams_its_own_interrupt_then_the_step_s_finished_writes(mode: str) -> None:
+    """LangGraph 1.2.22's chunks: per interrupted task an `updates` and a `values` chunk (the state before the
+    step) and its result; then one `values` chunk with the finished sibling's writes applied."""
+    graph = _asks_and_writes("x", "y")
+    config: Any = {"configurable": {"thread_id": "t"}}
+    chunks = stream(graph, {"log": []}, mode, config, stream_mode=["updates", "values", "tasks"])
+    assert [_shown(c) for c in chunks] == [
+        ("values", {"log": []}),
+        ("tasks", ("w", "start")),
+        ("tasks", ("x", "start")),
+        ("tasks", ("y", "start")),
+        ("updates", {"w": {"log": ["w"]}}),
+        ("tasks", ("w", [])),
+        ("updates", {"__interrupt__": ["x"]}),
+        ("values", {"log": [], "__interrupt__": ["x"]}),
+        ("tasks", ("x", ["x"])),
+        ("updates", {"__interrupt__": ["y"]}),
+        ("values", {"log": [], "__interrupt__": ["y"]}),
+        ("tasks", ("y", ["y"])),
+        ("values", {"log": ["w"]}),
+    ]
+    again = _asks_and_writes("x")
+    assert [_shown(c) for c in stream(again, {"log": []}, mode, config, stream_mode="values")] == [
+        {"log": []},
+        {"log": [], "__interrupt__": ["x"]},
+        {"log": ["w"]},
+    ]
+    # invoke returns the last values with every interrupt.
+    result = run(_asks_and_writes("x", "y"), {"log": []}, mode, config)
+    assert _shown(result) == {"log": ["w"], "__interrupt__": ["x", "y"]}

@@ -241,6 +241,11 @@ def test_parallel_interrupts_can_be_resumed_one_at_a_time(saver: Any, mode: str)
     snapshot = get_state(graph, thread(), mode)
     assert snapshot.next == ("q",)
     assert [(i.value, i.id) for i in snapshot.interrupts] == [("q?", ids["q?"])]
+    # The finished task no longer shows the interrupt it was resumed from (LangGraph 1.2.22).
+    assert sorted((t.name, [i.value for i in t.interrupts], t.result) for t in snapshot.tasks) == [
+        ("p", [], {"items": ["p:P"]}),
+        ("q", ["q?"], None),
+    ]
     assert sorted(calls) == ["p", "q"]  # q ran again and asked again; p is done
     calls.clear()
     assert run(graph, Command(resume={ids["q?"]: "Q"}), mode, thread()) == {"items": ["x", "p:P", "q:Q"]}

@@ -5,8 +5,11 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, TypedDict
 
+import pytest
+
+from graphrt.errors import InvalidUpdateError
 from graphrt.graph import END, START, StateGraph
-from graphrt.types import StateSnapshot
+from graphrt.types import Command, StateSnapshot, interrupt
 from tests.persistence.conftest import get_state, history, run, stream, thread, update_state
 
 
@@ -135,3 +138,82 @@ def test_continuing_without_checkpoint_id_follows_the_newest_branch(saver: Any, 
     assert run(graph, None, mode, thread()) == {"items": ["x", "fork", "a", "b", "c"]}
     assert calls == ["a", "b", "c"]
     assert run(graph, {"items": ["y"]}, mode, thread()) == {"items": ["x", "fork", "a", "b", "c", "y", "a", "b", "c"]}
+
+
+def test_a_command_at_an_older_checkpoint_is_carried_by_the_fork(saver: Any, mode: str) -> None:
+    """LangGraph 1.2.22: the fork holds the Command's update and goto; nothing is stored on the older checkpoint."""
+    calls: list[str] = []
+    graph = chain(saver, calls)
+    run(graph, {"items": []}, mode, thread())
+    original = history(graph, thread(), mode)
+    before_b = next(s for s in original if s.next == ("b",))
+    out = run(graph, Command(update={"items": ["X"]}, goto="c"), mode, before_b.config)
+    assert out == {"items": ["a", "X", "b", "c", "c"]}
+    after = history(graph, thread(), mode)
+    assert after[len(after) - len(original) :] == original
+    assert summary(after[: len(after) - len(original)]) == [
+        ("loop", 4, (), ["a", "X", "b", "c", "c"]),
+        ("loop", 3, ("c",), ["a", "X", "b", "c"]),
+        ("fork", 2, ("b", "c"), ["a", "X"]),
+    ]
+
+
+def test_replay_streams_the_values_then_the_fork_checkpoint(saver: Any, mode: str) -> None:
+    graph = chain(saver, [])
+    run(graph, {"items": []}, mode, thread())
+    before_c = next(s for s in history(graph, thread(), mode) if s.next == ("c",))
+    chunks = stream(graph, None, mode, before_c.config, stream_mode=["values", "checkpoints"])
+    assert [(m, c["metadata"]["source"] if m == "checkpoints" else c) for m, c in chunks] == [
+        ("values", {"items": ["a", "b"]}),
+        ("checkpoints", "fork"),
+        ("values", {"items": ["a", "b", "c"]}),
+        ("checkpoints", "loop"),
+    ]
+    # The fork's parent is named by thread, namespace and id only, as in LangGraph.
+    assert chunks[1][1]["parent_config"] == {
+        "configurable": {
+            "thread_id": thread()["configurable"]["thread_id"],
+            "checkpoint_ns": "",
+            **{"checkpoint_id": checkpoint_id(before_c)},
+        }
+    }
+
+
+def asking_chain(saver: Any) -> Any:
+    builder = StateGraph(Items)
+    builder.add_node("a", lambda s: {"items": ["a"]})
+    builder.add_node("ask", lambda s: {"items": [interrupt("q")]})
+    builder.add_node("c", lambda s: {"items": ["c"]})
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "ask")
+    builder.add_edge("ask", "c")
+    return builder.compile(checkpointer=saver)
+
+
+def test_resume_with_the_newest_checkpoint_s_config_answers_the_interrupt(saver: Any, mode: str) -> None:
+    graph = asking_chain(saver)
+    run(graph, {"items": []}, mode, thread())
+    snapshot = get_state(graph, thread(), mode)
+    assert run(graph, Command(resume="R"), mode, snapshot.config) == {"items": ["a", "R", "c"]}
+    assert summary(history(graph, thread(), mode)) == [
+        ("loop", 3, (), ["a", "R", "c"]),
+        ("loop", 2, ("c",), ["a", "R"]),
+        ("loop", 1, ("ask",), ["a"]),
+        ("loop", 0, ("a",), []),
+        ("input", -1, ("__start__",), []),
+    ]
+
+
+def test_resume_at_an_older_checkpoint_is_refused_and_writes_nothing(saver: Any, mode: str) -> None:
+    graph = asking_chain(saver)
+    run(graph, {"items": []}, mode, thread())
+    asked = get_state(graph, thread(), mode)
+    run(graph, Command(resume="R1"), mode, thread())
+    before = history(graph, thread(), mode)
+    with pytest.raises(InvalidUpdateError, match="not the thread's newest"):
+        run(graph, Command(resume="R2"), mode, asked.config)
+    assert history(graph, thread(), mode) == before
+    # Branching from it runs the interrupted node again, whose interrupt is then answered.
+    out = run(graph, None, mode, asked.config)
+    assert [i.value for i in out["__interrupt__"]] == ["q"]
+    assert run(graph, Command(resume="R2"), mode, thread()) == {"items": ["a", "R2", "c"]}
