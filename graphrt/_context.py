@@ -130,6 +130,8 @@ class TaskContext:
     """When the first attempt started (seconds since the epoch)."""
     node_error: Any = None
     """For an error handler's task: the `NodeError` of the task it stands in for."""
+    units: list[Any] | None = None
+    """The futures of the `@task` calls this task started (waited for before the task ends: `_units.settle`)."""
     _counter: int = 0
     _config: RunnableConfig | None = None
 

@@ -31,6 +31,7 @@ from graphrt.pregel._io import Event, RunIO
 from graphrt.pregel._loop import Effect, Emit, RunTasks, SaveCheckpoint, StepOutcome
 from graphrt.pregel._retry import next_delay
 from graphrt.pregel._spec import Task
+from graphrt.pregel._units import asettle, cancel_units, settle
 from graphrt.types import Command
 
 
@@ -252,6 +253,7 @@ def run_task_sync(task: Task, io: RunIO | None = None) -> BaseException | None:
                 log_retry(task.name, attempt, delay, exc)
                 time.sleep(delay)
     finally:
+        settle(task.ctx)
         exit_task(token)
 
 
@@ -454,6 +456,7 @@ async def _arun_within(task: Task, limit: float) -> None:
     with anyio.move_on_after(limit) as scope:
         await task.node.proc.arun(task)
     if scope.cancelled_caught:
+        cancel_units(task.ctx)  # its `@task` calls are abandoned with it
         raise NodeTimeoutError(task.name, time.monotonic() - started, kind="run", run_timeout=limit)
 
 
@@ -486,4 +489,5 @@ async def run_task_async(task: Task) -> BaseException | None:
                 log_retry(task.name, attempt, delay, exc)
                 await anyio.sleep(delay)
     finally:
+        await asettle(task.ctx)
         exit_task(token)

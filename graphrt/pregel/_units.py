@@ -10,6 +10,7 @@ that has not started yet runs it in the waiting thread, so nesting never waits o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import threading
@@ -91,17 +92,22 @@ class UnitRunner:
             channels=parent.channels,
         )
         self._emit_start(ctx, args, kwargs)
+        future: AsyncUnit | SyncUnit
         if _in_event_loop():
-            return AsyncUnit(asyncio.ensure_future(self._arun(ctx, unit, args, kwargs)))
-        if unit.is_async:
+            future = AsyncUnit(asyncio.ensure_future(self._arun(ctx, unit, args, kwargs)))
+        elif unit.is_async:
             raise TypeError(
                 f"Task '{unit.name}' is an async function: call it from an async entrypoint or node "
                 "(ainvoke/astream), or make it a plain function."
             )
-        future = SyncUnit(lambda: self._run(ctx, unit, args, kwargs))
-        from graphrt.pregel._drivers import submit
+        else:
+            future = SyncUnit(lambda: self._run(ctx, unit, args, kwargs))
+            from graphrt.pregel._drivers import submit
 
-        submit(contextvars.copy_context().run, future.run)
+            submit(contextvars.copy_context().run, future.run)
+        if parent.units is None:
+            parent.units = []
+        parent.units.append(future)
         return future
 
     def _run(self, ctx: TaskContext, unit: Unit, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -129,6 +135,7 @@ class UnitRunner:
                     ctx.attempt = attempt + 1
                     time.sleep(delay)
         finally:
+            settle(ctx)
             exit_task(token)
         writes = ((UNIT_NAME, unit.name), (RETURN, value))
         if key is not None and cacheable(writes):
@@ -164,6 +171,7 @@ class UnitRunner:
                     ctx.attempt = attempt + 1
                     await anyio.sleep(delay)
         finally:
+            await asettle(ctx)
             exit_task(token)
         writes = ((UNIT_NAME, unit.name), (RETURN, value))
         if key is not None and cacheable(writes):
@@ -228,6 +236,41 @@ class UnitRunner:
                 "interrupts": [],
             }
             sink.emit("tasks", {**payload, "__step": ctx.step})
+
+
+def settle(ctx: TaskContext) -> None:
+    """Wait for the `@task` calls `ctx` started and did not wait for (its function returned, raised or was
+    interrupted first). As in LangGraph they belong to the step: each finishes, and its result is saved, before
+    the step ends, so a resumed run finds it instead of running it again. Their errors are the caller's to read
+    (through the future); here they are not raised."""
+    units, ctx.units = ctx.units, None
+    for unit in units or ():
+        if not unit.done():
+            with contextlib.suppress(Exception):
+                unit.result()
+
+
+async def asettle(ctx: TaskContext) -> None:
+    """Async twin of `settle`: waits without raising what the calls raised (nor their cancellation)."""
+    units, ctx.units = ctx.units, None
+    running = [unit for unit in units or () if not unit.done()]
+    futures = [unit.future for unit in running if isinstance(unit, AsyncUnit)]
+    if futures:
+        await asyncio.wait(futures)
+        for future in futures:
+            if not future.cancelled():
+                future.exception()  # retrieved: the caller reads it through the future, if at all
+    for unit in running:
+        if isinstance(unit, SyncUnit):  # called from a sync function running in a worker thread
+            with contextlib.suppress(Exception):
+                await anyio.to_thread.run_sync(unit.result)
+
+
+def cancel_units(ctx: TaskContext) -> None:
+    """Cancel the async `@task` calls `ctx` started that still run: its node was cancelled (a timeout)."""
+    for unit in ctx.units or ():
+        if isinstance(unit, AsyncUnit):
+            unit.future.cancel()
 
 
 def _save(ctx: TaskContext, unit: Unit, value: Any) -> SaveWrites:
@@ -310,18 +353,18 @@ class SyncUnit:
 class AsyncUnit:
     """A unit running on the event loop: await it (`result()` works once it is done)."""
 
-    __slots__ = ("_task",)
+    __slots__ = ("future",)
 
-    def __init__(self, task: asyncio.Future[Any]) -> None:
-        self._task = task
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self.future = future
 
     def result(self, timeout: float | None = None) -> Any:
-        if not self._task.done():
+        if not self.future.done():
             raise RuntimeError("In async code, await a task's future instead of calling .result() on it.")
-        return self._task.result()
+        return self.future.result()
 
     def done(self) -> bool:
-        return self._task.done()
+        return self.future.done()
 
     def __await__(self) -> Generator[Any, None, Any]:
-        return self._task.__await__()
+        return self.future.__await__()

@@ -52,6 +52,26 @@ def test_an_attempt_past_its_timeout_is_cancelled_and_fails(timeout: Any) -> Non
     assert not isinstance(error, TimeoutError)  # so the default retry policy retries it
 
 
+def test_a_timed_out_node_s_task_calls_are_cancelled_with_it() -> None:
+    """A node waits for the `@task` calls it started before it ends (as in LangGraph), except when it timed out:
+    then they are cancelled with it rather than waited for."""
+    from graphrt.func import task
+
+    @task
+    async def long_call(x: int) -> int:
+        await asyncio.sleep(5)
+        return x
+
+    async def fire_and_wait(state: S) -> dict[str, Any]:
+        long_call(1)  # not awaited: the node's own sleep times out
+        await asyncio.sleep(5)
+        return {"log": ["done"]}
+
+    graph = one_node(fire_and_wait, timeout=0.05).compile()
+    with pytest.raises(NodeTimeoutError):
+        asyncio.run(asyncio.wait_for(graph.ainvoke({"log": []}), 2))  # fails at once, not after the call's 5 s
+
+
 def test_the_retry_policy_retries_a_timed_out_attempt_and_a_handler_gets_the_last_failure() -> None:
     attempts: list[int] = []
 

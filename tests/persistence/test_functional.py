@@ -201,6 +201,36 @@ def test_a_task_s_interrupt_streams_an_updates_and_a_values_chunk(saver: Any, mo
     assert shown == [("updates", {"__interrupt__": ["one"]}), ("values", {"__interrupt__": ["one"]})]
 
 
+def test_a_task_still_running_when_the_entrypoint_is_interrupted_finishes_and_is_not_run_again(
+    saver: Any, mode: str
+) -> None:
+    """As in LangGraph 1.2.22: the step waits for every task call it started, so `slow` (still running when `ask`
+    interrupted the entrypoint) finishes, its result is saved and the resumed run reuses it. Before, it was left
+    running, its save failed once the run had released the thread, and the resume ran it again."""
+    calls: list[str] = []
+
+    @task
+    def ask(q: str) -> Any:
+        calls.append("ask")
+        return interrupt(q)
+
+    @task
+    def slow(x: int) -> int:
+        time.sleep(0.05)
+        calls.append("slow")
+        return x
+
+    @entrypoint(checkpointer=saver)
+    def workflow(x: int) -> list[Any]:
+        a, b = ask("q"), slow(x)
+        return [a.result(), b.result()]
+
+    chunks = stream(workflow, 1, mode, thread(), stream_mode="updates")
+    assert {"slow": 1} in chunks and calls == ["ask", "slow"]
+    assert run(workflow, Command(resume="A"), mode, thread()) == ["A", 1]
+    assert calls == ["ask", "slow", "ask"]
+
+
 def test_tasks_called_in_another_order_on_replay_are_refused(saver: Any, mode: str) -> None:
     first = [True]
 
