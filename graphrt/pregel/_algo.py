@@ -239,11 +239,9 @@ def prepare_next_tasks(st: LoopState, *, candidates: Iterable[str] | None = None
                 value[key] = managed.get(window)
         if node.mapper is not None:
             value = node.mapper(value)
-        triggers: tuple[str, ...]
-        if len(node.triggers) == 1:  # it is triggered, so its one trigger is available
-            triggers = node.triggers
-        else:
-            triggers = tuple(c for c in node.triggers if channels[c].is_available()) or node.triggers
+        # A task's triggers are all its node's, sorted (as LangGraph shows them); consuming one that did not fire
+        # (an incomplete barrier) changes nothing.
+        triggers = node.triggers if len(node.triggers) == 1 else tuple(sorted(node.triggers))
         tasks.append(new_task(st, node, value, (PULL, name), triggers))
     return tasks
 

@@ -23,6 +23,7 @@ from graphrt.errors import (
 from graphrt.pregel import _algo
 from graphrt.pregel._algo import LoopState
 from graphrt.pregel._cache import ReadCache, WriteCache, cacheable
+from graphrt.pregel._nested import child_state_config
 from graphrt.pregel._spec import ERROR, INTERRUPT, NO_WRITES, NULL_TASK_ID, RESUME, TASKS, Task
 from graphrt.runtime import RunControl
 from graphrt.types import Command, Interrupt, Send
@@ -640,14 +641,12 @@ def _interrupt_payload(interrupt: Interrupt) -> dict[str, Any]:
 
 def _resumed_payload(st: LoopState, plan: RunPlan, saved: CheckpointTuple) -> dict[str, Any]:
     """The checkpoint a resumed run starts from, streamed first as LangGraph 1.x streams it (each step streams
-    the checkpoint it starts from): its tasks are the ones about to run, with the interrupts they raised."""
-    asked: dict[str, list[dict[str, Any]]] = {}
-    for task_id, chan, value in st.pending_writes:
-        if chan == INTERRUPT:
-            asked.setdefault(task_id, []).extend(map(_interrupt_payload, value))
+    the checkpoint it starts from): its tasks are the ones about to run, with what they saved (a result, an error,
+    the interrupts they raised)."""
     tasks = _algo.prepare_next_tasks(st, candidates=st.spec.nodes)
     config = plan.config_of(st.checkpoint_id)
-    return _payload(st, plan, config, saved.metadata, saved.parent_config, tasks, asked)
+    found = _algo.read_saved_writes(st.pending_writes)
+    return _payload(st, plan, config, saved.metadata, saved.parent_config, tasks, found)
 
 
 def _checkpoint_payload(
@@ -655,7 +654,7 @@ def _checkpoint_payload(
 ) -> dict[str, Any]:
     st.step += 1  # the tasks this checkpoint schedules belong to the next step
     try:
-        tasks = _algo.prepare_next_tasks(st, candidates=st.spec.nodes)
+        tasks = _algo.prepare_next_tasks(st)  # in the order the next step runs them (LangGraph's)
     finally:
         st.step -= 1
     return _payload(st, plan, config, metadata, plan.parent_config, tasks, None)
@@ -668,17 +667,36 @@ def _payload(
     metadata: Any,
     parent_config: Any,
     tasks: Sequence[Task],
-    asked: dict[str, list[dict[str, Any]]] | None,
+    saved: dict[str, _algo.SavedTask] | None,
 ) -> dict[str, Any]:
-    """A `checkpoints` chunk: the checkpoint, and the tasks it schedules (with their interrupts, when `asked`)."""
+    """A `checkpoints` chunk: the checkpoint, and the tasks it schedules (with what they `saved`, if resumed)."""
+    thread_id = config["configurable"].get("thread_id")
     return {
         "config": config,
         "metadata": metadata,
         "values": plan.output(st),
         "next": [t.name for t in tasks],
         "parent_config": parent_config,
-        "tasks": [
-            {"id": t.id, "name": t.name, "interrupts": () if asked is None else asked.get(t.id, []), "state": None}
-            for t in tasks
-        ],
+        "tasks": [_task_payload(plan, t, saved, thread_id) for t in tasks],
     }
+
+
+def _task_payload(
+    plan: RunPlan, task: Task, saved: dict[str, _algo.SavedTask] | None, thread_id: Any
+) -> dict[str, Any]:
+    """A task of a `checkpoints` chunk as LangGraph shows it: its saved error, or its result (if it finished) and
+    its interrupts; `state` names a subgraph's state."""
+    node = task.node
+    state = None if node.subgraph is None else child_state_config(thread_id, task.ctx.interrupt_ns, node.subgraph)
+    found = saved.get(task.id) if saved is not None else None
+    if found is not None and found.error is not None:
+        return {"id": task.id, "name": task.name, "error": found.error, "state": state}
+    entry: dict[str, Any] = {"id": task.id, "name": task.name}
+    if found is not None and found.writes:
+        task.writes.extend(found.writes)  # a task made for this chunk only
+        result = plan.updates_chunk(task)
+        if result:
+            entry["result"] = result
+    entry["interrupts"] = tuple(_interrupt_payload(i) for i in found.interrupts) if found is not None else ()
+    entry["state"] = state
+    return entry

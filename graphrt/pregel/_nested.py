@@ -83,3 +83,10 @@ def child_input(input: Any, saved: CheckpointTuple | None, parent: TaskContext, 
 def recast(ns: str) -> str:
     """A namespace without task ids (`a:1|b:2` -> `a|b`): where a `checkpointer=True` child keeps its state."""
     return "|".join(part.split(":", 1)[0] for part in ns.split("|"))
+
+
+def child_state_config(thread_id: Any, task_ns: str, child: Any) -> RunnableConfig:
+    """The config naming the state of the subgraph `child` that a task (namespace `task_ns`) runs: what a snapshot's
+    or a `checkpoints` chunk's task shows as its `state`, as LangGraph does (a sign the subgraph has checkpoints)."""
+    child_ns = recast(task_ns) if child.checkpointer is True else task_ns
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": child_ns}}

@@ -699,8 +699,7 @@ class Pregel(RunnableMixin):
             if child is None:
                 continue
             task_ns = f"{ns}|{task.name}:{task.id}" if ns else f"{task.name}:{task.id}"
-            child_ns = _nested.recast(task_ns) if child.checkpointer is True else task_ns
-            out[i] = (child, {"configurable": {"thread_id": configurable.get("thread_id"), "checkpoint_ns": child_ns}})
+            out[i] = (child, _nested.child_state_config(configurable.get("thread_id"), task_ns, child))
         return out
 
     def get_state_history(
@@ -716,7 +715,8 @@ class Pregel(RunnableMixin):
         config = self._config(config)
         config["configurable"].setdefault("checkpoint_ns", "")
         for saved in saver.list(config, filter=filter, before=before, limit=limit):
-            yield _state.state_of(graph, saved, config, live=False, saver=saver)
+            snapshot = _state.state_of(graph, saved, config, live=False, saver=saver)
+            yield _with_children(snapshot, graph._children(snapshot))  # a subgraph task's state: its config
 
     async def aget_state_history(
         self,
@@ -731,7 +731,8 @@ class Pregel(RunnableMixin):
         config = self._config(config)
         config["configurable"].setdefault("checkpoint_ns", "")
         async for saved in saver.alist(config, filter=filter, before=before, limit=limit):
-            yield _state.state_of(graph, saved, config, live=False, saver=saver)
+            snapshot = _state.state_of(graph, saved, config, live=False, saver=saver)
+            yield _with_children(snapshot, graph._children(snapshot))  # a subgraph task's state: its config
 
     def update_state(
         self,

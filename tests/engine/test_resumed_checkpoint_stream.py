@@ -61,7 +61,7 @@ def test_debug_mode_starts_with_the_checkpoint_a_run_continues() -> None:
         ("checkpoint", 3),
     ]
     assert _id(events[0]["payload"]["config"]) == _id(before_z.config)
-    assert events[0]["payload"]["tasks"][0]["interrupts"] == []
+    assert events[0]["payload"]["tasks"][0]["interrupts"] == ()  # a tuple, as LangGraph 1.2.22 gives it
 
 
 def test_new_input_and_a_replay_stream_only_the_checkpoints_they_write() -> None:
@@ -76,3 +76,22 @@ def test_new_input_and_a_replay_stream_only_the_checkpoints_they_write() -> None
     older = next(s for s in graph.get_state_history(config) if s.metadata["step"] == 0)
     replay = list(graph.stream(None, older.config, stream_mode="checkpoints"))
     assert [(c["metadata"]["source"], c["metadata"]["step"]) for c in replay] == [("fork", 1), ("loop", 2)]
+
+
+def test_the_resumed_checkpoint_shows_a_finished_task_s_result() -> None:
+    """LangGraph 1.2.22: a finished task shows its result; the interrupted one, what it asked."""
+    builder = StateGraph(Log)
+    builder.add_node("w", lambda s: {"log": ["w"]})
+    builder.add_node("x", lambda s: {"log": [interrupt("q")]})
+    builder.add_edge(START, "w")
+    builder.add_edge(START, "x")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "1"}}
+    graph.invoke({"log": []}, config)
+    first = next(iter(graph.stream(Command(resume="A"), config, stream_mode="checkpoints")))
+    shown = [{k: v for k, v in t.items() if k != "id"} for t in first["tasks"]]
+    asked = shown[1]["interrupts"][0]
+    assert shown == [
+        {"name": "w", "result": {"log": ["w"]}, "interrupts": (), "state": None},
+        {"name": "x", "interrupts": ({"value": "q", "id": asked["id"], "response_schema": None},), "state": None},
+    ]

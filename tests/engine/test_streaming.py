@@ -415,3 +415,33 @@ def test_each_interrupted_task_streams_its_own_interrupt_then_the_step_s_finishe
     # invoke returns the last values with every interrupt.
     result = run(_asks_and_writes("x", "y"), {"log": []}, mode, config)
     assert _shown(result) == {"log": ["w"], "__interrupt__": ["x", "y"]}
+
+
+def test_a_task_s_triggers_are_all_its_node_s_sorted(mode: str) -> None:
+    """LangGraph 1.2.22 shows every trigger channel of the node (sorted), not only those that fired, in the
+    `tasks` stream and in the task's `langgraph_triggers` metadata."""
+    seen: list[tuple[str, tuple[str, ...]]] = []
+
+    def node(name: str) -> Any:
+        def run_node(state: State, config: Any) -> State:
+            seen.append((name, tuple(config["metadata"]["langgraph_triggers"])))
+            return {"log": [name]}
+
+        return run_node
+
+    builder = StateGraph(State)
+    for name in "abc":
+        builder.add_node(name, node(name))
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("a", "c")
+    builder.add_edge(["a", "b"], "c")
+    chunks = stream(builder.compile(), {"log": []}, mode, stream_mode="tasks")
+    expected = [
+        ("a", ("branch:to:a",)),
+        ("b", ("branch:to:b",)),
+        ("c", ("branch:to:c", "join:a+b:c")),  # fired by a's edge
+        ("c", ("branch:to:c", "join:a+b:c")),  # fired by the join
+    ]
+    assert [(c["name"], tuple(c["triggers"])) for c in chunks if "triggers" in c] == expected
+    assert seen == expected

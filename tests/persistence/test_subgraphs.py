@@ -410,3 +410,36 @@ def test_two_checkpointed_subgraphs_in_one_node_are_refused(saver: Any, mode: st
         run(graph, {"foo": "", "log": []}, "sync", thread())
     plain = StateGraph(S).add_node("both", both).add_edge(START, "both").compile()  # no checkpointer: no namespace
     assert run(plain, {"foo": "", "log": []}, mode)["log"] == ["b"]
+
+
+def test_a_subgraph_task_s_state_is_its_config_in_checkpoints_chunks_and_history(saver: Any, mode: str) -> None:
+    """LangGraph 1.2.22: a task that runs a subgraph shows the config of the subgraph's state (a sign that it has
+    checkpoints) in `checkpoints` chunks, `get_state` and `get_state_history`; chunks list tasks in run order."""
+    inner = StateGraph(S)
+    inner.add_node("s", lambda state: {"log": [interrupt("q")]})
+    inner.add_edge(START, "s")
+    builder = StateGraph(S)
+    builder.add_node("n", inner.compile())
+    builder.add_node("m", lambda state: {"log": ["m"]})
+    builder.add_edge(START, "n")
+    builder.add_edge(START, "m")
+    graph = builder.compile(checkpointer=saver)
+    chunks = stream(graph, {"log": []}, mode, thread(), stream_mode="checkpoints")
+    thread_id = thread()["configurable"]["thread_id"]
+
+    def shown(tasks: Any) -> list[tuple[str, Any]]:
+        return [
+            (
+                name,
+                None if state is None else (state["configurable"]["thread_id"], state["configurable"]["checkpoint_ns"]),
+            )
+            for name, state in tasks
+        ]
+
+    n_id = next(t["id"] for t in chunks[1]["tasks"] if t["name"] == "n")
+    expected = [("m", None), ("n", (thread_id, f"n:{n_id}"))]
+    assert shown((t["name"], t["state"]) for t in chunks[1]["tasks"]) == expected
+    snapshot = get_state(graph, thread(), mode)
+    assert sorted(shown((t.name, t.state) for t in snapshot.tasks)) == expected
+    newest = history(graph, thread(), mode)[0]
+    assert sorted(shown((t.name, t.state) for t in newest.tasks)) == expected
