@@ -251,6 +251,7 @@ def run_task_sync(task: Task, io: RunIO | None = None) -> BaseException | None:
                 task.ctx.calls = task.ctx.nested_runs = 0
                 task.ctx.attempt = attempt + 1
                 log_retry(task.name, attempt, delay, exc)
+                settle(task.ctx)  # the retry reuses what the attempt's `@task` calls return
                 time.sleep(delay)
     finally:
         settle(task.ctx)
@@ -487,6 +488,7 @@ async def run_task_async(task: Task) -> BaseException | None:
                 task.ctx.calls = task.ctx.nested_runs = 0
                 task.ctx.attempt = attempt + 1
                 log_retry(task.name, attempt, delay, exc)
+                await asettle(task.ctx)  # the retry reuses what the attempt's `@task` calls return
                 await anyio.sleep(delay)
     finally:
         await asettle(task.ctx)

@@ -133,6 +133,8 @@ class UnitRunner:
                         self._failed(ctx, unit, exc)
                         raise
                     ctx.attempt = attempt + 1
+                    settle(ctx)  # the retry reuses what the attempt's `@task` calls return
+                    ctx.calls = ctx.nested_runs = 0
                     time.sleep(delay)
         finally:
             settle(ctx)
@@ -169,6 +171,8 @@ class UnitRunner:
                         self._failed(ctx, unit, exc)
                         raise
                     ctx.attempt = attempt + 1
+                    await asettle(ctx)  # the retry reuses what the attempt's `@task` calls return
+                    ctx.calls = ctx.nested_runs = 0
                     await anyio.sleep(delay)
         finally:
             await asettle(ctx)

@@ -292,6 +292,7 @@ class Pregel(RunnableMixin):
             fresh_id=f"run-{next(_counter)}",
             track_saved=saver is not None,
         )
+        config_of = _config_of(config)
         plan = RunPlan(
             input=input,
             modes=all_modes,
@@ -311,8 +312,8 @@ class Pregel(RunnableMixin):
             new_checkpoint_id=uuid6_str if saver else (lambda: f"run-{next(_counter)}"),
             base_metadata=get_checkpoint_metadata(config, {}) if saver else {},  # type: ignore[arg-type]
             forking=_forks(config, saved, head, input, resuming),
-            config_of=_config_of(config),
-            parent_config=_config_of(config)(saved.config["configurable"]["checkpoint_id"]) if saved else None,
+            config_of=config_of,
+            parent_config=config_of(saved.config["configurable"]["checkpoint_id"]) if saved else None,
             saved=saved,
             parents=dict(scope.parents),
             caching=self.cache is not None and any(n.cache is not None for n in self.spec.nodes.values()),

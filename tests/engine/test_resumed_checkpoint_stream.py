@@ -6,6 +6,8 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, TypedDict
 
+import pytest
+
 from graphrt.checkpoint.memory import InMemorySaver
 from graphrt.graph import START, StateGraph
 from graphrt.types import Command, interrupt
@@ -94,4 +96,30 @@ def test_the_resumed_checkpoint_shows_a_finished_task_s_result() -> None:
     assert shown == [
         {"name": "w", "result": {"log": ["w"]}, "interrupts": (), "state": None},
         {"name": "x", "interrupts": ({"value": "q", "id": asked["id"], "response_schema": None},), "state": None},
+    ]
+
+
+def test_the_resumed_checkpoint_shows_a_failed_task_s_error() -> None:
+    """LangGraph 1.2.22: a task that failed beside a finished one shows the saved error (its repr)."""
+    failing = [True]
+
+    def flaky(state: Log) -> Log:
+        if failing[0]:
+            raise ValueError("bad")
+        return {"log": ["y"]}
+
+    builder = StateGraph(Log)
+    builder.add_node("w", lambda s: {"log": ["w"]})
+    builder.add_node("y", flaky)
+    builder.add_edge(START, "w")
+    builder.add_edge(START, "y")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "1"}}
+    with pytest.raises(ValueError, match="bad"):
+        graph.invoke({"log": []}, config)
+    failing[0] = False
+    first = next(iter(graph.stream(None, config, stream_mode="checkpoints")))
+    assert [{k: v for k, v in t.items() if k != "id"} for t in first["tasks"]] == [
+        {"name": "w", "result": {"log": ["w"]}, "interrupts": (), "state": None},
+        {"name": "y", "error": "ValueError('bad')", "state": None},
     ]

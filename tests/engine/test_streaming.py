@@ -445,3 +445,24 @@ def test_a_task_s_triggers_are_all_its_node_s_sorted(mode: str) -> None:
     ]
     assert [(c["name"], tuple(c["triggers"])) for c in chunks if "triggers" in c] == expected
     assert seen == expected
+
+
+def test_only_the_root_run_streams_the_finished_siblings_writes_after_an_interrupt(mode: str) -> None:
+    """LangGraph 1.2.22: a subgraph interrupted beside a finished sibling streams no extra `values` chunk."""
+    inner = StateGraph(State)
+    inner.add_node("w", lambda state: {"log": ["w"]})
+    inner.add_node("x", lambda state: {"log": [interrupt("q")]})
+    inner.add_edge(START, "w")
+    inner.add_edge(START, "x")
+    builder = StateGraph(State)
+    builder.add_node("n", inner.compile())
+    builder.add_edge(START, "n")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "t"}}
+    chunks = stream(graph, {"log": []}, mode, config, stream_mode="values", subgraphs=True)
+    assert [(len(ns), _shown(c)) for ns, c in chunks] == [
+        (0, {"log": []}),
+        (1, {"log": []}),
+        (1, {"log": [], "__interrupt__": ["q"]}),
+        (0, {"log": [], "__interrupt__": ["q"]}),
+    ]

@@ -15,7 +15,7 @@ import pytest
 from graphrt.func import entrypoint, task
 from graphrt.graph import START, StateGraph
 from graphrt.pregel._units import UnitOrderError
-from graphrt.types import Command, interrupt
+from graphrt.types import Command, RetryPolicy, interrupt
 from tests.persistence.conftest import get_state, history, run, steps, stream, thread
 
 
@@ -229,6 +229,36 @@ def test_a_task_still_running_when_the_entrypoint_is_interrupted_finishes_and_is
     assert {"slow": 1} in chunks and calls == ["ask", "slow"]
     assert run(workflow, Command(resume="A"), mode, thread()) == ["A", 1]
     assert calls == ["ask", "slow", "ask"]
+
+
+@pytest.mark.parametrize("retried", ["entrypoint", "task"])
+def test_a_retry_reuses_what_the_failed_attempt_s_task_calls_return(saver: Any, mode: str, retried: str) -> None:
+    """graphrt only: a retried entrypoint or task first waits for the `@task` calls its failed attempt started, and
+    the retry gets their results instead of starting them again (LangGraph 1.2.22 runs `slow` twice here)."""
+    calls: list[str] = []
+    attempts: list[int] = []
+    policy = RetryPolicy(initial_interval=0.001, jitter=False, max_attempts=2, retry_on=ValueError)
+
+    @task
+    def slow(x: int) -> int:
+        time.sleep(0.05)
+        calls.append("slow")
+        return x
+
+    def flaky(x: int) -> int:
+        attempts.append(1)
+        future = slow(x)
+        if len(attempts) == 1:
+            raise ValueError("the first attempt fails")
+        return future.result()
+
+    if retried == "entrypoint":
+        workflow = entrypoint(checkpointer=saver, retry_policy=policy)(flaky)
+    else:
+        flaky_task = task(retry_policy=policy)(flaky)
+        workflow = entrypoint(checkpointer=saver)(lambda x: flaky_task(x).result())
+    assert run(workflow, 1, mode, thread()) == 1
+    assert (len(attempts), calls) == (2, ["slow"])
 
 
 def test_tasks_called_in_another_order_on_replay_are_refused(saver: Any, mode: str) -> None:
