@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -30,6 +31,7 @@ from graphrt.errors import ThreadConflictError
 from graphrt.func import entrypoint, task
 from graphrt.graph import END, START, StateGraph
 from graphrt.pregel import _io
+from graphrt.pregel._timer import DelayedStarts
 from graphrt.types import Command, interrupt
 from tests.persistence.conftest import BACKENDS, mode, run, saver, thread
 
@@ -655,3 +657,60 @@ def test_the_writer_stops_at_its_first_error_and_keeps_raising_it() -> None:
     committer.close(error)
     assert error.__notes__ == ["Also, a checkpoint save in the background failed: ConnectionError('down')"]
     assert saver.calls == [1]
+
+
+def test_a_run_that_ends_before_the_delay_commits_its_saves_itself_and_starts_no_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A writer thread woken for a run that has ended already only takes the GIL from the next run.
+    monkeypatch.setattr(_io._delayed, "delay", 60.0)
+    started: list[int] = []
+    monkeypatch.setattr(_io.Committer, "_start", lambda self, ticket: started.append(ticket))
+    with SqliteSaver.from_conn_string(str(tmp_path / "cp.sqlite")) as saver:
+        for i in range(3):
+            config = {"configurable": {"thread_id": f"t{i}"}}
+            assert chain(saver, 3).invoke({"items": []}, config)["items"] == ["n0", "n1", "n2"]
+            assert steps_saved(saver, config) == [3, 2, 1, 0, -1]
+    assert started == [] and _io._delayed._armed == {}
+
+
+def test_the_timer_starts_what_is_armed_after_the_delay_unless_cancelled() -> None:
+    timer = DelayedStarts(0.05)
+    fired: dict[str, float] = {}
+    done = threading.Event()
+
+    def start(name: str) -> Any:
+        return lambda: (fired.__setitem__(name, time.monotonic()), done.set() if name == "last" else None)
+
+    armed = time.monotonic()
+    timer.arm("kept", start("kept"))
+    timer.arm("cancelled", start("cancelled"))
+    timer.cancel("cancelled")
+    timer.arm("replaced", start("first"))
+    timer.arm("replaced", start("second"))
+    timer.arm("boom", lambda: 1 / 0)  # a failing start stops nothing after it
+    time.sleep(0.2)
+    timer.arm("last", start("last"))
+    assert done.wait(10)
+    assert set(fired) == {"kept", "second", "last"}
+    assert fired["kept"] - armed >= 0.05
+
+
+def test_a_forked_child_gets_a_timer_of_its_own() -> None:
+    timer = DelayedStarts(0.01)
+    timer.arm("warm", lambda: None)  # the parent's timer thread runs
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+ warns of fork() with threads running
+        pid = os.fork()
+    if pid == 0:  # the child: the parent's thread is gone, its own must start
+        ok = threading.Event()
+        timer.arm("child", ok.set)
+        os.write(write, b"1" if ok.wait(5) else b"0")
+        os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"1"
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)

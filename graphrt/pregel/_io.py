@@ -14,10 +14,10 @@ import asyncio
 import collections
 import concurrent.futures
 import contextvars
+import functools
 import itertools
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from graphrt.checkpoint.base import UnserializableValueError
 from graphrt.checkpoint.base._saver import UnsavableValueError
 from graphrt.config import RunnableConfig
+from graphrt.pregel._timer import DelayedStarts
 
 if TYPE_CHECKING:
     from graphrt.cache.base import BaseCache
@@ -96,8 +97,9 @@ MAX_GROUP = 256
 """At most this many saves are committed in one transaction."""
 MAX_BACKLOG = 1024
 """A run that gets this many saves ahead of its writer waits for it (sync runs only): bounded memory."""
-START_DELAY = 0.002
-"""Seconds a writer thread waits after a run starts a step before it commits what the run queued."""
+START_DELAY = 0.01
+"""Seconds after a run starts a step before a writer thread commits what the run queued."""
+_delayed = DelayedStarts(START_DELAY)
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -185,8 +187,14 @@ class Committer:
                 self._draining = True
                 self._scheduled = ticket = next(self._tickets)
         if start:
-            # A copy per drain: the previous drain may not have left its context yet.
-            _writers().submit(self._context.copy().run, self._drain, ticket)
+            # A step shorter than the delay ends first, and its run commits the queue itself (or the writer takes
+            # the next step's saves with it): committing alongside a short step only contends for the GIL.
+            _delayed.arm(self, functools.partial(self._start, ticket))
+
+    def _start(self, ticket: int) -> None:
+        """The delay passed (on the timer's thread): commit on a pool thread."""
+        # A copy per drain: the previous drain may not have left its context yet.
+        _writers().submit(self._context.copy().run, self._drain, ticket)
 
     def pending(self, checkpoint_ns: str | None = None) -> bool:
         """Whether saves (of `checkpoint_ns`, or any) are not committed yet."""
@@ -237,9 +245,6 @@ class Committer:
         `ticket`: a pool thread's scheduled drain, which does nothing if the run's thread took it over.
         """
         if ticket:
-            # A step shorter than this ends first, and its run commits the queue itself (or the writer takes
-            # the next step's saves with it): committing alongside a short step only contends for the GIL.
-            time.sleep(START_DELAY)
             with self._lock:
                 if self._scheduled != ticket:
                     return
@@ -296,10 +301,13 @@ class Committer:
         with self._lock:
             # No writer is at it (or one is scheduled but not started): commit here rather than wait for it.
             inline = not self.asynchronous and bool(self._queue) and (not self._draining or self._scheduled != 0)
+            scheduled = self._scheduled != 0
             if inline:
                 self._draining = True
                 self._scheduled = 0
         if inline:
+            if scheduled:
+                _delayed.cancel(self)
             self._drain()
         with self._lock:
             while self.error is None and (
