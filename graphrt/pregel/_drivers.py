@@ -27,10 +27,11 @@ from graphrt._context import enter_task, exit_task
 from graphrt._log import log_retry, log_run_end, log_run_start, log_step
 from graphrt.errors import GraphBubbleUp, GraphInterrupt, NodeTimeoutError, ParentCommand
 from graphrt.pregel._cache import ReadCache, WriteCache, aread_cache, awrite_cache, read_cache, write_cache
-from graphrt.pregel._io import Event, RunIO
+from graphrt.pregel._io import Event, RunIO, Sink
 from graphrt.pregel._loop import Effect, Emit, RunTasks, SaveCheckpoint, StepOutcome
 from graphrt.pregel._retry import next_delay
 from graphrt.pregel._spec import Task
+from graphrt.pregel._timer import DelayedStarts
 from graphrt.pregel._units import asettle, cancel_units, settle
 from graphrt.types import Command
 
@@ -77,8 +78,13 @@ def _drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event
             _log_step(effect, io)  # type: ignore[arg-type]
             if io.writer is not None:
                 io.writer.flush()
-            if len(effect.tasks) == 1 and not io.live and io.step_timeout is None:  # type: ignore[union-attr]
-                reply = _run_one_sync(effect, io)  # type: ignore[arg-type]
+            if not io.live and io.step_timeout is None:
+                if len(effect.tasks) == 1:  # type: ignore[union-attr]
+                    reply = _run_one_sync(effect, io)  # type: ignore[arg-type]
+                elif io.writer is None:
+                    reply = yield from _run_inline_first(effect, io)  # type: ignore[arg-type]
+                else:
+                    reply = yield from _run_tasks_sync(effect, io)  # type: ignore[arg-type]
             else:
                 reply = yield from _run_tasks_sync(effect, io)  # type: ignore[arg-type]
         elif kind is ReadCache:
@@ -136,6 +142,75 @@ def _run_one_sync(effect: RunTasks, io: RunIO) -> StepOutcome:
     error = run_task_sync(task, io)
     _perform_sync(effect.after_task(task, error), io, last=True)
     return _CLEAN if error is None else _outcome(effect.tasks, [(task, error)])
+
+
+_helpers = DelayedStarts(0.005)
+"""Recruits pool workers for a step whose inline task runs this long (`_run_inline_first`)."""
+
+
+def _run_inline_first(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOutcome]:
+    """The step's tasks, one after another in the driver's thread, while each finishes quickly.
+
+    Pool workers join only when a task runs longer than `_helpers.delay` (one waiting on I/O, say): from
+    then on the rest run in parallel, as in `_run_tasks_sync`. Tasks that compute hold the GIL anyway, and
+    in threads each hand-over of it costs more than the task: measured here, a fan-out of 100 three-node
+    subgraphs took 11.5 ms inline and 13 to 17 ms in 32 threads (medians). Only for runs with nothing to save: while the
+    driver's thread runs a long task, a sibling that finished in a worker would wait for it to have its
+    writes saved (`_run_tasks_sync` saves each as soon as it finishes).
+    """
+    tasks = effect.tasks
+    todo: queue.SimpleQueue[Task] = queue.SimpleQueue()
+    for task in tasks:
+        todo.put(task)
+    done = Sink(frozenset()) if io.nested else io.sink  # the root's sink carries its events too
+    results: list[tuple[Task, BaseException | None]] = []
+    context = contextvars.copy_context()
+    workers = min(len(tasks), io.max_concurrency or _POOL_SIZE, _POOL_SIZE) - 1
+
+    def work() -> None:
+        while True:
+            try:
+                task = todo.get_nowait()
+            except queue.Empty:
+                return
+            done.put(_Done(task, context.copy().run(run_task_sync, task, io)))
+
+    futures: list[concurrent.futures.Future[None]] = []
+    lock = threading.Lock()
+
+    def recruit() -> None:  # on the timer's thread (it may fire again before `futures` is seen non-empty)
+        with lock:
+            if not futures:
+                futures.extend(_shared_pool().submit(work) for _ in range(workers))
+
+    try:
+        while len(results) < len(tasks):
+            try:
+                task = todo.get_nowait()
+            except queue.Empty:  # the rest run in pool workers: wait for one of them
+                try:
+                    items = [done.get(timeout=1.0)]
+                except queue.Empty:
+                    with lock:
+                        _raise_if_worker_died(futures)
+                    continue
+            else:
+                if workers and not futures:
+                    _helpers.arm(todo, recruit)
+                error = run_task_sync(task, io)
+                _helpers.cancel(todo)
+                items = [_Done(task, error)]
+            if done.pending():
+                items.extend(done.drain())
+            for item in items:
+                if type(item) is _Done:
+                    results.append((item.task, item.error))
+                    _perform_sync(effect.after_task(item.task, item.error), io, last=len(results) == len(tasks))
+                else:
+                    yield item
+    finally:
+        _helpers.cancel(todo)
+    return _outcome(tasks, results)
 
 
 def _run_tasks_sync(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOutcome]:

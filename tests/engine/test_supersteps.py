@@ -51,6 +51,40 @@ def test_parallel_sync_nodes_run_concurrently(mode: str) -> None:
     assert run(fan_out({"x": meet("x"), "y": meet("y")}), {"log": []}, mode) == {"log": ["x", "y"]}
 
 
+def test_parallel_sync_nodes_that_finish_quickly_run_in_the_callers_thread() -> None:
+    # Handing the GIL between threads costs more than such tasks: invoke runs them one after another itself,
+    # and brings in pool workers only for a task that takes longer (the barrier test above).
+    threads: list[threading.Thread] = []
+
+    def node(state: State) -> dict[str, Any]:
+        threads.append(threading.current_thread())
+        return {}
+
+    graph = fan_out({name: node for name in ("n1", "n2", "n3", "n4")})
+    for _ in range(3):
+        graph.invoke({"log": []})
+    assert threads == [threading.current_thread()] * 12
+
+
+def test_a_parallel_node_that_waits_brings_in_workers_for_its_siblings_at_most_max_concurrency() -> None:
+    release = threading.Event()
+    threads: set[threading.Thread] = set()
+
+    def waits(state: State) -> dict[str, Any]:
+        threads.add(threading.current_thread())
+        assert release.wait(5), "no worker ran the sibling that releases this node"
+        return {"log": ["waits"]}
+
+    def releases(state: State) -> dict[str, Any]:
+        threads.add(threading.current_thread())
+        release.set()
+        return {"log": ["releases"]}
+
+    graph = fan_out({"a": waits, "b": releases, "c": releases})
+    assert graph.invoke({"log": []}, {"max_concurrency": 2}) == {"log": ["waits", "releases", "releases"]}
+    assert threading.current_thread() in threads and len(threads) == 2
+
+
 def test_parallel_async_nodes_run_concurrently() -> None:
     barrier = asyncio.Barrier(2)
 
