@@ -714,3 +714,33 @@ def test_a_forked_child_gets_a_timer_of_its_own() -> None:
     finally:
         os.close(read)
         os.waitpid(pid, 0)
+
+
+def test_a_forked_child_runs_parallel_tasks_and_commits_in_pools_of_its_own(tmp_path: Path) -> None:
+    # The parent's pool threads do not exist in a forked child (a worker pool, a prefork server): work handed
+    # to the parent's pools there would never run, and the child's run would wait forever.
+    def graph(saver: Any) -> Any:
+        builder = StateGraph(Items)
+        for name in ("a", "b", "c"):
+            builder.add_node(name, lambda state, name=name: (time.sleep(0.02), {"items": [name]})[1])
+            builder.add_edge(START, name)
+        return builder.compile(checkpointer=saver)
+
+    with SqliteSaver.from_conn_string(str(tmp_path / "parent.sqlite")) as saver:
+        assert graph(saver).invoke({"items": []}, thread())["items"] == ["a", "b", "c"]
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+ warns of fork() with threads running
+        pid = os.fork()
+    if pid == 0:
+        signal.alarm(20)  # a hang fails the test instead of stalling the suite
+        with SqliteSaver.from_conn_string(str(tmp_path / "child.sqlite")) as saver:
+            items = graph(saver).invoke({"items": []}, thread())["items"]
+        os.write(write, b"1" if items == ["a", "b", "c"] else b"0")
+        os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"1"
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import os
 import queue
 import threading
 import time
@@ -121,6 +122,17 @@ _POOL_SIZE = 32
 _HELP_AFTER = 0.005
 """Seconds a nested run's driver waits for a pool worker to take one of its tasks before running it itself."""
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's pool threads do not exist there, and work submitted to its pool would
+    never run (a step's tasks would wait forever); the child starts a pool of its own."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _shared_pool() -> concurrent.futures.ThreadPoolExecutor:

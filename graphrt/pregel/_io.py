@@ -16,6 +16,7 @@ import concurrent.futures
 import contextvars
 import functools
 import itertools
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -102,6 +103,16 @@ START_DELAY = 0.01
 _delayed = DelayedStarts(START_DELAY)
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+
+
+def _forget_writers() -> None:
+    """In a forked child: the parent's writer threads do not exist there (see `_drivers._forget_pool`)."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_writers)
 
 
 def _writers() -> concurrent.futures.ThreadPoolExecutor:
