@@ -98,7 +98,7 @@ MAX_GROUP = 256
 """At most this many saves are committed in one transaction."""
 MAX_BACKLOG = 1024
 """A run that gets this many saves ahead of its writer waits for it (sync runs only): bounded memory."""
-START_DELAY = 0.01
+START_DELAY = 0.005
 """Seconds after a run starts a step before a writer thread commits what the run queued."""
 _delayed = DelayedStarts(START_DELAY)
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
