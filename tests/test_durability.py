@@ -700,18 +700,28 @@ def test_the_timer_starts_what_is_armed_after_the_delay_unless_cancelled() -> No
 def test_a_forked_child_gets_a_timer_of_its_own() -> None:
     timer = DelayedStarts(0.01)
     timer.arm("warm", lambda: None)  # the parent's timer thread runs
+
+    def child() -> bool:  # the parent's thread is gone: the child's own must start
+        ok = threading.Event()
+        timer.arm("child", ok.set)
+        return ok.wait(5)
+
+    assert in_forked_child(child)
+
+
+def in_forked_child(check: Any) -> bool:
+    """`check()` in a forked child of this (threaded) process; a child that hangs is ended by an alarm."""
     read, write = os.pipe()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+ warns of fork() with threads running
         pid = os.fork()
-    if pid == 0:  # the child: the parent's thread is gone, its own must start
-        ok = threading.Event()
-        timer.arm("child", ok.set)
-        os.write(write, b"1" if ok.wait(5) else b"0")
+    if pid == 0:
+        signal.alarm(20)
+        os.write(write, b"1" if check() else b"0")
         os._exit(0)
     os.close(write)
     try:
-        assert os.read(read, 1) == b"1"
+        return os.read(read, 1) == b"1"
     finally:
         os.close(read)
         os.waitpid(pid, 0)
@@ -729,19 +739,9 @@ def test_a_forked_child_runs_parallel_tasks_and_commits_in_pools_of_its_own(tmp_
 
     with SqliteSaver.from_conn_string(str(tmp_path / "parent.sqlite")) as saver:
         assert graph(saver).invoke({"items": []}, thread())["items"] == ["a", "b", "c"]
-    read, write = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+ warns of fork() with threads running
-        pid = os.fork()
-    if pid == 0:
-        signal.alarm(20)  # a hang fails the test instead of stalling the suite
+
+    def child() -> bool:
         with SqliteSaver.from_conn_string(str(tmp_path / "child.sqlite")) as saver:
-            items = graph(saver).invoke({"items": []}, thread())["items"]
-        os.write(write, b"1" if items == ["a", "b", "c"] else b"0")
-        os._exit(0)
-    os.close(write)
-    try:
-        assert os.read(read, 1) == b"1"
-    finally:
-        os.close(read)
-        os.waitpid(pid, 0)
+            return bool(graph(saver).invoke({"items": []}, thread())["items"] == ["a", "b", "c"])
+
+    assert in_forked_child(child)

@@ -32,7 +32,7 @@ from graphrt.pregel._io import Event, RunIO, Sink
 from graphrt.pregel._loop import Effect, Emit, RunTasks, SaveCheckpoint, StepOutcome
 from graphrt.pregel._retry import next_delay
 from graphrt.pregel._spec import Task
-from graphrt.pregel._timer import DelayedStarts
+from graphrt.pregel._timer import delayed_starts
 from graphrt.pregel._units import asettle, cancel_units, settle
 from graphrt.types import Command
 
@@ -79,13 +79,11 @@ def _drive_sync(loop: Generator[Effect, Any, None], io: RunIO) -> Iterator[Event
             _log_step(effect, io)  # type: ignore[arg-type]
             if io.writer is not None:
                 io.writer.flush()
-            if not io.live and io.step_timeout is None:
-                if len(effect.tasks) == 1:  # type: ignore[union-attr]
-                    reply = _run_one_sync(effect, io)  # type: ignore[arg-type]
-                elif io.writer is None:
-                    reply = yield from _run_inline_first(effect, io)  # type: ignore[arg-type]
-                else:
-                    reply = yield from _run_tasks_sync(effect, io)  # type: ignore[arg-type]
+            inline = not io.live and io.step_timeout is None
+            if inline and len(effect.tasks) == 1:  # type: ignore[union-attr]
+                reply = _run_one_sync(effect, io)  # type: ignore[arg-type]
+            elif inline and io.writer is None:
+                reply = yield from _run_inline_first(effect, io)  # type: ignore[arg-type]
             else:
                 reply = yield from _run_tasks_sync(effect, io)  # type: ignore[arg-type]
         elif kind is ReadCache:
@@ -156,14 +154,36 @@ def _run_one_sync(effect: RunTasks, io: RunIO) -> StepOutcome:
     return _CLEAN if error is None else _outcome(effect.tasks, [(task, error)])
 
 
-_helpers = DelayedStarts(0.005)
-"""Recruits pool workers for a step whose inline task runs this long (`_run_inline_first`)."""
+class _Queued:
+    """A step's tasks waiting for a thread, and where each reports when it finished (`_Done`)."""
+
+    def __init__(self, tasks: Sequence[Task], done: Any, io: RunIO) -> None:
+        self.todo: queue.SimpleQueue[Task] = queue.SimpleQueue()
+        for task in tasks:
+            self.todo.put(task)
+        self.done = done
+        self.io = io
+        self.context = contextvars.copy_context()
+
+    def run_one(self) -> bool:
+        """Run the next queued task (in a copy of the step's context); False when none is left."""
+        try:
+            task = self.todo.get_nowait()
+        except queue.Empty:
+            return False
+        self.done.put(_Done(task, self.context.copy().run(run_task_sync, task, self.io)))
+        return True
+
+    def run_all(self) -> None:
+        """A pool worker: run queued tasks until none is left."""
+        while self.run_one():
+            pass
 
 
 def _run_inline_first(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOutcome]:
     """The step's tasks, one after another in the driver's thread, while each finishes quickly.
 
-    Pool workers join only when a task runs longer than `_helpers.delay` (one waiting on I/O, say): from
+    Pool workers join only when a task runs longer than `_timer.START_DELAY` (one waiting on I/O, say): from
     then on the rest run in parallel, as in `_run_tasks_sync`. Tasks that compute hold the GIL anyway, and
     in threads each hand-over of it costs more than the task: measured here, a fan-out of 100 three-node
     subgraphs took 11.5 ms inline and 13 to 17 ms in 32 threads (medians). Only for runs with nothing to save: while the
@@ -171,34 +191,22 @@ def _run_inline_first(effect: RunTasks, io: RunIO) -> Generator[Event, Any, Step
     writes saved (`_run_tasks_sync` saves each as soon as it finishes).
     """
     tasks = effect.tasks
-    todo: queue.SimpleQueue[Task] = queue.SimpleQueue()
-    for task in tasks:
-        todo.put(task)
     done = Sink(frozenset()) if io.nested else io.sink  # the root's sink carries its events too
+    queued = _Queued(tasks, done, io)
     results: list[tuple[Task, BaseException | None]] = []
-    context = contextvars.copy_context()
     workers = min(len(tasks), io.max_concurrency or _POOL_SIZE, _POOL_SIZE) - 1
-
-    def work() -> None:
-        while True:
-            try:
-                task = todo.get_nowait()
-            except queue.Empty:
-                return
-            done.put(_Done(task, context.copy().run(run_task_sync, task, io)))
-
     futures: list[concurrent.futures.Future[None]] = []
     lock = threading.Lock()
 
     def recruit() -> None:  # on the timer's thread (it may fire again before `futures` is seen non-empty)
         with lock:
             if not futures:
-                futures.extend(_shared_pool().submit(work) for _ in range(workers))
+                futures.extend(_shared_pool().submit(queued.run_all) for _ in range(workers))
 
     try:
         while len(results) < len(tasks):
             try:
-                task = todo.get_nowait()
+                task = queued.todo.get_nowait()
             except queue.Empty:  # the rest run in pool workers: wait for one of them
                 try:
                     items = [done.get(timeout=1.0)]
@@ -208,9 +216,9 @@ def _run_inline_first(effect: RunTasks, io: RunIO) -> Generator[Event, Any, Step
                     continue
             else:
                 if workers and not futures:
-                    _helpers.arm(todo, recruit)
+                    delayed_starts.arm(queued, recruit)
                 error = run_task_sync(task, io)
-                _helpers.cancel(todo)
+                delayed_starts.cancel(queued)
                 items = [_Done(task, error)]
             if done.pending():
                 items.extend(done.drain())
@@ -221,7 +229,7 @@ def _run_inline_first(effect: RunTasks, io: RunIO) -> Generator[Event, Any, Step
                 else:
                     yield item
     finally:
-        _helpers.cancel(todo)
+        delayed_starts.cancel(queued)
     return _outcome(tasks, results)
 
 
@@ -236,40 +244,24 @@ def _run_tasks_sync(effect: RunTasks, io: RunIO) -> Generator[Event, Any, StepOu
     tasks = effect.tasks
     results: list[tuple[Task, BaseException | None]] = []
     if tasks:
-        todo: queue.SimpleQueue[Task] = queue.SimpleQueue()
-        for task in tasks:
-            todo.put(task)
         done: Any = queue.SimpleQueue() if io.nested else io.sink
+        queued = _Queued(tasks, done, io)
         workers = min(len(tasks), io.max_concurrency or _POOL_SIZE, _POOL_SIZE)
-        context = contextvars.copy_context()
-
-        def work_one() -> bool:
-            try:
-                task = todo.get_nowait()
-            except queue.Empty:
-                return False
-            done.put(_Done(task, context.copy().run(run_task_sync, task, io)))
-            return True
-
-        def work() -> None:
-            while work_one():
-                pass
-
-        futures = [_shared_pool().submit(work) for _ in range(workers)]
+        futures = [_shared_pool().submit(queued.run_all) for _ in range(workers)]
         deadline = None if io.step_timeout is None else time.monotonic() + io.step_timeout
         while len(results) < len(tasks):
             wait = _HELP_AFTER if io.nested else 1.0
             if deadline is not None:
                 wait = min(wait, deadline - time.monotonic())
                 if wait <= 0:
-                    return _timed_out(tasks, results, todo, io)
+                    return _timed_out(tasks, results, queued.todo, io)
             try:
                 item = done.get(timeout=wait)
             except queue.Empty:
                 # A nested run whose tasks no worker has taken (the pool is busy with its parents) runs
                 # one itself; otherwise finished tasks are handled here at once (their writes saved).
-                if io.nested and not todo.empty():
-                    work_one()
+                if io.nested and not queued.todo.empty():
+                    queued.run_one()
                 else:
                     _raise_if_worker_died(futures)
                 continue

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from graphrt.checkpoint.base import UnserializableValueError
 from graphrt.checkpoint.base._saver import UnsavableValueError
 from graphrt.config import RunnableConfig
-from graphrt.pregel._timer import DelayedStarts
+from graphrt.pregel._timer import delayed_starts as _delayed
 
 if TYPE_CHECKING:
     from graphrt.cache.base import BaseCache
@@ -98,9 +98,6 @@ MAX_GROUP = 256
 """At most this many saves are committed in one transaction."""
 MAX_BACKLOG = 1024
 """A run that gets this many saves ahead of its writer waits for it (sync runs only): bounded memory."""
-START_DELAY = 0.005
-"""Seconds after a run starts a step before a writer thread commits what the run queued."""
-_delayed = DelayedStarts(START_DELAY)
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 

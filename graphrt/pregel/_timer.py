@@ -1,9 +1,10 @@
-"""One process-wide timer thread that starts sync runs' background commits after a delay (`Committer.kick`).
+"""One process-wide timer thread that starts work after a delay unless cancelled first: sync runs' background
+commits (`Committer.kick`) and the pool workers of a step whose inline task runs long (`_run_inline_first`).
 
 Every time another Python thread wakes up, it takes the GIL from the run's thread for a moment, and on a
 small machine each such hand-over costs tens of microseconds. A pool thread that sleeps out the delay per
 kick woke up twice per run (to take the job, then after its sleep), even when the run had ended and committed
-its saves itself long before: measured here, that cost a 200-turn SQLite chat 40% of each turn. Here, arming
+its saves itself long before: measured here (A/B), that cost a 200-turn SQLite chat a quarter of each turn. Here, arming
 costs a dictionary entry (and a wake-up only when the timer is idle), cancelling costs nothing, and while
 runs keep arming it the thread wakes at most once per delay.
 """
@@ -16,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
-__all__ = ("DelayedStarts",)
+__all__ = ("START_DELAY", "DelayedStarts", "delayed_starts")
 
 
 class DelayedStarts:
@@ -42,7 +43,7 @@ class DelayedStarts:
         with self._cond:
             self._armed[key] = (time.monotonic() + self.delay, start)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="graphrt-writer-timer", daemon=True)
+                self._thread = threading.Thread(target=self._run, name="graphrt-timer", daemon=True)
                 self._thread.start()
             elif self._idle:
                 # Only an idle timer needs waking: a waiting one wakes for an earlier deadline (all share the delay).
@@ -77,3 +78,12 @@ class DelayedStarts:
                             start()
                 finally:
                     cond.acquire()
+
+
+START_DELAY = 0.005
+"""Seconds a run's thread has before other threads join in: a background commit of the saves a step queued, or
+pool workers for a step's tasks. Shorter, a crash loses less of a fast run's start; longer, back-to-back short
+runs wake the timer less often (at most once per delay)."""
+
+delayed_starts = DelayedStarts(START_DELAY)
+"""The process's timer (one thread for every use: all arms share its delay)."""

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from graphrt.checkpoint.memory import InMemorySaver
 from graphrt.errors import GraphRecursionError, InvalidUpdateError
 from graphrt.graph import END, START, StateGraph
 from tests.engine.conftest import exact, run, starts, stream
@@ -64,6 +65,14 @@ def test_parallel_sync_nodes_that_finish_quickly_run_in_the_callers_thread() -> 
     for _ in range(3):
         graph.invoke({"log": []})
     assert threads == [threading.current_thread()] * 12
+    # With a checkpointer the caller's thread saves each finished task's writes at once: tasks run in the pool.
+    threads.clear()
+    fan_out_saved = StateGraph(State)
+    for name in ("n1", "n2"):
+        fan_out_saved.add_node(name, node)
+        fan_out_saved.add_edge(START, name)
+    fan_out_saved.compile(checkpointer=InMemorySaver()).invoke({"log": []}, {"configurable": {"thread_id": "t"}})
+    assert len(threads) == 2 and threading.current_thread() not in threads
 
 
 def test_a_parallel_node_that_waits_brings_in_workers_for_its_siblings_at_most_max_concurrency() -> None:
